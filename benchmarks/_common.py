@@ -1,0 +1,45 @@
+"""Shared helpers for benchmarks: peak RSS of a child process, JSON output."""
+from __future__ import annotations
+
+import json
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+
+OUT_DIR = Path("runs/benchmarks")
+
+
+def machine() -> dict:
+    return {"cpu_count": psutil.cpu_count(), "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+            "platform": platform.platform(), "python": platform.python_version()}
+
+
+def run_child(code: str, *args: str) -> dict:
+    """Run `code` in a fresh interpreter; it prints one JSON line; add the child's peak RSS (MB)."""
+    proc = subprocess.Popen([sys.executable, "-c", code, *args], stdout=subprocess.PIPE, text=True)
+    peak = 0
+    p = psutil.Process(proc.pid)
+    while proc.poll() is None:
+        try:
+            peak = max(peak, p.memory_info().rss)
+        except psutil.Error:
+            break
+        time.sleep(0.02)
+    out, _ = proc.communicate()
+    if proc.returncode:
+        raise RuntimeError(f"benchmark child failed with exit code {proc.returncode}")
+    result = json.loads(out.strip().splitlines()[-1])
+    result["peak_rss_mb"] = round(max(peak, result.get("maxrss_mb", 0) * 2**20) / 2**20, 1)
+    return result
+
+
+def write_json(name: str, result: dict) -> Path:
+    OUT_DIR.mkdir(parents=True, exist_ok=True)
+    path = OUT_DIR / f"{name}.json"
+    result = {"benchmark": name, "machine": machine(), **result}
+    path.write_text(json.dumps(result, indent=2))
+    return path

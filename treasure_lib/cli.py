@@ -1,0 +1,85 @@
+"""`treasure` command: one subcommand per step of the study, all driven by params YAML.
+
+Every subcommand takes `--params FILE` (repeatable; later files override earlier ones) and
+`KEY=VALUE` overrides such as `tokenizer.codebook_size=8192`.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from . import config
+from .errors import TreasureError
+
+DEFAULT_PARAMS = "params/default.yaml"
+
+
+def _params(args) -> dict:
+    files = args.params or ([DEFAULT_PARAMS] if Path(DEFAULT_PARAMS).is_file() else [])
+    return config.load(files, args.overrides)
+
+
+def _add_params(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--params", action="append", metavar="YAML", help=f"params file(s); default {DEFAULT_PARAMS}")
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted overrides, e.g. data.chunk_size=5000")
+
+
+def cmd_inspect(args) -> int:
+    from .collections import load_sets
+    from .io.h5 import format_inspection, inspect_file
+
+    sets = load_sets(args.objects) if args.objects else {}
+    reports = [inspect_file(path, sets) for path in args.files]
+    if args.json:
+        print(json.dumps(reports, indent=2, default=str))
+    else:
+        print("\n\n".join(format_inspection(r) for r in reports))
+    return 0
+
+
+def cmd_params(args) -> int:
+    import yaml
+
+    print(yaml.safe_dump(_params(args), sort_keys=False), end="")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="treasure", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("inspect", help="show what H5 files hold and which collections they can serve")
+    p.add_argument("files", nargs="+", type=Path)
+    p.add_argument("--objects", default="params/objects.yaml" if Path("params/objects.yaml").is_file() else None,
+                   help="objects YAML to check the files against (default params/objects.yaml)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_inspect)
+
+    p = sub.add_parser("params", help="print the fully resolved parameters")
+    _add_params(p)
+    p.set_defaults(func=cmd_params)
+
+    for register in _EXTRA_COMMANDS:
+        register(sub, _add_params, _params)
+    return parser
+
+
+_EXTRA_COMMANDS: list = []
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return args.func(args)
+    except TreasureError as exc:
+        print(f"treasure {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,13 @@
+"""Errors a user can act on: each names the file, collection, feature or key at fault."""
+
+
+class TreasureError(Exception):
+    """Base class: everything the library raises on purpose."""
+
+
+class ConfigError(TreasureError, ValueError):
+    """A parameter file or override is malformed, unknown or of the wrong type."""
+
+
+class InputFileError(TreasureError, ValueError):
+    """An input H5 file is missing, unreadable, or does not hold what a collection expects."""

@@ -1,0 +1,1 @@
+"""Files at the edges: H5 input (`h5`), token output (`tokens`)."""
