@@ -68,7 +68,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-_EXTRA_COMMANDS: list = []
+def cmd_generate(args) -> int:
+    from .generate import generate
+
+    params = _params(args)
+    results = generate(params, workers=args.workers, progress=not args.quiet)
+    for r in results:
+        print(f"{r['process']:<12} {r['events']:>7} events {r['jets']:>8} jets  sigma = {r['cross_section_pb']:.4g} pb  "
+              + " ".join(r["files"]))
+    return 0
+
+
+def _register_generate(sub, add_params, _):
+    p = sub.add_parser("generate", help="generate samples: Pythia 8 + FastJet + ATLAS-like detector emulation -> H5")
+    add_params(p)
+    p.add_argument("--workers", type=int, default=None, help="parallel processes (default: generate.workers or all cores)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_generate)
+
+
+_EXTRA_COMMANDS: list = [_register_generate]
 
 
 def main(argv: list[str] | None = None) -> int:

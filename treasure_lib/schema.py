@@ -90,7 +90,22 @@ DATA = {
     "max_rows": K("int", None, "stop after this many rows per file (null: all)", nullable=True, minimum=1),
 }
 
+GENERATE = {
+    "processes_file": K("str", "params/processes.yaml", "named blocks of Pythia settings"),
+    "samples": K("dict", {}, "events to generate per process name, e.g. {ttbar: 3000}"),
+    "output_dir": K("str", "runs/data", "where the H5 files go: events_<process>_<k>.h5 and jets_<process>_<k>.h5"),
+    "layouts": K("list", ["events", "jets"], "which files to write: events (per-feature) and/or jets (compound)", item="str"),
+    "events_per_file": K("int", 5000, "split a process into files of this many events (parallel jobs)", minimum=1),
+    "batch_size": K("int", 200, "events per Pythia nextBatch call and per emulation step", minimum=1),
+    "workers": K("int", None, "parallel processes (null: all cores)", nullable=True, minimum=1),
+    "seed": K("int", None, "generation seed (null: study.seed)", nullable=True),
+    "pythia_common": K("list", [], "Pythia settings shared by every process", item="str"),
+    "detector": K("dict", {}, "overrides of DetectorConfig numbers (treasure_lib/generate/detector.py)"),
+    "jet_selection": K("dict", {}, "overrides of JetSelection for the jet-level files (pt_min_mev, eta_max, jvt_min, ...)"),
+}
+
 SCHEMA: dict = {
     "study": STUDY,
     "data": DATA,
+    "generate": GENERATE,
 }
