@@ -104,8 +104,70 @@ GENERATE = {
     "jet_selection": K("dict", {}, "overrides of JetSelection for the jet-level files (pt_min_mev, eta_max, jvt_min, ...)"),
 }
 
+TOKENIZER = {
+    "kind": K("str", "vqvae", "object tokenizer: vqvae or the kmeans baseline", choices=("vqvae", "kmeans")),
+    "mode": K("str", "object", "events: one tokenizer per object type (object), one across types (combined), "
+              "or per type with outputs kept apart (separate)", choices=("object", "combined", "separate")),
+    "collections": K("list", None, "collections to tokenize (null: every collection of the set)", nullable=True, item="str"),
+    "output_dir": K("str", None, "where cards go (null: runs/<kind>/<name>/artifacts/tokenizers)", nullable=True),
+    "encoder": K("str", "mlp", "mlp (each object alone) or transformer (in context)", choices=("mlp", "transformer")),
+    "decoder": K("str", None, "mlp or transformer (null: same as encoder)", nullable=True, choices=("mlp", "transformer")),
+    "size": K("str", "small", "network size preset", choices=("small", "medium", "large")),
+    "width": K("int", None, "explicit width (overrides the preset)", nullable=True, minimum=1),
+    "depth": K("int", None, "explicit depth (overrides the preset)", nullable=True, minimum=1),
+    "heads": K("int", None, "explicit attention heads (overrides the preset)", nullable=True, minimum=1),
+    "latent_dim": K("int", 32, "latent dimension fed to the quantizer", minimum=1),
+    "category_embed_dim": K("int", 4, "embedding size of each categorical feature", minimum=1),
+    "quantizer": K("str", "rvq", "rvq (ResidualVQ) or rfsq (ResidualFSQ)", choices=("rvq", "rfsq")),
+    "codebook_size": K("int", 512, "codes per quantizer level (rvq, kmeans)", minimum=2),
+    "codebook_dim": K("int", None, "codebook dimension (null: latent_dim; else projected)", nullable=True, minimum=1),
+    "num_quantizers": K("int", 3, "residual quantizer levels Q", minimum=1),
+    "decay": K("float", 0.9, "EMA decay of codebook updates"),
+    "kmeans_init": K("bool", True, "initialise codebooks by k-means on the first batch (valid objects only)"),
+    "kmeans_iters": K("int", 10, "k-means iterations for the initialisation", minimum=1),
+    "threshold_ema_dead_code": K("float", 2.0, "replace codes whose EMA cluster size falls below this (0: never)"),
+    "rotation_trick": K("bool", True, "gradients through the quantizer by the rotation trick"),
+    "use_cosine_sim": K("bool", False, "cosine-similarity codebooks"),
+    "commitment_weight": K("float", 0.25, "weight of the commitment loss"),
+    "fsq_levels": K("list", [8, 5, 5, 5], "levels per dimension for rfsq (codebook size is their product)", item="int"),
+    "loss": K("str", "l1", "reconstruction loss on valid objects", choices=("l1", "mse")),
+    "categorical_weight": K("float", 0.1, "weight of the cross-entropy on categorical features"),
+    "scalers": K("dict", {}, "scaler kind overrides per collection and feature, e.g. {tracks: {d0: quantile}}"),
+    "scaler_sample_objects": K("int", 200_000, "objects kept (reservoir sample) to fit scalers, k-means, bins", minimum=100),
+    "binning": {
+        "bins": K("int", 32, "bins per event scalar feature", minimum=2),
+        "method": K("str", "quantile", "bin edges: quantile or uniform (values outside are clipped)", choices=("quantile", "uniform")),
+    },
+    "train": {
+        "batch_size": K("int", 256, "rows (jets or events) per training batch", minimum=1),
+        "max_epochs": K("int", 10, "maximum epochs", minimum=1),
+        "max_steps": K("int", None, "stop after this many steps (null: no limit)", nullable=True, minimum=1),
+        "limit_train_batches": K("int", None, "batches per epoch (null: all)", nullable=True, minimum=1),
+        "lr": K("float", 1e-3, "AdamW learning rate"),
+        "weight_decay": K("float", 0.0, "AdamW weight decay"),
+        "val_fraction": K("float", 0.1, "fraction of rows held out for validation (fixed by file and row)"),
+        "patience": K("int", 3, "early stopping patience in epochs", minimum=1),
+        "accelerator": K("str", "auto", "auto, cpu or gpu", choices=("auto", "cpu", "gpu", "cuda")),
+        "precision": K("str", None, "Lightning precision (null: bf16-mixed on GPU, 32-true on CPU)", nullable=True),
+        "progress_bar": K("bool", True, "show Lightning's progress bar"),
+    },
+}
+
+EXPORT = {
+    "output_dir": K("str", None, "where token files go (null: runs/<kind>/<name>/artifacts/tokens)", nullable=True),
+    "cards_dir": K("str", None, "tokenizer cards to use (null: the tokenizer output_dir)", nullable=True),
+    "layout": K("str", "grouped", "tokens per object as [Q] lists (grouped) or one flat list (flat)", choices=("grouped", "flat")),
+    "batch_size": K("int", 4096, "rows encoded per step", minimum=1),
+    "backend": K("str", "auto", "nearest-code search: auto (faiss on CPU), torch or faiss", choices=("auto", "torch", "faiss")),
+    "device": K("str", "auto", "auto, cpu or cuda", choices=("auto", "cpu", "cuda")),
+    "npz": K("bool", True, "jets: also write the heptokens-style npz"),
+    "row_group_size": K("int", 10_000, "rows per Parquet row group", minimum=1),
+}
+
 SCHEMA: dict = {
     "study": STUDY,
     "data": DATA,
     "generate": GENERATE,
+    "tokenizer": TOKENIZER,
+    "export": EXPORT,
 }

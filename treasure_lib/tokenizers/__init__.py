@@ -1,0 +1,1 @@
+"""Tokenizers: objects -> discrete codes, and back. `load(path)` opens any tokenizer card."""

@@ -1,0 +1,287 @@
+"""Tokenizers with one interface, and the self-describing tokenizer card they are saved as.
+
+Every tokenizer has `encode(features, mask) -> indices [n, max_n, Q]` (int64, -1 where
+masked) and `decode(indices) -> features [n, max_n, F]` in physical units, plus
+`num_quantizers`, `codebook_size` and `codebooks()` [Q, K, D].
+
+A card is a folder: `card.json` (kind, collection, config, scaler state, vocabulary,
+training-data checksums, metrics) and `weights.pt` (a plain state dict of tensors, loaded
+with `weights_only=True`). No pickled objects anywhere.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+import torch
+
+from ..errors import ConfigError, InputFileError
+from ..preprocessing import CollectionScaler
+from .search import residual_indices
+
+CARD_FORMAT = "treasure-tokenizer-card"
+CARD_VERSION = 1
+
+
+class Tokenizer:
+    """Shared behaviour: feature checks and the card description."""
+
+    kind = "base"
+
+    def __init__(self, collection: Mapping, scaler: CollectionScaler | None):
+        self.collection = dict(collection)   # name, features, type_id, max_objects
+        self.scaler = scaler
+
+    @property
+    def features(self) -> tuple[str, ...]:
+        return tuple(self.collection["features"])
+
+    def check_features(self, names, where: str = "") -> list[int]:
+        """Column positions of this tokenizer's features in `names`; error naming any missing one."""
+        names = list(names)
+        missing = [f for f in self.features if f not in names]
+        if missing:
+            raise InputFileError(f"{where + ': ' if where else ''}tokenizer for collection '{self.collection['name']}' "
+                                 f"needs feature(s) {missing}, which the input does not have (it has: {', '.join(names)})")
+        return [names.index(f) for f in self.features]
+
+    def vocabulary(self) -> dict:
+        return {"num_quantizers": self.num_quantizers, "codebook_size": self.codebook_size,
+                "levels": [{"level": q, "size": self.codebook_size} for q in range(self.num_quantizers)]}
+
+    def state(self) -> dict:
+        raise NotImplementedError
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+
+class VQVAETokenizer(Tokenizer):
+    """A trained object VQ-VAE with its scaler."""
+
+    kind = "vqvae"
+
+    def __init__(self, collection, scaler, model, backend: str = "auto"):
+        super().__init__(collection, scaler)
+        self.model = model.eval()
+        self.backend = backend
+
+    @property
+    def num_quantizers(self) -> int:
+        return self.model.cfg.num_quantizers
+
+    @property
+    def codebook_size(self) -> int:
+        return self.model.cfg.effective_codebook_size
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def _backend(self) -> str:
+        if self.backend != "auto":
+            return self.backend
+        return "faiss" if self.device.type == "cpu" and self.model.cfg.quantizer == "rvq" else "torch"
+
+    def encode(self, features: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        cont, cat = self.scaler.transform(features, mask)
+        dev = self.device
+        idx = self.model.encode_indices(torch.from_numpy(cont).to(dev), torch.from_numpy(cat).to(dev),
+                                        torch.from_numpy(np.ascontiguousarray(mask)).to(dev), backend=self._backend())
+        return idx.cpu().numpy()
+
+    def decode(self, indices: np.ndarray, levels: int | None = None) -> np.ndarray:
+        mask = indices[..., 0] >= 0
+        dev = self.device
+        cont, cat = self.model.decode_indices(torch.from_numpy(indices).to(dev), torch.from_numpy(mask).to(dev), levels)
+        out = self.scaler.inverse(cont.cpu().numpy(), cat.cpu().numpy())
+        out[~mask] = 0.0
+        return out
+
+    def codebooks(self) -> np.ndarray:
+        q = self.model.quantizer
+        return q.codebooks.detach().cpu().numpy() if self.model.cfg.quantizer == "rvq" else \
+            np.stack([layer.implicit_codebook.detach().cpu().numpy() for layer in q.layers])
+
+    def state(self) -> dict:
+        return {"config": self.model.cfg.to_dict(), "scaler": self.scaler.state()}
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        return {k: v.detach().cpu() for k, v in self.model.state_dict().items()}
+
+
+class KMeansTokenizer(Tokenizer):
+    """Residual k-means on scaled features (continuous + one-hot categories): a training-free baseline."""
+
+    kind = "kmeans"
+
+    def __init__(self, collection, scaler, centroids: np.ndarray):
+        super().__init__(collection, scaler)
+        self.centroids = np.asarray(centroids, dtype=np.float32)  # [Q, K, D]
+
+    @property
+    def num_quantizers(self) -> int:
+        return self.centroids.shape[0]
+
+    @property
+    def codebook_size(self) -> int:
+        return self.centroids.shape[1]
+
+    def embed(self, features, mask) -> np.ndarray:
+        cont, cat = self.scaler.transform(features, mask)
+        onehots = [np.eye(n, dtype=np.float32)[cat[..., j]] for j, n in enumerate(self.scaler.n_categories)]
+        return np.concatenate([cont] + onehots, axis=-1)
+
+    def encode(self, features, mask) -> np.ndarray:
+        x = self.embed(features, mask)
+        out = np.full(mask.shape + (self.num_quantizers,), -1, dtype=np.int64)
+        idx = residual_indices(torch.from_numpy(x[mask]), [torch.from_numpy(c) for c in self.centroids], backend="faiss")
+        out[mask] = idx.numpy()
+        return out
+
+    def decode(self, indices, levels: int | None = None) -> np.ndarray:
+        mask = indices[..., 0] >= 0
+        levels = levels or self.num_quantizers
+        x = sum(self.centroids[q][np.maximum(indices[..., q], 0)] for q in range(levels))
+        nc = len(self.scaler.continuous)
+        cont, start, cats = x[..., :nc], nc, []
+        for n in self.scaler.n_categories:
+            cats.append(x[..., start:start + n].argmax(-1))
+            start += n
+        cat = np.stack(cats, -1) if cats else np.zeros(mask.shape + (0,), np.int64)
+        out = self.scaler.inverse(cont, cat)
+        out[~mask] = 0.0
+        return out
+
+    def codebooks(self) -> np.ndarray:
+        return self.centroids
+
+    def state(self) -> dict:
+        return {"scaler": self.scaler.state()}
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        return {"centroids": torch.from_numpy(self.centroids)}
+
+
+class BinningTokenizer(Tokenizer):
+    """Event scalars (mu, MET, phi, sumet) binned per feature: level q is feature q's bin (clipped)."""
+
+    kind = "binning"
+
+    def __init__(self, collection, edges: np.ndarray, centres: np.ndarray):
+        super().__init__(collection, None)
+        self.edges = np.asarray(edges, dtype=np.float64)      # [F, K + 1]
+        self.centres = np.asarray(centres, dtype=np.float64)  # [F, K]
+
+    @property
+    def num_quantizers(self) -> int:
+        return self.edges.shape[0]
+
+    @property
+    def codebook_size(self) -> int:
+        return self.edges.shape[1] - 1
+
+    def encode(self, features, mask) -> np.ndarray:
+        out = np.full(mask.shape + (self.num_quantizers,), -1, dtype=np.int64)
+        for f in range(self.num_quantizers):
+            inner = self.edges[f, 1:-1]
+            out[..., f] = np.searchsorted(inner, features[..., f], side="right")
+        out[~mask] = -1
+        return out
+
+    def decode(self, indices, levels: int | None = None) -> np.ndarray:
+        mask = indices[..., 0] >= 0
+        out = np.stack([self.centres[f][np.maximum(indices[..., f], 0)] for f in range(self.num_quantizers)], -1)
+        out[~mask] = 0.0
+        return out.astype(np.float32)
+
+    def codebooks(self) -> np.ndarray:
+        return self.centres[..., None].astype(np.float32)  # [Q = F, K, 1]
+
+    def state(self) -> dict:
+        return {}
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        return {"edges": torch.from_numpy(self.edges), "centres": torch.from_numpy(self.centres)}
+
+
+# ---------------------------------------------------------------------------- cards
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def save(tokenizer: Tokenizer, path: str | Path, *, metrics: Mapping | None = None, training: Mapping | None = None) -> Path:
+    """Write a card folder atomically (a temporary folder renamed into place)."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        torch.save(tokenizer.tensors(), tmp / "weights.pt")
+        card = {"format": CARD_FORMAT, "version": CARD_VERSION, "kind": tokenizer.kind,
+                "collection": tokenizer.collection, **tokenizer.state(), "vocabulary": tokenizer.vocabulary(),
+                "training": dict(training or {}), "metrics": dict(metrics or {}),
+                "weights": "weights.pt", "weights_sha256": _sha256(tmp / "weights.pt")}
+        (tmp / "card.json").write_text(json.dumps(card, indent=2, default=float))
+        if path.exists():
+            shutil.rmtree(path)
+        tmp.rename(path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return path
+
+
+def card_hash(path: str | Path) -> str:
+    """A short identity of a card (its JSON and weights), recorded in token files."""
+    path = Path(path)
+    h = hashlib.sha256((path / "card.json").read_bytes())
+    h.update(bytes.fromhex(_sha256(path / "weights.pt")))
+    return h.hexdigest()[:16]
+
+
+def load(path: str | Path, device: str = "cpu", backend: str = "auto") -> Tokenizer:
+    """Open a card (safe loading only: tensors, never pickled objects)."""
+    path = Path(path)
+    card_file = path / "card.json"
+    if not card_file.is_file():
+        raise InputFileError(f"{path}: not a tokenizer card (no card.json)")
+    card = json.loads(card_file.read_text())
+    if card.get("format") != CARD_FORMAT:
+        raise InputFileError(f"{card_file}: not a {CARD_FORMAT} (format={card.get('format')!r})")
+    if card.get("version", 0) > CARD_VERSION:
+        raise InputFileError(f"{card_file}: card version {card['version']} is newer than this library ({CARD_VERSION})")
+    weights_file = path / card["weights"]
+    if _sha256(weights_file) != card["weights_sha256"]:
+        raise InputFileError(f"{weights_file}: checksum differs from the card's; the card is corrupt or was edited")
+    tensors = torch.load(weights_file, map_location=device, weights_only=True)
+    kind = card["kind"]
+    if kind == "vqvae":
+        from .vqvae import ObjectVQVAE, VQVAEConfig
+
+        cfg = dict(card["config"])
+        cfg["n_categories"] = tuple(cfg["n_categories"])
+        cfg["fsq_levels"] = tuple(cfg["fsq_levels"])
+        model = ObjectVQVAE(VQVAEConfig(**cfg)).to(device)
+        model.load_state_dict(tensors)
+        tok: Tokenizer = VQVAETokenizer(card["collection"], CollectionScaler.from_state(card["scaler"]), model, backend)
+    elif kind == "kmeans":
+        tok = KMeansTokenizer(card["collection"], CollectionScaler.from_state(card["scaler"]), tensors["centroids"].numpy())
+    elif kind == "binning":
+        tok = BinningTokenizer(card["collection"], tensors["edges"].numpy(), tensors["centres"].numpy())
+    else:
+        raise ConfigError(f"{card_file}: unknown tokenizer kind {kind!r}")
+    tok.card = card
+    tok.card_path = path
+    return tok

@@ -1,0 +1,174 @@
+"""The object VQ-VAE: encoder -> residual quantizer -> decoder, over sets of objects.
+
+Inputs are scaled continuous features [B, N, Fc] and categorical indices [B, N, Fk] with
+a mask [B, N]. Categorical features are embedded on the way in and predicted as logits on
+the way out. The quantizer is `vector-quantize-pytorch`'s ResidualVQ (or ResidualFSQ); the
+mask goes in, so padded objects never enter k-means init, EMA statistics or dead-code
+replacement. With the `mlp` encoder objects are independent: only valid ones are computed.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from vector_quantize_pytorch import ResidualFSQ, ResidualVQ
+
+from . import networks
+from .search import residual_indices
+
+
+@dataclass(frozen=True)
+class VQVAEConfig:
+    n_continuous: int
+    n_categories: tuple = ()
+    encoder: dict = field(default_factory=lambda: {"kind": "mlp", "width": 128, "depth": 2, "heads": 4})
+    decoder: dict = field(default_factory=lambda: {"kind": "mlp", "width": 128, "depth": 2, "heads": 4})
+    latent_dim: int = 32
+    category_embed_dim: int = 4
+    quantizer: str = "rvq"               # rvq (ResidualVQ) | rfsq (ResidualFSQ)
+    codebook_size: int = 512
+    codebook_dim: int | None = None
+    num_quantizers: int = 3
+    decay: float = 0.9
+    kmeans_init: bool = True
+    kmeans_iters: int = 10
+    threshold_ema_dead_code: float = 2.0
+    rotation_trick: bool = True
+    use_cosine_sim: bool = False
+    commitment_weight: float = 0.25
+    fsq_levels: tuple = (8, 5, 5, 5)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @property
+    def codebook_width(self) -> int:
+        if self.quantizer == "rfsq":
+            return len(self.fsq_levels)
+        return self.codebook_dim or self.latent_dim
+
+    @property
+    def effective_codebook_size(self) -> int:
+        if self.quantizer == "rfsq":
+            size = 1
+            for level in self.fsq_levels:
+                size *= int(level)
+            return size
+        return self.codebook_size
+
+
+class ObjectVQVAE(nn.Module):
+    def __init__(self, cfg: VQVAEConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.cat_embed = nn.ModuleList(nn.Embedding(n, cfg.category_embed_dim) for n in cfg.n_categories)
+        d_in = cfg.n_continuous + cfg.category_embed_dim * len(cfg.n_categories)
+        d_out = cfg.n_continuous + sum(cfg.n_categories)
+        enc, dec = networks.NetworkConfig(**cfg.encoder), networks.NetworkConfig(**cfg.decoder)
+        self.per_object = enc.kind == "mlp" and dec.kind == "mlp"
+        self.encoder = networks.build(d_in, cfg.latent_dim, enc)
+        self.decoder = networks.build(cfg.latent_dim, d_out, dec)
+        if cfg.quantizer == "rvq":
+            self.quantizer = ResidualVQ(dim=cfg.latent_dim, codebook_size=cfg.codebook_size, num_quantizers=cfg.num_quantizers,
+                                        codebook_dim=cfg.codebook_dim, decay=cfg.decay, kmeans_init=cfg.kmeans_init,
+                                        kmeans_iters=cfg.kmeans_iters, threshold_ema_dead_code=cfg.threshold_ema_dead_code,
+                                        rotation_trick=cfg.rotation_trick, use_cosine_sim=cfg.use_cosine_sim,
+                                        commitment_weight=cfg.commitment_weight)
+        elif cfg.quantizer == "rfsq":
+            self.quantizer = ResidualFSQ(dim=cfg.latent_dim, levels=list(cfg.fsq_levels), num_quantizers=cfg.num_quantizers)
+        else:
+            raise ValueError(f"unknown quantizer {cfg.quantizer!r}; use rvq or rfsq")
+
+    # ------------------------------------------------------------------ pieces
+    def embed_inputs(self, cont: torch.Tensor, cat: torch.Tensor) -> torch.Tensor:
+        parts = [cont] + [emb(cat[..., i]) for i, emb in enumerate(self.cat_embed)]
+        return torch.cat(parts, dim=-1)
+
+    def encode_latent(self, cont, cat, mask) -> torch.Tensor:
+        return self.encoder(self.embed_inputs(cont, cat), mask)
+
+    def split_output(self, out: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        cont = out[..., : self.cfg.n_continuous]
+        logits, start = [], self.cfg.n_continuous
+        for n in self.cfg.n_categories:
+            logits.append(out[..., start:start + n])
+            start += n
+        return cont, logits
+
+    def _quantize(self, z: torch.Tensor, mask: torch.Tensor | None):
+        if self.cfg.quantizer == "rvq":
+            zq, indices, commit = self.quantizer(z, mask=mask)
+            return zq, indices, commit.sum()
+        zq, indices = self.quantizer(z)
+        return zq, indices, z.new_zeros(())
+
+    # ------------------------------------------------------------------ training forward
+    def forward(self, cont: torch.Tensor, cat: torch.Tensor, mask: torch.Tensor) -> dict:
+        """Reconstruction of the valid objects: returns compact [Nv, ...] targets and outputs."""
+        if self.per_object:
+            x = self.embed_inputs(cont[mask], cat[mask])
+            z = self.encoder(x)
+            zq, indices, commit = self._quantize(z[None], None)
+            out = self.decoder(zq[0])
+            indices = indices[0]
+        else:
+            z = self.encode_latent(cont, cat, mask)
+            zq, indices, commit = self._quantize(z, mask)
+            out = self.decoder(zq, mask)[mask]
+            indices = indices[mask]
+        rec_cont, logits = self.split_output(out)
+        return {"cont": rec_cont, "logits": logits, "indices": indices, "commit_loss": commit,
+                "target_cont": cont[mask], "target_cat": cat[mask]}
+
+    # ------------------------------------------------------------------ inference
+    @torch.no_grad()
+    def encode_indices(self, cont, cat, mask, backend: str = "torch") -> torch.Tensor:
+        """Indices [B, N, Q] (int64, -1 where masked) without one-hot or decoding."""
+        B, N = mask.shape
+        Q = self.cfg.num_quantizers
+        out = torch.full((B, N, Q), -1, dtype=torch.long, device=mask.device)
+        if self.per_object:
+            z = self.encoder(self.embed_inputs(cont[mask], cat[mask]))
+            out[mask] = self._indices_from_latent(z, backend)
+        else:
+            z = self.encode_latent(cont, cat, mask)
+            out[mask] = self._indices_from_latent(z[mask], backend)
+        return out
+
+    def _indices_from_latent(self, z: torch.Tensor, backend: str) -> torch.Tensor:
+        if self.cfg.quantizer == "rfsq":
+            _, indices = self.quantizer(z[None])
+            return indices[0]
+        x = self.quantizer.project_in(z)
+        codebooks = [layer._codebook.embed[0] for layer in self.quantizer.layers]
+        return residual_indices(x, codebooks, cosine=self.cfg.use_cosine_sim, backend=backend)
+
+    @torch.no_grad()
+    def latent_from_indices(self, indices: torch.Tensor, levels: int | None = None) -> torch.Tensor:
+        """Sum of the first `levels` codes (all by default), projected back to the latent space."""
+        codes = self.quantizer.get_codes_from_indices(indices.clamp_min(0))  # [Q, ..., d]
+        levels = levels or self.cfg.num_quantizers
+        return self.quantizer.project_out(codes[:levels].sum(0))
+
+    @torch.no_grad()
+    def decode_indices(self, indices: torch.Tensor, mask: torch.Tensor, levels: int | None = None):
+        """Indices [B, N, Q] -> scaled continuous [B, N, Fc] and categorical indices [B, N, Fk]."""
+        zq = self.latent_from_indices(indices, levels)
+        out = self.decoder(zq) if self.per_object else self.decoder(zq, mask)
+        cont, logits = self.split_output(out)
+        cat = torch.stack([lg.argmax(-1) for lg in logits], -1) if logits else cont.new_zeros(cont.shape[:-1] + (0,), dtype=torch.long)
+        return cont, cat
+
+
+def reconstruction_loss(result: dict, kind: str = "l1") -> tuple[torch.Tensor, torch.Tensor]:
+    """(continuous loss, categorical cross-entropy) on the valid objects of a forward pass."""
+    if kind not in ("l1", "mse"):
+        raise ValueError(f"unknown reconstruction loss {kind!r}; use l1 or mse")
+    fn = F.l1_loss if kind == "l1" else F.mse_loss
+    rec = fn(result["cont"], result["target_cont"]) if result["cont"].shape[-1] else result["cont"].new_zeros(())
+    ce = result["cont"].new_zeros(())
+    for i, logits in enumerate(result["logits"]):
+        ce = ce + F.cross_entropy(logits, result["target_cat"][:, i])
+    return rec, ce
