@@ -87,7 +87,38 @@ def _register_generate(sub, add_params, _):
     p.set_defaults(func=cmd_generate)
 
 
-_EXTRA_COMMANDS: list = [_register_generate]
+def cmd_train_tokenizer(args) -> int:
+    from .tokenizers.train import train_tokenizers
+
+    cards = train_tokenizers(_params(args))
+    for name, path in cards.items():
+        print(f"{name:<12} {path}")
+    return 0
+
+
+def cmd_export(args) -> int:
+    from .tokenizers.export import export
+
+    results = export(_params(args), progress=not args.quiet)
+    for r in results:
+        if r["skipped"]:
+            print(f"{r['file']}: outputs exist, skipped (export.overwrite=true to redo)")
+        else:
+            print(f"{r['file']}: {r['rows']} rows in {r['seconds']:.1f} s ({r['rows_per_s']:.0f}/s) -> " + " ".join(r["outputs"]))
+    return 0
+
+
+def _register_tokenizers(sub, add_params, _):
+    p = sub.add_parser("train-tokenizer", help="fit scalers and train a tokenizer per collection; writes tokenizer cards")
+    add_params(p)
+    p.set_defaults(func=cmd_train_tokenizer)
+    p = sub.add_parser("export", help="encode H5 files into token Parquet (and npz for jets) with trained cards")
+    add_params(p)
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_export)
+
+
+_EXTRA_COMMANDS: list = [_register_generate, _register_tokenizers]
 
 
 def main(argv: list[str] | None = None) -> int:

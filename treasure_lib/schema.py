@@ -162,6 +162,8 @@ EXPORT = {
     "device": K("str", "auto", "auto, cpu or cuda", choices=("auto", "cpu", "cuda")),
     "npz": K("bool", True, "jets: also write the heptokens-style npz"),
     "row_group_size": K("int", 10_000, "rows per Parquet row group", minimum=1),
+    "overwrite": K("bool", False, "re-export files whose outputs exist (false: skip them, so an export resumes)"),
+    "files": K("list", None, "input files to export (null: data.files)", nullable=True, item="str"),
 }
 
 SCHEMA: dict = {
