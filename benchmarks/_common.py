@@ -18,8 +18,19 @@ def machine() -> dict:
             "platform": platform.platform(), "python": platform.python_version()}
 
 
+def peak_rss_mb() -> float:
+    """This process's own peak RSS (VmHWM). Unlike ru_maxrss it is not inherited across fork + exec,
+    which would report the parent's high-water mark for a child."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def run_child(code: str, *args: str) -> dict:
-    """Run `code` in a fresh interpreter; it prints one JSON line; add the child's peak RSS (MB)."""
+    """Run `code` in a fresh interpreter; it prints one JSON line with `peak_rss_mb` (from `peak_rss_mb()`)."""
     proc = subprocess.Popen([sys.executable, "-c", code, *args], stdout=subprocess.PIPE, text=True)
     peak = 0
     p = psutil.Process(proc.pid)
@@ -33,7 +44,8 @@ def run_child(code: str, *args: str) -> dict:
     if proc.returncode:
         raise RuntimeError(f"benchmark child failed with exit code {proc.returncode}")
     result = json.loads(out.strip().splitlines()[-1])
-    result["peak_rss_mb"] = round(max(peak, result.get("maxrss_mb", 0) * 2**20) / 2**20, 1)
+    result["sampled_rss_mb"] = round(peak / 2**20, 1)
+    result["peak_rss_mb"] = round(max(result["peak_rss_mb"], result["sampled_rss_mb"]), 1)
     return result
 
 

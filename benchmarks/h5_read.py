@@ -17,7 +17,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import run_child, write_json  # noqa: E402
 
 CHILD = r"""
-import json, sys, time, resource
+import json, sys, time
+sys.path.insert(0, sys.argv[3])
+from _common import peak_rss_mb
 from treasure_lib.collections import load_sets
 from treasure_lib.io.h5 import H5Stream
 cols = load_sets("params/objects.yaml")["jets"]
@@ -27,7 +29,7 @@ for b in stream:
     n += len(b); nbytes += sum(o.features.nbytes + o.mask.nbytes for o in b.collections.values())
 dt = time.perf_counter() - t0
 print(json.dumps({"jets": n, "seconds": dt, "jets_per_s": n / dt, "mb_per_s": nbytes / dt / 1e6,
-                  "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+                  "peak_rss_mb": peak_rss_mb()}))
 """
 
 
@@ -52,7 +54,7 @@ def main() -> None:
         for scale in (1, 10):
             path = Path(tmp) / f"x{scale}.h5"
             write_sample(path, args.jets * scale)
-            r = run_child(CHILD, str(path), str(args.chunk_size))
+            r = run_child(CHILD, str(path), str(args.chunk_size), str(Path(__file__).resolve().parent))
             r["file_mb"] = round(path.stat().st_size / 1e6, 1)
             r["file_mb_per_s"] = r["file_mb"] / r["seconds"]
             results[f"x{scale}"] = r

@@ -104,9 +104,8 @@ class VQVAETokenizer(Tokenizer):
         return out
 
     def codebooks(self) -> np.ndarray:
-        q = self.model.quantizer
-        return q.codebooks.detach().cpu().numpy() if self.model.cfg.quantizer == "rvq" else \
-            np.stack([layer.implicit_codebook.detach().cpu().numpy() for layer in q.layers])
+        books = self.model.quantizer.codebooks  # [Q, K, D] (ResidualFSQ: the implicit grid, scaled per level)
+        return books.detach().cpu().numpy().astype(np.float32)
 
     def state(self) -> dict:
         return {"config": self.model.cfg.to_dict(), "scaler": self.scaler.state()}

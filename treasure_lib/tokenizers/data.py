@@ -28,7 +28,8 @@ class CollectionSets(IterableDataset):
     """Yields (cont [B, N, Fc], cat [B, N, Fk], mask [B, N]) batches of one collection."""
 
     def __init__(self, batches: Callable[[], Iterator[Batch]], collection: str, scaler: CollectionScaler,
-                 batch_size: int, split: str, val_fraction: float, seed: int, to_collection=None):
+                 batch_size: int, split: str, val_fraction: float, seed: int, to_collection=None,
+                 max_batches: int | None = None):
         super().__init__()
         if split not in ("train", "val", "all"):
             raise ValueError(f"split must be train, val or all; got {split!r}")
@@ -41,10 +42,12 @@ class CollectionSets(IterableDataset):
         self.seed = seed
         self.epoch = 0
         self.to_collection = to_collection  # optional Batch -> ObjectArrays (e.g. the combined event set)
+        self.max_batches = max_batches      # per pass (Lightning's own limit skips validation on short iterables)
 
     def __iter__(self):
         rng = np.random.default_rng([self.seed, self.epoch])
         self.epoch += 1
+        produced = 0
         for batch in self.batches():
             oa = self.to_collection(batch) if self.to_collection else batch[self.collection]
             keep = oa.mask.any(axis=1)
@@ -57,5 +60,8 @@ class CollectionSets(IterableDataset):
             cont, cat = self.scaler.transform(oa.features[rows], oa.mask[rows])
             mask = oa.mask[rows]
             for start in range(0, len(rows), self.batch_size):
+                if self.max_batches is not None and produced >= self.max_batches:
+                    return
                 sl = slice(start, start + self.batch_size)
+                produced += 1
                 yield torch.from_numpy(cont[sl]), torch.from_numpy(cat[sl]), torch.from_numpy(mask[sl])

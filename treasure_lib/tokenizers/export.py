@@ -61,7 +61,7 @@ def sequence(batch, tokenizers: Mapping[str, Tokenizer], collections: Mapping[st
     parts_tok, parts_type, parts_mask, local = [], [], [], {}
     for name, tok in tokenizers.items():
         if name == COMBINED:
-            oa = to_combined(batch, {n: c for n, c in collections.items() if not c.is_scalar})
+            oa = to_combined(batch, {n: collections[n] for n in tok.collection["members"]})
             type_ids = np.where(oa.mask, oa.feature("type"), 0).astype(np.int32)
         else:
             if name not in batch.collections:

@@ -136,7 +136,7 @@ def train_vqvae(params: Mapping, c: Collection, scaler: CollectionScaler, batche
                          categorical_weight=t["categorical_weight"])
     common = dict(batches=batches_fn, collection=c.name, scaler=scaler, batch_size=tr["batch_size"],
                   val_fraction=tr["val_fraction"], seed=seed, to_collection=to_collection)
-    train_data = CollectionSets(split="train", **common)
+    train_data = CollectionSets(split="train", max_batches=tr["limit_train_batches"], **common)
     val_data = CollectionSets(split="val", **common)
     loader = lambda ds: torch.utils.data.DataLoader(ds, batch_size=None, num_workers=0)  # noqa: E731
     gpu = torch.cuda.is_available() and tr["accelerator"] in ("auto", "gpu", "cuda")
@@ -147,7 +147,7 @@ def train_vqvae(params: Mapping, c: Collection, scaler: CollectionScaler, batche
                         callbacks=[EarlyStopping(monitor="val/loss", mode="min", patience=tr["patience"]), ckpt],
                         logger=[CSVLogger(str(out_dir), name="logs")] + _tensorboard(out_dir),
                         enable_progress_bar=tr["progress_bar"], enable_model_summary=False,
-                        limit_train_batches=tr["limit_train_batches"] or 1.0, num_sanity_val_steps=0,
+                        num_sanity_val_steps=0,
                         log_every_n_steps=10)
     trainer.fit(module, loader(train_data), loader(val_data))
     if ckpt.best_model_path:
@@ -261,6 +261,8 @@ def train_tokenizers(params: Mapping) -> dict[str, Path]:
                 tok, metrics = train_vqvae(params, c, scaler, batches_fn, to_coll, out_dir)
             else:
                 raise ConfigError(f"tokenizer.kind must be vqvae or kmeans, got {t['kind']!r}")
+        if c.name == COMBINED:
+            tok.collection["members"] = list(objects)  # which collections the combined set is made of, in order
         cards[c.name] = save(tok, out_dir / "card", metrics=metrics, training=training)
         log.info("collection %s: card %s, metrics %s", c.name, cards[c.name], json.dumps(metrics))
     return cards

@@ -140,7 +140,7 @@ class ObjectVQVAE(nn.Module):
     def _indices_from_latent(self, z: torch.Tensor, backend: str) -> torch.Tensor:
         if self.cfg.quantizer == "rfsq":
             _, indices = self.quantizer(z[None])
-            return indices[0]
+            return indices[0].long()
         x = self.quantizer.project_in(z)
         codebooks = [layer._codebook.embed[0] for layer in self.quantizer.layers]
         return residual_indices(x, codebooks, cosine=self.cfg.use_cosine_sim, backend=backend)

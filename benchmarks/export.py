@@ -1,0 +1,161 @@
+"""Export throughput: end-to-end H5 -> tokens vs the bare model forward, and flat memory.
+
+For the MLP and the medium transformer tokenizer (K = 8192, Q = 4 by default, every jet
+with 40 valid tracks): end-to-end export jets/s (read, scale, encode, write Parquet + npz),
+the bare index-only forward jets/s on the same batches (already in memory and scaled),
+their ratio (target >= 0.7), and the peak RSS of exporting a 1x and a 10x file in fresh
+processes (target within 10%). On a GPU the same script measures the CUDA path.
+
+    python benchmarks/export.py [--jets 20000] [--transformer-jets 2000] [--codebook-size 8192]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import run_child, write_json  # noqa: E402
+
+CHILD = r"""
+import json, sys, time
+from pathlib import Path
+sys.path.insert(0, sys.argv[4])
+from _common import peak_rss_mb
+from export import params_for
+from treasure_lib.tokenizers.card import load
+from treasure_lib.tokenizers.export import export_file
+params = params_for(sys.argv[2], sys.argv[3])
+tok = load(Path(sys.argv[2]) / "tracks" / "card", device=params["export"]["device"], backend=params["export"]["backend"])
+t0 = time.perf_counter()
+r = export_file(Path(sys.argv[1]), {"tracks": tok}, params, Path(sys.argv[3]))
+dt = time.perf_counter() - t0
+print(json.dumps({"jets": r["rows"], "seconds": dt, "jets_per_s": r["rows"] / dt,
+                  "peak_rss_mb": peak_rss_mb()}))
+"""
+
+
+def params_for(cards_dir: str, out_dir: str) -> dict:
+    import torch
+
+    from treasure_lib import config
+
+    return config.load(["params/default.yaml"], [f"export.cards_dir={cards_dir}", f"export.output_dir={out_dir}",
+                                                 "export.overwrite=true", "data.cuts=[]", "data.collections=[tracks]",
+                                                 "data.label={}", f"export.device={'cuda' if torch.cuda.is_available() else 'cpu'}"])
+
+
+def write_jets(path: Path, n_jets: int, block: int = 5000) -> None:
+    from treasure_lib.collections import load_sets
+    from treasure_lib.io.h5 import H5Writer, batch_to_arrays
+    from treasure_lib.io.toy import make_batch
+
+    cols = load_sets("params/objects.yaml")["jets"]
+    with H5Writer(path, chunk_rows=1000) as w:
+        for i in range(0, n_jets, block):
+            b = make_batch(cols, min(block, n_jets - i), seed=i)
+            b["tracks"].mask[:] = True  # 40 valid tracks per jet: the worst case
+            b["tracks"].features[..., cols["tracks"].index("pt")] = np.abs(b["tracks"].features[..., 0]) + 500.0
+            w.append(batch_to_arrays(b, cols))
+
+
+def make_card(cards_dir: Path, encoder: str, size: str, codebook_size: int, levels: int, latent_dim: int, sample: Path) -> None:
+    """An untrained tokenizer with k-means-initialised codebooks: throughput does not depend on training."""
+    import torch
+
+    from treasure_lib.collections import load_sets
+    from treasure_lib.io.h5 import H5Stream
+    from treasure_lib.preprocessing import CollectionScaler
+    from treasure_lib.tokenizers.card import VQVAETokenizer, save
+    from treasure_lib.tokenizers.networks import PRESETS
+    from treasure_lib.tokenizers.train import _collection_info
+    from treasure_lib.tokenizers.vqvae import ObjectVQVAE, VQVAEConfig
+
+    c = load_sets("params/objects.yaml")["jets"]["tracks"]
+    batch = next(iter(H5Stream([sample], {"tracks": c}, chunk_size=600)))  # 24k tracks: enough for k-means init
+    scaler = CollectionScaler.for_collection(c).fit(batch["tracks"].features, batch["tracks"].mask)
+    net = {"kind": encoder, **PRESETS[size]}
+    torch.manual_seed(0)
+    model = ObjectVQVAE(VQVAEConfig(n_continuous=len(scaler.continuous), n_categories=tuple(scaler.n_categories),
+                                    encoder=net, decoder=net, latent_dim=latent_dim, codebook_size=codebook_size,
+                                    num_quantizers=levels, kmeans_iters=2))
+    cont, cat = scaler.transform(batch["tracks"].features, batch["tracks"].mask)
+    with torch.no_grad():
+        model.train()
+        model(torch.from_numpy(cont), torch.from_numpy(cat), torch.from_numpy(batch["tracks"].mask))
+    save(VQVAETokenizer(_collection_info(c), scaler, model.eval()), cards_dir / "tracks" / "card")
+
+
+def bare_forward(cards_dir: Path, sample: Path, params: dict) -> dict:
+    """Index-only encoding of the same batches, already read and scaled: the model's own speed."""
+    import torch
+
+    from treasure_lib.collections import load_sets
+    from treasure_lib.io.h5 import H5Stream
+    from treasure_lib.tokenizers.card import load
+
+    e = params["export"]
+    tok = load(cards_dir / "tracks" / "card", device=e["device"], backend=e["backend"])
+    c = load_sets("params/objects.yaml")["jets"]["tracks"]
+    prepared = []
+    for batch in H5Stream([sample], {"tracks": c}, chunk_size=params["data"]["chunk_size"]):
+        cont, cat = tok.scaler.transform(batch["tracks"].features, batch["tracks"].mask)
+        for s in range(0, len(cont), e["batch_size"]):
+            prepared.append(tuple(torch.from_numpy(np.ascontiguousarray(a[s:s + e["batch_size"]])).to(tok.device)
+                                  for a in (cont, cat, batch["tracks"].mask)))
+    backend = tok._backend()
+    if tok.device.type == "cuda":
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    n = 0
+    for cont, cat, mask in prepared:
+        idx = tok.model.encode_indices(cont, cat, mask, backend=backend)
+        n += len(mask)
+    idx.cpu()
+    dt = time.perf_counter() - t0
+    return {"jets": n, "seconds": dt, "jets_per_s": n / dt, "backend": backend, "device": str(tok.device)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--jets", type=int, default=2_000, help="jets in the 1x file for the MLP tokenizer (CPU-sized default)")
+    ap.add_argument("--transformer-jets", type=int, default=500, help="jets in the 1x file for the transformer")
+    ap.add_argument("--codebook-size", type=int, default=8192)
+    ap.add_argument("--levels", type=int, default=4)
+    ap.add_argument("--latent-dim", type=int, default=32, help="codebook vector dimension (the default study's)")
+    args = ap.parse_args()
+    here = str(Path(__file__).resolve().parent)
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        for name, encoder, size, n in (("mlp", "mlp", "small", args.jets), ("transformer_medium", "transformer", "medium", args.transformer_jets)):
+            files = {s: tmp / f"{name}_x{s}.h5" for s in (1, 10)}
+            for s, f in files.items():
+                write_jets(f, n * s)
+            cards = tmp / f"cards_{name}"
+            make_card(cards, encoder, size, args.codebook_size, args.levels, args.latent_dim, files[1])
+            params = params_for(str(cards), str(tmp / "out"))
+            e2e = {f"x{s}": run_child(CHILD, str(f), str(cards), str(tmp / f"out_{name}_{s}"), here) for s, f in files.items()}
+            bare = bare_forward(cards, files[1], params)
+            r = {"encoder": encoder, "size": size, "codebook_size": args.codebook_size, "levels": args.levels,
+                 "latent_dim": args.latent_dim,
+                 "tracks_per_jet": 40, "end_to_end": e2e, "bare_forward": bare,
+                 "ratio_e2e_vs_bare": e2e["x1"]["jets_per_s"] / bare["jets_per_s"],
+                 "rss_ratio_10x_vs_1x": e2e["x10"]["peak_rss_mb"] / e2e["x1"]["peak_rss_mb"]}
+            results[name] = r
+            print(f"{name:<19} e2e {e2e['x1']['jets_per_s']:8.0f} jets/s (10x file: {e2e['x10']['jets_per_s']:.0f})  "
+                  f"bare forward {bare['jets_per_s']:8.0f} jets/s [{bare['backend']}, {bare['device']}]  "
+                  f"ratio {r['ratio_e2e_vs_bare']:.2f} (target >= 0.7)  peak RSS {e2e['x1']['peak_rss_mb']:.0f} / "
+                  f"{e2e['x10']['peak_rss_mb']:.0f} MB = {r['rss_ratio_10x_vs_1x']:.3f} (target <= 1.10)")
+    out = write_json("export", {"runs": results, "heptokens_a100_jets_per_s": 4300})
+    print(f"-> {out}")
+    print(json.dumps({k: round(v["ratio_e2e_vs_bare"], 3) for k, v in results.items()}))
+
+
+if __name__ == "__main__":
+    main()
