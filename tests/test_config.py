@@ -84,3 +84,17 @@ def test_yaml_is_read_safely_without_python_objects(tmp_path):
 def test_missing_params_file_is_named():
     with pytest.raises(ConfigError, match="params file not found: .*nowhere.yaml"):
         config.load(["nowhere.yaml"])
+
+
+def test_every_shipped_params_file_validates():
+    files = sorted((ROOT / "params" / "studies").glob("*.yaml")) + sorted((ROOT / "params" / "scans").glob("*.yaml"))
+    assert files, "no study params shipped"
+    for path in files:
+        params = config.load([path])
+        assert params["study"]["name"] == path.stem
+
+
+def test_events_study_labels_signal_and_reads_the_event_set():
+    params = config.load([ROOT / "params" / "studies" / "events.yaml"])
+    assert params["data"]["collection_set"] == "events" and params["data"]["label"]["classes"]["ggH_ZZ4l"] == 1
+    assert params["tokenizer"]["codebook_size"] == 256 and params["tokenizer"]["train"]["max_epochs"] == 8

@@ -163,39 +163,42 @@ def tokens_array(batch: pa.RecordBatch | pa.Table, levels: int | None = None) ->
 class NpzWriter:
     """The heptokens-style npz (`indices [N, M, Q]` with -1 padding, `labels [N]`, `codebooks [Q, K, D]`).
 
-    Indices go to a disk-backed buffer first, so memory stays flat however large the file;
-    the npz is assembled under a temporary name and renamed at the end.
+    Index blocks are appended to a plain temporary file (not a memory map, whose touched
+    pages would count as resident memory), so memory stays flat however large the export;
+    the npz is assembled from it at the end under a temporary name, then renamed.
     """
 
-    def __init__(self, path: str | Path, max_rows: int, width: int, levels: int):
+    BLOCK_BYTES = 1 << 24
+
+    def __init__(self, path: str | Path, width: int, levels: int):
         self.path = Path(path)
         self.tmp_dir = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}")
         self.tmp_dir.mkdir(parents=True, exist_ok=True)
-        self.indices = np.lib.format.open_memmap(self.tmp_dir / "indices.npy", mode="w+", dtype=np.int32,
-                                                 shape=(max(max_rows, 1), width, levels))
+        self.shape = (width, levels)
+        self._raw = open(self.tmp_dir / "indices.raw", "wb")
         self.labels: list[np.ndarray] = []
         self.rows = 0
 
     def write(self, indices: np.ndarray, labels: np.ndarray) -> None:
-        n = len(indices)
-        self.indices[self.rows:self.rows + n] = indices
+        if indices.shape[1:] != self.shape:
+            raise ValueError(f"{self.path}: index rows have shape {indices.shape[1:]}, expected {self.shape}")
+        self._raw.write(np.ascontiguousarray(indices, dtype=np.int32).tobytes())
         self.labels.append(labels.astype(np.int64))
-        self.rows += n
+        self.rows += len(indices)
 
     def close(self, codebooks: np.ndarray) -> Path:
+        self._raw.close()
         tmp = self.tmp_dir / "out.npz"
         with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
-            with zf.open("indices.npy", "w", force_zip64=True) as fh:
-                view = self.indices[: self.rows]
-                np.lib.format.write_array_header_1_0(fh, {"descr": np.lib.format.dtype_to_descr(view.dtype),
-                                                          "fortran_order": False, "shape": view.shape})
-                for start in range(0, self.rows, 65536):
-                    fh.write(np.ascontiguousarray(view[start:start + 65536]).tobytes())
+            with zf.open("indices.npy", "w", force_zip64=True) as fh, open(self.tmp_dir / "indices.raw", "rb") as raw:
+                np.lib.format.write_array_header_1_0(fh, {"descr": np.lib.format.dtype_to_descr(np.dtype(np.int32)),
+                                                          "fortran_order": False, "shape": (self.rows,) + self.shape})
+                for block in iter(lambda: raw.read(self.BLOCK_BYTES), b""):
+                    fh.write(block)
             for name, arr in (("labels", np.concatenate(self.labels) if self.labels else np.zeros(0, np.int64)),
                               ("codebooks", np.asarray(codebooks, dtype=np.float32))):
                 with zf.open(f"{name}.npy", "w") as fh:
                     np.lib.format.write_array(fh, arr, allow_pickle=False)
-        del self.indices
         os.replace(tmp, self.path)
         self.abort()
         return self.path
@@ -203,6 +206,6 @@ class NpzWriter:
     def abort(self) -> None:
         import shutil
 
-        if hasattr(self, "indices"):
-            del self.indices
+        if not self._raw.closed:
+            self._raw.close()
         shutil.rmtree(self.tmp_dir, ignore_errors=True)

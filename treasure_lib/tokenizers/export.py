@@ -106,11 +106,8 @@ def export_file(path: Path, tokenizers: Mapping[str, Tokenizer], params: Mapping
         writers[key] = (TokenWriter(out, vocab, e["layout"], {n: hashes[n] for n in toks}, levels, e["row_group_size"]), toks, vocab)
     npz = None
     if want_npz:
-        with open_h5(path) as f:
-            n_rows = f[collections[object_toks[0]].path].shape[0] if collections[object_toks[0]].layout == "compound" \
-                else f[collections[object_toks[0]].mask_path].shape[0]
         tok = tokenizers[object_toks[0]]
-        npz = NpzWriter(npz_path, n_rows, tok.collection["max_objects"], tok.num_quantizers)
+        npz = NpzWriter(npz_path, tok.collection["max_objects"], tok.num_quantizers)
     stream = H5Stream.from_params(params, collections, files=[path])
     t0, rows = time.perf_counter(), 0
     try:
