@@ -105,10 +105,11 @@ def bare_forward(cards_dir: Path, sample: Path, params: dict) -> dict:
     tok = load(cards_dir / "tracks" / "card", device=e["device"], backend=e["backend"])
     c = load_sets("params/objects.yaml")["jets"]["tracks"]
     prepared = []
+    step = e["batch_size"]
     for batch in H5Stream([sample], {"tracks": c}, chunk_size=params["data"]["chunk_size"]):
         cont, cat = tok.scaler.transform(batch["tracks"].features, batch["tracks"].mask)
-        for s in range(0, len(cont), e["batch_size"]):
-            prepared.append(tuple(torch.from_numpy(np.ascontiguousarray(a[s:s + e["batch_size"]])).to(tok.device)
+        for s in range(0, len(cont), step):
+            prepared.append(tuple(torch.from_numpy(np.ascontiguousarray(a[s:s + step])).to(tok.device)
                                   for a in (cont, cat, batch["tracks"].mask)))
     backend = tok._backend()
     if tok.device.type == "cuda":

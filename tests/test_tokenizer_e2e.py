@@ -178,3 +178,13 @@ def test_event_export_combined_and_separate_modes(data_dir, tmp_path):
     assert sorted(o.rsplit(".", 2)[-2] for o in outs) == ["electrons", "jets", "met", "muons"]
     jets = pq.read_table(next(o for o in outs if ".jets." in o))
     assert tokens_array(jets).shape[1:] == (10, 3)
+
+
+def test_training_leaves_checkpoints_and_offline_logs(jet_cards):
+    params, cards = jet_cards
+    run = cards["tracks"].parent
+    assert (run / "checkpoints" / "best.ckpt").is_file() and (run / "checkpoints" / "last.ckpt").is_file()
+    metrics_csv = next(run.glob("logs/version_*/metrics.csv"))
+    header = metrics_csv.read_text().splitlines()[0]
+    assert "val/rec_level_3" in header and "train/loss" in header
+    assert list(run.glob("tensorboard/version_*/events.out.tfevents.*")), "TensorBoard event files are written offline"

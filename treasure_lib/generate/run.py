@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
 
+import awkward as ak
 import numpy as np
 import yaml
 from tqdm import tqdm
@@ -112,7 +113,7 @@ def run_job(job: Job, progress=None) -> dict:
             if len(events) != n:
                 raise RuntimeError(f"Pythia returned {len(events)} of {n} events for process {job.process}")
             truth = flatten(events, charge_of)
-            weights = np.asarray([w[0] if len(w) else 1.0 for w in events.info.weights.to_list()], dtype=np.float32)
+            weights = ak.to_numpy(ak.fill_none(ak.firsts(events.info.weights), 1.0)).astype(np.float32)
             numbers = np.arange(job.first_event_number + done, job.first_event_number + done + n, dtype=np.int64)
             out = simulate_batch(rng, truth, weights, numbers, cfg,
                                  sets["events"] if "events" in writers else None,

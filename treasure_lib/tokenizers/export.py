@@ -23,6 +23,7 @@ from .card import Tokenizer, card_hash, load
 from .train import COMBINED, to_combined, tokenizer_dir
 
 log = logging.getLogger(__name__)
+CPU_BATCH, GPU_BATCH = 4096, 65536  # rows encoded per step when export.batch_size is null
 
 
 def load_cards(params: Mapping, device: str = "cpu") -> dict[str, Tokenizer]:
@@ -98,6 +99,8 @@ def export_file(path: Path, tokenizers: Mapping[str, Tokenizer], params: Mapping
     if not e["overwrite"] and all(o.exists() for o in outs) and (not want_npz or npz_path.exists()):
         return {"file": str(path), "skipped": True, "outputs": [str(o) for o in outs]}
     hashes = {n: card_hash(t.card_path) for n, t in tokenizers.items()}
+    on_gpu = any(getattr(t, "device", None) is not None and t.device.type == "cuda" for t in tokenizers.values())
+    batch_size = e["batch_size"] or (GPU_BATCH if on_gpu else CPU_BATCH)
     groups = {n: {n: t} for n, t in tokenizers.items()} if separate else {"all": dict(tokenizers)}
     writers = {}
     for (key, toks), out in zip(groups.items(), outs):
@@ -113,7 +116,7 @@ def export_file(path: Path, tokenizers: Mapping[str, Tokenizer], params: Mapping
     try:
         for batch in prefetch(stream):
             for writer, toks, vocab in writers.values():
-                tokens, types, mask, local = sequence(batch, toks, collections, vocab, e["batch_size"], str(path))
+                tokens, types, mask, local = sequence(batch, toks, collections, vocab, batch_size, str(path))
                 writer.write(token_table(tokens, types, mask, batch.labels, batch.weights, batch.event_index,
                                          str(path), batch.metadata, e["layout"]))
                 if npz is not None and object_toks[0] in local:

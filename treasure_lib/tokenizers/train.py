@@ -161,12 +161,9 @@ def train_vqvae(params: Mapping, c: Collection, scaler: CollectionScaler, batche
 
 
 def _tensorboard(out_dir: Path) -> list:
-    try:
-        from lightning.pytorch.loggers import TensorBoardLogger
+    """Offline TensorBoard event files (written by tensorboardX, a dependency; `tensorboard` also works)."""
+    from lightning.pytorch.loggers import TensorBoardLogger
 
-        import tensorboard  # noqa: F401
-    except ImportError:
-        return []
     return [TensorBoardLogger(str(out_dir), name="tensorboard")]
 
 
