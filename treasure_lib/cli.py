@@ -123,7 +123,10 @@ _EXTRA_COMMANDS: list = [_register_generate, _register_tokenizers]
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    level = logging.INFO if args.verbose else logging.WARNING
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    for handler in logging.getLogger().handlers:
+        handler.setLevel(level)  # libraries with their own INFO loggers (Lightning) print once, through their handler
     try:
         return args.func(args)
     except TreasureError as exc:
