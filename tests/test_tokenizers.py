@@ -10,7 +10,7 @@ from treasure_lib.errors import InputFileError
 from treasure_lib.io.tokens import SPECIAL_TOKENS, Vocabulary, to_global
 from treasure_lib.io.toy import make_batch
 from treasure_lib.preprocessing import CollectionScaler
-from treasure_lib.tokenizers.card import BinningTokenizer, KMeansTokenizer, VQVAETokenizer, load, save
+from treasure_lib.tokenizers.card import BinningTokenizer, VQVAETokenizer, load, save
 from treasure_lib.tokenizers.search import residual_indices
 from treasure_lib.tokenizers.vqvae import ObjectVQVAE, VQVAEConfig
 

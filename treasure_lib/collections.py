@@ -5,7 +5,7 @@ tokenizers take `Collection` objects; none of them knows a collection by name.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
 

@@ -6,7 +6,7 @@ A nested mapping of `Key`s. A mapping under the name "*" stands for user-named b
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from .errors import ConfigError

@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from dataclasses import replace
 from pathlib import Path
 from typing import Mapping
 
@@ -22,7 +21,7 @@ from ..errors import ConfigError
 from ..io.batch import Batch, ObjectArrays
 from ..io.h5 import H5Stream
 from ..preprocessing import CollectionScaler, reservoir_sample
-from .card import BinningTokenizer, KMeansTokenizer, Tokenizer, VQVAETokenizer, save
+from .card import BinningTokenizer, KMeansTokenizer, VQVAETokenizer, save
 from .data import CollectionSets
 from .search import residual_indices
 
@@ -85,10 +84,6 @@ def tokenizer_dir(params: Mapping) -> Path:
 def _collection_info(c: Collection) -> dict:
     return {"name": c.name, "features": list(c.features), "type_id": c.type_id, "max_objects": c.max_objects,
             "categorical": list(c.categorical), "log_features": list(c.log_features)}
-
-
-def _stream(params, collections) -> H5Stream:
-    return H5Stream.from_params(params, collections)
 
 
 def _sample(params, c: Collection, batches_fn, to_collection, seed: int):
@@ -230,7 +225,7 @@ def train_tokenizers(params: Mapping) -> dict[str, Path]:
         raise ConfigError(f"tokenizer.collections names {unknown}, not in data.collection_set "
                           f"'{params['data']['collection_set']}' ({', '.join(collections)})")
     chosen = {n: collections[n] for n in names}
-    stream = _stream(params, collections)
+    stream = H5Stream.from_params(params, collections)
     batches_fn = lambda: iter(stream)  # noqa: E731  (a fresh pass over the files each call)
     checksums = file_checksums(stream.files)
     out_root = tokenizer_dir(params)
