@@ -98,3 +98,10 @@ def test_events_study_labels_signal_and_reads_the_event_set():
     params = config.load([ROOT / "params" / "studies" / "events.yaml"])
     assert params["data"]["collection_set"] == "events" and params["data"]["label"]["classes"]["ggH_ZZ4l"] == 1
     assert params["tokenizer"]["codebook_size"] == 256 and params["tokenizer"]["train"]["max_epochs"] == 8
+
+
+def test_a_later_file_replaces_a_mapping_valued_parameter_whole():
+    params = config.load([ROOT / "params" / "studies" / "events.yaml"])
+    assert "collection" not in params["data"]["label"] and params["data"]["label"]["metadata"] == "process"
+    assert params["data"]["weight"] == {"collection": "event", "field": "mcEventWeight"}
+    assert params["data"]["chunk_size"] == 10_000  # sections still merge: untouched keys come from default.yaml

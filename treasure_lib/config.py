@@ -34,12 +34,19 @@ def read_yaml(path: str | Path) -> dict:
     return data
 
 
-def merge(base: Mapping, override: Mapping) -> dict:
-    """Deep-merge `override` into a copy of `base`: mappings merge, everything else replaces."""
+def merge(base: Mapping, override: Mapping, schema: Mapping | None = None) -> dict:
+    """Deep-merge `override` into a copy of `base`: schema sections merge, values replace.
+
+    A parameter whose value is a mapping (a `dict` key such as `data.label`) is one value: a later
+    file replaces it whole, so `{metadata: process, ...}` never mixes with an earlier `{collection: jets, ...}`.
+    Without a schema every mapping merges.
+    """
     out = copy.deepcopy(dict(base))
     for key, value in override.items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
-            out[key] = merge(out[key], value)
+        spec = None if schema is None else schema.get(key, schema.get("*"))
+        section = schema is None or isinstance(spec, Mapping)
+        if section and isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = merge(out[key], value, spec if isinstance(spec, Mapping) else None)
         else:
             out[key] = copy.deepcopy(value)
     return out
@@ -102,7 +109,7 @@ def load(files: Iterable[str | Path] = (), overrides: Iterable[str] = (), schema
     for file in files:
         for path, data in _load_file_chain(Path(file)):
             check_keys(data, schema, origin=str(path))
-            params = merge(params, data)
+            params = merge(params, data, schema)
     for text in overrides:
         parts, value = parse_override(text)
         partial: dict = {}
