@@ -138,6 +138,7 @@ def simulate_batch(rng: np.random.Generator, truth: Truth, weights: np.ndarray, 
 
     out: dict = {}
     if event_collections is not None:
+        from_pv = np.abs(tracks.z0 * np.sin(tracks.theta)) < 3.0  # event-level tracks: compatible with the PV
         obj_cols = {
             "electrons": (electrons.evt, electrons.pt, _objects_columns(electrons)),
             "muons": (muons.evt, muons.pt, _objects_columns(muons)),
@@ -147,9 +148,8 @@ def simulate_batch(rng: np.random.Generator, truth: Truth, weights: np.ndarray, 
                                        "DL1d_pb": dl1["DL1dv01_pb"], "DL1d_pc": dl1["DL1dv01_pc"], "DL1d_pu": dl1["DL1dv01_pu"],
                                        "GN2_pb": gn2["GN2v01_pb"], "GN2_pc": gn2["GN2v01_pc"], "GN2_pu": gn2["GN2v01_pu"],
                                        "HadronConeExclTruthLabelID": lab, "jvt": jvt, "isPileupJet": is_pu}),
-            "tracks": (tracks.evt[np.abs(tracks.z0 * np.sin(tracks.theta)) < 3.0],
-                       tracks.pt[np.abs(tracks.z0 * np.sin(tracks.theta)) < 3.0],
-                       {k: v[np.abs(tracks.z0 * np.sin(tracks.theta)) < 3.0] for k, v in
+            "tracks": (tracks.evt[from_pv], tracks.pt[from_pv],
+                       {k: v[from_pv] for k, v in
                         {"pt": tracks.pt, "eta": tracks.eta, "phi": tracks.phi, "d0": tracks.d0, "z0": tracks.z0,
                          "qOverP": tracks.qoverp, "chiSquared": tracks.chi2, "nDoF": tracks.ndof,
                          "ftagTruthOriginLabel": tracks.origin}.items()}),
