@@ -81,3 +81,20 @@ def test_emulated_taggers_meet_their_rejection_targets_at_77_percent(tagger, lig
     assert c_range[0] < c_rej < c_range[1]
     total = sum(scores[f"{name}_{k}"] for k in (["pb", "pc", "pu", "ptau"] if tagger.has_tau else ["pb", "pc", "pu"]))
     np.testing.assert_allclose(total, 1.0, rtol=1e-5)
+
+
+def test_particle_table_looks_up_charges_and_grows_with_new_ids():
+    from treasure_lib.generate.truth import ParticleTable
+
+    calls = []
+
+    def charge_of(ids):
+        calls.append(ids.tolist())
+        return np.sign(ids) * (np.abs(ids) == 211)
+
+    table = ParticleTable(charge_of)
+    charge, heavy = table.lookup(np.array([211, -211, 511, 211]))
+    assert charge.tolist() == [1, -1, 0, 1] and heavy.tolist() == [2, 2, 5, 2]
+    charge, heavy = table.lookup(np.array([421, 211]))
+    assert charge.tolist() == [0, 1] and heavy.tolist() == [4, 2]
+    assert calls == [[-211, 211, 511], [421]], "each id is asked of Pythia once"

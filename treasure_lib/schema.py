@@ -97,6 +97,7 @@ GENERATE = {
     "layouts": K("list", ["events", "jets"], "which files to write: events (per-feature) and/or jets (compound)", item="str"),
     "events_per_file": K("int", 5000, "split a process into files of this many events (parallel jobs)", minimum=1),
     "batch_size": K("int", 200, "events per Pythia nextBatch call and per emulation step", minimum=1),
+    "gzip_level": K("int", 1, "gzip level of the written files (1: fastest to write; 9: smallest)", minimum=0),
     "workers": K("int", None, "parallel processes (null: all cores)", nullable=True, minimum=1),
     "seed": K("int", None, "generation seed (null: study.seed)", nullable=True),
     "pythia_common": K("list", [], "Pythia settings shared by every process", item="str"),

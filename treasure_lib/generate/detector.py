@@ -90,6 +90,7 @@ class DetectorConfig:
     tau_fake_rate_per_jet: float = 0.02
     # jets (anti-kt R = 0.4 on visible particles)
     jet_radius: float = 0.4
+    jet_constituent_e_min_mev: float = 300.0         # calorimeter-like threshold: softer particles form no cluster
     jet_pt_min_mev: float = 20000.0
     jet_eta_max: float = 4.5
     jer_noise_mev: float = 2500.0                    # sigma(pT)/pT = N/pT (+) S/sqrt(pT) (+) C, N grows with sqrt(mu/50)

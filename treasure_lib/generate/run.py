@@ -24,7 +24,7 @@ from ..errors import ConfigError
 from ..io.h5 import H5Writer
 from .detector import detector_config
 from .simulate import JetSelection, simulate_batch
-from .truth import flatten
+from .truth import ParticleTable, flatten
 
 log = logging.getLogger(__name__)
 PB_PER_MB = 1e9
@@ -64,6 +64,7 @@ class Job:
     objects_file: str
     jet_selection: dict
     first_event_number: int
+    gzip_level: int = 1
 
 
 def make_pythia(settings, seed: int):
@@ -97,22 +98,25 @@ def run_job(job: Job, progress=None) -> dict:
     sets = load_sets(job.objects_file)
     cfg = detector_config(job.detector)
     sel = JetSelection(**job.jet_selection)
+    t_init = time.perf_counter()
     pythia = make_pythia(job.settings, job.seed)
-    charge_of = _charge_lookup(pythia)
+    init_s = time.perf_counter() - t_init
+    particles = ParticleTable(_charge_lookup(pythia))
     rng = np.random.default_rng(job.seed)
     writers = {}
     try:
         if job.events_path:
-            writers["events"] = H5Writer(job.events_path, chunk_rows=min(1000, job.n_events))
+            writers["events"] = H5Writer(job.events_path, chunk_rows=min(1000, job.n_events), compression_opts=job.gzip_level)
         if job.jets_path:
-            writers["jets"] = H5Writer(job.jets_path, chunk_rows=1000)
+            writers["jets"] = H5Writer(job.jets_path, chunk_rows=1000, compression_opts=job.gzip_level)
         done, n_jets = 0, 0
+        t_loop = time.perf_counter()
         while done < job.n_events:
             n = min(job.batch_size, job.n_events - done)
             events = pythia.nextBatch(n)
             if len(events) != n:
                 raise RuntimeError(f"Pythia returned {len(events)} of {n} events for process {job.process}")
-            truth = flatten(events, charge_of)
+            truth = flatten(events, particles)
             weights = ak.to_numpy(ak.fill_none(ak.firsts(events.info.weights), 1.0)).astype(np.float32)
             numbers = np.arange(job.first_event_number + done, job.first_event_number + done + n, dtype=np.int64)
             out = simulate_batch(rng, truth, weights, numbers, cfg,
@@ -134,12 +138,14 @@ def run_job(job: Job, progress=None) -> dict:
             writer.set_metadata(meta)
         for writer in writers.values():
             writer.close()
+        loop_s = time.perf_counter() - t_loop
     except BaseException:
         for writer in writers.values():
             writer.abort()
         raise
     return {"process": job.process, "index": job.index, "events": job.n_events, "jets": n_jets,
-            "cross_section_pb": meta["cross_section_pb"], "files": [p for p in (job.events_path, job.jets_path) if p]}
+            "cross_section_pb": meta["cross_section_pb"], "files": [p for p in (job.events_path, job.jets_path) if p],
+            "pythia_init_s": init_s, "generation_s": loop_s}
 
 
 def plan_jobs(params: Mapping) -> list[Job]:
@@ -165,7 +171,7 @@ def plan_jobs(params: Mapping) -> list[Job]:
                             str(out_dir / f"events_{stem}.h5") if "events" in g["layouts"] else None,
                             str(out_dir / f"jets_{stem}.h5") if "jets" in g["layouts"] else None,
                             g["batch_size"], dict(g["detector"]), params["data"]["objects_file"], dict(g["jet_selection"]),
-                            k * g["events_per_file"]))
+                            k * g["events_per_file"], g["gzip_level"]))
     return jobs
 
 

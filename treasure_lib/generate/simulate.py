@@ -17,6 +17,7 @@ from . import jets as jt
 from .truth import Truth, ancestry, decay_vertex, weakly_decaying
 
 GEV = 1000.0
+TRACE_PT_MIN_MEV = 300.0  # below every reconstruction threshold (tracks 500 MeV, leptons and photons GeV)
 
 
 @dataclass(frozen=True)
@@ -51,16 +52,18 @@ def simulate_batch(rng: np.random.Generator, truth: Truth, weights: np.ndarray, 
     ne = truth.n_events
     cond = det.event_conditions(rng, ne, cfg)
     final = np.flatnonzero(truth.final)
-    anc = ancestry(truth, final)
+    # truth history is traced for the particles that can become tracks, leptons, photons or tau products
+    traced = final[truth.pt[final] > TRACE_PT_MIN_MEV]
     pi0 = np.flatnonzero(truth.pid == 111)
-    anc_pi0 = ancestry(truth, pi0)
+    both = ancestry(truth, np.concatenate([traced, pi0]))  # one upward walk for both
+    anc, anc_pi0 = both.split(len(traced))
 
-    hs_tracks = det.reconstruct_tracks(rng, truth, final, anc, cond, cfg)
+    hs_tracks = det.reconstruct_tracks(rng, truth, traced, anc, cond, cfg)
     tracks = det.Tracks.concat([hs_tracks, det.pileup_and_fake_tracks(rng, cond, cfg)])
 
-    electrons = det.reconstruct_electrons(rng, truth, final, anc, tracks, cfg)
-    muons = det.reconstruct_muons(rng, truth, final, anc, tracks, cfg)
-    photons = det.reconstruct_photons(rng, truth, final, anc, tracks, cfg)
+    electrons = det.reconstruct_electrons(rng, truth, traced, anc, tracks, cfg)
+    muons = det.reconstruct_muons(rng, truth, traced, anc, tracks, cfg)
+    photons = det.reconstruct_photons(rng, truth, traced, anc, tracks, cfg)
 
     # jets from visible particles, without neutrinos, muons, and isolated identified electrons and photons
     apid = np.abs(truth.pid[final])
@@ -69,7 +72,8 @@ def simulate_batch(rng: np.random.Generator, truth: Truth, weights: np.ndarray, 
     iso_g = photons.truth_row[(photons.columns["isTight"] == 1) & (photons.columns["trk_iso03"] < 0.15)]
     used[iso_e] = True
     used[iso_g] = True
-    visible = final[~np.isin(apid, (12, 14, 16, 13)) & (np.abs(truth.eta[final]) < 4.9) & ~used[final]]
+    visible = final[~np.isin(apid, (12, 14, 16, 13)) & (np.abs(truth.eta[final]) < 4.9) & ~used[final]
+                    & (truth.e[final] > cfg.jet_constituent_e_min_mev)]
     raw_jets = jt.cluster(truth, visible, cfg.jet_radius, 0.5 * cfg.jet_pt_min_mev)
     # particle-level ("truth") jets: the same clustering plus the muons and isolated e/gamma it excluded
     excluded = final[np.isin(apid, (13,)) | used[final]]
@@ -82,7 +86,7 @@ def simulate_batch(rng: np.random.Generator, truth: Truth, weights: np.ndarray, 
     jets = jt.select(jets, keep_jets)
     truth_jet_pt, truth_dr = truth_jet_pt[keep_jets], truth_dr[keep_jets]
 
-    taus_true = det.true_hadronic_taus(truth, final, anc, pi0, anc_pi0)
+    taus_true = det.true_hadronic_taus(truth, traced, anc, pi0, anc_pi0)
     weak_b = np.flatnonzero(weakly_decaying(truth, 5))
     weak_c = np.flatnonzero(weakly_decaying(truth, 4))
     labels = jt.flavour_labels(truth, jets, weak_b, weak_c, taus_true, decay_vertex(truth))

@@ -39,7 +39,6 @@ class Truth:
     """One batch of events, one row per particle of the full event record."""
 
     evt: np.ndarray        # int64 event number within the batch
-    local: np.ndarray      # index inside its event
     pid: np.ndarray
     status: np.ndarray
     mother: np.ndarray     # global row of mother1 (-1 for the event's root)
@@ -60,8 +59,8 @@ class Truth:
     heavy: np.ndarray = None  # heaviest quark of hadrons (5 b, 4 c, ...), 0 otherwise
 
     def __post_init__(self) -> None:
-        self.pt = np.hypot(self.px, self.py)
-        self.eta = eta_of(self.px, self.py, self.pz)
+        self.pt = np.sqrt(self.px * self.px + self.py * self.py)
+        self.eta = eta_of(self.px, self.py, self.pz, self.pt)
         self.phi = np.arctan2(self.py, self.px)
         if self.heavy is None:
             self.heavy = heaviest_quark(self.pid)
@@ -72,8 +71,8 @@ class Truth:
         return self.status > 0
 
 
-def eta_of(px, py, pz) -> np.ndarray:
-    pt = np.hypot(px, py)
+def eta_of(px, py, pz, pt=None) -> np.ndarray:
+    pt = np.sqrt(px * px + py * py) if pt is None else pt
     with np.errstate(divide="ignore", invalid="ignore"):
         eta = np.arcsinh(pz / pt)
     return np.where(pt > 0, eta, np.sign(pz) * 20.0)
@@ -83,24 +82,45 @@ def delta_phi(a, b) -> np.ndarray:
     return (a - b + np.pi) % (2 * np.pi) - np.pi
 
 
-def flatten(events: ak.Array, charge_of) -> Truth:
-    """Awkward Pythia events -> `Truth`. `charge_of(unique_ids) -> charges` comes from ParticleData."""
+class ParticleTable:
+    """Per-PDG-id properties (charge from Pythia's ParticleData, heaviest quark), looked up by binary
+    search in a sorted table that grows as new ids appear: no per-batch sort of every particle."""
+
+    def __init__(self, charge_of):
+        self.charge_of = charge_of
+        self.ids = np.zeros(0, dtype=np.int64)
+        self.charge = np.zeros(0)
+        self.heavy = np.zeros(0, dtype=np.int64)
+
+    def lookup(self, pid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        pos = np.searchsorted(self.ids, pid).clip(0, max(len(self.ids) - 1, 0))
+        known = (self.ids[pos] == pid) if len(self.ids) else np.zeros(len(pid), bool)
+        if not known.all():
+            new = np.unique(pid[~known])
+            ids = np.concatenate([self.ids, new])
+            order = np.argsort(ids)
+            self.ids = ids[order]
+            self.charge = np.concatenate([self.charge, np.asarray(self.charge_of(new), dtype=np.float64)])[order]
+            self.heavy = np.concatenate([self.heavy, heaviest_quark(new)])[order]
+            pos = np.searchsorted(self.ids, pid)
+        return self.charge[pos], self.heavy[pos]
+
+
+def flatten(events: ak.Array, table: "ParticleTable") -> Truth:
+    """Awkward Pythia events -> `Truth` (charges and hadron flavours from the `ParticleTable`)."""
     prt = events.prt
     counts = ak.to_numpy(ak.num(prt))
     offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
     evt = np.repeat(np.arange(len(counts), dtype=np.int64), counts)
-    local = np.arange(offsets[-1], dtype=np.int64) - offsets[evt]
     flat_prt = ak.flatten(prt)  # once: every field below is then a zero-copy view
     col = lambda x: ak.to_numpy(x)  # noqa: E731
     pid = col(flat_prt.id).astype(np.int64)
     mother_local = col(flat_prt.mother1).astype(np.int64)
     mother = np.where(mother_local > 0, offsets[evt] + mother_local, -1)
     vx, vy, vz = _production_vertices(flat_prt.vProd)
-    uniq, inverse = np.unique(pid, return_inverse=True)  # per-id properties are computed once per distinct id
-    charge = np.asarray(charge_of(uniq), dtype=np.float64)[inverse]
-    heavy = heaviest_quark(uniq)[inverse]
+    charge, heavy = table.lookup(pid)
     p = flat_prt.p
-    return Truth(evt=evt, local=local, pid=pid, status=col(flat_prt.status).astype(np.int64), mother=mother,
+    return Truth(evt=evt, pid=pid, status=col(flat_prt.status).astype(np.int64), mother=mother,
                  px=col(p.px) * GEV, py=col(p.py) * GEV, pz=col(p.pz) * GEV, e=col(p.e) * GEV,
                  mass=col(flat_prt.m) * GEV, vx=vx, vy=vy, vz=vz, charge=charge, n_events=len(counts), offsets=offsets,
                  heavy=heavy)
@@ -126,6 +146,11 @@ class Ancestry:
     tau: np.ndarray         # the decaying tau lepton
     from_hadron: np.ndarray  # a hadron is met before any W/Z/H/top (non-prompt)
     from_boson: np.ndarray   # a W/Z/H/top is met before any hadron (prompt)
+
+    def split(self, n: int) -> tuple["Ancestry", "Ancestry"]:
+        """The first n rows and the rest, as two Ancestry objects."""
+        parts = [getattr(self, k) for k in ("weak_b", "weak_c", "tau", "from_hadron", "from_boson")]
+        return Ancestry(*(p[:n] for p in parts)), Ancestry(*(p[n:] for p in parts))
 
 
 def weakly_decaying(truth: Truth, flavour: int) -> np.ndarray:
