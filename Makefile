@@ -26,9 +26,10 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	$(PY) -m pytest -m "not slow"
 
-## lab: JupyterLab on the chapters (jupytext serves the .py files as notebooks)
+## lab: JupyterLab (installed on first use); jupytext serves the .py chapters as notebooks
 lab: $(STAMP)
-	$(VENV)/bin/jupyter lab --allow-root notebooks
+	test -x $(VENV)/bin/jupyter-lab || $(PIP) install -q -c constraints.txt -e '.[lab]'
+	$(VENV)/bin/jupyter lab --allow-root --no-browser
 
 ## bench: run every benchmark; each writes JSON under runs/benchmarks/
 bench: $(STAMP)
