@@ -55,3 +55,20 @@ def write_json(name: str, result: dict) -> Path:
     result = {"benchmark": name, "machine": machine(), **result}
     path.write_text(json.dumps(result, indent=2))
     return path
+
+
+def write_toy_jets(path: Path, n_jets: int, all_tracks_valid: bool = False, block: int = 5000) -> None:
+    """A compound jets + tracks file of random but schema-valid rows, written in blocks."""
+    from treasure_lib.collections import load_sets
+    from treasure_lib.io.h5 import H5Writer, batch_to_arrays
+    from treasure_lib.io.toy import make_batch
+
+    cols = load_sets("params/objects.yaml")["jets"]
+    with H5Writer(path, chunk_rows=1000) as w:
+        for i in range(0, n_jets, block):
+            b = make_batch(cols, min(block, n_jets - i), seed=i)
+            if all_tracks_valid:  # 40 valid tracks per jet: the worst case for export
+                b["tracks"].mask[:] = True
+                pt = cols["tracks"].index("pt")
+                b["tracks"].features[..., pt] = abs(b["tracks"].features[..., pt]) + 500.0
+            w.append(batch_to_arrays(b, cols))

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import run_child, write_json  # noqa: E402
+from _common import run_child, write_json, write_toy_jets  # noqa: E402
 
 CHILD = r"""
 import json, sys, time
@@ -50,20 +50,6 @@ def params_for(cards_dir: str, out_dir: str) -> dict:
                                                  f"export.cards_dir={cards_dir}", f"export.output_dir={out_dir}",
                                                  "export.overwrite=true", "data.cuts=[]", "data.collections=[tracks]",
                                                  "data.label={}", f"export.device={'cuda' if torch.cuda.is_available() else 'cpu'}"])
-
-
-def write_jets(path: Path, n_jets: int, block: int = 5000) -> None:
-    from treasure_lib.collections import load_sets
-    from treasure_lib.io.h5 import H5Writer, batch_to_arrays
-    from treasure_lib.io.toy import make_batch
-
-    cols = load_sets("params/objects.yaml")["jets"]
-    with H5Writer(path, chunk_rows=1000) as w:
-        for i in range(0, n_jets, block):
-            b = make_batch(cols, min(block, n_jets - i), seed=i)
-            b["tracks"].mask[:] = True  # 40 valid tracks per jet: the worst case
-            b["tracks"].features[..., cols["tracks"].index("pt")] = np.abs(b["tracks"].features[..., 0]) + 500.0
-            w.append(batch_to_arrays(b, cols))
 
 
 def make_card(cards_dir: Path, encoder: str, size: str, codebook_size: int, levels: int, latent_dim: int, sample: Path) -> None:
@@ -139,7 +125,7 @@ def main() -> None:
         for name, encoder, size, n in (("mlp", "mlp", "small", args.jets), ("transformer_medium", "transformer", "medium", args.transformer_jets)):
             files = {s: tmp / f"{name}_x{s}.h5" for s in (1, 10)}
             for s, f in files.items():
-                write_jets(f, n * s)
+                write_toy_jets(f, n * s, all_tracks_valid=True)
             cards = tmp / f"cards_{name}"
             make_card(cards, encoder, size, args.codebook_size, args.levels, args.latent_dim, files[1])
             params = params_for(str(cards), str(tmp / "out"))

@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import run_child, write_json  # noqa: E402
+from _common import run_child, write_json, write_toy_jets  # noqa: E402
 
 CHILD = r"""
 import json, sys, time
@@ -33,17 +33,6 @@ print(json.dumps({"jets": n, "seconds": dt, "jets_per_s": n / dt, "mb_per_s": nb
 """
 
 
-def write_sample(path: Path, n_jets: int, block: int = 5000) -> None:
-    from treasure_lib.collections import load_sets
-    from treasure_lib.io.h5 import H5Writer, batch_to_arrays
-    from treasure_lib.io.toy import make_batch
-
-    cols = load_sets("params/objects.yaml")["jets"]
-    with H5Writer(path, chunk_rows=1000) as w:
-        for i in range(0, n_jets, block):
-            w.append(batch_to_arrays(make_batch(cols, min(block, n_jets - i), seed=i), cols))
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--jets", type=int, default=20_000, help="jets in the 1x file")
@@ -53,7 +42,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for scale in (1, 10):
             path = Path(tmp) / f"x{scale}.h5"
-            write_sample(path, args.jets * scale)
+            write_toy_jets(path, args.jets * scale)
             r = run_child(CHILD, str(path), str(args.chunk_size), str(Path(__file__).resolve().parent))
             r["file_mb"] = round(path.stat().st_size / 1e6, 1)
             r["file_mb_per_s"] = r["file_mb"] / r["seconds"]

@@ -357,8 +357,9 @@ class Objects:
         return len(self.evt)
 
 
-def _candidates(rng, truth: Truth, rows, sel, eff):
-    keep = sel & (rng.random(len(rows)) < eff)
+def _candidates(rng, sel: np.ndarray, eff: float) -> np.ndarray:
+    """Positions passing the selection and an efficiency draw."""
+    keep = sel & (rng.random(len(sel)) < eff)
     return np.flatnonzero(keep)
 
 
@@ -366,10 +367,10 @@ def reconstruct_electrons(rng, truth: Truth, rows, anc: Ancestry, tracks: Tracks
     apid = np.abs(truth.pid[rows])
     pt, eta = truth.pt[rows], truth.eta[rows]
     crack = (np.abs(eta) > 1.37) & (np.abs(eta) < 1.52)
-    real = _candidates(rng, truth, rows, (apid == 11) & (pt > cfg.electron_pt_min_mev * 0.8) &
+    real = _candidates(rng, (apid == 11) & (pt > cfg.electron_pt_min_mev * 0.8) &
                        (np.abs(eta) < cfg.electron_eta_max) & ~crack, cfg.electron_efficiency)
     hadron = (truth.charge[rows] != 0) & (apid > 100)
-    fake = _candidates(rng, truth, rows, hadron & (pt > cfg.electron_pt_min_mev) & (np.abs(eta) < cfg.electron_eta_max) & ~crack,
+    fake = _candidates(rng, hadron & (pt > cfg.electron_pt_min_mev) & (np.abs(eta) < cfg.electron_eta_max) & ~crack,
                        cfg.electron_fake_rate)
     idx = np.concatenate([real, fake])
     kind = np.concatenate([_origin_kind(anc, real), np.zeros(len(fake), int)])
@@ -394,9 +395,9 @@ def reconstruct_muons(rng, truth: Truth, rows, anc: Ancestry, tracks: Tracks, cf
     apid = np.abs(truth.pid[rows])
     pt, eta = truth.pt[rows], truth.eta[rows]
     acc = np.abs(eta) < cfg.muon_eta_max
-    real = _candidates(rng, truth, rows, (apid == 13) & (pt > cfg.muon_pt_min_mev * 0.8) & acc, cfg.muon_efficiency)
+    real = _candidates(rng, (apid == 13) & (pt > cfg.muon_pt_min_mev * 0.8) & acc, cfg.muon_efficiency)
     hadron = (truth.charge[rows] != 0) & (apid > 100)
-    fake = _candidates(rng, truth, rows, hadron & (pt > cfg.muon_pt_min_mev) & acc, cfg.muon_fake_rate)
+    fake = _candidates(rng, hadron & (pt > cfg.muon_pt_min_mev) & acc, cfg.muon_fake_rate)
     idx = np.concatenate([real, fake])
     kind = np.concatenate([_origin_kind(anc, real), np.zeros(len(fake), int)])
     r = rows[idx]
@@ -418,7 +419,7 @@ def reconstruct_photons(rng, truth: Truth, rows, anc: Ancestry, tracks: Tracks, 
     pid = truth.pid[rows]
     pt, eta = truth.pt[rows], truth.eta[rows]
     crack = (np.abs(eta) > 1.37) & (np.abs(eta) < 1.52)
-    idx = _candidates(rng, truth, rows, (pid == 22) & (pt > cfg.photon_pt_min_mev * 0.8) &
+    idx = _candidates(rng, (pid == 22) & (pt > cfg.photon_pt_min_mev * 0.8) &
                       (np.abs(eta) < cfg.photon_eta_max) & ~crack, cfg.photon_efficiency)
     kind = np.where(anc.from_hadron[idx], 2, 1)  # 1 prompt (hard process, radiation), 2 from hadron decays (pi0)
     r = rows[idx]

@@ -233,9 +233,9 @@ def jet_arrays(collections, jets, tracks, it, ij, labels, qg, gn2, dl1, jvt, is_
     vtx[np.isin(tracks.origin[it], (2, 7))] = 0
     has_parent = parent >= 0
     if has_parent.any():
-        key = ij[has_parent].astype(np.int64) * (int(parent.max()) + 2) + parent[has_parent]
-        uniq, inv = np.unique(key, return_inverse=True)
-        first_of_jet = np.searchsorted(uniq // (int(parent.max()) + 2), uniq // (int(parent.max()) + 2))
+        pairs, inv = np.unique(np.stack([ij[has_parent], parent[has_parent]], axis=1), axis=0, return_inverse=True)
+        first_of_jet = np.searchsorted(pairs[:, 0], pairs[:, 0])  # sorted by jet: where each jet's parents start
+        inv = inv.reshape(-1)
         vtx[has_parent] = inv - first_of_jet[inv] + 1
     tcols["ftagTruthVertexIndex"] = vtx.astype(np.int32)
     c_tracks = collections["tracks"]

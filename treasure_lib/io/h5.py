@@ -64,6 +64,15 @@ def open_h5(path: str | Path) -> h5py.File:
         raise InputFileError(f"{path}: not a readable HDF5 file (wrong format or truncated): {exc}") from None
 
 
+def count_rows(path: str | Path, collection: Collection) -> int:
+    """Rows (events or jets) of one collection in a file, without reading data."""
+    with open_h5(path) as f:
+        name = collection.path if collection.layout == "compound" else collection.feature_path(collection.features[0])
+        if name not in f:
+            raise InputFileError(f"{path}: collection '{collection.name}': no dataset '{name}'")
+        return int(f[name].shape[0])
+
+
 def read_metadata(f: h5py.File) -> dict:
     """Attributes of the `metadata` group as plain Python values ({} if absent)."""
     if METADATA_GROUP not in f:

@@ -20,6 +20,7 @@ from typing import Mapping
 import numpy as np
 import torch
 
+from ..checksum import sha256_file
 from ..errors import ConfigError, InputFileError
 from ..preprocessing import CollectionScaler
 from .search import residual_indices
@@ -212,14 +213,6 @@ class BinningTokenizer(Tokenizer):
 # ---------------------------------------------------------------------------- cards
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def save(tokenizer: Tokenizer, path: str | Path, *, metrics: Mapping | None = None, training: Mapping | None = None) -> Path:
     """Write a card folder atomically (a temporary folder renamed into place)."""
     path = Path(path)
@@ -231,7 +224,7 @@ def save(tokenizer: Tokenizer, path: str | Path, *, metrics: Mapping | None = No
         card = {"format": CARD_FORMAT, "version": CARD_VERSION, "kind": tokenizer.kind,
                 "collection": tokenizer.collection, **tokenizer.state(), "vocabulary": tokenizer.vocabulary(),
                 "training": dict(training or {}), "metrics": dict(metrics or {}),
-                "weights": "weights.pt", "weights_sha256": _sha256(tmp / "weights.pt")}
+                "weights": "weights.pt", "weights_sha256": sha256_file(tmp / "weights.pt")}
         (tmp / "card.json").write_text(json.dumps(card, indent=2, default=float))
         if path.exists():
             shutil.rmtree(path)
@@ -246,7 +239,7 @@ def card_hash(path: str | Path) -> str:
     """A short identity of a card (its JSON and weights), recorded in token files."""
     path = Path(path)
     h = hashlib.sha256((path / "card.json").read_bytes())
-    h.update(bytes.fromhex(_sha256(path / "weights.pt")))
+    h.update(bytes.fromhex(sha256_file(path / "weights.pt")))
     return h.hexdigest()[:16]
 
 
@@ -262,7 +255,7 @@ def load(path: str | Path, device: str = "cpu", backend: str = "auto") -> Tokeni
     if card.get("version", 0) > CARD_VERSION:
         raise InputFileError(f"{card_file}: card version {card['version']} is newer than this library ({CARD_VERSION})")
     weights_file = path / card["weights"]
-    if _sha256(weights_file) != card["weights_sha256"]:
+    if sha256_file(weights_file) != card["weights_sha256"]:
         raise InputFileError(f"{weights_file}: checksum differs from the card's; the card is corrupt or was edited")
     tensors = torch.load(weights_file, map_location=device, weights_only=True)
     kind = card["kind"]

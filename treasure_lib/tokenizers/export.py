@@ -16,7 +16,7 @@ from tqdm import tqdm
 
 from ..collections import Collection, from_params
 from ..errors import ConfigError, InputFileError
-from ..io.h5 import H5Stream, expand_files, open_h5
+from ..io.h5 import H5Stream, count_rows, expand_files
 from ..io.prefetch import prefetch
 from ..io.tokens import NpzWriter, TokenWriter, Vocabulary, to_global, token_table
 from .card import Tokenizer, card_hash, load
@@ -164,11 +164,8 @@ def export(params: Mapping, progress: bool = True) -> list[dict]:
     if not files:
         raise ConfigError("nothing to export: export.files and data.files are empty")
     out_dir = Path(e["output_dir"] or Path("runs") / params["study"]["kind"] / params["study"]["name"] / "artifacts" / "tokens")
-    total = 0
-    for f in files:
-        with open_h5(f) as h:
-            first = next(iter(from_params(params).values()))
-            total += h[first.path].shape[0] if first.layout == "compound" else h[first.feature_path(first.features[0])].shape[0]
+    first = next(iter(from_params(params).values()))
+    total = sum(count_rows(f, first) for f in files)
     results = []
     with tqdm(total=total, unit="row", desc="export", disable=not progress) as bar:
         for f in files:

@@ -7,7 +7,6 @@ collections (MET, event info) are binned.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Mapping
 import numpy as np
 import torch
 
+from ..checksum import sha256_file
 from ..collections import Collection, from_params
 from ..errors import ConfigError
 from ..io.batch import Batch, ObjectArrays
@@ -62,18 +62,6 @@ def to_combined(batch: Batch, collections: Mapping[str, Collection]) -> ObjectAr
 
 
 # ----------------------------------------------------------------------------- helpers
-
-
-def file_checksums(files) -> dict[str, str]:
-    """sha256 of each training file (provenance recorded in the card)."""
-    out = {}
-    for f in files:
-        h = hashlib.sha256()
-        with open(f, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                h.update(block)
-        out[str(f)] = h.hexdigest()
-    return out
 
 
 def tokenizer_dir(params: Mapping) -> Path:
@@ -227,7 +215,7 @@ def train_tokenizers(params: Mapping) -> dict[str, Path]:
     chosen = {n: collections[n] for n in names}
     stream = H5Stream.from_params(params, collections)
     batches_fn = lambda: iter(stream)  # noqa: E731  (a fresh pass over the files each call)
-    checksums = file_checksums(stream.files)
+    checksums = {str(f): sha256_file(f) for f in stream.files}  # provenance recorded in each card
     out_root = tokenizer_dir(params)
     seed = params["study"]["seed"]
     torch.manual_seed(seed)
