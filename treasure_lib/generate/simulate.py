@@ -233,9 +233,10 @@ def jet_arrays(collections, jets, tracks, it, ij, labels, qg, gn2, dl1, jvt, is_
     vtx[np.isin(tracks.origin[it], (2, 7))] = 0
     has_parent = parent >= 0
     if has_parent.any():
-        pairs, inv = np.unique(np.stack([ij[has_parent], parent[has_parent]], axis=1), axis=0, return_inverse=True)
-        first_of_jet = np.searchsorted(pairs[:, 0], pairs[:, 0])  # sorted by jet: where each jet's parents start
-        inv = inv.reshape(-1)
+        stride = int(parent.max()) + 1  # one integer key per (jet, parent): np.unique on 1-d keys is fast
+        keys, inv = np.unique(ij[has_parent].astype(np.int64) * stride + parent[has_parent], return_inverse=True)
+        jet_of_key = keys // stride
+        first_of_jet = np.searchsorted(jet_of_key, jet_of_key)  # where each jet's parents start
         vtx[has_parent] = inv - first_of_jet[inv] + 1
     tcols["ftagTruthVertexIndex"] = vtx.astype(np.int32)
     c_tracks = collections["tracks"]
