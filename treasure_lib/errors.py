@@ -11,3 +11,7 @@ class ConfigError(TreasureError, ValueError):
 
 class InputFileError(TreasureError, ValueError):
     """An input H5 file is missing, unreadable, or does not hold what a collection expects."""
+
+
+class MetricInputError(TreasureError, ValueError):
+    """Arrays given to a metric disagree in length, hold NaN, or leave a class without weight."""
