@@ -60,7 +60,7 @@ def write_json(name: str, result: dict) -> Path:
 def write_toy_jets(path: Path, n_jets: int, all_tracks_valid: bool = False, block: int = 5000) -> None:
     """A compound jets + tracks file of random but schema-valid rows, written in blocks."""
     from treasure_lib.collections import load_sets
-    from treasure_lib.io.h5 import H5Writer, batch_to_arrays
+    from treasure_lib.io.h5_writer import H5Writer, batch_to_arrays
     from treasure_lib.io.toy import make_batch
 
     cols = load_sets("params/objects.yaml")["jets"]

@@ -6,14 +6,15 @@ import pytest
 
 ftag_hdf5 = pytest.importorskip("ftag.hdf5")
 
-from treasure_lib.io.h5 import H5Stream, batch_to_arrays, write_batches  # noqa: E402
+from treasure_lib.io.reader import H5Stream  # noqa: E402
+from treasure_lib.io.h5_writer import batch_to_arrays, write_batches  # noqa: E402
 
 from treasure_lib.io.toy import make_batch  # noqa: E402
 
 
 def _ordered(collections, n, seed=0):
     """A batch already in the reader's order (pt descending, valid first), as a dumper writes it."""
-    from treasure_lib.io.h5 import _sort_and_truncate
+    from treasure_lib.io.objects import sort_and_truncate as _sort_and_truncate
 
     batch = make_batch(collections, n, seed=seed)
     for name, c in collections.items():

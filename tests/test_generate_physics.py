@@ -10,7 +10,8 @@ import pytest
 from treasure_lib import config
 from treasure_lib.generate import generate
 from treasure_lib.generate.jets import discriminant_b
-from treasure_lib.io.h5 import H5Stream, inspect_file
+from treasure_lib.io.reader import H5Stream
+from treasure_lib.io.inspect import inspect_file
 from treasure_lib.physics import ELECTRON_MASS_MEV, MUON_MASS_MEV, best_z_candidate, invariant_mass
 
 from .conftest import ROOT

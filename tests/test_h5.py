@@ -7,7 +7,9 @@ import pytest
 
 from treasure_lib.errors import ConfigError, InputFileError
 from treasure_lib.io.batch import concat
-from treasure_lib.io.h5 import H5Stream, H5Writer, batch_to_arrays, format_inspection, inspect_file, write_batches
+from treasure_lib.io.reader import H5Stream
+from treasure_lib.io.h5_writer import H5Writer, batch_to_arrays, write_batches
+from treasure_lib.io.inspect import format_inspection, inspect_file
 
 from treasure_lib.io.toy import make_batch
 

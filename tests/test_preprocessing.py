@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from treasure_lib.errors import ConfigError
+from treasure_lib.errors import ConfigError, InputFileError
 from treasure_lib.io.toy import make_batch
 from treasure_lib.preprocessing import CollectionScaler, FeatureScaler, reservoir_sample
 
@@ -90,9 +90,44 @@ def test_reservoir_sample_is_bounded_and_seeded(jet_collections):
     a = reservoir_sample(iter(batches), "tracks", max_objects=5000, seed=1)
     b = reservoir_sample(iter(batches), "tracks", max_objects=5000, seed=1)
     np.testing.assert_array_equal(a[0], b[0])
-    per_row = batches[0]["tracks"].mask.sum() / 1000
+    first = batches[0]["tracks"].mask
+    per_row = first.sum() / first.any(1).sum()  # rows without a track are never sampled
     assert len(a[0]) == int(5000 / per_row) < 10_000
+    assert a.mask.any(1).all()
     # rows from late batches are represented (uniform over the stream, not just the first rows)
     late = np.concatenate([bt["tracks"].features for bt in batches[5:]]).reshape(-1, 40 * len(jet_collections["tracks"].features))
     kept = a[0].reshape(len(a[0]), -1)
     assert np.isin(kept[:, 0], late[:, 0]).mean() > 0.3
+
+
+def test_reservoir_sample_knows_every_category_of_the_stream_not_only_the_sampled_rows(jet_collections):
+    batches = [make_batch(jet_collections, 500, seed=i) for i in range(4)]
+    rare = batches[3]["tracks"]
+    rare.features[0, :, rare.names.index("leptonID")] = 11.0  # one jet in the last batch has electron tracks
+    rare.mask[0, :] = True
+    sample = reservoir_sample(iter(batches), "tracks", max_objects=500, seed=0, categorical=("leptonID",))
+    assert 11.0 in sample.categories["leptonID"]
+    scaler = CollectionScaler.for_collection(jet_collections["tracks"]).fit(sample.features, sample.mask, sample.categories)
+    assert 11.0 in scaler.scalers[jet_collections["tracks"].index("leptonID")].categories
+
+
+def test_unseen_category_is_an_error_naming_the_feature_and_value(jet_collections):
+    c = jet_collections["tracks"]
+    batch = make_batch({"tracks": c}, 200, seed=1)
+    oa = batch["tracks"]
+    scaler = CollectionScaler.for_collection(c).fit(oa.features, oa.mask)
+    oa.features[oa.mask, c.index("leptonID")] = 13.0
+    with pytest.raises(InputFileError, match=r"f.h5: feature 'leptonID' has value\(s\) \[13.0\] never seen"):
+        scaler.transform(oa.features, oa.mask, where="f.h5")
+
+
+def test_asinh_scaling_resolves_the_core_and_the_tails_of_impact_parameters():
+    x = _physics_like()["d0"]  # mm, Student-t(3) x 50 um
+    s = FeatureScaler("d0", "asinh").fit(x)
+    np.testing.assert_allclose(s.inverse(s.forward(x)), x, rtol=1e-9, atol=1e-12)
+    y = s.forward(x)
+    core = np.abs(x) < np.quantile(np.abs(x), 0.5)
+    standard = FeatureScaler("d0", "standard").fit(x).forward(x)
+    # the core half of the tracks spans a sizeable part of the scaled range, not a sliver squashed by the tails
+    assert np.ptp(y[core]) / np.ptp(y) > 3 * np.ptp(standard[core]) / np.ptp(standard)
+    assert abs(y.mean()) < 1e-6 and abs(y.std() - 1) < 1e-6

@@ -1,4 +1,4 @@
-"""Tokenizer behaviour on controlled inputs: search, masking, dead codes, cards, baselines."""
+"""Tokenizer behaviour on controlled inputs: search, masking, dead codes, k-means init, cards, baselines."""
 from __future__ import annotations
 
 import numpy as np
@@ -7,12 +7,14 @@ import torch
 
 from treasure_lib.collections import Collection
 from treasure_lib.errors import InputFileError
-from treasure_lib.io.tokens import SPECIAL_TOKENS, Vocabulary, to_global
 from treasure_lib.io.toy import make_batch
-from treasure_lib.preprocessing import CollectionScaler
+from treasure_lib.preprocessing import CollectionScaler, reservoir_sample
+from treasure_lib.reconstruction import reconstruction
+from treasure_lib.tokenizers import codebooks
 from treasure_lib.tokenizers.card import BinningTokenizer, VQVAETokenizer, load, save
-from treasure_lib.tokenizers.search import residual_indices
+from treasure_lib.tokenizers.search import nearest, residual_indices
 from treasure_lib.tokenizers.vqvae import ObjectVQVAE, VQVAEConfig
+from treasure_lib.vocabulary import SPECIAL_TOKENS, Vocabulary, to_global
 
 NET = {"kind": "mlp", "width": 32, "depth": 1, "heads": 2}
 TRANSFORMER = {"kind": "transformer", "width": 32, "depth": 1, "heads": 2}
@@ -51,47 +53,117 @@ def test_index_only_search_agrees_with_residual_vq_and_faiss(cosine):
     assert (via_faiss == reference[0]).float().mean() > 0.999  # only exact float ties may differ
 
 
+def _init(model, cont, cat, mask, objects_per_batch=None):
+    """Codebooks initialised from the valid objects' latents, as training does."""
+    latents = model.encode_latents(cont, cat, mask)
+    codebooks.init_from_sample(model.quantizer, latents, iters=5, seed=0, objects_per_batch=objects_per_batch or len(latents))
+
+
 def test_padded_entries_never_change_codebook_statistics():
     cont, cat, mask = _inputs(valid=0.5)
     garbage = cont.clone()
     garbage[~mask] = 1e3 * torch.randn(int((~mask).sum()), 4)
     states = []
     for c in (cont, garbage):
-        model = _model(encoder=TRANSFORMER, decoder=TRANSFORMER, kmeans_init=True, threshold_ema_dead_code=2.0)
+        model = _model(encoder=TRANSFORMER, decoder=TRANSFORMER)
+        _init(model, c, cat, mask)
         model.train()
         for _ in range(3):
-            model(c, cat, mask)
+            result = model(c, cat, mask)
+            codebooks.replace_dead_codes(model.quantizer, result["latent"].detach(), 0.5, torch.Generator().manual_seed(0))
         states.append({k: v.clone() for k, v in model.quantizer.state_dict().items()})
     for key in states[0]:
         torch.testing.assert_close(states[0][key], states[1][key], msg=f"padding changed quantizer buffer {key}")
 
 
-def _usage(threshold: float) -> float:
-    """Data far from a random codebook: without dead-code replacement only a few codes are ever used."""
+def test_dead_code_replacement_happens_and_draws_only_valid_objects():
+    """Padding sits far away (1e3); a replacement must happen and every re-drawn code must be a valid object's input."""
+    cont, cat, mask = _inputs(b=32, n=12, valid=0.5)
+    cont[~mask] = 1e3
+    model = _model(encoder=TRANSFORMER, decoder=TRANSFORMER, num_quantizers=1, codebook_size=32)
+    _init(model, cont, cat, mask)
+    book = model.quantizer.layers[0]._codebook
+    model.train()
+    result = model(cont, cat, mask)
+    book.cluster_size.data[0][:8] = 0.0  # eight codes lost all their objects: dead
+    before = book.embed[0].clone()
+    replaced = codebooks.replace_dead_codes(model.quantizer, result["latent"].detach(), 0.1, torch.Generator().manual_seed(1))
+    assert replaced[0] >= 8, "the dead codes were replaced"
+    changed = (book.embed[0] != before).any(-1)
+    assert int(changed.sum()) >= 8
+    valid_inputs = model.quantizer.project_in(model.encode_latents(cont, cat, mask))
+    padded_inputs = model.quantizer.project_in(model.encode_latent(cont, cat, mask)[~mask])
+    distance = lambda code, rows: (rows - code).abs().max(-1).values.min()  # noqa: E731
+    for code in book.embed[0][changed]:
+        assert distance(code, valid_inputs) < 1e-5, "a re-drawn code is one of the valid objects"
+        assert distance(code, padded_inputs) > 1e-3, "a re-drawn code is never a padded entry"
+
+
+def _rare_object_stream(per_batch=330, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    centres = torch.randn(64, 8, generator=g) * 3
+
+    def batch():
+        which = torch.randint(64, (per_batch,), generator=g)
+        return centres[which] + 0.5 * torch.randn(per_batch, 8, generator=g)
+    return batch
+
+
+def test_relative_dead_code_rule_spares_healthy_codes_of_rare_objects():
+    """330 electrons per batch and K = 256: about one object per code per step. vector-quantize-pytorch's fixed
+    threshold (2) replaces most of a healthy codebook every step; the rule relative to a uniform share does not."""
+    from vector_quantize_pytorch import ResidualVQ
+
     torch.manual_seed(0)
-    model = _model(kmeans_init=False, threshold_ema_dead_code=threshold, num_quantizers=1, codebook_size=64, decay=0.8)
-    layer = model.quantizer
-    data = torch.randn(1, 4096, 8) * 0.5 + 4.0
-    layer.train()
-    for _ in range(20):
-        layer(data[:, torch.randperm(4096)[:1024]])
-    layer.eval()
-    with torch.no_grad():
-        _, idx, _ = layer(data)
-    return len(torch.unique(idx)) / 64
+    draw = _rare_object_stream()
+    sample = torch.cat([draw() for _ in range(16)])  # ~20 K objects for k-means
+    fixed = ResidualVQ(dim=8, codebook_size=256, num_quantizers=1, kmeans_init=True, threshold_ema_dead_code=2, decay=0.9)
+    ours = ResidualVQ(dim=8, codebook_size=256, num_quantizers=1, kmeans_init=False, threshold_ema_dead_code=0, decay=0.9)
+    codebooks.init_from_sample(ours, sample, iters=10, seed=0, objects_per_batch=330)
+    fixed.train(), ours.train()
+    g = torch.Generator().manual_seed(3)
+    replaced_fixed, replaced_ours = [], []
+    for _ in range(120):
+        x = draw()[None]
+        book = fixed.layers[0]._codebook
+        dead = book.cluster_size[0] * 0.9 + 0.1 * 330 / 256 < 2  # what the library will call dead at this step
+        replaced_fixed.append(float(dead.float().mean()))
+        fixed(x)
+        ours(x)
+        replaced_ours.append(codebooks.replace_dead_codes(ours, x[0], 0.05, g)[0] / 256)
+    late = slice(60, None)
+    assert np.mean(replaced_fixed[late]) > 0.3, f"the fixed threshold should churn the codebook: {np.mean(replaced_fixed[late]):.2f}"
+    assert np.mean(replaced_ours[late]) < 0.02, f"replaced fraction per step once trained: {np.mean(replaced_ours[late]):.3f}"
 
 
-def test_dead_code_replacement_keeps_codebook_usage_high():
-    collapsed, kept = _usage(0.0), _usage(2.0)
-    assert collapsed < 0.2, f"expected a collapse without replacement, got usage {collapsed:.2f}"
-    assert kept > 0.8, f"dead-code replacement should keep usage high, got {kept:.2f}"
+def test_codebooks_initialise_from_a_sample_not_the_first_batch():
+    """k-means on ~9 K sampled objects uses (nearly) every code, with EMA counts of one batch's objects."""
+    draw = _rare_object_stream()
+    sample = torch.cat([draw() for _ in range(7)])  # 2310 objects
+    model = ObjectVQVAE(VQVAEConfig(n_continuous=8, encoder=NET, decoder=NET, latent_dim=8, codebook_size=256, num_quantizers=2))
+    stats = codebooks.init_from_sample(model.quantizer, sample, iters=10, seed=0, objects_per_batch=330)
+    assert stats[0]["objects"] == len(sample)
+    idx = nearest(sample, model.quantizer.layers[0]._codebook.embed[0])
+    assert len(torch.unique(idx)) > 0.9 * 256
+    sizes = model.quantizer.layers[0]._codebook.cluster_size[0]
+    assert abs(float(sizes.sum()) - 330) < 1e-2, "EMA counts start at one batch's worth of objects"
+
+
+def test_too_few_training_objects_for_the_codebook_is_a_clear_error():
+    from treasure_lib.errors import ConfigError
+    from treasure_lib.tokenizers.train import _check_sample_size
+
+    c = Collection(name="taus", layout="per_feature", path="objects/taus", features=("pt",), type_id=3, max_objects=3)
+    t = {"codebook_size": 256, "min_objects_per_code": 4, "kind": "vqvae", "quantizer": "rvq"}
+    with pytest.raises(ConfigError, match=r"'taus': 840 training objects are too few for codebook_size 256.*"
+                                          r"tokenizer.per_collection.taus.codebook_size to at most 210"):
+        _check_sample_size(c, t, 840)
 
 
 def test_encode_indices_matches_the_training_forward_and_masks_padding():
     model = _model()
     cont, cat, mask = _inputs(b=256)
-    model.train()
-    model(cont, cat, mask)  # k-means init
+    _init(model, cont, cat, mask)
     model.eval()
     with torch.no_grad():
         result = model(cont, cat, mask)
@@ -127,8 +199,7 @@ def _vqvae_tokenizer(feats, mask):
     model = ObjectVQVAE(VQVAEConfig(n_continuous=4, n_categories=(2,), encoder=NET, decoder=NET, latent_dim=8,
                                     codebook_size=32, num_quantizers=3))
     cont, cat = scaler.transform(feats, mask)
-    model.train()
-    model(torch.from_numpy(cont), torch.from_numpy(cat), torch.from_numpy(mask))
+    _init(model, torch.from_numpy(cont), torch.from_numpy(cat), torch.from_numpy(mask))
     info = {"name": "tracks", "features": list(TRACKS.features), "type_id": 2, "max_objects": 12}
     return VQVAETokenizer(info, scaler, model)
 
@@ -171,15 +242,14 @@ def test_kmeans_baseline_reconstruction_improves_with_levels(tmp_path):
 
     feats, mask = _physical(n=2000)
     scaler = CollectionScaler.for_collection(TRACKS).fit(feats, mask)
-    params = {"tokenizer": {"scaler_sample_objects": 100_000, "codebook_size": 16, "num_quantizers": 3}}
-    tok, metrics = train_kmeans(params, TRACKS, scaler, lambda: iter([_batch(feats, mask)]), None, seed=0)
-    levels = [metrics[f"train/rec_level_{q}"] for q in (1, 2, 3)]
-    assert levels[0] > levels[1] > levels[2]
+    params = {"tokenizer": {"scaler_sample_objects": 100_000, "codebook_size": 16, "num_quantizers": 3, "per_collection": {}}}
+    sample = reservoir_sample(iter([_batch(feats, mask)]), "tracks", 100_000, 0, categorical=("charge",))
+    tok, _ = train_kmeans(params, TRACKS, scaler, sample, seed=0)
     idx = tok.encode(feats, mask)
+    levels = [reconstruction(tok, feats, mask, idx)[q]["d0"]["mae"] for q in (1, 2, 3)]
+    assert levels[0] > levels[1] > levels[2], "each residual level lowers the physical-unit error"
     again = load(save(tok, tmp_path / "km"))
     np.testing.assert_array_equal(again.encode(feats, mask), idx)
-    err = [np.abs(tok.decode(idx, levels=q)[mask][:, 1] - feats[mask][:, 1]).mean() for q in (1, 3)]
-    assert err[1] < err[0]
 
 
 def _batch(feats, mask):
@@ -205,11 +275,23 @@ def test_vocabulary_ranges_are_contiguous_after_the_special_tokens():
     vocab = Vocabulary()
     vocab.add("tracks", 2, levels=3, size=512)
     vocab.add("met", 7, levels=2, size=32, kind="binned", features=["met", "phi"])
-    assert [r["start"] for r in vocab.ranges] == [4, 516, 1028, 1540, 1572]
-    assert vocab.size == 1604 and vocab.type_ids == {"special": 0, "tracks": 2, "met": 7}
+    assert SPECIAL_TOKENS == {"PAD": 0, "CLS": 1, "SEP": 2, "MASK": 3, "EMPTY": 4}
+    assert [r["start"] for r in vocab.ranges] == [5, 517, 1029, 1541, 1573]
+    assert vocab.size == 1605 and vocab.type_ids == {"special": 0, "tracks": 2, "met": 7}
     ids = to_global(np.array([[[5, 0, 511], [-1, -1, -1]]]), vocab.offsets("tracks"))
-    assert ids.tolist() == [[[9, 516, 1539], [SPECIAL_TOKENS["PAD"]] * 3]]
+    assert ids.tolist() == [[[10, 517, 1540], [SPECIAL_TOKENS["PAD"]] * 3]]
     assert Vocabulary.from_json(vocab.to_json()).ranges == vocab.ranges
+
+
+def test_combined_card_keeps_each_members_type_id_in_the_vocabulary():
+    vocab = Vocabulary()
+    vocab.add("objects", 0, levels=3, size=64, members={"electrons": 1, "muons": 2, "jets": 5})
+    vocab.add("met", 7, levels=3, size=16, kind="binned", features=["met", "phi", "sumet"])
+    assert vocab.collection_of_type(1) == "electrons" and vocab.collection_of_type(5) == "jets"
+    assert vocab.card_of("muons") == "objects" and vocab.card_of("met") == "met"
+    assert 0 not in [v for k, v in vocab.type_ids.items() if k != "special"], "the combined card takes no type id"
+    with pytest.raises(ValueError, match="type id 1 of 'taus' is already used"):
+        vocab.add("taus", 1, levels=1, size=4)
 
 
 def test_fsq_tokenizer_codebooks_have_the_documented_shape():

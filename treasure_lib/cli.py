@@ -29,7 +29,7 @@ def _add_params(p: argparse.ArgumentParser) -> None:
 
 def cmd_inspect(args) -> int:
     from .collections import load_sets
-    from .io.h5 import format_inspection, inspect_file
+    from .io.inspect import format_inspection, inspect_file
 
     sets = load_sets(args.objects) if args.objects else {}
     reports = [inspect_file(path, sets) for path in args.files]

@@ -43,6 +43,7 @@ class Collection:
     order_by: str | None = None
     valid: str = "valid"
     mask: str = "mask"
+    scalers: tuple = ()  # ((feature, scaler kind), ...): defaults beyond log_features/categorical, e.g. asinh for d0
 
     @property
     def is_scalar(self) -> bool:
@@ -61,7 +62,7 @@ class Collection:
 
 
 _ALLOWED = {"layout", "path", "kind", "features", "log_features", "categorical", "truth", "type_id",
-            "max_objects", "order_by", "valid", "mask"}
+            "max_objects", "order_by", "valid", "mask", "scalers"}
 
 
 def _as_names(origin: str, key: str, value) -> tuple[str, ...]:
@@ -107,10 +108,21 @@ def parse_collection(name: str, spec: Mapping, origin: str) -> Collection:
     order_by = spec.get("order_by")
     if order_by is not None and order_by not in features:
         raise ConfigError(f"{where}: order_by {order_by!r} is not among its features {list(features)}")
+    scalers = spec.get("scalers") or {}
+    if not isinstance(scalers, Mapping):
+        raise ConfigError(f"{where}: 'scalers' must be a mapping of feature -> scaler kind, e.g. {{d0: asinh}}")
+    from .preprocessing import KINDS as SCALER_KINDS
+
+    for feat, kind in scalers.items():
+        if feat not in features:
+            raise ConfigError(f"{where}: scalers names feature {feat!r}, which is not among its features {list(features)}")
+        if kind not in SCALER_KINDS:
+            raise ConfigError(f"{where}: scaler kind {kind!r} for feature {feat!r} is unknown; known: {', '.join(SCALER_KINDS)}")
     return Collection(name=name, layout=layout, path=str(spec["path"]).strip("/"), features=features,
                       type_id=type_id, kind=kind, log_features=log_features, categorical=categorical,
                       truth=_as_names(where, "truth", spec.get("truth")), max_objects=max_objects,
-                      order_by=order_by, valid=spec.get("valid", "valid"), mask=spec.get("mask", "mask"))
+                      order_by=order_by, valid=spec.get("valid", "valid"), mask=spec.get("mask", "mask"),
+                      scalers=tuple(scalers.items()))
 
 
 def load_sets(path: str | Path) -> dict[str, dict[str, Collection]]:

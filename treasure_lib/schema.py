@@ -88,6 +88,18 @@ DATA = {
     "label": K("dict", {}, "how to make class labels: {collection, field, table} or {metadata, classes}"),
     "weight": K("dict", {}, "per-row weight: {collection, field}; empty means weight 1"),
     "max_rows": K("int", None, "stop after this many rows per file (null: all)", nullable=True, minimum=1),
+    "phi_reference": K("str", "none", "express every phi relative to the leading object of the event (leading) "
+                       "or keep absolute phi (none)", choices=("none", "leading")),
+    "phi_reference_collections": K("list", None, "collections that may hold the leading object (null: every object "
+                                   "collection with pt and phi)", nullable=True, item="str"),
+    "split": {
+        "train": K("float", 0.8, "fraction of rows (jets: of events) in the training split"),
+        "val": K("float", 0.1, "fraction in the validation split (early stopping, model choice)"),
+        "test": K("float", 0.1, "fraction in the test split (read only for the final evaluation)"),
+        "salt": K("int", 0, "changes the whole assignment; kept apart from study.seed so seeds share a test set"),
+    },
+    "sample_buffer_rows": K("int", 20_000, "rows held by the cross-file shuffle buffer while training", minimum=1),
+    "block_rows": K("int", 256, "rows read from one file at a time when files are interleaved", minimum=1),
 }
 
 GENERATE = {
@@ -124,9 +136,14 @@ TOKENIZER = {
     "codebook_dim": K("int", None, "codebook dimension (null: latent_dim; else projected)", nullable=True, minimum=1),
     "num_quantizers": K("int", 3, "residual quantizer levels Q", minimum=1),
     "decay": K("float", 0.9, "EMA decay of codebook updates"),
-    "kmeans_init": K("bool", True, "initialise codebooks by k-means on the first batch (valid objects only)"),
-    "kmeans_iters": K("int", 10, "k-means iterations for the initialisation", minimum=1),
-    "threshold_ema_dead_code": K("float", 2.0, "replace codes whose EMA cluster size falls below this (0: never)"),
+    "kmeans_init": K("bool", True, "initialise each level's codebook by residual k-means on a mixed reservoir sample of "
+                     "training objects (several times K of them), not on the first batch"),
+    "kmeans_iters": K("int", 20, "k-means iterations for the initialisation", minimum=1),
+    "dead_code_fraction": K("float", 0.05, "a code is dead when its EMA count falls below this fraction of a uniform "
+                            "share (objects per batch / K); dead codes are re-drawn from valid objects of the batch "
+                            "(0: never)", minimum=0),
+    "min_objects_per_code": K("int", 4, "training needs this many training objects per code for the k-means "
+                              "initialisation; fewer is an error that suggests a smaller codebook_size", minimum=1),
     "rotation_trick": K("bool", True, "gradients through the quantizer by the rotation trick"),
     "use_cosine_sim": K("bool", False, "cosine-similarity codebooks"),
     "commitment_weight": K("float", 0.25, "weight of the commitment loss"),
@@ -134,19 +151,23 @@ TOKENIZER = {
     "loss": K("str", "l1", "reconstruction loss on valid objects", choices=("l1", "mse")),
     "categorical_weight": K("float", 0.1, "weight of the cross-entropy on categorical features"),
     "scalers": K("dict", {}, "scaler kind overrides per collection and feature, e.g. {tracks: {d0: quantile}}"),
-    "scaler_sample_objects": K("int", 200_000, "objects kept (reservoir sample) to fit scalers, k-means, bins", minimum=100),
+    "scaler_sample_objects": K("int", 200_000, "training objects kept (reservoir sample over all files) to fit scalers, "
+                               "k-means and bins", minimum=100),
+    "per_collection": K("dict", {}, "per-collection overrides of these keys, e.g. {taus: {codebook_size: 32, "
+                        "train: {batch_objects: 256}}} (rare objects need smaller codebooks)"),
     "binning": {
         "bins": K("int", 32, "bins per event scalar feature", minimum=2),
         "method": K("str", "quantile", "bin edges: quantile or uniform (values outside are clipped)", choices=("quantile", "uniform")),
     },
     "train": {
-        "batch_size": K("int", 256, "rows (jets or events) per training batch", minimum=1),
+        "batch_objects": K("int", 2048, "valid objects per training batch (rows are added until it is reached)", minimum=1),
         "max_epochs": K("int", 10, "maximum epochs", minimum=1),
         "max_steps": K("int", None, "stop after this many steps (null: no limit)", nullable=True, minimum=1),
         "limit_train_batches": K("int", None, "batches per epoch (null: all)", nullable=True, minimum=1),
+        "cache_rows": K("int", 200_000, "hold a collection's scaled train/val rows in memory after the first pass when "
+                        "there are at most this many (then every epoch is a full shuffle); more rows stream", minimum=0),
         "lr": K("float", 1e-3, "AdamW learning rate"),
         "weight_decay": K("float", 0.0, "AdamW weight decay"),
-        "val_fraction": K("float", 0.1, "fraction of rows held out for validation (fixed by file and row)"),
         "patience": K("int", 3, "early stopping patience in epochs", minimum=1),
         "accelerator": K("str", "auto", "auto, cpu or gpu", choices=("auto", "cpu", "gpu", "cuda")),
         "precision": K("str", None, "Lightning precision (null: bf16-mixed on GPU, 32-true on CPU)", nullable=True),
@@ -166,6 +187,18 @@ EXPORT = {
     "row_group_size": K("int", 10_000, "rows per Parquet row group", minimum=1),
     "overwrite": K("bool", False, "re-export files whose outputs exist (false: skip them, so an export resumes)"),
     "files": K("list", None, "input files to export (null: data.files)", nullable=True, item="str"),
+    "columns": K("dict", {}, "extra per-row columns from scalar collections, e.g. {jet_pt: jets.pt, jet_eta: jets.eta}"),
+    "features": K("bool", True, "also write the raw-features Parquet (scaled object features at the token positions: "
+                  "the tokens-vs-raw baseline)"),
+}
+
+SEQUENCE = {
+    "order": K("list", None, "collections in sequence order, e.g. [event, electrons, ..., met] (null: the tokenized "
+               "collections in objects-file order)", nullable=True, item="str"),
+    "slots": K("str", "compact", "compact (objects packed, padding at the end) or fixed (max_objects positions per "
+               "collection: the length carries no information)", choices=("compact", "fixed")),
+    "sep": K("bool", True, "a [SEP] after each object collection"),
+    "type_ids": K("bool", True, "write each position's type id (false: 0 everywhere; a leakage-study switch)"),
 }
 
 SCHEMA: dict = {
@@ -174,4 +207,5 @@ SCHEMA: dict = {
     "generate": GENERATE,
     "tokenizer": TOKENIZER,
     "export": EXPORT,
+    "sequence": SEQUENCE,
 }

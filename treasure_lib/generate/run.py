@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from ..collections import load_sets
 from ..errors import ConfigError
-from ..io.h5 import H5Writer
+from ..io.h5_writer import H5Writer
 from .detector import detector_config
 from .simulate import JetSelection, simulate_batch
 from .truth import ParticleTable, flatten
@@ -109,7 +109,7 @@ def run_job(job: Job, progress=None) -> dict:
             writers["events"] = H5Writer(job.events_path, chunk_rows=min(1000, job.n_events), compression_opts=job.gzip_level)
         if job.jets_path:
             writers["jets"] = H5Writer(job.jets_path, chunk_rows=1000, compression_opts=job.gzip_level)
-        done, n_jets = 0, 0
+        done, n_jets, sum_of_weights = 0, 0, 0.0
         t_loop = time.perf_counter()
         while done < job.n_events:
             n = min(job.batch_size, job.n_events - done)
@@ -118,6 +118,7 @@ def run_job(job: Job, progress=None) -> dict:
                 raise RuntimeError(f"Pythia returned {len(events)} of {n} events for process {job.process}")
             truth = flatten(events, particles)
             weights = ak.to_numpy(ak.fill_none(ak.firsts(events.info.weights), 1.0)).astype(np.float32)
+            sum_of_weights += float(weights.astype(np.float64).sum())
             numbers = np.arange(job.first_event_number + done, job.first_event_number + done + n, dtype=np.int64)
             out = simulate_batch(rng, truth, weights, numbers, cfg,
                                  sets["events"] if "events" in writers else None,
@@ -132,7 +133,7 @@ def run_job(job: Job, progress=None) -> dict:
         info = pythia.infoPython()
         meta = {"dsid": job.dsid, "process": job.process, "cross_section_pb": float(info.sigmaGen() * PB_PER_MB),
                 "cross_section_err_pb": float(info.sigmaErr() * PB_PER_MB), "filter_efficiency": 1.0, "k_factor": 1.0,
-                "sqrt_s_tev": 13.6, "is_mc": True, "n_events": job.n_events, "seed": job.seed,
+                "sqrt_s_tev": 13.6, "is_mc": True, "n_events": job.n_events, "sum_of_weights": sum_of_weights, "seed": job.seed,
                 "generator": "Pythia 8.317 + TREASURE parametric ATLAS-like emulation"}
         for writer in writers.values():
             writer.set_metadata(meta)

@@ -51,6 +51,8 @@ class Batch:
     source_file: str = ""
     metadata: dict = field(default_factory=dict)
     truncated: dict[str, int] = field(default_factory=dict)
+    split: np.ndarray | None = None         # int8 [n]: 0 train, 1 val, 2 test (treasure_lib.splits)
+    event_number: np.ndarray | None = None  # int64 [n]: the row's event number (its identity within the sample)
 
     def __len__(self) -> int:
         return len(self.event_index)
@@ -63,8 +65,10 @@ class Batch:
         return self.collections[name].features[:, 0, :]
 
     def take(self, rows: np.ndarray) -> "Batch":
+        pick = lambda a: None if a is None else a[rows]  # noqa: E731
         return Batch({k: v.take(rows) for k, v in self.collections.items()}, self.labels[rows], self.weights[rows],
-                     self.event_index[rows], self.source_file, dict(self.metadata), dict(self.truncated))
+                     self.event_index[rows], self.source_file, dict(self.metadata), dict(self.truncated),
+                     pick(self.split), pick(self.event_number))
 
 
 def concat(batches: Sequence[Batch]) -> Batch:
@@ -82,5 +86,8 @@ def concat(batches: Sequence[Batch]) -> Batch:
         for k, v in b.truncated.items():
             truncated[k] = truncated.get(k, 0) + v
     sources = sorted({b.source_file for b in batches})
+    joined = lambda name: (None if any(getattr(b, name) is None for b in batches)  # noqa: E731
+                           else np.concatenate([getattr(b, name) for b in batches]))
     return Batch(cols, np.concatenate([b.labels for b in batches]), np.concatenate([b.weights for b in batches]),
-                 np.concatenate([b.event_index for b in batches]), ";".join(sources), dict(first.metadata), truncated)
+                 np.concatenate([b.event_index for b in batches]), ";".join(sources), dict(first.metadata), truncated,
+                 joined("split"), joined("event_number"))

@@ -1,16 +1,18 @@
-"""Token files: the vocabulary, token Parquet (one row per jet or event), heptokens-style npz.
+"""Token files: token Parquet (one row per jet or event) and the heptokens-style npz.
 
-Token Parquet columns (DESIGN.md): `tokens` (list<int32>, grouped [L][Q] or flat [L*Q]),
-`type_ids`, `mask`, `label`, `weight`, `event_index`, `source_file`, and the sample
-metadata. Sequences are padded to a fixed length L with PAD (id 0, mask False). The
-vocabulary, layout and card hashes are in the Parquet schema metadata.
+Token Parquet columns (DESIGN.md): `tokens` (grouped list<list<int32>> [L][Q] or flat
+list<int32> [L']), `type_ids`, `mask`, `label`, `weight`, `split`, `event_index`,
+`event_number`, `source_file`, the sample metadata and normalisation (`n_events_generated`,
+`sum_of_weights`), and study columns such as `jet_pt`. A features file holds `features`
+[L][F] (float32) instead of `tokens`. The `TokenizerSet` (vocabulary, layout, cards), split
+fractions, class names and library versions are in the Parquet schema metadata under
+`treasure.*` keys, so a reader needs nothing else.
 """
 from __future__ import annotations
 
 import json
 import os
 import zipfile
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Mapping, Sequence
 
@@ -20,52 +22,8 @@ import pyarrow.parquet as pq
 
 from ..errors import InputFileError
 
-SPECIAL_TOKENS = {"PAD": 0, "CLS": 1, "SEP": 2, "MASK": 3}
-META_VOCAB = b"treasure.vocabulary"
-META_LAYOUT = b"treasure.layout"
-META_CARDS = b"treasure.cards"
-META_LEVELS = b"treasure.levels"
-
-
-@dataclass
-class Vocabulary:
-    """Special ids 0-3, then one contiguous id range per (collection, level); type ids per collection."""
-
-    ranges: list = field(default_factory=list)     # {"collection", "level", "start", "size", "kind", "feature"}
-    type_ids: dict = field(default_factory=lambda: {"special": 0})
-
-    def add(self, collection: str, type_id: int, levels: int, size: int, kind: str = "vq",
-            features: Sequence[str] | None = None) -> None:
-        start = self.size
-        for q in range(levels):
-            self.ranges.append({"collection": collection, "level": q, "start": start, "size": int(size), "kind": kind,
-                                "feature": features[q] if features else None})
-            start += int(size)
-        self.type_ids[collection] = int(type_id)
-
-    @property
-    def size(self) -> int:
-        return max([r["start"] + r["size"] for r in self.ranges], default=len(SPECIAL_TOKENS))
-
-    def offsets(self, collection: str) -> np.ndarray:
-        """First id of each level of a collection, [Q]."""
-        rows = sorted((r for r in self.ranges if r["collection"] == collection), key=lambda r: r["level"])
-        if not rows:
-            raise KeyError(f"collection '{collection}' has no range in the vocabulary")
-        return np.array([r["start"] for r in rows], dtype=np.int64)
-
-    def to_json(self) -> str:
-        return json.dumps({"special": SPECIAL_TOKENS, "ranges": self.ranges, "type_ids": self.type_ids, "size": self.size})
-
-    @classmethod
-    def from_json(cls, text: str | bytes) -> "Vocabulary":
-        data = json.loads(text)
-        return cls(ranges=data["ranges"], type_ids=data["type_ids"])
-
-
-def to_global(indices: np.ndarray, offsets: np.ndarray) -> np.ndarray:
-    """Local indices [..., Q] (-1 = padding) -> vocabulary ids (PAD where padded)."""
-    return np.where(indices >= 0, indices + offsets, SPECIAL_TOKENS["PAD"]).astype(np.int32)
+META_PREFIX = "treasure."
+SAMPLE_COLUMNS = ("dsid", "process", "cross_section_pb", "filter_efficiency", "k_factor", "sqrt_s_tev", "is_mc")
 
 
 def _list_array(values: np.ndarray, width: int) -> pa.Array:
@@ -75,40 +33,48 @@ def _list_array(values: np.ndarray, width: int) -> pa.Array:
     return pa.ListArray.from_arrays(offsets, pa.array(values))
 
 
-def token_table(tokens: np.ndarray, type_ids: np.ndarray, mask: np.ndarray, labels: np.ndarray, weights: np.ndarray,
-                event_index: np.ndarray, source_file: str, metadata: Mapping, layout: str) -> pa.Table:
-    """One Arrow table of token rows. `tokens` [n, L, Q] global ids; `type_ids`, `mask` [n, L]."""
-    n, L, Q = tokens.shape
-    if layout == "grouped":
-        inner = _list_array(tokens.reshape(-1), Q)
-        tok = pa.ListArray.from_arrays(pa.array(np.arange(n + 1, dtype=np.int32) * L), inner)
-        types, masks = type_ids, mask
-    elif layout == "flat":
-        tok = _list_array(tokens.reshape(-1), L * Q)
-        types, masks = np.repeat(type_ids, Q, axis=1), np.repeat(mask, Q, axis=1)
-    else:
-        raise ValueError(f"unknown token layout {layout!r}; use grouped or flat")
-    cols = {"tokens": tok, "type_ids": _list_array(types.astype(np.int32).reshape(-1), types.shape[1]),
-            "mask": _list_array(masks.astype(bool).reshape(-1), masks.shape[1]),
-            "label": pa.array(labels.astype(np.int64)), "weight": pa.array(weights.astype(np.float32)),
-            "event_index": pa.array(event_index.astype(np.int64)), "source_file": pa.array([source_file] * n, pa.string())}
-    for key in ("dsid", "process", "cross_section_pb", "filter_efficiency", "k_factor", "sqrt_s_tev", "is_mc"):
-        if key in metadata:
-            value = metadata[key]
-            cols[key] = pa.array([value] * n)
+def nested_list(values: np.ndarray) -> pa.Array:
+    """[n, L] -> list<v>, [n, L, Q] -> list<list<v>> (fixed widths, no Python loop)."""
+    n = values.shape[0]
+    if values.ndim == 2:
+        return _list_array(values.reshape(-1), values.shape[1])
+    inner = _list_array(values.reshape(-1), values.shape[2])
+    return pa.ListArray.from_arrays(pa.array(np.arange(n + 1, dtype=np.int32) * values.shape[1]), inner)
+
+
+def ragged_list(values: np.ndarray, mask: np.ndarray) -> pa.Array:
+    """[n, L, F] stored at the mask-True positions only: list<list<v>> with a variable number of positions per row.
+
+    Raw features are mostly padding (a jet has ~7 of 40 track slots filled); `dense_features` restores [n, L, F].
+    """
+    width = values.shape[-1]
+    inner = _list_array(np.ascontiguousarray(values[mask]).reshape(-1), width)
+    offsets = np.concatenate([[0], np.cumsum(mask.sum(1))]).astype(np.int32)
+    return pa.ListArray.from_arrays(pa.array(offsets), inner)
+
+
+def token_table(sequence_column: str, values: np.ndarray, type_ids: np.ndarray, mask: np.ndarray,
+                columns: Mapping[str, np.ndarray], constants: Mapping[str, object]) -> pa.Table:
+    """One Arrow table of rows: the sequence (`tokens`, or `features` stored ragged), type ids, mask, other columns."""
+    n = len(mask)
+    sequence = ragged_list(values, mask) if sequence_column == "features" else nested_list(values)
+    cols = {sequence_column: sequence, "type_ids": nested_list(type_ids.astype(np.int32)),
+            "mask": nested_list(mask.astype(bool))}
+    for key, value in columns.items():
+        cols[key] = pa.array(value)
+    for key, value in constants.items():
+        cols[key] = pa.array([value] * n)
     return pa.table(cols)
 
 
 class TokenWriter:
-    """Parquet in row groups, under a temporary name until `close()` (atomic)."""
+    """Parquet in row groups, under a temporary name until `close()` (atomic). `metadata`: treasure.* key -> JSON text."""
 
-    def __init__(self, path: str | Path, vocabulary: Vocabulary, layout: str, cards: Mapping[str, str], levels: int,
-                 row_group_size: int = 10_000):
+    def __init__(self, path: str | Path, metadata: Mapping[str, str], row_group_size: int = 10_000):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.tmp = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}")
-        self.meta = {META_VOCAB: vocabulary.to_json().encode(), META_LAYOUT: layout.encode(),
-                     META_CARDS: json.dumps(dict(cards)).encode(), META_LEVELS: str(levels).encode()}
+        self.meta = {(META_PREFIX + k).encode(): v.encode() for k, v in metadata.items()}
         self.row_group_size = row_group_size
         self._writer: pq.ParquetWriter | None = None
         self.rows = 0
@@ -133,12 +99,21 @@ class TokenWriter:
         self.tmp.unlink(missing_ok=True)
 
 
-def read_vocabulary(path: str | Path) -> tuple[Vocabulary, str, dict]:
-    """(vocabulary, layout, card hashes) from a token Parquet's schema metadata."""
-    meta = pq.read_schema(path).metadata or {}
-    if META_VOCAB not in meta:
-        raise InputFileError(f"{path}: not a TREASURE token file (no vocabulary in the Parquet metadata)")
-    return Vocabulary.from_json(meta[META_VOCAB]), meta[META_LAYOUT].decode(), json.loads(meta[META_CARDS])
+def read_metadata(path: str | Path) -> dict[str, str]:
+    """The treasure.* schema metadata of a token Parquet (keys without the prefix), or an error naming the file."""
+    try:
+        meta = pq.read_schema(path).metadata or {}
+    except (OSError, pa.ArrowInvalid) as exc:
+        raise InputFileError(f"{path}: not a readable Parquet file ({exc})") from None
+    out = {k.decode()[len(META_PREFIX):]: v.decode() for k, v in meta.items() if k.decode().startswith(META_PREFIX)}
+    if "vocabulary" not in out:
+        raise InputFileError(f"{path}: not a TREASURE token file (no treasure.vocabulary in the Parquet metadata)")
+    return out
+
+
+def read_json_metadata(path: str | Path, key: str, default=None):
+    meta = read_metadata(path)
+    return json.loads(meta[key]) if key in meta else default
 
 
 def iter_tokens(path: str | Path, batch_size: int = 10_000, columns: Sequence[str] | None = None) -> Iterator[pa.RecordBatch]:
@@ -146,18 +121,36 @@ def iter_tokens(path: str | Path, batch_size: int = 10_000, columns: Sequence[st
     yield from pq.ParquetFile(path).iter_batches(batch_size=batch_size, columns=columns)
 
 
-def tokens_array(batch: pa.RecordBatch | pa.Table, levels: int | None = None) -> np.ndarray:
-    """The `tokens` column as a dense int32 array: grouped [n, L, Q], flat [n, L*Q]."""
-    col = batch.column(batch.schema.get_field_index("tokens"))
+def list_column(batch: pa.RecordBatch | pa.Table, name: str) -> np.ndarray:
+    """A fixed-width list column as a dense array: list<v> -> [n, L], list<list<v>> -> [n, L, Q]."""
+    col = batch.column(batch.schema.get_field_index(name))
     if isinstance(col, pa.ChunkedArray):
         col = col.combine_chunks()
     n = len(col)
     flat = col.flatten()
     if pa.types.is_list(flat.type):
         L = len(flat) // max(n, 1)
-        values = flat.flatten().to_numpy()
+        values = flat.flatten().to_numpy(zero_copy_only=False)
         return values.reshape(n, L, -1)
-    return flat.to_numpy().reshape(n, -1)
+    return flat.to_numpy(zero_copy_only=False).reshape(n, -1)
+
+
+def dense_features(batch: pa.RecordBatch | pa.Table, mask: np.ndarray | None = None) -> np.ndarray:
+    """The ragged `features` column back to float32 [n, L, F] (zeros where mask is False)."""
+    mask = list_column(batch, "mask").astype(bool) if mask is None else mask
+    col = batch.column(batch.schema.get_field_index("features"))
+    if isinstance(col, pa.ChunkedArray):
+        col = col.combine_chunks()
+    inner = col.flatten()
+    width = len(inner.flatten()) // max(len(inner), 1)
+    out = np.zeros(mask.shape + (width,), dtype=np.float32)
+    out[mask] = inner.flatten().to_numpy(zero_copy_only=False).reshape(-1, width)
+    return out
+
+
+def tokens_array(batch: pa.RecordBatch | pa.Table) -> np.ndarray:
+    """The `tokens` column as a dense int32 array: grouped [n, L, Q], flat [n, L']."""
+    return list_column(batch, "tokens")
 
 
 class NpzWriter:
@@ -186,7 +179,7 @@ class NpzWriter:
         self.labels.append(labels.astype(np.int64))
         self.rows += len(indices)
 
-    def close(self, codebooks: np.ndarray) -> Path:
+    def close(self, codebooks: np.ndarray, extra: Mapping[str, np.ndarray] | None = None) -> Path:
         self._raw.close()
         tmp = self.tmp_dir / "out.npz"
         with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
@@ -195,8 +188,9 @@ class NpzWriter:
                                                           "fortran_order": False, "shape": (self.rows,) + self.shape})
                 for block in iter(lambda: raw.read(self.BLOCK_BYTES), b""):
                     fh.write(block)
-            for name, arr in (("labels", np.concatenate(self.labels) if self.labels else np.zeros(0, np.int64)),
-                              ("codebooks", np.asarray(codebooks, dtype=np.float32))):
+            arrays = [("labels", np.concatenate(self.labels) if self.labels else np.zeros(0, np.int64)),
+                      ("codebooks", np.asarray(codebooks, dtype=np.float32))] + list((extra or {}).items())
+            for name, arr in arrays:
                 with zf.open(f"{name}.npy", "w") as fh:
                     np.lib.format.write_array(fh, arr, allow_pickle=False)
         os.replace(tmp, self.path)

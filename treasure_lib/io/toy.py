@@ -34,6 +34,8 @@ def make_batch(collections, n: int, seed: int = 0, width: dict | None = None, st
         for t in c.truth:
             if t == "HadronConeExclTruthLabelID":
                 truth[t] = rng.choice(FLAVOURS, size=(n, m)).astype(np.int32)
+            elif t == "eventNumber":  # unique per row, as in real files
+                truth[t] = np.repeat((start + np.arange(n))[:, None], m, axis=1).astype(np.int64)
             elif t == "mcEventWeight":
                 truth[t] = rng.uniform(0.5, 1.5, size=(n, m)).astype(np.float32)
             else:

@@ -26,7 +26,7 @@ from ..preprocessing import CollectionScaler
 from .search import residual_indices
 
 CARD_FORMAT = "treasure-tokenizer-card"
-CARD_VERSION = 1
+CARD_VERSION = 2  # 2: sample-initialised codebooks, scale-aware dead codes, metrics of the saved weights
 
 
 class Tokenizer:
@@ -50,6 +50,18 @@ class Tokenizer:
             raise InputFileError(f"{where + ': ' if where else ''}tokenizer for collection '{self.collection['name']}' "
                                  f"needs feature(s) {missing}, which the input does not have (it has: {', '.join(names)})")
         return [names.index(f) for f in self.features]
+
+    def scaler_width(self) -> int:
+        """Width of `scaled_inputs`: continuous features plus one-hot categories."""
+        return len(self.scaler.continuous) + sum(self.scaler.n_categories)
+
+    def scaled_inputs(self, features: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """Scaled continuous features then one-hot categories, float32 [n, m, scaler_width]; zeros where masked."""
+        cont, cat = self.scaler.transform(features, mask)
+        onehots = [np.eye(n, dtype=np.float32)[cat[..., j]] for j, n in enumerate(self.scaler.n_categories)]
+        out = np.concatenate([cont] + onehots, axis=-1).astype(np.float32)
+        out[~mask] = 0.0
+        return out
 
     def vocabulary(self) -> dict:
         return {"num_quantizers": self.num_quantizers, "codebook_size": self.codebook_size,
@@ -132,13 +144,8 @@ class KMeansTokenizer(Tokenizer):
     def codebook_size(self) -> int:
         return self.centroids.shape[1]
 
-    def embed(self, features, mask) -> np.ndarray:
-        cont, cat = self.scaler.transform(features, mask)
-        onehots = [np.eye(n, dtype=np.float32)[cat[..., j]] for j, n in enumerate(self.scaler.n_categories)]
-        return np.concatenate([cont] + onehots, axis=-1)
-
     def encode(self, features, mask) -> np.ndarray:
-        x = self.embed(features, mask)
+        x = self.scaled_inputs(features, mask)
         out = np.full(mask.shape + (self.num_quantizers,), -1, dtype=np.int64)
         idx = residual_indices(torch.from_numpy(x[mask]), [torch.from_numpy(c) for c in self.centroids], backend="faiss")
         out[mask] = idx.numpy()
@@ -173,8 +180,8 @@ class BinningTokenizer(Tokenizer):
 
     kind = "binning"
 
-    def __init__(self, collection, edges: np.ndarray, centres: np.ndarray):
-        super().__init__(collection, None)
+    def __init__(self, collection, edges: np.ndarray, centres: np.ndarray, scaler: CollectionScaler | None = None):
+        super().__init__(collection, scaler)  # the scaler serves the raw-feature baseline, not the bins
         self.edges = np.asarray(edges, dtype=np.float64)      # [F, K + 1]
         self.centres = np.asarray(centres, dtype=np.float64)  # [F, K]
 
@@ -204,7 +211,7 @@ class BinningTokenizer(Tokenizer):
         return self.centres[..., None].astype(np.float32)  # [Q = F, K, 1]
 
     def state(self) -> dict:
-        return {}
+        return {"scaler": self.scaler.state()} if self.scaler is not None else {}
 
     def tensors(self) -> dict[str, torch.Tensor]:
         return {"edges": torch.from_numpy(self.edges), "centres": torch.from_numpy(self.centres)}
@@ -254,6 +261,10 @@ def load(path: str | Path, device: str = "cpu", backend: str = "auto") -> Tokeni
         raise InputFileError(f"{card_file}: not a {CARD_FORMAT} (format={card.get('format')!r})")
     if card.get("version", 0) > CARD_VERSION:
         raise InputFileError(f"{card_file}: card version {card['version']} is newer than this library ({CARD_VERSION})")
+    if card.get("version", 0) < CARD_VERSION:
+        raise InputFileError(f"{card_file}: card version {card.get('version')} was written by an older TREASURE "
+                             f"(first-batch k-means, fixed dead-code threshold, last-epoch metrics); retrain it with "
+                             f"`treasure train-tokenizer`")
     weights_file = path / card["weights"]
     if sha256_file(weights_file) != card["weights_sha256"]:
         raise InputFileError(f"{weights_file}: checksum differs from the card's; the card is corrupt or was edited")
@@ -271,7 +282,8 @@ def load(path: str | Path, device: str = "cpu", backend: str = "auto") -> Tokeni
     elif kind == "kmeans":
         tok = KMeansTokenizer(card["collection"], CollectionScaler.from_state(card["scaler"]), tensors["centroids"].numpy())
     elif kind == "binning":
-        tok = BinningTokenizer(card["collection"], tensors["edges"].numpy(), tensors["centres"].numpy())
+        scaler = CollectionScaler.from_state(card["scaler"]) if "scaler" in card else None
+        tok = BinningTokenizer(card["collection"], tensors["edges"].numpy(), tensors["centres"].numpy(), scaler)
     else:
         raise ConfigError(f"{card_file}: unknown tokenizer kind {kind!r}")
     tok.card = card

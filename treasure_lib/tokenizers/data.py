@@ -1,67 +1,104 @@
-"""Streaming training data for a tokenizer: scaled sets of one collection from H5 chunks.
+"""Streaming training data for a tokenizer: scaled sets of one collection, mixed across files.
 
-Rows go to train or validation by a hash of (file, row) so the split is fixed whatever the
-chunk size; rows without any valid object are skipped; batches are shuffled within a chunk
-with a seeded generator (a new permutation each epoch), so memory stays one chunk.
+Training rows come from the train split only and are interleaved across files with a bounded
+shuffle buffer (`io.mixing`), in a new order every epoch; validation rows come from the val
+split in a fixed order. Batches are formed by object count, not row count, so every collection
+brings the same number of objects per code per step. Rows without a valid object are skipped.
 """
 from __future__ import annotations
 
-import zlib
 from typing import Callable, Iterator
 
 import numpy as np
 import torch
 from torch.utils.data import IterableDataset
 
-from ..io.batch import Batch
+from ..io import mixing
+from ..io.batch import Batch, ObjectArrays
+from ..io.reader import H5Stream
 from ..preprocessing import CollectionScaler
 
 
-def validation_rows(source_file: str, event_index: np.ndarray, fraction: float) -> np.ndarray:
-    """A fixed pseudo-random `fraction` of rows, decided per (file name, row)."""
-    salt = zlib.crc32(source_file.rsplit("/", 1)[-1].encode())
-    h = (event_index.astype(np.uint64) * np.uint64(2654435761) + np.uint64(salt)) % np.uint64(1_000_003)
-    return h < np.uint64(int(fraction * 1_000_003))
-
-
 class CollectionSets(IterableDataset):
-    """Yields (cont [B, N, Fc], cat [B, N, Fk], mask [B, N]) batches of one collection."""
+    """Yields (cont [B, N, Fc], cat [B, N, Fk], mask [B, N]) batches of one collection.
 
-    def __init__(self, batches: Callable[[], Iterator[Batch]], collection: str, scaler: CollectionScaler,
-                 batch_size: int, split: str, val_fraction: float, seed: int, to_collection=None,
-                 max_batches: int | None = None):
+    `stream` should select one split (H5Stream(select_split=...)). With `shuffle` the files are
+    read in interleaved blocks of `block_rows` and rows pass a shuffle buffer of `buffer_rows`;
+    without, files are read in order (validation: the same batches every epoch).
+    `to_collection` turns a Batch into the ObjectArrays to train on (default: the named collection).
+    With `cache_rows` > 0, a complete pass of at most that many rows is kept in memory and later
+    epochs draw from it (a full shuffle of every row, no I/O); larger sets keep streaming.
+    """
+
+    def __init__(self, stream: H5Stream, collection: str, scaler: CollectionScaler, objects_per_batch: int, *,
+                 shuffle: bool, seed: int = 0, buffer_rows: int = 20_000, block_rows: int = 256,
+                 to_collection: Callable[[Batch], ObjectArrays] | None = None, max_batches: int | None = None,
+                 cache_rows: int = 0):
         super().__init__()
-        if split not in ("train", "val", "all"):
-            raise ValueError(f"split must be train, val or all; got {split!r}")
-        self.batches = batches
+        self.stream = stream
         self.collection = collection
         self.scaler = scaler
-        self.batch_size = batch_size
-        self.split = split
-        self.val_fraction = val_fraction
+        self.objects_per_batch = objects_per_batch
+        self.shuffle = shuffle
         self.seed = seed
-        self.epoch = 0
-        self.to_collection = to_collection  # optional Batch -> ObjectArrays (e.g. the combined event set)
+        self.buffer_rows = buffer_rows
+        self.block_rows = block_rows
+        self.to_collection = to_collection
         self.max_batches = max_batches      # per pass (Lightning's own limit skips validation on short iterables)
+        self.cache_rows = cache_rows
+        self._cache: dict | None = None
+        self.epoch = 0
 
-    def __iter__(self):
+    def _parts(self, blocks) -> Iterator[dict]:
+        for i, start, stop in blocks:
+            batch = self.stream.read_block(i, start, stop)
+            if batch is None:
+                continue
+            oa = self.to_collection(batch) if self.to_collection else batch[self.collection]
+            rows = np.flatnonzero(oa.mask.any(axis=1))
+            if not len(rows):
+                continue
+            cont, cat = self.scaler.transform(oa.features[rows], oa.mask[rows], where=batch.source_file)
+            yield {"cont": cont, "cat": cat, "mask": oa.mask[rows], "file": np.full(len(rows), i, np.int32),
+                   "event_number": batch.event_number[rows]}
+
+    def arrays(self) -> Iterator[dict]:
+        """One pass as dicts of numpy arrays (with the source file index of each row): what __iter__ batches."""
         rng = np.random.default_rng([self.seed, self.epoch])
         self.epoch += 1
+        if self._cache is not None:
+            order = rng.permutation(len(self._cache["mask"])) if self.shuffle else slice(None)
+            parts = iter([{k: v[order] for k, v in self._cache.items()}])
+            yield from self._batches(parts)
+            return
+        sizes = [self.stream.n_rows(i) for i in range(len(self.stream.files))]
+        if self.shuffle:
+            parts = mixing.shuffled(self._parts(mixing.interleaved_blocks(sizes, self.block_rows, rng)),
+                                    self.buffer_rows, rng)
+        else:
+            chunk = self.stream.chunk_size
+            parts = self._parts((i, s, min(s + chunk, n)) for i, n in enumerate(sizes) for s in range(0, n, chunk))
+        yield from self._batches(self._caching(parts))
+
+    def _caching(self, parts: Iterator[dict]) -> Iterator[dict]:
+        """Pass parts through, keeping them when the whole pass fits `cache_rows`."""
+        kept, rows = [], 0
+        for part in parts:
+            rows += len(part["mask"])
+            if rows <= self.cache_rows:
+                kept.append(part)
+            yield part
+        if kept and rows <= self.cache_rows:
+            self._cache = {k: np.concatenate([p[k] for p in kept]) for k in kept[0]}
+
+    def _batches(self, parts: Iterator[dict]) -> Iterator[dict]:
         produced = 0
-        for batch in self.batches():
-            oa = self.to_collection(batch) if self.to_collection else batch[self.collection]
-            keep = oa.mask.any(axis=1)
-            if self.split != "all":
-                val = validation_rows(batch.source_file, batch.event_index, self.val_fraction)
-                keep &= val if self.split == "val" else ~val
-            rows = np.flatnonzero(keep)
-            if self.split == "train":
-                rows = rng.permutation(rows)
-            cont, cat = self.scaler.transform(oa.features[rows], oa.mask[rows])
-            mask = oa.mask[rows]
-            for start in range(0, len(rows), self.batch_size):
-                if self.max_batches is not None and produced >= self.max_batches:
-                    return
-                sl = slice(start, start + self.batch_size)
-                produced += 1
-                yield torch.from_numpy(cont[sl]), torch.from_numpy(cat[sl]), torch.from_numpy(mask[sl])
+        for batch in mixing.by_objects(parts, self.objects_per_batch):
+            if self.max_batches is not None and produced >= self.max_batches:
+                return
+            produced += 1
+            yield batch
+
+    def __iter__(self):
+        for b in self.arrays():
+            yield torch.from_numpy(b["cont"]), torch.from_numpy(b["cat"]), torch.from_numpy(b["mask"])

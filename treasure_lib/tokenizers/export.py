@@ -1,12 +1,17 @@
-"""`treasure export`: H5 -> token Parquet (and, for jets, the heptokens-style npz), streamed.
+"""`treasure export`: H5 -> token Parquet (+ raw-features Parquet, + heptokens npz for jets), streamed.
 
-One output per input file (so exports resume and parallelise), written atomically. Reading
-the next chunk overlaps with encoding the current one; encoding is index-only (no one-hot).
+Exactly the cards the params name are used (`TokenizerSet.from_params`). One output per input file,
+named by the input's stem and a hash of its resolved path (so same-named inputs from two folders
+never collide), written atomically. An existing output is reused only if it records the same card
+hashes; otherwise it is redone. Reading the next chunk overlaps with encoding the current one.
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import time
+from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Mapping
 
@@ -14,13 +19,15 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..collections import Collection, from_params
+from .. import splits
+from ..collections import from_params
 from ..errors import ConfigError, InputFileError
-from ..io.h5 import H5Stream, count_rows, expand_files
+from ..io.h5 import count_rows, expand_files
 from ..io.prefetch import prefetch
-from ..io.tokens import NpzWriter, TokenWriter, Vocabulary, to_global, token_table
-from .card import Tokenizer, card_hash, load
-from .train import COMBINED, to_combined, tokenizer_dir
+from ..io.reader import H5Stream
+from ..io.selection import class_names
+from ..io.tokens import SAMPLE_COLUMNS, NpzWriter, TokenWriter, read_metadata, token_table
+from ..sequences import TokenizerSet
 
 log = logging.getLogger(__name__)
 CPU_BATCH, GPU_BATCH = 4096, 65536  # rows encoded per step when export.batch_size is null
@@ -41,133 +48,185 @@ def _heap_trimmer():
 release_free_memory = _heap_trimmer()
 
 
-def load_cards(params: Mapping, device: str = "cpu") -> dict[str, Tokenizer]:
-    """Every card under the cards folder, in the order the collections are configured."""
-    root = Path(params["export"]["cards_dir"] or tokenizer_dir(params))
-    found = {p.parent.parent.name: p for p in sorted(root.glob("*/card/card.json"))}
-    if not found:
-        raise InputFileError(f"{root}: no tokenizer cards (<collection>/card/card.json); run `treasure train-tokenizer` first")
-    order = list(from_params(params)) + [COMBINED]
-    names = sorted(found, key=lambda n: order.index(n) if n in order else len(order))
-    backend = params["export"]["backend"]
-    return {n: load(found[n].parent, device=device, backend=backend) for n in names}
-
-
-def vocabulary_for(tokenizers: Mapping[str, Tokenizer]) -> Vocabulary:
-    vocab = Vocabulary()
-    for name, tok in tokenizers.items():
-        kind = "binned" if tok.kind == "binning" else tok.kind
-        vocab.add(name, tok.collection["type_id"], tok.num_quantizers, tok.codebook_size, kind,
-                  tok.features if tok.kind == "binning" else None)
-    return vocab
-
-
-def encode_in_batches(tok: Tokenizer, features: np.ndarray, mask: np.ndarray, batch_size: int) -> np.ndarray:
-    out = np.empty(mask.shape + (tok.num_quantizers,), dtype=np.int64)
-    for start in range(0, len(mask), batch_size):
-        sl = slice(start, start + batch_size)
-        out[sl] = tok.encode(features[sl], mask[sl])
+def versions() -> dict[str, str]:
+    out = {}
+    for pkg in ("treasure-lib", "vector-quantize-pytorch", "torch", "numpy", "pyarrow"):
+        try:
+            out[pkg] = importlib_metadata.version(pkg)
+        except importlib_metadata.PackageNotFoundError:
+            out[pkg] = "not installed"
     return out
 
 
-def sequence(batch, tokenizers: Mapping[str, Tokenizer], collections: Mapping[str, Collection], vocab: Vocabulary,
-             batch_size: int, where: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
-    """Tokens [n, L, Q] (global ids), type ids and mask [n, L], and each collection's local indices."""
-    Q = max(t.num_quantizers for t in tokenizers.values())
-    parts_tok, parts_type, parts_mask, local = [], [], [], {}
-    for name, tok in tokenizers.items():
-        if name == COMBINED:
-            oa = to_combined(batch, {n: collections[n] for n in tok.collection["members"]})
-            type_ids = np.where(oa.mask, oa.feature("type"), 0).astype(np.int32)
-        else:
-            if name not in batch.collections:
-                raise InputFileError(f"{where}: a tokenizer card exists for collection '{name}', which the data set does not read")
-            oa = batch[name]
-            type_ids = np.where(oa.mask, tok.collection["type_id"], 0).astype(np.int32)
-        cols = tok.check_features(oa.names, where)
-        idx = encode_in_batches(tok, oa.features[..., cols], oa.mask, batch_size)
-        local[name] = idx
-        ids = to_global(idx, vocab.offsets(name))
-        if ids.shape[-1] < Q:  # binned scalars with fewer levels: pad the group with PAD
-            ids = np.pad(ids, ((0, 0), (0, 0), (0, Q - ids.shape[-1])))
-        parts_tok.append(ids)
-        parts_type.append(type_ids)
-        parts_mask.append(oa.mask)
-    return np.concatenate(parts_tok, 1), np.concatenate(parts_type, 1), np.concatenate(parts_mask, 1), local
+def output_key(path: Path) -> str:
+    """`<stem>-<8 hex of the resolved path>`: unique per input file, stable across runs."""
+    return f"{path.stem}-{hashlib.sha1(str(Path(path).resolve()).encode()).hexdigest()[:8]}"
 
 
-def outputs_for(path: Path, out_dir: Path, separate: list[str] | None) -> list[Path]:
-    if separate:
-        return [out_dir / f"{path.stem}.{name}.parquet" for name in separate]
-    return [out_dir / f"{path.stem}.parquet"]
+def token_sets(params: Mapping, device: str = "cpu") -> dict[str, TokenizerSet]:
+    """{"": the study's set} or, in `separate` mode, {card: a set of that card alone}."""
+    full = TokenizerSet.from_params(params, device=device)
+    if params["tokenizer"]["mode"] != "separate":
+        return {"": full}
+    return {card: TokenizerSet.from_params(params, device=device, only=[card]) for card in full.tokenizers}
 
 
-def export_file(path: Path, tokenizers: Mapping[str, Tokenizer], params: Mapping, out_dir: Path, bar=None) -> dict:
+def _outputs(path: Path, out_dir: Path, sets: Mapping[str, TokenizerSet], params: Mapping) -> dict:
+    key = output_key(path)
+    e = params["export"]
+    plan = {}
+    for name, ts in sets.items():
+        base = out_dir / (f"{key}.{name}" if name else key)
+        plan[name] = {"tokens": base.with_name(base.name + ".tokens.parquet"),
+                      "features": base.with_name(base.name + ".features.parquet") if e["features"] else None}
+    vq = [c for c, t in sets[next(iter(sets))].tokenizers.items() if t.kind != "binning"]
+    npz = out_dir / f"{key}.npz" if e["npz"] and params["study"]["kind"] == "jets" and len(sets) == 1 and len(vq) == 1 else None
+    return {"sets": plan, "npz": npz, "npz_card": vq[0] if npz else None}
+
+
+def _current(plan: dict, sets: Mapping[str, TokenizerSet]) -> bool:
+    """Every output exists and was made with the same cards (by hash)."""
+    for name, files in plan["sets"].items():
+        want = {c: i["hash"] for c, i in sets[name].cards.items()}
+        for f in (files["tokens"], files["features"]):
+            if f is None:
+                continue
+            if not f.exists():
+                return False
+            try:
+                made = {c: i["hash"] for c, i in json.loads(read_metadata(f)["cards"]).items()}
+            except (InputFileError, KeyError, ValueError):
+                return False
+            if made != want:
+                log.info("%s was made with other cards; re-exporting", f)
+                return False
+    if plan["npz"] is not None:
+        if not plan["npz"].exists():
+            return False
+        with np.load(plan["npz"]) as z:
+            if "card_hash" not in z or str(z["card_hash"]) != next(iter(sets.values())).cards[plan["npz_card"]]["hash"]:
+                return False
+    return True
+
+
+def _metadata(ts: TokenizerSet, params: Mapping, out: Path, kind: str) -> dict[str, str]:
+    meta = ts.metadata()
+    cards = {n: {"hash": i["hash"], "path": str(Path(_relative(Path(i["path"]), out.parent)))} for n, i in ts.cards.items()}
+    meta.update({"cards": json.dumps(cards), "split": json.dumps(splits.SplitSpec.from_params(params).to_dict()),
+                 "labels": json.dumps(class_names(params["data"]["label"])), "versions": json.dumps(versions()),
+                 "content": kind})
+    return meta
+
+
+def _relative(target: Path, start: Path) -> str:
+    import os
+
+    return os.path.relpath(target.resolve(), start.resolve())
+
+
+def _columns(batch, params: Mapping) -> tuple[dict, dict]:
+    """Per-row columns and per-file constants of a batch (labels, weights, split, identity, sample normalisation)."""
+    meta = batch.metadata
+    columns = {"label": batch.labels.astype(np.int64), "weight": batch.weights.astype(np.float32),
+               "split": splits.names(batch.split).astype(str), "event_index": batch.event_index.astype(np.int64),
+               "event_number": batch.event_number.astype(np.int64)}
+    for name, spec in params["export"]["columns"].items():
+        coll, _, feature = str(spec).partition(".")
+        if coll not in batch.collections or feature not in batch[coll].names or batch[coll].features.shape[1] != 1:
+            raise ConfigError(f"export.columns.{name} = {spec!r}: expected '<scalar collection>.<feature>' read by the "
+                              f"study (collections: {', '.join(batch.collections)})")
+        columns[name] = batch[coll].feature(feature)[:, 0].astype(np.float32)
+    constants = {"source_file": str(batch.source_file)}
+    constants.update({k: meta[k] for k in SAMPLE_COLUMNS if k in meta})
+    n_gen = meta.get("n_events")
+    constants["n_events_generated"] = int(n_gen) if n_gen is not None else -1
+    sow = meta.get("sum_of_weights", n_gen)  # unweighted samples: the sum of weights is the event count
+    constants["sum_of_weights"] = float(sow) if sow is not None else float("nan")
+    return columns, constants
+
+
+def export_file(path: Path, sets: Mapping[str, TokenizerSet], params: Mapping, out_dir: Path, bar=None) -> dict:
     """Export one H5 file; returns what was written and how fast."""
     e = params["export"]
-    collections = from_params(params)
-    separate = list(tokenizers) if params["tokenizer"]["mode"] == "separate" else None
-    outs = outputs_for(path, out_dir, separate)
-    npz_path = out_dir / f"{path.stem}.npz"
-    object_toks = [n for n, t in tokenizers.items() if t.kind != "binning" and n != COMBINED]
-    want_npz = e["npz"] and params["study"]["kind"] == "jets" and len(object_toks) == 1
-    if not e["overwrite"] and all(o.exists() for o in outs) and (not want_npz or npz_path.exists()):
-        return {"file": str(path), "skipped": True, "outputs": [str(o) for o in outs]}
-    hashes = {n: card_hash(t.card_path) for n, t in tokenizers.items()}
-    on_gpu = any(getattr(t, "device", None) is not None and t.device.type == "cuda" for t in tokenizers.values())
+    plan = _outputs(path, out_dir, sets, params)
+    outputs = [str(f) for files in plan["sets"].values() for f in files.values() if f is not None]
+    outputs += [str(plan["npz"])] if plan["npz"] is not None else []
+    if not e["overwrite"] and _current(plan, sets):
+        return {"file": str(path), "skipped": True, "outputs": outputs}
+    on_gpu = any(getattr(t, "device", None) is not None and t.device.type == "cuda"
+                 for ts in sets.values() for t in ts.tokenizers.values())
     batch_size = e["batch_size"] or (GPU_BATCH if on_gpu else CPU_BATCH)
-    groups = {n: {n: t} for n, t in tokenizers.items()} if separate else {"all": dict(tokenizers)}
-    writers = {}
-    for (key, toks), out in zip(groups.items(), outs):
-        vocab = vocabulary_for(toks)
-        levels = max(t.num_quantizers for t in toks.values())
-        writers[key] = (TokenWriter(out, vocab, e["layout"], {n: hashes[n] for n in toks}, levels, e["row_group_size"]), toks, vocab)
+    writers = []
+    for name, files in plan["sets"].items():
+        ts = sets[name]
+        w_tok = TokenWriter(files["tokens"], _metadata(ts, params, files["tokens"], "tokens"), e["row_group_size"])
+        w_feat = (TokenWriter(files["features"], _metadata(ts, params, files["features"], "features"), e["row_group_size"])
+                  if files["features"] is not None else None)
+        writers.append((ts, w_tok, w_feat))
     npz = None
-    if want_npz:
-        tok = tokenizers[object_toks[0]]
-        npz = NpzWriter(npz_path, tok.collection["max_objects"], tok.num_quantizers)
+    if plan["npz"] is not None:
+        tok = sets[""].tokenizers[plan["npz_card"]]
+        group = sets[""].groups_of(plan["npz_card"])[0]
+        npz = NpzWriter(plan["npz"], group.slots, tok.num_quantizers)
+    collections = from_params(params)
     stream = H5Stream.from_params(params, collections, files=[path])
     t0, rows = time.perf_counter(), 0
     try:
         for batch in prefetch(stream):
-            for writer, toks, vocab in writers.values():
-                tokens, types, mask, local = sequence(batch, toks, collections, vocab, batch_size, str(path))
-                writer.write(token_table(tokens, types, mask, batch.labels, batch.weights, batch.event_index,
-                                         str(path), batch.metadata, e["layout"]))
-                if npz is not None and object_toks[0] in local:
-                    npz.write(local[object_toks[0]], batch.labels)
+            columns, constants = _columns(batch, params)
+            for ts, w_tok, w_feat in writers:
+                seq, local = ts.to_sequences(batch, batch_size)
+                w_tok.write(token_table("tokens", seq.tokens, seq.type_ids, seq.mask, columns, constants))
+                if w_feat is not None:
+                    raw = ts.features(batch)
+                    w_feat.write(token_table("features", raw.tokens, raw.type_ids, raw.mask, columns, constants))
+                if npz is not None and ts is sets[""]:
+                    npz.write(local[sets[""].groups_of(plan["npz_card"])[0].name], batch.labels)
             rows += len(batch)
             release_free_memory()
             if bar is not None:
                 bar.update(len(batch))
-        for writer, _, _ in writers.values():
-            writer.close()
+        for _, w_tok, w_feat in writers:
+            w_tok.close()
+            if w_feat is not None:
+                w_feat.close()
         if npz is not None:
-            npz.close(tokenizers[object_toks[0]].codebooks())
+            tok = sets[""].tokenizers[plan["npz_card"]]
+            npz.close(tok.codebooks(), extra={"card_hash": np.array(sets[""].cards[plan["npz_card"]]["hash"])})
     except BaseException:
-        for writer, _, _ in writers.values():
-            writer.abort()
+        for _, w_tok, w_feat in writers:
+            w_tok.abort()
+            if w_feat is not None:
+                w_feat.abort()
         if npz is not None:
             npz.abort()
         raise
     seconds = time.perf_counter() - t0
     return {"file": str(path), "skipped": False, "rows": rows, "seconds": seconds, "rows_per_s": rows / max(seconds, 1e-9),
-            "outputs": [str(o) for o in outs] + ([str(npz_path)] if npz is not None else [])}
+            "outputs": outputs}
+
+
+def tokens_dir(params: Mapping) -> Path:
+    out = params["export"]["output_dir"]
+    return Path(out) if out else Path("runs") / params["study"]["kind"] / params["study"]["name"] / "artifacts" / "tokens"
 
 
 def export(params: Mapping, progress: bool = True) -> list[dict]:
-    """Export every input file with the trained cards."""
+    """Export every input file with the cards the params name."""
     e = params["export"]
     device = e["device"] if e["device"] != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
-    tokenizers = load_cards(params, device=device)
+    sets = token_sets(params, device=device)
     files = expand_files(e["files"] or params["data"]["files"])
     if not files:
         raise ConfigError("nothing to export: export.files and data.files are empty")
-    out_dir = Path(e["output_dir"] or Path("runs") / params["study"]["kind"] / params["study"]["name"] / "artifacts" / "tokens")
+    keys = [output_key(f) for f in files]
+    if len(set(keys)) != len(keys):
+        raise ConfigError(f"the same input file is listed twice in {[str(f) for f in files]}")
+    out_dir = tokens_dir(params)
     first = next(iter(from_params(params).values()))
     total = sum(count_rows(f, first) for f in files)
     results = []
     with tqdm(total=total, unit="row", desc="export", disable=not progress) as bar:
         for f in files:
-            results.append(export_file(f, tokenizers, params, out_dir, bar))
+            results.append(export_file(f, sets, params, out_dir, bar))
     return results

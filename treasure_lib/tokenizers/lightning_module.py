@@ -1,25 +1,29 @@
-"""Lightning training of the object VQ-VAE: reconstruction + commitment, per-level monitoring."""
+"""Lightning training of the object VQ-VAE: reconstruction + commitment, codebook upkeep, per-level monitoring."""
 from __future__ import annotations
 
 import lightning as L
 import torch
 
+from . import codebooks
 from .vqvae import ObjectVQVAE, VQVAEConfig, reconstruction_loss
 
 
 class VQVAEModule(L.LightningModule):
     """Loss = reconstruction (L1 or MSE on valid objects) + categorical CE + commitment.
 
-    Validation also reconstructs after 1, 2, ..., Q quantizer levels (`val/rec_level_q`) and
-    counts codebook usage per level (`val/usage_level_q`, fraction of codes used).
+    After each training step, dead codes are re-drawn from the batch's valid latents
+    (`train/replaced_level_q`: the fraction of the codebook replaced in that step).
+    Validation reconstructs after 1, 2, ..., Q quantizer levels (`val/rec_level_q`) and counts
+    codebook usage per level (`val/usage_level_q`, fraction of codes used).
     """
 
     def __init__(self, config: dict, lr: float = 1e-3, weight_decay: float = 0.0, loss: str = "l1",
-                 categorical_weight: float = 0.1):
+                 categorical_weight: float = 0.1, seed: int = 0):
         super().__init__()
         self.save_hyperparameters()
         self.model = ObjectVQVAE(VQVAEConfig(**config))
         self._used: list[torch.Tensor] = []
+        self._generator = torch.Generator().manual_seed(seed)
 
     def forward(self, cont, cat, mask):
         return self.model(cont, cat, mask)
@@ -33,10 +37,15 @@ class VQVAEModule(L.LightningModule):
 
     def training_step(self, batch, _):
         total, rec, ce, result = self._losses(batch)
-        n = batch[2].sum()
-        self.log_dict({"train/loss": total, "train/rec": rec, "train/ce": ce, "train/commit": result["commit_loss"]},
-                      prog_bar=False, batch_size=int(n))
-        self.log("loss", total, prog_bar=True, logger=False, batch_size=int(n))
+        n = int(batch[2].sum())
+        self.log_dict({"train/loss": total, "train/rec": rec, "train/ce": ce, "train/commit": result["commit_loss"],
+                       "train/objects": float(n)}, prog_bar=False, batch_size=n)
+        self.log("loss", total, prog_bar=True, logger=False, batch_size=n)
+        replaced = codebooks.replace_dead_codes(self.model.quantizer, result["latent"].detach(),
+                                                self.model.cfg.dead_code_fraction, self._generator)
+        K = self.model.cfg.effective_codebook_size
+        for q, count in enumerate(replaced, start=1):
+            self.log(f"train/replaced_level_{q}", count / K, batch_size=n)
         return total
 
     def on_validation_epoch_start(self):
@@ -48,15 +57,14 @@ class VQVAEModule(L.LightningModule):
         cont, cat, mask = batch
         n = int(mask.sum())
         self.log_dict({"val/loss": total, "val/rec": rec, "val/ce": ce}, prog_bar=True, batch_size=n)
-        indices = result["indices"]
-        for q in range(self.model.cfg.num_quantizers):
-            self._used[q][indices[..., q].reshape(-1)] = True
         full = self.model.encode_indices(cont, cat, mask)
+        for q in range(self.model.cfg.num_quantizers):
+            self._used[q][full[..., q][mask]] = True
         fn = torch.nn.functional.l1_loss if self.hparams.loss == "l1" else torch.nn.functional.mse_loss
         for q in range(1, self.model.cfg.num_quantizers + 1):
             rec_q, _ = self.model.decode_indices(full, mask, levels=q)
             if cont.shape[-1]:
-                self.log(f"val/rec_level_{q}", fn(rec_q[mask], cont[mask]), batch_size=n)
+                self.log(f"val/rec_level_{q}", fn(rec_q[mask], cont[mask].float()), batch_size=n)
 
     def on_validation_epoch_end(self):
         for q, used in enumerate(self._used, start=1):

@@ -13,15 +13,22 @@ import torch.nn.functional as F
 CHUNK_ELEMENTS = 2 ** 24  # rows x codes per distance block (64 MB of float32)
 
 
-def nearest(x: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:
-    """argmin_k ||x - c_k||^2 for each row of x [M, d], chunked over rows."""
+def nearest(x: torch.Tensor, codebook: torch.Tensor, cosine: bool = False) -> torch.Tensor:
+    """argmin_k ||x - c_k||^2 (cosine: argmax_k x . c_k) for each row of x [M, d], chunked over rows.
+
+    Chunking bounds memory to CHUNK_ELEMENTS distances whatever M and K are (a full [M, K] matrix
+    at GPU batch sizes would be tens of GB).
+    """
     c2 = (codebook * codebook).sum(-1)
     rows = max(1, CHUNK_ELEMENTS // max(codebook.shape[0], 1))
     out = torch.empty(x.shape[0], dtype=torch.long, device=x.device)
     for start in range(0, x.shape[0], rows):
         xb = x[start:start + rows]
-        dist = c2[None, :] - 2.0 * (xb @ codebook.T)  # ||x||^2 is the same for every code
-        out[start:start + rows] = dist.argmin(-1)
+        if cosine:
+            out[start:start + rows] = (xb @ codebook.T).argmax(-1)
+        else:
+            dist = c2[None, :] - 2.0 * (xb @ codebook.T)  # ||x||^2 is the same for every code
+            out[start:start + rows] = dist.argmin(-1)
     return out
 
 
@@ -44,7 +51,7 @@ def residual_indices(x: torch.Tensor, codebooks: list[torch.Tensor], cosine: boo
         if backend == "faiss" and residual.device.type == "cpu":
             idx = torch.from_numpy(_faiss_nearest(query.numpy(), cb.numpy(), cosine).astype(np.int64))
         elif backend in ("torch", "faiss"):
-            idx = nearest(query, cb) if not cosine else (query @ cb.T).argmax(-1)
+            idx = nearest(query, cb, cosine)
         else:
             raise ValueError(f"unknown search backend {backend!r}; use torch or faiss")
         out.append(idx)

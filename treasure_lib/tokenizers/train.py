@@ -3,37 +3,47 @@
 Modes for event studies: `object` (one tokenizer per object collection), `combined` (one
 tokenizer across all object collections on their shared features plus the object type),
 `separate` (one per collection, like `object`, with exports kept per collection). Scalar
-collections (MET, event info) are binned.
+collections (MET, event info, the jet of a jet-level file) are binned.
+
+Everything is fitted on train-split rows only, mixed across files; a card's metrics are a fresh
+validation of the weights it holds, on val-split rows, in physical units (`reconstruction`).
 """
 from __future__ import annotations
 
+import copy
 import json
 import logging
 from pathlib import Path
-from typing import Mapping
+from typing import Callable, Mapping
 
 import numpy as np
 import torch
 
+from .. import config, splits
 from ..checksum import sha256_file
-from ..collections import Collection, from_params
+from ..collections import Collection, from_params, load_collections
 from ..errors import ConfigError
 from ..io.batch import Batch, ObjectArrays
-from ..io.h5 import H5Stream
+from ..io.reader import H5Stream
 from ..preprocessing import CollectionScaler, reservoir_sample
-from .card import BinningTokenizer, KMeansTokenizer, VQVAETokenizer, save
-from .data import CollectionSets
+from ..reconstruction import accumulate, flatten, reconstruction
+from ..schema import TOKENIZER
+from .card import BinningTokenizer, KMeansTokenizer, Tokenizer, VQVAETokenizer, save
 from .search import residual_indices
 
 log = logging.getLogger(__name__)
 COMBINED = "objects"
+HELD_OUT_OBJECTS = 50_000  # val objects the card's physical-unit reconstruction is measured on
 
 
 # ----------------------------------------------------------------------------- combined mode
 
 
 def combined_collection(collections: Mapping[str, Collection]) -> Collection:
-    """The shared feature set of all object collections, plus a categorical `type` (the type id)."""
+    """The shared feature set of all object collections, plus a categorical `type` (each object's own type id).
+
+    The combined tokenizer owns no type id of its own (0): its objects keep their collections' ids.
+    """
     objs = [c for c in collections.values() if not c.is_scalar]
     if not objs:
         raise ConfigError("combined tokenizer mode needs object collections; the set has only scalars")
@@ -42,8 +52,10 @@ def combined_collection(collections: Mapping[str, Collection]) -> Collection:
         raise ConfigError(f"collections {[c.name for c in objs]} share no feature; combined mode needs at least one")
     log_f = tuple(f for f in shared if any(f in c.log_features for c in objs))
     cat_f = tuple(f for f in shared if any(f in c.categorical for c in objs)) + ("type",)
-    return Collection(name=COMBINED, layout="per_feature", path="", features=tuple(shared) + ("type",), type_id=1,
-                      log_features=log_f, categorical=cat_f, max_objects=sum(c.max_objects for c in objs), order_by=None)
+    scalers = tuple((f, k) for f, k in objs[0].scalers if f in shared and all((f, k) in c.scalers for c in objs))
+    return Collection(name=COMBINED, layout="per_feature", path="", features=tuple(shared) + ("type",), type_id=0,
+                      log_features=log_f, categorical=cat_f, max_objects=sum(c.max_objects for c in objs), order_by=None,
+                      scalers=scalers)
 
 
 def to_combined(batch: Batch, collections: Mapping[str, Collection]) -> ObjectArrays:
@@ -69,28 +81,65 @@ def tokenizer_dir(params: Mapping) -> Path:
     return Path(out) if out else Path("runs") / params["study"]["kind"] / params["study"]["name"] / "artifacts" / "tokenizers"
 
 
+def collection_params(params: Mapping, name: str) -> dict:
+    """`tokenizer` params with `tokenizer.per_collection.<name>` merged in and validated."""
+    t = params["tokenizer"]
+    override = (t.get("per_collection") or {}).get(name) or {}
+    if not override:
+        return dict(t)
+    config.check_keys(override, TOKENIZER, origin=f"tokenizer.per_collection.{name}", prefix="tokenizer.")
+    merged = config.merge(t, override, TOKENIZER)
+    return config.validate(merged, TOKENIZER, prefix="tokenizer.")
+
+
+def expected_cards(params: Mapping) -> list[str]:
+    """The card names the params ask for, in collection order: what train-tokenizer writes and export reads."""
+    t = params["tokenizer"]
+    collections = from_params(params)
+    names = t["collections"] or list(collections)
+    unknown = [n for n in names if n not in collections]
+    if unknown:
+        raise ConfigError(f"tokenizer.collections names {unknown}, not in data.collection_set "
+                          f"'{params['data']['collection_set']}' ({', '.join(collections)})")
+    objects = [n for n in names if not collections[n].is_scalar]
+    scalars = [n for n in names if collections[n].is_scalar]
+    return ([COMBINED] if t["mode"] == "combined" and objects else objects) + scalars
+
+
 def _collection_info(c: Collection) -> dict:
     return {"name": c.name, "features": list(c.features), "type_id": c.type_id, "max_objects": c.max_objects,
             "categorical": list(c.categorical), "log_features": list(c.log_features)}
 
 
-def _sample(params, c: Collection, batches_fn, to_collection, seed: int):
-    """A bounded reservoir sample of collection `c` (for combined mode: of the combined set)."""
-    def batches():
-        for b in batches_fn():
-            yield b if to_collection is None else Batch({c.name: to_collection(b)}, b.labels, b.weights, b.event_index,
-                                                        b.source_file)
+def _view(stream_fn: Callable[[], H5Stream], name: str, to_collection):
+    """A fresh pass over a stream as Batches holding just the collection trained on."""
+    for b in stream_fn():
+        oa = to_collection(b) if to_collection else b[name]
+        yield Batch({name: oa}, b.labels, b.weights, b.event_index, b.source_file, b.metadata, split=b.split)
 
-    return reservoir_sample(batches(), c.name, params["tokenizer"]["scaler_sample_objects"], seed)
+
+def held_out(stream_fn, c: Collection, to_collection, max_objects: int = HELD_OUT_OBJECTS):
+    """Val-split rows with at least one object, in file order, until `max_objects` objects (deterministic)."""
+    parts, n = [], 0
+    for b in _view(stream_fn, c.name, to_collection):
+        oa = b[c.name]
+        rows = np.flatnonzero(oa.mask.any(axis=1))
+        parts.append((oa.features[rows], oa.mask[rows]))
+        n += int(oa.mask[rows].sum())
+        if n >= max_objects:
+            break
+    if not parts or n == 0:
+        raise ConfigError(f"collection '{c.name}': no objects in the validation split to measure the tokenizer on "
+                          f"(data.split.val is {n} objects); generate more data or raise data.split.val")
+    return accumulate(parts)
 
 
 # ----------------------------------------------------------------------------- per kind
 
 
-def vqvae_config(params: Mapping, scaler: CollectionScaler) -> dict:
+def vqvae_config(t: Mapping, scaler: CollectionScaler) -> dict:
     from .networks import NetworkConfig
 
-    t = params["tokenizer"]
     explicit = {"width": t["width"], "depth": t["depth"], "heads": t["heads"]}
     enc = NetworkConfig.build(t["encoder"], t["size"], **explicit)
     dec = NetworkConfig.build(t["decoder"] or t["encoder"], t["size"], **explicit)
@@ -99,68 +148,120 @@ def vqvae_config(params: Mapping, scaler: CollectionScaler) -> dict:
             "category_embed_dim": t["category_embed_dim"], "quantizer": t["quantizer"], "codebook_size": t["codebook_size"],
             "codebook_dim": t["codebook_dim"], "num_quantizers": t["num_quantizers"], "decay": t["decay"],
             "kmeans_init": t["kmeans_init"], "kmeans_iters": t["kmeans_iters"],
-            "threshold_ema_dead_code": t["threshold_ema_dead_code"], "rotation_trick": t["rotation_trick"],
+            "dead_code_fraction": t["dead_code_fraction"], "rotation_trick": t["rotation_trick"],
             "use_cosine_sim": t["use_cosine_sim"], "commitment_weight": t["commitment_weight"],
             "fsq_levels": tuple(t["fsq_levels"])}
 
 
-def train_vqvae(params: Mapping, c: Collection, scaler: CollectionScaler, batches_fn, to_collection, out_dir: Path):
-    """Lightning training with early stopping and best/last checkpoints; returns the tokenizer and metrics."""
+def _sets(params, t, c, scaler, stream_fn, to_collection, shuffle: bool, max_batches=None):
+    from .data import CollectionSets
+
+    d = params["data"]
+    return CollectionSets(stream_fn(), c.name, scaler, t["train"]["batch_objects"], shuffle=shuffle,
+                          seed=params["study"]["seed"], buffer_rows=d["sample_buffer_rows"], block_rows=d["block_rows"],
+                          to_collection=to_collection, max_batches=max_batches, cache_rows=t["train"]["cache_rows"])
+
+
+def _trainer(t: Mapping, out_dir: Path | None, callbacks=(), loggers=False):
     import lightning as L
-    from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
-    from lightning.pytorch.loggers import CSVLogger
 
-    from .lightning_module import VQVAEModule
-
-    t, tr = params["tokenizer"], params["tokenizer"]["train"]
-    seed = params["study"]["seed"]
-    L.seed_everything(seed, workers=True, verbose=False)
-    module = VQVAEModule(vqvae_config(params, scaler), lr=tr["lr"], weight_decay=tr["weight_decay"], loss=t["loss"],
-                         categorical_weight=t["categorical_weight"])
-    common = dict(batches=batches_fn, collection=c.name, scaler=scaler, batch_size=tr["batch_size"],
-                  val_fraction=tr["val_fraction"], seed=seed, to_collection=to_collection)
-    train_data = CollectionSets(split="train", max_batches=tr["limit_train_batches"], **common)
-    val_data = CollectionSets(split="val", **common)
-    loader = lambda ds: torch.utils.data.DataLoader(ds, batch_size=None, num_workers=0)  # noqa: E731
+    tr = t["train"]
     gpu = torch.cuda.is_available() and tr["accelerator"] in ("auto", "gpu", "cuda")
     precision = tr["precision"] or ("bf16-mixed" if gpu else "32-true")
+    return L.Trainer(max_epochs=tr["max_epochs"], max_steps=tr["max_steps"] or -1, accelerator="gpu" if gpu else "cpu",
+                     devices=1, precision=precision, deterministic=not gpu, default_root_dir=str(out_dir) if out_dir else None,
+                     callbacks=list(callbacks), logger=loggers, enable_progress_bar=tr["progress_bar"] and bool(callbacks),
+                     enable_model_summary=False, num_sanity_val_steps=0, log_every_n_steps=1,
+                     enable_checkpointing=bool(callbacks))
+
+
+def _loader(ds):
+    return torch.utils.data.DataLoader(ds, batch_size=None, num_workers=0)
+
+
+def validate_vqvae(tok: VQVAETokenizer, params: Mapping, c: Collection, val_stream_fn, to_collection) -> dict:
+    """The Lightning validation of a tokenizer's current weights on the val split (deterministic)."""
+    from .lightning_module import VQVAEModule
+
+    t = collection_params(params, c.name)
+    module = VQVAEModule(tok.model.cfg.to_dict(), loss=t["loss"], categorical_weight=t["categorical_weight"])
+    module.model.load_state_dict(tok.model.state_dict())
+    results = _trainer(t, None).validate(module, _loader(_sets(params, t, c, tok.scaler, val_stream_fn, to_collection,
+                                                               shuffle=False)), verbose=False)
+    return {k: float(v) for k, v in results[0].items()}
+
+
+def revalidate(card_path: str | Path, params: Mapping) -> dict:
+    """A fresh validation of a saved card on the val split: what its `metrics` must equal."""
+    from .card import load
+
+    tok = load(card_path)
+    name = Path(card_path).parent.name
+    collections = from_params(params)
+    objects = {n: collections[n] for n in tok.collection.get("members", [])}
+    c = combined_collection(objects) if name == COMBINED else load_collections(
+        params["data"]["objects_file"], params["data"]["collection_set"])[name]
+    to_coll = (lambda b: to_combined(b, objects)) if name == COMBINED else None
+    reads = objects if name == COMBINED else {name: collections[name]}
+    val = lambda: H5Stream.from_params(params, reads, select_split=splits.VAL)  # noqa: E731
+    return card_metrics(tok, params, c, val, to_coll)
+
+
+def card_metrics(tok: Tokenizer, params: Mapping, c: Collection, val_stream_fn, to_collection) -> dict:
+    """What a card records about its own weights: validation (VQ-VAE) and physical-unit reconstruction on val rows."""
+    metrics = validate_vqvae(tok, params, c, val_stream_fn, to_collection) if tok.kind == "vqvae" else {}
+    feats, mask = held_out(val_stream_fn, c, to_collection)
+    metrics.update(flatten(reconstruction(tok, feats, mask), "reco."))
+    metrics["reco.objects"] = int(mask.sum())
+    return metrics
+
+
+def train_vqvae(params: Mapping, c: Collection, scaler: CollectionScaler, sample, streams, to_collection, out_dir: Path):
+    """Lightning training with early stopping and best/last checkpoints; returns the tokenizer at its best epoch."""
+    import lightning as L
+    from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+    from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+
+    from . import codebooks
+    from .lightning_module import VQVAEModule
+
+    t = collection_params(params, c.name)
+    tr = t["train"]
+    seed = params["study"]["seed"]
+    L.seed_everything(seed, workers=True, verbose=False)
+    module = VQVAEModule(vqvae_config(t, scaler), lr=tr["lr"], weight_decay=tr["weight_decay"], loss=t["loss"],
+                         categorical_weight=t["categorical_weight"], seed=seed)
+    init = {}
+    if t["kmeans_init"] and codebooks.has_codebooks(module.model.quantizer):
+        cont, cat = scaler.transform(sample.features, sample.mask)
+        latents = module.model.encode_latents(torch.from_numpy(cont), torch.from_numpy(cat), torch.from_numpy(sample.mask))
+        stats = codebooks.init_from_sample(module.model.quantizer, latents, t["kmeans_iters"], seed, tr["batch_objects"])
+        init = {"init/objects": stats[0]["objects"], "init/empty_codes_level_1": stats[0]["codes_empty_after_init"]}
+    train_data = _sets(params, t, c, scaler, streams["train"], to_collection, shuffle=True,
+                       max_batches=tr["limit_train_batches"])
+    val_data = _sets(params, t, c, scaler, streams["val"], to_collection, shuffle=False)
     ckpt = ModelCheckpoint(dirpath=out_dir / "checkpoints", filename="best", monitor="val/loss", mode="min", save_last=True)
-    trainer = L.Trainer(max_epochs=tr["max_epochs"], max_steps=tr["max_steps"] or -1, accelerator="gpu" if gpu else "cpu",
-                        devices=1, precision=precision, deterministic=not gpu, default_root_dir=str(out_dir),
-                        callbacks=[EarlyStopping(monitor="val/loss", mode="min", patience=tr["patience"]), ckpt],
-                        logger=[CSVLogger(str(out_dir), name="logs")] + _tensorboard(out_dir),
-                        enable_progress_bar=tr["progress_bar"], enable_model_summary=False,
-                        num_sanity_val_steps=0,
-                        log_every_n_steps=10)
-    trainer.fit(module, loader(train_data), loader(val_data))
+    trainer = _trainer(t, out_dir, [EarlyStopping(monitor="val/loss", mode="min", patience=tr["patience"]), ckpt],
+                       [CSVLogger(str(out_dir), name="logs"), TensorBoardLogger(str(out_dir), name="tensorboard")])
+    trainer.fit(module, _loader(train_data), _loader(val_data))
+    best_epoch = int(trainer.current_epoch)
     if ckpt.best_model_path:
-        state = torch.load(ckpt.best_model_path, map_location="cpu", weights_only=True)["state_dict"]
-        module.load_state_dict(state)
-    metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
-    metrics["epochs"] = int(trainer.current_epoch)
-    metrics["best_val_loss"] = float(ckpt.best_model_score) if ckpt.best_model_score is not None else metrics.get("val/loss")
+        saved = torch.load(ckpt.best_model_path, map_location="cpu", weights_only=True)
+        module.load_state_dict(saved["state_dict"])
+        best_epoch = int(saved["epoch"])
     module.model.cpu().eval()
-    return VQVAETokenizer(_collection_info(c), scaler, module.model), metrics
+    tok = VQVAETokenizer(_collection_info(c), scaler, module.model)
+    training = {"best_epoch": best_epoch, "epochs_run": int(trainer.current_epoch), **init}
+    return tok, training
 
 
-def _tensorboard(out_dir: Path) -> list:
-    """Offline TensorBoard event files (written by tensorboardX, a dependency; `tensorboard` also works)."""
-    from lightning.pytorch.loggers import TensorBoardLogger
-
-    return [TensorBoardLogger(str(out_dir), name="tensorboard")]
-
-
-def train_kmeans(params: Mapping, c: Collection, scaler: CollectionScaler, batches_fn, to_collection, seed: int):
-    """Residual minibatch k-means on a bounded sample of scaled objects."""
+def train_kmeans(params: Mapping, c: Collection, scaler: CollectionScaler, sample, seed: int):
+    """Residual minibatch k-means on a bounded sample of scaled training objects."""
     from sklearn.cluster import MiniBatchKMeans
 
-    t = params["tokenizer"]
-    feats, mask = _sample(params, c, batches_fn, to_collection, seed + 1)
+    t = collection_params(params, c.name)
     tok = KMeansTokenizer(_collection_info(c), scaler, np.zeros((0, t["codebook_size"], 1), np.float32))
-    x = tok.embed(feats, mask)[mask].astype(np.float32)
-    if len(x) < t["codebook_size"]:
-        raise ConfigError(f"collection '{c.name}': {len(x)} objects are too few for k-means with codebook_size "
-                          f"{t['codebook_size']}")
+    x = tok.scaled_inputs(sample.features, sample.mask)[sample.mask]
     residual, centroids = x, []
     for q in range(t["num_quantizers"]):
         km = MiniBatchKMeans(n_clusters=t["codebook_size"], random_state=seed + q, batch_size=4096, n_init=3,
@@ -170,16 +271,13 @@ def train_kmeans(params: Mapping, c: Collection, scaler: CollectionScaler, batch
         idx = residual_indices(torch.from_numpy(residual), [torch.from_numpy(cb)]).numpy()[:, 0]
         residual = residual - cb[idx]
     tok.centroids = np.stack(centroids)
-    idx = residual_indices(torch.from_numpy(x), [torch.from_numpy(cb) for cb in tok.centroids]).numpy()
-    approx = np.cumsum([tok.centroids[q][idx[:, q]] for q in range(tok.num_quantizers)], axis=0)
-    return tok, {f"train/rec_level_{q + 1}": float(np.abs(x - approx[q]).mean()) for q in range(tok.num_quantizers)}
+    return tok, {}
 
 
-def train_binning(params: Mapping, c: Collection, batches_fn, seed: int):
-    """Per-feature bins (uniform or quantile), fitted on a bounded sample; values outside are clipped."""
-    b = params["tokenizer"]["binning"]
-    feats, mask = reservoir_sample(batches_fn(), c.name, params["tokenizer"]["scaler_sample_objects"], seed + 2)
-    valid = feats[mask]
+def train_binning(params: Mapping, c: Collection, sample):
+    """Per-feature bins (uniform or quantile) fitted on training rows; values outside are clipped."""
+    b = collection_params(params, c.name)["binning"]
+    valid = sample.features[sample.mask]
     n = b["bins"]
     edges, centres = [], []
     for f in range(len(c.features)):
@@ -195,54 +293,65 @@ def train_binning(params: Mapping, c: Collection, batches_fn, seed: int):
         mid = 0.5 * (e[1:] + e[:-1])
         centres.append(np.where(counts > 0, sums / np.maximum(counts, 1), mid))
         edges.append(e)
-    tok = BinningTokenizer(_collection_info(c), np.stack(edges), np.stack(centres))
-    rec = np.abs(tok.decode(tok.encode(feats, mask))[mask] - valid).mean(0)
-    return tok, {f"train/abs_error_{f}": float(r) for f, r in zip(c.features, rec)}
+    scaler = CollectionScaler.for_collection(c).fit(sample.features, sample.mask, sample.categories)
+    return BinningTokenizer(_collection_info(c), np.stack(edges), np.stack(centres), scaler), {}
 
 
 # ----------------------------------------------------------------------------- entry point
 
 
+def _check_sample_size(c: Collection, t: Mapping, n_objects: int) -> None:
+    k, need = t["codebook_size"], t["min_objects_per_code"]
+    if t["kind"] == "vqvae" and t["quantizer"] == "rfsq":
+        return
+    if n_objects < need * k:
+        raise ConfigError(f"collection '{c.name}': {n_objects} training objects are too few for codebook_size {k} "
+                          f"(tokenizer.min_objects_per_code = {need} needs {need * k}); set "
+                          f"tokenizer.per_collection.{c.name}.codebook_size to at most {max(2, n_objects // need)}, "
+                          f"or generate more data")
+
+
 def train_tokenizers(params: Mapping) -> dict[str, Path]:
-    """Train every configured tokenizer and write its card; returns {collection: card path}."""
+    """Train every configured tokenizer and write its card; returns {card name: card path}."""
     t = params["tokenizer"]
     collections = from_params(params)
-    names = t["collections"] or list(collections)
-    unknown = [n for n in names if n not in collections]
-    if unknown:
-        raise ConfigError(f"tokenizer.collections names {unknown}, not in data.collection_set "
-                          f"'{params['data']['collection_set']}' ({', '.join(collections)})")
-    chosen = {n: collections[n] for n in names}
-    stream = H5Stream.from_params(params, collections)
-    batches_fn = lambda: iter(stream)  # noqa: E731  (a fresh pass over the files each call)
-    checksums = {str(f): sha256_file(f) for f in stream.files}  # provenance recorded in each card
+    names = expected_cards(params)
+    universe = load_collections(params["data"]["objects_file"], params["data"]["collection_set"])
+    objects = {n: collections[n] for n in (t["collections"] or list(collections)) if not collections[n].is_scalar}
+    files = H5Stream.from_params(params, collections).files
+    checksums = {str(f): sha256_file(f) for f in files}  # provenance recorded in each card
     out_root = tokenizer_dir(params)
     seed = params["study"]["seed"]
     torch.manual_seed(seed)
-    targets: list[tuple[Collection, object]] = []
-    objects = {n: c for n, c in chosen.items() if not c.is_scalar}
-    if t["mode"] == "combined" and objects:
-        targets.append((combined_collection(objects), lambda b: to_combined(b, objects)))
-    else:
-        targets += [(c, None) for c in objects.values()]
-    targets += [(c, None) for c in chosen.values() if c.is_scalar]
     cards = {}
-    for c, to_coll in targets:
-        out_dir = out_root / c.name
-        training = {"data_checksums": checksums, "seed": seed, "mode": t["mode"], "params": {"tokenizer": dict(t)}}
+    for name in names:
+        combined = name == COMBINED
+        c = combined_collection(objects) if combined else universe[name]
+        to_coll = (lambda b: to_combined(b, objects)) if combined else None
+        tc = collection_params(params, name)
+        out_dir = out_root / name
+        reads = objects if combined else {name: collections[name]}  # (cut, phi and identity collections come along)
+        streams = {split: (lambda s=code, r=reads: H5Stream.from_params(params, r, select_split=s))
+                   for split, code in (("train", splits.TRAIN), ("val", splits.VAL))}
+        training = {"data_checksums": checksums, "seed": seed, "mode": t["mode"], "split": splits.SplitSpec.from_params(params).to_dict(),
+                    "params": {"tokenizer": copy.deepcopy(dict(tc))}}
+        sample = reservoir_sample(_view(streams["train"], name, to_coll), name, tc["scaler_sample_objects"], seed,
+                                  categorical=c.categorical)
         if c.is_scalar:
-            tok, metrics = train_binning(params, c, batches_fn, seed)
+            tok, extra = train_binning(params, c, sample)
         else:
-            feats, mask = _sample(params, c, batches_fn, to_coll, seed)
-            scaler = CollectionScaler.for_collection(c, t["scalers"].get(c.name, {})).fit(feats, mask)
-            if t["kind"] == "kmeans":
-                tok, metrics = train_kmeans(params, c, scaler, batches_fn, to_coll, seed)
-            elif t["kind"] == "vqvae":
-                tok, metrics = train_vqvae(params, c, scaler, batches_fn, to_coll, out_dir)
+            _check_sample_size(c, tc, int(sample.mask.sum()))
+            scaler = CollectionScaler.for_collection(c, tc["scalers"].get(name, {})).fit(sample.features, sample.mask,
+                                                                                          sample.categories)
+            if tc["kind"] == "kmeans":
+                tok, extra = train_kmeans(params, c, scaler, sample, seed)
             else:
-                raise ConfigError(f"tokenizer.kind must be vqvae or kmeans, got {t['kind']!r}")
-        if c.name == COMBINED:
+                tok, extra = train_vqvae(params, c, scaler, sample, streams, to_coll, out_dir)
+        if combined:
             tok.collection["members"] = list(objects)  # which collections the combined set is made of, in order
-        cards[c.name] = save(tok, out_dir / "card", metrics=metrics, training=training)
-        log.info("collection %s: card %s, metrics %s", c.name, cards[c.name], json.dumps(metrics))
+            tok.collection["member_type_ids"] = {n: objects[n].type_id for n in objects}
+        training.update(extra)
+        metrics = card_metrics(tok, params, c, streams["val"], to_coll)
+        cards[name] = save(tok, out_dir / "card", metrics=metrics, training=training)
+        log.info("collection %s: card %s, metrics %s", name, cards[name], json.dumps(metrics))
     return cards

@@ -3,8 +3,10 @@
 Inputs are scaled continuous features [B, N, Fc] and categorical indices [B, N, Fk] with
 a mask [B, N]. Categorical features are embedded on the way in and predicted as logits on
 the way out. The quantizer is `vector-quantize-pytorch`'s ResidualVQ (or ResidualFSQ); the
-mask goes in, so padded objects never enter k-means init, EMA statistics or dead-code
-replacement. With the `mlp` encoder objects are independent: only valid ones are computed.
+mask goes in, so padded objects never enter EMA statistics. The library's own first-batch
+k-means and fixed-threshold dead-code replacement are off: `codebooks.py` initialises from a
+sample and replaces dead codes with a scale-aware rule. With the `mlp` encoder objects are
+independent: only valid ones are computed.
 """
 from __future__ import annotations
 
@@ -32,9 +34,9 @@ class VQVAEConfig:
     codebook_dim: int | None = None
     num_quantizers: int = 3
     decay: float = 0.9
-    kmeans_init: bool = True
-    kmeans_iters: int = 10
-    threshold_ema_dead_code: float = 2.0
+    kmeans_init: bool = True             # done by codebooks.init_from_sample, not the library
+    kmeans_iters: int = 20
+    dead_code_fraction: float = 0.05     # codebooks.replace_dead_codes
     rotation_trick: bool = True
     use_cosine_sim: bool = False
     commitment_weight: float = 0.25
@@ -72,9 +74,9 @@ class ObjectVQVAE(nn.Module):
         self.decoder = networks.build(cfg.latent_dim, d_out, dec)
         if cfg.quantizer == "rvq":
             self.quantizer = ResidualVQ(dim=cfg.latent_dim, codebook_size=cfg.codebook_size, num_quantizers=cfg.num_quantizers,
-                                        codebook_dim=cfg.codebook_dim, decay=cfg.decay, kmeans_init=cfg.kmeans_init,
-                                        kmeans_iters=cfg.kmeans_iters, threshold_ema_dead_code=cfg.threshold_ema_dead_code,
-                                        rotation_trick=cfg.rotation_trick, use_cosine_sim=cfg.use_cosine_sim,
+                                        codebook_dim=cfg.codebook_dim, decay=cfg.decay, kmeans_init=False,
+                                        threshold_ema_dead_code=0, rotation_trick=cfg.rotation_trick,
+                                        use_cosine_sim=cfg.use_cosine_sim,
                                         commitment_weight=cfg.commitment_weight)
         elif cfg.quantizer == "rfsq":
             self.quantizer = ResidualFSQ(dim=cfg.latent_dim, levels=list(cfg.fsq_levels), num_quantizers=cfg.num_quantizers)
@@ -118,23 +120,33 @@ class ObjectVQVAE(nn.Module):
             zq, indices, commit = self._quantize(z, mask)
             out = self.decoder(zq, mask)[mask]
             indices = indices[mask]
+            z = z[mask]
         rec_cont, logits = self.split_output(out)
-        return {"cont": rec_cont, "logits": logits, "indices": indices, "commit_loss": commit,
+        return {"cont": rec_cont, "logits": logits, "indices": indices, "commit_loss": commit, "latent": z,
                 "target_cont": cont[mask], "target_cat": cat[mask]}
 
     # ------------------------------------------------------------------ inference
     @torch.no_grad()
+    def encode_latents(self, cont, cat, mask) -> torch.Tensor:
+        """Latents of the valid objects [Nv, latent_dim], in float32 whatever autocast is active."""
+        with torch.autocast(device_type=mask.device.type, enabled=False):
+            cont = cont.float()
+            if self.per_object:
+                return self.encoder(self.embed_inputs(cont[mask], cat[mask])).float()
+            return self.encode_latent(cont, cat, mask)[mask].float()
+
+    @torch.no_grad()
     def encode_indices(self, cont, cat, mask, backend: str = "torch") -> torch.Tensor:
-        """Indices [B, N, Q] (int64, -1 where masked) without one-hot or decoding."""
+        """Indices [B, N, Q] (int64, -1 where masked) without one-hot or decoding.
+
+        Always float32 (autocast off): bf16 latents would move objects across code boundaries,
+        so validation under bf16-mixed would not see the indices export writes.
+        """
         B, N = mask.shape
         Q = self.cfg.num_quantizers
         out = torch.full((B, N, Q), -1, dtype=torch.long, device=mask.device)
-        if self.per_object:
-            z = self.encoder(self.embed_inputs(cont[mask], cat[mask]))
-            out[mask] = self._indices_from_latent(z, backend)
-        else:
-            z = self.encode_latent(cont, cat, mask)
-            out[mask] = self._indices_from_latent(z[mask], backend)
+        with torch.autocast(device_type=mask.device.type, enabled=False):
+            out[mask] = self._indices_from_latent(self.encode_latents(cont, cat, mask), backend)
         return out
 
     def _indices_from_latent(self, z: torch.Tensor, backend: str) -> torch.Tensor:
@@ -155,8 +167,9 @@ class ObjectVQVAE(nn.Module):
     @torch.no_grad()
     def decode_indices(self, indices: torch.Tensor, mask: torch.Tensor, levels: int | None = None):
         """Indices [B, N, Q] -> scaled continuous [B, N, Fc] and categorical indices [B, N, Fk]."""
-        zq = self.latent_from_indices(indices, levels)
-        out = self.decoder(zq) if self.per_object else self.decoder(zq, mask)
+        with torch.autocast(device_type=mask.device.type, enabled=False):
+            zq = self.latent_from_indices(indices, levels).float()
+            out = self.decoder(zq) if self.per_object else self.decoder(zq, mask)
         cont, logits = self.split_output(out)
         cat = torch.stack([lg.argmax(-1) for lg in logits], -1) if logits else cont.new_zeros(cont.shape[:-1] + (0,), dtype=torch.long)
         return cont, cat
