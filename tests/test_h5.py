@@ -352,3 +352,28 @@ def test_cli_inspect_and_clean_error(tmp_path, sets, capsys):
     assert "objects/electrons/pt" in out and "serves 8/8" in out
     assert main(["inspect", str(tmp_path / "missing.h5")]) == 2
     assert "missing.h5: file not found" in capsys.readouterr().err
+
+
+def test_phi_is_relative_to_the_leading_object_whatever_collections_are_read(tmp_path, event_collections):
+    """Absolute phi carries no physics: event studies see every phi (MET's too) relative to the leading object."""
+    from treasure_lib.io.objects import wrap_phi
+
+    batch = make_batch(event_collections, 200, seed=4)
+    write_batches(tmp_path / "e.h5", [batch], event_collections, metadata=META)
+    refs = ["electrons", "muons", "taus", "photons", "jets"]
+    absolute = H5Stream([tmp_path / "e.h5"], event_collections).read_all()
+    rotated = H5Stream([tmp_path / "e.h5"], event_collections, phi_reference="leading",
+                       phi_reference_collections=refs).read_all()
+    # the leading object over the reference collections, by pt
+    pts = np.concatenate([np.where(absolute[c].mask, absolute[c].feature("pt"), -np.inf) for c in refs], axis=1)
+    phis = np.concatenate([absolute[c].feature("phi") for c in refs], axis=1)
+    lead = phis[np.arange(200), pts.argmax(1)]
+    for c in refs + ["tracks"]:
+        want = np.where(absolute[c].mask, wrap_phi(absolute[c].feature("phi") - lead[:, None]), 0)
+        np.testing.assert_allclose(rotated[c].feature("phi"), want, atol=1e-5, err_msg=c)
+    np.testing.assert_allclose(rotated["met"].feature("phi")[:, 0], wrap_phi(absolute["met"].feature("phi")[:, 0] - lead), atol=1e-5)
+    assert (np.abs(rotated["muons"].feature("phi")) <= np.pi).all()
+    # a reader of muons alone still rotates by the same leading object (read along from the other collections)
+    alone = H5Stream([tmp_path / "e.h5"], {"muons": event_collections["muons"]}, phi_reference="leading",
+                     context=event_collections, phi_reference_collections=refs).read_all()
+    np.testing.assert_array_equal(alone["muons"].features, rotated["muons"].features)

@@ -303,3 +303,32 @@ def test_fsq_tokenizer_codebooks_have_the_documented_shape():
     assert tok.codebook_size == 80 and tok.codebooks().shape == (2, 80, 3)
     idx = tok.encode(feats, mask)
     assert idx.max() < 80 and (idx[~mask] == -1).all()
+
+
+def test_index_search_ignores_autocast_so_bf16_never_moves_objects_between_codes():
+    model = _model(encoder=TRANSFORMER, decoder=TRANSFORMER)
+    cont, cat, mask = _inputs(b=128)
+    _init(model, cont, cat, mask)
+    model.eval()
+    exact = model.encode_indices(cont, cat, mask)
+    with torch.autocast(device_type="cpu", dtype=torch.bfloat16):
+        under_bf16 = model.encode_indices(cont, cat, mask)
+        z = model.encode_latent(cont, cat, mask)
+    assert z.dtype == torch.bfloat16, "autocast is active for the rest of the model"
+    torch.testing.assert_close(under_bf16, exact)
+
+
+def test_cosine_search_is_chunked_and_equals_the_full_similarity_argmax(monkeypatch):
+    from treasure_lib.tokenizers import search
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.nn.functional.normalize(torch.randn(3000, 16, generator=g), dim=-1)
+    book = torch.nn.functional.normalize(torch.randn(257, 16, generator=g), dim=-1)
+    full = (x @ book.T).argmax(-1)
+    monkeypatch.setattr(search, "CHUNK_ELEMENTS", 257 * 100)  # at most 100 rows x 257 codes at a time
+    calls = []
+    original = torch.Tensor.argmax
+    monkeypatch.setattr(torch.Tensor, "argmax", lambda self, *a, **k: calls.append(self.shape) or original(self, *a, **k))
+    chunked = residual_indices(x, [book], cosine=True)[:, 0]
+    assert torch.equal(chunked, full)
+    assert max(s[0] for s in calls) <= 100, "no [M, K] similarity matrix for the whole batch"

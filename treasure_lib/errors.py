@@ -15,3 +15,11 @@ class InputFileError(TreasureError, ValueError):
 
 class MetricInputError(TreasureError, ValueError):
     """Arrays given to a metric disagree in length, hold NaN, or leave a class without weight."""
+
+
+class LeakageError(TreasureError, ValueError):
+    """A split overlap, a label proxy among model inputs, or sequence arrays that do not fit."""
+
+
+class CodebookInputError(TreasureError, ValueError):
+    """Code indices that cannot belong to the codebook they are measured against."""

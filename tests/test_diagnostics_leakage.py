@@ -1,0 +1,205 @@
+"""Leakage checks: event shape vs token content, sequence transforms, split and input hygiene."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from treasure_lib.diagnostics import (
+    LeakageError,
+    check_disjoint_splits,
+    check_no_label_proxy,
+    constant_per_type,
+    leakage_table,
+    leakage_verdict,
+    multiplicity_classifier,
+    multiplicity_features,
+    shuffle_within_type,
+)
+
+PAD, CLS, SEP, EMPTY = 0, 1, 2, 4
+TRACK, MUON = 1, 2  # type ids
+MAX_TRACKS, MAX_MUONS = 8, 3
+L = 1 + MAX_TRACKS + 1 + MAX_MUONS + 1
+# vocabulary: tracks level 0 / level 1, muons level 0 (one level: level 1 is EMPTY)
+TRACK_L0, TRACK_L1, MUON_L0 = 5, 21, 37
+
+
+def make_events(n_tracks, n_muons, track_codes):
+    """Compact grouped sequences [CLS] tracks [SEP] muons [SEP]; track_codes [n, MAX_TRACKS] local codes."""
+    n = len(n_tracks)
+    tokens = np.zeros((n, L, 2), dtype=np.int64)
+    type_ids = np.zeros((n, L), dtype=np.int64)
+    mask = np.zeros((n, L), dtype=bool)
+    for i in range(n):  # test data builder; the library itself is vectorised
+        pos = 0
+        tokens[i, pos] = [CLS, EMPTY]
+        pos += 1
+        for j in range(n_tracks[i]):
+            tokens[i, pos] = [TRACK_L0 + track_codes[i, j], TRACK_L1 + (track_codes[i, j] * 7) % 16]
+            type_ids[i, pos] = TRACK
+            pos += 1
+        tokens[i, pos] = [SEP, EMPTY]
+        pos += 1
+        for j in range(n_muons[i]):
+            tokens[i, pos] = [MUON_L0 + (i + j) % 16, EMPTY]
+            type_ids[i, pos] = MUON
+            pos += 1
+        tokens[i, pos] = [SEP, EMPTY]
+        mask[i, :pos + 1] = True
+    return tokens, type_ids, mask
+
+
+def bag_of_codes(tokens, mask):
+    """A stand-in 'full token' classifier input: per event, how often each vocabulary id occurs."""
+    ids = np.where(mask[..., None], tokens, 0).reshape(len(tokens), -1)
+    rows = np.repeat(np.arange(len(tokens)), ids.shape[1])
+    counts = np.bincount(rows * 64 + ids.ravel(), minlength=len(tokens) * 64).reshape(len(tokens), 64)
+    return np.column_stack([counts[:, 5:], multiplicity_features(np.zeros_like(mask, int), mask, 1)])
+
+
+@pytest.fixture(scope="module")
+def sample():
+    rng = np.random.default_rng(7)
+    n = 3000
+    split = rng.choice(3, size=n, p=[0.6, 0.1, 0.3])
+    weight = rng.uniform(0.5, 1.5, size=n)
+    return rng, n, split, weight
+
+
+def test_multiplicity_features_count_objects_per_type_and_length():
+    _, type_ids, mask = make_events([3, 0], [1, 2], np.zeros((2, MAX_TRACKS), int))
+    feats = multiplicity_features(type_ids, mask, n_types=2)
+    np.testing.assert_array_equal(feats, [[3, 1, 7], [0, 2, 5]])  # tracks, muons, CLS + objects + 2 SEP
+
+
+def test_label_equal_to_multiplicity_is_explained_by_event_shape(sample):
+    rng, n, split, weight = sample
+    label = rng.integers(0, 2, size=n)
+    n_tracks = np.where(label == 1, rng.integers(5, 9, size=n), rng.integers(1, 5, size=n))  # label is the multiplicity
+    tokens, type_ids, mask = make_events(n_tracks, rng.integers(0, 4, size=n), rng.integers(0, 16, (n, MAX_TRACKS)))
+    mult = multiplicity_classifier(multiplicity_features(type_ids, mask, 2), label, weight, split, seed=0)
+    assert mult["summary"]["auc"] > 0.99
+    assert mult["scores"].shape == (np.count_nonzero(split == 2),)
+    full = multiplicity_classifier(bag_of_codes(tokens, mask), label, weight, split, seed=0)["summary"]
+    verdict = leakage_verdict(leakage_table({"multiplicity": mult["summary"], "tokens": full}))
+    assert "nearly all" in verdict and f"{mult['summary']['auc']:.3f}" in verdict
+
+
+def test_multiplicity_without_label_information_gives_auc_near_half(sample):
+    rng, n, split, weight = sample
+    label = rng.integers(0, 2, size=n)
+    codes = np.where(label[:, None] == 1, rng.integers(8, 16, (n, MAX_TRACKS)), rng.integers(0, 8, (n, MAX_TRACKS)))
+    tokens, type_ids, mask = make_events(rng.integers(1, 9, size=n), rng.integers(0, 4, size=n), codes)
+    mult = multiplicity_classifier(multiplicity_features(type_ids, mask, 2), label, weight, split, seed=0)["summary"]
+    assert abs(mult["auc"] - 0.5) < 3 * mult["auc_err"] + 0.01
+    full = multiplicity_classifier(bag_of_codes(tokens, mask), label, weight, split, seed=0)["summary"]
+    assert full["auc"] > 0.99
+    verdict = leakage_verdict(leakage_table({"multiplicity": mult, "tokens": full}))
+    assert "almost none" in verdict and "token content" in verdict
+
+
+def test_multiclass_labels_give_macro_auc_and_class_probabilities(sample):
+    rng, n, split, weight = sample
+    label = rng.integers(0, 3, size=n)
+    feats = np.column_stack([label * 3 + rng.integers(0, 3, size=n), rng.normal(size=n)])
+    out = multiplicity_classifier(feats, label, weight, split, seed=1, n_boot=20)
+    assert out["scores"].shape == (np.count_nonzero(split == 2), 3)
+    assert out["summary"]["auc"] == out["summary"]["auc_macro"] > 0.99
+
+
+def test_classifier_is_deterministic_for_a_seed(sample):
+    rng, n, split, weight = sample
+    label = rng.integers(0, 2, size=n)
+    feats = np.column_stack([label + rng.normal(size=n), rng.normal(size=n)])
+    a = multiplicity_classifier(feats, label, weight, split, seed=3, n_boot=10)
+    b = multiplicity_classifier(feats, label, weight, split, seed=3, n_boot=10)
+    np.testing.assert_array_equal(a["scores"], b["scores"])
+
+
+def test_shuffle_within_type_keeps_structure_and_code_multisets_but_moves_codes():
+    rng = np.random.default_rng(0)
+    n = 200
+    codes = np.arange(n * MAX_TRACKS).reshape(n, MAX_TRACKS) % 2000  # every track its own code: traceable
+    tokens, type_ids, mask = make_events(rng.integers(0, 9, size=n), rng.integers(0, 4, size=n), codes)
+    shuffled = shuffle_within_type(tokens, type_ids, mask, rng=1)
+    assert shuffled.shape == tokens.shape
+    special = ~mask | (type_ids == 0)
+    np.testing.assert_array_equal(shuffled[special], tokens[special])  # CLS, SEP, PAD where they were
+    for t in (TRACK, MUON):
+        sel = mask & (type_ids == t)
+        before = np.unique(tokens[sel], axis=0, return_counts=True)
+        after = np.unique(shuffled[sel], axis=0, return_counts=True)
+        for x, y in zip(before, after):
+            np.testing.assert_array_equal(x, y)  # same code groups (both levels together), same counts
+    tracks = mask & (type_ids == TRACK)
+    origin_event = {tuple(g): i for i, row in enumerate(tokens) for g in row[tracks[i]]}
+    moved = np.mean([origin_event[tuple(g)] != i for i, row in enumerate(shuffled) for g in row[tracks[i]]])
+    assert moved > 0.9
+    np.testing.assert_array_equal(shuffle_within_type(tokens, type_ids, mask, rng=1), shuffled)  # seeded
+
+
+def test_constant_per_type_leaves_specials_untouched():
+    rng = np.random.default_rng(2)
+    tokens, type_ids, mask = make_events([2, 5], [1, 0], rng.integers(0, 16, (2, MAX_TRACKS)))
+    out = constant_per_type(tokens, type_ids, mask, {TRACK: [TRACK_L0, TRACK_L1], MUON: MUON_L0})
+    specials = tokens < 5
+    np.testing.assert_array_equal(out[specials], tokens[specials])  # CLS, SEP, PAD and EMPTY kept
+    np.testing.assert_array_equal(out[mask & (type_ids == TRACK)], [[TRACK_L0, TRACK_L1]] * 7)
+    np.testing.assert_array_equal(out[mask & (type_ids == MUON)], [[MUON_L0, EMPTY]])
+    np.testing.assert_array_equal(multiplicity_features(type_ids, mask, 2), [[2, 1, 6], [5, 0, 8]])
+    with pytest.raises(LeakageError, match=r"type ids \[2\]"):
+        constant_per_type(tokens, type_ids, mask, {TRACK: TRACK_L0})
+
+
+def test_flat_tokens_are_refused_by_the_transforms():
+    with pytest.raises(LeakageError, match="grouped"):
+        shuffle_within_type(np.zeros((2, 5), int), np.zeros((2, 5), int), np.ones((2, 5), bool), 0)
+
+
+def test_disjoint_split_check_catches_planted_overlap():
+    rng = np.random.default_rng(3)
+    events = np.column_stack([np.full(1000, 410470), np.arange(1000)])  # (dsid, event number)
+    split = rng.choice(3, size=1000, p=[0.7, 0.1, 0.2])
+    train, test = np.flatnonzero(split == 0), np.flatnonzero(split == 2)
+    stages = {"tokenizer_fit": (events[train], split[train]), "training": (events[split < 2], split[split < 2]),
+              "test": (events[test], np.array(["test"] * test.size))}
+    report = check_disjoint_splits(stages, expected={"tokenizer_fit": ["train"], "test": ["test"]})
+    assert report["ok"] and report["n_identities"] == 1000 and report["stages"]["test"]["test"] == test.size
+    planted = dict(stages, tokenizer_fit=(np.vstack([events[train], events[test[:1]]]), np.r_[split[train], 0]))
+    with pytest.raises(LeakageError, match=r"1 row identities are in more than one split.*tokenizer_fit:train"):
+        check_disjoint_splits(planted)
+    report = check_disjoint_splits(planted, raise_error=False)
+    assert not report["ok"] and report["n_overlapping"] == 1
+    assert report["examples"][0]["identity"] == events[test[0]].tolist()
+    wrong_stage = dict(stages, tokenizer_fit=(events, split))  # tokenizer fitted on every row
+    with pytest.raises(LeakageError, match="tokenizer_fit"):
+        check_disjoint_splits(wrong_stage, expected={"tokenizer_fit": ["train"]})
+
+
+def test_label_proxies_among_inputs_are_refused():
+    assert check_no_label_proxy(["tokens", "type_ids", "mask"]) == ["tokens", "type_ids", "mask"]
+    for bad in ("source_file", "process", "dsid", "event_index", "event_number", "HadronConeExclTruthLabelID"):
+        with pytest.raises(LeakageError, match=bad):
+            check_no_label_proxy(["tokens", bad])
+    with pytest.raises(LeakageError, match="higgs_mass"):
+        check_no_label_proxy(["tokens", "higgs_mass"], truth_columns=["higgs_mass"])
+
+
+def test_leakage_table_keeps_six_rows_and_marks_missing_ones():
+    table = leakage_table({"multiplicity": {"auc": 0.6, "auc_err": 0.01}, "tokens": (0.9, 0.005),
+                           "raw": {"auc_macro": 0.95, "auc_macro_err": 0.004}})
+    assert [r["row"] for r in table] == [1, 2, 3, 4, 5, 6]
+    assert table[0]["auc_text"] == "0.600 ± 0.010" and table[0]["fraction_of_full"] == pytest.approx(0.25)
+    assert table[1]["auc"] is None and table[1]["auc_text"] == "—"
+    assert table[5]["auc"] == 0.95
+    verdict = leakage_verdict(table)
+    assert "a small part" in verdict and "0.25" in verdict and "Raw features" in verdict
+    with pytest.raises(LeakageError, match="unknown"):
+        leakage_table({"multiplicities": 0.6})
+
+
+def test_verdict_without_full_token_separation_says_so():
+    table = leakage_table({"structure": (0.52, 0.01), "tokens": (0.505, 0.01), "fixed_slots": (0.51, 0.01)})
+    verdict = leakage_verdict(table)
+    assert "barely separate" in verdict and "fixed slots" in verdict
+    assert "cannot be judged" in leakage_verdict(leakage_table({"multiplicity": (0.7, 0.01)}))

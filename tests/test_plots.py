@@ -1,0 +1,154 @@
+"""Figures: one style, labelled axes with units, PNGs written where asked, small random inputs."""
+from __future__ import annotations
+
+import matplotlib
+import mplhep
+import numpy as np
+import pytest
+from matplotlib.figure import Figure
+
+from treasure_lib import diagnostics, plots
+from treasure_lib.plots import style
+
+matplotlib.use("Agg")  # the plots never touch pyplot; Agg keeps any other test's pyplot headless
+
+
+def axis_labels(fig) -> list[str]:
+    return [label for ax in fig.axes for label in (ax.get_xlabel(), ax.get_ylabel()) if label]
+
+
+def check(fig, tmp_path, name, units=()):
+    """A Figure with labelled axes (naming `units`) whose PNG is written, non-empty, under `name`."""
+    assert isinstance(fig, Figure)
+    labels = " | ".join(axis_labels(fig))
+    assert labels, "figure has no axis labels"
+    for unit in units:
+        assert f"[{unit}]" in labels, f"no [{unit}] in axis labels: {labels}"
+    png = tmp_path / f"{name}.png"
+    assert png.is_file() and png.stat().st_size > 1000
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(11)
+
+
+def test_style_is_mplhep_atlas_and_applied_once():
+    style.use()
+    for key in ("xtick.direction", "ytick.minor.visible", "xaxis.labellocation"):
+        assert matplotlib.rcParams[key] == mplhep.style.ATLAS[key]
+    assert matplotlib.rcParams["font.sans-serif"][0] == mplhep.style.ATLAS["font.sans-serif"][0]
+    assert matplotlib.rcParams["savefig.dpi"] == style.DPI and style.is_applied()
+    before = matplotlib.rcParams["figure.figsize"]
+    try:
+        matplotlib.rcParams["figure.figsize"] = (3.0, 2.0)
+        style.use()  # already applied: a user's later setting survives
+        assert tuple(matplotlib.rcParams["figure.figsize"]) == (3.0, 2.0)
+        style.use(force=True)
+        assert tuple(matplotlib.rcParams["figure.figsize"]) == tuple(mplhep.style.ATLAS["figure.figsize"])
+    finally:
+        matplotlib.rcParams["figure.figsize"] = before
+
+
+def test_roc_curves_with_bootstrap_bands_as_rejection_and_roc(rng, tmp_path):
+    y = rng.integers(0, 2, 400)
+    curves = {"tokens": (y, y + rng.normal(size=400), rng.uniform(0.5, 1.5, 400)), "raw": (y, rng.normal(size=400))}
+    fig = plots.roc_curves(curves, n_boot=10, save_to=tmp_path, name="roc")
+    check(fig, tmp_path, "roc")
+    assert fig.axes[0].get_yscale() == "log" and "rejection" in fig.axes[0].get_ylabel()
+    assert any("AUC" in t.get_text() for t in fig.axes[0].get_legend().get_texts())
+    both = plots.roc_curves(curves, kind="both", n_boot=10, save_to=tmp_path, name="roc_both")
+    check(both, tmp_path, "roc_both")
+    assert "False positive rate" in both.axes[1].get_xlabel()
+
+
+def test_roc_curves_accept_a_precomputed_band(tmp_path):
+    grid = np.linspace(0, 1, 21)
+    band = {"tpr_grid": grid, "fpr": grid ** 2, "fpr_low": 0.9 * grid ** 2, "fpr_high": 1.1 * grid ** 2}
+    check(plots.roc_curves({"given": band}, kind="roc", save_to=tmp_path, name="band"), tmp_path, "band")
+
+
+def test_flavour_rejection_vs_efficiency_has_a_panel_per_background(rng, tmp_path):
+    labels = rng.integers(0, 4, 600)
+    probs = rng.dirichlet(np.ones(4), 600)
+    probs[np.arange(600), labels] += 1.0
+    probs /= probs.sum(1, keepdims=True)
+    fig = plots.rejection_vs_efficiency({"tokens": (labels, probs), "raw": (labels, np.full((600, 4), 0.25))},
+                                        efficiencies=np.linspace(0.6, 0.9, 7), save_to=tmp_path)
+    check(fig, tmp_path, "rejection_vs_efficiency")
+    ylabels = [ax.get_ylabel() for ax in fig.axes]
+    assert any("$c$-jet rejection" in y for y in ylabels) and any("Light-jet rejection" in y for y in ylabels)
+    assert all("efficiency" in ax.get_xlabel() for ax in fig.axes[len(fig.axes) // 2:])
+
+
+def test_performance_vs_jet_pt_in_gev(tmp_path):
+    fig = plots.performance_vs_variable([20, 50, 100, 250], {"tokens": [10, 20, np.nan], "raw": [12, 25, 30]},
+                                        {"tokens": [1, 2, 3], "raw": [1, 1, 1]}, logy=True, save_to=tmp_path)
+    check(fig, tmp_path, "performance_vs_variable", units=["GeV"])
+    rows = [{"low": 20.0, "high": 50.0, "n": 9, "light_rejection_at_77": 10.0, "light_rejection_at_77_err": 1.0},
+            {"low": 50.0, "high": 100.0, "n": 0, "error": "no b jets"}]  # as metrics.in_bins writes them
+    edges, values, errs = plots.from_bins(rows, "light_rejection_at_77")
+    np.testing.assert_array_equal(edges, [20, 50, 100])
+    assert values[0] == 10.0 and np.isnan(values[1]) and errs[0] == 1.0
+    check(plots.performance_vs_variable(edges, values, errs, save_to=tmp_path, name="from_bins"), tmp_path,
+          "from_bins", units=["GeV"])
+
+
+def test_label_efficiency_uses_a_log_fraction_axis(tmp_path):
+    f = np.array([0.01, 0.1, 1.0])
+    fig = plots.label_efficiency(f, {"pretrained": (f * 0 + 0.8, f * 0 + 0.78, f * 0 + 0.82)}, save_to=tmp_path)
+    check(fig, tmp_path, "label_efficiency")
+    assert fig.axes[0].get_xscale() == "log"
+
+
+def test_training_curves(tmp_path):
+    epochs = np.arange(1, 6)
+    fig = plots.training_curves({"train": (epochs, 1 / epochs), "val": (epochs, 1.2 / epochs)}, save_to=tmp_path)
+    check(fig, tmp_path, "training_curves")
+
+
+def test_reconstruction_figures_name_their_units(rng, tmp_path):
+    orig = rng.exponential(10, 500) + 1.0
+    reco = orig * rng.normal(1, 0.05, 500)
+    fig = plots.distributions(orig, reco, "Track $p_T$", "GeV", 20, save_to=tmp_path, filename="pt")
+    check(fig, tmp_path, "pt", units=["GeV"])
+    assert fig.axes[0].get_legend() is not None and len(fig.axes) == 2  # overlay + ratio panel
+    res = {"pt": reco - orig, "phi": rng.normal(0, 0.01, 500), "d0": rng.normal(0, 0.02, 500), "eta": rng.normal(size=500)}
+    fig = plots.residuals(res, {"pt": "GeV", "phi": "rad", "d0": "mm"}, save_to=tmp_path)
+    check(fig, tmp_path, "residuals", units=["GeV", "rad", "mm"])
+    check(plots.correlation_2d(orig, reco, "Track $p_T$", "GeV", save_to=tmp_path, filename="corr"), tmp_path,
+          "corr", units=["GeV"])
+    fig = plots.response_vs_pt([1, 5, 20, 100], {"1 level": [0.2, 0.1, 0.05], "3 levels": [0.1, 0.05, 0.02]},
+                               {"1 level": [0.01, 0.0, -0.01], "3 levels": [0.0, 0.0, 0.0]}, logx=True, save_to=tmp_path)
+    check(fig, tmp_path, "response_vs_pt", units=["GeV"])
+
+
+def test_codebook_figures_from_health_reports(rng, tmp_path):
+    health = {"tracks": diagnostics.codebook_health(rng.integers(0, 40, (300, 3)), 64),
+              "electrons": diagnostics.codebook_health(rng.integers(0, 5, (30, 2)), 16)}
+    fig = plots.codebook_usage(health, save_to=tmp_path)
+    check(fig, tmp_path, "codebook_usage")
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["tracks", "electrons"]
+    check(plots.codebook_usage({"jets": [0.5, 0.25]}, save_to=tmp_path, name="usage_list"), tmp_path, "usage_list")
+    fig = plots.token_frequency(health, save_to=tmp_path)
+    check(fig, tmp_path, "token_frequency")
+    assert fig.axes[0].get_yscale() == "log" and "rank" in fig.axes[0].get_xlabel()
+    assert len(fig.axes[0].get_legend().get_texts()) == 5  # 3 track levels + 2 electron levels
+
+
+def test_leakage_table_renders_as_a_figure(tmp_path):
+    table = diagnostics.leakage_table({"multiplicity": (0.7, 0.01), "tokens": (0.9, 0.004)})
+    fig = plots.table_figure(table, ["row", "name", "auc_text"], "Leakage checks", headers=["#", "Input", "AUC"],
+                             save_to=tmp_path, name="leakage")
+    png = tmp_path / "leakage.png"
+    assert isinstance(fig, Figure) and png.stat().st_size > 1000
+    texts = {cell.get_text().get_text() for cell in fig.axes[0].tables[0].get_celld().values()}
+    assert {"Input", "Full tokens", "0.900 ± 0.004", "\u2014"} <= texts
+    _, cells = plots.table_cells([[1, None, float("nan"), 0.123456]], ["a", "b", "c", "d"])
+    assert cells == [["1", "\u2014", "\u2014", "0.1235"]]
+
+
+def test_nothing_is_saved_without_save_to(tmp_path):
+    fig = plots.training_curves({"train": ([1, 2], [1.0, 0.5])})
+    assert isinstance(fig, Figure) and not any(tmp_path.iterdir())

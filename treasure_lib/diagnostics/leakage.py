@@ -1,0 +1,375 @@
+"""Leakage checks: does a classifier read the token content, or only the event's shape?
+
+A token sequence also tells a model how many objects of each type an event has (its shape); a
+tagger that counts tracks or jets can separate processes without reading a single code. The
+report compares six inputs (`LEAKAGE_ROWS`): multiplicities only, per-type constant tokens
+(structure only), tokens shuffled within type across events, fixed slots without SEP / type ids,
+the full tokens, and the raw features, then says in words how much of the full-token AUC the
+event shape alone explains:
+
+    feats = multiplicity_features(type_ids, mask, n_types=7)
+    mult = multiplicity_classifier(feats, label, weight, split, seed=0)
+    table = leakage_table({"multiplicity": mult["summary"], "tokens": token_summary, ...})
+    print(leakage_verdict(table))
+
+Arrays follow the grouped layout (DESIGN amendments): `tokens` int [n, L, Q], `type_ids` int [n, L]
+(0 = special position: CLS, SEP, PAD), `mask` bool [n, L], `label` int [n], `weight` float [n],
+`split` [n] (0 train, 1 val, 2 test, or the names). Ids below `N_SPECIAL` are the specials
+PAD 0, CLS 1, SEP 2, MASK 3, EMPTY 4. The data checks at the end guard the inputs themselves:
+no row in two splits across stages, and no label proxy (file, process, event number, truth)
+among a model's input columns.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+import numpy as np
+
+from ..errors import LeakageError
+from ..vocabulary import N_SPECIAL  # PAD 0, CLS 1, SEP 2, MASK 3, EMPTY 4; codes start here
+
+SPLIT_NAMES = ("train", "val", "test")
+LEAKAGE_ROWS = (
+    ("multiplicity", "Multiplicities only"),
+    ("structure", "Structure only (per-type constant tokens)"),
+    ("shuffled", "Tokens shuffled within type"),
+    ("fixed_slots", "Fixed slots, no SEP / type ids"),
+    ("tokens", "Full tokens"),
+    ("raw", "Raw features"),
+)
+SHAPE_ROWS = ("multiplicity", "structure", "shuffled")  # inputs that see the event shape only
+# Fraction of the full-token separation explained by shape -> words (first threshold reached).
+VERDICT_WORDS = ((0.9, "nearly all"), (0.6, "most"), (0.3, "a substantial part"), (0.1, "a small part"),
+                 (-np.inf, "almost none"))
+LABEL_PROXIES = {
+    "source_file": "the input file names the sample",
+    "process": "sample metadata names the process",
+    "dsid": "sample metadata names the process",
+    "event_index": "the row position in a file orders samples",
+    "event_number": "event numbers are per-sample ranges",
+    "eventNumber": "event numbers are per-sample ranges",
+    "label": "it is the target",
+    "weight": "MC weights differ per sample",
+    "split": "the split assignment is bookkeeping, not physics",
+    "sum_of_weights": "sample normalisation names the sample",
+    "n_events_generated": "sample normalisation names the sample",
+    "cross_section_pb": "sample metadata names the process",
+    "filter_efficiency": "sample metadata names the process",
+    "k_factor": "sample metadata names the process",
+}
+
+
+# ---------------------------------------------------------------- event shape as features
+
+def _check_sequences(type_ids, mask, tokens=None) -> tuple[np.ndarray, np.ndarray]:
+    type_ids, mask = np.asarray(type_ids), np.asarray(mask, dtype=bool)
+    if type_ids.ndim != 2 or type_ids.shape != mask.shape:
+        raise LeakageError(f"type_ids and mask must both be [n, L], got {type_ids.shape} and {mask.shape}")
+    if tokens is not None and (np.ndim(tokens) != 3 or np.shape(tokens)[:2] != mask.shape):
+        raise LeakageError(f"tokens must be grouped [n, L, Q] matching mask {mask.shape}, got {np.shape(tokens)} "
+                           "(flat-layout tokens: regroup them per object first)")
+    if type_ids.size and type_ids.min() < 0:
+        raise LeakageError(f"type_ids must be >= 0, got {int(type_ids.min())}")
+    return type_ids.astype(np.int64, copy=False), mask
+
+
+def multiplicity_features(type_ids, mask, n_types: int) -> np.ndarray:
+    """Per sequence [n, n_types + 1]: the number of valid positions of each type id 1..n_types
+    (column j counts type j + 1; type 0, the special CLS / SEP positions, is left out), then the
+    sequence length (all valid positions, specials included). In the flat layout a position is one
+    code, so a type's count is its multiplicity times its number of levels; with `sequence.type_ids:
+    false` every count is 0 and only the length is left."""
+    type_ids, mask = _check_sequences(type_ids, mask)
+    if type_ids.size and type_ids[mask].max(initial=0) > n_types:
+        raise LeakageError(f"type id {int(type_ids[mask].max())} is above n_types={n_types}")
+    n = type_ids.shape[0]
+    objects = mask & (type_ids > 0)
+    rows = np.broadcast_to(np.arange(n)[:, None], type_ids.shape)[objects]
+    flat = rows * n_types + type_ids[objects] - 1
+    counts = np.bincount(flat, minlength=n * n_types).reshape(n, n_types)
+    return np.column_stack([counts, mask.sum(axis=1)]).astype(np.float64)
+
+
+def _split_codes(split) -> np.ndarray:
+    """Split as 0/1/2 from ints or the names train/val/test."""
+    arr = np.asarray(split)
+    if arr.dtype.kind in "USO":
+        names = np.char.decode(arr.astype(bytes)) if arr.dtype.kind == "S" else arr.astype(str)
+        codes = np.full(names.shape, -1, dtype=np.int64)
+        for code, name in enumerate(SPLIT_NAMES):
+            codes[names == name] = code
+    else:
+        codes = arr.astype(np.int64)
+    if codes.size and (codes.min() < 0 or codes.max() > 2):
+        raise LeakageError(f"split values must be 0/1/2 or {'/'.join(SPLIT_NAMES)}, got {np.unique(arr)[:5]}")
+    return codes
+
+
+def multiplicity_classifier(features, labels, weights, split, seed: int = 0, *, max_iter: int = 200,
+                            n_boot: int = 200) -> dict:
+    """Gradient-boosted trees (scikit-learn HistGradientBoostingClassifier) on `features` of the
+    train rows, early-stopped on the val rows when there are any, evaluated on the test rows.
+
+    Training weights are the given weights scaled so each class has the same total (negative weights
+    keep their sign); evaluation uses the given weights. Labels 0/1 are a binary task (signal = 1),
+    more classes a multi-class one (macro AUC). Returns scores (test rows: [n_test] P(signal), or
+    [n_test, C] class probabilities), test_index (their rows), model, and summary: auc, auc_err,
+    the rest of `metrics.binary_summary` / `multiclass_summary`, n_train, n_val, n_test, n_iter.
+    """
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    from .. import metrics
+
+    x = np.asarray(features, dtype=np.float64)
+    y = np.asarray(labels).astype(np.int64).reshape(-1)
+    w = np.ones(y.size) if weights is None else np.asarray(weights, dtype=np.float64).reshape(-1)
+    s = _split_codes(split).reshape(-1)
+    if not (x.ndim == 2 and len(x) == y.size == w.size == s.size):
+        raise LeakageError(f"features {x.shape}, labels {y.shape}, weights {w.shape}, split {s.shape}: "
+                           "need [n, F] and three [n] arrays")
+    train, val, test = (s == 0), (s == 1), (s == 2)
+    if np.unique(y[train]).size < 2 or not test.any():
+        raise LeakageError(f"need train rows of at least two classes and some test rows, got "
+                           f"classes {np.unique(y[train]).tolist()} in train and {int(test.sum())} test rows")
+    model = HistGradientBoostingClassifier(max_iter=max_iter, early_stopping=bool(val.any()), random_state=seed)
+    extra = {}
+    if val.any():
+        extra = {"X_val": x[val], "y_val": y[val],
+                 "sample_weight_val": metrics.normalise_weights(w[val], y[val], balance=True)}
+    model.fit(x[train], y[train], sample_weight=metrics.normalise_weights(w[train], y[train], balance=True), **extra)
+    proba = model.predict_proba(x[test])
+    n_classes = max(int(y.max()) + 1, 2)
+    probs = np.zeros((proba.shape[0], n_classes))
+    probs[:, model.classes_] = proba
+    if n_classes == 2:
+        scores = probs[:, 1]
+        summary = metrics.binary_summary(y[test], scores, w[test], n_boot=n_boot, seed=seed)
+    else:
+        scores = probs
+        summary = metrics.multiclass_summary(y[test], probs, w[test], n_boot=n_boot, seed=seed)
+        summary = {"auc": summary["auc_macro"], "auc_err": summary["auc_macro_err"], **summary}
+    summary.update(n_train=int(train.sum()), n_val=int(val.sum()), n_test=int(test.sum()), n_iter=int(model.n_iter_))
+    return {"scores": scores, "test_index": np.flatnonzero(test), "model": model, "summary": summary}
+
+
+# ---------------------------------------------------------------- token transforms
+
+def constant_per_type(tokens, type_ids, mask, first_id_of_type: Mapping[int, int | Iterable[int]]) -> np.ndarray:
+    """Tokens with every code of an object replaced by a constant of its type: the event keeps its
+    shape (positions, multiplicities, type ids) and loses all content.
+
+    `first_id_of_type` {type id: vocabulary id}, one id for all levels, or a list with one per level
+    (e.g. the first id of each (collection, level) range). Special ids (PAD, CLS, SEP, MASK, EMPTY,
+    i.e. below N_SPECIAL) and masked positions are left as they are. Returns a new array.
+    """
+    tokens = np.asarray(tokens)
+    type_ids, mask = _check_sequences(type_ids, mask, tokens)
+    q = tokens.shape[2]
+    top = max([int(type_ids.max(initial=0))] + [int(t) for t in first_id_of_type])
+    table = np.full((top + 1, q), -1, dtype=np.int64)
+    for t, ids in first_id_of_type.items():
+        ids = np.atleast_1d(np.asarray(ids, dtype=np.int64))
+        if ids.size > q:
+            raise LeakageError(f"type {t}: {ids.size} constant ids for {q} levels")
+        table[int(t), :ids.size] = ids
+        if ids.size == 1:  # one id for every level
+            table[int(t), :] = ids[0]
+    replace = (mask & (type_ids > 0))[..., None] & (tokens >= N_SPECIAL)
+    constant = table[type_ids]
+    missing = replace & (constant < 0)
+    if missing.any():
+        bad = np.unique(np.broadcast_to(type_ids[..., None], missing.shape)[missing])
+        raise LeakageError(f"no constant id given for type ids {bad.tolist()} (levels holding codes)")
+    return np.where(replace, constant, tokens).astype(tokens.dtype, copy=False)
+
+
+def shuffle_within_type(tokens, type_ids, mask, rng) -> np.ndarray:
+    """Tokens whose objects' code groups [Q] are permuted at random among all objects of the same
+    type in the sample: every event keeps its positions, multiplicities and type ids, while its codes
+    now come from other events' objects of that type (the per-type multiset of code groups is kept).
+    Special positions (type 0) and masked positions stay. `rng` a numpy Generator or a seed.
+    """
+    tokens = np.asarray(tokens)
+    type_ids, mask = _check_sequences(type_ids, mask, tokens)
+    rng = np.random.default_rng(rng)
+    n, length, q = tokens.shape
+    flat = tokens.reshape(n * length, q)
+    positions = np.flatnonzero((mask & (type_ids > 0)).ravel())
+    types = type_ids.ravel()[positions]
+    source = positions[np.lexsort((rng.random(positions.size), types))]  # by type, random within type
+    target = positions[np.argsort(types, kind="stable")]  # by type, in place order
+    out = flat.copy()
+    out[target] = flat[source]
+    return out.reshape(tokens.shape)
+
+
+# ---------------------------------------------------------------- the report
+
+def _auc_of(summary) -> tuple[float, float]:
+    if isinstance(summary, Mapping):
+        auc = summary.get("auc", summary.get("auc_macro"))
+        err = summary.get("auc_err", summary.get("auc_macro_err", float("nan")))
+    else:
+        auc, err = summary if np.ndim(summary) else (summary, float("nan"))
+    if auc is None:
+        raise LeakageError(f"a leakage result needs an 'auc' (or 'auc_macro'), got keys {list(summary)}")
+    return float(auc), float(err)
+
+
+def leakage_table(results: Mapping[str, Mapping | tuple | float]) -> list[dict]:
+    """The six rows of the leakage report in `LEAKAGE_ROWS` order, missing results kept as empty rows.
+
+    `results` {row key: summary dict with auc and auc_err (or auc_macro, auc_macro_err), or an
+    (auc, err) pair}; keys: multiplicity, structure, shuffled, fixed_slots, tokens, raw.
+    Each row: row (1-6), key, name, auc, auc_err (None when missing), auc_text ("0.912 ± 0.004"
+    or "—"), fraction_of_full ((auc - 0.5) / (auc_full - 0.5), None without both).
+    """
+    known = dict(LEAKAGE_ROWS)
+    unknown = sorted(set(results) - set(known))
+    if unknown:
+        raise LeakageError(f"unknown leakage rows {unknown}; expected some of {list(known)}")
+    values = {k: _auc_of(v) for k, v in results.items() if v is not None}
+    full = values.get("tokens", (None, None))[0]
+    rows = []
+    for i, (key, name) in enumerate(LEAKAGE_ROWS, start=1):
+        auc, err = values.get(key, (None, None))
+        text = "—" if auc is None else (f"{auc:.3f}" if np.isnan(err) else f"{auc:.3f} ± {err:.3f}")
+        fraction = (auc - 0.5) / (full - 0.5) if auc is not None and full is not None and full != 0.5 else None
+        rows.append({"row": i, "key": key, "name": name, "auc": auc, "auc_err": err, "auc_text": text,
+                     "fraction_of_full": fraction})
+    return rows
+
+
+def _fmt(row: dict) -> str:
+    return f"AUC {row['auc_text']}"
+
+
+def leakage_verdict(table: list[dict]) -> str:
+    """A few sentences on how much of the full-token separation the event shape alone explains.
+
+    The shape fraction is f = (AUC_shape - 0.5) / (AUC_full - 0.5) with the best of rows 1-3
+    (multiplicities, structure only, shuffled tokens); `VERDICT_WORDS` turns it into words
+    (>= 0.9 nearly all, >= 0.6 most, >= 0.3 a substantial part, >= 0.1 a small part, else almost
+    none). Rows 4 (fixed slots) and 6 (raw features) add a sentence each when present.
+    """
+    rows = {r["key"]: r for r in table if r.get("auc") is not None}
+    full = rows.get("tokens")
+    if full is None:
+        return "No full-token result (row 5), so the share explained by event shape cannot be judged."
+    shapes = [rows[k] for k in SHAPE_ROWS if k in rows]
+    if not shapes:
+        return f"Full tokens reach {_fmt(full)}; no event-shape result (rows 1-3) to compare with."
+    best = max(shapes, key=lambda r: r["auc"])
+    margin = full["auc"] - 0.5
+    full_err = 0.0 if np.isnan(full["auc_err"]) else full["auc_err"]
+    if margin <= max(0.01, 2.0 * full_err):
+        text = [(f"Full tokens barely separate the classes ({_fmt(full)}), so the share explained by event "
+                 f"shape is not meaningful; the best shape-only input ({best['name'].lower()}) reaches {_fmt(best)}.")]
+    else:
+        f = (best["auc"] - 0.5) / margin
+        words = next(w for threshold, w in VERDICT_WORDS if f >= threshold)
+        text = [(f"Event shape alone ({best['name'].lower()}, {_fmt(best)}) explains {words} of the full-token "
+                 f"separation ({_fmt(full)}): (AUC_shape - 0.5) / (AUC_full - 0.5) = {f:.2f}.")]
+        if f > 1.0:
+            text.append("The shape-only input even beats the full tokens: the token model misses information "
+                        "that the multiplicities carry.")
+        elif f >= 0.6:
+            text.append("The classifier can score this well by counting objects; credit the tokens only for "
+                        "the gain beyond it.")
+        elif f >= 0.3:
+            text.append("Event shape and token content both contribute; the tokens add the rest.")
+        else:
+            text.append("The separation comes mainly from the token content, not from the multiplicities.")
+    if "fixed_slots" in rows:
+        fixed = rows["fixed_slots"]
+        text.append(f"With fixed slots and no SEP / type ids the tokens reach {_fmt(fixed)} "
+                    f"({fixed['auc'] - full['auc']:+.3f} against the full tokens).")
+    if "raw" in rows and rows["raw"]["auc"] != 0.5:
+        raw = rows["raw"]
+        text.append(f"Raw features reach {_fmt(raw)}; the tokens keep "
+                    f"{(full['auc'] - 0.5) / (raw['auc'] - 0.5):.0%} of their separation above 0.5.")
+    return " ".join(text)
+
+
+# ---------------------------------------------------------------- data checks
+
+def _identity_keys(ids) -> np.ndarray:
+    arr = np.asarray(ids)
+    if arr.ndim not in (1, 2):
+        raise LeakageError(f"identities must be [n] or [n, k] (e.g. sample and event number), got {arr.shape}")
+    return arr
+
+
+def check_disjoint_splits(ids_by_stage: Mapping[str, tuple], expected: Mapping[str, Iterable] | None = None,
+                          raise_error: bool = True) -> dict:
+    """No row identity in two splits, across all stages (tokenizer fit, pretraining, training, test).
+
+    `ids_by_stage` {stage: (identity [n] or [n, k], split [n])}; identities of all stages are
+    compared, so one event seen as train by the tokenizer and as test by the classifier is caught.
+    `expected` {stage: allowed splits} (e.g. {"tokenizer_fit": ["train"]}) also checks each stage
+    reads only its splits. Returns ok, n_identities, n_overlapping, examples (up to 5: identity
+    and the stage:split places it was seen), stages {stage: {n_rows, train, val, test}} and
+    unexpected {stage: {split: rows}}; raises LeakageError when not ok and `raise_error`.
+    """
+    stage_names = list(ids_by_stage)
+    parts, splits, where = [], [], []
+    for i, stage in enumerate(stage_names):
+        ids, split = ids_by_stage[stage]
+        arr = _identity_keys(ids)
+        codes = _split_codes(split).reshape(-1)
+        if len(arr) != codes.size:
+            raise LeakageError(f"stage '{stage}': {len(arr)} identities but {codes.size} split values")
+        parts.append(arr)
+        splits.append(codes)
+        where.append(np.full(codes.size, i))
+    if len({p.ndim for p in parts}) > 1:
+        raise LeakageError("identities must have the same shape per row in every stage")
+    all_ids = np.concatenate(parts) if parts else np.zeros(0, np.int64)
+    all_split, all_stage = (np.concatenate(splits), np.concatenate(where)) if parts else (np.zeros(0, int),) * 2
+    uniq, inverse = np.unique(all_ids, return_inverse=True, axis=0 if all_ids.ndim == 2 else None)
+    inverse = inverse.reshape(-1)
+    pairs = np.unique(inverse * 3 + all_split)
+    bad = np.flatnonzero(np.bincount(pairs // 3, minlength=len(uniq)) > 1)
+    examples = []
+    for b in bad[:5]:
+        rows = np.flatnonzero(inverse == b)
+        seen = sorted({f"{stage_names[all_stage[r]]}:{SPLIT_NAMES[all_split[r]]}" for r in rows})
+        examples.append({"identity": uniq[b].tolist(), "in": seen})
+    stages, unexpected = {}, {}
+    for i, stage in enumerate(stage_names):
+        counts = np.bincount(splits[i], minlength=3)
+        stages[stage] = {"n_rows": int(splits[i].size), **{n: int(c) for n, c in zip(SPLIT_NAMES, counts)}}
+        if expected is not None and stage in expected:
+            allowed = set(_split_codes(np.asarray(list(expected[stage]))).tolist())
+            extra = {SPLIT_NAMES[c]: int(counts[c]) for c in range(3) if counts[c] and c not in allowed}
+            if extra:
+                unexpected[stage] = extra
+    report = {"ok": not bad.size and not unexpected, "n_identities": len(uniq), "n_overlapping": int(bad.size),
+              "examples": examples, "stages": stages, "unexpected": unexpected}
+    if raise_error and not report["ok"]:
+        lines = []
+        if bad.size:
+            shown = "; ".join(f"{e['identity']} in {', '.join(e['in'])}" for e in examples)
+            lines.append(f"{bad.size} row identities are in more than one split, e.g. {shown}")
+        for stage, extra in unexpected.items():
+            lines.append(f"stage '{stage}' reads rows of {extra}, allowed only {list(expected[stage])}")
+        raise LeakageError("split leakage: " + ". ".join(lines))
+    return report
+
+
+def check_no_label_proxy(input_columns: Iterable[str], truth_columns: Iterable[str] = ()) -> list[str]:
+    """Raise LeakageError if a model input column can stand in for the label: the sample bookkeeping
+    of `LABEL_PROXIES` (source_file, process, dsid, event_index, event_number, label, weight, ...),
+    any column whose name contains "truth" (case-insensitive, e.g. HadronConeExclTruthLabelID), or a
+    name in `truth_columns`. Returns the checked column names."""
+    columns = [str(c) for c in input_columns]
+    truth = set(truth_columns)
+    bad = []
+    for c in columns:
+        if c in LABEL_PROXIES:
+            bad.append(f"'{c}' ({LABEL_PROXIES[c]})")
+        elif "truth" in c.lower() or c in truth:
+            bad.append(f"'{c}' (a truth column)")
+    if bad:
+        raise LeakageError(f"model inputs include label proxies: {', '.join(bad)}; remove them from the input columns")
+    return columns

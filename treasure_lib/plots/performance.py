@@ -1,0 +1,271 @@
+"""Classifier performance figures: ROC / rejection curves with bootstrap bands, flavour rejections,
+performance in bins of a variable, label efficiency and training curves.
+
+    plots.roc_curves({"tokens": (y, score, w), "raw": (y, raw_score, w)}, save_to=run / "figures")
+    plots.rejection_vs_efficiency({"tokens": (labels, probs, w)})          # b-tagging: c and light
+
+Curves given as arrays are evaluated here through `treasure_lib.metrics`; precomputed results
+(dicts as `metrics.roc_band` returns) are plotted as they are.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+
+from . import style
+
+FLAVOUR_LABELS = {"b": "$b$-jet", "c": "$c$-jet", "light": "Light-jet", "tau": "$\\tau$-jet"}
+ROC_GRID = np.linspace(0.0, 1.0, 101)  # signal efficiencies where the bootstrap band is evaluated
+MIN_EFFICIENCY = 0.1  # rejection curves start here (below it 1/FPR is a handful of events)
+FLAVOUR_EFFICIENCIES = np.linspace(0.5, 0.95, 46)  # b-jet efficiencies of a flavour rejection curve
+
+
+def _band(curve, n_boot: int, seed: int, grid) -> dict:
+    """roc_band dict (+ auc when computed) from (y, score[, weight]) or a precomputed dict."""
+    if isinstance(curve, Mapping):
+        return dict(curve)
+    from .. import metrics
+
+    y, score, weight = (tuple(curve) + (None,))[:3]
+    band = metrics.roc_band(y, score, weight, n_boot=n_boot, seed=seed, grid=grid)
+    return {**band, "auc": metrics.auc(y, score, weight)}
+
+
+def _inverse(x):
+    """1 / x where x > 0, else NaN (nothing passes: an infinite rejection is not drawn)."""
+    x = np.asarray(x, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(x > 0, 1.0 / x, np.nan)
+
+
+def _finite(x):
+    x = np.asarray(x, dtype=np.float64)
+    return np.where(np.isfinite(x) & (x > 0), x, np.nan)
+
+
+def _ratio(x, reference):
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.asarray(x) / reference
+
+
+def _ratio_limits(ax, curves) -> None:
+    """y range of a ratio panel from its central curves (bands may run wild where statistics vanish)."""
+    values = np.concatenate([np.ravel(c) for c in curves]) if curves else np.zeros(0)
+    values = values[np.isfinite(values)]
+    if values.size:
+        low, high = values.min(), values.max()
+        pad = max(0.1 * (high - low), 0.05)
+        ax.set_ylim(max(low - pad, 0.0), high + pad)
+
+
+def roc_curves(curves: Mapping, *, kind: str = "rejection", n_boot: int = 100, seed: int = 0, grid=ROC_GRID,
+               min_efficiency: float = MIN_EFFICIENCY, signal: str = "Signal", background: str = "background",
+               save_to=None, name: str = "roc"):
+    """ROC curves with 68% bootstrap bands (`metrics.roc_band`), one per entry of `curves`.
+
+    `curves` {label: (y, score) | (y, score, weight) | dict(tpr_grid, fpr, fpr_low, fpr_high[, auc])};
+    signal is y == 1. kind "rejection": background rejection 1/FPR (log y) vs signal efficiency, with
+    a ratio panel to the first curve when there are several, from `min_efficiency` on; "roc": FPR vs
+    TPR (the classic ROC, with the random-guess diagonal); "both": the two side by side. `grid` is
+    the signal-efficiency grid of the bands. The legend quotes the AUC when it is known.
+    """
+    if kind not in ("rejection", "roc", "both"):
+        raise ValueError(f"kind must be 'rejection', 'roc' or 'both', got {kind!r}")
+    bands = {label: _band(c, n_boot, seed, grid) for label, c in curves.items()}
+    if kind == "rejection" and len(bands) > 1:
+        fig, (ax_rej, ax_ratio) = style.ratio_figure()
+        ax_roc = None
+    elif kind == "both":
+        fig, (ax_rej, ax_roc) = style.figure(1, 2)
+        ax_ratio = None
+    else:
+        fig, ax = style.figure()
+        ax_rej, ax_roc, ax_ratio = (ax, None, None) if kind == "rejection" else (None, ax, None)
+    reference, ratios = None, []
+    for label, band in bands.items():
+        text = f"{label} (AUC = {band['auc']:.3f})" if "auc" in band else label
+        tpr = np.asarray(band["tpr_grid"])
+        if ax_rej is not None:
+            shown = tpr >= min_efficiency
+            x = tpr[shown]
+            rej, low, high = (_inverse(np.asarray(band[k])[shown]) for k in ("fpr", "fpr_high", "fpr_low"))
+            (line,) = ax_rej.plot(x, rej, label=text)
+            ax_rej.fill_between(x, low, high, color=line.get_color(), alpha=0.25, linewidth=0)
+            if ax_ratio is not None:
+                reference = rej if reference is None else reference
+                ratios.append(_ratio(rej, reference))
+                ax_ratio.plot(x, ratios[-1], color=line.get_color())
+                ax_ratio.fill_between(x, _ratio(low, reference), _ratio(high, reference), color=line.get_color(),
+                                      alpha=0.25, linewidth=0)
+        if kind != "rejection":
+            (line,) = ax_roc.plot(band["fpr"], tpr, label=text)
+            ax_roc.fill_betweenx(tpr, band["fpr_low"], band["fpr_high"], color=line.get_color(), alpha=0.25, linewidth=0)
+    if ax_rej is not None:
+        ax_rej.set_yscale("log")
+        ax_rej.set_ylabel(f"{background.capitalize()} rejection")
+        (ax_ratio or ax_rej).set_xlabel(f"{signal} efficiency")
+        if ax_ratio is not None:
+            ax_ratio.set_ylabel(f"Ratio to {next(iter(bands))}", fontsize="small")
+            _ratio_limits(ax_ratio, ratios)
+        ax_rej.set_xlim(min_efficiency, 1.0)
+        style.headroom(ax_rej, 1.4, log=True)
+        style.atlas_label(ax_rej)
+        ax_rej.legend(loc="lower left")
+    if ax_roc is not None:
+        ax_roc.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1, label="Random")
+        ax_roc.set_xlabel(f"False positive rate ({background} efficiency)")
+        ax_roc.set_ylabel(f"True positive rate ({signal.lower()} efficiency)")
+        ax_roc.set_xlim(0, 1)
+        ax_roc.set_ylim(0, 1.3)
+        style.atlas_label(ax_roc)
+        ax_roc.legend(loc="lower right")
+    return style.finish(fig, save_to, name)
+
+
+def flavour_rejection_curves(labels, probs, weight=None, efficiencies=FLAVOUR_EFFICIENCIES, f_c: float = 0.2,
+                             backgrounds=("c", "light", "tau")) -> dict:
+    """b-tagging rejections along a b-efficiency scan: dict(efficiency, rejection {flavour: array},
+    rejection_err {flavour: array}); D_b as `metrics.discriminant_b(probs, f_c)`, classes by the
+    fixed index of `collections.FLAVOUR_NAMES` (b 0, c 1, light 2, tau 3). Flavours absent from
+    `labels` are skipped; errors are binomial with the background's effective number of jets."""
+    from .. import metrics
+    from ..collections import FLAVOUR_NAMES
+
+    y = np.asarray(labels).astype(np.int64)
+    disc = metrics.discriminant_b(probs, f_c)
+    effs = np.asarray(efficiencies, dtype=np.float64)
+    out = {"efficiency": effs, "rejection": {}, "rejection_err": {}}
+    for flavour in backgrounds:
+        c = FLAVOUR_NAMES.index(flavour)
+        if not np.any(y == c):
+            continue
+        points = metrics.rejection_at_efficiency(disc, y == FLAVOUR_NAMES.index("b"), y == c, effs, weight)
+        out["rejection"][flavour] = np.array([points[float(e)][0] for e in effs])
+        out["rejection_err"][flavour] = np.array([points[float(e)][1] for e in effs])
+    return out
+
+
+def rejection_vs_efficiency(curves: Mapping, *, backgrounds=None, efficiencies=FLAVOUR_EFFICIENCIES, f_c: float = 0.2,
+                            signal: str = "$b$-jet", save_to=None, name: str = "rejection_vs_efficiency"):
+    """Flavour-tagging rejection vs b-jet efficiency, one column per background flavour, with
+    binomial error bands and a ratio panel to the first model.
+
+    `curves` {model: (labels, probs[, weight]) | dict(efficiency, rejection {flavour: array},
+    rejection_err {flavour: array})}; arrays go through `flavour_rejection_curves`.
+    `backgrounds` defaults to the flavours of the first model (c, light, tau order).
+    """
+    data = {m: dict(c) if isinstance(c, Mapping) else
+            flavour_rejection_curves(*(tuple(c) + (None,))[:3], efficiencies=efficiencies, f_c=f_c)
+            for m, c in curves.items()}
+    first = next(iter(data.values()))
+    backgrounds = list(backgrounds or first["rejection"])
+    fig, axes = style.figure(2, len(backgrounds), figsize=style.panel_size(len(backgrounds)), squeeze=False,
+                             sharex=True, gridspec_kw={"height_ratios": [3, 1], "hspace": 0.06})
+    for j, flavour in enumerate(backgrounds):
+        ax, ax_ratio = axes[0, j], axes[1, j]
+        reference, ratios = None, []
+        for model, d in data.items():
+            if flavour not in d["rejection"]:
+                continue
+            x, rej = np.asarray(d["efficiency"]), _finite(d["rejection"][flavour])
+            err = np.nan_to_num(np.asarray(d.get("rejection_err", {}).get(flavour, np.zeros_like(rej)), dtype=float))
+            low, high = _finite(rej - err), rej + err
+            (line,) = ax.plot(x, rej, label=model)
+            ax.fill_between(x, low, high, color=line.get_color(), alpha=0.25, linewidth=0)
+            reference = rej if reference is None else reference
+            ratios.append(_ratio(rej, reference))
+            ax_ratio.plot(x, ratios[-1], color=line.get_color())
+            ax_ratio.fill_between(x, _ratio(low, reference), _ratio(high, reference), color=line.get_color(),
+                                  alpha=0.25, linewidth=0)
+        ax.set_yscale("log")
+        ax.set_ylabel(f"{FLAVOUR_LABELS.get(flavour, flavour)} rejection")
+        ax.tick_params(labelbottom=False)
+        ax_ratio.set_xlabel(f"{signal} efficiency")
+        ax_ratio.set_ylabel("Ratio", fontsize="small")
+        ax_ratio.set_xlim(float(np.min(first["efficiency"])), float(np.max(first["efficiency"])))
+        _ratio_limits(ax_ratio, ratios)
+        style.headroom(ax, 1.4, log=True)
+        style.atlas_label(ax, extra=f"$f_c$ = {f_c:g}")
+        ax.legend(loc="lower left")
+    return style.finish(fig, save_to, name)
+
+
+def from_bins(rows, key: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(edges, values, errs) of `key` (errors from `<key>_err`, NaN where absent) from the rows of
+    `metrics.in_bins`, ready for `performance_vs_variable`; bins must be contiguous."""
+    rows = list(rows)
+    edges = np.array([r["low"] for r in rows] + [rows[-1]["high"]], dtype=np.float64)
+    values = np.array([r.get(key, np.nan) for r in rows], dtype=np.float64)
+    errs = np.array([r.get(f"{key}_err", np.nan) for r in rows], dtype=np.float64)
+    return edges, values, errs
+
+
+def performance_vs_variable(bins, values, errs=None, labels=None, xlabel: str = "Jet $p_T$ [GeV]",
+                            ylabel: str = "Light-jet rejection", *, logy: bool = False, save_to=None,
+                            name: str = "performance_vs_variable"):
+    """A metric in bins of a variable (e.g. light rejection at 77% vs jet pT): markers at bin
+    centres with the bin width as x error and `errs` as y error.
+
+    `bins` edges [n + 1] (in the units of `xlabel`); `values` one array [n], a list, or {label: array};
+    `errs` the same shape or None; NaN values (a bin without jets) are left out. From the rows of
+    `metrics.in_bins`: `performance_vs_variable(*from_bins(rows, "light_rejection_at_77"), ...)`.
+    """
+    edges = np.asarray(bins, dtype=np.float64)
+    series = style.as_series(values, labels)
+    errors = style.as_series(errs, list(series)) if errs is not None else {k: None for k in series}
+    centres, half = 0.5 * (edges[1:] + edges[:-1]), 0.5 * np.diff(edges)
+    fig, ax = style.figure()
+    for label, v in series.items():
+        v = np.asarray(v, dtype=np.float64)
+        if v.size != centres.size:
+            raise ValueError(f"series '{label}' has {v.size} values for {centres.size} bins")
+        ok = np.isfinite(v)
+        e = errors[label]
+        ax.errorbar(centres[ok], v[ok], xerr=half[ok], yerr=None if e is None else np.asarray(e)[ok],
+                    fmt="o", markersize=5, capsize=0, label=label or None)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if logy:
+        ax.set_yscale("log")
+    style.headroom(ax, 1.4, log=logy)
+    style.atlas_label(ax)
+    if any(series):
+        ax.legend(loc="upper right")
+    return style.finish(fig, save_to, name)
+
+
+def label_efficiency(fractions, results: Mapping, *, xlabel: str = "Fraction of labelled training data",
+                     ylabel: str = "AUC", save_to=None, name: str = "label_efficiency"):
+    """A metric vs the fraction of labels used (log x): one line per model with its interval band.
+
+    `results` {model: (mean [n], low [n], high [n])} on the points `fractions` [n].
+    """
+    x = np.asarray(fractions, dtype=np.float64)
+    fig, ax = style.figure()
+    for model, (mean, low, high) in results.items():
+        (line,) = ax.plot(x, mean, marker="o", markersize=5, label=model)
+        ax.fill_between(x, low, high, color=line.get_color(), alpha=0.25, linewidth=0)
+    ax.set_xscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    style.headroom(ax, 1.35)
+    style.atlas_label(ax)
+    ax.legend(loc="upper right")
+    return style.finish(fig, save_to, name)
+
+
+def training_curves(history: Mapping, *, xlabel: str = "Epoch", ylabel: str = "Loss", logy: bool = False,
+                    save_to=None, name: str = "training_curves"):
+    """Training history: `history` {name: (epochs, values)}, e.g. {"train loss": ..., "val loss": ...}."""
+    fig, ax = style.figure()
+    for label, (epochs, values) in history.items():
+        ax.plot(epochs, values, label=label)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if logy:
+        ax.set_yscale("log")
+    style.headroom(ax, 1.3, log=logy)
+    style.atlas_label(ax, com=None)
+    ax.legend(loc="upper right")
+    return style.finish(fig, save_to, name)

@@ -1,0 +1,112 @@
+"""One look for every figure of the book: mplhep's ATLAS style, the ATLAS label, PNG output.
+
+Figures are `matplotlib.figure.Figure` objects made without pyplot: nothing global to close,
+no GUI backend needed, and a notebook shows the returned figure once. Every plotting function
+of `treasure_lib.plots` calls `use()` (applied once per process) and ends with `finish()`,
+which saves `<save_to>/<name>.png` when `save_to` is given.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+import mplhep
+import numpy as np
+from matplotlib.figure import Figure
+
+SQRT_S_TEV = 13.6  # Run 3 centre-of-mass energy shown on the figures
+LABEL_TEXT = "Internal"  # shown as "ATLAS Simulation Internal"
+DPI = 110
+OVERRIDES = {
+    "savefig.dpi": DPI,
+    "savefig.bbox": "tight",
+    "figure.dpi": DPI,
+    "legend.fontsize": "small",
+    "axes.formatter.limits": (-3, 4),
+}
+_applied = False
+
+
+def use(force: bool = False) -> None:
+    """Apply mplhep's ATLAS style plus `OVERRIDES` to matplotlib's rcParams.
+
+    Idempotent: the first call applies it, later ones do nothing (so settings changed after it
+    survive) unless `force=True` re-applies it.
+    """
+    global _applied
+    if _applied and not force:
+        return
+    mplhep.style.use("ATLAS")
+    matplotlib.rcParams.update(OVERRIDES)
+    _applied = True
+
+
+def is_applied() -> bool:
+    """Whether `use()` has set the style in this process."""
+    return _applied
+
+
+def figure(nrows: int = 1, ncols: int = 1, figsize=None, squeeze: bool = True, **subplots_kw):
+    """(Figure, axes) from `Figure.subplots`, styled; figsize defaults to the style's size per panel."""
+    use()
+    fig = Figure(figsize=figsize or panel_size(ncols, nrows))
+    return fig, fig.subplots(nrows, ncols, squeeze=squeeze, **subplots_kw)
+
+
+def panel_size(ncols: int = 1, nrows: int = 1) -> tuple[float, float]:
+    """Figure size for a grid of panels: the style's size for one, 85% of it per panel for more."""
+    use()
+    width, height = matplotlib.rcParams["figure.figsize"]
+    return (width * ncols * (0.85 if ncols > 1 else 1.0), height * nrows * (0.85 if nrows > 1 else 1.0))
+
+
+def ratio_figure(figsize=None):
+    """(Figure, (main axes, ratio axes)) sharing x, the ratio panel a third as tall."""
+    use()
+    fig = Figure(figsize=figsize or matplotlib.rcParams["figure.figsize"])
+    main, ratio = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1], "hspace": 0.06})
+    main.tick_params(labelbottom=False)
+    return fig, (main, ratio)
+
+
+def atlas_label(ax, text: str = LABEL_TEXT, com: float | None = SQRT_S_TEV, extra: str | None = None) -> None:
+    """'ATLAS Simulation <text>' in the top left corner, sqrt(s) (TeV) and `extra` on the line below."""
+    second = ", ".join(s for s in (f"\u221as = {com:g} TeV" if com else None, extra) if s)
+    if second:
+        mplhep.atlas.label(text, data=False, loc=4, ax=ax, rlabel=second)
+    else:  # com=None: mplhep would otherwise write its default sqrt(s) = 13 TeV
+        mplhep.atlas.label(text, data=False, loc=4, ax=ax, com=None)
+
+
+def axis_label(name: str, unit: str | None = None) -> str:
+    """'name [unit]', or the name alone for a dimensionless quantity."""
+    return f"{name} [{unit}]" if unit else name
+
+
+def headroom(ax, factor: float = 1.35, log: bool = False) -> None:
+    """Raise the top of the y range so the ATLAS label and the legend clear the data."""
+    low, high = ax.get_ylim()
+    if log and low > 0 and high > 0:
+        ax.set_ylim(low, low * (high / low) ** factor)
+    else:
+        ax.set_ylim(low, low + (high - low) * factor)
+
+
+def finish(fig: Figure, save_to=None, name: str = "figure", dpi: int = DPI) -> Figure:
+    """Save `<save_to>/<name>.png` (directory created; dpi 110, tight) when `save_to` is given; return fig."""
+    if save_to is not None:
+        out = Path(save_to)
+        out.mkdir(parents=True, exist_ok=True)
+        fig.savefig(out / f"{name}.png", dpi=dpi, bbox_inches="tight")
+    return fig
+
+
+def as_series(values, labels=None) -> dict:
+    """{label: array} from a dict, a list of arrays, or one array (labels default to '', '1', ...)."""
+    if isinstance(values, dict):
+        return {str(k): v for k, v in values.items()}
+    arr = values if isinstance(values, (list, tuple)) and np.ndim(values[0]) > 0 else [values]
+    labels = list(labels) if labels is not None else ([""] if len(arr) == 1 else [str(i) for i in range(len(arr))])
+    if len(labels) != len(arr):
+        raise ValueError(f"{len(labels)} labels for {len(arr)} series")
+    return dict(zip(labels, arr))
