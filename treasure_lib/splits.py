@@ -72,12 +72,17 @@ def sample_key(source_file: str | Path, metadata: Mapping | None, has_event_numb
     return f"file:{Path(str(source_file)).stem}"
 
 
+def uniform(sample: str, numbers: np.ndarray, salt: int = 0) -> np.ndarray:
+    """A uniform number in [0, 1) per row, a pure function of (sample, number, salt)."""
+    key = np.uint64(zlib.crc32(sample.encode()) ^ (int(salt) * 0x9E3779B1 & 0xFFFFFFFF))
+    with np.errstate(over="ignore"):
+        h = _mix64(np.asarray(numbers).astype(np.int64).astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15) + key)
+    return (h >> np.uint64(11)).astype(np.float64) / float(1 << 53)
+
+
 def assign(sample: str, numbers: np.ndarray, spec: SplitSpec) -> np.ndarray:
     """Split codes (0 train, 1 val, 2 test) for rows of one sample with event numbers (or row indices)."""
-    salt = np.uint64(zlib.crc32(sample.encode()) ^ (int(spec.salt) * 0x9E3779B1 & 0xFFFFFFFF))
-    with np.errstate(over="ignore"):
-        h = _mix64(np.asarray(numbers).astype(np.int64).astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15) + salt)
-    u = (h >> np.uint64(11)).astype(np.float64) / float(1 << 53)  # uniform in [0, 1)
+    u = uniform(sample, numbers, spec.salt)
     return np.where(u < spec.train, TRAIN, np.where(u < spec.train + spec.val, VAL, TEST)).astype(np.int8)
 
 

@@ -13,18 +13,20 @@ from typing import Iterable, Iterator
 import numpy as np
 
 
-def interleaved_blocks(sizes: list[int], block_rows: int, rng: np.random.Generator) -> list[tuple[int, int, int]]:
+def interleaved_blocks(sizes: list[int], block_rows: int, rng: np.random.Generator,
+                       keep_order: bool = False) -> list[tuple[int, int, int]]:
     """(file, start, stop) blocks of every file, ordered so each file's blocks spread evenly over the pass.
 
     A file with b blocks puts its k-th block (in a random order) at position (k + u) / b with u uniform,
-    so the blocks of all files interleave in proportion to their sizes.
+    so the blocks of all files interleave in proportion to their sizes. `keep_order` visits a file's
+    blocks in file order from a random starting block (readers that cache one chunk per file).
     """
     blocks, keys = [], []
     for i, n in enumerate(sizes):
         starts = np.arange(0, int(n), block_rows)
         if not len(starts):
             continue
-        starts = starts[rng.permutation(len(starts))]
+        starts = np.roll(starts, -int(rng.integers(len(starts)))) if keep_order else starts[rng.permutation(len(starts))]
         keys.append((np.arange(len(starts)) + rng.random(len(starts))) / len(starts))
         blocks += [(i, int(s), int(min(s + block_rows, n))) for s in starts]
     if not blocks:

@@ -1,0 +1,150 @@
+"""Token datasets: mixing across files, the exported split, task labels and weights, selections, sharding."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from treasure_lib import config
+from treasure_lib.datamodules import TokenFiles, TokenStream, read_split
+from treasure_lib.datamodules.tasks import Task
+from treasure_lib.diagnostics.leakage import check_no_label_proxy
+from treasure_lib.errors import InputFileError
+from treasure_lib.tokenizers.export import export
+
+from .test_sequences import _cards, _params, _toy_files
+
+SAMPLES = {"events_sig": 300, "events_zz": 600, "events_top": 1200, "events_qcd": 900}
+
+
+@pytest.fixture(scope="module")
+def token_files(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("tokens")
+    files = []
+    for i, (name, n) in enumerate(SAMPLES.items()):
+        files += _toy_files(tmp / "data", n=n, names=(name,))
+    import h5py
+
+    for i, f in enumerate(files):  # distinct samples: dsid, process, cross section
+        with h5py.File(f, "a") as h:
+            h["metadata"].attrs["dsid"] = 800000 + i
+            h["metadata"].attrs["cross_section_pb"] = [0.01, 0.05, 800.0, 1e5][i]
+            h["metadata"].attrs["sum_of_weights"] = float(list(SAMPLES.values())[i]) * 2.0
+    _cards(tmp / "cards", files)
+    params = _params(tmp, files, "export.row_group_size=256")
+    results = export(params, progress=False)
+    tokens = [r["outputs"][0] for r in results]
+    features = [r["outputs"][1] for r in results]
+    return params, tokens, features
+
+
+def _task(**spec):
+    tasks = {"t": {"classes": {"background": ["events_zz"], "signal": ["events_sig"]}, "others": "drop", **spec}}
+    return Task.from_params({"classify": {"task": "t", "tasks": tasks}})
+
+
+def test_batches_hold_only_model_inputs_and_targets(token_files):
+    _, tokens, features = token_files
+    batch = next(iter(TokenStream(TokenFiles(tokens), _task(), "train", 32, shuffle=True)))
+    assert set(batch) == {"tokens", "type_ids", "mask", "label", "weight"}
+    assert batch["tokens"].dtype.is_floating_point is False and batch["tokens"].ndim == 3
+    check_no_label_proxy(["tokens", "type_ids", "mask"])  # what a model reads
+    raw = next(iter(TokenStream(TokenFiles(features, "features"), _task(), "train", 32, shuffle=True)))
+    assert set(raw) == {"features", "type_ids", "mask", "label", "weight"} and raw["features"].dtype.is_floating_point
+
+
+def test_first_batches_mix_every_sample_in_proportion(token_files):
+    """Each token file holds one sample: the first batches of every epoch must hold them all, in proportion."""
+    _, tokens, _ = token_files
+    task = _task(classes={name: [name] for name in SAMPLES})  # the label says which file a row came from
+    stream = TokenStream(TokenFiles(tokens), task, "train", 64, shuffle=True, buffer_rows=600, block_rows=32, seed=3)
+    expected = np.array(list(SAMPLES.values())) / sum(SAMPLES.values())
+    for epoch in range(2):
+        first = np.concatenate([b["label"] for _, b in zip(range(4), stream.arrays())])  # ~11% of the split
+        share = np.bincount(first, minlength=4) / len(first)
+        assert (share > 0).all() and np.allclose(share, expected, atol=0.08), f"epoch {epoch}: {share} vs {expected}"
+
+
+def test_rows_keep_their_exported_split(token_files):
+    _, tokens, _ = token_files
+    rows = read_split(TokenFiles(tokens), None, "test", extra=["event_number", "source_file"])
+    table = pq.read_table(tokens[0], columns=["split", "event_number", "source_file"])
+    want = set(np.asarray(table.column("event_number"))[np.asarray(table.column("split")) == "test"].tolist())
+    mine = set(rows["event_number"][rows["source_file"] == table.column("source_file")[0].as_py()].tolist())
+    assert mine == want and len(mine) > 0
+
+
+def test_class_map_labels_and_a_missing_sample_is_a_clear_error(token_files):
+    _, tokens, _ = token_files
+    rows = read_split(TokenFiles(tokens), _task(), "train", extra=["process"])
+    assert set(rows["process"]) == {"events_zz", "events_sig"}
+    np.testing.assert_array_equal(rows["label"], (rows["process"] == "events_sig").astype(int))
+    strict = _task(others="error")
+    with pytest.raises(InputFileError, match=r"sample 'events_top' is in no class of task 't'.*others: drop"):
+        read_split(TokenFiles(tokens), strict, "train")
+
+
+def test_cross_section_weights_and_class_balance(token_files):
+    _, tokens, _ = token_files
+    task = _task(weights="cross_section")
+    rows = read_split(TokenFiles(tokens), task, "train", extra=["process"])
+    sig = rows["process"] == "events_sig"
+    np.testing.assert_allclose(rows["weight"][sig], 1.0 * 0.01 / 600.0)  # w * sigma * eff * k / sum of weights
+    np.testing.assert_allclose(rows["weight"][~sig], 1.0 * 0.05 / 1200.0)
+    balanced = TokenStream(TokenFiles(tokens), _task(weights="cross_section", balance=True), "train", 10_000, shuffle=False)
+    batch = next(balanced.arrays())
+    totals = np.bincount(batch["label"], weights=batch["weight"])
+    assert totals[0] == pytest.approx(totals[1], rel=1e-6) and batch["weight"].mean() == pytest.approx(1.0, rel=1e-6)
+
+
+def test_label_fraction_keeps_a_fixed_nested_subset(token_files):
+    _, tokens, _ = token_files
+    files = TokenFiles(tokens)
+    def kept(fraction, seed=0):
+        rows = read_split(files, _task(), "train", ["source_file", "event_number"], label_fraction=fraction, label_seed=seed)
+        return set(zip(rows["source_file"].tolist(), rows["event_number"].tolist()))
+    full, half, tenth = kept(1.0), kept(0.5), kept(0.1)
+    assert tenth < half < full and abs(len(half) / len(full) - 0.5) < 0.1
+    assert kept(0.5) == half and kept(0.5, seed=1) != half
+
+
+def test_selection_on_object_multiplicity(token_files):
+    _, tokens, _ = token_files
+    task = _task(select=[{"types": ["electrons", "muons"], "min": 3}])
+    rows = read_split(TokenFiles(tokens), task, "train")
+    n_leptons = np.isin(rows["type_ids"], [1, 2]).sum(1)
+    assert (n_leptons >= 3).all() and len(rows["label"]) > 0
+    everything = read_split(TokenFiles(tokens), _task(), "train")
+    assert (np.isin(everything["type_ids"], [1, 2]).sum(1) >= 3).sum() == len(rows["label"])
+
+
+def test_ranks_get_equal_batches_and_disjoint_rows(token_files):
+    _, tokens, _ = token_files
+    files = TokenFiles(tokens)
+    task = _task(classes={"a": ["events_zz", "events_qcd"], "b": ["events_sig", "events_top"]})
+    ranks = [TokenStream(files, task, "train", 16, shuffle=True, rank=r, world_size=2, equal_batches=True, seed=1)
+             for r in (0, 1)]
+    batches = [list(s.arrays()) for s in ranks]
+    assert len(batches[0]) == len(batches[1]) == len(ranks[0]) > 0
+    assert all(len(b["label"]) == 16 for bs in batches for b in bs)
+
+
+def test_bad_inputs_name_the_file(token_files, tmp_path):
+    _, tokens, features = token_files
+    with pytest.raises(InputFileError, match="holds 'features', expected 'tokens'"):
+        TokenFiles(features)
+    with pytest.raises(InputFileError, match="no rows of the 'val' split for task 't'"):
+        TokenStream(TokenFiles(tokens), _task(classes={"a": ["nothing"], "b": ["none"]}), "val", 8, shuffle=False)
+    bad = tmp_path / "bad.tokens.parquet"
+    table = pq.read_table(tokens[0])
+    meta = dict(table.schema.metadata)
+    vocab = json.loads(meta[b"treasure.vocabulary"])
+    vocab["ranges"][-1]["size"] = 1  # the file now claims a smaller vocabulary than its ids use
+    meta[b"treasure.vocabulary"] = json.dumps(vocab).encode()
+    pq.write_table(table.replace_schema_metadata(meta), bad)
+    with pytest.raises(InputFileError, match="vocabulary differs"):
+        TokenFiles([tokens[0], bad])
+    with pytest.raises(InputFileError, match="token ids outside the vocabulary"):
+        list(TokenStream(TokenFiles([bad]), None, "train", 8, shuffle=False).arrays())

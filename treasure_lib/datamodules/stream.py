@@ -1,0 +1,280 @@
+"""Token Parquet as model batches: streamed, mixed across files, sharded, split-aware.
+
+Each token file holds one process, so rows are read in small blocks whose order spreads every file
+over the pass, then mixed by a bounded shuffle buffer (`io.mixing`); the order is new every
+epoch. Blocks are dealt to DDP ranks and DataLoader workers; with `equal_batches` every rank yields
+the same number of batches (required by DDP). Rows come from one split only, as exported (never
+re-split), with the task's labels, weights and selection; `label_fraction` keeps a fixed, nested
+subset of labelled training rows. A batch holds only the model inputs and targets (DESIGN.md).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+import pyarrow.parquet as pq
+import torch
+from torch.utils.data import IterableDataset, get_worker_info
+
+from .. import splits
+from ..errors import ConfigError, InputFileError
+from ..io import mixing
+from ..io.tokens import dense_features, list_column, read_metadata
+from ..sequences import TokenizerSet
+from . import tasks as T
+
+INPUTS = {"tokens": ("tokens", "type_ids", "mask"), "features": ("features", "type_ids", "mask")}
+ROW_COLUMNS = ("label", "weight", "split", "event_number", "process", "dsid", "source_file", "cross_section_pb",
+               "filter_efficiency", "k_factor", "sum_of_weights")
+
+
+class TokenFiles:
+    """The token (or raw-feature) Parquet files of a study, checked to share one vocabulary and layout."""
+
+    def __init__(self, paths: Sequence[str | Path], content: str = "tokens"):
+        self.paths = [Path(p) for p in paths]
+        if not self.paths:
+            raise InputFileError(f"no {content} Parquet files given")
+        self.content = content
+        metas = [read_metadata(p) for p in self.paths]
+        for p, meta in zip(self.paths, metas):
+            if meta.get("content") != content:
+                raise InputFileError(f"{p}: holds {meta.get('content')!r}, expected {content!r} (the *.{content}.parquet files)")
+            for key in ("vocabulary", "layout"):
+                if meta[key] != metas[0][key]:
+                    raise InputFileError(f"{p}: its {key} differs from {self.paths[0]}'s; all files of a study must come "
+                                         f"from the same tokenizer cards")
+        self.metadata = metas[0]
+        self.set = TokenizerSet.from_metadata(self.metadata, str(self.paths[0]))
+        self.vocabulary = self.set.vocabulary
+        self.levels = self.set.levels if self.set.layout.tokens == "grouped" else 1
+        self.row_groups = [pq.ParquetFile(p).metadata for p in self.paths]
+        self.columns = set(pq.read_schema(self.paths[0]).names)
+
+    @property
+    def vocabulary_hash(self) -> str:
+        """Identity of the vocabulary and layout: a checkpoint trained on other tokens refuses these."""
+        text = self.metadata["vocabulary"] + self.metadata["layout"]
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def positions_per_object(self) -> dict[int, int]:
+        if self.set.layout.tokens == "grouped":
+            return {}
+        return {g.type_id: g.levels for g in self.set.groups}
+
+    def read(self, i: int, row_group: int, columns: Sequence[str]) -> dict[str, np.ndarray]:
+        table = pq.ParquetFile(self.paths[i]).read_row_group(row_group, columns=[c for c in columns if c in self.columns])
+        out = {}
+        for name in table.column_names:
+            if name in ("tokens", "type_ids", "mask"):
+                out[name] = list_column(table, name)
+            elif name == "features":
+                out[name] = dense_features(table)
+            else:
+                out[name] = table.column(name).to_numpy(zero_copy_only=False)
+        return out
+
+
+class TokenStream(IterableDataset):
+    """Batches {tokens or features, type_ids, mask, label, weight} of one split for a task."""
+
+    def __init__(self, files: TokenFiles, task: T.Task | None, split: str, batch_size: int, *, shuffle: bool,
+                 seed: int = 0, buffer_rows: int = 20_000, block_rows: int = 256, label_fraction: float = 1.0,
+                 label_seed: int = 0, rank: int = 0, world_size: int = 1, equal_batches: bool = False,
+                 max_batches: int | None = None):
+        super().__init__()
+        if not 0 < label_fraction <= 1:
+            raise ConfigError(f"label_fraction must be in (0, 1], got {label_fraction}")
+        self.files, self.task, self.split = files, task, splits.parse(split)
+        self.batch_size, self.shuffle, self.seed = batch_size, shuffle, seed
+        self.buffer_rows, self.block_rows = buffer_rows, block_rows
+        self.label_fraction, self.label_seed = label_fraction, label_seed
+        self.rank, self.world_size, self.equal_batches = rank, world_size, equal_batches
+        self.max_batches = max_batches
+        self.inputs = INPUTS["features" if files.content == "features" else "tokens"]
+        self.epoch = 0
+        self.summary = self._summarise()
+
+    # ------------------------------------------------------------------ row selection
+    def _rows(self, cols: dict, where: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(kept row positions, labels, physics weights) of one block."""
+        keep = splits.codes_from_names(cols["split"]) == self.split
+        if self.task is not None:
+            lab = T.labels(self.task, cols, where)
+            w = T.sample_weights(self.task, cols, where)
+            keep &= lab >= 0
+        else:
+            lab = np.full(len(keep), -1, dtype=np.int64)
+            w = np.ones(len(keep))
+        if self.label_fraction < 1:
+            keep &= self._label_subset(cols)
+        if self.task is not None and self.task.select and "type_ids" in cols:
+            keep &= T.selected(self.task, cols["type_ids"], cols["mask"], self.files.vocabulary, where,
+                               self.files.positions_per_object())
+        return np.flatnonzero(keep), lab, w
+
+    def _label_subset(self, cols: dict) -> np.ndarray:
+        """A fixed pseudo-random `label_fraction` of rows by identity; smaller fractions are subsets of larger ones."""
+        sample = cols["dsid"].astype(str) if "dsid" in cols else np.asarray(cols["source_file"]).astype(str)
+        out = np.zeros(len(sample), dtype=bool)
+        for s in np.unique(sample):
+            rows = sample == s
+            u = splits.uniform(f"labels:{s}", cols["event_number"][rows], self.label_seed)
+            out[rows] = u < self.label_fraction
+        return out
+
+    def _summarise(self) -> dict:
+        """Rows, class counts and weight totals of this split (reads only the row columns)."""
+        need = [c for c in ROW_COLUMNS if c in self.files.columns]
+        if self.task is not None and self.task.select:
+            need += ["type_ids", "mask"]
+        n_rows, counts, totals = 0, None, None
+        n_classes = self.task.n_classes if self.task is not None else 1
+        per_file = []
+        for i, p in enumerate(self.files.paths):
+            rows_i = 0
+            for rg in range(self.files.row_groups[i].num_row_groups):
+                cols = self.files.read(i, rg, need)
+                kept, lab, w = self._rows(cols, str(p))
+                rows_i += len(kept)
+                lab = lab[kept] if self.task is not None else np.zeros(len(kept), np.int64)
+                c = np.bincount(lab, minlength=n_classes)
+                t = np.bincount(lab, weights=w[kept], minlength=n_classes)
+                counts = c if counts is None else counts + c
+                totals = t if totals is None else totals + t
+            per_file.append(rows_i)
+            n_rows += rows_i
+        if n_rows == 0:
+            raise InputFileError(f"no rows of the '{splits.NAMES[self.split]}' split"
+                                 f"{' for task ' + repr(self.task.name) if self.task else ''} in "
+                                 f"{', '.join(map(str, self.files.paths[:3]))}{' ...' if len(self.files.paths) > 3 else ''}")
+        factors = np.ones(n_classes)
+        if self.task is not None and self.task.balance:
+            if (totals <= 0).any():
+                raise InputFileError(f"task '{self.task.name}': class(es) "
+                                     f"{[self.task.class_names[i] for i in np.flatnonzero(totals <= 0)]} have no rows in "
+                                     f"the '{splits.NAMES[self.split]}' split")
+            factors = (totals.sum() / n_classes) / totals
+        scale = n_rows / float((totals * factors).sum()) if (totals * factors).sum() > 0 else 1.0
+        return {"rows": n_rows, "rows_per_file": per_file, "class_counts": counts.tolist(),
+                "class_weights": totals.tolist(), "class_factors": (factors * scale).tolist()}
+
+    # ------------------------------------------------------------------ iteration
+    def _blocks(self, rng) -> list[tuple[int, int, int, int]]:
+        """(file, row group, start, stop) blocks. Shuffled: each file's blocks in file order from a random start
+        (one row group per file is read at a time), the files interleaved so every stretch of the pass holds
+        each file in proportion to its size."""
+        per_file = []
+        for i, meta in enumerate(self.files.row_groups):
+            blocks = [(i, rg, s, min(s + self.block_rows, meta.row_group(rg).num_rows))
+                      for rg in range(meta.num_row_groups) for s in range(0, meta.row_group(rg).num_rows, self.block_rows)]
+            per_file.append(blocks)
+        if not self.shuffle:
+            return [b for blocks in per_file for b in blocks]
+        order = mixing.interleaved_blocks([len(b) for b in per_file], 1, rng, keep_order=True)
+        return [per_file[i][k] for i, k, _ in order]
+
+    def _parts(self, blocks) -> Iterator[dict]:
+        cached: dict[int, tuple[int, dict]] = {}
+        factors = np.asarray(self.summary["class_factors"])
+        columns = list(self.inputs) + [c for c in ROW_COLUMNS if c in self.files.columns]
+        for i, rg, a, b in blocks:
+            if cached.get(i, (None,))[0] != rg:
+                cached[i] = (rg, self.files.read(i, rg, columns))  # one row group per file in memory
+            cols = {k: v[a:b] for k, v in cached[i][1].items()}
+            where = str(self.files.paths[i])
+            kept, lab, w = self._rows(cols, where)
+            if not len(kept):
+                continue
+            part = {k: cols[k][kept] for k in self.inputs}
+            if "tokens" in part and part["tokens"].ndim == 2:
+                part["tokens"] = part["tokens"][..., None]  # flat layout: Q = 1
+            if "tokens" in part and (part["tokens"].max() >= self.files.vocabulary.size or part["tokens"].min() < 0):
+                raise InputFileError(f"{where}: token ids outside the vocabulary 0..{self.files.vocabulary.size - 1}")
+            part["label"] = lab[kept]
+            part["weight"] = (w[kept] * (factors[np.maximum(lab[kept], 0)] if self.task is not None else 1.0)).astype(np.float32)
+            yield part
+
+    def _batches(self, parts: Iterator[dict]) -> Iterator[dict]:
+        carry = None
+        for part in parts:
+            rows = part if carry is None else {k: np.concatenate([carry[k], part[k]]) for k in part}
+            n = len(rows["label"])
+            full = n // self.batch_size * self.batch_size
+            for s in range(0, full, self.batch_size):
+                yield {k: v[s:s + self.batch_size] for k, v in rows.items()}
+            carry = {k: v[full:] for k, v in rows.items()} if full < n else None
+        if carry is not None and not self.equal_batches:
+            yield carry
+
+    def _shard(self) -> tuple[int, int]:
+        info = get_worker_info()
+        workers, worker = (info.num_workers, info.id) if info is not None else (1, 0)
+        return self.rank * workers + worker, self.world_size * workers
+
+    def __len__(self) -> int:
+        """Batches per pass on this rank (all workers together)."""
+        per_rank = self.summary["rows"] // self.world_size
+        n = per_rank // self.batch_size if self.equal_batches else -(-per_rank // self.batch_size)
+        return min(n, self.max_batches) if self.max_batches else n
+
+    def arrays(self) -> Iterator[dict]:
+        """One pass of this shard as dicts of numpy arrays."""
+        rng = np.random.default_rng([self.seed, self.epoch])
+        self.epoch += 1
+        shard, shards = self._shard()
+        blocks = self._blocks(rng)[shard::shards]
+        quota = None
+        if self.equal_batches:
+            info = get_worker_info()
+            quota = len(self) // (info.num_workers if info is not None else 1)
+        produced = 0
+        while True:
+            parts = self._parts(blocks)
+            if self.shuffle:
+                parts = mixing.shuffled(parts, self.buffer_rows, rng)
+            for batch in self._batches(parts):
+                if (quota is not None and produced >= quota) or (self.max_batches and produced >= self.max_batches):
+                    return
+                produced += 1
+                yield batch
+            if quota is None or produced >= quota or not blocks:
+                return  # equal batches: a shard that ran out of rows starts its blocks again
+
+    def __iter__(self):
+        for b in self.arrays():
+            yield {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in b.items()}
+
+
+def read_split(files: TokenFiles, task: T.Task | None, split: str, extra: Sequence[str] = (),
+               label_fraction: float = 1.0, label_seed: int = 0) -> dict[str, np.ndarray]:
+    """All rows of a split in file order, with model inputs, labels, physics weights and `extra` columns
+    (e.g. jet_pt, process, event_number) for evaluation: these never reach a model."""
+    stream = TokenStream(files, task, split, batch_size=1 << 30, shuffle=False, label_fraction=label_fraction,
+                         label_seed=label_seed)
+    stream.summary["class_factors"] = [1.0] * len(stream.summary["class_factors"])  # evaluation: physics weights
+    columns = list(stream.inputs) + [c for c in set(ROW_COLUMNS) | set(extra) if c in files.columns]
+    parts = []
+    for i, p in enumerate(files.paths):
+        for rg in range(files.row_groups[i].num_row_groups):
+            cols = files.read(i, rg, columns)
+            kept, lab, w = stream._rows(cols, str(p))
+            part = {k: cols[k][kept] for k in cols}
+            part["label"], part["weight"] = lab[kept], w[kept]
+            parts.append(part)
+    out = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    if "tokens" in out and out["tokens"].ndim == 2:
+        out["tokens"] = out["tokens"][..., None]
+    return out
+
+
+def model_inputs(rows: dict) -> dict:
+    """Only what a model may see (DESIGN.md): tokens or features, type ids, mask."""
+    return {k: rows[k] for k in ("tokens", "features", "type_ids", "mask") if k in rows}
+
+
+def describe(stream: TokenStream) -> str:
+    return json.dumps({"split": splits.NAMES[stream.split], **stream.summary})

@@ -1,0 +1,163 @@
+"""Classification tasks: which rows a task uses, their class labels, weights and selection.
+
+A task is data in params (`classify.tasks.<name>`):
+- `column: label` takes the class from the token file's `label` column (jets: b / c / light / tau
+  from the fixed flavour table), `names` lists the class names;
+- `classes: {background: [qqZZ_4l], signal: [ggH_ZZ4l]}` maps samples (the `process` column)
+  to classes in the order given (binary: the second class is the signal); a sample that is in
+  no class is an error unless `others: drop`;
+- `weights: cross_section` normalises MC weights per sample to
+  weight x sigma x filter efficiency x k-factor / sum of generated weights (`none`: weight 1),
+  `balance: true` then gives every class the same total weight in the loss;
+- `select: [{types: [electrons, muons], min: 4}]` keeps sequences with at least (or at most)
+  so many objects of those collections (a signal-region study).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Mapping
+
+import numpy as np
+
+from ..errors import ConfigError, InputFileError
+from ..vocabulary import Vocabulary
+
+WEIGHTINGS = ("cross_section", "none")
+
+
+@dataclass(frozen=True)
+class Task:
+    name: str
+    class_names: tuple[str, ...]
+    column: str | None = None                         # take labels from this column
+    classes: dict = field(default_factory=dict)       # sample -> class index (from `classes`)
+    others: str = "error"                             # samples in no class: error | drop
+    weights: str = "none"
+    balance: bool = False
+    select: tuple = ()
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def binary(self) -> bool:
+        return self.n_classes == 2
+
+    @classmethod
+    def from_params(cls, params: Mapping, name: str | None = None) -> "Task":
+        c = params["classify"]
+        name = name or c["task"]
+        tasks = c["tasks"]
+        if name not in tasks:
+            raise ConfigError(f"classify.task {name!r} is not defined; classify.tasks has: {', '.join(tasks) or '(none)'}")
+        spec = dict(tasks[name])
+        where = f"classify.tasks.{name}"
+        unknown = set(spec) - {"column", "names", "classes", "others", "weights", "balance", "select"}
+        if unknown:
+            raise ConfigError(f"{where}: unknown key(s) {sorted(unknown)}")
+        weights = spec.get("weights", "none")
+        if weights not in WEIGHTINGS:
+            raise ConfigError(f"{where}.weights must be one of {WEIGHTINGS}, got {weights!r}")
+        others = spec.get("others", "error")
+        if others not in ("error", "drop"):
+            raise ConfigError(f"{where}.others must be error or drop, got {others!r}")
+        select = tuple(_check_selection(where, s) for s in spec.get("select", []))
+        if "column" in spec:
+            names = spec.get("names")
+            if not names:
+                raise ConfigError(f"{where}: a task on column {spec['column']!r} needs `names`, one per class index")
+            return cls(name, tuple(names), column=spec["column"], others=others, weights=weights,
+                       balance=bool(spec.get("balance", False)), select=select)
+        classes = spec.get("classes")
+        if not isinstance(classes, Mapping) or len(classes) < 2:
+            raise ConfigError(f"{where}: needs `column` or `classes`, a mapping of >= 2 class names to sample lists")
+        sample_class = {}
+        for index, (class_name, samples) in enumerate(classes.items()):
+            for sample in samples if isinstance(samples, list) else [samples]:
+                if sample in sample_class:
+                    raise ConfigError(f"{where}: sample {sample!r} is in two classes")
+                sample_class[str(sample)] = index
+        return cls(name, tuple(classes), classes=sample_class, others=others, weights=weights,
+                   balance=bool(spec.get("balance", False)), select=select)
+
+
+def _check_selection(where: str, spec) -> dict:
+    if not isinstance(spec, Mapping) or "types" not in spec or not ({"min", "max"} & set(spec)):
+        raise ConfigError(f"{where}.select: each entry needs `types` (collections) and `min` and/or `max`; got {spec!r}")
+    return {"types": list(spec["types"]), "min": spec.get("min"), "max": spec.get("max")}
+
+
+def labels(task: Task, columns: Mapping[str, np.ndarray], where: str) -> np.ndarray:
+    """Class index per row (-1: the row is not part of the task and is dropped)."""
+    if task.column is not None:
+        if task.column not in columns:
+            raise InputFileError(f"{where}: task '{task.name}' needs column '{task.column}', which the token file lacks")
+        out = np.asarray(columns[task.column], dtype=np.int64)
+        bad = (out >= task.n_classes) | (out < -1)
+        if bad.any():
+            raise InputFileError(f"{where}: column '{task.column}' has value(s) {sorted(set(out[bad].tolist()))[:5]} outside "
+                                 f"the task's classes 0..{task.n_classes - 1} ({', '.join(task.class_names)})")
+        return out
+    if "process" not in columns:
+        raise InputFileError(f"{where}: task '{task.name}' maps samples to classes but the token file has no 'process' column")
+    process = np.asarray(columns["process"]).astype(str)
+    out = np.full(len(process), -1, dtype=np.int64)
+    for sample in np.unique(process).tolist():
+        if sample in task.classes:
+            out[process == sample] = task.classes[sample]
+        elif task.others == "error":
+            raise InputFileError(f"{where}: sample {sample!r} is in no class of task '{task.name}' "
+                                 f"({dict((n, [s for s, i in task.classes.items() if i == k]) for k, n in enumerate(task.class_names))}); "
+                                 f"add it to a class or set classify.tasks.{task.name}.others: drop")
+    return out
+
+
+def sample_weights(task: Task, columns: Mapping[str, np.ndarray], where: str) -> np.ndarray:
+    """Per-row physics weights (before class balancing)."""
+    w = np.asarray(columns["weight"], dtype=np.float64)
+    if task.weights == "none":
+        return np.ones_like(w)
+    need = ["cross_section_pb", "sum_of_weights"]
+    missing = [k for k in need if k not in columns]
+    if missing:
+        raise InputFileError(f"{where}: cross-section weights need column(s) {missing}; the token file lacks them "
+                             f"(set classify.tasks.{task.name}.weights: none for unweighted samples)")
+    sow = np.asarray(columns["sum_of_weights"], dtype=np.float64)
+    if not (np.isfinite(sow) & (sow > 0)).all():
+        raise InputFileError(f"{where}: sum_of_weights must be a positive number for cross-section weights")
+    eff = np.asarray(columns.get("filter_efficiency", np.ones_like(w)), dtype=np.float64)
+    k = np.asarray(columns.get("k_factor", np.ones_like(w)), dtype=np.float64)
+    return w * np.asarray(columns["cross_section_pb"], dtype=np.float64) * eff * k / sow
+
+
+def balance_factors(labels_: np.ndarray, weights: np.ndarray, n_classes: int) -> np.ndarray:
+    """Per-class factors that give every class the same total weight (mean weight 1 overall)."""
+    totals = np.bincount(labels_[labels_ >= 0], weights=weights[labels_ >= 0], minlength=n_classes)
+    if (totals <= 0).any():
+        empty = [i for i, t in enumerate(totals) if t <= 0]
+        raise InputFileError(f"no training weight in class(es) {empty}: the training split holds none of their rows")
+    n = (labels_ >= 0).sum()
+    return (n / n_classes) / totals
+
+
+def selected(task: Task, type_ids: np.ndarray, mask: np.ndarray, vocabulary: Vocabulary, where: str,
+             positions_per_object: Mapping[int, int] | None = None) -> np.ndarray:
+    """Rows passing the task's selection on object multiplicities (all rows when there is none).
+
+    `positions_per_object` (flat layout: the levels of each type) turns counted positions into objects.
+    """
+    keep = np.ones(len(type_ids), dtype=bool)
+    per = positions_per_object or {}
+    for s in task.select:
+        try:
+            ids = [vocabulary.type_ids[t] for t in s["types"]]
+        except KeyError as exc:
+            raise InputFileError(f"{where}: selection names collection {exc.args[0]!r}, which the sequences do not hold "
+                                 f"({', '.join(k for k in vocabulary.type_ids if k != 'special')})") from None
+        count = sum(((type_ids == t) & mask).sum(1) // per.get(t, 1) for t in ids)
+        if s["min"] is not None:
+            keep &= count >= s["min"]
+        if s["max"] is not None:
+            keep &= count <= s["max"]
+    return keep
