@@ -118,7 +118,43 @@ def _register_tokenizers(sub, add_params, _):
     p.set_defaults(func=cmd_export)
 
 
-_EXTRA_COMMANDS: list = [_register_generate, _register_tokenizers]
+def _report(params, numbers: dict) -> None:
+    from .metric_keys import merge_into
+    from .training import run_dir
+
+    path = merge_into(run_dir(params) / "metrics.json", numbers) and run_dir(params) / "metrics.json"
+    width = max(map(len, numbers), default=0)
+    for key, value in numbers.items():
+        print(f"{key:<{width}}  {value:.6g}")
+    print(f"-> {path}")
+
+
+def cmd_pretrain(args) -> int:
+    from .training import pretrain
+
+    params = _params(args)
+    _report(params, pretrain(params))
+    return 0
+
+
+def cmd_classify(args) -> int:
+    from .training import classify
+
+    params = _params(args)
+    _report(params, classify(params))
+    return 0
+
+
+def _register_models(sub, add_params, _):
+    p = sub.add_parser("pretrain", help="masked-token pretraining of the backbone on the run's token files")
+    add_params(p)
+    p.set_defaults(func=cmd_pretrain)
+    p = sub.add_parser("classify", help="train and evaluate a classifier (classify.task, inputs, mode, label_fraction)")
+    add_params(p)
+    p.set_defaults(func=cmd_classify)
+
+
+_EXTRA_COMMANDS: list = [_register_generate, _register_tokenizers, _register_models]
 
 
 def main(argv: list[str] | None = None) -> int:

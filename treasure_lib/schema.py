@@ -201,6 +201,72 @@ SEQUENCE = {
     "type_ids": K("bool", True, "write each position's type id (false: 0 everywhere; a leakage-study switch)"),
 }
 
+def _training(batch_size: int, max_epochs: int, patience: int, lr: float) -> dict:
+    """Training keys shared by pretraining and classification."""
+    return {
+        "batch_size": K("int", batch_size, "sequences per batch (per device)", minimum=1),
+        "max_epochs": K("int", max_epochs, "maximum epochs", minimum=1),
+        "patience": K("int", patience, "early stopping patience in epochs (on val/loss)", minimum=1),
+        "lr": K("float", lr, "AdamW peak learning rate (linear warm-up, cosine decay to 10%)"),
+        "weight_decay": K("float", 0.01, "AdamW weight decay"),
+        "warmup_steps": K("int", 50, "learning-rate warm-up steps", minimum=0),
+        "limit_train_batches": K("int", None, "batches per epoch (null: the whole split)", nullable=True, minimum=1),
+        "buffer_rows": K("int", 20_000, "rows held by the cross-file shuffle buffer", minimum=1),
+        "block_rows": K("int", 256, "rows read from one file at a time", minimum=1),
+        "num_workers": K("int", 0, "DataLoader worker processes (blocks are dealt to workers)", minimum=0),
+        "accelerator": K("str", "auto", "auto, cpu or gpu", choices=("auto", "cpu", "gpu", "cuda")),
+        "precision": K("str", None, "Lightning precision (null: bf16-mixed on GPU, 32-true on CPU)", nullable=True),
+        "devices": K("any", 1, "devices per node (an int, a list, or 'auto')"),
+        "num_nodes": K("int", 1, "nodes (multi-node DDP under Slurm: one task per device)", minimum=1),
+        "strategy": K("str", "auto", "Lightning strategy: auto, ddp, ddp_spawn, ..."),
+        "resume": K("bool", True, "continue from the last checkpoint when one exists"),
+        "progress_bar": K("bool", True, "show Lightning's progress bar"),
+    }
+
+
+MODEL = {
+    "d_model": K("int", 64, "width of the backbone", minimum=1),
+    "n_layers": K("int", 2, "transformer blocks", minimum=1),
+    "n_heads": K("int", 4, "attention heads", minimum=1),
+    "d_ff": K("int", 128, "width of the blocks' MLP", minimum=1),
+    "dropout": K("float", 0.1, "dropout in embeddings, attention and MLPs"),
+    "pooling": K("str", "cls", "classifier pooling: cls (the [CLS] position) or mean", choices=("cls", "mean")),
+    "group_attention": K("bool", False, "the seed design's attention among sub-vectors of each token embedding"),
+    "group_attention_groups": K("int", 4, "sub-vectors per embedding for group attention", minimum=1),
+}
+
+PRETRAIN = {
+    "mask_rate": K("float", 0.15, "fraction of tokens (flat) or objects (grouped) selected for prediction"),
+    "p_mask": K("float", 0.8, "of the selected: fraction replaced by [MASK]"),
+    "p_random": K("float", 0.1, "of the selected: fraction replaced by a random code of the same range"),
+    "probe_task": K("str", None, "task of the online linear probe (null: classify.task)", nullable=True),
+    "output_dir": K("str", None, "checkpoints and logs (null: runs/<kind>/<name>/artifacts/pretrain)", nullable=True),
+    "train": _training(256, 10, 3, 1e-3),
+}
+
+CLASSIFY = {
+    "task": K("str", "flavour", "the task to train (a key of classify.tasks)"),
+    "tasks": K("dict", {}, "tasks: {name: {column, names} or {classes: {class: [samples]}, others, weights, balance, "
+               "select}} (treasure_lib/datamodules/tasks.py)"),
+    "inputs": K("str", "tokens", "tokens, or features (the raw-feature baseline)", choices=("tokens", "features")),
+    "mode": K("str", "scratch", "scratch, finetune, frozen (linear probe) or slow (backbone lr catches up)",
+              choices=("scratch", "finetune", "frozen", "slow")),
+    "backbone": K("str", None, "pretrained checkpoint (null: the run's artifacts/pretrain/checkpoints/best.ckpt)",
+                  nullable=True),
+    "label_fraction": K("float", 1.0, "fraction of labelled training rows kept (fixed and nested by identity)"),
+    "label_seed": K("int", 0, "which rows a label fraction keeps"),
+    "head_hidden": K("int", 64, "width of the head's hidden layer (Linear-ReLU-Dropout-Linear)", minimum=1),
+    "head_dropout": K("float", 0.1, "dropout in the head"),
+    "backbone_lr_factor": K("float", 0.1, "slow mode: the backbone's starting learning-rate factor"),
+    "catch_up_epochs": K("int", 3, "slow mode: epochs until the backbone learns at the full rate", minimum=1),
+    "f_c": K("float", 0.2, "flavour: charm fraction in the D_b discriminant"),
+    "pt_bins_gev": K("list", [20, 40, 60, 100, 150, 250, 400, 1000], "flavour: jet pT bin edges [GeV]", item="float"),
+    "output_dir": K("str", None, "checkpoints, logs, predictions (null: runs/<kind>/<name>/artifacts/classify)",
+                    nullable=True),
+    "train": _training(256, 15, 3, 1e-3),
+}
+
+
 SCHEMA: dict = {
     "study": STUDY,
     "data": DATA,
@@ -208,4 +274,7 @@ SCHEMA: dict = {
     "tokenizer": TOKENIZER,
     "export": EXPORT,
     "sequence": SEQUENCE,
+    "model": MODEL,
+    "pretrain": PRETRAIN,
+    "classify": CLASSIFY,
 }

@@ -60,6 +60,11 @@ class TokenFiles:
         text = self.metadata["vocabulary"] + self.metadata["layout"]
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
+    def feature_width(self) -> int:
+        """Features per position of a raw-features file."""
+        first = self.read(0, 0, ["features", "mask"])
+        return int(first["features"].shape[-1])
+
     def positions_per_object(self) -> dict[int, int]:
         if self.set.layout.tokens == "grouped":
             return {}
@@ -190,6 +195,8 @@ class TokenStream(IterableDataset):
             if not len(kept):
                 continue
             part = {k: cols[k][kept] for k in self.inputs}
+            if "tokens" in part:
+                part["tokens"] = part["tokens"].astype(np.int64)  # embedding indices
             if "tokens" in part and part["tokens"].ndim == 2:
                 part["tokens"] = part["tokens"][..., None]  # flat layout: Q = 1
             if "tokens" in part and (part["tokens"].max() >= self.files.vocabulary.size or part["tokens"].min() < 0):
@@ -205,10 +212,10 @@ class TokenStream(IterableDataset):
             n = len(rows["label"])
             full = n // self.batch_size * self.batch_size
             for s in range(0, full, self.batch_size):
-                yield {k: v[s:s + self.batch_size] for k, v in rows.items()}
+                yield trim({k: v[s:s + self.batch_size] for k, v in rows.items()})
             carry = {k: v[full:] for k, v in rows.items()} if full < n else None
         if carry is not None and not self.equal_batches:
-            yield carry
+            yield trim(carry)
 
     def _shard(self) -> tuple[int, int]:
         info = get_worker_info()
@@ -247,6 +254,18 @@ class TokenStream(IterableDataset):
     def __iter__(self):
         for b in self.arrays():
             yield {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in b.items()}
+
+
+def trim(batch: dict) -> dict:
+    """Drop trailing positions that are padding in every row of the batch (compact layouts pad at the end).
+
+    Positions keep their indices from 0, so the model sees the same sequence, only shorter.
+    """
+    used = np.flatnonzero(batch["mask"].any(0))
+    if not len(used) or used[-1] + 1 == batch["mask"].shape[1]:
+        return batch
+    length = used[-1] + 1
+    return {k: (v[:, :length] if k in ("tokens", "features", "type_ids", "mask") else v) for k, v in batch.items()}
 
 
 def read_split(files: TokenFiles, task: T.Task | None, split: str, extra: Sequence[str] = (),

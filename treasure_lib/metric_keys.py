@@ -1,0 +1,147 @@
+"""Every key a run may write to `metrics.json`, with its meaning: the one documented place scans and the book read.
+
+Keys are flat and dotted, `<stage>.<collection or task>.<quantity>`. A pattern's `{name}` parts
+match one dotted component: `{collection}` a collection name, `{feature}` a feature name, `{q}`
+a level number (1 = after the first quantizer level), `{task}` a classification task, `{variant}`
+how a classifier saw the data, `{wp}` a working point in percent (70, 77, 80, 85).
+Every number has an uncertainty key beside it where one is defined (`..._err`).
+"""
+from __future__ import annotations
+
+import re
+from typing import Iterable, Mapping
+
+from .errors import ConfigError
+
+QUANTITIES = "bias|mae|resolution|corr|response_median|response_iqr_over_median|accuracy"
+VARIANTS = "tokens|tokens_finetuned|tokens_frozen|tokens_slow|raw|decoded"
+
+KEYS: dict[str, str] = {
+    # tokenizers (card metrics and the reconstruction diagnostics, held-out rows, physical units)
+    "tokenizer.{collection}.{feature}.{quantity}": "reconstruction through the card after all levels; bias, mae, "
+    "resolution (half the 16-84% interval of reco - orig) in the feature's units, corr, response (reco / orig) "
+    "median and (q75 - q25) / median for pt-like features, accuracy for categorical ones",
+    "tokenizer.{collection}.{feature}.level_{q}.{quantity}": "the same after the first q quantizer levels",
+    "tokenizer.{collection}.objects": "held-out objects the numbers are measured on",
+    "tokenizer.{collection}.best_epoch": "epoch of the weights the card holds",
+    "tokenizer.{collection}.train_seconds": "wall time of training the card [s]",
+    "tokenizer.{collection}.bits_per_object": "Q x log2 K: what one object's tokens can carry [bits]",
+    "tokenizer.jets.track_sum_pt.response_iqr_over_median": "jet pT from decoded vs original tracks: (q75 - q25) / "
+    "median of the response, the resolution the field quotes",
+    "tokenizer.jets.track_sum_pt.response_iqr_over_median_err": "its bootstrap uncertainty",
+    "tokenizer.jets.track_sum_pt.response_median": "median jet-pT response (scale bias)",
+    "tokenizer.jets.track_sum_pt.bin_{lo}_{hi}.response_iqr_over_median": "the same in a jet-pT bin [GeV]",
+    "tokenizer.jets.track_sum_pt.bin_{lo}_{hi}.response_median": "median response in a jet-pT bin [GeV]",
+    "tokenizer.jets.track_sum_mass.response_iqr_over_median": "jet mass from tracks: response resolution",
+    "tokenizer.jets.track_sum_eta.sigma68": "jet axis eta residual (half the 16-84% interval)",
+    "tokenizer.jets.track_sum_phi.sigma68": "jet axis phi residual [rad]",
+    "tokenizer.leptons.{mass}.residual_sigma68_gev": "m_ll (Z candidate) or m_4l from decoded vs original leptons: "
+    "resolution of reco - orig [GeV]",
+    "tokenizer.leptons.{mass}.peak_shift_gev": "shift of the Z (m_ll) or H (m_4l) peak position [GeV]",
+    "tokenizer.leptons.{mass}.events": "events with the mass defined on both sides",
+    # codebooks
+    "codebook.{collection}.level_{q}.utilization": "fraction of the K codes used on held-out objects",
+    "codebook.{collection}.level_{q}.dead_codes": "codes never used on held-out objects",
+    "codebook.{collection}.level_{q}.perplexity": "exp(entropy) of code usage [codes]",
+    "codebook.{collection}.level_{q}.normalized_entropy": "entropy / log K (1: uniform usage)",
+    "codebook.{collection}.reencode_fraction": "objects whose tokens survive decode -> encode unchanged",
+    # export
+    "export.rows_per_s": "export throughput of this run, H5 -> token Parquet [rows/s]",
+    # pretraining
+    "pretrain.masked_accuracy": "fraction of masked tokens predicted exactly (fixed validation mask)",
+    "pretrain.masked_accuracy.level_{q}": "the same per quantizer level",
+    "pretrain.masked_accuracy.{collection}": "the same per collection",
+    "pretrain.loss": "validation masked-token cross entropy at the best epoch",
+    "pretrain.probe_auc": "linear probe AUC on the detached backbone (online estimate of downstream AUC)",
+    "pretrain.best_epoch": "epoch of the saved backbone",
+    "pretrain.train_seconds": "wall time of pretraining [s]",
+    # classification (test split, physics weights)
+    "classify.{task}.{variant}.auc": "weighted ROC AUC (binary), test split",
+    "classify.{task}.{variant}.auc_err": "its binomial uncertainty from the effective numbers of events",
+    "classify.{task}.{variant}.auc_boot_low": "bootstrap 68% interval, low edge",
+    "classify.{task}.{variant}.auc_boot_high": "bootstrap 68% interval, high edge",
+    "classify.{task}.{variant}.auc_macro": "macro one-vs-rest AUC (multi-class and flavour)",
+    "classify.{task}.{variant}.auc_macro_err": "its bootstrap uncertainty",
+    "classify.{task}.{variant}.accuracy": "weighted accuracy",
+    "classify.{task}.{variant}.auc_{class}": "one-vs-rest AUC of one class",
+    "classify.{task}.{variant}.auc_{class}_err": "its uncertainty",
+    "classify.{task}.{variant}.{background}_rejection_at_{wp}": "flavour: 1 / background efficiency at a b-jet "
+    "efficiency working point of the D_b discriminant",
+    "classify.{task}.{variant}.{background}_rejection_at_{wp}_err": "its binomial uncertainty",
+    "classify.{task}.{variant}.{extra}": "other summary numbers of metrics.binary_summary / flavour_summary "
+    "(event counts, thresholds, achieved efficiencies)",
+    "classify.{task}.{variant}.pt_bin_{lo}_{hi}.{number}": "flavour performance in a jet-pT bin [GeV]",
+    "classify.{task}.{variant}.label_fraction_{pct}.{number}": "the same with a fraction of the labels (percent)",
+    "classify.{task}.{variant}.parameters": "trainable + frozen parameters of the model",
+    "classify.{task}.{variant}.best_epoch": "epoch of the evaluated weights",
+    "classify.{task}.{variant}.train_seconds": "wall time of training [s]",
+    # leakage
+    "leakage.{task}.{row}.auc": "AUC of one leakage-report row (multiplicity, structure, shuffled, fixed_slots, "
+    "tokens, raw)",
+    "leakage.{task}.{row}.auc_err": "its uncertainty",
+    "leakage.{task}.shape_fraction": "(AUC_shape - 0.5) / (AUC_tokens - 0.5): how much event shape alone explains",
+    # generalisation
+    "generalisation.{train}_to_{test}.auc": "AUC of a classifier trained on one background, tested on another",
+    "generalisation.{train}_to_{test}.auc_err": "its uncertainty",
+    "generalisation.{train}_to_{test}.auc_change": "AUC(test background) - AUC(training background)",
+    "generalisation.{train}_to_{test}.{number}": "flavour: performance when tested on another sample",
+    # the run
+    "run.{stage}.seconds": "wall time of a chapter or stage [s]",
+}
+
+_PART = r"[A-Za-z0-9_+\-]+"
+
+
+def _regex(pattern: str) -> re.Pattern:
+    out, pos = "", 0
+    for m in re.finditer(r"\{(\w+)\}", pattern):
+        out += re.escape(pattern[pos:m.start()])
+        out += f"(?P<{m.group(1)}{m.start()}>{QUANTITIES})" if m.group(1) == "quantity" else f"{_PART}"
+        pos = m.end()
+    return re.compile("^" + out + re.escape(pattern[pos:]) + "$")
+
+
+_COMPILED = [(p, _regex(p)) for p in KEYS]
+
+
+def describe(key: str) -> str | None:
+    """The documentation of a key (None when no pattern documents it)."""
+    for pattern, rx in _COMPILED:
+        if rx.match(key):
+            return KEYS[pattern]
+    return None
+
+
+def check(keys: Iterable[str]) -> None:
+    """Every key is documented here; an undocumented one is an error naming it."""
+    unknown = [k for k in keys if describe(k) is None]
+    if unknown:
+        raise ConfigError(f"metrics key(s) {unknown[:5]} are not documented in treasure_lib/metric_keys.py")
+
+
+def prefixed(prefix: str, numbers: Mapping[str, float]) -> dict[str, float]:
+    """`{auc: 0.9}` -> `{prefix.auc: 0.9}` (numbers only; None, strings and nested values are left out)."""
+    out = {}
+    for k, v in numbers.items():
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            continue
+        out[f"{prefix}.{k}"] = float(v)
+    return out
+
+
+def merge_into(path, numbers: Mapping[str, float]) -> dict:
+    """Merge documented numbers into a run's metrics.json (read, update, write to a temporary name, rename)."""
+    import json
+    import math
+    import os
+    from pathlib import Path
+
+    check(numbers)
+    path = Path(path)
+    current = json.loads(path.read_text()) if path.exists() else {}
+    current.update({k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in numbers.items()})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(dict(sorted(current.items())), indent=1))
+    tmp.replace(path)
+    return current

@@ -1,0 +1,230 @@
+"""`treasure pretrain` and `treasure classify`: fit the models of issue 8 on a run's token files, evaluate, report.
+
+Both read the token (or raw-feature) Parquet the export wrote, with the exported split; they keep
+best and last checkpoints and offline logs (CSV, TensorBoard; W&B offline when installed), resume
+from the last checkpoint, run bf16 on a GPU and scale with Lightning DDP through params
+(`devices`, `num_nodes`, `strategy`). Classification is evaluated once, on the test split, with
+physics weights; the numbers come back as documented metrics keys (`treasure_lib.metric_keys`).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+import torch
+
+from . import metric_keys, metrics
+from .datamodules import TokenFiles, TokenStream, read_split
+from .datamodules.tasks import Task
+from .errors import ConfigError, InputFileError
+from .models import BackboneConfig, MaskedTokenModel, SequenceClassifier, count_parameters, raw_config_matching
+from .tokenizers.export import tokens_dir
+
+log = logging.getLogger(__name__)
+
+
+def run_dir(params: Mapping) -> Path:
+    return Path("runs") / params["study"]["kind"] / params["study"]["name"]
+
+
+def token_files(params: Mapping, content: str = "tokens") -> TokenFiles:
+    folder = tokens_dir(params)
+    paths = sorted(folder.glob(f"*.{content}.parquet"))
+    if not paths:
+        raise InputFileError(f"{folder}: no *.{content}.parquet files; run `treasure export` first"
+                             + (" with export.features=true" if content == "features" else ""))
+    return TokenFiles(paths, content)
+
+
+def backbone_config(params: Mapping, files: TokenFiles) -> BackboneConfig:
+    m = params["model"]
+    vocab = files.vocabulary
+    n_types = max(vocab.type_ids.values()) + 1
+    cfg = BackboneConfig(vocab_size=vocab.size, n_types=n_types, max_len=files.set.length, levels=files.levels,
+                         d_model=m["d_model"], n_layers=m["n_layers"], n_heads=m["n_heads"], d_ff=m["d_ff"],
+                         dropout=m["dropout"], group_attention=m["group_attention"],
+                         group_attention_groups=m["group_attention_groups"])
+    return cfg
+
+
+def make_trainer(train: Mapping, out_dir: Path | None, monitor: str | None = None, mode: str = "min", logs: bool = True):
+    """A Lightning Trainer from training params: accelerator, precision, DDP, early stopping, checkpoints, offline logs."""
+    import lightning as L
+    from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+    from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+
+    gpu = torch.cuda.is_available() and train["accelerator"] in ("auto", "gpu", "cuda")
+    callbacks, loggers = [], []
+    if monitor is not None and out_dir is not None:
+        callbacks = [EarlyStopping(monitor=monitor, mode=mode, patience=train["patience"]),
+                     ModelCheckpoint(dirpath=out_dir / "checkpoints", filename="best", monitor=monitor, mode=mode,
+                                     save_last=True)]
+    if logs and out_dir is not None:
+        loggers = [CSVLogger(str(out_dir), name="logs"), TensorBoardLogger(str(out_dir), name="tensorboard")]
+        try:
+            import wandb  # noqa: F401
+            from lightning.pytorch.loggers import WandbLogger
+
+            loggers.append(WandbLogger(save_dir=str(out_dir), offline=True))
+        except ImportError:
+            pass
+    return L.Trainer(max_epochs=train["max_epochs"], accelerator="gpu" if gpu else "cpu", devices=train["devices"],
+                     num_nodes=train["num_nodes"], strategy=train["strategy"],
+                     precision=train["precision"] or ("bf16-mixed" if gpu else "32-true"), deterministic=not gpu,
+                     default_root_dir=str(out_dir) if out_dir else None, callbacks=callbacks, logger=loggers or False,
+                     enable_checkpointing=bool(callbacks), enable_progress_bar=train["progress_bar"] and bool(callbacks),
+                     enable_model_summary=False, num_sanity_val_steps=0, log_every_n_steps=10,
+                     limit_train_batches=None, use_distributed_sampler=False)
+
+
+def _streams(params: Mapping, section: str, files: TokenFiles, task: Task | None, trainer=None, label_fraction=1.0):
+    t = params[section]["train"]
+    seed = params["study"]["seed"]
+    rank, world = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
+    train = TokenStream(files, task, "train", t["batch_size"], shuffle=True, seed=seed, buffer_rows=t["buffer_rows"],
+                        block_rows=t["block_rows"], label_fraction=label_fraction,
+                        label_seed=params["classify"]["label_seed"], rank=rank, world_size=world,
+                        equal_batches=world > 1, max_batches=t["limit_train_batches"])
+    val = TokenStream(files, task, "val", t["batch_size"], shuffle=False, rank=rank, world_size=world, equal_batches=world > 1)
+    loader = lambda ds: torch.utils.data.DataLoader(ds, batch_size=None, num_workers=t["num_workers"])  # noqa: E731
+    return loader(train), loader(val), train
+
+
+def _best(trainer, module_cls):
+    path = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+    if path:
+        return module_cls.load_from_checkpoint(path, map_location="cpu", weights_only=True), path
+    return None, ""
+
+
+def pretrain(params: Mapping) -> dict:
+    """Masked-token pretraining; returns the documented `pretrain.*` metrics of the best checkpoint."""
+    p = params["pretrain"]
+    out = Path(p["output_dir"] or run_dir(params) / "artifacts" / "pretrain")
+    files = token_files(params, "tokens")
+    task_name = p["probe_task"] or params["classify"]["task"]
+    task = Task.from_params(params, task_name)
+    cfg = backbone_config(params, files)
+    type_names = {str(v): k for k, v in files.vocabulary.type_ids.items()}
+    model = MaskedTokenModel(cfg.to_dict(), files.vocabulary.ranges, files.vocabulary_hash, type_names,
+                             n_classes=task.n_classes, pooling=params["model"]["pooling"], mask_rate=p["mask_rate"],
+                             p_mask=p["p_mask"], p_random=p["p_random"], lr=p["train"]["lr"],
+                             weight_decay=p["train"]["weight_decay"], warmup_steps=p["train"]["warmup_steps"],
+                             seed=params["study"]["seed"])
+    import lightning as L
+
+    L.seed_everything(params["study"]["seed"], workers=True, verbose=False)
+    trainer = make_trainer(p["train"], out, monitor="val/loss")
+    train_loader, val_loader, _ = _streams(params, "pretrain", files, task, trainer)
+    last = out / "checkpoints" / "last.ckpt"
+    t0 = time.perf_counter()
+    trainer.fit(model, train_loader, val_loader, ckpt_path=str(last) if p["train"]["resume"] and last.exists() else None)
+    seconds = time.perf_counter() - t0
+    best, path = _best(trainer, MaskedTokenModel)
+    if best is None:
+        raise ConfigError("pretraining produced no checkpoint (no validation ran?)")
+    results = make_trainer(p["train"], None, logs=False).validate(best, val_loader, verbose=False)[0]
+    epoch = int(torch.load(path, map_location="cpu", weights_only=True)["epoch"])
+    out_metrics = {"pretrain.loss": results["val/loss"], "pretrain.masked_accuracy": results["val/masked_accuracy"],
+                   "pretrain.probe_auc": results["val/probe_auc"], "pretrain.best_epoch": epoch,
+                   "pretrain.train_seconds": seconds}
+    for key, value in results.items():
+        if key.startswith("val/masked_accuracy/"):
+            out_metrics[f"pretrain.masked_accuracy.{key.rsplit('/', 1)[1]}"] = value
+    metric_keys.check(out_metrics)
+    return {k: float(v) for k, v in out_metrics.items()}
+
+
+def variant_name(params: Mapping) -> str:
+    c = params["classify"]
+    if c["inputs"] == "features":
+        return "raw"
+    return {"scratch": "tokens", "finetune": "tokens_finetuned", "frozen": "tokens_frozen", "slow": "tokens_slow"}[c["mode"]]
+
+
+def classify(params: Mapping) -> dict:
+    """Train one classifier (task, inputs, mode, label fraction from params) and evaluate it on the test split."""
+    c = params["classify"]
+    task = Task.from_params(params)
+    variant = variant_name(params)
+    fraction = c["label_fraction"]
+    tag = variant + ("" if fraction == 1 else f"_labels{round(100 * fraction)}")
+    out = Path(c["output_dir"] or run_dir(params) / "artifacts" / "classify") / task.name / tag
+    token = token_files(params, "tokens")
+    files = token if c["inputs"] == "tokens" else token_files(params, "features")
+    cfg = backbone_config(params, token)
+    if c["inputs"] == "features":
+        cfg = raw_config_matching(cfg, files.feature_width())
+    model = SequenceClassifier(cfg.to_dict(), task.n_classes, list(task.class_names), files.vocabulary_hash, mode=c["mode"],
+                               pooling=params["model"]["pooling"], head_hidden=c["head_hidden"],
+                               head_dropout=c["head_dropout"], lr=c["train"]["lr"], weight_decay=c["train"]["weight_decay"],
+                               warmup_steps=c["train"]["warmup_steps"], backbone_lr_factor=c["backbone_lr_factor"],
+                               catch_up_epochs=c["catch_up_epochs"])
+    if c["mode"] != "scratch":
+        model.load_backbone(c["backbone"] or run_dir(params) / "artifacts" / "pretrain" / "checkpoints" / "best.ckpt")
+    import lightning as L
+
+    L.seed_everything(params["study"]["seed"], workers=True, verbose=False)
+    trainer = make_trainer(c["train"], out, monitor="val/loss")
+    train_loader, val_loader, train_stream = _streams(params, "classify", files, task, trainer, fraction)
+    last = out / "checkpoints" / "last.ckpt"
+    t0 = time.perf_counter()
+    trainer.fit(model, train_loader, val_loader, ckpt_path=str(last) if c["train"]["resume"] and last.exists() else None)
+    seconds = time.perf_counter() - t0
+    best, path = _best(trainer, SequenceClassifier)
+    best = best or model
+    epoch = int(torch.load(path, map_location="cpu", weights_only=True)["epoch"]) if path else int(trainer.current_epoch)
+    rows = read_split(files, task, "test", extra=["jet_pt", "process", "event_number", "source_file"])
+    probs = predict(best, rows, c["train"]["batch_size"])
+    np.savez(out / "predictions.npz", probs=probs, label=rows["label"], weight=rows["weight"],
+             **{k: rows[k] for k in ("jet_pt", "event_number") if k in rows})
+    summary = evaluate(task, rows, probs, params)
+    prefix = f"classify.{task.name}.{variant}" + ("" if fraction == 1 else f".label_fraction_{round(100 * fraction)}")
+    result = metric_keys.prefixed(prefix, summary)
+    result.update({f"{prefix}.parameters": float(count_parameters(best)), f"{prefix}.best_epoch": float(epoch),
+                   f"{prefix}.train_seconds": seconds})
+    metric_keys.check(result)
+    (out / "summary.json").write_text(json.dumps({"train_rows": train_stream.summary, "metrics": result}, indent=1))
+    return result
+
+
+@torch.no_grad()
+def predict(model, rows: Mapping, batch_size: int) -> np.ndarray:
+    """Class probabilities for evaluation rows (model inputs only)."""
+    model.eval()
+    keys = [k for k in ("tokens", "features", "type_ids", "mask") if k in rows]
+    out = []
+    for s in range(0, len(rows["label"]), batch_size):
+        batch = {k: torch.from_numpy(np.ascontiguousarray(rows[k][s:s + batch_size])) for k in keys}
+        out.append(model.predict_proba(batch).cpu().numpy())
+    return np.concatenate(out)
+
+
+def evaluate(task: Task, rows: Mapping, probs: np.ndarray, params: Mapping) -> dict:
+    """Summary numbers with uncertainties: flavour (D_b rejections, pT bins), binary or multi-class."""
+    c = params["classify"]
+    y, w = rows["label"], rows["weight"]
+    if task.column == "label" and tuple(task.class_names[:3]) == ("b", "c", "light"):
+        out = metrics.flavour_summary(y, probs, w, f_c=c["f_c"], seed=params["study"]["seed"])
+        if "jet_pt" in rows:
+            edges = np.asarray(c["pt_bins_gev"], dtype=float)
+            for row in metrics.in_bins(rows["jet_pt"] / 1e3, edges, _bin_summary(c["f_c"]), y, probs, w):
+                for key, value in row.items():
+                    if key not in ("low", "high", "error"):
+                        out[f"pt_bin_{row['low']:g}_{row['high']:g}.{key}"] = value
+        return out
+    if task.binary:
+        return metrics.binary_summary(y, probs[:, 1], w, seed=params["study"]["seed"])
+    return metrics.multiclass_summary(y, probs, w, class_names=list(task.class_names), seed=params["study"]["seed"])
+
+
+def _bin_summary(f_c: float):
+    def fn(y, probs, w):
+        disc = metrics.discriminant_b(probs, f_c)
+        r = metrics.rejection_at_efficiency(disc, y == 0, y == 2, (0.77,), w)[0.77]
+        return {"light_rejection_at_77": r[0], "light_rejection_at_77_err": r[1], "n": float(len(y))}
+    return fn
