@@ -6,7 +6,7 @@ PIP    := $(PY) -m pip --disable-pip-version-check
 STAMP  := $(VENV)/.installed
 PARAMS ?= params/default.yaml
 
-.PHONY: test test-fast venv lab bench book scan clean-venv
+.PHONY: test test-fast browser venv lab bench book scan clean-venv
 
 ## venv: create .venv (torch pinned first so nothing can move it); re-runs only when inputs change
 venv: $(STAMP)
@@ -19,12 +19,19 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 ## test: the full test suite (slow end-to-end tests included), as CI runs it
-test: $(STAMP)
+test: $(STAMP) browser
 	$(PY) -m pytest
 
 ## test-fast: skip the slow end-to-end tests
-test-fast: $(STAMP)
+test-fast: $(STAMP) browser
 	$(PY) -m pytest -m "not slow"
+
+## browser: headless Chromium for the book tests (Debian's package, installed with apt when missing)
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	  { command -v apt-get >/dev/null 2>&1 && apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
+	  echo "make: chromium is not installed and apt-get could not install it: the book's browser tests will skip (CI: fail)" >&2
 
 ## lab: JupyterLab (installed on first use); jupytext serves the .py chapters as notebooks
 lab: $(STAMP)

@@ -119,10 +119,12 @@ def _register_tokenizers(sub, add_params, _):
 
 
 def _report(params, numbers: dict) -> None:
-    from .metric_keys import merge_into
+    from .runs.folder import Run
     from .training import run_dir
 
-    path = merge_into(run_dir(params) / "metrics.json", numbers) and run_dir(params) / "metrics.json"
+    run = Run(run_dir(params), params)
+    run.log_metrics(numbers)
+    path = run.dir / "metrics.json"
     width = max(map(len, numbers), default=0)
     for key, value in numbers.items():
         print(f"{key:<{width}}  {value:.6g}")
@@ -154,7 +156,10 @@ def _register_models(sub, add_params, _):
     p.set_defaults(func=cmd_classify)
 
 
-_EXTRA_COMMANDS: list = [_register_generate, _register_tokenizers, _register_models]
+from .book import register as _register_book  # noqa: E402
+from .runs import register as _register_run  # noqa: E402
+
+_EXTRA_COMMANDS: list = [_register_generate, _register_tokenizers, _register_models, _register_run, _register_book]
 
 
 def main(argv: list[str] | None = None) -> int:

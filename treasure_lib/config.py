@@ -168,8 +168,8 @@ def validate(params: dict, schema: Mapping = SCHEMA, prefix: str = "") -> dict:
             out[key] = spec.check(dotted, params[key])
         elif spec.required:
             raise ConfigError(f"missing required key '{dotted}' ({spec.doc})")
-        else:
-            out[key] = copy.deepcopy(spec.default)
+        else:  # defaults pass the same check, so a resolved set reads back identical (20 -> 20.0 for floats)
+            out[key] = spec.check(dotted, copy.deepcopy(spec.default)) if spec.default is not None else None
     if "*" in schema:
         inner = schema["*"]
         for key, value in params.items():

@@ -128,20 +128,3 @@ def prefixed(prefix: str, numbers: Mapping[str, float]) -> dict[str, float]:
         out[f"{prefix}.{k}"] = float(v)
     return out
 
-
-def merge_into(path, numbers: Mapping[str, float]) -> dict:
-    """Merge documented numbers into a run's metrics.json (read, update, write to a temporary name, rename)."""
-    import json
-    import math
-    import os
-    from pathlib import Path
-
-    check(numbers)
-    path = Path(path)
-    current = json.loads(path.read_text()) if path.exists() else {}
-    current.update({k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in numbers.items()})
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(dict(sorted(current.items())), indent=1))
-    tmp.replace(path)
-    return current

@@ -1,0 +1,306 @@
+"""Run folders and chapter execution, on toy chapters written into a temporary project.
+
+The toy project has the layout of the repository (params/, notebooks/NN_name.py, data files)
+so chapters run from its root exactly as `treasure run` runs the real ones.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+import nbformat
+import pytest
+import yaml
+
+from treasure_lib import cli, runs
+from treasure_lib.errors import ConfigError
+from treasure_lib.runs import provenance
+from treasure_lib.runs.folder import adopt_params
+
+TOY_PARAMS = """\
+study: {name: toy, kind: jets, seed: 7}
+data: {files: ["data/*.h5"]}
+"""
+
+PARAMETERS = '''\
+# %% tags=["parameters"]
+params_file = "params/toy.yaml"
+run_dir = "runs/jets/toy"
+overrides = []
+'''
+
+# reads its params, logs metrics, saves a matplotlib figure into run.figures and displays it
+CHAPTER_PLOT = '''\
+# %% [markdown]
+# # Toy data
+# A chapter that reads its params, logs a number and shows a figure.
+
+''' + PARAMETERS + '''
+# %%
+from treasure_lib import runs
+run = runs.open_run(params_file, run_dir, overrides)
+
+# %%
+import matplotlib.pyplot as plt
+fig, ax = plt.subplots(figsize=(3, 2))
+ax.plot([0, 1], [0, run.seed])
+run.save_figure(fig, "line")
+run.log_metrics({"codebook.tracks.level_1.utilization": run.seed / 10, "export.rows_per_s": 1234.5})
+plt.show()
+'''
+
+CHAPTER_SECOND = '''\
+# %% [markdown]
+# # Toy second
+''' + PARAMETERS + '''
+# %%
+from treasure_lib import runs
+run = runs.open_run(params_file, run_dir, overrides)
+run.log_metrics({"pretrain.masked_accuracy": 0.5})
+'''
+
+# raises in its 3rd cell
+CHAPTER_FAIL = PARAMETERS + '''
+# %%
+x = 1
+
+# %%
+raise ValueError("no tracks in this toy")
+
+# %%
+y = 2
+'''
+
+
+def make_project(root: Path, chapters: dict[str, str]) -> Path:
+    (root / "params").mkdir(parents=True)
+    (root / "params" / "toy.yaml").write_text(TOY_PARAMS)
+    (root / "data").mkdir()
+    (root / "data" / "a.h5").write_bytes(b"toy input a")
+    (root / "data" / "b.h5").write_bytes(b"toy input b")
+    (root / "notebooks").mkdir()
+    for name, text in chapters.items():
+        (root / "notebooks" / f"{name}.py").write_text(text)
+    return root
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch):
+    monkeypatch.setenv("TREASURE_CACHE_DIR", str(tmp_path / "cache"))
+    root = make_project(tmp_path / "proj", {"01_plot": CHAPTER_PLOT, "02_second": CHAPTER_SECOND})
+    monkeypatch.chdir(root)
+    return root
+
+
+def execute(root: Path, **kw) -> dict:
+    return runs.execute(["params/toy.yaml"], "runs/jets/toy", cwd=root, log=lambda _: None, **kw)
+
+
+def test_execute_writes_a_complete_run_folder(project):
+    outcome = execute(project, overrides=["study.seed=9"])
+    run_dir = project / "runs" / "jets" / "toy"
+    assert outcome == {"01_plot": "ran", "02_second": "ran"}
+
+    params = yaml.safe_load((run_dir / "params.yaml").read_text())
+    assert params["study"]["seed"] == 9 and params["data"]["files"] == ["data/*.h5"]
+    assert "tokenizer" in params  # fully resolved: schema defaults included
+
+    for name in ("01_plot", "02_second"):
+        nb = nbformat.read(run_dir / "notebooks" / f"{name}.ipynb", as_version=4)
+        injected = [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
+        assert len(injected) == 1 and "runs/jets/toy/params.yaml" in injected[0].source
+        assert all(o.get("output_type") != "error" for c in nb.cells for o in c.get("outputs", []))
+    plot_nb = nbformat.read(run_dir / "notebooks" / "01_plot.ipynb", as_version=4)
+    assert any("image/png" in o.get("data", {}) for c in plot_nb.cells for o in c.get("outputs", []))
+    assert (run_dir / "figures" / "line.png").stat().st_size > 1000
+    assert (run_dir / "artifacts").is_dir()
+
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["codebook.tracks.level_1.utilization"] == pytest.approx(0.9)
+    assert metrics["export.rows_per_s"] == 1234.5 and metrics["pretrain.masked_accuracy"] == 0.5
+    assert metrics["run.01_plot.seconds"] > 0 and metrics["run.02_second.seconds"] > 0
+
+    prov = json.loads((run_dir / "provenance.json").read_text())
+    assert set(prov) >= {"git", "versions", "seeds", "inputs", "device", "hostname", "started", "finished"}
+    assert set(prov["git"]) == {"commit", "dirty"}
+    assert {"python", "torch", "numpy", "lightning", "vector-quantize-pytorch", "treasure-lib"} <= set(prov["versions"])
+    assert prov["versions"]["treasure-lib"] == runs.library_fingerprint()["version"]
+    assert prov["seeds"]["study.seed"] == 9
+    assert [f["path"] for f in prov["inputs"]["files"]] == ["data/a.h5", "data/b.h5"]
+    assert prov["inputs"]["files"][0]["sha256"] == provenance.sha256_file(project / "data" / "a.h5")
+    assert prov["device"]["type"] in ("cpu", "cuda") and prov["outcome"] == "complete"
+    assert prov["started"] <= prov["finished"]
+
+    status = json.loads((run_dir / "status.json").read_text())["chapters"]
+    assert {s["state"] for s in status.values()} == {"complete"}
+    assert not [p.name for p in run_dir.rglob(".*") if p.suffix != ".lock"]  # no temporary file left behind
+
+
+def test_rerun_skips_completed_chapters_until_source_changes_or_force(project):
+    execute(project)
+    assert execute(project) == {"01_plot": "skipped", "02_second": "skipped"}
+
+    chapter = project / "notebooks" / "02_second.py"
+    chapter.write_text(chapter.read_text() + "\n# %%\nprint('one more cell')\n")
+    assert execute(project) == {"01_plot": "skipped", "02_second": "ran"}
+
+    assert execute(project, chapters=["01_plot"], force=True) == {"01_plot": "ran"}
+    assert execute(project, chapters=["02"]) == {"02_second": "skipped"}
+
+
+def test_earlier_chapter_change_reruns_the_chapters_after_it(project):
+    chapters = runs.discover(project / "notebooks")
+    params = {"study": {"seed": 1}}
+    before = runs.input_hashes(chapters, params)
+    first = project / "notebooks" / "01_plot.py"
+    first.write_text(first.read_text() + "\n")
+    after = runs.input_hashes(chapters, params)
+    assert before["01_plot"] != after["01_plot"] and before["02_second"] != after["02_second"]
+    assert runs.input_hashes(chapters, {"study": {"seed": 2}})["01_plot"] != after["01_plot"]
+
+
+def test_failing_chapter_stops_the_run_names_the_cell_and_looks_unfinished(tmp_path, monkeypatch):
+    monkeypatch.setenv("TREASURE_CACHE_DIR", str(tmp_path / "cache"))
+    root = make_project(tmp_path / "proj", {"01_fail": CHAPTER_FAIL, "02_second": CHAPTER_SECOND})
+    monkeypatch.chdir(root)
+    with pytest.raises(runs.ChapterError) as info:
+        execute(root)
+    err = info.value
+    message = str(err)
+    assert "01_fail" in message and "cell 3" in message
+    assert 'raise ValueError("no tracks in this toy")' in message and "ValueError: no tracks in this toy" in message
+    assert err.cell == 3 and err.ename == "ValueError"
+
+    notebooks = root / "runs" / "jets" / "toy" / "notebooks"
+    assert sorted(p.name for p in notebooks.iterdir()) == ["01_fail.failed.ipynb"]  # 02 never ran
+    partial = nbformat.read(notebooks / "01_fail.failed.ipynb", as_version=4)
+    assert any(o.get("ename") == "ValueError" for c in partial.cells for o in c.get("outputs", []))
+    status = json.loads((root / "runs" / "jets" / "toy" / "status.json").read_text())["chapters"]
+    assert status["01_fail"]["state"] == "failed" and "cell 3" in status["01_fail"]["error"]
+    assert "02_second" not in status
+    prov = json.loads((root / "runs" / "jets" / "toy" / "provenance.json").read_text())
+    assert prov["outcome"] == "failed in 01_fail" and prov["finished"]
+
+
+def test_chapter_without_parameters_cell_is_refused(project):
+    (project / "notebooks" / "03_bare.py").write_text("# %%\nprint('no parameters')\n")
+    with pytest.raises(runs.RunError, match=r"03_bare.py: no cell tagged 'parameters'"):
+        execute(project)
+    assert not (project / "runs/jets/toy/notebooks/01_plot.ipynb").exists()  # refused before any chapter ran
+
+
+def test_unknown_chapter_name_lists_the_known_ones(project):
+    with pytest.raises(runs.RunError, match="known: 01_plot, 02_second"):
+        execute(project, chapters=["07_nope"])
+
+
+def test_open_run_from_the_notebooks_folder_finds_the_project_root(project, monkeypatch):
+    monkeypatch.chdir(project / "notebooks")  # where JupyterLab starts a chapter's kernel
+    run = runs.open_run("params/toy.yaml", "runs/jets/toy", ["study.seed=3"])
+    assert Path.cwd() == project
+    assert run.params["study"]["seed"] == 3 and run.seed == 3 and run.kind == "jets"
+    assert run.figures == Path("runs/jets/toy/figures") and run.figures.is_dir() and run.artifacts.is_dir()
+    assert yaml.safe_load((project / "runs/jets/toy/params.yaml").read_text())["study"]["seed"] == 3
+    assert run.provenance()["mode"] == "interactive"
+    assert runs.open_run("params/toy.yaml").dir == Path("runs/jets/toy")  # default: runs/<kind>/<name>
+
+
+def test_log_metrics_merges_flat_documented_keys(project):
+    run = runs.open_run("params/toy.yaml", "runs/jets/toy")
+    run.log_metrics({"pretrain": {"masked_accuracy": 0.25}})
+    merged = run.log_metrics({"pretrain.loss": float("nan"), "export.rows_per_s": 10})
+    assert merged == run.metrics() == {"pretrain.masked_accuracy": 0.25, "pretrain.loss": None, "export.rows_per_s": 10}
+    with pytest.raises(ConfigError, match="pretrain.masked_acuracy"):
+        run.log_metrics({"pretrain.masked_acuracy": 0.3})
+    assert run.log_metrics({"scratch.anything": 1}, check=False)["scratch.anything"] == 1
+
+
+def test_changed_params_move_earlier_metrics_aside(project):
+    run = runs.open_run("params/toy.yaml", "runs/jets/toy")
+    run.log_metrics({"pretrain.loss": 1.0})
+    params = dict(run.params, study={**run.params["study"], "seed": 99})
+    assert adopt_params(run.dir, params) is True
+    assert not (run.dir / "metrics.json").exists()
+    assert json.loads((run.dir / "metrics.previous.json").read_text()) == {"pretrain.loss": 1.0}
+    assert adopt_params(run.dir, params) is False
+
+
+def test_stage_rebuilds_only_when_its_inputs_change(project):
+    run = runs.open_run("params/toy.yaml", "runs/jets/toy")
+    built = []
+
+    def build(out: Path):
+        built.append(out)
+        out.mkdir()
+        (out / "weights.txt").write_text(str(len(built)))
+
+    data = project / "data" / "a.h5"
+    assert run.stage("card", {"k": 8, "data": data})(build) == run.artifacts / "card"
+    assert run.stage("card", {"k": 8, "data": data})(build) == run.artifacts / "card"
+    assert len(built) == 1 and run.stage("card", {"k": 8, "data": data}).done
+    assert not run.stage("card", {"k": 16, "data": data}).done
+    data.write_bytes(b"other content")  # a Path input stands for its content
+    assert not run.stage("card", {"k": 8, "data": data}).done
+    run.stage("card", {"k": 8, "data": data})(build)
+    assert len(built) == 2 and (run.artifacts / "card" / "weights.txt").read_text() == "2"
+    record = json.loads((run.artifacts / "card.stage.json").read_text())
+    assert record["inputs_sha256"] == runs.inputs_hash({"k": 8, "data": data})
+
+    # a failed build keeps the previous artifact and record, and leaves no partial file
+    stage = run.stage("card", {"k": 32, "data": data})
+    with pytest.raises(RuntimeError):
+        with stage.build() as out:
+            out.mkdir()
+            raise RuntimeError("training diverged")
+    assert (run.artifacts / "card" / "weights.txt").read_text() == "2"
+    assert run.stage("card", {"k": 8, "data": data}).done
+    assert sorted(p.name for p in run.artifacts.iterdir()) == ["card", "card.stage.json"]
+
+    with run.stage("scores.json", {"k": 1}).build() as out:  # a single file works the same way
+        out.write_text("{}")
+    assert run.stage("scores.json", {"k": 1}).done
+
+
+def test_input_checksums_are_cached_by_path_size_and_mtime(tmp_path):
+    data = tmp_path / "big.h5"
+    data.write_bytes(b"x" * 1000)
+    cache = tmp_path / "sha.json"
+    first = provenance.file_checksums([data], cache)[str(data)]
+    assert first == provenance.sha256_file(data)
+    entries = json.loads(cache.read_text())
+    entries[str(data.resolve())]["sha256"] = "cached"
+    cache.write_text(json.dumps(entries))
+    assert provenance.file_checksums([data], cache)[str(data)] == "cached"  # unchanged file: not re-read
+    os.utime(data, ns=(data.stat().st_atime_ns, data.stat().st_mtime_ns + 10**9))
+    assert provenance.file_checksums([data], cache)[str(data)] == first
+
+
+def test_git_state_outside_git_is_unknown(tmp_path):
+    assert provenance.git_state(tmp_path) == {"commit": "unknown", "dirty": "unknown"}
+    state = provenance.git_state()  # the repository the library is imported from
+    assert state["commit"] == "unknown" or len(state["commit"]) == 40
+
+
+def test_run_command_line(project, capsys):
+    parser = argparse.ArgumentParser()
+    sub = parser.add_subparsers(dest="command")
+    runs.register(sub, cli._add_params, cli._params)
+    args = parser.parse_args(["run", "--params", "params/toy.yaml", "--run-dir", "runs/jets/toy",
+                              "--chapters", "02_second", "study.seed=5", "-o", "data.chunk_size=7"])
+    assert args.chapters == ["02_second", "study.seed=5"] and args.override == ["data.chunk_size=7"]
+    assert args.func(args) == 0
+    params = yaml.safe_load((project / "runs/jets/toy/params.yaml").read_text())
+    assert params["study"]["seed"] == 5 and params["data"]["chunk_size"] == 7
+    out = capsys.readouterr().out
+    assert "02_second: done in" in out and "01_plot" not in out
+
+
+def test_one_execution_at_a_time_per_run_folder(project):
+    from treasure_lib.runs import atomic
+
+    run_dir = project / "runs" / "jets" / "toy"
+    run_dir.mkdir(parents=True)
+    with atomic.locked(run_dir / ".run.lock"), pytest.raises(runs.RunError, match="another `treasure run` is executing"):
+        execute(project)

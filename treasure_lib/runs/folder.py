@@ -1,0 +1,187 @@
+"""The run folder a chapter works in: resolved params, metrics, figures, artifacts, provenance.
+
+A chapter opens its run in the cell after its parameters cell:
+
+    run = runs.open_run(params_file, run_dir, overrides)
+
+Under `treasure run` (papermill) `params_file` is the run's own `params.yaml`; in JupyterLab the
+defaults (`params/default.yaml`, `runs/jets/default`) make the same call work by hand.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+from .. import config
+from ..errors import TreasureError
+from . import atomic, provenance
+from .stage import Stage
+
+PARAMS = "params.yaml"
+METRICS = "metrics.json"
+PROVENANCE = "provenance.json"
+STATUS = "status.json"
+
+
+class RunError(TreasureError, RuntimeError):
+    """A run folder cannot be opened, executed or read as asked."""
+
+
+def flatten(metrics: Mapping, prefix: str = "") -> dict:
+    """{"a": {"b": 1}} -> {"a.b": 1}: metrics.json is flat, with dotted keys."""
+    out = {}
+    for key, value in metrics.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            out.update(flatten(value, dotted + "."))
+        else:
+            out[dotted] = value
+    return out
+
+
+def _find_project_root(params_file: Path) -> Path | None:
+    """The nearest folder (cwd or a parent) where a relative `params_file` exists."""
+    here = Path.cwd()
+    for folder in (here, *here.parents):
+        if (folder / params_file).is_file():
+            return folder
+    return None
+
+
+class Run:
+    """One run folder (`runs/<kind>/<name>/`), as a chapter sees it."""
+
+    def __init__(self, run_dir: str | Path, params: Mapping):
+        self.dir = Path(run_dir)
+        self.params = dict(params)
+        self.figures = self.dir / "figures"
+        self.artifacts = self.dir / "artifacts"
+        for folder in (self.figures, self.artifacts, self.dir / "notebooks"):
+            folder.mkdir(parents=True, exist_ok=True)
+
+    def __repr__(self) -> str:
+        return f"Run({str(self.dir)!r})"
+
+    @property
+    def name(self) -> str:
+        return self.params["study"]["name"]
+
+    @property
+    def kind(self) -> str:
+        return self.params["study"]["kind"]
+
+    @property
+    def seed(self) -> int:
+        return self.params["study"]["seed"]
+
+    # metrics -----------------------------------------------------------------------------------
+    def metrics(self) -> dict:
+        """Everything logged so far (metrics.json), flat dotted keys."""
+        try:
+            return atomic.read_json(self.dir / METRICS, {})
+        except ValueError as exc:
+            raise RunError(str(exc)) from None
+
+    def log_metrics(self, metrics: Mapping[str, Any], check: bool = True) -> dict:
+        """Merge numbers into metrics.json (nested mappings become dotted keys); returns the merged set.
+
+        Every key must be documented in treasure_lib/metric_keys.py (scans and the book read only
+        documented keys; `check=False` for exploration). Read-merge-write under a lock and an atomic
+        rename: a reader sees the old or the new file. NaN and inf are stored as null (undefined).
+        """
+        new = atomic.jsonable(flatten(metrics))
+        if check:
+            from .. import metric_keys
+
+            metric_keys.check(new)
+        for key, value in new.items():
+            if not isinstance(value, (int, float, str, bool, type(None))):
+                raise RunError(f"metric {key!r}: expected a number (or string/bool/null), got {type(value).__name__}")
+        path = self.dir / METRICS
+        with atomic.locked(self.dir / f".{METRICS}.lock"):
+            merged = self.metrics()
+            merged.update(new)
+            atomic.write_json(path, merged)
+        return merged
+
+    # figures and artifacts ---------------------------------------------------------------------
+    def save_figure(self, fig, name: str, formats: Iterable[str] = ("png",), dpi: int = 150) -> Path:
+        """Save a matplotlib figure as figures/<name>.<fmt> (atomically); returns the first path."""
+        paths = []
+        for fmt in formats:
+            path = self.figures / f"{name}.{fmt}"
+            tmp = atomic.temp_name(path)
+            try:
+                fig.savefig(tmp, format=fmt, dpi=dpi, bbox_inches="tight")
+                os.replace(tmp, path)
+            finally:
+                tmp.unlink(missing_ok=True)
+            paths.append(path)
+        return paths[0]
+
+    def stage(self, name: str, inputs: Mapping[str, Any]) -> Stage:
+        """A reusable artifact `artifacts/<name>`, rebuilt only when `inputs` change (see `Stage`)."""
+        return Stage(self.artifacts, name, inputs)
+
+    def provenance(self) -> dict:
+        return atomic.read_json(self.dir / PROVENANCE, {})
+
+
+def adopt_params(run_dir: Path, params: Mapping) -> bool:
+    """Make `run_dir/params.yaml` hold `params`; returns True if it changed.
+
+    metrics.json belongs to params.yaml: when the params change, the earlier metrics move to
+    metrics.previous.json so no number of other params is shown as this run's.
+    """
+    path = run_dir / PARAMS
+    old = config.read_yaml(path) if path.is_file() else None
+    if old is not None and provenance.params_hash(old) == provenance.params_hash(params):
+        return False
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if old is not None:
+        changed = sorted(set(_diff(old, params)))
+        print(f"{path}: params changed ({', '.join(changed[:8])}{' ...' if len(changed) > 8 else ''}); "
+              f"earlier metrics moved to {METRICS.replace('.json', '.previous.json')}")
+        if (run_dir / METRICS).is_file():
+            os.replace(run_dir / METRICS, run_dir / METRICS.replace(".json", ".previous.json"))
+    config.dump(params, path)
+    return True
+
+
+def _diff(a: Any, b: Any, prefix: str = "") -> Iterable[str]:
+    if isinstance(a, Mapping) and isinstance(b, Mapping):
+        for key in set(a) | set(b):
+            yield from _diff(a.get(key), b.get(key), f"{prefix}{key}.")
+    elif a != b:
+        yield prefix.rstrip(".")
+
+
+def default_run_dir(params: Mapping) -> Path:
+    return Path("runs") / params["study"]["kind"] / params["study"]["name"]
+
+
+def open_run(params_file: str | Path = "params/default.yaml", run_dir: str | Path | None = None,
+             overrides: Iterable[str] = ()) -> Run:
+    """Open (creating if needed) the run folder a chapter writes into.
+
+    Resolves `params_file` + dotted `overrides` (treasure_lib.config.load) and records them as
+    the folder's params.yaml. `run_dir` None means runs/<study.kind>/<study.name>. A relative
+    `params_file` missing from the working directory is looked up in its parents, and the working
+    directory moves there: JupyterLab starts a chapter's kernel in notebooks/, but params name
+    files relative to the project root. provenance.json is written if the folder has none.
+    """
+    params_file = Path(params_file)
+    if not params_file.is_absolute() and not params_file.is_file():
+        root = _find_project_root(params_file)
+        if root is None:
+            raise RunError(f"params file not found: {params_file} (looked in {Path.cwd()} and its parents)")
+        os.chdir(root)
+        print(f"working directory: {root}")
+    params = config.load([params_file], list(overrides))
+    run_dir = Path(run_dir) if run_dir else default_run_dir(params)
+    adopt_params(run_dir, params)
+    run = Run(run_dir, params)
+    if not (run_dir / PROVENANCE).is_file():
+        atomic.write_json(run_dir / PROVENANCE, provenance.collect(params, mode="interactive"))
+    return run

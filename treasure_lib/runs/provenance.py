@@ -1,0 +1,166 @@
+"""Provenance of a run: which code, packages, seeds, input files and machine made it.
+
+`provenance.json` lets a run folder alone say how to repeat it. Input checksums are cached by
+(path, size, mtime) in a user cache (`$TREASURE_CACHE_DIR`, else `$XDG_CACHE_HOME/treasure`, else
+`~/.cache/treasure`): data files can be many GB and rarely change between runs.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import glob
+import hashlib
+import json
+import os
+import platform
+import socket
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+from typing import Iterable, Mapping
+
+from ..checksum import sha256_file
+from ..config import get_dotted
+from . import atomic
+
+#: Distributions whose versions every provenance records (missing ones are written as null).
+PACKAGES = ("treasure-lib", "torch", "numpy", "lightning", "vector-quantize-pytorch", "h5py", "pyarrow",
+            "awkward", "faiss-cpu", "scikit-learn", "scipy", "matplotlib", "pythia8mc", "fastjet",
+            "papermill", "jupytext", "jupyter-book")
+
+#: Parameters that seed random numbers.
+SEED_KEYS = ("study.seed", "generate.seed", "data.split.salt")
+
+LIB_DIR = Path(__file__).resolve().parents[1]
+
+
+def now() -> str:
+    """Local time with its UTC offset, to the second (ISO 8601)."""
+    return _dt.datetime.now().astimezone().isoformat(timespec="seconds")
+
+
+def git_state(path: str | Path = LIB_DIR) -> dict:
+    """{"commit", "dirty"} of the git work tree holding `path`; "unknown" outside git (or without git)."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-C", str(path), *args], capture_output=True, text=True, check=True,
+                              timeout=30).stdout.strip()
+    try:
+        commit = git("rev-parse", "HEAD")
+        dirty = bool(git("status", "--porcelain"))
+    except (OSError, subprocess.SubprocessError):
+        return {"commit": "unknown", "dirty": "unknown"}
+    return {"commit": commit, "dirty": dirty}
+
+
+def package_versions(names: Iterable[str] = PACKAGES) -> dict:
+    out = {"python": platform.python_version()}
+    for name in names:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def device() -> dict:
+    """The accelerator torch would use: {"type": "cuda", "name": ..., "count": n} or {"type": "cpu", ...}."""
+    info = {"type": "cpu", "name": platform.processor() or platform.machine(), "cpu_count": os.cpu_count()}
+    try:
+        import torch
+    except ImportError:
+        return info
+    if torch.cuda.is_available():
+        info = {"type": "cuda", "name": torch.cuda.get_device_name(0), "count": torch.cuda.device_count(),
+                "cuda": torch.version.cuda, "cpu_count": os.cpu_count()}
+    return info
+
+
+def cache_dir() -> Path:
+    if os.environ.get("TREASURE_CACHE_DIR"):
+        return Path(os.environ["TREASURE_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "treasure"
+
+
+def file_checksums(paths: Iterable[str | Path], cache_file: str | Path | None = None) -> dict[str, str]:
+    """{path: sha256} for files, reusing a cached sum while the file's size and mtime are unchanged."""
+    cache_file = Path(cache_file) if cache_file else cache_dir() / "sha256.json"
+    paths = [Path(p) for p in paths]
+    try:
+        cache = atomic.read_json(cache_file, {})
+    except ValueError:
+        cache = {}  # a corrupt cache only costs recomputation
+    out, fresh = {}, {}
+    for path in paths:
+        st = path.stat()
+        key = str(path.resolve())
+        entry = cache.get(key)
+        if entry and entry.get("size") == st.st_size and entry.get("mtime_ns") == st.st_mtime_ns:
+            out[str(path)] = entry["sha256"]
+            continue
+        digest = sha256_file(path)
+        fresh[key] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": digest}
+        out[str(path)] = digest
+    if fresh:
+        cache_file.parent.mkdir(parents=True, exist_ok=True)
+        with atomic.locked(cache_file.with_name(cache_file.name + ".lock")):
+            try:
+                cache = atomic.read_json(cache_file, {})
+            except ValueError:
+                cache = {}
+            cache.update(fresh)
+            atomic.write_json(cache_file, cache)
+    return out
+
+
+def data_files(params: Mapping) -> list[Path]:
+    """The files `data.files` names (globs expanded, relative to the working directory), sorted, unique."""
+    found: set[Path] = set()
+    for pattern in get_dotted(params, "data.files", []) or []:
+        matches = glob.glob(os.path.expanduser(pattern), recursive=True)
+        found.update(Path(m) for m in matches if Path(m).is_file())
+    return sorted(found)
+
+
+def input_checksums(params: Mapping) -> dict:
+    files = data_files(params)
+    sums = file_checksums(files)
+    return {"patterns": list(get_dotted(params, "data.files", []) or []),
+            "files": [{"path": str(p), "size": p.stat().st_size, "sha256": sums[str(p)]} for p in files]}
+
+
+def _numbers_as_equal(value):
+    """20.0 -> 20: params equal in Python hash the same (a default [20, 40] reads back as [20.0, 40.0])."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _numbers_as_equal(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_numbers_as_equal(v) for v in value]
+    return value
+
+
+def params_hash(params: Mapping) -> str:
+    """sha256 of the resolved params as canonical JSON."""
+    canonical = _numbers_as_equal(atomic.jsonable(dict(params)))
+    text = json.dumps(canonical, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def collect(params: Mapping, mode: str, started: str | None = None) -> dict:
+    """Everything provenance.json records except the end time (see DESIGN.md, run folder)."""
+    return {
+        "mode": mode,
+        "started": started or now(),
+        "finished": None,
+        "git": git_state(),
+        "versions": package_versions(),
+        "seeds": {key: get_dotted(params, key) for key in SEED_KEYS},
+        "params_sha256": params_hash(params),
+        "inputs": input_checksums(params),
+        "device": device(),
+        "hostname": socket.gethostname(),
+        "platform": platform.platform(),
+        "python_executable": sys.executable,
+        "cwd": os.getcwd(),
+    }
