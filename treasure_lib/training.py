@@ -81,15 +81,14 @@ def make_trainer(train: Mapping, out_dir: Path | None, monitor: str | None = Non
                      limit_train_batches=None, use_distributed_sampler=False)
 
 
-def _streams(params: Mapping, section: str, files: TokenFiles, task: Task | None, trainer=None, label_fraction=1.0):
+def _streams(params: Mapping, section: str, files: TokenFiles, task: Task | None, label_fraction=1.0):
+    """Train and val loaders; under DDP each rank reads its own share of the blocks (found when iterating)."""
     t = params[section]["train"]
     seed = params["study"]["seed"]
-    rank, world = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
     train = TokenStream(files, task, "train", t["batch_size"], shuffle=True, seed=seed, buffer_rows=t["buffer_rows"],
                         block_rows=t["block_rows"], label_fraction=label_fraction,
-                        label_seed=params["classify"]["label_seed"], rank=rank, world_size=world,
-                        equal_batches=world > 1, max_batches=t["limit_train_batches"])
-    val = TokenStream(files, task, "val", t["batch_size"], shuffle=False, rank=rank, world_size=world, equal_batches=world > 1)
+                        label_seed=params["classify"]["label_seed"], max_batches=t["limit_train_batches"])
+    val = TokenStream(files, task, "val", t["batch_size"], shuffle=False)
     loader = lambda ds: torch.utils.data.DataLoader(ds, batch_size=None, num_workers=t["num_workers"])  # noqa: E731
     return loader(train), loader(val), train
 
@@ -119,7 +118,7 @@ def pretrain(params: Mapping) -> dict:
 
     L.seed_everything(params["study"]["seed"], workers=True, verbose=False)
     trainer = make_trainer(p["train"], out, monitor="val/loss")
-    train_loader, val_loader, _ = _streams(params, "pretrain", files, task, trainer)
+    train_loader, val_loader, _ = _streams(params, "pretrain", files, task)
     last = out / "checkpoints" / "last.ckpt"
     t0 = time.perf_counter()
     trainer.fit(model, train_loader, val_loader, ckpt_path=str(last) if p["train"]["resume"] and last.exists() else None)
@@ -170,7 +169,7 @@ def classify(params: Mapping) -> dict:
 
     L.seed_everything(params["study"]["seed"], workers=True, verbose=False)
     trainer = make_trainer(c["train"], out, monitor="val/loss")
-    train_loader, val_loader, train_stream = _streams(params, "classify", files, task, trainer, fraction)
+    train_loader, val_loader, train_stream = _streams(params, "classify", files, task, fraction)
     last = out / "checkpoints" / "last.ckpt"
     t0 = time.perf_counter()
     trainer.fit(model, train_loader, val_loader, ckpt_path=str(last) if c["train"]["resume"] and last.exists() else None)

@@ -88,7 +88,7 @@ class TokenStream(IterableDataset):
 
     def __init__(self, files: TokenFiles, task: T.Task | None, split: str, batch_size: int, *, shuffle: bool,
                  seed: int = 0, buffer_rows: int = 20_000, block_rows: int = 256, label_fraction: float = 1.0,
-                 label_seed: int = 0, rank: int = 0, world_size: int = 1, equal_batches: bool = False,
+                 label_seed: int = 0, rank: int | None = None, world_size: int | None = None, equal_batches: bool = False,
                  max_batches: int | None = None):
         super().__init__()
         if not 0 < label_fraction <= 1:
@@ -97,7 +97,7 @@ class TokenStream(IterableDataset):
         self.batch_size, self.shuffle, self.seed = batch_size, shuffle, seed
         self.buffer_rows, self.block_rows = buffer_rows, block_rows
         self.label_fraction, self.label_seed = label_fraction, label_seed
-        self.rank, self.world_size, self.equal_batches = rank, world_size, equal_batches
+        self._rank, self._world, self._equal = rank, world_size, equal_batches
         self.max_batches = max_batches
         self.inputs = INPUTS["features" if files.content == "features" else "tokens"]
         self.epoch = 0
@@ -216,6 +216,28 @@ class TokenStream(IterableDataset):
             carry = {k: v[full:] for k, v in rows.items()} if full < n else None
         if carry is not None and not self.equal_batches:
             yield trim(carry)
+
+    @property
+    def rank(self) -> int:
+        """This process's DDP rank: given, else torch.distributed's (known only once DDP has started), else 0."""
+        if self._rank is not None:
+            return self._rank
+        import torch.distributed as dist
+
+        return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+
+    @property
+    def world_size(self) -> int:
+        if self._world is not None:
+            return self._world
+        import torch.distributed as dist
+
+        return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+    @property
+    def equal_batches(self) -> bool:
+        """Every rank must take the same number of steps under DDP."""
+        return self._equal or self.world_size > 1
 
     def _shard(self) -> tuple[int, int]:
         info = get_worker_info()

@@ -45,11 +45,10 @@ class TokenEmbedding(nn.Module):
 
     def __init__(self, vocab_size: int, d: int):
         super().__init__()
-        self.table = nn.Embedding(vocab_size, d)
+        self.table = nn.Embedding(vocab_size, d, padding_idx=PAD)  # PAD's row is zero and never trained
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        real = (tokens != PAD) & (tokens != EMPTY)
-        return (self.table(tokens) * real[..., None]).sum(-2)
+        return self.table(tokens.masked_fill(tokens == EMPTY, PAD)).sum(-2)
 
 
 class FeatureEmbedding(nn.Module):
@@ -88,13 +87,12 @@ class SelfAttention(nn.Module):
         self.heads = heads
         self.qkv = nn.Linear(d, 3 * d)
         self.proj = nn.Linear(d, d)
-        self.dropout = dropout
 
     def forward(self, x: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
         B, L, d = x.shape
         q, k, v = (t.reshape(B, L, self.heads, d // self.heads).transpose(1, 2) for t in self.qkv(x).chunk(3, dim=-1))
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=keys[:, None, None, :],
-                                           dropout_p=self.dropout if self.training else 0.0)
+        # no dropout on the attention weights: on CPU its [B, H, L, L] random mask costs more than the whole block
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=keys[:, None, None, :])
         return self.proj(y.transpose(1, 2).reshape(B, L, d))
 
 
@@ -176,10 +174,13 @@ def raw_config_matching(token_cfg: BackboneConfig, feature_dim: int) -> Backbone
 
 
 def init_weights(module: nn.Module) -> None:
-    """GPT-style initialisation: N(0, 0.02) for linear and embedding weights, zero biases."""
+    """GPT-style initialisation: N(0, 0.02) for linear and embedding weights, zero biases (and padding rows)."""
     for m in module.modules():
         if isinstance(m, (nn.Linear, nn.Embedding)):
             nn.init.normal_(m.weight, std=0.02)
+        if isinstance(m, nn.Embedding) and m.padding_idx is not None:
+            with torch.no_grad():
+                m.weight[m.padding_idx].zero_()
         if isinstance(m, nn.Linear) and m.bias is not None:
             nn.init.zeros_(m.bias)
 
