@@ -148,3 +148,10 @@ def test_bad_inputs_name_the_file(token_files, tmp_path):
         TokenFiles([tokens[0], bad])
     with pytest.raises(InputFileError, match="token ids outside the vocabulary"):
         list(TokenStream(TokenFiles([bad]), None, "train", 8, shuffle=False).arrays())
+
+
+def test_a_task_can_keep_some_samples_only(token_files):
+    _, tokens, _ = token_files
+    task = _task(classes={"a": ["events_zz", "events_top"], "b": ["events_sig", "events_qcd"]}, samples=["events_top"])
+    rows = read_split(TokenFiles(tokens), task, "train", extra=["process"])
+    assert set(rows["process"]) == {"events_top"} and len(rows["process"]) > 0

@@ -188,6 +188,8 @@ EXPORT = {
     "overwrite": K("bool", False, "re-export files whose outputs exist (false: skip them, so an export resumes)"),
     "files": K("list", None, "input files to export (null: data.files)", nullable=True, item="str"),
     "columns": K("dict", {}, "extra per-row columns from scalar collections, e.g. {jet_pt: jets.pt, jet_eta: jets.eta}"),
+    "decoded": K("bool", False, "also write the decoded-features Parquet (tokens decoded back to physics quantities, "
+                 "scaled like the raw features: the cost table's middle column)"),
     "features": K("bool", True, "also write the raw-features Parquet (scaled object features at the token positions: "
                   "the tokens-vs-raw baseline)"),
 }
@@ -248,7 +250,8 @@ CLASSIFY = {
     "task": K("str", "flavour", "the task to train (a key of classify.tasks)"),
     "tasks": K("dict", {}, "tasks: {name: {column, names} or {classes: {class: [samples]}, others, weights, balance, "
                "select}} (treasure_lib/datamodules/tasks.py)"),
-    "inputs": K("str", "tokens", "tokens, or features (the raw-feature baseline)", choices=("tokens", "features")),
+    "inputs": K("str", "tokens", "tokens, features (the raw-feature baseline) or decoded (tokens decoded back to "
+                "features)", choices=("tokens", "features", "decoded")),
     "mode": K("str", "scratch", "scratch, finetune, frozen (linear probe) or slow (backbone lr catches up)",
               choices=("scratch", "finetune", "frozen", "slow")),
     "backbone": K("str", None, "pretrained checkpoint (null: the run's artifacts/pretrain/checkpoints/best.ckpt)",

@@ -237,9 +237,27 @@ class TokenizerSet:
 
     def features(self, batch) -> Sequences:
         """Scaled object features (continuous, then one-hot categories) at the grouped positions: tokens -> [n, L, F]."""
+        return self._place_features(batch, {g.name: self._inputs(batch, g) for g in self.groups})
+
+    def decoded_features(self, batch, local: Mapping[str, np.ndarray]) -> Sequences:
+        """Like `features`, from the tokens turned back into physics quantities (each card's decoder): the
+        'decoded features' input of the cost table, which separates what quantisation loses from what the model does."""
+        inputs = {}
+        for card in self.tokenizers:
+            groups = self.groups_of(card)
+            idx = np.concatenate([local[g.name] for g in groups], axis=1).astype(np.int64)
+            decoded = self._card(card).decode(idx)  # in-context decoders see all of a card's groups at once
+            start = 0
+            for g in groups:
+                m = local[g.name].shape[1]
+                inputs[g.name] = (decoded[:, start:start + m], local[g.name][:, :, 0] >= 0)
+                start += m
+        return self._place_features(batch, inputs)
+
+    def _place_features(self, batch, inputs: Mapping[str, tuple[np.ndarray, np.ndarray]]) -> Sequences:
         payload, local = {}, {}
         for g in self.groups:
-            feats, valid = self._inputs(batch, g)
+            feats, valid = inputs[g.name]
             order = np.argsort(~valid, axis=1, kind="stable")  # valid first, as assemble places them
             payload[g.name] = np.take_along_axis(self._card(g.card).scaled_inputs(feats, valid), order[..., None], axis=1)
             local[g.name] = np.repeat(np.where(np.take_along_axis(valid, order, axis=1), 0, -1)[..., None], g.levels, -1)

@@ -142,6 +142,8 @@ def variant_name(params: Mapping) -> str:
     c = params["classify"]
     if c["inputs"] == "features":
         return "raw"
+    if c["inputs"] == "decoded":
+        return "decoded"
     return {"scratch": "tokens", "finetune": "tokens_finetuned", "frozen": "tokens_frozen", "slow": "tokens_slow"}[c["mode"]]
 
 
@@ -154,9 +156,9 @@ def classify(params: Mapping) -> dict:
     tag = variant + ("" if fraction == 1 else f"_labels{round(100 * fraction)}")
     out = Path(c["output_dir"] or run_dir(params) / "artifacts" / "classify") / task.name / tag
     token = token_files(params, "tokens")
-    files = token if c["inputs"] == "tokens" else token_files(params, "features")
+    files = token if c["inputs"] == "tokens" else token_files(params, c["inputs"])
     cfg = backbone_config(params, token)
-    if c["inputs"] == "features":
+    if c["inputs"] != "tokens":
         cfg = raw_config_matching(cfg, files.feature_width())
     model = SequenceClassifier(cfg.to_dict(), task.n_classes, list(task.class_names), files.vocabulary_hash, mode=c["mode"],
                                pooling=params["model"]["pooling"], head_hidden=c["head_hidden"],

@@ -99,7 +99,7 @@ class TokenStream(IterableDataset):
         self.label_fraction, self.label_seed = label_fraction, label_seed
         self._rank, self._world, self._equal = rank, world_size, equal_batches
         self.max_batches = max_batches
-        self.inputs = INPUTS["features" if files.content == "features" else "tokens"]
+        self.inputs = INPUTS["tokens" if files.content == "tokens" else "features"]  # decoded files hold `features` too
         self.epoch = 0
         self.summary = self._summarise()
 

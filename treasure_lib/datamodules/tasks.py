@@ -10,7 +10,8 @@ A task is data in params (`classify.tasks.<name>`):
   weight x sigma x filter efficiency x k-factor / sum of generated weights (`none`: weight 1),
   `balance: true` then gives every class the same total weight in the loss;
 - `select: [{types: [electrons, muons], min: 4}]` keeps sequences with at least (or at most)
-  so many objects of those collections (a signal-region study).
+  so many objects of those collections (a signal-region study);
+- `samples: [ttbar]` keeps rows of those samples only (e.g. flavour trained on ttbar jets).
 """
 from __future__ import annotations
 
@@ -35,6 +36,7 @@ class Task:
     weights: str = "none"
     balance: bool = False
     select: tuple = ()
+    samples: tuple = ()                               # keep rows of these samples only (empty: all)
 
     @property
     def n_classes(self) -> int:
@@ -53,7 +55,7 @@ class Task:
             raise ConfigError(f"classify.task {name!r} is not defined; classify.tasks has: {', '.join(tasks) or '(none)'}")
         spec = dict(tasks[name])
         where = f"classify.tasks.{name}"
-        unknown = set(spec) - {"column", "names", "classes", "others", "weights", "balance", "select"}
+        unknown = set(spec) - {"column", "names", "classes", "others", "weights", "balance", "select", "samples"}
         if unknown:
             raise ConfigError(f"{where}: unknown key(s) {sorted(unknown)}")
         weights = spec.get("weights", "none")
@@ -63,23 +65,24 @@ class Task:
         if others not in ("error", "drop"):
             raise ConfigError(f"{where}.others must be error or drop, got {others!r}")
         select = tuple(_check_selection(where, s) for s in spec.get("select", []))
+        samples = tuple(str(x) for x in spec.get("samples", []))
         if "column" in spec:
             names = spec.get("names")
             if not names:
                 raise ConfigError(f"{where}: a task on column {spec['column']!r} needs `names`, one per class index")
             return cls(name, tuple(names), column=spec["column"], others=others, weights=weights,
-                       balance=bool(spec.get("balance", False)), select=select)
+                       balance=bool(spec.get("balance", False)), select=select, samples=samples)
         classes = spec.get("classes")
         if not isinstance(classes, Mapping) or len(classes) < 2:
             raise ConfigError(f"{where}: needs `column` or `classes`, a mapping of >= 2 class names to sample lists")
         sample_class = {}
-        for index, (class_name, samples) in enumerate(classes.items()):
-            for sample in samples if isinstance(samples, list) else [samples]:
+        for index, (class_name, members) in enumerate(classes.items()):
+            for sample in members if isinstance(members, list) else [members]:
                 if sample in sample_class:
                     raise ConfigError(f"{where}: sample {sample!r} is in two classes")
                 sample_class[str(sample)] = index
         return cls(name, tuple(classes), classes=sample_class, others=others, weights=weights,
-                   balance=bool(spec.get("balance", False)), select=select)
+                   balance=bool(spec.get("balance", False)), select=select, samples=samples)
 
 
 def _check_selection(where: str, spec) -> dict:
@@ -90,6 +93,16 @@ def _check_selection(where: str, spec) -> dict:
 
 def labels(task: Task, columns: Mapping[str, np.ndarray], where: str) -> np.ndarray:
     """Class index per row (-1: the row is not part of the task and is dropped)."""
+    out = _labels(task, columns, where)
+    if task.samples:
+        if "process" not in columns:
+            raise InputFileError(f"{where}: task '{task.name}' keeps samples {list(task.samples)} but the token file has "
+                                 f"no 'process' column")
+        out = np.where(np.isin(np.asarray(columns["process"]).astype(str), task.samples), out, -1)
+    return out
+
+
+def _labels(task: Task, columns: Mapping[str, np.ndarray], where: str) -> np.ndarray:
     if task.column is not None:
         if task.column not in columns:
             raise InputFileError(f"{where}: task '{task.name}' needs column '{task.column}', which the token file lacks")

@@ -78,7 +78,8 @@ def _outputs(path: Path, out_dir: Path, sets: Mapping[str, TokenizerSet], params
     for name, ts in sets.items():
         base = out_dir / (f"{key}.{name}" if name else key)
         plan[name] = {"tokens": base.with_name(base.name + ".tokens.parquet"),
-                      "features": base.with_name(base.name + ".features.parquet") if e["features"] else None}
+                      "features": base.with_name(base.name + ".features.parquet") if e["features"] else None,
+                      "decoded": base.with_name(base.name + ".decoded.parquet") if e["decoded"] else None}
     vq = [c for c, t in sets[next(iter(sets))].tokenizers.items() if t.kind != "binning"]
     npz = out_dir / f"{key}.npz" if e["npz"] and params["study"]["kind"] == "jets" and len(sets) == 1 and len(vq) == 1 else None
     return {"sets": plan, "npz": npz, "npz_card": vq[0] if npz else None}
@@ -88,7 +89,7 @@ def _current(plan: dict, sets: Mapping[str, TokenizerSet]) -> bool:
     """Every output exists and was made with the same cards (by hash)."""
     for name, files in plan["sets"].items():
         want = {c: i["hash"] for c, i in sets[name].cards.items()}
-        for f in (files["tokens"], files["features"]):
+        for f in files.values():
             if f is None:
                 continue
             if not f.exists():
@@ -160,9 +161,9 @@ def export_file(path: Path, sets: Mapping[str, TokenizerSet], params: Mapping, o
     for name, files in plan["sets"].items():
         ts = sets[name]
         w_tok = TokenWriter(files["tokens"], _metadata(ts, params, files["tokens"], "tokens"), e["row_group_size"])
-        w_feat = (TokenWriter(files["features"], _metadata(ts, params, files["features"], "features"), e["row_group_size"])
-                  if files["features"] is not None else None)
-        writers.append((ts, w_tok, w_feat))
+        extra = {kind: TokenWriter(files[kind], _metadata(ts, params, files[kind], kind), e["row_group_size"])
+                 for kind in ("features", "decoded") if files[kind] is not None}
+        writers.append((ts, w_tok, extra))
     npz = None
     if plan["npz"] is not None:
         tok = sets[""].tokenizers[plan["npz_card"]]
@@ -174,30 +175,30 @@ def export_file(path: Path, sets: Mapping[str, TokenizerSet], params: Mapping, o
     try:
         for batch in prefetch(stream):
             columns, constants = _columns(batch, params)
-            for ts, w_tok, w_feat in writers:
+            for ts, w_tok, extra in writers:
                 seq, local = ts.to_sequences(batch, batch_size)
                 w_tok.write(token_table("tokens", seq.tokens, seq.type_ids, seq.mask, columns, constants))
-                if w_feat is not None:
-                    raw = ts.features(batch)
-                    w_feat.write(token_table("features", raw.tokens, raw.type_ids, raw.mask, columns, constants))
+                for kind, writer in extra.items():
+                    raw = ts.features(batch) if kind == "features" else ts.decoded_features(batch, local)
+                    writer.write(token_table("features", raw.tokens, raw.type_ids, raw.mask, columns, constants))
                 if npz is not None and ts is sets[""]:
                     npz.write(local[sets[""].groups_of(plan["npz_card"])[0].name], batch.labels)
             rows += len(batch)
             release_free_memory()
             if bar is not None:
                 bar.update(len(batch))
-        for _, w_tok, w_feat in writers:
+        for _, w_tok, extra in writers:
             w_tok.close()
-            if w_feat is not None:
-                w_feat.close()
+            for writer in extra.values():
+                writer.close()
         if npz is not None:
             tok = sets[""].tokenizers[plan["npz_card"]]
             npz.close(tok.codebooks(), extra={"card_hash": np.array(sets[""].cards[plan["npz_card"]]["hash"])})
     except BaseException:
-        for _, w_tok, w_feat in writers:
+        for _, w_tok, extra in writers:
             w_tok.abort()
-            if w_feat is not None:
-                w_feat.abort()
+            for writer in extra.values():
+                writer.abort()
         if npz is not None:
             npz.abort()
         raise
