@@ -18,7 +18,7 @@ def test_known_index_set_gives_known_utilisation_perplexity_and_dead_codes():
     # level 0 uses codes 0, 1 (twice each) and 3 of K = 8; level 1 uses code 5 only; -1 is absent
     indices = np.array([[0, 5], [0, 5], [1, 5], [1, -1], [3, 5], [-1, -1]])
     health = codebook_health(indices, codebook_size=8)
-    lvl0, lvl1 = health["level_0"], health["level_1"]
+    lvl0, lvl1 = health["level_1"], health["level_2"]
     assert lvl0["n_objects"] == 5 and lvl0["used_codes"] == 3
     assert lvl0["utilization"] == pytest.approx(3 / 8)
     assert lvl0["dead_codes"] == 5
@@ -50,8 +50,8 @@ def test_padded_jets_layout_is_flattened_and_padding_ignored():
     indices[0, :2] = [[1, 2], [1, 3]]
     indices[1, 0] = [0, 2]
     health = codebook_health(indices, codebook_size=[4, 4])
-    assert health["level_0"]["n_objects"] == 3 and health["level_0"]["used_codes"] == 2
-    assert health["level_1"]["used_codes"] == 2
+    assert health["level_1"]["n_objects"] == 3 and health["level_1"]["used_codes"] == 2
+    assert health["level_2"]["used_codes"] == 2
 
 
 def test_vocabulary_ids_instead_of_local_codes_are_rejected():
@@ -66,8 +66,8 @@ def test_empty_level_reports_every_code_dead():
 
 def test_scalar_summary_gives_flat_keys_without_arrays():
     flat = scalar_summary(codebook_health(np.array([[0, 1], [1, 1]]), 4), prefix="codebook.tracks.")
-    assert flat["codebook.tracks.level_0.utilization"] == 0.5
-    assert flat["codebook.tracks.level_1.dead_codes"] == 3
+    assert flat["codebook.tracks.level_1.utilization"] == 0.5
+    assert flat["codebook.tracks.level_2.dead_codes"] == 3
     assert not any(k.endswith(("counts", "sorted_frequency")) for k in flat)
 
 

@@ -17,6 +17,9 @@ QUANTITIES = "bias|mae|resolution|corr|response_median|response_iqr_over_median|
 VARIANTS = "tokens|tokens_finetuned|tokens_frozen|tokens_slow|raw|decoded"
 
 KEYS: dict[str, str] = {
+    # data
+    "data.{sample}.rows": "rows (jets or events) of a sample after the study's cuts",
+    "data.all.{split}_rows": "rows in the train, val or test split",
     # tokenizers (card metrics and the reconstruction diagnostics, held-out rows, physical units)
     "tokenizer.{collection}.{feature}.{quantity}": "reconstruction through the card after all levels; bias, mae, "
     "resolution (half the 16-84% interval of reco - orig) in the feature's units, corr, response (reco / orig) "

@@ -110,14 +110,18 @@ class TokenizerSet:
         cols = tok.check_features(names, f"{batch.source_file}: collection '{group.name}'")
         return feats[..., cols], oa.mask
 
+    def card_inputs(self, batch, card: str) -> tuple[np.ndarray, np.ndarray]:
+        """(physical features [n, M, F], valid [n, M]) of all the groups a card tokenizes, side by side."""
+        parts = [self._inputs(batch, g) for g in self.groups_of(card)]
+        return np.concatenate([p[0] for p in parts], axis=1), np.concatenate([p[1] for p in parts], axis=1)
+
     def encode(self, batch, batch_size: int = 4096) -> dict[str, np.ndarray]:
         """Local code indices per group {collection: [n, slots, levels]} (-1 where no object)."""
         out = {}
         for card, tok in self.tokenizers.items():
             groups = self.groups_of(card)
             parts = [self._inputs(batch, g) for g in groups]
-            feats = np.concatenate([p[0] for p in parts], axis=1)
-            mask = np.concatenate([p[1] for p in parts], axis=1)
+            feats, mask = self.card_inputs(batch, card)
             idx = np.empty(mask.shape + (tok.num_quantizers,), dtype=np.int32)  # codes < 2^31; half the bytes to move
             for s in range(0, len(mask), batch_size):  # in-context encoders see all of a card's groups at once
                 idx[s:s + batch_size] = tok.encode(feats[s:s + batch_size], mask[s:s + batch_size])

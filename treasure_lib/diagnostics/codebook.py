@@ -1,7 +1,7 @@
 """Codebook health of one collection's tokens: how many codes are used, how evenly, and whether
 decoding a token and encoding the result gives the token back.
 
-    health = codebook_health(track_indices, codebook_size=512)   # {"level_0": {...}, "level_1": ...}
+    health = codebook_health(track_indices, codebook_size=512)   # {"level_1": {...}, "level_2": ...}
     metrics.update(scalar_summary(health, prefix="codebook.tracks."))
 
 Indices are a collection's *local* code indices (0..K-1, not vocabulary ids), shaped
@@ -74,7 +74,8 @@ def level_usage(codes, codebook_size: int) -> dict:
 
 
 def codebook_health(indices, codebook_size: int | list[int]) -> dict[str, dict]:
-    """`level_usage` for each level of one collection: {"level_0": {...}, "level_1": {...}, ...}.
+    """`level_usage` for each level of one collection: {"level_1": {...}, "level_2": {...}, ...} (1 = the first
+    quantizer level, as in the tokenizer's own metrics).
 
     `indices` [n_objects, Q] or [n, m, Q] local codes (-1 absent); `codebook_size` one K for all
     levels or a list with one per level.
@@ -84,12 +85,12 @@ def codebook_health(indices, codebook_size: int | list[int]) -> dict[str, dict]:
     sizes = [int(codebook_size)] * q if np.ndim(codebook_size) == 0 else [int(s) for s in codebook_size]
     if len(sizes) != q:
         raise CodebookInputError(f"{len(sizes)} codebook sizes for {q} levels")
-    return {f"level_{j}": level_usage(levels[:, j], sizes[j]) for j in range(q)}
+    return {f"level_{j + 1}": level_usage(levels[:, j], sizes[j]) for j in range(q)}
 
 
 def scalar_summary(health: Mapping[str, Mapping], prefix: str = "") -> dict[str, float]:
     """The scalar entries of a `codebook_health` report as flat metric keys
-    (`<prefix>level_0.utilization`, ...); the per-code arrays are left out."""
+    (`<prefix>level_1.utilization`, ...); the per-code arrays are left out."""
     out = {}
     for level, stats in health.items():
         for key, value in stats.items():

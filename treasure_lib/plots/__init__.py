@@ -20,10 +20,11 @@ from .performance import (
     training_curves,
 )
 from .reconstruction import correlation_2d, distributions, residuals, response_vs_pt
+from .samples import by_class
 from .tables import table_cells, table_figure
 
 __all__ = [
-    "codebook_usage", "correlation_2d", "distributions", "flavour_rejection_curves", "from_bins", "label_efficiency",
+    "by_class", "codebook_usage", "correlation_2d", "distributions", "flavour_rejection_curves", "from_bins", "label_efficiency",
     "performance_vs_variable", "rejection_vs_efficiency", "residuals", "response_vs_pt", "roc_curves", "style",
     "table_cells", "table_figure", "token_frequency", "training_curves",
 ]

@@ -18,7 +18,7 @@ def _level_values(levels, key: str) -> dict[str, float]:
     """{level name: value} from a codebook_health dict, a {level: number} dict, or a list per level."""
     if isinstance(levels, Mapping):
         return {str(lvl): float(v[key] if isinstance(v, Mapping) else v) for lvl, v in levels.items()}
-    return {f"level_{j}": float(v) for j, v in enumerate(levels)}
+    return {f"level_{j + 1}": float(v) for j, v in enumerate(levels)}
 
 
 def _pretty(level: str) -> str:

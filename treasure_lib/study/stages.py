@@ -110,11 +110,14 @@ def pretrained(run) -> Path:
     return stage.path
 
 
-def classifier(run, name: str | None = None, **overrides) -> dict:
-    """Train and evaluate one classifier (`overrides` as in run_params); returns and logs its metrics."""
+def classifier(run, name: str | None = None, token_dir: Path | None = None, **overrides) -> dict:
+    """Train and evaluate one classifier (`overrides` as in run_params) on the run's token files, or on rewritten
+    copies in `token_dir` (the leakage rows); returns and logs its metrics."""
     params = run_params(run, **overrides)
     c = params["classify"]
-    token_dir = tokens(run)
+    if token_dir is not None:
+        params["export"]["output_dir"] = str(token_dir)
+    token_dir = Path(token_dir) if token_dir is not None else tokens(run)
     inputs = {"tokens": _listing(token_dir), "model": params["model"], "seed": params["study"]["seed"],
               "classify": {k: v for k, v in c.items() if k not in ("output_dir", "backbone")}}
     if c["mode"] != "scratch":

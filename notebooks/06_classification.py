@@ -1,0 +1,115 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Classification: tokens against raw features
+#
+# The same backbone and head, trained from scratch on tokens, fine-tuned from the pretrained
+# backbone, on the raw (scaled) object features, and on the tokens decoded back into features.
+# Everything is evaluated once, on the test split, with physics weights and uncertainties.
+# The cost table then says where information is lost: in quantisation (raw vs decoded) or in
+# the model (decoded vs tokens). Last, the label-efficiency curve: how the pretrained backbone
+# helps when only a fraction of the labels is available.
+
+# %% tags=["parameters"]
+params_file = "params/default.yaml"
+run_dir = None
+overrides = []
+
+# %%
+import numpy as np
+
+from treasure_lib import plots, runs, study
+from treasure_lib.study.report import fmt, markdown_table, show
+
+run = runs.open_run(params_file, run_dir, overrides)
+params = study.stages.run_params(run)
+task = params["classify"]["task"]
+variants = {"tokens": dict(classify__mode="scratch", classify__inputs="tokens"),
+            "tokens_finetuned": dict(classify__mode="finetune", classify__inputs="tokens"),
+            "raw": dict(classify__mode="scratch", classify__inputs="features"),
+            "decoded": dict(classify__mode="scratch", classify__inputs="decoded")}
+results = {name: study.stages.classifier(run, classify__task=task, **kw) for name, kw in variants.items()}
+flavour = any(k.endswith(".light_rejection_at_77") for k in results["tokens"])
+headline = "auc_macro" if any(k.endswith(".auc_macro") for k in results["tokens"]) else "auc"
+get = lambda name, q: results[name].get(f"classify.{task}.{name}.{q}", float("nan"))  # noqa: E731
+rows = [{"inputs": name, headline: fmt(get(name, headline), get(name, headline + "_err")),
+         **({"light rej. @77%": fmt(get(name, "light_rejection_at_77"), get(name, "light_rejection_at_77_err")),
+             "c rej. @77%": fmt(get(name, "c_rejection_at_77"), get(name, "c_rejection_at_77_err"))} if flavour else {}),
+         "parameters": int(get(name, "parameters")), "train s": round(get(name, "train_seconds"))} for name in variants]
+show(markdown_table(rows))
+
+# %%
+preds = {name: study.stages.predictions(run, f"{task}-{name}-100") for name in variants}
+if flavour:
+    from treasure_lib.plots import flavour_rejection_curves
+
+    curves = {name: flavour_rejection_curves(p["label"], p["probs"], p["weight"], f_c=params["classify"]["f_c"])
+              for name, p in preds.items()}
+    fig_rej = plots.rejection_vs_efficiency(curves, backgrounds=["light", "c"], f_c=params["classify"]["f_c"],
+                                            save_to=run.figures, name="rejection_vs_efficiency")
+    bins = params["classify"]["pt_bins_gev"]
+    vals = {name: [get(name, f"pt_bin_{lo:g}_{hi:g}.light_rejection_at_77") for lo, hi in zip(bins[:-1], bins[1:])]
+            for name in ("tokens", "raw")}
+    errs = {name: [get(name, f"pt_bin_{lo:g}_{hi:g}.light_rejection_at_77_err") for lo, hi in zip(bins[:-1], bins[1:])]
+            for name in ("tokens", "raw")}
+    fig_pt = plots.performance_vs_variable(bins, list(vals.values()), list(errs.values()), labels=list(vals),
+                                           ylabel="Light-jet rejection at 77% b-eff.", logy=True, save_to=run.figures,
+                                           name="light_rejection_vs_pt")
+else:
+    curves = {name: (p["label"] if p["probs"].shape[1] == 2 else (p["label"] == 1).astype(int),
+                     p["probs"][:, 1], p["weight"]) for name, p in preds.items()}
+    fig_roc = plots.roc_curves(curves, kind="rejection", signal="Signal", save_to=run.figures, name="roc")
+
+best = max(variants, key=lambda n: get(n, headline))
+show(f"On the test split, the raw-feature model reaches {headline} = {fmt(get('raw', headline), get('raw', headline + '_err'))}, "
+     f"the decoded-features model {fmt(get('decoded', headline), get('decoded', headline + '_err'))} and the token model "
+     f"{fmt(get('tokens', headline), get('tokens', headline + '_err'))} from scratch "
+     f"({fmt(get('tokens_finetuned', headline), get('tokens_finetuned', headline + '_err'))} fine-tuned from the pretrained "
+     f"backbone); the best is '{best}'. Raw minus decoded is the cost of quantisation, decoded minus tokens what the model "
+     f"fails to extract from discrete codes.")
+
+# %%
+m = run.metrics()
+cost = []
+for card in sorted({k.split(".")[1] for k in m if k.startswith("tokenizer.") and k.endswith(".bits_per_object")}):
+    cost.append({"collection": card, "bits / object": m.get(f"tokenizer.{card}.bits_per_object"),
+                 "pT IQR/median": m.get(f"tokenizer.{card}.pt.response_iqr_over_median", float("nan")),
+                 f"{headline} raw": get("raw", headline), f"{headline} decoded": get("decoded", headline),
+                 f"{headline} tokens": get("tokens", headline)})
+show("**What tokenization costs**\n\n" + markdown_table(cost))
+
+# %%
+fractions = sorted(set(params["classify"]["label_fractions"]))
+curve = {"from scratch": [], "fine-tuned": []}
+for fraction in fractions:
+    for label, mode in (("from scratch", "scratch"), ("fine-tuned", "finetune")):
+        r = study.stages.classifier(run, classify__task=task, classify__mode=mode, classify__label_fraction=fraction)
+        variant = "tokens" if mode == "scratch" else "tokens_finetuned"
+        key = f"classify.{task}.{variant}.label_fraction_{round(100 * fraction)}.{headline}"
+        curve[label].append((r[key], r.get(key + "_err", float("nan"))))
+for label, name in (("from scratch", "tokens"), ("fine-tuned", "tokens_finetuned")):
+    curve[label].append((get(name, headline), get(name, headline + "_err")))
+xs = fractions + [1.0]
+fig_eff = plots.label_efficiency(xs, {k: (np.array([v[0] for v in vals]), np.array([v[0] - v[1] for v in vals]),
+                                          np.array([v[0] + v[1] for v in vals])) for k, vals in curve.items()},
+                                 ylabel=headline.replace("_", " "), save_to=run.figures, name="label_efficiency")
+gain = [b[0] - a[0] for a, b in zip(curve["from scratch"], curve["fine-tuned"])]
+show(f"With {xs[0]:.0%} of the labels, fine-tuning changes {headline} by {gain[0]:+.3f} relative to training from scratch "
+     f"({gain[-1]:+.3f} with all labels): pretraining helps most where labels are scarce.")
+
+# %%
+for extra in params["classify"]["also"]:
+    r = {name: study.stages.classifier(run, classify__task=extra, **variants[name]) for name in ("tokens", "raw")}
+    key = "auc_macro" if any(k.endswith(".auc_macro") for k in r["tokens"]) else "auc"
+    show(f"**{extra}**: tokens {fmt(r['tokens'][f'classify.{extra}.tokens.{key}'], r['tokens'].get(f'classify.{extra}.tokens.{key}_err'))}"
+         f", raw features {fmt(r['raw'][f'classify.{extra}.raw.{key}'], r['raw'].get(f'classify.{extra}.raw.{key}_err'))} ({key}).")

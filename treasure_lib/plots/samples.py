@@ -1,0 +1,35 @@
+"""Sample figures: a distribution per class or process, normalised to unit area, to check the physics by eye."""
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+
+from . import style
+
+
+def by_class(values: Mapping[str, np.ndarray], xlabel: str, *, bins=40, range_=None, logy: bool = False,
+             integer: bool = False, ylabel: str = "Fraction of entries", save_to=None, name: str = "by_class"):
+    """One step histogram per class (unit area); `integer` centres bins on integers (multiplicities)."""
+    fig, ax = style.figure()
+    finite = [v[np.isfinite(v)] for v in values.values() if len(v)]
+    if integer:
+        hi = int(max((v.max() for v in finite), default=1))
+        edges = np.arange(-0.5, hi + 1.5)
+    else:
+        lo, hi = range_ or (min(np.quantile(v, 0.005) for v in finite), max(np.quantile(v, 0.995) for v in finite))
+        edges = np.geomspace(max(lo, 1e-3), hi, bins + 1) if logy and lo > 0 else np.linspace(lo, hi, bins + 1)
+    for label, v in values.items():
+        v = v[np.isfinite(v)]
+        if not len(v):
+            continue
+        counts, _ = np.histogram(np.clip(v, edges[0], edges[-1]), edges)
+        ax.stairs(counts / max(counts.sum(), 1), edges, label=f"{label} ({len(v)})")
+    if logy:
+        ax.set_yscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    style.headroom(ax, 1.5, log=logy)
+    ax.legend(ncol=2)
+    style.atlas_label(ax)
+    return style.finish(fig, save_to, name)
