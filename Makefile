@@ -45,9 +45,9 @@ bench: $(STAMP)
 clean-venv:
 	rm -rf $(VENV)
 
-## book: run the default study and build the book (arrives with the book issue; not built yet)
-book:
-	@echo "make book: the study chapters and the Jupyter Book arrive with the book issue; not built yet." >&2; exit 1
+## book: generate the default samples, run both studies (chapters -> runs/), build the book (book/_build/html)
+book: $(STAMP)
+	$(PY) -m treasure_lib.book.main --scan-page runs/scans/demo/summary.md
 
 ## scan: run a parameter scan (arrives with the scan issue; not built yet)
 scan:

@@ -23,13 +23,14 @@ params_file = "params/default.yaml"
 run_dir = None
 overrides = []
 
-# %%
+# %% tags=["hide-input"]
 import numpy as np
 
 from treasure_lib import plots, runs, study
 from treasure_lib.study.report import markdown_table, show
 
 run = runs.open_run(params_file, run_dir, overrides)
+plots.style.show_when_made()
 params = run.params
 kind = params["study"]["kind"]
 files = study.stages.ensure_data(run)
@@ -37,7 +38,7 @@ summary = study.data.summary(params)
 rows = summary["table"]
 show(markdown_table(rows))
 
-# %%
+# %% tags=["hide-input"]
 total = sum(r["rows"] for r in rows)
 split = {name: sum(r[name] for r in rows) for name in ("train", "val", "test")}
 run.log_metrics({f"data.{r['sample']}.rows": r["rows"] for r in rows} | {f"data.all.{k}_rows": v for k, v in split.items()})
@@ -48,7 +49,7 @@ show(f"The {params['study']['name']} study reads **{len(files)} files** with **{
      f"configured {params['data']['split']['train']:.0%} / {params['data']['split']['val']:.0%} / "
      f"{params['data']['split']['test']:.0%}): every stage, from tokenizer fit to the final test, sees the same assignment.")
 
-# %%
+# %% tags=["hide-input"]
 a = summary["arrays"]
 if kind == "jets":
     from treasure_lib.collections import FLAVOUR_NAMES

@@ -24,7 +24,9 @@ params_file = "params/default.yaml"
 run_dir = None
 overrides = []
 
-# %%
+# %% tags=["hide-input"]
+import json
+
 import numpy as np
 
 from treasure_lib import plots, runs, study
@@ -33,16 +35,19 @@ from treasure_lib.sequences import TokenizerSet
 from treasure_lib.study.report import markdown_table, show
 
 run = runs.open_run(params_file, run_dir, overrides)
+plots.style.show_when_made()
 params = study.stages.run_params(run)
 kind = params["study"]["kind"]
 cards = study.stages.tokenizers(run)
 token_dir = study.stages.tokens(run)
 tokens = TokenizerSet.from_params(params)
 held = reco.held_out(params, "test", max_rows=4000)
+export_stats = json.loads((token_dir / "export.json").read_text())
+run.log_metrics({"export.rows_per_s": export_stats["rows"] / max(export_stats["seconds"], 1e-9)})
 show(f"Cards: {', '.join(f'`{n}` ({t.kind}, Q={t.num_quantizers}, K={t.codebook_size})' for n, t in tokens.tokenizers.items())}; "
      f"{len(list(token_dir.glob('*.tokens.parquet')))} token files; {len(held)} held-out test rows for the numbers below.")
 
-# %%
+# %% tags=["hide-input"]
 reports, cost = {}, []
 for card, tok in tokens.tokenizers.items():
     feats, mask = tokens.card_inputs(held, card)  # a combined card: all its collections side by side
@@ -53,7 +58,7 @@ for card, tok in tokens.tokenizers.items():
     cost.append(reco.cost_row(card, tok, reports[card], "pt" if "pt" in tok.features else tok.features[0]))
 show(markdown_table(cost))
 
-# %%
+# %% tags=["hide-input"]
 rows = []
 for card, rep in reports.items():
     tok = tokens.tokenizers[card]
@@ -64,7 +69,7 @@ for card, rep in reports.items():
                              for k in ("bias", "resolution", "corr", "response_iqr_over_median", "accuracy")}})
 show(markdown_table(rows))
 
-# %%
+# %% tags=["hide-input"]
 main = "tracks" if "tracks" in reports else next(iter(reports))
 rep, tok = reports[main], tokens.tokenizers[main]
 names = list(tok.features)
@@ -81,7 +86,7 @@ show(f"{main}: the pT response resolution (q75 - q25) / median of pT_reco / pT_o
      + " -> ".join(f"{v:.3f}" for v in iqr) + f" after {', '.join(map(str, levels))} levels; each level refines the "
      "code of the level before (residual quantization).")
 
-# %%
+# %% tags=["hide-input"]
 if kind == "jets":
     tracks = held["tracks"]
     jet = reco.jet_report(tracks.features, rep["decoded"][max(levels)], tracks.mask, tracks.names,

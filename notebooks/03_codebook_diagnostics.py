@@ -23,7 +23,7 @@ params_file = "params/default.yaml"
 run_dir = None
 overrides = []
 
-# %%
+# %% tags=["hide-input"]
 import csv
 
 import numpy as np
@@ -34,12 +34,13 @@ from treasure_lib.sequences import TokenizerSet
 from treasure_lib.study.report import markdown_table, show
 
 run = runs.open_run(params_file, run_dir, overrides)
+plots.style.show_when_made()
 params = study.stages.run_params(run)
 cards = study.stages.tokenizers(run)
 tokens = TokenizerSet.from_params(params)
 held = reco.held_out(params, "test", max_rows=4000)
 
-# %%
+# %% tags=["hide-input"]
 health, reencode, rows = {}, {}, []
 for card, tok in tokens.tokenizers.items():
     if tok.kind == "binning":
@@ -59,7 +60,7 @@ for card, tok in tokens.tokenizers.items():
                      "norm. entropy": h["normalized_entropy"]})
 show(markdown_table(rows))
 
-# %%
+# %% tags=["hide-input"]
 fig_usage = plots.codebook_usage(health, save_to=run.figures, name="codebook_usage")
 fig_freq = plots.token_frequency(health, save_to=run.figures, name="token_frequency")
 worst = min(rows, key=lambda r: r["used"])
@@ -69,7 +70,7 @@ show(f"The least used codebook is {worst['collection']} {worst['level'].replace(
      + ", ".join(f"{100 * f:.0f}% of {c}" for c, f in reencode.items())
      + " objects: the rest sit near a code boundary, where the decoder's output lands on a neighbour.")
 
-# %%
+# %% tags=["hide-input"]
 history = {}
 for card in health:
     logs = sorted((cards / card / "logs").glob("version_*/metrics.csv"))

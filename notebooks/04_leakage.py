@@ -25,22 +25,23 @@ params_file = "params/default.yaml"
 run_dir = None
 overrides = []
 
-# %%
+# %% tags=["hide-input"]
 from treasure_lib import plots, runs, study
 from treasure_lib.study.report import markdown_table, show
 
 run = runs.open_run(params_file, run_dir, overrides)
+plots.style.show_when_made()
 params = run.params
 tasks = params["classify"]["leakage_tasks"] or [params["classify"]["task"]]
 reports = {task: study.leakage.report(run, task) for task in tasks}
 
-# %%
+# %% tags=["hide-input"]
 for task, rep in reports.items():
     fig = plots.table_figure(rep["table"], ["row", "name", "auc_text"], title=f"Leakage report: {task}",
                              headers=["", "Inputs", "AUC"], save_to=run.figures, name=f"leakage_{task}")
     show(f"**{task}**: " + rep["verdict"])
 
-# %%
+# %% tags=["hide-input"]
 checks = next(iter(reports.values()))["checks"]
 s = checks["splits"]
 show(f"Split check: {s['n_identities']} event identities across the tokenizer fit and the token files, "

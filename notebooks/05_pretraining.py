@@ -23,7 +23,7 @@ params_file = "params/default.yaml"
 run_dir = None
 overrides = []
 
-# %%
+# %% tags=["hide-input"]
 import csv
 
 import numpy as np
@@ -32,11 +32,12 @@ from treasure_lib import plots, runs, study
 from treasure_lib.study.report import markdown_table, show
 
 run = runs.open_run(params_file, run_dir, overrides)
+plots.style.show_when_made()
 params = study.stages.run_params(run)
 backbone = study.stages.pretrained(run)
 m = run.metrics()
 
-# %%
+# %% tags=["hide-input"]
 logs = sorted((backbone / "logs").glob("version_*/metrics.csv"))
 rows = list(csv.DictReader(open(logs[-1]))) if logs else []
 epoch_rows = [r for r in rows if r.get("val/loss")]
@@ -56,7 +57,7 @@ fig_loss = plots.training_curves({k: v for k, v in curves.items() if "loss" in k
 fig_acc = plots.training_curves({k: v for k, v in curves.items() if "loss" not in k}, ylabel="Accuracy / AUC",
                                 save_to=run.figures, name="pretrain_accuracy")
 
-# %%
+# %% tags=["hide-input"]
 per = {k.split("pretrain.masked_accuracy.")[1]: v for k, v in m.items() if k.startswith("pretrain.masked_accuracy.")}
 show(markdown_table([{"masked tokens of": k, "accuracy": v} for k, v in sorted(per.items())]))
 levels = {k: v for k, v in per.items() if k.startswith("level_")}

@@ -25,13 +25,14 @@ params_file = "params/default.yaml"
 run_dir = None
 overrides = []
 
-# %%
+# %% tags=["hide-input"]
 import numpy as np
 
 from treasure_lib import plots, runs, study
 from treasure_lib.study.report import fmt, markdown_table, show
 
 run = runs.open_run(params_file, run_dir, overrides)
+plots.style.show_when_made()
 params = study.stages.run_params(run)
 task = params["classify"]["task"]
 variants = {"tokens": dict(classify__mode="scratch", classify__inputs="tokens"),
@@ -48,7 +49,7 @@ rows = [{"inputs": name, headline: fmt(get(name, headline), get(name, headline +
          "parameters": int(get(name, "parameters")), "train s": round(get(name, "train_seconds"))} for name in variants]
 show(markdown_table(rows))
 
-# %%
+# %% tags=["hide-input"]
 preds = {name: study.stages.predictions(run, f"{task}-{name}-100") for name in variants}
 if flavour:
     from treasure_lib.plots import flavour_rejection_curves
@@ -78,7 +79,7 @@ show(f"On the test split, the raw-feature model reaches {headline} = {fmt(get('r
      f"backbone); the best is '{best}'. Raw minus decoded is the cost of quantisation, decoded minus tokens what the model "
      f"fails to extract from discrete codes.")
 
-# %%
+# %% tags=["hide-input"]
 m = run.metrics()
 cost = []
 for card in sorted({k.split(".")[1] for k in m if k.startswith("tokenizer.") and k.endswith(".bits_per_object")}):
@@ -88,7 +89,7 @@ for card in sorted({k.split(".")[1] for k in m if k.startswith("tokenizer.") and
                  f"{headline} tokens": get("tokens", headline)})
 show("**What tokenization costs**\n\n" + markdown_table(cost))
 
-# %%
+# %% tags=["hide-input"]
 fractions = sorted(set(params["classify"]["label_fractions"]))
 curve = {"from scratch": [], "fine-tuned": []}
 for fraction in fractions:
@@ -107,7 +108,7 @@ gain = [b[0] - a[0] for a, b in zip(curve["from scratch"], curve["fine-tuned"])]
 show(f"With {xs[0]:.0%} of the labels, fine-tuning changes {headline} by {gain[0]:+.3f} relative to training from scratch "
      f"({gain[-1]:+.3f} with all labels): pretraining helps most where labels are scarce.")
 
-# %%
+# %% tags=["hide-input"]
 for extra in params["classify"]["also"]:
     r = {name: study.stages.classifier(run, classify__task=extra, **variants[name]) for name in ("tokens", "raw")}
     key = "auc_macro" if any(k.endswith(".auc_macro") for k in r["tokens"]) else "auc"

@@ -24,17 +24,18 @@ params_file = "params/default.yaml"
 run_dir = None
 overrides = []
 
-# %%
+# %% tags=["hide-input"]
 import numpy as np
 
 from treasure_lib import plots, runs, study
 from treasure_lib.study.report import fmt, markdown_table, show
 
 run = runs.open_run(params_file, run_dir, overrides)
+plots.style.show_when_made()
 params = run.params
 kind = params["study"]["kind"]
 
-# %%
+# %% tags=["hide-input"]
 if kind == "events":
     gen = study.generalisation.events(run, params["classify"]["task"])
     table = sorted(gen["table"], key=lambda r: -r["auc"])

@@ -48,6 +48,11 @@ KEYS: dict[str, str] = {
     "codebook.{collection}.level_{q}.perplexity": "exp(entropy) of code usage [codes]",
     "codebook.{collection}.level_{q}.normalized_entropy": "entropy / log K (1: uniform usage)",
     "codebook.{collection}.reencode_fraction": "objects whose tokens survive decode -> encode unchanged",
+    "codebook.{collection}.level_{q}.n_objects": "held-out objects the codebook numbers are measured on",
+    "codebook.{collection}.level_{q}.codebook_size": "K, the codes of the level",
+    "codebook.{collection}.level_{q}.used_codes": "codes used at least once",
+    "codebook.{collection}.level_{q}.entropy": "entropy of code usage [nats]",
+    "codebook.{collection}.level_{q}.max_frequency": "share of objects on the most used code",
     # export
     "export.rows_per_s": "export throughput of this run, H5 -> token Parquet [rows/s]",
     # pretraining
@@ -75,6 +80,7 @@ KEYS: dict[str, str] = {
     "(event counts, thresholds, achieved efficiencies)",
     "classify.{task}.{variant}.pt_bin_{lo}_{hi}.{number}": "flavour performance in a jet-pT bin [GeV]",
     "classify.{task}.{variant}.label_fraction_{pct}.{number}": "the same with a fraction of the labels (percent)",
+    "classify.{task}.{variant}.label_fraction_{pct}.pt_bin_{lo}_{hi}.{number}": "the same in a jet-pT bin",
     "classify.{task}.{variant}.parameters": "trainable + frozen parameters of the model",
     "classify.{task}.{variant}.best_epoch": "epoch of the evaluated weights",
     "classify.{task}.{variant}.train_seconds": "wall time of training [s]",
@@ -88,6 +94,7 @@ KEYS: dict[str, str] = {
     "generalisation.{train}_to_{test}.auc_err": "its uncertainty",
     "generalisation.{train}_to_{test}.auc_change": "AUC(test background) - AUC(training background)",
     "generalisation.{train}_to_{test}.{number}": "flavour: performance when tested on another sample",
+    "generalisation.{train}_to_{test}.pt_bin_{lo}_{hi}.{number}": "the same in a jet-pT bin [GeV]",
     # the run
     "run.{stage}.seconds": "wall time of a chapter or stage [s]",
 }

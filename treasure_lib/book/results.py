@@ -17,7 +17,8 @@ from ..config import get_dotted
 Row = tuple[str, str, "str | None"]
 
 #: Columns of the comparison table: ({variant} value, header).
-COMPARE: tuple[tuple[str, str], ...] = (("tokens", "Tokens"), ("raw", "Raw features"))
+COMPARE: tuple[tuple[str, str], ...] = (("tokens", "Tokens"), ("tokens_finetuned", "Tokens, fine-tuned"),
+                                        ("decoded", "Decoded tokens"), ("raw", "Raw features"))
 
 MISSING = "–"
 
@@ -32,19 +33,35 @@ def headline_rows(params: Mapping) -> list[Row]:
             ("light-jet rejection at 77% b-jet efficiency", f"{c}.light_rejection_at_77", f"{c}.light_rejection_at_77_err"),
             ("c-jet rejection at 77% b-jet efficiency", f"{c}.c_rejection_at_77", f"{c}.c_rejection_at_77_err"),
             ("macro one-vs-rest AUC", f"{c}.auc_macro", f"{c}.auc_macro_err"),
-            ("jet pT response resolution, (q75 - q25) / median", "tokenizer.jets.track_sum_pt.response_iqr_over_median",
-             "tokenizer.jets.track_sum_pt.response_iqr_over_median_err"),
+            ("track pT response resolution after all levels, (q75 - q25) / median",
+             "tokenizer.tracks.pt.response_iqr_over_median", None),
+            ("jet pT (from tracks) response resolution, (q75 - q25) / median",
+             "tokenizer.jets.track_sum_pt.response_iqr_over_median", "tokenizer.jets.track_sum_pt.response_iqr_over_median_err"),
             ("codebook utilisation, tracks, level 1", "codebook.tracks.level_1.utilization", None),
             ("tracks surviving decode -> encode", "codebook.tracks.reencode_fraction", None),
+            (f"leakage: {task} from multiplicities only (macro AUC)", f"leakage.{task}.multiplicity.auc",
+             f"leakage.{task}.multiplicity.auc_err"),
+            ("generalisation: ttbar-trained flavour on Z' jets (macro AUC)", "generalisation.ttbar_to_Zprime_qq.auc_macro",
+             "generalisation.ttbar_to_Zprime_qq.auc_macro_err"),
         ]
     else:
         rows += [
             ("ROC AUC", f"{c}.auc", f"{c}.auc_err"),
-            ("macro one-vs-rest AUC", f"{c}.auc_macro", f"{c}.auc_macro_err"),
-            ("accuracy", f"{c}.accuracy", None),
+            ("m4l from decoded leptons: resolution [GeV]", "tokenizer.leptons.m4l.residual_sigma68_gev", None),
+            ("m4l peak shift [GeV]", "tokenizer.leptons.m4l.peak_shift_gev", None),
+            ("m_ll (Z candidate) resolution [GeV]", "tokenizer.leptons.mll.residual_sigma68_gev", None),
         ]
+        for t in get_dotted(params, "classify.leakage_tasks") or [task]:
+            rows += [(f"leakage {t}: multiplicities only (AUC)", f"leakage.{t}.multiplicity.auc", f"leakage.{t}.multiplicity.auc_err"),
+                     (f"leakage {t}: structure only (AUC)", f"leakage.{t}.structure.auc", f"leakage.{t}.structure.auc_err"),
+                     (f"leakage {t}: full tokens (AUC)", f"leakage.{t}.tokens.auc", f"leakage.{t}.tokens.auc_err"),
+                     (f"leakage {t}: fraction of the AUC event shape explains", f"leakage.{t}.shape_fraction", None)]
+        for t in get_dotted(params, "classify.also") or []:
+            rows += [(f"{t}: AUC", f"classify.{t}.{{variant}}.auc", f"classify.{t}.{{variant}}.auc_err"),
+                     (f"{t}: macro AUC", f"classify.{t}.{{variant}}.auc_macro", f"classify.{t}.{{variant}}.auc_macro_err")]
     rows += [
         ("masked-token accuracy (pretraining)", "pretrain.masked_accuracy", None),
+        ("linear-probe AUC on the pretrained backbone", "pretrain.probe_auc", None),
         ("export throughput [rows/s]", "export.rows_per_s", None),
     ]
     return rows

@@ -25,6 +25,7 @@ OVERRIDES = {
     "axes.formatter.limits": (-3, 4),
 }
 _applied = False
+_show_when_made = False
 
 
 def use(force: bool = False) -> None:
@@ -92,12 +93,22 @@ def headroom(ax, factor: float = 1.35, log: bool = False) -> None:
         ax.set_ylim(low, low + (high - low) * factor)
 
 
+def show_when_made(on: bool = True) -> None:
+    """Chapters: display every figure in the notebook as it is made (figures kept in variables show too)."""
+    global _show_when_made
+    _show_when_made = on
+
+
 def finish(fig: Figure, save_to=None, name: str = "figure", dpi: int = DPI) -> Figure:
     """Save `<save_to>/<name>.png` (directory created; dpi 110, tight) when `save_to` is given; return fig."""
     if save_to is not None:
         out = Path(save_to)
         out.mkdir(parents=True, exist_ok=True)
         fig.savefig(out / f"{name}.png", dpi=dpi, bbox_inches="tight")
+    if _show_when_made:
+        from IPython.display import display
+
+        display(fig)
     return fig
 
 

@@ -1,0 +1,84 @@
+"""`make book`: the default samples, both studies, scan pages when they exist, and the book, with each stage timed.
+
+    python -m treasure_lib.book.main [--params params/default.yaml --params params/studies/events.yaml]
+
+Every stage skips what is already done (existing samples, completed chapters, reusable artifacts),
+so a second `make book` only rebuilds the HTML.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from .. import config
+from ..errors import TreasureError
+
+STUDIES = (("Jet flavour tagging from tracks", "params/default.yaml"),
+           ("Event classification: H -> 4l and backgrounds", "params/studies/events.yaml"))
+
+
+def _stage(name: str, times: list, fn):
+    print(f"== {name} ...", flush=True)
+    t0 = time.perf_counter()
+    out = fn()
+    times.append((name, time.perf_counter() - t0))
+    print(f"== {name}: {times[-1][1]:.0f} s", flush=True)
+    return out
+
+
+def make_book(studies=STUDIES, scan_pages=(), force: bool = False, warnings_as_errors: bool = False) -> Path:
+    from ..generate import generate
+    from ..io.h5 import expand_files
+    from ..runs import execute
+    from . import build_book
+
+    times: list = []
+    start = time.perf_counter()
+    first = config.load([studies[0][1]])
+
+    def samples():
+        try:
+            expand_files(first["data"]["files"])
+            expand_files(config.load([studies[-1][1]])["data"]["files"])
+            print("samples exist: not regenerated")
+        except TreasureError:
+            generate(first, progress=True)
+
+    _stage("generate the default samples", times, samples)
+    runs = []
+    for title, params_file in studies:
+        params = config.load([params_file])
+        run_dir = Path("runs") / params["study"]["kind"] / params["study"]["name"]
+        _stage(f"study '{params['study']['name']}' ({params_file})", times,
+               lambda p=params_file, d=run_dir: execute([p], d, force=force))
+        runs.append((title, run_dir))
+    pages = [p for p in scan_pages if Path(p).is_file()]
+    html = _stage("book", times, lambda: build_book(runs, scan_pages=pages, warnings_as_errors=warnings_as_errors))
+    total = time.perf_counter() - start
+    print("\nstage times:")
+    for name, seconds in times:
+        print(f"  {seconds:7.1f} s  {name}")
+    print(f"  {total:7.1f} s  total\n-> {html / 'index.html'}")
+    return html
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--params", action="append", metavar="YAML", help="study params (repeatable; default: both studies)")
+    ap.add_argument("--scan-page", action="append", default=[], help="scan summary pages to include when they exist")
+    ap.add_argument("--force", action="store_true", help="re-run every chapter")
+    ap.add_argument("-W", "--warnings-as-errors", action="store_true")
+    args = ap.parse_args(argv)
+    studies = [(Path(p).stem, p) for p in args.params] if args.params else STUDIES
+    try:
+        make_book(studies, args.scan_page, args.force, args.warnings_as_errors)
+    except TreasureError as exc:
+        print(f"make book: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
