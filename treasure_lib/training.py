@@ -109,14 +109,14 @@ def pretrain(params: Mapping) -> dict:
     task = Task.from_params(params, task_name)
     cfg = backbone_config(params, files)
     type_names = {str(v): k for k, v in files.vocabulary.type_ids.items()}
+    import lightning as L
+
+    L.seed_everything(params["study"]["seed"], workers=True, verbose=False)  # before the weights are drawn
     model = MaskedTokenModel(cfg.to_dict(), files.vocabulary.ranges, files.vocabulary_hash, type_names,
                              n_classes=task.n_classes, pooling=params["model"]["pooling"], mask_rate=p["mask_rate"],
                              p_mask=p["p_mask"], p_random=p["p_random"], lr=p["train"]["lr"],
                              weight_decay=p["train"]["weight_decay"], warmup_steps=p["train"]["warmup_steps"],
                              seed=params["study"]["seed"])
-    import lightning as L
-
-    L.seed_everything(params["study"]["seed"], workers=True, verbose=False)
     trainer = make_trainer(p["train"], out, monitor="val/loss")
     train_loader, val_loader, _ = _streams(params, "pretrain", files, task)
     last = out / "checkpoints" / "last.ckpt"
@@ -160,6 +160,9 @@ def classify(params: Mapping) -> dict:
     cfg = backbone_config(params, token)
     if c["inputs"] != "tokens":
         cfg = raw_config_matching(cfg, files.feature_width())
+    import lightning as L
+
+    L.seed_everything(params["study"]["seed"], workers=True, verbose=False)  # before the weights are drawn
     model = SequenceClassifier(cfg.to_dict(), task.n_classes, list(task.class_names), files.vocabulary_hash, mode=c["mode"],
                                pooling=params["model"]["pooling"], head_hidden=c["head_hidden"],
                                head_dropout=c["head_dropout"], lr=c["train"]["lr"], weight_decay=c["train"]["weight_decay"],
@@ -167,9 +170,6 @@ def classify(params: Mapping) -> dict:
                                catch_up_epochs=c["catch_up_epochs"])
     if c["mode"] != "scratch":
         model.load_backbone(c["backbone"] or run_dir(params) / "artifacts" / "pretrain" / "checkpoints" / "best.ckpt")
-    import lightning as L
-
-    L.seed_everything(params["study"]["seed"], workers=True, verbose=False)
     trainer = make_trainer(c["train"], out, monitor="val/loss")
     train_loader, val_loader, train_stream = _streams(params, "classify", files, task, fraction)
     last = out / "checkpoints" / "last.ckpt"

@@ -28,9 +28,8 @@ def events(run, task_name: str = "h_vs_qqzz") -> dict:
     """AUC of a signal vs background-A classifier on signal vs every background of the test split."""
     params = stages.run_params(run)
     task = Task.from_params(params, task_name)
-    name = f"{task.name}-generalisation"
-    stages.classifier(run, name=name, classify__task=task.name, classify__mode="scratch", classify__inputs="tokens")
-    model = _model(run, name)
+    stages.classifier(run, classify__task=task.name, classify__mode="scratch", classify__inputs="tokens")
+    model = _model(run, f"{task.name}-tokens-100")  # the chapter-06 classifier itself, not a retrained copy
     signal = [s for s, c in task.classes.items() if c == 1]
     trained_on = [s for s, c in task.classes.items() if c == 0]
     files = TokenFiles(sorted(stages.tokens(run).glob("*.tokens.parquet")))
