@@ -113,7 +113,7 @@ def pretrain(params: Mapping) -> dict:
 
     L.seed_everything(params["study"]["seed"], workers=True, verbose=False)  # before the weights are drawn
     model = MaskedTokenModel(cfg.to_dict(), files.vocabulary.ranges, files.vocabulary_hash, type_names,
-                             n_classes=task.n_classes, pooling=params["model"]["pooling"], mask_rate=p["mask_rate"],
+                             n_classes=task.n_classes, pooling="mean", mask_rate=p["mask_rate"],
                              p_mask=p["p_mask"], p_random=p["p_random"], lr=p["train"]["lr"],
                              weight_decay=p["train"]["weight_decay"], warmup_steps=p["train"]["warmup_steps"],
                              seed=params["study"]["seed"])

@@ -3,8 +3,10 @@
 Flat layout: BERT masking, one head over the vocabulary. Grouped layout: whole objects are
 masked and one head per level predicts all Q codes. Validation masks are drawn from a generator
 seeded by (seed, batch index), so validation numbers compare between epochs. Accuracy is logged
-overall, per level and per type; the probe (a Linear on the detached pooled representation,
-trained on the labelled rows) logs its weighted validation AUC every epoch.
+overall, per level and per type; the probe (a Linear on the detached mean of the hidden states,
+trained on the labelled rows) logs its weighted validation AUC every epoch. It reads the mean,
+not CLS: masked-token prediction never trains the CLS position, which only becomes a summary
+once a classifier is fine-tuned on it.
 """
 from __future__ import annotations
 
@@ -30,7 +32,7 @@ def warmup_cosine(step: int, warmup: int, total: int) -> float:
 
 class MaskedTokenModel(L.LightningModule):
     def __init__(self, backbone: dict, ranges: list, vocabulary_hash: str, type_names: dict, n_classes: int = 2,
-                 pooling: str = "cls", mask_rate: float = 0.15, p_mask: float = 0.8, p_random: float = 0.1,
+                 pooling: str = "mean", mask_rate: float = 0.15, p_mask: float = 0.8, p_random: float = 0.1,
                  lr: float = 1e-3, weight_decay: float = 0.01, warmup_steps: int = 50, seed: int = 0):
         super().__init__()
         self.save_hyperparameters()
