@@ -93,10 +93,10 @@ def main() -> None:
     for layout in ("grouped", "flat"):
         ts = build(layout)
         seq = ts.assemble(local)  # warm-up: first-touch page faults of the output arrays
-        vec_s = min(_timed(ts.assemble, local) for _ in range(3))
+        vec_s = min(_timed(ts.assemble, local) for _ in range(7))
         small = {k: v[:2000] for k, v in local.items()}  # the loop is timed on a slice and scaled
         tokens, types, mask = loop_assemble(ts, small)
-        loop_s = min(_timed(loop_assemble, ts, small) for _ in range(2)) * args.events / 2000
+        loop_s = min(_timed(loop_assemble, ts, small) for _ in range(3)) * args.events / 2000
         ref = ts.assemble(small)
         assert np.array_equal(tokens, ref.tokens) and np.array_equal(types, ref.type_ids) and np.array_equal(mask, ref.mask), \
             f"{layout}: the loop and the vectorised assembly disagree"

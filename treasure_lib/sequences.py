@@ -132,15 +132,6 @@ class TokenizerSet:
         return out
 
     # ------------------------------------------------------------------ local indices -> sequences
-    @staticmethod
-    def _valid_first(idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(indices with valid objects first, their validity): the reader's order already, reordered only when not."""
-        valid = idx[..., 0] >= 0
-        if (valid[:, 1:] <= valid[:, :-1]).all():
-            return idx, valid
-        order = np.argsort(~valid, axis=1, kind="stable")
-        return np.take_along_axis(idx, order[..., None], axis=1), np.take_along_axis(valid, order, axis=1)
-
     def assemble(self, local: Mapping[str, np.ndarray]) -> Sequences:
         """Local indices per group -> token rows in this set's layout (vectorised over rows)."""
         return self._assemble(local, self.layout.tokens == "grouped")[0]
@@ -160,19 +151,23 @@ class TokenizerSet:
         types = np.zeros((n, L), dtype=np.int32)
         slots = tokens.view(item).reshape(-1)  # one item per position
         flat_types = types.reshape(-1)
-        row_base = np.arange(n, dtype=np.int64) * L
+        index = np.int32 if n * L < 2 ** 31 else np.int64  # position arithmetic in the narrowest safe type
+        row_base = np.arange(n, dtype=index) * L
         cls, sep = (np.array([t] + [EMPTY] * (width - 1), np.int32).view(item) for t in (CLS, SEP))
         slots[row_base] = cls
-        start = np.ones(n, dtype=np.int64)
+        start = np.ones(n, dtype=index)
         placed = {}
         for g in self.groups:
-            idx, v = self._valid_first(local[g.name])
+            idx = local[g.name]
+            v = idx[..., 0] >= 0
             m, q = v.shape[1], g.levels
             sel = np.flatnonzero(v)  # valid objects, row-major
             rows = np.ascontiguousarray(idx, dtype=np.int32).reshape(n * m, q).view(np.dtype((np.void, 4 * q))).reshape(-1)
             values = np.take(rows, sel).view(np.int32).reshape(-1, q)  # [Nv, q], one item per object
             per_object = 1 if grouped else q
-            first = (row_base + start)[:, None] + per_object * np.arange(m)  # each slot's first position, dense
+            # compact: an object's place among the valid ones of its row (any input order); fixed: its slot
+            rank = np.cumsum(v, axis=1, dtype=index) - 1 if self.layout.slots == "compact" else np.arange(m, dtype=index)
+            first = (row_base + start)[:, None] + per_object * rank  # each slot's first position, dense
             lin = np.take(first.reshape(-1), sel)
             type_id = g.type_id if self.layout.type_ids else 0
             if grouped:
@@ -183,12 +178,13 @@ class TokenizerSet:
                 flat_types[lin] = type_id
                 if want_positions:
                     placed[g.name] = (sel // m, sel % m, lin - np.take(row_base, sel // m))
-            else:  # an object's levels are consecutive positions
-                ids = values + self.vocabulary.offsets(g.card).astype(np.int32)
-                lin = (lin[:, None] + np.arange(q)).reshape(-1)
-                slots[lin] = ids.reshape(-1).view(item)
-                flat_types[lin] = type_id
-            start += (v.sum(1) if self.layout.slots == "compact" else m) * per_object
+            else:  # an object's levels are consecutive positions: one scatter per level
+                offsets = self.vocabulary.offsets(g.card).astype(np.int32)
+                for level in range(q):
+                    at = lin + level
+                    slots[at] = (values[:, level] + offsets[level]).view(item)
+                    flat_types[at] = type_id
+            start += np.asarray((rank[:, -1] + 1 if self.layout.slots == "compact" else m) * per_object, dtype=index)
             if self._sep(g):
                 slots[row_base + start] = sep
                 start += 1
