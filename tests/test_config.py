@@ -97,7 +97,10 @@ def test_every_shipped_params_file_validates():
 def test_events_study_labels_signal_and_reads_the_event_set():
     params = config.load([ROOT / "params" / "studies" / "events.yaml"])
     assert params["data"]["collection_set"] == "events" and params["data"]["label"]["classes"]["ggH_ZZ4l"] == 1
-    assert params["tokenizer"]["codebook_size"] == 256 and params["tokenizer"]["train"]["max_epochs"] == 8
+    assert params["tokenizer"]["codebook_size"] == 256
+    rare = params["tokenizer"]["per_collection"]["electrons"]
+    assert rare["codebook_size"] < 256 and rare["train"]["batch_objects"] < params["tokenizer"]["train"]["batch_objects"], \
+        "rare collections get codebooks and batches sized to their few thousand objects"
 
 
 def test_a_later_file_replaces_a_mapping_valued_parameter_whole():

@@ -152,3 +152,19 @@ def test_leakage_table_renders_as_a_figure(tmp_path):
 def test_nothing_is_saved_without_save_to(tmp_path):
     fig = plots.training_curves({"train": ([1, 2], [1.0, 0.5])})
     assert isinstance(fig, Figure) and not any(tmp_path.iterdir())
+
+
+def test_chapter_figures_reach_the_notebook_as_png_pictures(monkeypatch, rng):
+    """A pyplot-free Figure displays as its repr only; chapters (show_when_made) must emit image/png outputs."""
+    import IPython.display
+
+    shown = []
+    monkeypatch.setattr(IPython.display, "display", lambda obj, **kw: shown.append(obj))
+    style.show_when_made(True)
+    try:
+        plots.distributions(rng.normal(50, 10, 500), rng.normal(50, 11, 500), "$p_T$", "GeV")
+    finally:
+        style.show_when_made(False)
+    assert len(shown) == 1, "each figure is shown once, as it is made"
+    assert isinstance(shown[0], IPython.display.Image) and shown[0].format == "png"
+    assert shown[0].data[:8] == b"\x89PNG\r\n\x1a\n" and len(shown[0].data) > 1000

@@ -1,6 +1,8 @@
 """Tokenizers end to end on generated samples: train, card, export (slow: runs Pythia and training)."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import h5py
 import numpy as np
 import pyarrow.parquet as pq
@@ -174,7 +176,8 @@ def test_transformer_tokenizer_trains_in_context_and_exports_flat(data_dir, tmp_
     cards = train_tokenizers(params)
     assert card.load(cards["tracks"]).model.cfg.encoder["kind"] == "transformer"
     r = export(params, progress=False)[0]
-    assert len(r["outputs"]) == 2  # tokens and raw features
+    assert [Path(o).name.split(".", 1)[1] for o in r["outputs"]] == \
+        ["tokens.parquet", "features.parquet", "decoded.parquet"]  # tokens, raw features, decoded tokens
     table = pq.read_table(r["outputs"][0])
     tokens = tokens_array(table)
     assert tokens.shape == (r["rows"], 1 + 3 + 40 * 3 + 1)

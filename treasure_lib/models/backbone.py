@@ -5,8 +5,10 @@ int64 [B, L, Q] (grouped layout; flat has Q = 1) or `features` float32 [B, L, F]
 baseline, `type_ids` [B, L], `mask` [B, L] (True = a real position). A position's embedding is
 the sum of its levels' token embeddings (PAD and EMPTY add nothing), plus type and position
 embeddings. Attention is `scaled_dot_product_attention` with padding masked out of the keys.
-The optional group attention (seed design) splits each position's embedding into `groups`
-sub-vectors that attend to each other (residual + LayerNorm) before the transformer blocks.
+The optional group attention (seed design) splits each position's token (or object) embedding
+into `groups` sub-vectors that attend to each other (residual + LayerNorm) before the type and
+position embeddings are added. A padded query attends to the real positions of its row (every row
+starts with CLS), so no position produces NaN; padded outputs are meaningless and never read.
 """
 from __future__ import annotations
 
@@ -21,20 +23,22 @@ from ..vocabulary import EMPTY, PAD
 
 @dataclass
 class BackboneConfig:
-    vocab_size: int
-    n_types: int
-    max_len: int
-    levels: int = 1
+    """Everything that fixes the backbone's function (saved in checkpoints as `hyper_parameters["backbone"]`)."""
+
+    vocab_size: int                    # max(start + size) over the vocabulary ranges
+    n_types: int                       # type ids 0 (special) .. n_types - 1
+    max_len: int                       # longest sequence L (learned position embeddings)
+    levels: int = 1                    # Q of the grouped layout (1: flat); > 1 selects whole-object masking
     d_model: int = 64
     n_layers: int = 2
     n_heads: int = 4
-    d_ff: int = 128
-    dropout: float = 0.1
-    inputs: str = "tokens"             # tokens | features
+    d_ff: int = 128                    # width of each block's MLP
+    dropout: float = 0.1               # after the embeddings and on each residual branch (not on attention weights)
+    inputs: str = "tokens"             # tokens | features (the raw baseline)
     feature_dim: int = 0               # raw baseline: features per position
-    feature_hidden: int = 0            # raw baseline: width of the object-embedding MLP
-    group_attention: bool = False
-    group_attention_groups: int = 4
+    feature_hidden: int = 0            # raw baseline: width of the object-embedding MLP (raw_config_matching sets it)
+    group_attention: bool = False      # seed design: attention among sub-vectors of each token embedding
+    group_attention_groups: int = 4    # sub-vectors per embedding (d_model must divide)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -118,6 +122,8 @@ class SequenceBackbone(nn.Module):
             raise ValueError(f"backbone inputs must be tokens or features, got {cfg.inputs!r}")
         if cfg.d_model % cfg.n_heads:
             raise ValueError(f"d_model {cfg.d_model} must be divisible by n_heads {cfg.n_heads}")
+        if cfg.inputs == "features" and cfg.feature_dim < 1:
+            raise ValueError("a raw-feature backbone needs feature_dim >= 1 (features per position)")
         self.cfg = cfg
         if cfg.inputs == "tokens":
             self.embed = TokenEmbedding(cfg.vocab_size, cfg.d_model)
@@ -134,16 +140,17 @@ class SequenceBackbone(nn.Module):
     def forward(self, batch: dict) -> torch.Tensor:
         """Hidden states [B, L, d]; padded positions are computed but never attended to."""
         mask = batch["mask"].bool()
-        x = self.embed(batch["tokens"] if self.cfg.inputs == "tokens" else batch["features"].float())
         L = mask.shape[1]
         if L > self.cfg.max_len:
             raise ValueError(f"sequences of length {L} exceed the backbone's max_len {self.cfg.max_len}")
-        x = x + self.type_embed(batch["type_ids"].long()) + self.pos_embed(torch.arange(L, device=mask.device))[None]
-        x = self.drop(self.ln_in(x))
+        x = self.embed(batch["tokens"] if self.cfg.inputs == "tokens" else batch["features"].float())
         if self.group is not None:
             x = self.group(x)
+        x = x + self.type_embed(batch["type_ids"].long()) + self.pos_embed(torch.arange(L, device=mask.device))[None]
+        x = self.drop(self.ln_in(x))
+        keys = mask | ~mask.any(1, keepdim=True)  # a row with no real position stays finite whatever the SDPA kernel
         for block in self.blocks:
-            x = block(x, mask)
+            x = block(x, keys)
         return self.ln_out(x)
 
 

@@ -7,6 +7,17 @@ overall, per level and per type; the probe (a Linear on the detached mean of the
 trained on the labelled rows) logs its weighted validation AUC every epoch. It reads the mean,
 not CLS: masked-token prediction never trains the CLS position, which only becomes a summary
 once a classifier is fine-tuned on it.
+
+Logged: `train/loss`, `train/probe_loss`; every validation epoch `val/loss`, `val/masked_accuracy`,
+`val/masked_accuracy/level_<q>` (q = 1 for the first quantizer level, as in the codebook metrics;
+the level is the vocabulary range's, so it is right in the flat layout too),
+`val/masked_accuracy/<collection>` (the name from `type_names`, else `type_<id>`) and `val/probe_auc`.
+
+Checkpoint format (what `classifier.load_backbone_state` reads): a Lightning `.ckpt` saved by the
+Trainer, a torch pickle of plain containers and tensors that loads with `weights_only=True`:
+`state_dict` (`backbone.*` = the `SequenceBackbone`, `heads.<q>.*`, `probe.*`) and
+`hyper_parameters` (`backbone`: the `BackboneConfig` as a dict, `ranges`: the vocabulary id ranges,
+`vocabulary_hash`, `type_names`, the masking and optimiser settings, `seed`).
 """
 from __future__ import annotations
 
@@ -20,6 +31,15 @@ from torch import nn
 
 from .backbone import BackboneConfig, SequenceBackbone, init_weights, pool
 from .masking import IGNORE, mask_flat, mask_objects, range_lookup
+
+
+def seeded_generator(device, *parts: int) -> torch.Generator:
+    """A torch generator seeded by a tuple of integers (seed, stream, step, ...) without collisions between tuples."""
+    seed = int(np.random.SeedSequence([int(x) for x in parts]).generate_state(1, dtype=np.uint64)[0] >> 1)
+    return torch.Generator(device=device).manual_seed(seed)
+
+
+TRAIN_STREAM, VALIDATION_STREAM = 0, 1
 
 
 def warmup_cosine(step: int, warmup: int, total: int) -> float:
@@ -61,7 +81,10 @@ class MaskedTokenModel(L.LightningModule):
         picked = (targets != IGNORE).any(-1)  # heads run on the masked positions only (the vocabulary is wide)
         logits = torch.stack([head(hidden[picked]) for head in self.heads], dim=1)
         targets = targets[picked]
-        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), targets.reshape(-1), ignore_index=IGNORE)
+        if picked.any():
+            loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), targets.reshape(-1), ignore_index=IGNORE)
+        else:  # nothing drawn in this (tiny) batch: no signal, but keep the graph and no NaN
+            loss = hidden.sum() * 0.0
         pooled = pool(hidden, batch["mask"], self.hparams.pooling).detach()
         probe_logits = self.probe(pooled)
         labelled = batch["label"] >= 0
@@ -72,7 +95,8 @@ class MaskedTokenModel(L.LightningModule):
         return loss, probe_loss, logits, targets, picked, probe_logits
 
     def training_step(self, batch, batch_idx):
-        generator = torch.Generator(device=batch["tokens"].device).manual_seed(self.hparams.seed * 1_000_003 + self.global_step)
+        generator = seeded_generator(batch["tokens"].device, self.hparams.seed, TRAIN_STREAM, self.global_step,
+                                     self.global_rank)
         loss, probe_loss, *_ = self._step(batch, generator)
         n = len(batch["tokens"])
         self.log_dict({"train/loss": loss, "train/probe_loss": probe_loss}, prog_bar=True, batch_size=n)
@@ -81,19 +105,24 @@ class MaskedTokenModel(L.LightningModule):
     def on_validation_epoch_start(self):
         self._val = {"correct": {}, "total": {}, "probs": [], "labels": [], "weights": [], "loss": [], "n": []}
 
+    def validation_generator(self, device, batch_idx: int) -> torch.Generator:
+        """The fixed validation mask: seeded by (seed, batch index, rank) only, the same every epoch."""
+        return seeded_generator(device, self.hparams.seed, VALIDATION_STREAM, batch_idx, self.global_rank)
+
     def validation_step(self, batch, batch_idx):
-        generator = torch.Generator(device=batch["tokens"].device).manual_seed(self.hparams.seed * 7919 + batch_idx)
+        generator = self.validation_generator(batch["tokens"].device, batch_idx)
         loss, _, logits, targets, positions, probe_logits = self._step(batch, generator)
         hit = (logits.argmax(-1) == targets) & (targets != IGNORE)  # [N, Q]
         picked = targets != IGNORE
-        levels = torch.arange(targets.shape[1], device=targets.device).expand_as(targets)
+        levels = self.lookup[2].to(targets.device)[targets.clamp_min(0)]  # the vocabulary level of each target id
         types = batch["type_ids"][positions][:, None].expand_as(targets)
         tally = {"all": (hit.sum(), picked.sum())}
-        for q in range(targets.shape[1]):
-            tally[f"level_{q + 1}"] = (hit[levels == q].sum(), picked[levels == q].sum())
+        for q in torch.unique(levels[picked]).tolist():
+            at = picked & (levels == q)
+            tally[f"level_{q + 1}"] = (hit[at].sum(), at.sum())
         for t in torch.unique(types[picked]).tolist():
-            name = self.hparams.type_names.get(str(t), str(t))
-            tally[name] = (hit[types == t].sum(), picked[types == t].sum())
+            at = picked & (types == t)
+            tally[self.hparams.type_names.get(str(t), f"type_{t}")] = (hit[at].sum(), at.sum())
         for key, (c, n) in tally.items():
             self._val["correct"][key] = self._val["correct"].get(key, 0) + int(c)
             self._val["total"][key] = self._val["total"].get(key, 0) + int(n)

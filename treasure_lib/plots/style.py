@@ -106,10 +106,20 @@ def finish(fig: Figure, save_to=None, name: str = "figure", dpi: int = DPI) -> F
         out.mkdir(parents=True, exist_ok=True)
         fig.savefig(out / f"{name}.png", dpi=dpi, bbox_inches="tight")
     if _show_when_made:
-        from IPython.display import display
-
-        display(fig)
+        _display_png(fig, dpi)
     return fig
+
+
+def _display_png(fig: Figure, dpi: int) -> None:
+    """Show the figure as a PNG output: a pyplot-free Figure has no rich display of its own (only its repr),
+    whatever backend the kernel runs, so the notebook and the book would get text instead of the picture."""
+    import io
+
+    from IPython.display import Image, display
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
+    display(Image(data=buffer.getvalue(), format="png"))
 
 
 def as_series(values, labels=None) -> dict:
