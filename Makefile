@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip setuptools wheel
 	$(PIP) install -q -c constraints.txt torch==2.13.0
-	$(PIP) install -q -c constraints.txt -e '.[test,book]'
+	$(PIP) install -q -c constraints.txt -e '.[test,book,cluster]'
 	touch $(STAMP)
 
 ## test: the full test suite (slow end-to-end tests included), as CI runs it
@@ -46,9 +46,12 @@ clean-venv:
 	rm -rf $(VENV)
 
 ## book: generate the default samples, run both studies (chapters -> runs/), build the book (book/_build/html)
+##       with a page for every summarised scan (runs/scans/*/summary.md)
 book: $(STAMP)
-	$(PY) -m treasure_lib.book.main --scan-page runs/scans/demo/summary.md
+	$(PY) -m treasure_lib.book.main
 
-## scan: run a parameter scan (arrives with the scan issue; not built yet)
-scan:
-	@echo "make scan: scans arrive with the scan issue; not built yet." >&2; exit 1
+## scan: the CPU demo scan (params/scans/demo.yaml: 4 points, 2 at a time), its summary, and the book with its page
+SCAN ?= params/scans/demo.yaml
+scan: $(STAMP)
+	$(PY) -m treasure_lib.cli scan run $(SCAN) --jobs 2 --summarize
+	$(PY) -m treasure_lib.book.main

@@ -43,7 +43,8 @@ token_dir = study.stages.tokens(run)
 tokens = TokenizerSet.from_params(params)
 held = reco.held_out(params, "test", max_rows=4000)
 export_stats = json.loads((token_dir / "export.json").read_text())
-run.log_metrics({"export.rows_per_s": export_stats["rows"] / max(export_stats["seconds"], 1e-9)})
+run.log_metrics({"export.rows_per_s": export_stats["rows"] / max(export_stats["seconds"], 1e-9)}
+                | study.stages.card_training_metrics(cards))
 show(f"Cards: {', '.join(f'`{n}` ({t.kind}, Q={t.num_quantizers}, K={t.codebook_size})' for n, t in tokens.tokenizers.items())}; "
      f"{len(list(token_dir.glob('*.tokens.parquet')))} token files; {len(held)} held-out test rows for the numbers below.")
 

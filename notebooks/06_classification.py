@@ -18,7 +18,8 @@
 # Everything is evaluated once, on the test split, with physics weights and uncertainties.
 # The cost table then says where information is lost: in quantisation (raw vs decoded) or in
 # the model (decoded vs tokens). Last, the label-efficiency curve: how the pretrained backbone
-# helps when only a fraction of the labels is available.
+# helps when only a fraction of the labels is available. With `classify.compare: false` (one point
+# of a scan) the chapter trains and shows only the classifier its params describe.
 
 # %% tags=["parameters"]
 params_file = "params/default.yaml"
@@ -30,19 +31,26 @@ import numpy as np
 
 from treasure_lib import plots, runs, study
 from treasure_lib.study.report import fmt, markdown_table, show
+from treasure_lib.training import metrics_prefix, variant_name
 
 run = runs.open_run(params_file, run_dir, overrides)
 plots.style.show_when_made()
 params = study.stages.run_params(run)
-task = params["classify"]["task"]
-variants = {"tokens": dict(classify__mode="scratch", classify__inputs="tokens"),
-            "tokens_finetuned": dict(classify__mode="finetune", classify__inputs="tokens"),
-            "raw": dict(classify__mode="scratch", classify__inputs="features"),
-            "decoded": dict(classify__mode="scratch", classify__inputs="decoded")}
+c = params["classify"]
+task, compare, fraction = c["task"], c["compare"], c["label_fraction"]
+if compare:
+    variants = {"tokens": dict(classify__mode="scratch", classify__inputs="tokens"),
+                "tokens_finetuned": dict(classify__mode="finetune", classify__inputs="tokens"),
+                "raw": dict(classify__mode="scratch", classify__inputs="features"),
+                "decoded": dict(classify__mode="scratch", classify__inputs="decoded")}
+else:  # one scan point: the classifier these params describe
+    variants = {variant_name(params): dict(classify__mode=c["mode"], classify__inputs=c["inputs"])}
 results = {name: study.stages.classifier(run, classify__task=task, **kw) for name, kw in variants.items()}
-flavour = any(k.endswith(".light_rejection_at_77") for k in results["tokens"])
-headline = "auc_macro" if any(k.endswith(".auc_macro") for k in results["tokens"]) else "auc"
-get = lambda name, q: results[name].get(f"classify.{task}.{name}.{q}", float("nan"))  # noqa: E731
+prefix = {name: metrics_prefix(study.stages.run_params(run, classify__task=task, **kw)) for name, kw in variants.items()}
+first = next(iter(variants))
+flavour = any(k.endswith(".light_rejection_at_77") for k in results[first])
+headline = "auc_macro" if any(k.endswith(".auc_macro") for k in results[first]) else "auc"
+get = lambda name, q: results[name].get(f"{prefix[name]}.{q}", float("nan"))  # noqa: E731
 rows = [{"inputs": name, headline: fmt(get(name, headline), get(name, headline + "_err")),
          **({"light rej. @77%": fmt(get(name, "light_rejection_at_77"), get(name, "light_rejection_at_77_err")),
              "c rej. @77%": fmt(get(name, "c_rejection_at_77"), get(name, "c_rejection_at_77_err"))} if flavour else {}),
@@ -50,19 +58,20 @@ rows = [{"inputs": name, headline: fmt(get(name, headline), get(name, headline +
 show(markdown_table(rows))
 
 # %% tags=["hide-input"]
-preds = {name: study.stages.predictions(run, f"{task}-{name}-100") for name in variants}
+preds = {name: study.stages.predictions(run, f"{task}-{name}-{round(100 * fraction)}") for name in variants}
 if flavour:
     from treasure_lib.plots import flavour_rejection_curves
 
-    curves = {name: flavour_rejection_curves(p["label"], p["probs"], p["weight"], f_c=params["classify"]["f_c"])
+    curves = {name: flavour_rejection_curves(p["label"], p["probs"], p["weight"], f_c=c["f_c"])
               for name, p in preds.items()}
-    fig_rej = plots.rejection_vs_efficiency(curves, backgrounds=["light", "c"], f_c=params["classify"]["f_c"],
+    fig_rej = plots.rejection_vs_efficiency(curves, backgrounds=["light", "c"], f_c=c["f_c"],
                                             save_to=run.figures, name="rejection_vs_efficiency")
-    bins = params["classify"]["pt_bins_gev"]
+    bins = c["pt_bins_gev"]
+    in_pt = [n for n in ("tokens", "raw") if n in variants] or [first]
     vals = {name: [get(name, f"pt_bin_{lo:g}_{hi:g}.light_rejection_at_77") for lo, hi in zip(bins[:-1], bins[1:])]
-            for name in ("tokens", "raw")}
+            for name in in_pt}
     errs = {name: [get(name, f"pt_bin_{lo:g}_{hi:g}.light_rejection_at_77_err") for lo, hi in zip(bins[:-1], bins[1:])]
-            for name in ("tokens", "raw")}
+            for name in in_pt}
     fig_pt = plots.performance_vs_variable(bins, list(vals.values()), list(errs.values()), labels=list(vals),
                                            ylabel="Light-jet rejection at 77% b-eff.", logy=True, save_to=run.figures,
                                            name="light_rejection_vs_pt")
@@ -71,13 +80,18 @@ else:
                      p["probs"][:, 1], p["weight"]) for name, p in preds.items()}
     fig_roc = plots.roc_curves(curves, kind="rejection", signal="Signal", save_to=run.figures, name="roc")
 
-best = max(variants, key=lambda n: get(n, headline))
-show(f"On the test split, the raw-feature model reaches {headline} = {fmt(get('raw', headline), get('raw', headline + '_err'))}, "
-     f"the decoded-features model {fmt(get('decoded', headline), get('decoded', headline + '_err'))} and the token model "
-     f"{fmt(get('tokens', headline), get('tokens', headline + '_err'))} from scratch "
-     f"({fmt(get('tokens_finetuned', headline), get('tokens_finetuned', headline + '_err'))} fine-tuned from the pretrained "
-     f"backbone); the best is '{best}'. Raw minus decoded is the cost of quantisation, decoded minus tokens what the model "
-     f"fails to extract from discrete codes.")
+if compare:
+    best = max(variants, key=lambda n: get(n, headline))
+    show(f"On the test split, the raw-feature model reaches {headline} = {fmt(get('raw', headline), get('raw', headline + '_err'))}, "
+         f"the decoded-features model {fmt(get('decoded', headline), get('decoded', headline + '_err'))} and the token model "
+         f"{fmt(get('tokens', headline), get('tokens', headline + '_err'))} from scratch "
+         f"({fmt(get('tokens_finetuned', headline), get('tokens_finetuned', headline + '_err'))} fine-tuned from the pretrained "
+         f"backbone); the best is '{best}'. Raw minus decoded is the cost of quantisation, decoded minus tokens what the model "
+         f"fails to extract from discrete codes.")
+else:
+    show(f"The `{first}` classifier ({c['mode']}, {fraction:.0%} of the labels, seed "
+         f"{c['seed'] if c['seed'] is not None else params['study']['seed']}) reaches {headline} = "
+         f"{fmt(get(first, headline), get(first, headline + '_err'))} on the test split.")
 
 # %% tags=["hide-input"]
 m = run.metrics()
@@ -85,31 +99,32 @@ cost = []
 for card in sorted({k.split(".")[1] for k in m if k.startswith("tokenizer.") and k.endswith(".bits_per_object")}):
     cost.append({"collection": card, "bits / object": m.get(f"tokenizer.{card}.bits_per_object"),
                  "pT IQR/median": m.get(f"tokenizer.{card}.pt.response_iqr_over_median", float("nan")),
-                 f"{headline} raw": get("raw", headline), f"{headline} decoded": get("decoded", headline),
-                 f"{headline} tokens": get("tokens", headline)})
-show("**What tokenization costs**\n\n" + markdown_table(cost))
+                 **{f"{headline} {name}": get(name, headline) for name in ("raw", "decoded", "tokens") if name in variants}})
+if compare and cost:
+    show("**What tokenization costs**\n\n" + markdown_table(cost))
 
 # %% tags=["hide-input"]
-fractions = sorted(set(params["classify"]["label_fractions"]))
+fractions = sorted(set(c["label_fractions"])) if compare else []
 curve = {"from scratch": [], "fine-tuned": []}
-for fraction in fractions:
+for f in fractions:
     for label, mode in (("from scratch", "scratch"), ("fine-tuned", "finetune")):
-        r = study.stages.classifier(run, classify__task=task, classify__mode=mode, classify__label_fraction=fraction)
+        r = study.stages.classifier(run, classify__task=task, classify__mode=mode, classify__label_fraction=f)
         variant = "tokens" if mode == "scratch" else "tokens_finetuned"
-        key = f"classify.{task}.{variant}.label_fraction_{round(100 * fraction)}.{headline}"
+        key = f"classify.{task}.{variant}.label_fraction_{round(100 * f)}.{headline}"
         curve[label].append((r[key], r.get(key + "_err", float("nan"))))
-for label, name in (("from scratch", "tokens"), ("fine-tuned", "tokens_finetuned")):
-    curve[label].append((get(name, headline), get(name, headline + "_err")))
-xs = fractions + [1.0]
-fig_eff = plots.label_efficiency(xs, {k: (np.array([v[0] for v in vals]), np.array([v[0] - v[1] for v in vals]),
-                                          np.array([v[0] + v[1] for v in vals])) for k, vals in curve.items()},
-                                 ylabel=headline.replace("_", " "), save_to=run.figures, name="label_efficiency")
-gain = [b[0] - a[0] for a, b in zip(curve["from scratch"], curve["fine-tuned"])]
-show(f"With {xs[0]:.0%} of the labels, fine-tuning changes {headline} by {gain[0]:+.3f} relative to training from scratch "
-     f"({gain[-1]:+.3f} with all labels): pretraining helps most where labels are scarce.")
+if fractions:
+    for label, name in (("from scratch", "tokens"), ("fine-tuned", "tokens_finetuned")):
+        curve[label].append((get(name, headline), get(name, headline + "_err")))
+    xs = fractions + [1.0]
+    fig_eff = plots.label_efficiency(xs, {k: (np.array([v[0] for v in vals]), np.array([v[0] - v[1] for v in vals]),
+                                              np.array([v[0] + v[1] for v in vals])) for k, vals in curve.items()},
+                                     ylabel=headline.replace("_", " "), save_to=run.figures, name="label_efficiency")
+    gain = [b[0] - a[0] for a, b in zip(curve["from scratch"], curve["fine-tuned"])]
+    show(f"With {xs[0]:.0%} of the labels, fine-tuning changes {headline} by {gain[0]:+.3f} relative to training from "
+         f"scratch ({gain[-1]:+.3f} with all labels): pretraining helps most where labels are scarce.")
 
 # %% tags=["hide-input"]
-for extra in params["classify"]["also"]:
+for extra in (c["also"] if compare else []):
     r = {name: study.stages.classifier(run, classify__task=extra, **variants[name]) for name in ("tokens", "raw")}
     key = "auc_macro" if any(k.endswith(".auc_macro") for k in r["tokens"]) else "auc"
     show(f"**{extra}**: tokens {fmt(r['tokens'][f'classify.{extra}.tokens.{key}'], r['tokens'].get(f'classify.{extra}.tokens.{key}_err'))}"

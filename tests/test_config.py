@@ -39,7 +39,7 @@ def test_base_key_extends_a_file_relative_to_itself(tmp_path):
     (tmp_path / "base.yaml").write_text("study: {seed: 3, name: basic}\n")
     (tmp_path / "child.yaml").write_text("base: base.yaml\nstudy: {name: child}\n")
     params = config.load([tmp_path / "child.yaml"])
-    assert params["study"] == {"seed": 3, "name": "child", "kind": "jets"}
+    assert params["study"] == {"seed": 3, "name": "child", "kind": "jets", "shared_artifacts": None}
 
 
 def test_unknown_key_suggests_the_closest_known_key_and_names_the_file(tmp_path):
@@ -87,11 +87,22 @@ def test_missing_params_file_is_named():
 
 
 def test_every_shipped_params_file_validates():
-    files = sorted((ROOT / "params" / "studies").glob("*.yaml")) + sorted((ROOT / "params" / "scans").glob("*.yaml"))
+    files = sorted((ROOT / "params" / "studies").glob("*.yaml"))
     assert files, "no study params shipped"
     for path in files:
         params = config.load([path])
         assert params["study"]["name"] == path.stem
+
+
+def test_every_shipped_scan_expands_into_valid_points():
+    from treasure_lib import scan
+
+    sizes = {}
+    for path in sorted((ROOT / "params" / "scans").glob("*.yaml")):
+        s = scan.load_scan(path)
+        assert s.name == path.stem
+        sizes[s.name] = len(scan.expand(s))  # every point's params resolve and validate
+    assert sizes == {"demo": 4, "label_efficiency": 36, "starter": 54, "starter_12": 12}
 
 
 def test_events_study_labels_signal_and_reads_the_event_set():

@@ -7,7 +7,6 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from treasure_lib import config
 from treasure_lib.datamodules import TokenFiles, TokenStream, read_split
 from treasure_lib.datamodules.tasks import Task
 from treasure_lib.diagnostics.leakage import check_no_label_proxy

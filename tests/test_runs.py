@@ -263,6 +263,49 @@ def test_stage_rebuilds_only_when_its_inputs_change(project):
     assert run.stage("scores.json", {"k": 1}).done
 
 
+def test_runs_sharing_a_folder_build_a_stage_once_and_link_it(tmp_path, monkeypatch):
+    """Scan points with the same tokenizer inputs train it once; other inputs get their own entry."""
+    from treasure_lib.runs.stage import Stage
+
+    monkeypatch.setenv("TREASURE_CACHE_DIR", str(tmp_path / "cache"))
+    shared = tmp_path / "shared"
+    a, b = tmp_path / "a" / "artifacts", tmp_path / "b" / "artifacts"
+    data = tmp_path / "data.h5"
+    data.write_bytes(b"events")
+    built = []
+
+    def build(out: Path):
+        built.append(out)
+        out.mkdir()
+        (out / "weights.txt").write_text(f"build {len(built)}")
+
+    path_a = Stage(a, "tokenizers", {"k": 8, "data": data}, shared=shared)(build)
+    path_b = Stage(b, "tokenizers", {"k": 8, "data": data}, shared=shared)(build)
+    assert len(built) == 1, "the second run reuses the first one's build"
+    assert path_b.is_symlink() and (path_b / "weights.txt").read_text() == "build 1"
+    assert os.path.realpath(path_a) == os.path.realpath(path_b)
+    assert not os.path.isabs(os.readlink(path_b)), "relative links: the scan folder can move"
+    assert Stage(b, "tokenizers", {"k": 8, "data": data}, shared=shared).done
+    Stage(b, "tokenizers", {"k": 16, "data": data}, shared=shared)(build)
+    assert len(built) == 2 and (path_b / "weights.txt").read_text() == "build 2"
+    assert (path_a / "weights.txt").read_text() == "build 1", "another point's artifact is never overwritten"
+    assert sorted(p.name for p in shared.iterdir() if not p.name.startswith(".")) == sorted(
+        [f"tokenizers-{Stage(a, 'tokenizers', {'k': k, 'data': data}).hash[:16]}{ext}" for k in (8, 16)
+         for ext in ("", ".stage.json")])
+    # the same inputs in another place hash the same: where a file lies is not what it holds
+    moved = tmp_path / "elsewhere" / "data.h5"
+    moved.parent.mkdir()
+    moved.write_bytes(b"events")
+    assert Stage(a, "x", {"data": moved}).hash == Stage(b, "x", {"data": data}).hash
+
+    with pytest.raises(RuntimeError):  # a failed shared build leaves nothing that looks complete
+        Stage(tmp_path / "c" / "artifacts", "tokenizers", {"k": 32, "data": data}, shared=shared)(
+            lambda out: (out.mkdir(), (_ for _ in ()).throw(RuntimeError("diverged"))))
+    assert not any("k32" in p.name or p.name.startswith(".tokenizers-") and "partial" in p.name
+                   for p in shared.iterdir())
+    assert not Stage(tmp_path / "c" / "artifacts", "tokenizers", {"k": 32, "data": data}, shared=shared).done
+
+
 def test_input_checksums_are_cached_by_path_size_and_mtime(tmp_path):
     data = tmp_path / "big.h5"
     data.write_bytes(b"x" * 1000)

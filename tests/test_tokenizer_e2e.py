@@ -132,7 +132,6 @@ def test_jet_export_writes_documented_parquet_and_npz(jet_cards, data_dir):
 def test_no_row_is_in_two_splits_across_tokenizer_training_export_and_later_readers(jet_cards):
     """Rows the tokenizer trained on are `train` in the token file; rows it validated on are `val`; test rows never seen."""
     from treasure_lib import splits
-    from treasure_lib.preprocessing import CollectionScaler
     from treasure_lib.tokenizers.data import CollectionSets
 
     params, cards = jet_cards

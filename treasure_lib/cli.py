@@ -90,7 +90,7 @@ def _register_generate(sub, add_params, _):
 def cmd_train_tokenizer(args) -> int:
     from .tokenizers.train import train_tokenizers
 
-    cards = train_tokenizers(_params(args))
+    cards = train_tokenizers(_params(args))  # {} on the other DDP ranks: the main process writes the cards
     for name, path in cards.items():
         print(f"{name:<12} {path}")
     return 0
@@ -118,10 +118,18 @@ def _register_tokenizers(sub, add_params, _):
     p.set_defaults(func=cmd_export)
 
 
-def _report(params, numbers: dict) -> None:
+def _report(params, numbers: dict, metrics_out: str | None = None) -> None:
+    """Print and record a training command's numbers: the main process only (every DDP rank runs the command)."""
+    from .distributed import is_main
+    from .runs import atomic
     from .runs.folder import Run
     from .training import run_dir
 
+    if not is_main():
+        return
+    if metrics_out:  # a stage launched this command (torchrun): the numbers go where it said
+        atomic.write_json(metrics_out, numbers)
+        return
     run = Run(run_dir(params), params)
     run.log_metrics(numbers)
     path = run.dir / "metrics.json"
@@ -135,7 +143,7 @@ def cmd_pretrain(args) -> int:
     from .training import pretrain
 
     params = _params(args)
-    _report(params, pretrain(params))
+    _report(params, pretrain(params), args.metrics_out)
     return 0
 
 
@@ -143,27 +151,37 @@ def cmd_classify(args) -> int:
     from .training import classify
 
     params = _params(args)
-    _report(params, classify(params))
+    _report(params, classify(params), args.metrics_out)
     return 0
 
 
 def _register_models(sub, add_params, _):
     p = sub.add_parser("pretrain", help="masked-token pretraining of the backbone on the run's token files")
     add_params(p)
+    p.add_argument("--metrics-out", help="write the metrics as JSON here instead of the run's metrics.json")
     p.set_defaults(func=cmd_pretrain)
     p = sub.add_parser("classify", help="train and evaluate a classifier (classify.task, inputs, mode, label_fraction)")
     add_params(p)
+    p.add_argument("--metrics-out", help="write the metrics as JSON here instead of the run's metrics.json")
     p.set_defaults(func=cmd_classify)
 
 
 from .book import register as _register_book  # noqa: E402
 from .runs import register as _register_run  # noqa: E402
+from .scan import register as _register_scan  # noqa: E402
 
-_EXTRA_COMMANDS: list = [_register_generate, _register_tokenizers, _register_models, _register_run, _register_book]
+_EXTRA_COMMANDS: list = [_register_generate, _register_tokenizers, _register_models, _register_run, _register_book,
+                         _register_scan]
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    passthrough: list[str] = []
+    if "--" in argv:  # what follows `--` goes to the tool a command wraps (treasure scan run ... -- <snakemake args>)
+        cut = argv.index("--")
+        argv, passthrough = argv[:cut], argv[cut + 1:]
     args = build_parser().parse_args(argv)
+    args.passthrough = passthrough
     level = logging.INFO if args.verbose else logging.WARNING
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     for handler in logging.getLogger().handlers:

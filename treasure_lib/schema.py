@@ -75,6 +75,9 @@ STUDY = {
     "name": K("str", "default", "run name; the run folder is runs/<kind>/<name>"),
     "kind": K("str", "jets", "which study: jet flavour (jets) or event classification (events)", choices=("jets", "events")),
     "seed": K("int", 42, "seed for every random number in the study"),
+    "shared_artifacts": K("str", None, "a folder the runs of a scan share: a stage (tokenizer cards, token files, a "
+                          "backbone, a classifier) built with identical inputs by one run is linked, not rebuilt, by "
+                          "the others (null: each run keeps its own)", nullable=True),
 }
 
 DATA = {
@@ -171,6 +174,10 @@ TOKENIZER = {
         "patience": K("int", 3, "early stopping patience in epochs", minimum=1),
         "accelerator": K("str", "auto", "auto, cpu or gpu", choices=("auto", "cpu", "gpu", "cuda")),
         "precision": K("str", None, "Lightning precision (null: bf16-mixed on GPU, 32-true on CPU)", nullable=True),
+        "devices": K("any", 1, "devices per node (an int, a list, or 'auto'); more than one trains with DDP, every "
+                     "rank on its share of the batches, codebook statistics summed over ranks"),
+        "num_nodes": K("int", 1, "nodes (multi-node DDP under Slurm: one task per device)", minimum=1),
+        "strategy": K("str", "auto", "Lightning strategy: auto, ddp, ..."),
         "progress_bar": K("bool", True, "show Lightning's progress bar"),
     },
 }
@@ -262,6 +269,11 @@ CLASSIFY = {
               item="str"),
     "leakage_tasks": K("list", None, "tasks of the leakage report (null: classify.task)", nullable=True, item="str"),
     "label_seed": K("int", 0, "which rows a label fraction keeps"),
+    "seed": K("int", None, "seed of the classifier's weights and shuffling (null: study.seed); a scan's seed axis "
+              "repeats the training on the same tokens and backbone", nullable=True),
+    "compare": K("bool", True, "chapter 06 compares tokens (scratch, fine-tuned), decoded tokens and raw features and "
+                 "draws the label-efficiency curve; false trains only the classifier these params describe "
+                 "(task, inputs, mode, label_fraction: one point of a scan)"),
     "head_hidden": K("int", 64, "width of the head's hidden layer (Linear-ReLU-Dropout-Linear)", minimum=1),
     "head_dropout": K("float", 0.1, "dropout in the head"),
     "backbone_lr_factor": K("float", 0.1, "slow mode: the backbone's starting learning-rate factor"),

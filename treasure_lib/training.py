@@ -51,12 +51,18 @@ def backbone_config(params: Mapping, files: TokenFiles) -> BackboneConfig:
     return cfg
 
 
-def make_trainer(train: Mapping, out_dir: Path | None, monitor: str | None = None, mode: str = "min", logs: bool = True):
-    """A Lightning Trainer from training params: accelerator, precision, DDP, early stopping, checkpoints, offline logs."""
+def make_trainer(train: Mapping, out_dir: Path | None, monitor: str | None = None, mode: str = "min", logs: bool = True,
+                 single_device: bool = False):
+    """A Lightning Trainer from training params: accelerator, precision, DDP, early stopping, checkpoints, offline logs.
+
+    `single_device`: one device whatever the params say (the main process evaluating saved weights after DDP)."""
     import lightning as L
     from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
     from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
+    from .distributed import quiet_sync_warning
+
+    quiet_sync_warning()
     gpu = torch.cuda.is_available() and train["accelerator"] in ("auto", "gpu", "cuda")
     callbacks, loggers = [], []
     if monitor is not None and out_dir is not None:
@@ -72,8 +78,9 @@ def make_trainer(train: Mapping, out_dir: Path | None, monitor: str | None = Non
             loggers.append(WandbLogger(save_dir=str(out_dir), offline=True))
         except ImportError:
             pass
-    return L.Trainer(max_epochs=train["max_epochs"], accelerator="gpu" if gpu else "cpu", devices=train["devices"],
-                     num_nodes=train["num_nodes"], strategy=train["strategy"],
+    return L.Trainer(max_epochs=train["max_epochs"], accelerator="gpu" if gpu else "cpu",
+                     devices=1 if single_device else train["devices"], num_nodes=1 if single_device else train["num_nodes"],
+                     strategy="auto" if single_device else train["strategy"],
                      precision=train["precision"] or ("bf16-mixed" if gpu else "32-true"), deterministic=not gpu,
                      default_root_dir=str(out_dir) if out_dir else None, callbacks=callbacks, logger=loggers or False,
                      enable_checkpointing=bool(callbacks), enable_progress_bar=train["progress_bar"] and bool(callbacks),
@@ -84,13 +91,28 @@ def make_trainer(train: Mapping, out_dir: Path | None, monitor: str | None = Non
 def _streams(params: Mapping, section: str, files: TokenFiles, task: Task | None, label_fraction=1.0):
     """Train and val loaders; under DDP each rank reads its own share of the blocks (found when iterating)."""
     t = params[section]["train"]
-    seed = params["study"]["seed"]
+    seed = training_seed(params, section)
     train = TokenStream(files, task, "train", t["batch_size"], shuffle=True, seed=seed, buffer_rows=t["buffer_rows"],
                         block_rows=t["block_rows"], label_fraction=label_fraction,
                         label_seed=params["classify"]["label_seed"], max_batches=t["limit_train_batches"])
     val = TokenStream(files, task, "val", t["batch_size"], shuffle=False)
     loader = lambda ds: torch.utils.data.DataLoader(ds, batch_size=None, num_workers=t["num_workers"])  # noqa: E731
     return loader(train), loader(val), train
+
+
+def _whole_val(params: Mapping, section: str, files: TokenFiles, task: Task | None):
+    """Every val row in one process (the main process re-validating the saved weights after DDP)."""
+    t = params[section]["train"]
+    val = TokenStream(files, task, "val", t["batch_size"], shuffle=False, rank=0, world_size=1)
+    return torch.utils.data.DataLoader(val, batch_size=None, num_workers=t["num_workers"])
+
+
+def training_seed(params: Mapping, section: str) -> int:
+    """Weights and shuffling of a classifier follow `classify.seed` when set (seed bands over repeated training
+    on the same tokens and backbone); everything else, and pretraining, follows `study.seed`."""
+    if section == "classify" and params["classify"]["seed"] is not None:
+        return int(params["classify"]["seed"])
+    return int(params["study"]["seed"])
 
 
 def _best(trainer, module_cls):
@@ -123,10 +145,13 @@ def pretrain(params: Mapping) -> dict:
     t0 = time.perf_counter()
     trainer.fit(model, train_loader, val_loader, ckpt_path=str(last) if p["train"]["resume"] and last.exists() else None)
     seconds = time.perf_counter() - t0
+    if trainer.global_rank != 0:
+        return {}  # DDP: the main process evaluates and reports
     best, path = _best(trainer, MaskedTokenModel)
     if best is None:
         raise ConfigError("pretraining produced no checkpoint (no validation ran?)")
-    results = make_trainer(p["train"], None, logs=False).validate(best, val_loader, verbose=False)[0]
+    results = make_trainer(p["train"], None, logs=False, single_device=True).validate(
+        best, _whole_val(params, "pretrain", files, task), verbose=False)[0]
     epoch = int(torch.load(path, map_location="cpu", weights_only=True)["epoch"])
     out_metrics = {"pretrain.loss": results["val/loss"], "pretrain.masked_accuracy": results["val/masked_accuracy"],
                    "pretrain.probe_auc": results["val/probe_auc"], "pretrain.best_epoch": epoch,
@@ -147,6 +172,14 @@ def variant_name(params: Mapping) -> str:
     return {"scratch": "tokens", "finetune": "tokens_finetuned", "frozen": "tokens_frozen", "slow": "tokens_slow"}[c["mode"]]
 
 
+def metrics_prefix(params: Mapping) -> str:
+    """`classify.<task>.<variant>[.label_fraction_<pct>]`: where the classifier these params describe logs."""
+    c = params["classify"]
+    fraction = c["label_fraction"]
+    return f"classify.{c['task']}.{variant_name(params)}" + ("" if fraction == 1 else
+                                                             f".label_fraction_{round(100 * fraction)}")
+
+
 def classify(params: Mapping) -> dict:
     """Train one classifier (task, inputs, mode, label fraction from params) and evaluate it on the test split."""
     c = params["classify"]
@@ -162,7 +195,7 @@ def classify(params: Mapping) -> dict:
         cfg = raw_config_matching(cfg, files.feature_width())
     import lightning as L
 
-    L.seed_everything(params["study"]["seed"], workers=True, verbose=False)  # before the weights are drawn
+    L.seed_everything(training_seed(params, "classify"), workers=True, verbose=False)  # before the weights are drawn
     model = SequenceClassifier(cfg.to_dict(), task.n_classes, list(task.class_names), files.vocabulary_hash, mode=c["mode"],
                                pooling=params["model"]["pooling"], head_hidden=c["head_hidden"],
                                head_dropout=c["head_dropout"], lr=c["train"]["lr"], weight_decay=c["train"]["weight_decay"],
@@ -176,6 +209,8 @@ def classify(params: Mapping) -> dict:
     t0 = time.perf_counter()
     trainer.fit(model, train_loader, val_loader, ckpt_path=str(last) if c["train"]["resume"] and last.exists() else None)
     seconds = time.perf_counter() - t0
+    if trainer.global_rank != 0:
+        return {}  # DDP: the main process evaluates on the test split and reports
     best, path = _best(trainer, SequenceClassifier)
     best = best or model
     epoch = int(torch.load(path, map_location="cpu", weights_only=True)["epoch"]) if path else int(trainer.current_epoch)
@@ -184,7 +219,7 @@ def classify(params: Mapping) -> dict:
     np.savez(out / "predictions.npz", probs=probs, label=rows["label"], weight=rows["weight"],
              **{k: rows[k] for k in ("jet_pt", "event_number") if k in rows})
     summary = evaluate(task, rows, probs, params)
-    prefix = f"classify.{task.name}.{variant}" + ("" if fraction == 1 else f".label_fraction_{round(100 * fraction)}")
+    prefix = metrics_prefix(params)
     result = metric_keys.prefixed(prefix, summary)
     result.update({f"{prefix}.parameters": float(count_parameters(best)), f"{prefix}.best_epoch": float(epoch),
                    f"{prefix}.train_seconds": seconds})

@@ -54,7 +54,8 @@ def make_book(studies=STUDIES, scan_pages=(), force: bool = False, warnings_as_e
         _stage(f"study '{params['study']['name']}' ({params_file})", times,
                lambda p=params_file, d=run_dir: execute([p], d, force=force))
         runs.append((title, run_dir))
-    pages = [p for p in scan_pages if Path(p).is_file()]
+    found = sorted(Path("runs/scans").glob("*/summary.md"))  # every scan summarised here so far
+    pages = list(dict.fromkeys([Path(p) for p in scan_pages if Path(p).is_file()] + found))
     html = _stage("book", times, lambda: build_book(runs, scan_pages=pages, warnings_as_errors=warnings_as_errors))
     total = time.perf_counter() - start
     print("\nstage times:")
@@ -67,7 +68,8 @@ def make_book(studies=STUDIES, scan_pages=(), force: bool = False, warnings_as_e
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--params", action="append", metavar="YAML", help="study params (repeatable; default: both studies)")
-    ap.add_argument("--scan-page", action="append", default=[], help="scan summary pages to include when they exist")
+    ap.add_argument("--scan-page", action="append", default=[],
+                    help="further scan summary pages (runs/scans/*/summary.md are included anyway)")
     ap.add_argument("--force", action="store_true", help="re-run every chapter")
     ap.add_argument("-W", "--warnings-as-errors", action="store_true")
     args = ap.parse_args(argv)

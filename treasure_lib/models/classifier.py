@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..distributed import gather, merge_tallies
 from ..errors import ConfigError, InputFileError
 from .backbone import BackboneConfig, SequenceBackbone, init_weights, pool
 from .pretrain import probe_auc, warmup_cosine
@@ -171,7 +172,7 @@ class SequenceClassifier(L.LightningModule):
         self._val["weights"].append(batch["weight"].float().cpu().numpy())
 
     def on_validation_epoch_end(self):
-        v = self._val
+        v = merge_tallies(gather(self._trainer, self._val))  # every DDP rank: the same numbers
         self.log("val/loss", sum(v["loss"]) / max(sum(v["w"]), 1e-12), prog_bar=True)
         self.log("val/auc", probe_auc(np.concatenate(v["labels"]), np.concatenate(v["probs"]), np.concatenate(v["weights"])),
                  prog_bar=True)

@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..distributed import gather, merge_tallies
 from .backbone import BackboneConfig, SequenceBackbone, init_weights, pool
 from .masking import IGNORE, mask_flat, mask_objects, range_lookup
 
@@ -133,7 +134,8 @@ class MaskedTokenModel(L.LightningModule):
         self._val["weights"].append(batch["weight"].float().cpu().numpy())
 
     def on_validation_epoch_end(self):
-        v = self._val
+        # under DDP every rank saw its own share: merge the tallies, so every rank logs (and early-stops on) the same
+        v = merge_tallies(gather(self._trainer, self._val))
         self.log("val/loss", sum(v["loss"]) / max(sum(v["n"]), 1), prog_bar=True)
         for key, total in v["total"].items():
             name = "val/masked_accuracy" if key == "all" else f"val/masked_accuracy/{key}"

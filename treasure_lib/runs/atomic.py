@@ -65,7 +65,10 @@ def read_json(path: str | Path, default: Any = None) -> Any:
 
 def replace_path(src: Path, dst: Path) -> None:
     """Move a finished file or folder `src` onto `dst`, replacing what was there."""
-    if dst.is_dir() and not dst.is_symlink():
+    if dst.is_symlink():  # a link to a shared artifact: replace the link, never what it points at
+        dst.unlink()
+        os.replace(src, dst)
+    elif dst.is_dir():
         trash = temp_name(dst, "old")
         os.replace(dst, trash)
         os.replace(src, dst)

@@ -122,7 +122,7 @@ class Run:
 
     def stage(self, name: str, inputs: Mapping[str, Any]) -> Stage:
         """A reusable artifact `artifacts/<name>`, rebuilt only when `inputs` change (see `Stage`)."""
-        return Stage(self.artifacts, name, inputs)
+        return Stage(self.artifacts, name, inputs, shared=self.params["study"].get("shared_artifacts"))
 
     def provenance(self) -> dict:
         return atomic.read_json(self.dir / PROVENANCE, {})

@@ -40,25 +40,31 @@ def _rewrite(src_files: list[Path], out_dir: Path, transform, metadata_update=No
     return out_dir
 
 
+VARIANTS = ("structure", "shuffled", "fixed_slots")
+
+
 def variant_files(run, kind: str) -> Path:
-    """Token files rewritten for one leakage row: structure, shuffled or fixed_slots."""
+    """Token files rewritten for one leakage row: structure, shuffled or fixed_slots (artifacts/leakage-<kind>,
+    rebuilt whenever the run's token files change)."""
+    if kind not in VARIANTS:
+        raise ValueError(f"unknown leakage variant {kind!r}; known: {', '.join(VARIANTS)}")
     token_dir = stages.tokens(run)
+    seed = run.params["study"]["seed"]
     files = sorted(token_dir.glob("*.tokens.parquet"))
-    out = run.artifacts / "leakage" / kind
-    if out.exists() and len(list(out.glob("*.tokens.parquet"))) == len(files):
-        return out
-    ts = TokenizerSet.from_metadata(json.loads(json.dumps(_meta(files[0]))), str(files[0]))
-    if kind == "structure":
-        first = {tid: [int(o) for o in ts.vocabulary.offsets(g.card)] for g in ts.groups for tid in [g.type_id]}
-        return _rewrite(files, out, lambda s, t: Sequences(leakage.constant_per_type(s.tokens, s.type_ids, s.mask, first),
-                                                            s.type_ids, s.mask))
-    if kind == "shuffled":
-        return _shuffled(files, out, seed=run.params["study"]["seed"])
-    if kind == "fixed_slots":
-        fixed = TokenizerSet(ts.vocabulary, ts.groups, Layout(ts.layout.tokens, "fixed", sep=False, type_ids=False))
-        meta = fixed.metadata()
-        return _rewrite(files, out, lambda s, t: fixed.assemble(_local_by_group(ts, s)), {"layout": meta["layout"]})
-    raise ValueError(f"unknown leakage variant {kind!r}")
+
+    def build(out: Path) -> None:
+        ts = TokenizerSet.from_metadata(json.loads(json.dumps(_meta(files[0]))), str(files[0]))
+        if kind == "structure":
+            first = {tid: [int(o) for o in ts.vocabulary.offsets(g.card)] for g in ts.groups for tid in [g.type_id]}
+            _rewrite(files, out, lambda s, t: Sequences(leakage.constant_per_type(s.tokens, s.type_ids, s.mask, first),
+                                                         s.type_ids, s.mask))
+        elif kind == "shuffled":
+            _shuffled(files, out, seed=seed)
+        else:
+            fixed = TokenizerSet(ts.vocabulary, ts.groups, Layout(ts.layout.tokens, "fixed", sep=False, type_ids=False))
+            _rewrite(files, out, lambda s, t: fixed.assemble(_local_by_group(ts, s)), {"layout": fixed.metadata()["layout"]})
+
+    return run.stage(f"leakage-{kind}", {"tokens": stages.identity(token_dir), "kind": kind, "seed": seed})(build)
 
 
 def _meta(path: Path) -> dict:
@@ -129,7 +135,7 @@ def report(run, task_name: str | None = None) -> dict:
     task = Task.from_params(params, task_name)
     key = "auc" if task.binary else "auc_macro"
     rows = {"multiplicity": multiplicity_row(run, task)}
-    for kind in ("structure", "shuffled", "fixed_slots"):
+    for kind in VARIANTS:
         folder = variant_files(run, kind)
         numbers = stages.classifier(run, name=f"{task.name}-leakage-{kind}", token_dir=folder, classify__task=task.name,
                                     classify__mode="scratch", classify__inputs="tokens")

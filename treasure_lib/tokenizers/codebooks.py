@@ -13,6 +13,10 @@ updates only; this module
   and re-draws it from valid objects of the current batch (padding never enters: the caller
   passes valid latents only). A re-drawn code starts at a uniform share, so it has
   log(fraction) / log(decay) steps to attract objects before it can be called dead again.
+
+Under DDP (`distribute`) the library's EMA statistics are summed over ranks, so every rank holds
+the same counts and agrees on which codes are dead; the re-drawn codes come from the main
+process's batch and are broadcast, so the codebooks never diverge (`same_on_every_rank` checks).
 """
 from __future__ import annotations
 
@@ -125,3 +129,39 @@ def replace_dead_codes(quantizer, latents: torch.Tensor, fraction: float, genera
         book.cluster_size.data[0][dead] = share
         book.embed_avg.data[0][dead] = drawn * share
     return replaced
+
+
+def distribute(quantizer, on: bool) -> None:
+    """Sum each level's EMA statistics over the DDP group (on), or keep them local again (off, after training).
+
+    vector-quantize-pytorch decides this once, when the quantizer is built, which is before DDP starts."""
+    import torch.distributed as dist
+
+    for layer in _layers(quantizer):
+        book = getattr(layer, "_codebook", None)
+        if book is not None and hasattr(book, "all_reduce_fn"):
+            book.all_reduce_fn = dist.all_reduce if on else (lambda *args, **kwargs: None)
+
+
+@torch.no_grad()
+def broadcast(quantizer, src: int = 0) -> None:
+    """Every rank takes the main process's codebooks (after dead codes were re-drawn from its batch)."""
+    import torch.distributed as dist
+
+    for layer in _layers(quantizer):
+        book = layer._codebook
+        for buffer in (book.embed, book.embed_avg, book.cluster_size):
+            dist.broadcast(buffer.data, src)
+
+
+@torch.no_grad()
+def same_on_every_rank(quantizer) -> bool:
+    """Whether the codebooks are identical on every rank (a cheap checksum per level, all-gathered)."""
+    import torch.distributed as dist
+
+    sums = torch.stack([layer._codebook.embed.double().sum() for layer in _layers(quantizer)]) if has_codebooks(
+        quantizer) else torch.zeros(1, dtype=torch.float64)
+    sums = sums.to(next(iter(quantizer.buffers())).device) if list(quantizer.buffers()) else sums
+    gathered = [torch.zeros_like(sums) for _ in range(dist.get_world_size())]
+    dist.all_gather(gathered, sums)
+    return all(torch.equal(g, gathered[0]) for g in gathered)

@@ -28,13 +28,19 @@ class CollectionSets(IterableDataset):
     `to_collection` turns a Batch into the ObjectArrays to train on (default: the named collection).
     With `cache_rows` > 0, a complete pass of at most that many rows is kept in memory and later
     epochs draw from it (a full shuffle of every row, no I/O); larger sets keep streaming.
+
+    Under DDP every rank forms the same sequence of batches (same files, seed and epoch) and keeps
+    every world-th one, dropping an incomplete last round: the ranks see disjoint batches and take
+    the same number of steps. `rank`/`world_size` override what torch.distributed says (world 1:
+    all batches, e.g. the main process re-validating after training).
     """
 
     def __init__(self, stream: H5Stream, collection: str, scaler: CollectionScaler, objects_per_batch: int, *,
                  shuffle: bool, seed: int = 0, buffer_rows: int = 20_000, block_rows: int = 256,
                  to_collection: Callable[[Batch], ObjectArrays] | None = None, max_batches: int | None = None,
-                 cache_rows: int = 0):
+                 cache_rows: int = 0, rank: int | None = None, world_size: int | None = None):
         super().__init__()
+        self._rank, self._world = rank, world_size
         self.stream = stream
         self.collection = collection
         self.scaler = scaler
@@ -91,9 +97,25 @@ class CollectionSets(IterableDataset):
         if kept and rows <= self.cache_rows:
             self._cache = {k: np.concatenate([p[k] for p in kept]) for k in kept[0]}
 
+    def placement(self) -> tuple[int, int]:
+        """(rank, world size) of this process: as given, else torch.distributed's, else (0, 1)."""
+        if self._world is not None:
+            return self._rank or 0, self._world
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized():
+            return dist.get_rank(), dist.get_world_size()
+        return 0, 1
+
     def _batches(self, parts: Iterator[dict]) -> Iterator[dict]:
-        produced = 0
+        rank, world = self.placement()
+        produced, pending = 0, []
         for batch in mixing.by_objects(parts, self.objects_per_batch):
+            if world > 1:  # a round of `world` batches: this rank's is number `rank`
+                pending.append(batch)
+                if len(pending) < world:
+                    continue
+                batch, pending = pending[rank], []
             if self.max_batches is not None and produced >= self.max_batches:
                 return
             produced += 1

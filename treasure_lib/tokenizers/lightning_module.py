@@ -43,10 +43,28 @@ class VQVAEModule(L.LightningModule):
         self.log("loss", total, prog_bar=True, logger=False, batch_size=n)
         replaced = codebooks.replace_dead_codes(self.model.quantizer, result["latent"].detach(),
                                                 self.model.cfg.dead_code_fraction, self._generator)
+        if self._ddp and any(replaced):  # every rank agrees on `replaced` (shared EMA counts): all broadcast
+            codebooks.broadcast(self.model.quantizer)
         K = self.model.cfg.effective_codebook_size
         for q, count in enumerate(replaced, start=1):
             self.log(f"train/replaced_level_{q}", count / K, batch_size=n)
         return total
+
+    @property
+    def _ddp(self) -> bool:
+        return self._trainer is not None and self.trainer.world_size > 1
+
+    def on_fit_start(self):
+        if self._ddp:
+            codebooks.distribute(self.model.quantizer, True)
+
+    def on_fit_end(self):
+        if self._ddp:
+            same = codebooks.same_on_every_rank(self.model.quantizer)
+            codebooks.distribute(self.model.quantizer, False)
+            if not same:
+                raise RuntimeError("tokenizer codebooks differ between DDP ranks after training: the EMA statistics "
+                                   "were not synchronised (vector-quantize-pytorch internals changed?)")
 
     def on_validation_epoch_start(self):
         K = self.model.cfg.effective_codebook_size
@@ -56,7 +74,7 @@ class VQVAEModule(L.LightningModule):
         total, rec, ce, result = self._losses(batch)
         cont, cat, mask = batch
         n = int(mask.sum())
-        self.log_dict({"val/loss": total, "val/rec": rec, "val/ce": ce}, prog_bar=True, batch_size=n)
+        self.log_dict({"val/loss": total, "val/rec": rec, "val/ce": ce}, prog_bar=True, batch_size=n, sync_dist=True)
         full = self.model.encode_indices(cont, cat, mask)
         for q in range(self.model.cfg.num_quantizers):
             self._used[q][full[..., q][mask]] = True
@@ -64,11 +82,18 @@ class VQVAEModule(L.LightningModule):
         for q in range(1, self.model.cfg.num_quantizers + 1):
             rec_q, _ = self.model.decode_indices(full, mask, levels=q)
             if cont.shape[-1]:
-                self.log(f"val/rec_level_{q}", fn(rec_q[mask], cont[mask].float()), batch_size=n)
+                self.log(f"val/rec_level_{q}", fn(rec_q[mask], cont[mask].float()), batch_size=n, sync_dist=True)
 
     def on_validation_epoch_end(self):
+        if self._ddp:  # a code used on any rank is used
+            import torch.distributed as dist
+
+            for used in self._used:
+                flag = used.to(torch.uint8)
+                dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+                used.copy_(flag.bool())
         for q, used in enumerate(self._used, start=1):
-            self.log(f"val/usage_level_{q}", used.float().mean())
+            self.log(f"val/usage_level_{q}", used.float().mean(), sync_dist=True)  # the same on every rank
 
     def configure_optimizers(self):
         return torch.optim.AdamW(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)

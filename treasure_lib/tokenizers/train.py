@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import time
 from pathlib import Path
 from typing import Callable, Mapping
 
@@ -22,6 +23,7 @@ import torch
 from .. import config, splits
 from ..checksum import sha256_file
 from ..collections import Collection, from_params, load_collections
+from ..distributed import is_main
 from ..errors import ConfigError
 from ..io.batch import Batch, ObjectArrays
 from ..io.reader import H5Stream
@@ -153,23 +155,31 @@ def vqvae_config(t: Mapping, scaler: CollectionScaler) -> dict:
             "fsq_levels": tuple(t["fsq_levels"])}
 
 
-def _sets(params, t, c, scaler, stream_fn, to_collection, shuffle: bool, max_batches=None):
+def _sets(params, t, c, scaler, stream_fn, to_collection, shuffle: bool, max_batches=None, whole: bool = False):
+    """Training or validation batches of one collection (`whole`: every batch in this process, whatever DDP says)."""
     from .data import CollectionSets
 
     d = params["data"]
     return CollectionSets(stream_fn(), c.name, scaler, t["train"]["batch_objects"], shuffle=shuffle,
                           seed=params["study"]["seed"], buffer_rows=d["sample_buffer_rows"], block_rows=d["block_rows"],
-                          to_collection=to_collection, max_batches=max_batches, cache_rows=t["train"]["cache_rows"])
+                          to_collection=to_collection, max_batches=max_batches, cache_rows=t["train"]["cache_rows"],
+                          **({"rank": 0, "world_size": 1} if whole else {}))
 
 
-def _trainer(t: Mapping, out_dir: Path | None, callbacks=(), loggers=False):
+def _trainer(t: Mapping, out_dir: Path | None, callbacks=(), loggers=False, single_device: bool = True):
+    """The training Trainer (`single_device=False`: devices, num_nodes, strategy from params) or a one-device one."""
     import lightning as L
 
+    from ..distributed import quiet_sync_warning
+
+    quiet_sync_warning()
     tr = t["train"]
     gpu = torch.cuda.is_available() and tr["accelerator"] in ("auto", "gpu", "cuda")
     precision = tr["precision"] or ("bf16-mixed" if gpu else "32-true")
+    ddp = {} if single_device else {"devices": tr["devices"], "num_nodes": tr["num_nodes"], "strategy": tr["strategy"]}
     return L.Trainer(max_epochs=tr["max_epochs"], max_steps=tr["max_steps"] or -1, accelerator="gpu" if gpu else "cpu",
-                     devices=1, precision=precision, deterministic=not gpu, default_root_dir=str(out_dir) if out_dir else None,
+                     **({"devices": 1} | ddp), precision=precision, deterministic=not gpu,
+                     default_root_dir=str(out_dir) if out_dir else None,
                      callbacks=list(callbacks), logger=loggers, enable_progress_bar=tr["progress_bar"] and bool(callbacks),
                      enable_model_summary=False, num_sanity_val_steps=0, log_every_n_steps=1,
                      enable_checkpointing=bool(callbacks))
@@ -187,7 +197,7 @@ def validate_vqvae(tok: VQVAETokenizer, params: Mapping, c: Collection, val_stre
     module = VQVAEModule(tok.model.cfg.to_dict(), loss=t["loss"], categorical_weight=t["categorical_weight"])
     module.model.load_state_dict(tok.model.state_dict())
     results = _trainer(t, None).validate(module, _loader(_sets(params, t, c, tok.scaler, val_stream_fn, to_collection,
-                                                               shuffle=False)), verbose=False)
+                                                               shuffle=False, whole=True)), verbose=False)
     return {k: float(v) for k, v in results[0].items()}
 
 
@@ -242,8 +252,11 @@ def train_vqvae(params: Mapping, c: Collection, scaler: CollectionScaler, sample
     val_data = _sets(params, t, c, scaler, streams["val"], to_collection, shuffle=False)
     ckpt = ModelCheckpoint(dirpath=out_dir / "checkpoints", filename="best", monitor="val/loss", mode="min", save_last=True)
     trainer = _trainer(t, out_dir, [EarlyStopping(monitor="val/loss", mode="min", patience=tr["patience"]), ckpt],
-                       [CSVLogger(str(out_dir), name="logs"), TensorBoardLogger(str(out_dir), name="tensorboard")])
+                       [CSVLogger(str(out_dir), name="logs"), TensorBoardLogger(str(out_dir), name="tensorboard")],
+                       single_device=False)
     trainer.fit(module, _loader(train_data), _loader(val_data))
+    if trainer.global_rank != 0:
+        return None, {}  # DDP: the main process evaluates the saved weights and writes the card
     best_epoch = int(trainer.current_epoch)
     if ckpt.best_model_path:
         saved = torch.load(ckpt.best_model_path, map_location="cpu", weights_only=True)
@@ -335,6 +348,7 @@ def train_tokenizers(params: Mapping) -> dict[str, Path]:
                    for split, code in (("train", splits.TRAIN), ("val", splits.VAL))}
         training = {"data_checksums": checksums, "seed": seed, "mode": t["mode"], "split": splits.SplitSpec.from_params(params).to_dict(),
                     "params": {"tokenizer": copy.deepcopy(dict(tc))}}
+        started = time.perf_counter()
         sample = reservoir_sample(_view(streams["train"], name, to_coll), name, tc["scaler_sample_objects"], seed,
                                   categorical=c.categorical)
         if c.is_scalar:
@@ -347,10 +361,12 @@ def train_tokenizers(params: Mapping) -> dict[str, Path]:
                 tok, extra = train_kmeans(params, c, scaler, sample, seed)
             else:
                 tok, extra = train_vqvae(params, c, scaler, sample, streams, to_coll, out_dir)
+        if tok is None or not is_main():  # another DDP rank: it trained its share; the main process writes
+            continue
         if combined:
             tok.collection["members"] = list(objects)  # which collections the combined set is made of, in order
             tok.collection["member_type_ids"] = {n: objects[n].type_id for n in objects}
-        training.update(extra)
+        training.update(extra, train_seconds=round(time.perf_counter() - started, 3))  # sample, scalers, fit
         metrics = card_metrics(tok, params, c, streams["val"], to_coll)
         cards[name] = save(tok, out_dir / "card", metrics=metrics, training=training)
         log.info("collection %s: card %s, metrics %s", name, cards[name], json.dumps(metrics))

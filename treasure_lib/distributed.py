@@ -1,0 +1,112 @@
+"""Multi-device training with Lightning DDP: who is the main process, merging per-rank tallies, and launching.
+
+Training params carry `devices`, `num_nodes` and `strategy`. Under a launcher that starts one
+process per device (`torchrun`, or `srun` on Slurm: Lightning reads its environment) every
+process trains on its own share of the data; only the main process (global rank 0) evaluates
+the saved weights on one device and writes cards, metrics and predictions.
+
+A chapter's kernel cannot host DDP itself (Lightning's launcher re-executes the command that
+started the process), so a stage that asks for more than one device on this node runs its
+command under `torchrun --standalone` (`run_distributed`). Several nodes: submit the command
+itself with srun (README, "Scans and scale-out").
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import torch
+
+
+def device_count(train: Mapping) -> int:
+    """Devices per node that training params ask for (`devices`: an int, a list of ids, or 'auto')."""
+    devices = train.get("devices", 1)
+    if isinstance(devices, (list, tuple)):
+        return len(devices)
+    if devices in ("auto", -1, "-1"):
+        gpu = torch.cuda.is_available() and train.get("accelerator", "auto") in ("auto", "gpu", "cuda")
+        return torch.cuda.device_count() if gpu else 1
+    return int(devices)
+
+
+def world_size(train: Mapping) -> int:
+    return device_count(train) * int(train.get("num_nodes", 1))
+
+
+def launched() -> bool:
+    """This process is one of several started by a launcher (torchrun, srun with several tasks)."""
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1 or int(os.environ.get("SLURM_NTASKS", "1")) > 1
+
+
+def rank() -> int:
+    """Global rank: torch.distributed's once initialised, else the launcher's environment, else 0."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank()
+    for key in ("RANK", "SLURM_PROCID"):
+        if key in os.environ:
+            return int(os.environ[key])
+    return 0
+
+
+def is_main() -> bool:
+    return rank() == 0
+
+
+def quiet_sync_warning() -> None:
+    """Our validation numbers are merged over ranks before they are logged (`gather`), so Lightning's advice to
+    reduce them again (`sync_dist=True`) does not apply; it would print once per metric and epoch."""
+    import warnings
+
+    warnings.filterwarnings("ignore", message=r".*It is recommended to use `self\.log\(.*sync_dist=True")
+
+
+def gather(trainer, obj: Any) -> list:
+    """`obj` of every rank of the trainer's DDP group ([obj] when it runs on one device)."""
+    if trainer is None or trainer.world_size <= 1:
+        return [obj]
+    import torch.distributed as dist
+
+    out: list = [None] * trainer.world_size
+    dist.all_gather_object(out, obj)
+    return out
+
+
+def merge_tallies(parts: Sequence[Mapping]) -> dict:
+    """Per-rank validation tallies as one: lists are joined, numbers added, dicts of numbers added key by key."""
+    out: dict = {}
+    for key in parts[0]:
+        values = [p.get(key) for p in parts]
+        if isinstance(values[0], list):
+            out[key] = [x for v in values for x in v]
+        elif isinstance(values[0], Mapping):
+            out[key] = {k: sum(v.get(k, 0) for v in values) for k in dict.fromkeys(k for v in values for k in v)}
+        else:
+            out[key] = sum(values)
+    return out
+
+
+def run_distributed(args: Sequence[str], params: Mapping, nproc: int, metrics_out: Path | None = None) -> None:
+    """Run `treasure <args> --params <params>` as `nproc` processes on this node (torchrun --standalone).
+
+    The resolved params travel as a YAML file; the main process writes its metrics to `metrics_out`.
+    A failure of any process is an error that names the command.
+    """
+    from . import config
+    from .errors import TreasureError
+
+    with tempfile.TemporaryDirectory(prefix="treasure-ddp-") as tmp:
+        params_file = Path(tmp) / "params.yaml"
+        config.dump(params, params_file)
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
+               "-m", "treasure_lib.cli", *args, "--params", str(params_file)]
+        if metrics_out is not None:
+            cmd += ["--metrics-out", str(metrics_out)]
+        done = subprocess.run(cmd, check=False)
+        if done.returncode:
+            raise TreasureError(f"distributed training failed (exit {done.returncode}): {' '.join(cmd)}")

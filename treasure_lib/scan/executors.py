@@ -1,0 +1,146 @@
+"""Run a scan's points: one point here (`treasure scan point`), all of them in parallel processes here
+(`--executor local`), or one cluster job per point through Snakemake (`--executor snakemake`).
+
+Every executor does the same for a point: skip it when complete, skip it when it failed before
+(unless `retry_failed`), otherwise execute its chapters with `treasure run` into its folder and
+record the outcome. Points share stages through the scan's `shared_artifacts` folder.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from pathlib import Path
+from typing import Callable, Sequence
+
+from ..errors import ConfigError
+from ..runs import atomic, provenance
+from .points import Point, expand, mark, state
+from .spec import Scan
+
+SNAKEFILE = Path("workflow") / "Snakefile"
+
+
+def _busy(point: Point) -> bool:
+    """Another process is executing this point's chapters right now (it holds the run folder's lock)."""
+    if not point.dir.is_dir():
+        return False
+    with atomic.locked(point.dir / ".run.lock", blocking=False) as free:
+        return not free
+
+
+def run_point(scan: Scan, point: Point, retry_failed: bool = False, log: Callable[[str], None] = print) -> str:
+    """Execute one point here; returns its outcome: complete, skipped-complete, skipped-failed, busy or failed."""
+    from ..runs import execute
+
+    before = state(point)
+    if before["state"] == "complete" and before.get("chapters") == list(scan.chapters or []):
+        return "skipped-complete"
+    if before["state"] == "failed" and not retry_failed:
+        log(f"{point.id}: failed earlier ({before.get('error', '?')}); not retried (--retry-failed retries it)")
+        return "skipped-failed"
+    if _busy(point):
+        log(f"{point.id}: running in another process; left alone")
+        return "busy"
+    mark(point, state="running", started=provenance.now(), finished=None, error=None, host=socket.gethostname(),
+         pid=os.getpid(), chapters=list(scan.chapters or []), attempts=int(before.get("attempts", 0)) + 1)
+    start = time.perf_counter()
+    try:
+        execute(list(scan.base), point.dir, chapters=list(scan.chapters) if scan.chapters else None,
+                overrides=list(point.overrides), log=lambda text: log(f"{point.id}: {text}"))
+    except Exception as exc:  # noqa: BLE001 - a point's failure is recorded, the scan goes on
+        mark(point, state="failed", finished=provenance.now(), seconds=round(time.perf_counter() - start, 3),
+             error=f"{type(exc).__name__}: {exc}")
+        log(f"{point.id}: FAILED: {exc}")
+        return "failed"
+    except BaseException:
+        mark(point, state="interrupted", finished=provenance.now(), error="interrupted")
+        raise
+    mark(point, state="complete", finished=provenance.now(), seconds=round(time.perf_counter() - start, 3))
+    return "complete"
+
+
+def _threads(jobs: int) -> int:
+    return max(1, (os.cpu_count() or 1) // max(1, jobs))
+
+
+def run_local(scan: Scan, jobs: int = 1, retry_failed: bool = False, progress: bool = True,
+              log: Callable[[str], None] = print) -> dict[str, str]:
+    """Every point, `jobs` at a time, each in its own process (its log in points/<id>/scan.log); {id: outcome}."""
+    from tqdm.auto import tqdm
+
+    points = expand(scan)
+    outcome: dict[str, str] = {}
+    todo = []
+    for p in points:
+        s = state(p)
+        if s["state"] == "complete" and s.get("chapters") == list(scan.chapters or []):
+            outcome[p.id] = "skipped-complete"
+        elif s["state"] == "failed" and not retry_failed:
+            outcome[p.id] = "skipped-failed"
+        else:
+            todo.append(p)
+    log(f"scan {scan.name}: {len(points)} points, {len(todo)} to run, {len(points) - len(todo)} skipped "
+        f"({sum(v == 'skipped-failed' for v in outcome.values())} failed earlier); {jobs} at a time")
+    env = {**os.environ, "OMP_NUM_THREADS": str(_threads(jobs)), "MKL_NUM_THREADS": str(_threads(jobs))}
+
+    def one(p: Point) -> str:
+        p.dir.mkdir(parents=True, exist_ok=True)
+        cmd = [sys.executable, "-m", "treasure_lib.cli", "scan", "point", str(scan.path), "--id", p.id]
+        if retry_failed:
+            cmd.append("--retry-failed")
+        with open(p.dir / "scan.log", "a") as fh:
+            subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env, check=False)
+        return state(p)["state"]
+
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        futures = {pool.submit(one, p): p for p in todo}
+        bar = tqdm(total=len(futures), desc=f"scan {scan.name}", unit="point", disable=not progress)
+        for future in as_completed(futures):
+            p = futures[future]
+            outcome[p.id] = future.result()
+            if outcome[p.id] != "complete":
+                log(f"{p.id}: {outcome[p.id]}: {state(p).get('error', '')} (log: {p.dir / 'scan.log'})")
+            bar.update()
+        bar.close()
+    return outcome
+
+
+def snakefile() -> Path:
+    """workflow/Snakefile of the project (the working directory), else of the repository this library lives in."""
+    here = Path.cwd() / SNAKEFILE
+    if here.is_file():
+        return here
+    repo = Path(__file__).resolve().parents[2] / SNAKEFILE
+    if repo.is_file():
+        return repo
+    raise ConfigError(f"no {SNAKEFILE} in {Path.cwd()} or {repo.parents[1]}: run scans from the project root")
+
+
+def snakemake_command(scan: Scan, profile: str | None = None, jobs: int | None = None, dry_run: bool = False,
+                      retry_failed: bool = False, extra: Sequence[str] = ()) -> list[str]:
+    """The Snakemake invocation for a scan: one job per incomplete point, then the summary."""
+    exe = Path(sys.executable).with_name("snakemake")
+    cmd = [str(exe)] if exe.is_file() else [sys.executable, "-m", "snakemake"]
+    cmd += ["--snakefile", str(snakefile()), "--directory", str(Path.cwd()),
+            "--config", f"scan={scan.path}", f"retry_failed={int(retry_failed)}"]
+    if profile:
+        if not Path(profile).is_dir():
+            raise ConfigError(f"Snakemake profile {profile}: not a folder (e.g. params/profiles/slurm)")
+        cmd += ["--profile", str(profile)]
+        if jobs:
+            cmd += ["--jobs", str(jobs)]
+    else:
+        cmd += ["--cores", str(jobs or os.cpu_count() or 1)]
+    if dry_run:
+        cmd.append("--dry-run")
+    return cmd + list(extra)
+
+
+def run_snakemake(scan: Scan, **kw) -> int:
+    cmd = snakemake_command(scan, **kw)
+    print("$ " + " ".join(cmd), flush=True)
+    return subprocess.run(cmd, check=False).returncode

@@ -1,0 +1,143 @@
+"""A scan's points: the grid x zip expansion, stable ids, and each point's state on disk.
+
+A point's id is `<readable>-<hash>`: the readable part names its axis values
+(`codebook_size-512_num_quantizers-2`), the hash is the first 10 hex digits of the sha256 of its
+fully resolved params (without the shared-artifacts folder, which says where, not what). The same
+params give the same id whatever the scan file's order or name, so a point is never run twice.
+
+State lives in the point's run folder `points/<id>/`: `point.json` (running / complete / failed,
+the error, times, host) and, only after every chapter succeeded, `complete.json`, which is what
+Snakemake waits for. A point that was interrupted says `running` with no process behind it: it
+is incomplete and runs again (its completed chapters are skipped by `treasure run`).
+"""
+from __future__ import annotations
+
+import copy
+import itertools
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+from .. import config
+from ..errors import ConfigError
+from ..runs import atomic
+from ..runs.provenance import params_hash
+from .spec import Scan, override_text
+
+ID_HASH_CHARS = 10
+READABLE_MAX = 90
+POINT_STATE, COMPLETE = "point.json", "complete.json"
+
+
+@dataclass(frozen=True)
+class Point:
+    id: str
+    values: dict        # axis key -> value
+    overrides: tuple    # the scan's overrides, then the axis values (KEY=VALUE)
+    params: dict        # fully resolved
+    dir: Path           # its run folder
+
+    @property
+    def state_file(self) -> Path:
+        return self.dir / POINT_STATE
+
+    @property
+    def complete_file(self) -> Path:
+        return self.dir / COMPLETE
+
+
+def _combinations(scan: Scan) -> Iterator[dict]:
+    """Axis values of every point: the grid's product times each zip group's positions."""
+    factors = [[{key: v} for v in values] for key, values in scan.grid.items()]
+    for group in scan.zip:
+        n = len(next(iter(group.values())))
+        factors.append([{key: values[i] for key, values in group.items()} for i in range(n)])
+    for combo in itertools.product(*factors):
+        merged: dict = {}
+        for part in combo:
+            merged.update(part)
+        yield merged
+
+
+def _short(value) -> str:
+    if isinstance(value, (list, tuple)):
+        return "+".join(_short(v) for v in value) or "none"
+    if isinstance(value, dict):
+        return "+".join(f"{k}{_short(v)}" for k, v in value.items()) or "none"
+    return re.sub(r"[^A-Za-z0-9.+]", "", str(value)) or "none"
+
+
+def readable(values: dict) -> str:
+    """`{tokenizer.encoder: mlp, tokenizer.codebook_size: 512}` -> `codebook_size-512_encoder-mlp` (keys sorted,
+    so reordering a scan file's axes keeps every id)."""
+    text = "_".join(f"{key.rsplit('.', 1)[-1]}-{_short(values[key])}" for key in sorted(values)) or "base"
+    return text[:READABLE_MAX]
+
+
+def point_hash(params: dict) -> str:
+    p = copy.deepcopy(params)
+    p.get("study", {}).pop("shared_artifacts", None)
+    return params_hash(p)[:ID_HASH_CHARS]
+
+
+def expand(scan: Scan) -> list[Point]:
+    """Every point of the scan, in grid order; resolving a point's params checks every axis key and value."""
+    points, seen = [], {}
+    shared = override_text("study.shared_artifacts", str(scan.shared_artifacts))
+    for values in _combinations(scan):
+        overrides = tuple(scan.overrides) + tuple(override_text(k, v) for k, v in values.items()) + (shared,)
+        try:
+            params = config.load(list(scan.base), list(overrides))
+        except ConfigError as exc:
+            raise ConfigError(f"{scan.path}: point {values}: {exc}") from None
+        pid = f"{readable(values)}-{point_hash(params)}"
+        if pid in seen:
+            raise ConfigError(f"{scan.path}: points {seen[pid]} and {values} resolve to the same params "
+                              f"(an axis value is overridden by another axis?)")
+        seen[pid] = values
+        points.append(Point(pid, values, overrides, params, scan.points_dir / pid))
+    return points
+
+
+def find(scan: Scan, point_id: str) -> Point:
+    points = expand(scan)
+    for p in points:
+        if p.id == point_id:
+            return p
+    raise ConfigError(f"{scan.path}: no point '{point_id}'; the scan has: {', '.join(p.id for p in points[:8])}"
+                      + (" ..." if len(points) > 8 else ""))
+
+
+# ----------------------------------------------------------------------------- state
+
+
+def state(point: Point) -> dict:
+    """{"state": pending | running | complete | failed, ...} from the point's folder."""
+    try:
+        record = atomic.read_json(point.state_file, None)
+    except ValueError:
+        record = None
+    if point.complete_file.is_file() and record and record.get("state") == "complete":
+        return record
+    if not record:
+        return {"state": "pending"}
+    if record.get("state") == "complete":  # complete.json missing: not complete
+        return {**record, "state": "pending"}
+    return record
+
+
+def mark(point: Point, **record) -> dict:
+    """Write point.json (merged with what it held); `complete.json` follows the state."""
+    point.dir.mkdir(parents=True, exist_ok=True)
+    try:
+        old = atomic.read_json(point.state_file, {}) or {}
+    except ValueError:
+        old = {}
+    new = {**old, "id": point.id, "values": point.values, **record}
+    if new.get("state") != "complete":
+        point.complete_file.unlink(missing_ok=True)
+    atomic.write_json(point.state_file, new)
+    if new["state"] == "complete":
+        atomic.write_json(point.complete_file, new)
+    return new

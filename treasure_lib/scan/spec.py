@@ -1,0 +1,138 @@
+"""Scan files (`params/scans/*.yaml`): a base study, axes of values, chapters per point, metrics to collect.
+
+    name: codebook_demo
+    base: ../default.yaml                  # the study params (relative to this file; a list is allowed)
+    overrides: [tokenizer.train.max_epochs=2]   # every point (dotted KEY=VALUE, as on the command line)
+    grid:                                  # the full grid: every combination of these
+      tokenizer.codebook_size: [64, 256]
+      tokenizer.num_quantizers: [1, 2]
+    zip:                                   # groups of axes that advance together (equal lengths)
+      - {tokenizer.encoder: [mlp, transformer], tokenizer.size: [small, medium]}
+    chapters: [02_tokenization, 03_codebook_diagnostics]
+    metrics: ["tokenizer.tracks.pt.*", "codebook.tracks.level_*.utilization"]
+    resources: {gpu: 1, cpus_per_task: 8, mem_mb: 32000, runtime: 240}
+
+Grid axes and zip groups combine as a product. Every axis key must be a key of the params
+schema and every value passes its check; a point's params are the base files, then `overrides`,
+then its axis values. `resources` are Snakemake resources of one point's job (the Slurm executor
+plugin turns `gpu`, `cpus_per_task`, `mem_mb`, `runtime` [min], `slurm_partition`, `slurm_account`,
+`gpu_model`, `constraint`, `qos`, `slurm_extra` into sbatch options); no site values are built in.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .. import config
+from ..errors import ConfigError
+from ..schema import Key as K
+
+#: Snakemake resources a point may request (what the Slurm executor plugin understands, plus the generic ones).
+RESOURCES = ("gpu", "gpu_model", "cpus_per_task", "mem_mb", "runtime", "tasks", "nodes", "slurm_partition",
+             "slurm_account", "constraint", "qos", "slurm_extra", "disk_mb")
+
+SCAN_SCHEMA: dict = {
+    "name": K("str", None, "scan name: its folder is <output_dir> (default runs/scans/<name>)", required=True),
+    "description": K("str", "", "one or two sentences for the summary page"),
+    "base": K("any", None, "study params file(s) every point starts from, relative to the scan file", required=True),
+    "overrides": K("list", [], "dotted KEY=VALUE overrides applied to every point", item="str"),
+    "grid": K("dict", {}, "axes of the full grid: {dotted key: [values]}"),
+    "zip": K("list", [], "groups of axes advanced together: [{dotted key: [values], ...}, ...]"),
+    "chapters": K("list", None, "chapters each point runs (null: all)", nullable=True, item="str"),
+    "metrics": K("list", [], "metric keys (glob patterns) the summary table collects; [] collects every key",
+                 item="str"),
+    "output_dir": K("str", None, "where point folders and the summary go (null: runs/scans/<name>)", nullable=True),
+    "shared_artifacts": K("str", "runs/scans/shared", "stages shared between points (and scans): a tokenizer "
+                          "trained for one point is linked, not retrained, by every point with the same inputs"),
+    "resources": K("dict", {}, f"Snakemake resources of one point's job: {', '.join(RESOURCES)}"),
+}
+
+
+@dataclass(frozen=True)
+class Scan:
+    """A validated scan file."""
+
+    path: Path
+    name: str
+    description: str
+    base: tuple[Path, ...]
+    overrides: tuple[str, ...]
+    grid: dict = field(default_factory=dict)
+    zip: tuple = ()
+    chapters: tuple[str, ...] | None = None
+    metrics: tuple[str, ...] = ()
+    output_dir: Path = Path("runs/scans")
+    shared_artifacts: Path = Path("runs/scans/shared")
+    resources: dict = field(default_factory=dict)
+
+    @property
+    def axes(self) -> list[str]:
+        """Every axis key, grid first, then the zip groups', in file order."""
+        return list(self.grid) + [key for group in self.zip for key in group]
+
+    @property
+    def points_dir(self) -> Path:
+        return self.output_dir / "points"
+
+
+def _values(where: str, key: Any, values: Any) -> list:
+    if not isinstance(key, str) or "." not in key:
+        raise ConfigError(f"{where}: axis {key!r} must be a dotted params key such as tokenizer.codebook_size")
+    if not isinstance(values, list) or not values:
+        raise ConfigError(f"{where}: axis '{key}' needs a non-empty list of values, got {values!r}")
+    return values
+
+
+def load_scan(path: str | Path) -> Scan:
+    """Read and check a scan file; every message names the file and the key."""
+    path = Path(path)
+    raw = config.read_yaml(path)
+    config.check_keys(raw, SCAN_SCHEMA, origin=str(path))
+    try:
+        data = config.validate(raw, SCAN_SCHEMA)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    base = data["base"] if isinstance(data["base"], list) else [data["base"]]
+    if not base or not all(isinstance(b, str) for b in base):
+        raise ConfigError(f"{path}: 'base' must be a params file or a list of them, got {data['base']!r}")
+    files = tuple(path.parent / b for b in base)
+    for f in files:
+        if not f.is_file():
+            raise ConfigError(f"{path}: base params file not found: {f}")
+    grid = {k: _values(f"{path}: grid", k, v) for k, v in data["grid"].items()}
+    groups = []
+    for i, group in enumerate(data["zip"]):
+        if not isinstance(group, dict) or not group:
+            raise ConfigError(f"{path}: zip[{i}] must be a mapping {{dotted key: [values]}}, got {group!r}")
+        group = {k: _values(f"{path}: zip[{i}]", k, v) for k, v in group.items()}
+        lengths = {k: len(v) for k, v in group.items()}
+        if len(set(lengths.values())) > 1:
+            raise ConfigError(f"{path}: zip[{i}] advances its axes together, so they need equal lengths; got {lengths}")
+        groups.append(group)
+    axes = list(grid) + [k for g in groups for k in g]
+    repeated = sorted({k for k in axes if axes.count(k) > 1})
+    if repeated:
+        raise ConfigError(f"{path}: axis {repeated} appears more than once (grid and zip axes must differ)")
+    unknown = sorted(set(data["resources"]) - set(RESOURCES))
+    if unknown:
+        raise ConfigError(f"{path}: unknown resources {unknown}; known: {', '.join(RESOURCES)}")
+    out = Path(data["output_dir"]) if data["output_dir"] else Path("runs") / "scans" / data["name"]
+    return Scan(path=path, name=data["name"], description=data["description"], base=files,
+                overrides=tuple(data["overrides"]), grid=grid, zip=tuple(groups),
+                chapters=tuple(data["chapters"]) if data["chapters"] else None, metrics=tuple(data["metrics"]),
+                output_dir=out, shared_artifacts=Path(data["shared_artifacts"]), resources=dict(data["resources"]))
+
+
+def override_text(key: str, value: Any) -> str:
+    """`KEY=VALUE` with the value written as YAML that reads back as the same value."""
+    text = yaml.safe_dump(value, default_flow_style=True, width=10**9).strip()
+    if text.endswith("\n..."):
+        text = text[: -len("\n...")].strip()
+    elif text.endswith("..."):
+        text = text[:-3].strip()
+    if yaml.safe_load(text) != value:
+        raise ConfigError(f"axis '{key}': value {value!r} cannot be written as a command-line override")
+    return f"{key}={text}"
