@@ -38,11 +38,13 @@ plots.style.show_when_made()
 params = study.stages.run_params(run)
 c = params["classify"]
 task, compare, fraction = c["task"], c["compare"], c["label_fraction"]
-if compare:
+if compare:  # all labels: the label-efficiency curve below adds the fractions
+    fraction = 1.0
     variants = {"tokens": dict(classify__mode="scratch", classify__inputs="tokens"),
                 "tokens_finetuned": dict(classify__mode="finetune", classify__inputs="tokens"),
                 "raw": dict(classify__mode="scratch", classify__inputs="features"),
                 "decoded": dict(classify__mode="scratch", classify__inputs="decoded")}
+    variants = {name: dict(kw, classify__label_fraction=1.0) for name, kw in variants.items()}
 else:  # one scan point: the classifier these params describe
     variants = {variant_name(params): dict(classify__mode=c["mode"], classify__inputs=c["inputs"])}
 results = {name: study.stages.classifier(run, classify__task=task, **kw) for name, kw in variants.items()}

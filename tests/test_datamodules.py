@@ -130,6 +130,19 @@ def test_ranks_get_equal_batches_and_disjoint_rows(token_files):
     assert all(len(b["label"]) == 16 for bs in batches for b in bs)
 
 
+def test_a_rank_whose_blocks_hold_no_batch_is_an_error_not_an_endless_loop(token_files):
+    _, tokens, _ = token_files
+    files = TokenFiles(tokens)
+    task = _task(classes={"a": ["events_top"], "b": ["events_sig"]})  # the zz and qcd files' rows are dropped
+    streams = [TokenStream(files, task, "train", 64, shuffle=False, rank=r, world_size=7, equal_batches=True)
+               for r in range(7)]
+    empty = [s for s in streams if not any(files.paths[b[0]].name.startswith(("events_sig", "events_top"))
+                                           for b in s._blocks(None)[s.rank::7])]
+    assert empty and len(empty[0]) > 0, "a rank whose blocks are all dropped rows must still deliver batches"
+    with pytest.raises(InputFileError, match=f"shard {empty[0].rank} of 7: its blocks hold fewer usable rows"):
+        list(empty[0].arrays())
+
+
 def test_bad_inputs_name_the_file(token_files, tmp_path):
     _, tokens, features = token_files
     with pytest.raises(InputFileError, match="holds 'features', expected 'tokens'"):

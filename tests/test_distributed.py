@@ -70,29 +70,54 @@ def _torchrun(args, params, tmp_path, nproc=2):
     return done
 
 
-@pytest.mark.slow
-def test_tokenizer_trains_on_two_cpu_processes_with_shared_codebooks(tmp_path):
+def _tokenizer_params(tmp_path):
     files = _toy_files(tmp_path / "data", n=600)
-    base = _event_params(tmp_path, files, "tokenizer.collections=[electrons]", "tokenizer.codebook_size=16",
+    return _event_params(tmp_path, files, "tokenizer.collections=[electrons, muons]", "tokenizer.codebook_size=16",
                          "tokenizer.per_collection={}", "tokenizer.latent_dim=8", "tokenizer.width=32",
                          "tokenizer.scaler_sample_objects=5000", "tokenizer.train.batch_objects=64",
                          "tokenizer.train.max_epochs=2", "tokenizer.train.progress_bar=false",
                          "tokenizer.train.accelerator=cpu", "tokenizer.train.cache_rows=0")
+
+
+@pytest.mark.slow
+def test_tokenizers_train_on_two_cpu_processes_with_summed_codebook_statistics(tmp_path):
+    base = _tokenizer_params(tmp_path)
     single = copy.deepcopy(base)
     single["tokenizer"]["output_dir"] = str(tmp_path / "single")
     _torchrun(["train-tokenizer"], single, tmp_path, nproc=1)
     ddp = copy.deepcopy(base)
     ddp["tokenizer"]["output_dir"] = str(tmp_path / "ddp")
     ddp["tokenizer"]["train"].update(devices=2, strategy="ddp")
-    done = _torchrun(["train-tokenizer"], ddp, tmp_path)  # on_fit_end raises if the codebooks differ between ranks
-    assert done.stdout.count("electrons ") == 1, "only the main process reports (and writes) the card"
-    steps = {}
-    for name in ("single", "ddp"):
-        card = json.loads((tmp_path / name / "electrons" / "card" / "card.json").read_text())
-        assert np.isfinite(card["metrics"]["val/loss"])
-        last = torch.load(tmp_path / name / "electrons" / "checkpoints" / "last.ckpt", weights_only=True)
-        steps[name] = last["global_step"]
-    assert steps["ddp"] == steps["single"] // 2, f"each rank takes half of the batches: {steps}"
+    done = _torchrun(["train-tokenizer"], ddp, tmp_path)  # a step whose statistics differ between ranks raises
+    assert done.stdout.count("electrons ") == 1 and done.stdout.count("muons ") == 1, \
+        "only the main process reports (and writes) the cards, one per collection"
+    for collection in ("electrons", "muons"):
+        steps = {}
+        for name in ("single", "ddp"):
+            card = json.loads((tmp_path / name / collection / "card" / "card.json").read_text())
+            assert np.isfinite(card["metrics"]["val/loss"])
+            last = torch.load(tmp_path / name / collection / "checkpoints" / "last.ckpt", weights_only=True)
+            steps[name] = last["global_step"]
+        assert steps["ddp"] == steps["single"] // 2, f"{collection}: each rank takes half of the batches: {steps}"
+
+
+@pytest.mark.slow
+def test_unsynchronised_codebook_statistics_are_caught(tmp_path):
+    """Without summing the EMA statistics over ranks each rank's codebook would learn from its own share only."""
+    ddp = _tokenizer_params(tmp_path)
+    ddp["tokenizer"]["output_dir"] = str(tmp_path / "ddp")
+    ddp["tokenizer"]["collections"] = ["electrons"]
+    ddp["tokenizer"]["train"].update(devices=2, strategy="ddp")
+    path = tmp_path / "params.yaml"
+    config.dump(ddp, path)
+    wrapper = tmp_path / "no_sync.py"
+    wrapper.write_text("import sys\nfrom treasure_lib.tokenizers import codebooks\n"
+                       "codebooks.distribute = lambda quantizer, on: None\n"
+                       "from treasure_lib.cli import main\nsys.exit(main())\n")
+    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
+                           str(wrapper), "train-tokenizer", "--params", str(path)], capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode != 0 and "statistics differ between DDP ranks" in done.stdout + done.stderr
 
 
 @pytest.mark.slow

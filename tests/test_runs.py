@@ -298,12 +298,61 @@ def test_runs_sharing_a_folder_build_a_stage_once_and_link_it(tmp_path, monkeypa
     moved.write_bytes(b"events")
     assert Stage(a, "x", {"data": moved}).hash == Stage(b, "x", {"data": data}).hash
 
+    failing = Stage(tmp_path / "c" / "artifacts", "tokenizers", {"k": 32, "data": data}, shared=shared)
     with pytest.raises(RuntimeError):  # a failed shared build leaves nothing that looks complete
-        Stage(tmp_path / "c" / "artifacts", "tokenizers", {"k": 32, "data": data}, shared=shared)(
-            lambda out: (out.mkdir(), (_ for _ in ()).throw(RuntimeError("diverged"))))
-    assert not any("k32" in p.name or p.name.startswith(".tokenizers-") and "partial" in p.name
-                   for p in shared.iterdir())
-    assert not Stage(tmp_path / "c" / "artifacts", "tokenizers", {"k": 32, "data": data}, shared=shared).done
+        failing(lambda out: (out.mkdir(), (_ for _ in ()).throw(RuntimeError("diverged"))))
+    assert not failing.shared_path.exists() and not failing.shared_record.exists()
+    assert not [p.name for p in shared.iterdir() if "partial" in p.name], "no half-built entry is left"
+    assert not failing.done and not failing.path.exists()
+
+
+def _build_slowly(args):
+    """One of two processes building the same shared stage at once (the other must wait and link)."""
+    from treasure_lib.runs.stage import Stage
+
+    folder, shared, counter = args
+    import time as _time
+
+    def build(out):
+        with open(counter, "a") as fh:
+            fh.write("built\n")
+        _time.sleep(1.0)
+        out.write_text("weights")
+
+    return str(Stage(folder, "card", {"k": 8}, shared=shared)(build).resolve())
+
+
+def test_two_processes_building_one_shared_stage_build_it_once(tmp_path):
+    import multiprocessing
+
+    counter = tmp_path / "builds.txt"
+    jobs = [(tmp_path / name / "artifacts", tmp_path / "shared", counter) for name in ("a", "b")]
+    with multiprocessing.get_context("fork").Pool(2) as pool:
+        paths = pool.map(_build_slowly, jobs)
+    assert counter.read_text().count("built") == 1 and paths[0] == paths[1]
+
+
+def test_a_stage_built_from_another_depends_on_what_that_one_holds(tmp_path, monkeypatch):
+    """A rebuilt upstream with the same inputs but another content (another GPU, a deleted shared entry)
+    must rebuild what was made from it."""
+    from treasure_lib.runs.stage import Stage
+    from treasure_lib.study.stages import identity
+
+    monkeypatch.setenv("TREASURE_CACHE_DIR", str(tmp_path / "cache"))
+    content = iter(["codes A", "codes B"])
+
+    def build(out):
+        out.mkdir()
+        (out / "x.parquet").write_text(next(content))
+
+    upstream = Stage(tmp_path / "run", "tokens", {"k": 8})
+    upstream(build)
+    first = identity(upstream.path)
+    record = json.loads(upstream.record.read_text())
+    assert first == {"stage": "tokens", "content_sha256": record["content_sha256"]}
+    upstream.record.unlink()  # e.g. someone removed it to rebuild: same inputs, other result
+    upstream(build)
+    assert identity(upstream.path) != first
 
 
 def test_input_checksums_are_cached_by_path_size_and_mtime(tmp_path):

@@ -123,6 +123,7 @@ def test_resume_runs_only_incomplete_points_and_failed_ones_on_request(toy):
     failed = scans.state(by_seed[2])
     assert failed["state"] == "failed" and "seed 2 diverged" in failed["error"]
     assert not by_seed[2].complete_file.exists(), "a failed point never looks complete"
+    assert by_seed[2].done_file.exists() and by_seed[1].complete_file.exists(), "its attempt ended: recorded"
     # an interrupted point: killed inside its chapter (no executed notebook yet), point.json still says running
     P.mark(by_seed[3], state="running", pid=999999)
     (by_seed[3].dir / "notebooks" / "01_count.ipynb").unlink()
@@ -144,19 +145,54 @@ def _job_counts(stdout: str) -> dict:
     return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)\s*$", block, re.M)}
 
 
-def test_snakemake_dry_run_builds_one_job_per_incomplete_point_then_the_summary(toy):
+def _dry_run(scan, **kw):
+    done = subprocess.run(scans.snakemake_command(scan, dry_run=True, **kw), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    scheduled = set(re.findall(r"wildcards: point=(\S+)", done.stdout))
+    return _job_counts(done.stdout), scheduled, done.stdout
+
+
+def test_snakemake_dry_run_builds_one_job_per_point_to_run(toy):
     root, scan = toy
     points = scans.expand(scan)
-    cmd = scans.snakemake_command(scan, profile=str(ROOT / "params" / "profiles" / "slurm"), dry_run=True)
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-    assert _job_counts(done.stdout) == {"point": 3, "summary": 1, "all": 1, "total": 5}
-    assert "cpus_per_task=1" in done.stdout and "sbatch" not in done.stdout.replace("sbatch options", "")
+    counts, scheduled, out = _dry_run(scan, profile=str(ROOT / "params" / "profiles" / "slurm"))
+    assert counts == {"point": 3, "all": 1, "total": 4} and scheduled == {p.id for p in points}
+    assert "cpus_per_task=1" in out, "the scan's resources reach the job"
     P.mark(points[0], state="complete", chapters=[])
-    done = subprocess.run(scans.snakemake_command(scan, jobs=2, dry_run=True), capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert _job_counts(done.stdout)["point"] == 2, "a complete point is not submitted again"
-    assert points[0].id not in done.stdout.split("Job stats:")[0].split("rule summary")[0]
+    P.mark(points[1], state="failed", chapters=[], error="diverged")
+    counts, scheduled, _ = _dry_run(scan, jobs=2)
+    assert scheduled == {points[2].id}, "complete and failed points are not resubmitted"
+    counts, scheduled, _ = _dry_run(scan, jobs=2, retry_failed=True)
+    assert scheduled == {points[1].id, points[2].id}, "--retry-failed resubmits the failed point"
+    _write(root / "scans" / "toy.yaml", TOY_SCAN + "chapters: [01_count]\n")
+    counts, scheduled, _ = _dry_run(scans.load_scan("scans/toy.yaml"), jobs=2)
+    assert points[0].id in scheduled, "a point finished with other chapters than the scan asks for runs again"
+
+
+def test_first_alone_makes_every_other_point_wait_for_the_first(toy):
+    root, _ = toy
+    scan = scans.load_scan(_write(root / "scans" / "first.yaml", TOY_SCAN.replace("name: toy", "name: first")
+                                  + "first_alone: true\n"))
+    first = scans.expand(scan)[0]
+    counts, scheduled, out = _dry_run(scan)
+    blocks = [b for b in out.split("rule point:")[1:] if "wildcards: point=" in b]
+    waits = {re.search(r"wildcards: point=(\S+)", b).group(1): f"{first.id}/done.json" in b.split("output:")[0]
+             for b in blocks}
+    assert waits == {p.id: p.id != first.id for p in scans.expand(scan)}
+
+
+def test_snakemake_runs_the_points_and_the_summary_despite_a_failed_point(toy):
+    root, scan = toy
+    (root / "fail-2").touch()
+    assert scans.run_snakemake(scan, jobs=2) == 1, "a failed point makes the run fail"
+    states = {p.params["study"]["seed"]: scans.state(p)["state"] for p in scans.expand(scan)}
+    assert states == {1: "complete", 2: "failed", 3: "complete"}
+    page = (scan.output_dir / "summary.md").read_text()
+    assert "seed 2 diverged" in page, "the summary lists the failed point with its error"
+    (root / "fail-2").unlink()
+    assert scans.run_snakemake(scan, jobs=2, retry_failed=True) == 0
+    assert all(scans.state(p)["state"] == "complete" for p in scans.expand(scan))
+    assert [_executions(p) for p in scans.expand(scan)] == [1, 2, 1], "only the failed point ran again"
 
 
 @pytest.mark.slow

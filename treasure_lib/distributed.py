@@ -12,6 +12,7 @@ itself with srun (README, "Scans and scale-out").
 """
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -30,7 +31,12 @@ def device_count(train: Mapping) -> int:
     if devices in ("auto", -1, "-1"):
         gpu = torch.cuda.is_available() and train.get("accelerator", "auto") in ("auto", "gpu", "cuda")
         return torch.cuda.device_count() if gpu else 1
-    return int(devices)
+    try:
+        return int(devices)
+    except (TypeError, ValueError):
+        from .errors import ConfigError
+
+        raise ConfigError(f"train.devices must be an int, a list of device ids or 'auto'; got {devices!r}") from None
 
 
 def world_size(train: Mapping) -> int:
@@ -95,18 +101,45 @@ def run_distributed(args: Sequence[str], params: Mapping, nproc: int, metrics_ou
     """Run `treasure <args> --params <params>` as `nproc` processes on this node (torchrun --standalone).
 
     The resolved params travel as a YAML file; the main process writes its metrics to `metrics_out`.
-    A failure of any process is an error that names the command.
+    The processes' output is printed as it comes (a chapter shows it); a failure is an error with the
+    command, its params file (kept) and the last lines of that output.
     """
+    from collections import deque
+
     from . import config
     from .errors import TreasureError
 
-    with tempfile.TemporaryDirectory(prefix="treasure-ddp-") as tmp:
-        params_file = Path(tmp) / "params.yaml"
-        config.dump(params, params_file)
-        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
-               "-m", "treasure_lib.cli", *args, "--params", str(params_file)]
-        if metrics_out is not None:
-            cmd += ["--metrics-out", str(metrics_out)]
-        done = subprocess.run(cmd, check=False)
-        if done.returncode:
-            raise TreasureError(f"distributed training failed (exit {done.returncode}): {' '.join(cmd)}")
+    tmp = Path(tempfile.mkdtemp(prefix="treasure-ddp-"))
+    params_file = tmp / "params.yaml"
+    config.dump(params, params_file)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
+           "-m", "treasure_lib.cli", *args, "--params", str(params_file)]
+    if metrics_out is not None:
+        cmd += ["--metrics-out", str(metrics_out)]
+    tail: deque = deque(maxlen=30)
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1) as proc:
+        for line in proc.stdout:
+            print(line, end="", flush=True)
+            tail.append(line)
+    if proc.returncode:
+        raise TreasureError(f"distributed training failed (exit {proc.returncode}): {' '.join(cmd)}\n"
+                            f"(params kept in {params_file}); last output:\n" + "".join(tail))
+    import shutil
+
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+def fit_here_or_distributed(command: str, params: Mapping, train: Mapping, here, metrics_out: Path | None = None):
+    """Train in this process, or, when `train` asks for several devices on this node and no launcher started us,
+    as one process per device under torchrun (then the metrics come back through `metrics_out`)."""
+    from .errors import ConfigError
+
+    n = world_size(train)
+    if n <= 1 or launched():
+        return here()
+    if train["num_nodes"] > 1:
+        raise ConfigError(f"{command}: num_nodes = {train['num_nodes']} needs one process per device on every node; "
+                          f"submit `srun treasure {command} --params ...` (README, 'Scans and scale-out') instead of "
+                          f"running it from a chapter")
+    run_distributed([command], params, n, metrics_out)
+    return json.loads(Path(metrics_out).read_text()) if metrics_out is not None else None

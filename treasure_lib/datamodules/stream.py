@@ -265,6 +265,7 @@ class TokenStream(IterableDataset):
             parts = self._parts(blocks)
             if self.shuffle:
                 parts = mixing.shuffled(parts, self.buffer_rows, rng)
+            before = produced
             for batch in self._batches(parts):
                 if (quota is not None and produced >= quota) or (self.max_batches and produced >= self.max_batches):
                     return
@@ -272,6 +273,10 @@ class TokenStream(IterableDataset):
                 yield batch
             if quota is None or produced >= quota or not blocks:
                 return  # equal batches: a shard that ran out of rows starts its blocks again
+            if produced == before:  # a whole pass gave nothing: going round again would never end
+                raise InputFileError(f"{splits.NAMES[self.split]} split, shard {shard} of {shards}: its blocks hold "
+                                     f"fewer usable rows than one batch of {self.batch_size} (other ranks have "
+                                     f"{quota} batches); use fewer devices, a smaller batch_size or smaller block_rows")
 
     def __iter__(self):
         for b in self.arrays():

@@ -25,10 +25,13 @@ runs in parallel wait for one build instead of doing it twice.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
+import socket
 import time
+import uuid
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
@@ -65,6 +68,12 @@ def inputs_hash(inputs: Mapping[str, Any]) -> str:
 
 
 SHARED_HASH_CHARS = 16  # of the inputs hash in a shared entry's name
+PUBLISH_WAIT_S = 120     # how long to wait for the record of an entry another process has just published
+
+
+def content_digest(path: Path) -> str:
+    """sha256 of what a built artifact holds (a file, or every file of a folder with its relative name)."""
+    return inputs_hash({"content": Path(path)})
 
 
 def _record_matches(record_path: Path, digest: str, artifact: Path) -> bool:
@@ -75,8 +84,15 @@ def _record_matches(record_path: Path, digest: str, artifact: Path) -> bool:
     return bool(record) and record.get("inputs_sha256") == digest and artifact.exists()
 
 
+class StageError(RuntimeError):
+    """A shared stage cannot be locked or published."""
+
+
 class Stage:
-    """An artifact at `<folder>/<name>` with its record `<folder>/<name>.stage.json` (optionally built in `shared`)."""
+    """An artifact at `<folder>/<name>` with its record `<folder>/<name>.stage.json` (optionally built in `shared`).
+
+    The record holds the inputs hash and `content_sha256`, the digest of what was built: a stage built
+    from this one depends on that, so a rebuilt upstream that came out different invalidates it."""
 
     def __init__(self, folder: str | Path, name: str, inputs: Mapping[str, Any], shared: str | Path | None = None):
         if not name or "/" in name or name.startswith("."):
@@ -96,21 +112,19 @@ class Stage:
         return f"Stage({str(self.path)!r}, done={self.done})"
 
     @property
+    def shared_done(self) -> bool:
+        return self.shared is not None and _record_matches(self.shared_record, self.hash, self.shared_path)
+
+    @property
     def done(self) -> bool:
-        """The artifact exists and was built from the same inputs (here, or in the shared folder: then it is linked)."""
-        if _record_matches(self.record, self.hash, self.path):
-            return True
-        if self.shared is not None and _record_matches(self.shared_record, self.hash, self.shared_path):
-            self._link()
-            return True
-        return False
+        """The artifact exists and was built from the same inputs (here, or as a complete shared entry)."""
+        return _record_matches(self.record, self.hash, self.path) or self.shared_done
 
-    def _record(self, start: float, **extra) -> dict:
-        return {"name": self.name, "inputs_sha256": self.hash, "inputs": self.inputs, "built": _now(),
-                "seconds": round(time.perf_counter() - start, 3), **extra}
-
-    def _link(self) -> None:
-        """Point `path` at the complete shared entry and record it as this run's artifact."""
+    def link(self) -> None:
+        """Point `path` at the complete shared entry (a relative symlink) and record it as this run's artifact."""
+        if self.path.is_symlink() and os.path.realpath(self.path) == os.path.realpath(self.shared_path) \
+                and _record_matches(self.record, self.hash, self.path):
+            return
         self.record.unlink(missing_ok=True)
         atomic.remove_path(self.path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -120,23 +134,45 @@ class Stage:
         os.replace(tmp, self.path)
         atomic.write_json(self.record, {**atomic.read_json(self.shared_record, {}), "shared": str(self.shared_path)})
 
+    def _publish_shared(self, tmp: Path, start: float) -> None:
+        """Rename the build into the shared folder, never over an entry another process published first."""
+        try:
+            if self.shared_path.exists() or self.shared_path.is_symlink():
+                raise FileExistsError(self.shared_path)
+            os.rename(tmp, self.shared_path)
+        except OSError:  # another process won the race (file systems whose lock did not hold): use its entry
+            waited = 0.0
+            while not self.shared_done and waited < PUBLISH_WAIT_S:
+                time.sleep(1.0)
+                waited += 1.0
+            if not self.shared_done:
+                raise StageError(f"{self.shared_path} exists without a complete record after {PUBLISH_WAIT_S} s "
+                                 f"(an interrupted build?); remove it to rebuild") from None
+            return
+        atomic.write_json(self.shared_record, self._record(start, content_sha256=content_digest(self.shared_path)))
+
+    def _record(self, start: float, **extra) -> dict:
+        return {"name": self.name, "inputs_sha256": self.hash, "inputs": self.inputs, "built": _now(),
+                "seconds": round(time.perf_counter() - start, 3), **extra}
+
     @contextlib.contextmanager
     def build(self) -> Iterator[Path]:
-        """Yield a temporary path to write the artifact at; on success it replaces `path` (or the shared entry)."""
-        target, record = (self.shared_path, self.shared_record) if self.shared is not None else (self.path, self.record)
+        """Yield a temporary path to write the artifact at; on success it replaces `path` (or becomes the shared entry)."""
+        target = self.shared_path if self.shared is not None else self.path
         target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = atomic.temp_name(target, "partial")
-        atomic.remove_path(tmp)
+        tmp = atomic.temp_name(target, f"partial-{socket.gethostname()}-{uuid.uuid4().hex[:8]}")
         start = time.perf_counter()
         try:
             yield tmp
             if not tmp.exists():
                 raise FileNotFoundError(f"stage {self.name!r} wrote nothing at the path it was given ({tmp})")
-            record.unlink(missing_ok=True)  # from here until the new record, the artifact is not 'done'
-            atomic.replace_path(tmp, target)
-            atomic.write_json(record, self._record(start))
             if self.shared is not None:
-                self._link()
+                self._publish_shared(tmp, start)
+                self.link()
+            else:
+                self.record.unlink(missing_ok=True)  # from here until the new record, the artifact is not 'done'
+                atomic.replace_path(tmp, self.path)
+                atomic.write_json(self.record, self._record(start, content_sha256=content_digest(self.path)))
         finally:
             atomic.remove_path(tmp)
 
@@ -146,13 +182,22 @@ class Stage:
         if self.shared is None:
             yield
             return
-        with atomic.locked(self.shared / f".{self.shared_path.name}.lock"):
-            yield
+        lock = self.shared / f".{self.shared_path.name}.lock"
+        try:
+            with atomic.locked(lock):
+                yield
+        except OSError as exc:
+            if exc.errno not in (errno.ENOLCK, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL):
+                raise
+            raise StageError(f"cannot lock {lock} ({exc.strerror}): study.shared_artifacts needs a file system with "
+                             f"flock across nodes (Lustre: mount with -o flock; NFSv4), or a folder per machine") from None
 
     def __call__(self, fn: Callable[[Path], Any]) -> Path:
-        """Decorator form: call `fn(out)` if the stage is not done; return `path` either way."""
+        """Build with `fn(out)` unless done (a complete shared entry is linked, not rebuilt); return `path`."""
         with self._exclusive():
-            if not self.done:
+            if self.shared_done:
+                self.link()
+            elif not self.done:
                 with self.build() as out:
                     fn(out)
         return self.path

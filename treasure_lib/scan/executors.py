@@ -18,49 +18,48 @@ from typing import Callable, Sequence
 
 from ..errors import ConfigError
 from ..runs import atomic, provenance
-from .points import Point, expand, mark, state
+from .points import FINISHED, Point, finished, mark, prepare, state
 from .spec import Scan
 
 SNAKEFILE = Path("workflow") / "Snakefile"
-
-
-def _busy(point: Point) -> bool:
-    """Another process is executing this point's chapters right now (it holds the run folder's lock)."""
-    if not point.dir.is_dir():
-        return False
-    with atomic.locked(point.dir / ".run.lock", blocking=False) as free:
-        return not free
+POINT_LOCK = ".point.lock"
 
 
 def run_point(scan: Scan, point: Point, retry_failed: bool = False, log: Callable[[str], None] = print) -> str:
-    """Execute one point here; returns its outcome: complete, skipped-complete, skipped-failed, busy or failed."""
+    """Execute one point here; returns its outcome: complete, failed, skipped-complete, skipped-failed or busy.
+
+    The point's lock is held from the first look at its state to the last record, so two executors
+    never run (or record) the same point at once."""
     from ..runs import execute
 
-    before = state(point)
-    if before["state"] == "complete" and before.get("chapters") == list(scan.chapters or []):
-        return "skipped-complete"
-    if before["state"] == "failed" and not retry_failed:
-        log(f"{point.id}: failed earlier ({before.get('error', '?')}); not retried (--retry-failed retries it)")
-        return "skipped-failed"
-    if _busy(point):
-        log(f"{point.id}: running in another process; left alone")
-        return "busy"
-    mark(point, state="running", started=provenance.now(), finished=None, error=None, host=socket.gethostname(),
-         pid=os.getpid(), chapters=list(scan.chapters or []), attempts=int(before.get("attempts", 0)) + 1)
-    start = time.perf_counter()
-    try:
-        execute(list(scan.base), point.dir, chapters=list(scan.chapters) if scan.chapters else None,
-                overrides=list(point.overrides), log=lambda text: log(f"{point.id}: {text}"))
-    except Exception as exc:  # noqa: BLE001 - a point's failure is recorded, the scan goes on
-        mark(point, state="failed", finished=provenance.now(), seconds=round(time.perf_counter() - start, 3),
-             error=f"{type(exc).__name__}: {exc}")
-        log(f"{point.id}: FAILED: {exc}")
-        return "failed"
-    except BaseException:
-        mark(point, state="interrupted", finished=provenance.now(), error="interrupted")
-        raise
-    mark(point, state="complete", finished=provenance.now(), seconds=round(time.perf_counter() - start, 3))
-    return "complete"
+    point.dir.mkdir(parents=True, exist_ok=True)
+    with atomic.locked(point.dir / POINT_LOCK, blocking=False) as free:
+        if not free:
+            log(f"{point.id}: running in another process; left alone")
+            return "busy"
+        before = state(point)
+        done = finished(scan, point)
+        if done == "complete":
+            return "skipped-complete"
+        if done == "failed" and not retry_failed:
+            log(f"{point.id}: failed earlier ({before.get('error', '?')}); not retried (--retry-failed retries it)")
+            return "skipped-failed"
+        mark(point, state="running", started=provenance.now(), finished=None, error=None, host=socket.gethostname(),
+             pid=os.getpid(), chapters=list(scan.chapters or []), attempts=int(before.get("attempts", 0)) + 1)
+        start = time.perf_counter()
+        try:
+            execute(list(scan.base), point.dir, chapters=list(scan.chapters) if scan.chapters else None,
+                    overrides=list(point.overrides), log=lambda text: log(f"{point.id}: {text}"))
+        except Exception as exc:  # noqa: BLE001 - a point's failure is recorded, the scan goes on
+            mark(point, state="failed", finished=provenance.now(), seconds=round(time.perf_counter() - start, 3),
+                 error=f"{type(exc).__name__}: {exc}")
+            log(f"{point.id}: FAILED: {exc}")
+            return "failed"
+        except BaseException:
+            mark(point, state="interrupted", finished=provenance.now(), error="interrupted")
+            raise
+        mark(point, state="complete", finished=provenance.now(), seconds=round(time.perf_counter() - start, 3))
+        return "complete"
 
 
 def _threads(jobs: int) -> int:
@@ -69,18 +68,18 @@ def _threads(jobs: int) -> int:
 
 def run_local(scan: Scan, jobs: int = 1, retry_failed: bool = False, progress: bool = True,
               log: Callable[[str], None] = print) -> dict[str, str]:
-    """Every point, `jobs` at a time, each in its own process (its log in points/<id>/scan.log); {id: outcome}."""
+    """Every point, `jobs` at a time, each in its own process (its log in points/<id>/scan.log); {id: outcome}.
+
+    With the scan's `first_alone`, the first point to run goes before the others, which then link its stages."""
     from tqdm.auto import tqdm
 
-    points = expand(scan)
+    points = prepare(scan, retry_failed)
     outcome: dict[str, str] = {}
     todo = []
     for p in points:
-        s = state(p)
-        if s["state"] == "complete" and s.get("chapters") == list(scan.chapters or []):
-            outcome[p.id] = "skipped-complete"
-        elif s["state"] == "failed" and not retry_failed:
-            outcome[p.id] = "skipped-failed"
+        done = finished(scan, p)
+        if done:
+            outcome[p.id] = f"skipped-{done}"
         else:
             todo.append(p)
     log(f"scan {scan.name}: {len(points)} points, {len(todo)} to run, {len(points) - len(todo)} skipped "
@@ -90,22 +89,32 @@ def run_local(scan: Scan, jobs: int = 1, retry_failed: bool = False, progress: b
     def one(p: Point) -> str:
         p.dir.mkdir(parents=True, exist_ok=True)
         cmd = [sys.executable, "-m", "treasure_lib.cli", "scan", "point", str(scan.path), "--id", p.id]
-        if retry_failed:
-            cmd.append("--retry-failed")
         with open(p.dir / "scan.log", "a") as fh:
-            subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env, check=False)
+            rc = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env, check=False).returncode
+        s = state(p)
+        if s["state"] not in FINISHED and s["state"] != "running":  # the process died before it recorded an outcome
+            mark(p, state="failed", finished=provenance.now(),
+                 error=f"the point's process exited with code {rc} before recording an outcome (killed? out of "
+                       f"memory?); see {p.dir / 'scan.log'}")
+        elif s["state"] == "running" and rc != 0:
+            with atomic.locked(p.dir / POINT_LOCK, blocking=False) as free:
+                if free:  # nobody runs it: it died while running
+                    mark(p, state="failed", finished=provenance.now(),
+                         error=f"the point's process exited with code {rc} while running; see {p.dir / 'scan.log'}")
         return state(p)["state"]
 
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        futures = {pool.submit(one, p): p for p in todo}
-        bar = tqdm(total=len(futures), desc=f"scan {scan.name}", unit="point", disable=not progress)
-        for future in as_completed(futures):
-            p = futures[future]
-            outcome[p.id] = future.result()
-            if outcome[p.id] != "complete":
-                log(f"{p.id}: {outcome[p.id]}: {state(p).get('error', '')} (log: {p.dir / 'scan.log'})")
-            bar.update()
-        bar.close()
+    bar = tqdm(total=len(todo), desc=f"scan {scan.name}", unit="point", disable=not progress)
+    first, rest = (todo[:1], todo[1:]) if scan.first_alone else ([], todo)
+    for group in (first, rest):
+        with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+            futures = {pool.submit(one, p): p for p in group}
+            for future in as_completed(futures):
+                p = futures[future]
+                outcome[p.id] = future.result()
+                if outcome[p.id] != "complete":
+                    log(f"{p.id}: {outcome[p.id]}: {state(p).get('error', '')} (log: {p.dir / 'scan.log'})")
+                bar.update()
+    bar.close()
     return outcome
 
 
@@ -126,7 +135,8 @@ def snakemake_command(scan: Scan, profile: str | None = None, jobs: int | None =
     exe = Path(sys.executable).with_name("snakemake")
     cmd = [str(exe)] if exe.is_file() else [sys.executable, "-m", "snakemake"]
     cmd += ["--snakefile", str(snakefile()), "--directory", str(Path.cwd()),
-            "--config", f"scan={scan.path}", f"retry_failed={int(retry_failed)}"]
+            "--config", f"scan={scan.path}", f"retry_failed={int(retry_failed)}",
+            "--rerun-triggers", "mtime"]  # a point is redone because its markers are gone, never for a new flag
     if profile:
         if not Path(profile).is_dir():
             raise ConfigError(f"Snakemake profile {profile}: not a folder (e.g. params/profiles/slurm)")
@@ -141,6 +151,13 @@ def snakemake_command(scan: Scan, profile: str | None = None, jobs: int | None =
 
 
 def run_snakemake(scan: Scan, **kw) -> int:
+    """Snakemake's exit code, or 1 when it succeeded but points are recorded as failed."""
     cmd = snakemake_command(scan, **kw)
     print("$ " + " ".join(cmd), flush=True)
-    return subprocess.run(cmd, check=False).returncode
+    rc = subprocess.run(cmd, check=False).returncode
+    if rc or kw.get("dry_run"):
+        return rc
+    failed = [p.id for p in prepare(scan) if finished(scan, p) == "failed"]
+    for pid in failed:
+        print(f"{pid}: failed (treasure scan status; --retry-failed retries)")
+    return 1 if failed else 0

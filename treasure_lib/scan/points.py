@@ -5,10 +5,12 @@ A point's id is `<readable>-<hash>`: the readable part names its axis values
 fully resolved params (without the shared-artifacts folder, which says where, not what). The same
 params give the same id whatever the scan file's order or name, so a point is never run twice.
 
-State lives in the point's run folder `points/<id>/`: `point.json` (running / complete / failed,
-the error, times, host) and, only after every chapter succeeded, `complete.json`, which is what
-Snakemake waits for. A point that was interrupted says `running` with no process behind it: it
-is incomplete and runs again (its completed chapters are skipped by `treasure run`).
+State lives in the point's run folder `points/<id>/`: `point.json` (running / complete / failed /
+interrupted, the error, times, host, attempts, the chapters asked for), `complete.json` only after
+every chapter succeeded, and `done.json` after an attempt ended either way (what Snakemake waits
+for, so one failed point does not hold back the summary). A point that was interrupted says
+`running` or `interrupted`: it is incomplete and runs again (its finished chapters are skipped by
+`treasure run`). A point finished with other chapters than the scan now asks for is pending again.
 """
 from __future__ import annotations
 
@@ -27,7 +29,8 @@ from .spec import Scan, override_text
 
 ID_HASH_CHARS = 10
 READABLE_MAX = 90
-POINT_STATE, COMPLETE = "point.json", "complete.json"
+POINT_STATE, COMPLETE, DONE = "point.json", "complete.json", "done.json"
+FINISHED = ("complete", "failed")
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,10 @@ class Point:
     @property
     def complete_file(self) -> Path:
         return self.dir / COMPLETE
+
+    @property
+    def done_file(self) -> Path:
+        return self.dir / DONE
 
 
 def _combinations(scan: Scan) -> Iterator[dict]:
@@ -91,11 +98,12 @@ def expand(scan: Scan) -> list[Point]:
             params = config.load(list(scan.base), list(overrides))
         except ConfigError as exc:
             raise ConfigError(f"{scan.path}: point {values}: {exc}") from None
-        pid = f"{readable(values)}-{point_hash(params)}"
-        if pid in seen:
-            raise ConfigError(f"{scan.path}: points {seen[pid]} and {values} resolve to the same params "
-                              f"(an axis value is overridden by another axis?)")
-        seen[pid] = values
+        digest = point_hash(params)
+        if digest in seen:
+            raise ConfigError(f"{scan.path}: points {seen[digest]} and {values} resolve to the same params "
+                              f"(one axis overrides another, or two values mean the same, e.g. 1 and 1.0)")
+        seen[digest] = values
+        pid = f"{readable(values)}-{digest}"
         points.append(Point(pid, values, overrides, params, scan.points_dir / pid))
     return points
 
@@ -113,22 +121,28 @@ def find(scan: Scan, point_id: str) -> Point:
 
 
 def state(point: Point) -> dict:
-    """{"state": pending | running | complete | failed, ...} from the point's folder."""
+    """{"state": pending | running | interrupted | complete | failed, ...} from the point's folder."""
     try:
         record = atomic.read_json(point.state_file, None)
     except ValueError:
         record = None
-    if point.complete_file.is_file() and record and record.get("state") == "complete":
-        return record
     if not record:
         return {"state": "pending"}
-    if record.get("state") == "complete":  # complete.json missing: not complete
+    if record.get("state") == "complete" and not point.complete_file.is_file():  # never finished writing
         return {**record, "state": "pending"}
     return record
 
 
+def finished(scan: Scan, point: Point) -> str | None:
+    """"complete" or "failed" when the point's last attempt ran the chapters the scan asks for; else None."""
+    s = state(point)
+    if s["state"] in FINISHED and s.get("chapters") == list(scan.chapters or []):
+        return s["state"]
+    return None
+
+
 def mark(point: Point, **record) -> dict:
-    """Write point.json (merged with what it held); `complete.json` follows the state."""
+    """Write point.json (merged with what it held); `complete.json` and `done.json` follow the state."""
     point.dir.mkdir(parents=True, exist_ok=True)
     try:
         old = atomic.read_json(point.state_file, {}) or {}
@@ -137,7 +151,25 @@ def mark(point: Point, **record) -> dict:
     new = {**old, "id": point.id, "values": point.values, **record}
     if new.get("state") != "complete":
         point.complete_file.unlink(missing_ok=True)
+    if new.get("state") not in FINISHED:
+        point.done_file.unlink(missing_ok=True)
     atomic.write_json(point.state_file, new)
     if new["state"] == "complete":
         atomic.write_json(point.complete_file, new)
+    if new["state"] in FINISHED:
+        atomic.write_json(point.done_file, new)
     return new
+
+
+def prepare(scan: Scan, retry_failed: bool = False) -> list[Point]:
+    """The points, with the markers of those that must run again removed: finished with other chapters than the
+    scan asks for now, or failed when `retry_failed`. (Snakemake decides what to run from `done.json`.)"""
+    points = expand(scan)
+    for p in points:
+        s = state(p)
+        if s["state"] in FINISHED and (s.get("chapters") != list(scan.chapters or [])
+                                       or (retry_failed and s["state"] == "failed")):
+            p.done_file.unlink(missing_ok=True)
+            p.complete_file.unlink(missing_ok=True)
+            mark(p, state="pending", previous=s["state"])
+    return points

@@ -48,6 +48,8 @@ SCAN_SCHEMA: dict = {
     "shared_artifacts": K("str", "runs/scans/shared", "stages shared between points (and scans): a tokenizer "
                           "trained for one point is linked, not retrained, by every point with the same inputs"),
     "resources": K("dict", {}, f"Snakemake resources of one point's job: {', '.join(RESOURCES)}"),
+    "first_alone": K("bool", False, "run the first point before the others, which then link the stages it built "
+                     "(tokenizer, tokens, backbone) instead of waiting for them while holding their GPUs"),
 }
 
 
@@ -67,6 +69,7 @@ class Scan:
     output_dir: Path = Path("runs/scans")
     shared_artifacts: Path = Path("runs/scans/shared")
     resources: dict = field(default_factory=dict)
+    first_alone: bool = False
 
     @property
     def axes(self) -> list[str]:
@@ -123,7 +126,8 @@ def load_scan(path: str | Path) -> Scan:
     return Scan(path=path, name=data["name"], description=data["description"], base=files,
                 overrides=tuple(data["overrides"]), grid=grid, zip=tuple(groups),
                 chapters=tuple(data["chapters"]) if data["chapters"] else None, metrics=tuple(data["metrics"]),
-                output_dir=out, shared_artifacts=Path(data["shared_artifacts"]), resources=dict(data["resources"]))
+                output_dir=out, shared_artifacts=Path(data["shared_artifacts"]), resources=dict(data["resources"]),
+                first_alone=data["first_alone"])
 
 
 def override_text(key: str, value: Any) -> str:

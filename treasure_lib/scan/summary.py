@@ -27,6 +27,17 @@ from .spec import Scan
 SEED_SUFFIX = "seed"  # axes whose key ends so are repetitions: bands, not lines
 
 
+def short_names(keys) -> dict:
+    """{dotted key: its last part}, or as many trailing parts as make the names unique (pretrain.train.lr vs
+    classify.train.lr)."""
+    keys = list(keys)
+    for depth in range(1, max((k.count(".") + 1 for k in keys), default=1) + 1):
+        names = {k: ".".join(k.split(".")[-depth:]) for k in keys}
+        if len(set(names.values())) == len(keys):
+            return names
+    return {k: k for k in keys}
+
+
 def _cell(value):
     if isinstance(value, (list, dict, tuple)):
         return json.dumps(value)
@@ -46,7 +57,9 @@ def point_row(scan: Scan, point: Point) -> dict:
     documented = {k: v for k, v in metrics.items() if metric_keys.describe(k) is not None}
     chosen = {k: v for k, v in documented.items()
               if not scan.metrics or any(fnmatch.fnmatchcase(k, pat) for pat in scan.metrics)}
-    row = {"point": point.id, "state": s["state"], "seconds": s.get("seconds"), "error": s.get("error"),
+    chapter_seconds = [v for k, v in documented.items() if re.fullmatch(r"run\.[^.]+\.seconds", k)]
+    row = {"point": point.id, "state": s["state"], "error": s.get("error"),
+           "seconds": float(sum(chapter_seconds)) if chapter_seconds else None,  # its chapters (metrics.json)
            **{axis: _cell(v) for axis, v in point.values.items()}}
     from ..training import metrics_prefix
 
@@ -101,12 +114,13 @@ def write_table(rows: list[dict], folder: Path) -> tuple[Path, Path]:
 def _lines(rows: list[dict], x_axis: str, y_key: str, axes: list[str]) -> dict:
     """{label of the other non-seed axes: (x, mean y, low, high)} over complete rows with y."""
     others = [a for a in axes if a != x_axis and not a.endswith(SEED_SUFFIX)]
+    names = short_names(axes)
     groups: dict = defaultdict(lambda: defaultdict(list))
     for r in rows:
         y = _number(r.get(y_key))
         if r["state"] != "complete" or not math.isfinite(y):
             continue
-        label = ", ".join(f"{a.rsplit('.', 1)[-1]}={r[a]}" for a in others) or y_key.rsplit(".", 1)[-1]
+        label = ", ".join(f"{names[a]}={r[a]}" for a in others) or y_key.rsplit(".", 1)[-1]
         groups[label][_number(r[x_axis])].append(y)
     out = {}
     for label, by_x in groups.items():
@@ -180,12 +194,15 @@ def figures(scan: Scan, rows: list[dict], folder: Path) -> list[dict]:
     if timed:
         panels = {label: ([_number(r.get(key)) for r in timed], None) for label, key in
                   (("Tokenizer training [s]", "tokenizer.train_seconds_total"), ("Export [rows/s]", "export.rows_per_s"),
-                   ("Point wall time [s]", "seconds"))}
+                   ("Chapters [s]", "seconds"))}
         panels = {k: v for k, v in panels.items() if any(math.isfinite(x) for x in v[0])}
         plots.per_point([r["point"] for r in timed], panels, save_to=folder, name="time_and_speed")
-        slow = max(timed, key=lambda r: _number(r.get("seconds")))
+        slow = max(timed, key=lambda r: _number(r.get("seconds")) if math.isfinite(_number(r.get("seconds"))) else -1)
         out.append({"file": "figures/time_and_speed.png", "caption": "Training time and tokenization speed per point",
-                    "text": f"The slowest point, `{slow['point']}`, took {_number(slow.get('seconds')):.0f} s."})
+                    "text": f"Tokenizer training time and export speed are those of the build each point used (points "
+                            f"that share a tokenizer show the same numbers); chapter time is the point's own, reused "
+                            f"stages included. The slowest point's chapters, `{slow['point']}`, took "
+                            f"{_number(slow.get('seconds')):.0f} s."})
     return out
 
 
@@ -214,8 +231,9 @@ def page(scan: Scan, rows: list[dict], shown: list[dict]) -> str:
     keys = {r.get("headline.key") for r in rows if r.get("headline.key")}
     named = {"headline": f"{keys.pop()}" if len(keys) == 1 else "headline AUC", "headline_err": "±"}
     chosen = [c for c in chosen if c != named["headline"]]
-    table_rows = [{**{a.rsplit(".", 1)[-1]: r.get(a) for a in axes}, "state": r["state"],
-                   **{named.get(c, c): r.get(c) for c in extra + chosen}, "wall s": r.get("seconds")} for r in rows]
+    axis_names = short_names(axes)
+    table_rows = [{**{axis_names[a]: r.get(a) for a in axes}, "state": r["state"],
+                   **{named.get(c, c): r.get(c) for c in extra + chosen}, "chapters s": r.get("seconds")} for r in rows]
     lines += [markdown_table(table_rows), ""]
     for fig in shown:
         lines += [f"![{fig['caption']}]({fig['file']})", "", fig["text"], ""]

@@ -64,7 +64,8 @@ def variant_files(run, kind: str) -> Path:
             fixed = TokenizerSet(ts.vocabulary, ts.groups, Layout(ts.layout.tokens, "fixed", sep=False, type_ids=False))
             _rewrite(files, out, lambda s, t: fixed.assemble(_local_by_group(ts, s)), {"layout": fixed.metadata()["layout"]})
 
-    return run.stage(f"leakage-{kind}", {"tokens": stages.identity(token_dir), "kind": kind, "seed": seed})(build)
+    return run.stage(f"leakage-{kind}", {"tokens": stages.identity(token_dir), "kind": kind, "seed": seed,
+                                         "code": stages.code("leakage")})(build)
 
 
 def _meta(path: Path) -> dict:

@@ -19,7 +19,8 @@ def fmt(value, err=None, digits: int = 3) -> str:
 def markdown_table(rows: Iterable[Mapping], columns: Sequence[str] | None = None, digits: int = 3) -> str:
     rows = list(rows)
     columns = list(columns or (rows[0].keys() if rows else []))
-    cell = lambda v: fmt(v, digits=digits) if isinstance(v, (int, float)) and not isinstance(v, bool) else str(v)  # noqa: E731
+    cell = lambda v: fmt(v, digits=digits) if isinstance(v, (int, float)) and not isinstance(v, bool) else (  # noqa: E731
+        "—" if v is None else str(v))
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(cell(r.get(c, "")) for c in columns) + " |" for r in rows]
     return "\n".join(lines)

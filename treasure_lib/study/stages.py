@@ -1,8 +1,9 @@
 """The expensive steps of a study as reusable run stages: data, tokenizer cards, token files, backbone, classifiers.
 
 Each step writes under the run's `artifacts/` and is rebuilt only when its inputs change (the
-runs layer's `Stage`: params sections, input file contents, upstream artifacts). A chapter reads
-like a sentence: `cards = stages.tokenizers(run)`, `tokens = stages.tokens(run)`.
+runs layer's `Stage`): the params that shape it (never where outputs go or how progress is shown),
+input file contents, the content of the upstream artifacts, and the source of the library code
+that builds it. A chapter reads like a sentence: `cards = stages.tokenizers(run)`.
 """
 from __future__ import annotations
 
@@ -38,40 +39,66 @@ def data_files(params: Mapping) -> list[Path]:
 
 def ensure_data(run) -> list[Path]:
     """The study's input files; the default samples are generated when none exist yet."""
+    return ensure_samples(run.params)
+
+
+def ensure_samples(params: Mapping) -> list[Path]:
+    """`data.files`, generating them first when they are the generator's own output (`generate.output_dir`) and
+    missing; missing files anywhere else are an error (your own data is never replaced by generated samples)."""
     from ..errors import InputFileError
 
     try:
-        return data_files(run.params)
+        return data_files(params)
     except InputFileError:
+        out = str(Path(params["generate"]["output_dir"])).rstrip("/") + "/"
+        if not all(str(Path(f)).startswith(out) for f in params["data"]["files"]):
+            raise
         from ..generate import generate
 
-        print("no input files yet: generating the default samples (treasure generate) ...")
-        generate(run.params, progress=True)
-        return data_files(run.params)
+        print(f"no input files yet: generating the default samples into {out} (treasure generate) ...")
+        generate(params, progress=True)
+        return data_files(params)
 
 
 def _data_inputs(params: Mapping) -> dict:
     return {"files": data_files(params), "data": {k: v for k, v in params["data"].items() if k != "files"}}
 
 
+#: Library code each stage's output depends on (treasure_lib/<part>): editing it rebuilds the stage.
+CODE = {
+    "tokenizers": ("tokenizers", "preprocessing.py", "reconstruction.py", "io", "collections.py", "splits.py",
+                   "distributed.py"),
+    "tokens": ("tokenizers", "preprocessing.py", "sequences.py", "vocabulary.py", "io", "collections.py", "splits.py"),
+    "pretrain": ("models", "datamodules", "training.py", "distributed.py", "vocabulary.py"),
+    "classify": ("models", "datamodules", "training.py", "distributed.py", "metrics", "vocabulary.py"),
+    "leakage": ("study/leakage.py", "diagnostics/leakage.py", "sequences.py", "io/tokens.py"),
+}
+#: Keys that say where outputs go or how progress looks, never what is built.
+NOT_INPUTS = ("output_dir", "cards_dir", "backbone", "progress_bar")
+#: Chapter-06 and leakage switches: which classifiers a chapter trains, not how one is trained.
+CLASSIFY_SWITCHES = ("compare", "also", "label_fractions", "leakage_tasks")
+
+
+def code(stage: str) -> str:
+    """sha256 of the library sources a stage's output depends on (cached while no file changes)."""
+    from ..runs.provenance import source_hash
+
+    return source_hash(CODE[stage])
+
+
 def _without(section: Mapping, *keys: str) -> dict:
-    """A params section minus the keys that only say where outputs go (they never change what is built)."""
-    return {k: v for k, v in section.items() if k not in keys}
+    """A params section minus output locations and display switches (also inside its `train` block)."""
+    drop = set(keys) | set(NOT_INPUTS)
+    out = {k: v for k, v in section.items() if k not in drop}
+    if isinstance(out.get("train"), Mapping):
+        out["train"] = {k: v for k, v in out["train"].items() if k not in drop}
+    return out
 
 
 def _fit(command: str, params: Mapping, train: Mapping, here, metrics_out: Path | None = None):
-    """Train here, or, when the params ask for several devices, as one process per device under torchrun."""
-    from .. import distributed
+    from ..distributed import fit_here_or_distributed
 
-    n = distributed.world_size(train)
-    if n <= 1 or distributed.launched():
-        return here()
-    if train["num_nodes"] > 1:
-        raise ConfigError(f"{command}: num_nodes = {train['num_nodes']} needs one process per device on every node; "
-                          f"submit `srun treasure {command} --params ...` (README, 'Scans and scale-out') instead of "
-                          f"running it from a chapter")
-    distributed.run_distributed([command], params, n, metrics_out)
-    return json.loads(metrics_out.read_text()) if metrics_out is not None else None
+    return fit_here_or_distributed(command, params, train, here, metrics_out)
 
 
 def tokenizers(run) -> Path:
@@ -85,8 +112,8 @@ def tokenizers(run) -> Path:
         p["tokenizer"]["output_dir"] = str(out)
         _fit("train-tokenizer", p, p["tokenizer"]["train"], lambda: train_tokenizers(p))
 
-    return run.stage("tokenizers", {**_data_inputs(params), "tokenizer": _without(params["tokenizer"], "output_dir"),
-                                    "seed": params["study"]["seed"]})(build)
+    return run.stage("tokenizers", {**_data_inputs(params), "tokenizer": _without(params["tokenizer"]),
+                                    "seed": params["study"]["seed"], "code": code("tokenizers")})(build)
 
 
 def tokens(run) -> Path:
@@ -106,8 +133,8 @@ def tokens(run) -> Path:
         seconds = sum(r.get("seconds", 0.0) for r in results)
         (out / "export.json").write_text(json.dumps({"rows": rows, "seconds": seconds}))
 
-    inputs = {**_data_inputs(params), "cards": identity(cards),
-              "export": _without(params["export"], "output_dir", "cards_dir"), "sequence": params["sequence"]}
+    inputs = {**_data_inputs(params), "cards": identity(cards), "export": _without(params["export"]),
+              "sequence": params["sequence"], "code": code("tokens")}
     return run.stage("tokens", inputs)(build)
 
 
@@ -138,9 +165,11 @@ def pretrained(run) -> Path:
         numbers = _fit("pretrain", p, p["pretrain"]["train"], lambda: pretrain(p), out / "metrics.json")
         (out / "metrics.json").write_text(json.dumps(numbers, indent=1))
 
-    path = run.stage("pretrain", {"tokens": identity(token_dir), "model": params["model"],
-                                  "pretrain": _without(params["pretrain"], "output_dir"),
-                                  "seed": params["study"]["seed"]})(build)
+    probe = params["pretrain"]["probe_task"] or params["classify"]["task"]  # its labels pick the rows and the probe
+    path = run.stage("pretrain", {"tokens": identity(token_dir), "pretrain": _without(params["pretrain"]),
+                                  "model": {k: v for k, v in params["model"].items() if k != "pooling"},  # the heads'
+                                  "seed": params["study"]["seed"], "code": code("pretrain"),
+                                  "probe_task": {probe: params["classify"]["tasks"].get(probe)}})(build)
     run.log_metrics(json.loads((path / "metrics.json").read_text()))
     return path
 
@@ -154,7 +183,7 @@ def classifier(run, name: str | None = None, token_dir: Path | None = None, **ov
         params["export"]["output_dir"] = str(token_dir)
     token_dir = Path(token_dir) if token_dir is not None else tokens(run)
     inputs = {"tokens": identity(token_dir), "model": params["model"], "seed": params["study"]["seed"],
-              "classify": _without(c, "output_dir", "backbone")}
+              "classify": _without(c, *CLASSIFY_SWITCHES), "code": code("classify")}
     backbone = pretrained(run) / "checkpoints" / "best.ckpt" if c["mode"] != "scratch" else None
     if backbone is not None:
         inputs["backbone"] = backbone
@@ -191,12 +220,14 @@ def predictions(run, name: str) -> dict:
 
 
 def identity(folder: Path) -> dict:
-    """What a stage built from `folder` depends on: the inputs hash of the stage that made it (its record beside
-    it), else its Parquet files' names and content hashes. Never its location, so runs share what they agree on."""
+    """What a stage built from `folder` depends on: the content digest its stage recorded when it built it, else
+    its Parquet files' names and content hashes. Never its location, so runs share what they agree on; a
+    rebuilt upstream that came out different (another GPU, a deleted shared entry) changes it."""
     folder = Path(folder)
     record = folder.with_name(f"{folder.name}.stage.json")
-    if record.is_file():
-        return {"stage": folder.name, "inputs_sha256": json.loads(record.read_text())["inputs_sha256"]}
+    built = json.loads(record.read_text()) if record.is_file() else {}
+    if built.get("content_sha256"):
+        return {"stage": folder.name, "content_sha256": built["content_sha256"]}
     from ..runs.provenance import file_checksums
 
     files = sorted(folder.glob("*.parquet"))

@@ -137,10 +137,14 @@ def distribute(quantizer, on: bool) -> None:
     vector-quantize-pytorch decides this once, when the quantizer is built, which is before DDP starts."""
     import torch.distributed as dist
 
-    for layer in _layers(quantizer):
-        book = getattr(layer, "_codebook", None)
-        if book is not None and hasattr(book, "all_reduce_fn"):
-            book.all_reduce_fn = dist.all_reduce if on else (lambda *args, **kwargs: None)
+    if not has_codebooks(quantizer):
+        return  # ResidualFSQ: a fixed grid, nothing to synchronise
+    books = [layer._codebook for layer in _layers(quantizer)]
+    if not all(hasattr(book, "all_reduce_fn") for book in books):
+        raise RuntimeError("vector-quantize-pytorch's codebook has no all_reduce_fn hook: its EMA statistics cannot be "
+                           "summed over DDP ranks with this version; train the tokenizer on one device")
+    for book in books:
+        book.all_reduce_fn = dist.all_reduce if on else (lambda *args, **kwargs: None)
 
 
 @torch.no_grad()
@@ -156,11 +160,15 @@ def broadcast(quantizer, src: int = 0) -> None:
 
 @torch.no_grad()
 def same_on_every_rank(quantizer) -> bool:
-    """Whether the codebooks are identical on every rank (a cheap checksum per level, all-gathered)."""
+    """Whether codebooks and EMA statistics are identical on every rank (checksums per level, all-gathered).
+
+    Checked right after a training step: DDP copies rank 0's buffers at the start of every forward, so
+    only then would statistics that were not summed over ranks show as different."""
     import torch.distributed as dist
 
-    sums = torch.stack([layer._codebook.embed.double().sum() for layer in _layers(quantizer)]) if has_codebooks(
-        quantizer) else torch.zeros(1, dtype=torch.float64)
+    sums = torch.stack([t.double().sum() for layer in _layers(quantizer)
+                        for t in (layer._codebook.embed, layer._codebook.cluster_size, layer._codebook.embed_avg)]) \
+        if has_codebooks(quantizer) else torch.zeros(1, dtype=torch.float64)
     sums = sums.to(next(iter(quantizer.buffers())).device) if list(quantizer.buffers()) else sums
     gathered = [torch.zeros_like(sums) for _ in range(dist.get_world_size())]
     dist.all_gather(gathered, sums)

@@ -58,13 +58,14 @@ class VQVAEModule(L.LightningModule):
         if self._ddp:
             codebooks.distribute(self.model.quantizer, True)
 
+    def on_train_batch_end(self, outputs, batch, batch_idx):
+        if self._ddp and batch_idx == 0 and not codebooks.same_on_every_rank(self.model.quantizer):
+            raise RuntimeError("tokenizer codebook statistics differ between DDP ranks after a training step: the EMA "
+                               "updates were not summed over ranks (vector-quantize-pytorch internals changed?)")
+
     def on_fit_end(self):
         if self._ddp:
-            same = codebooks.same_on_every_rank(self.model.quantizer)
             codebooks.distribute(self.model.quantizer, False)
-            if not same:
-                raise RuntimeError("tokenizer codebooks differ between DDP ranks after training: the EMA statistics "
-                                   "were not synchronised (vector-quantize-pytorch internals changed?)")
 
     def on_validation_epoch_start(self):
         K = self.model.cfg.effective_codebook_size

@@ -336,8 +336,9 @@ def train_tokenizers(params: Mapping) -> dict[str, Path]:
     out_root = tokenizer_dir(params)
     seed = params["study"]["seed"]
     torch.manual_seed(seed)
-    cards = {}
-    for name in names:
+    trained = []
+    for name in names:  # under DDP every rank trains every collection first; then the main process writes the cards
+        # (so the other ranks never wait inside the next collection's DDP setup while the main process validates)
         combined = name == COMBINED
         c = combined_collection(objects) if combined else universe[name]
         to_coll = (lambda b: to_combined(b, objects)) if combined else None
@@ -367,7 +368,10 @@ def train_tokenizers(params: Mapping) -> dict[str, Path]:
             tok.collection["members"] = list(objects)  # which collections the combined set is made of, in order
             tok.collection["member_type_ids"] = {n: objects[n].type_id for n in objects}
         training.update(extra, train_seconds=round(time.perf_counter() - started, 3))  # sample, scalers, fit
-        metrics = card_metrics(tok, params, c, streams["val"], to_coll)
+        trained.append((name, tok, c, streams["val"], to_coll, training, out_dir))
+    cards = {}
+    for name, tok, c, val, to_coll, training, out_dir in trained:
+        metrics = card_metrics(tok, params, c, val, to_coll)
         cards[name] = save(tok, out_dir / "card", metrics=metrics, training=training)
         log.info("collection %s: card %s, metrics %s", name, cards[name], json.dumps(metrics))
     return cards
