@@ -147,3 +147,24 @@ def test_same_seed_gives_byte_identical_files(tmp_path):
     generate(params, progress=False)
     other = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted((tmp_path / "c").iterdir())}
     assert other != digests[0]
+
+
+def test_samples_are_regenerated_only_where_their_settings_changed(tmp_path):
+    """make book and chapter 01 keep files made with the same settings and remake the others (no stale data)."""
+    from treasure_lib.generate.run import stale_jobs
+
+    def params(**samples):
+        return config.load([DEFAULT], [f"generate.output_dir={tmp_path}", "generate.layouts=[events]", "generate.workers=1",
+                                       "generate.samples={" + ", ".join(f"{k}: {v}" for k, v in samples.items()) + "}"])
+
+    first = params(Zjets=40, Wjets=40)
+    assert len(generate(first, progress=False, only_stale=True)) == 2
+    assert stale_jobs(first) == [] and generate(first, progress=False, only_stale=True) == []
+    bigger = params(Zjets=40, Wjets=60)
+    assert [j.process for j in stale_jobs(bigger)] == ["Wjets"], "only the sample whose size changed is stale"
+    (tmp_path / "events_Zjets_000.h5").unlink()
+    assert sorted(j.process for j in stale_jobs(bigger)) == ["Wjets", "Zjets"], "a missing file is stale too"
+    assert len(generate(bigger, progress=False, only_stale=True)) == 2
+    assert stale_jobs(bigger) == [] and [j.process for j in stale_jobs(first)] == ["Wjets"]
+    with h5py.File(tmp_path / "events_Wjets_000.h5") as f:
+        assert f["metadata"].attrs["n_events"] == 60

@@ -39,12 +39,10 @@ def make_book(studies=STUDIES, scan_pages=(), force: bool = False, warnings_as_e
     first = config.load([studies[0][1]])
 
     def samples():
-        try:
-            expand_files(first["data"]["files"])
-            expand_files(config.load([studies[-1][1]])["data"]["files"])
-            print("samples exist: not regenerated")
-        except TreasureError:
-            generate(first, progress=True)
+        done = generate(first, progress=True, only_stale=True)  # files made with the same settings are kept
+        print(f"samples: {len(done)} file pair(s) generated" if done else "samples up to date: not regenerated")
+        for _, params_file in studies:
+            expand_files(config.load([params_file])["data"]["files"])
 
     _stage("generate the default samples", times, samples)
     runs = []

@@ -181,9 +181,55 @@ def _worker(args):
     return run_job(job, queue)
 
 
-def generate(params: Mapping, workers: int | None = None, progress: bool = True) -> list[dict]:
-    """Run every job of `params['generate']`, in parallel; returns one summary per file (pair)."""
+RECORD = "generate.json"  # in the output folder: {file: the key of the job that wrote it}
+
+
+def job_key(job: Job) -> str:
+    """What a file's content depends on: the job (events, seed, settings, detector, ...), the object definitions
+    and the generator's code; not where the file goes."""
+    import hashlib
+    import json
+    from dataclasses import asdict
+
+    from ..checksum import sha256_file
+    from ..runs.provenance import source_hash
+
+    spec = {k: v for k, v in asdict(job).items() if k not in ("events_path", "jets_path")}
+    spec["objects_sha256"] = sha256_file(job.objects_file)
+    spec["code"] = source_hash(["generate", "io/h5_writer.py"])
+    return hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _outputs(job: Job) -> list[str]:
+    return [p for p in (job.events_path, job.jets_path) if p]
+
+
+def stale_jobs(params: Mapping) -> list[Job]:
+    """The planned jobs whose files are missing or were written by another job (other sizes, seed, detector...)."""
+    from ..runs import atomic
+
     jobs = plan_jobs(params)
+    record = atomic.read_json(Path(params["generate"]["output_dir"]) / RECORD, {}) or {}
+    return [j for j in jobs if any(not Path(p).is_file() or record.get(str(Path(p).resolve())) != job_key(j)
+                                   for p in _outputs(j))]
+
+
+def _remember(params: Mapping, jobs: list[Job]) -> None:
+    from ..runs import atomic
+
+    out = Path(params["generate"]["output_dir"])
+    with atomic.locked(out / f".{RECORD}.lock"):
+        record = atomic.read_json(out / RECORD, {}) or {}
+        record.update({str(Path(p).resolve()): job_key(j) for j in jobs for p in _outputs(j)})
+        atomic.write_json(out / RECORD, record)
+
+
+def generate(params: Mapping, workers: int | None = None, progress: bool = True, only_stale: bool = False) -> list[dict]:
+    """Run every job of `params['generate']` (`only_stale`: only those whose files are missing or were made with
+    other settings), in parallel; returns one summary per file (pair)."""
+    jobs = stale_jobs(params) if only_stale else plan_jobs(params)
+    if only_stale and not jobs:
+        return []
     if not jobs:
         raise ConfigError("generate.samples asks for no events")
     detector_config(params["generate"]["detector"])  # fail early on a misspelt detector parameter
@@ -210,5 +256,6 @@ def generate(params: Mapping, workers: int | None = None, progress: bool = True)
                         pass
                 results = pending.get()
     bar.close()
+    _remember(params, jobs)
     log.info("generated %d events in %.1f s", total, time.perf_counter() - t0)
     return results

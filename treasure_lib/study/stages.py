@@ -47,17 +47,21 @@ def ensure_samples(params: Mapping) -> list[Path]:
     missing; missing files anywhere else are an error (your own data is never replaced by generated samples)."""
     from ..errors import InputFileError
 
+    out = str(Path(params["generate"]["output_dir"])).rstrip("/") + "/"
+    ours = all(str(Path(f)).startswith(out) for f in params["data"]["files"])
     try:
-        return data_files(params)
+        files = data_files(params)
     except InputFileError:
-        out = str(Path(params["generate"]["output_dir"])).rstrip("/") + "/"
-        if not all(str(Path(f)).startswith(out) for f in params["data"]["files"]):
+        if not ours:
             raise
+        files = None
+    if ours:  # the generator's own output: (re)made when missing or made with other settings
         from ..generate import generate
 
-        print(f"no input files yet: generating the default samples into {out} (treasure generate) ...")
-        generate(params, progress=True)
-        return data_files(params)
+        if generate(params, progress=True, only_stale=True):
+            print(f"generated the default samples into {out}")
+        files = data_files(params)
+    return files
 
 
 def _data_inputs(params: Mapping) -> dict:
