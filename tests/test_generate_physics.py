@@ -140,31 +140,39 @@ def test_same_seed_gives_byte_identical_files(tmp_path):
         params = config.load([DEFAULT], [f"generate.output_dir={tmp_path / run}", "generate.samples={Zjets: 120}",
                                          "generate.batch_size=50"])
         generate(params, progress=False)
-        digests.append({p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted((tmp_path / run).iterdir())})
+        digests.append({p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted((tmp_path / run).glob("*.h5"))})
     assert digests[0] == digests[1] and len(digests[0]) == 2
     params = config.load([DEFAULT], [f"generate.output_dir={tmp_path / 'c'}", "generate.samples={Zjets: 120}",
                                      "generate.batch_size=50", "study.seed=1"])
     generate(params, progress=False)
-    other = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted((tmp_path / "c").iterdir())}
+    other = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted((tmp_path / "c").glob("*.h5"))}
     assert other != digests[0]
 
 
-def test_samples_are_regenerated_only_where_their_settings_changed(tmp_path):
-    """make book and chapter 01 keep files made with the same settings and remake the others (no stale data)."""
-    from treasure_lib.generate.run import stale_jobs
+def test_missing_samples_are_generated_and_existing_ones_never_rewritten(tmp_path, capsys):
+    """make book and chapter 01 generate what is missing, keep what exists (it may be a bigger sample made on
+    purpose) and say which files were made with other settings."""
+    from treasure_lib.generate.run import missing_jobs, stale_files
+    from treasure_lib.study.stages import ensure_samples
 
     def params(**samples):
         return config.load([DEFAULT], [f"generate.output_dir={tmp_path}", "generate.layouts=[events]", "generate.workers=1",
+                                       f"data.files=[{tmp_path}/events_*.h5]", "data.collection_set=events",
                                        "generate.samples={" + ", ".join(f"{k}: {v}" for k, v in samples.items()) + "}"])
 
     first = params(Zjets=40, Wjets=40)
-    assert len(generate(first, progress=False, only_stale=True)) == 2
-    assert stale_jobs(first) == [] and generate(first, progress=False, only_stale=True) == []
+    assert len(ensure_samples(first, log=lambda _: None)) == 2
+    assert missing_jobs(first) == [] and stale_files(first) == []
+    kept = (tmp_path / "events_Wjets_000.h5").stat().st_mtime_ns
     bigger = params(Zjets=40, Wjets=60)
-    assert [j.process for j in stale_jobs(bigger)] == ["Wjets"], "only the sample whose size changed is stale"
+    assert stale_files(bigger) == ["events_Wjets_000.h5"], "made with other settings: reported"
+    notes = []
+    ensure_samples(bigger, log=notes.append)
+    assert (tmp_path / "events_Wjets_000.h5").stat().st_mtime_ns == kept, "an existing file is never rewritten"
+    assert any("events_Wjets_000.h5" in n and "treasure generate" in n for n in notes)
     (tmp_path / "events_Zjets_000.h5").unlink()
-    assert sorted(j.process for j in stale_jobs(bigger)) == ["Wjets", "Zjets"], "a missing file is stale too"
-    assert len(generate(bigger, progress=False, only_stale=True)) == 2
-    assert stale_jobs(bigger) == [] and [j.process for j in stale_jobs(first)] == ["Wjets"]
+    assert [j.process for j in missing_jobs(bigger)] == ["Zjets"]
+    ensure_samples(bigger, log=lambda _: None)
+    assert stale_files(bigger) == ["events_Wjets_000.h5"] and missing_jobs(bigger) == []
     with h5py.File(tmp_path / "events_Wjets_000.h5") as f:
-        assert f["metadata"].attrs["n_events"] == 60
+        assert f["metadata"].attrs["n_events"] == 40, "still the file that was there"

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 from pathlib import Path
 
 import nbformat
@@ -18,6 +19,10 @@ from treasure_lib import cli, runs
 from treasure_lib.errors import ConfigError
 from treasure_lib.runs import provenance
 from treasure_lib.runs.folder import adopt_params
+
+from .conftest import ROOT
+
+ROOT_PARAMS = ROOT / "params"
 
 TOY_PARAMS = """\
 study: {name: toy, kind: jets, seed: 7}
@@ -298,6 +303,15 @@ def test_runs_sharing_a_folder_build_a_stage_once_and_link_it(tmp_path, monkeypa
     moved.write_bytes(b"events")
     assert Stage(a, "x", {"data": moved}).hash == Stage(b, "x", {"data": data}).hash
 
+    # the shared entry is removed and rebuilt by run b with another result: run a must see the new content
+    entry = Stage(a, "tokenizers", {"k": 8, "data": data}, shared=shared)
+    shutil.rmtree(entry.shared_path)
+    entry.shared_record.unlink()
+    Stage(b, "tokenizers", {"k": 8, "data": data}, shared=shared)(build)
+    Stage(a, "tokenizers", {"k": 8, "data": data}, shared=shared)(build)
+    assert len(built) == 3 and (path_a / "weights.txt").read_text() == "build 3"
+    assert json.loads(entry.record.read_text())["content_sha256"] == \
+        json.loads(entry.shared_record.read_text())["content_sha256"], "the local record follows the shared entry"
     failing = Stage(tmp_path / "c" / "artifacts", "tokenizers", {"k": 32, "data": data}, shared=shared)
     with pytest.raises(RuntimeError):  # a failed shared build leaves nothing that looks complete
         failing(lambda out: (out.mkdir(), (_ for _ in ()).throw(RuntimeError("diverged"))))
@@ -396,3 +410,27 @@ def test_one_execution_at_a_time_per_run_folder(project):
     run_dir.mkdir(parents=True)
     with atomic.locked(run_dir / ".run.lock"), pytest.raises(runs.RunError, match="another `treasure run` is executing"):
         execute(project)
+
+
+def test_stage_hashes_follow_what_changes_the_result_and_nothing_else(project, monkeypatch):
+    """Retraining follows params that shape a tokenizer and the object definitions' content, never where outputs
+    go or whether a progress bar shows; classifiers follow their own task's definition, not every task's."""
+    from treasure_lib.runs.stage import Stage
+    from treasure_lib.study import stages
+
+    seen = {}
+    monkeypatch.setattr(Stage, "__call__", lambda self, fn: seen.setdefault(self.name, []).append(self.hash) or self.path)
+    (project / "params" / "objects.yaml").write_text((ROOT_PARAMS / "objects.yaml").read_text())
+
+    def tokenizer_hash(*overrides):
+        run = runs.open_run("params/toy.yaml", "runs/jets/toy", ["data.objects_file=params/objects.yaml", *overrides])
+        stages.tokenizers(run)
+        return seen["tokenizers"][-1]
+
+    base = tokenizer_hash()
+    assert tokenizer_hash("tokenizer.train.progress_bar=false") == base
+    assert tokenizer_hash("tokenizer.output_dir=elsewhere") == base
+    assert tokenizer_hash("tokenizer.codebook_size=64") != base
+    text = (project / "params" / "objects.yaml").read_text()
+    (project / "params" / "objects.yaml").write_text(text.replace("max_objects: 40", "max_objects: 30", 1))
+    assert tokenizer_hash() != base, "editing the object definitions retrains"

@@ -127,6 +127,7 @@ def test_resume_runs_only_incomplete_points_and_failed_ones_on_request(toy):
     # an interrupted point: killed inside its chapter (no executed notebook yet), point.json still says running
     P.mark(by_seed[3], state="running", pid=999999)
     (by_seed[3].dir / "notebooks" / "01_count.ipynb").unlink()
+    assert scans.state(by_seed[3])["state"] == "interrupted", "'running' with nobody holding its lock: it died"
     outcome = scans.run_local(scan, jobs=1, progress=False, log=lambda _: None)
     assert outcome == {by_seed[1].id: "skipped-complete", by_seed[2].id: "skipped-failed", by_seed[3].id: "complete"}
     assert [_executions(by_seed[s]) for s in (1, 2, 3)] == [1, 1, 2], "only the interrupted point ran again"
@@ -164,6 +165,7 @@ def test_snakemake_dry_run_builds_one_job_per_point_to_run(toy):
     assert scheduled == {points[2].id}, "complete and failed points are not resubmitted"
     counts, scheduled, _ = _dry_run(scan, jobs=2, retry_failed=True)
     assert scheduled == {points[1].id, points[2].id}, "--retry-failed resubmits the failed point"
+    assert scans.state(points[1])["state"] == "failed" and points[1].done_file.exists(), "a dry run changes nothing"
     _write(root / "scans" / "toy.yaml", TOY_SCAN + "chapters: [01_count]\n")
     counts, scheduled, _ = _dry_run(scans.load_scan("scans/toy.yaml"), jobs=2)
     assert points[0].id in scheduled, "a point finished with other chapters than the scan asks for runs again"
@@ -193,6 +195,10 @@ def test_snakemake_runs_the_points_and_the_summary_despite_a_failed_point(toy):
     assert scans.run_snakemake(scan, jobs=2, retry_failed=True) == 0
     assert all(scans.state(p)["state"] == "complete" for p in scans.expand(scan))
     assert [_executions(p) for p in scans.expand(scan)] == [1, 2, 1], "only the failed point ran again"
+    first = scans.expand(scan)[0]
+    first.done_file.unlink()  # a finished point Snakemake schedules again (a removed marker, a resumed workflow)
+    assert scans.run_snakemake(scan, jobs=2) == 0 and first.done_file.exists(), "its job restores the marker"
+    assert _executions(first) == 1, "without running its chapters again"
 
 
 @pytest.mark.slow

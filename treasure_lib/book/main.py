@@ -29,20 +29,17 @@ def _stage(name: str, times: list, fn):
 
 
 def make_book(studies=STUDIES, scan_pages=(), force: bool = False, warnings_as_errors: bool = False) -> Path:
-    from ..generate import generate
-    from ..io.h5 import expand_files
     from ..runs import execute
     from . import build_book
 
     times: list = []
     start = time.perf_counter()
-    first = config.load([studies[0][1]])
 
     def samples():
-        done = generate(first, progress=True, only_stale=True)  # files made with the same settings are kept
-        print(f"samples: {len(done)} file pair(s) generated" if done else "samples up to date: not regenerated")
-        for _, params_file in studies:
-            expand_files(config.load([params_file])["data"]["files"])
+        from ..study.stages import ensure_samples
+
+        for _, params_file in studies:  # missing default samples are generated; existing files are kept
+            ensure_samples(config.load([params_file]))
 
     _stage("generate the default samples", times, samples)
     runs = []

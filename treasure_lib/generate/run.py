@@ -181,37 +181,38 @@ def _worker(args):
     return run_job(job, queue)
 
 
-RECORD = "generate.json"  # in the output folder: {file: the key of the job that wrote it}
+RECORD = "generate.json"  # in the output folder: {file name: the key of the job that wrote it}
 
 
 def job_key(job: Job) -> str:
-    """What a file's content depends on: the job (events, seed, settings, detector, ...), the object definitions
-    and the generator's code; not where the file goes."""
+    """What a file's content depends on: the job (events, seed, settings, detector, ...) and the object
+    definitions; not where the file goes."""
     import hashlib
     import json
     from dataclasses import asdict
 
     from ..checksum import sha256_file
-    from ..runs.provenance import source_hash
 
-    spec = {k: v for k, v in asdict(job).items() if k not in ("events_path", "jets_path")}
+    spec = {k: v for k, v in asdict(job).items() if k not in ("events_path", "jets_path", "objects_file")}
     spec["objects_sha256"] = sha256_file(job.objects_file)
-    spec["code"] = source_hash(["generate", "io/h5_writer.py"])
     return hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def _outputs(job: Job) -> list[str]:
-    return [p for p in (job.events_path, job.jets_path) if p]
+def _outputs(job: Job) -> list[Path]:
+    return [Path(p) for p in (job.events_path, job.jets_path) if p]
 
 
-def stale_jobs(params: Mapping) -> list[Job]:
-    """The planned jobs whose files are missing or were written by another job (other sizes, seed, detector...)."""
+def missing_jobs(params: Mapping) -> list[Job]:
+    """The planned jobs whose files do not exist."""
+    return [j for j in plan_jobs(params) if not all(p.is_file() for p in _outputs(j))]
+
+
+def stale_files(params: Mapping) -> list[str]:
+    """Files of the plan that exist but were written with other settings (or with no record of them)."""
     from ..runs import atomic
 
-    jobs = plan_jobs(params)
     record = atomic.read_json(Path(params["generate"]["output_dir"]) / RECORD, {}) or {}
-    return [j for j in jobs if any(not Path(p).is_file() or record.get(str(Path(p).resolve())) != job_key(j)
-                                   for p in _outputs(j))]
+    return [p.name for j in plan_jobs(params) for p in _outputs(j) if p.is_file() and record.get(p.name) != job_key(j)]
 
 
 def _remember(params: Mapping, jobs: list[Job]) -> None:
@@ -220,15 +221,15 @@ def _remember(params: Mapping, jobs: list[Job]) -> None:
     out = Path(params["generate"]["output_dir"])
     with atomic.locked(out / f".{RECORD}.lock"):
         record = atomic.read_json(out / RECORD, {}) or {}
-        record.update({str(Path(p).resolve()): job_key(j) for j in jobs for p in _outputs(j)})
+        record.update({p.name: job_key(j) for j in jobs for p in _outputs(j)})
         atomic.write_json(out / RECORD, record)
 
 
-def generate(params: Mapping, workers: int | None = None, progress: bool = True, only_stale: bool = False) -> list[dict]:
-    """Run every job of `params['generate']` (`only_stale`: only those whose files are missing or were made with
-    other settings), in parallel; returns one summary per file (pair)."""
-    jobs = stale_jobs(params) if only_stale else plan_jobs(params)
-    if only_stale and not jobs:
+def generate(params: Mapping, workers: int | None = None, progress: bool = True, only_missing: bool = False) -> list[dict]:
+    """Run every job of `params['generate']` (`only_missing`: only those whose files do not exist; files that exist
+    are never rewritten then), in parallel; returns one summary per file (pair)."""
+    jobs = missing_jobs(params) if only_missing else plan_jobs(params)
+    if only_missing and not jobs:
         return []
     if not jobs:
         raise ConfigError("generate.samples asks for no events")

@@ -121,21 +121,30 @@ class Stage:
         return _record_matches(self.record, self.hash, self.path) or self.shared_done
 
     def link(self) -> None:
-        """Point `path` at the complete shared entry (a relative symlink) and record it as this run's artifact."""
-        if self.path.is_symlink() and os.path.realpath(self.path) == os.path.realpath(self.shared_path) \
-                and _record_matches(self.record, self.hash, self.path):
-            return
-        self.record.unlink(missing_ok=True)
-        atomic.remove_path(self.path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = atomic.temp_name(self.path, "link")
-        tmp.unlink(missing_ok=True)
-        os.symlink(os.path.relpath(self.shared_path, self.path.parent), tmp)
-        os.replace(tmp, self.path)
+        """Point `path` at the complete shared entry (a relative symlink) and copy its record as this run's (always:
+        a shared entry rebuilt by another run has another content digest, which what is built from it must see)."""
+        linked = self.path.is_symlink() and os.path.realpath(self.path) == os.path.realpath(self.shared_path)
+        if not linked:
+            self.record.unlink(missing_ok=True)
+            atomic.remove_path(self.path)
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = atomic.temp_name(self.path, "link")
+            tmp.unlink(missing_ok=True)
+            os.symlink(os.path.relpath(self.shared_path, self.path.parent), tmp)
+            os.replace(tmp, self.path)
         atomic.write_json(self.record, {**atomic.read_json(self.shared_record, {}), "shared": str(self.shared_path)})
 
+    def _clear_abandoned(self) -> None:
+        """Under the lock: an entry with no record that nobody has touched for a while is a crashed publish."""
+        path = self.shared_path
+        if (path.exists() or path.is_symlink()) and not self.shared_done \
+                and time.time() - path.lstat().st_mtime > PUBLISH_WAIT_S:
+            atomic.remove_path(path)
+
     def _publish_shared(self, tmp: Path, start: float) -> None:
-        """Rename the build into the shared folder, never over an entry another process published first."""
+        """Rename the build into the shared folder, never over an entry another process published first; the record
+        (its digest computed before) follows the rename at once, so an entry never stays without one for long."""
+        record = self._record(start, content_sha256=content_digest(tmp))
         try:
             if self.shared_path.exists() or self.shared_path.is_symlink():
                 raise FileExistsError(self.shared_path)
@@ -149,7 +158,7 @@ class Stage:
                 raise StageError(f"{self.shared_path} exists without a complete record after {PUBLISH_WAIT_S} s "
                                  f"(an interrupted build?); remove it to rebuild") from None
             return
-        atomic.write_json(self.shared_record, self._record(start, content_sha256=content_digest(self.shared_path)))
+        atomic.write_json(self.shared_record, record)
 
     def _record(self, start: float, **extra) -> dict:
         return {"name": self.name, "inputs_sha256": self.hash, "inputs": self.inputs, "built": _now(),
@@ -170,9 +179,10 @@ class Stage:
                 self._publish_shared(tmp, start)
                 self.link()
             else:
+                record = self._record(start, content_sha256=content_digest(tmp))
                 self.record.unlink(missing_ok=True)  # from here until the new record, the artifact is not 'done'
                 atomic.replace_path(tmp, self.path)
-                atomic.write_json(self.record, self._record(start, content_sha256=content_digest(self.path)))
+                atomic.write_json(self.record, record)
         finally:
             atomic.remove_path(tmp)
 
@@ -183,18 +193,24 @@ class Stage:
             yield
             return
         lock = self.shared / f".{self.shared_path.name}.lock"
+        held = atomic.locked(lock)
         try:
-            with atomic.locked(lock):
-                yield
+            held.__enter__()
         except OSError as exc:
             if exc.errno not in (errno.ENOLCK, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL):
                 raise
             raise StageError(f"cannot lock {lock} ({exc.strerror}): study.shared_artifacts needs a file system with "
                              f"flock across nodes (Lustre: mount with -o flock; NFSv4), or a folder per machine") from None
+        try:
+            yield
+        finally:
+            held.__exit__(None, None, None)
 
     def __call__(self, fn: Callable[[Path], Any]) -> Path:
         """Build with `fn(out)` unless done (a complete shared entry is linked, not rebuilt); return `path`."""
         with self._exclusive():
+            if self.shared is not None:
+                self._clear_abandoned()
             if self.shared_done:
                 self.link()
             elif not self.done:

@@ -18,11 +18,10 @@ from typing import Callable, Sequence
 
 from ..errors import ConfigError
 from ..runs import atomic, provenance
-from .points import FINISHED, Point, finished, mark, prepare, state
+from .points import POINT_LOCK, Point, expand, finished, mark, must_rerun, prepare, state
 from .spec import Scan
 
 SNAKEFILE = Path("workflow") / "Snakefile"
-POINT_LOCK = ".point.lock"
 
 
 def run_point(scan: Scan, point: Point, retry_failed: bool = False, log: Callable[[str], None] = print) -> str:
@@ -40,8 +39,10 @@ def run_point(scan: Scan, point: Point, retry_failed: bool = False, log: Callabl
         before = state(point)
         done = finished(scan, point)
         if done == "complete":
+            mark(point)  # its markers (complete.json, done.json) exist again if someone removed them
             return "skipped-complete"
         if done == "failed" and not retry_failed:
+            mark(point)
             log(f"{point.id}: failed earlier ({before.get('error', '?')}); not retried (--retry-failed retries it)")
             return "skipped-failed"
         mark(point, state="running", started=provenance.now(), finished=None, error=None, host=socket.gethostname(),
@@ -91,22 +92,20 @@ def run_local(scan: Scan, jobs: int = 1, retry_failed: bool = False, progress: b
         cmd = [sys.executable, "-m", "treasure_lib.cli", "scan", "point", str(scan.path), "--id", p.id]
         with open(p.dir / "scan.log", "a") as fh:
             rc = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env, check=False).returncode
-        s = state(p)
-        if s["state"] not in FINISHED and s["state"] != "running":  # the process died before it recorded an outcome
-            mark(p, state="failed", finished=provenance.now(),
-                 error=f"the point's process exited with code {rc} before recording an outcome (killed? out of "
-                       f"memory?); see {p.dir / 'scan.log'}")
-        elif s["state"] == "running" and rc != 0:
+        recorded = (atomic.read_json(p.state_file, {}) or {}).get("state", "pending")
+        if rc != 0 and recorded in ("pending", "running"):  # it died before it recorded an outcome (not Ctrl-C)
             with atomic.locked(p.dir / POINT_LOCK, blocking=False) as free:
-                if free:  # nobody runs it: it died while running
+                if free:  # and nobody else runs it now
                     mark(p, state="failed", finished=provenance.now(),
-                         error=f"the point's process exited with code {rc} while running; see {p.dir / 'scan.log'}")
+                         error=f"the point's process exited with code {rc} before recording an outcome (killed? out "
+                               f"of memory?); see {p.dir / 'scan.log'}")
         return state(p)["state"]
 
     bar = tqdm(total=len(todo), desc=f"scan {scan.name}", unit="point", disable=not progress)
     first, rest = (todo[:1], todo[1:]) if scan.first_alone else ([], todo)
     for group in (first, rest):
-        with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        pool = ThreadPoolExecutor(max_workers=max(1, jobs))
+        try:
             futures = {pool.submit(one, p): p for p in group}
             for future in as_completed(futures):
                 p = futures[future]
@@ -114,6 +113,10 @@ def run_local(scan: Scan, jobs: int = 1, retry_failed: bool = False, progress: b
                 if outcome[p.id] != "complete":
                     log(f"{p.id}: {outcome[p.id]}: {state(p).get('error', '')} (log: {p.dir / 'scan.log'})")
                 bar.update()
+        except BaseException:  # Ctrl-C: start no further point (the running ones record 'interrupted')
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+        pool.shutdown(wait=True)
     bar.close()
     return outcome
 
@@ -134,9 +137,11 @@ def snakemake_command(scan: Scan, profile: str | None = None, jobs: int | None =
     """The Snakemake invocation for a scan: one job per incomplete point, then the summary."""
     exe = Path(sys.executable).with_name("snakemake")
     cmd = [str(exe)] if exe.is_file() else [sys.executable, "-m", "snakemake"]
-    cmd += ["--snakefile", str(snakefile()), "--directory", str(Path.cwd()),
-            "--config", f"scan={scan.path}", f"retry_failed={int(retry_failed)}",
-            "--rerun-triggers", "mtime"]  # a point is redone because its markers are gone, never for a new flag
+    cmd += ["--snakefile", str(snakefile()), "--directory", str(Path.cwd()), "--config", f"scan={scan.path}",
+            "--rerun-triggers", "mtime"]  # a point is redone because it must be (below), never for a new flag
+    redo = [str(p.done_file) for p in expand(scan) if p.done_file.is_file() and must_rerun(scan, p, retry_failed)]
+    if redo:
+        cmd += ["--forcerun", *redo]
     if profile:
         if not Path(profile).is_dir():
             raise ConfigError(f"Snakemake profile {profile}: not a folder (e.g. params/profiles/slurm)")
@@ -157,7 +162,7 @@ def run_snakemake(scan: Scan, **kw) -> int:
     rc = subprocess.run(cmd, check=False).returncode
     if rc or kw.get("dry_run"):
         return rc
-    failed = [p.id for p in prepare(scan) if finished(scan, p) == "failed"]
+    failed = [p.id for p in expand(scan) if finished(scan, p) == "failed"]
     for pid in failed:
         print(f"{pid}: failed (treasure scan status; --retry-failed retries)")
     return 1 if failed else 0

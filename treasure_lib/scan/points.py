@@ -29,7 +29,7 @@ from .spec import Scan, override_text
 
 ID_HASH_CHARS = 10
 READABLE_MAX = 90
-POINT_STATE, COMPLETE, DONE = "point.json", "complete.json", "done.json"
+POINT_STATE, COMPLETE, DONE, POINT_LOCK = "point.json", "complete.json", "done.json", ".point.lock"
 FINISHED = ("complete", "failed")
 
 
@@ -130,7 +130,18 @@ def state(point: Point) -> dict:
         return {"state": "pending"}
     if record.get("state") == "complete" and not point.complete_file.is_file():  # never finished writing
         return {**record, "state": "pending"}
+    if record.get("state") == "running" and not _held(point):  # its process is gone (killed, time limit)
+        return {**record, "state": "interrupted"}
     return record
+
+
+def _held(point: Point) -> bool:
+    """Some process holds the point's lock (the executor that runs it)."""
+    lock = point.dir / POINT_LOCK
+    if not lock.exists():
+        return False
+    with atomic.locked(lock, blocking=False) as free:
+        return not free
 
 
 def finished(scan: Scan, point: Point) -> str | None:
@@ -161,15 +172,21 @@ def mark(point: Point, **record) -> dict:
     return new
 
 
+def must_rerun(scan: Scan, point: Point, retry_failed: bool = False) -> bool:
+    """A point that ended must run again: it ran other chapters than the scan asks for now, or it failed and
+    `retry_failed`."""
+    s = state(point)
+    return s["state"] in FINISHED and (s.get("chapters") != list(scan.chapters or [])
+                                       or (retry_failed and s["state"] == "failed"))
+
+
 def prepare(scan: Scan, retry_failed: bool = False) -> list[Point]:
-    """The points, with the markers of those that must run again removed: finished with other chapters than the
-    scan asks for now, or failed when `retry_failed`. (Snakemake decides what to run from `done.json`.)"""
+    """The points, with the markers of those that must run again removed (the local executor's view)."""
     points = expand(scan)
     for p in points:
-        s = state(p)
-        if s["state"] in FINISHED and (s.get("chapters") != list(scan.chapters or [])
-                                       or (retry_failed and s["state"] == "failed")):
+        if must_rerun(scan, p, retry_failed):
+            previous = state(p)["state"]
             p.done_file.unlink(missing_ok=True)
             p.complete_file.unlink(missing_ok=True)
-            mark(p, state="pending", previous=s["state"])
+            mark(p, state="pending", previous=previous)
     return points

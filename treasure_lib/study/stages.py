@@ -42,43 +42,60 @@ def ensure_data(run) -> list[Path]:
     return ensure_samples(run.params)
 
 
-def ensure_samples(params: Mapping) -> list[Path]:
-    """`data.files`, generating them first when they are the generator's own output (`generate.output_dir`) and
-    missing; missing files anywhere else are an error (your own data is never replaced by generated samples)."""
+def ensure_samples(params: Mapping, log=print) -> list[Path]:
+    """`data.files`. When they are the generator's own output (under `generate.output_dir`), the missing ones are
+    generated first; files that exist are never rewritten (they may be a bigger sample made on purpose), but files
+    made with other generator settings, or read without being in the plan, are reported."""
     from ..errors import InputFileError
+    from ..io.h5 import expand_files
 
-    out = str(Path(params["generate"]["output_dir"])).rstrip("/") + "/"
-    ours = all(str(Path(f)).startswith(out) for f in params["data"]["files"])
+    out = Path(params["generate"]["output_dir"])
+    if not all(str(Path(f)).startswith(str(out).rstrip("/") + "/") for f in params["data"]["files"]):
+        return data_files(params)  # your own files: read as they are
+    from ..generate import generate
+    from ..generate.run import plan_jobs, stale_files
+
+    if generate(params, progress=True, only_missing=True):
+        log(f"generated the missing default samples into {out}/")
+    stale = stale_files(params)
+    planned = {Path(p).name for j in plan_jobs(params) for p in (j.events_path, j.jets_path) if p}
     try:
-        files = data_files(params)
+        files = expand_files(params["data"]["files"])
     except InputFileError:
-        if not ours:
-            raise
-        files = None
-    if ours:  # the generator's own output: (re)made when missing or made with other settings
-        from ..generate import generate
-
-        if generate(params, progress=True, only_stale=True):
-            print(f"generated the default samples into {out}")
-        files = data_files(params)
-    return files
+        files = []
+    extra = sorted(f.name for f in files if f.name not in planned)
+    if stale:
+        log(f"note: {len(stale)} sample file(s) in {out}/ were made with other generator settings than these params "
+            f"({', '.join(stale[:4])}{' ...' if len(stale) > 4 else ''}); they are used as they are: "
+            f"`treasure generate` remakes them")
+    if extra:
+        log(f"note: data.files also matches {len(extra)} file(s) these generator settings do not make "
+            f"({', '.join(extra[:4])}{' ...' if len(extra) > 4 else ''}); they are read too")
+    return data_files(params)
 
 
 def _data_inputs(params: Mapping) -> dict:
-    return {"files": data_files(params), "data": {k: v for k, v in params["data"].items() if k != "files"}}
+    """The input files' content, the data section and the object definitions' content (features, scalers, ...)."""
+    return {"files": data_files(params), "data": {k: v for k, v in params["data"].items() if k != "files"},
+            "objects": Path(params["data"]["objects_file"])}
 
 
 #: Library code each stage's output depends on (treasure_lib/<part>): editing it rebuilds the stage.
+_READ = ("io/reader.py", "io/h5.py", "io/batch.py", "io/mixing.py", "io/objects.py", "io/selection.py", "io/prefetch.py",
+         "collections.py", "splits.py", "preprocessing.py")
+_TOKENIZER = tuple(f"tokenizers/{m}.py" for m in ("card", "codebooks", "data", "lightning_module", "networks", "search",
+                                                 "train", "vqvae"))
+_TRAIN = ("models", "datamodules", "training.py", "distributed.py", "metrics", "io/tokens.py", "io/mixing.py",
+          "sequences.py", "vocabulary.py", "splits.py")
 CODE = {
-    "tokenizers": ("tokenizers", "preprocessing.py", "reconstruction.py", "io", "collections.py", "splits.py",
-                   "distributed.py"),
-    "tokens": ("tokenizers", "preprocessing.py", "sequences.py", "vocabulary.py", "io", "collections.py", "splits.py"),
-    "pretrain": ("models", "datamodules", "training.py", "distributed.py", "vocabulary.py"),
-    "classify": ("models", "datamodules", "training.py", "distributed.py", "metrics", "vocabulary.py"),
-    "leakage": ("study/leakage.py", "diagnostics/leakage.py", "sequences.py", "io/tokens.py"),
+    "tokenizers": _READ + _TOKENIZER + ("reconstruction.py", "distributed.py"),
+    "tokens": _READ + _TOKENIZER + ("tokenizers/export.py", "sequences.py", "vocabulary.py", "io/tokens.py"),
+    "pretrain": _TRAIN,
+    "classify": _TRAIN,
+    "leakage": ("study/leakage.py", "diagnostics/leakage.py", "sequences.py", "vocabulary.py", "io/tokens.py"),
 }
 #: Keys that say where outputs go or how progress looks, never what is built.
-NOT_INPUTS = ("output_dir", "cards_dir", "backbone", "progress_bar")
+NOT_INPUTS = ("output_dir", "cards_dir", "backbone", "progress_bar", "resume")  # (builds start afresh)
 #: Chapter-06 and leakage switches: which classifiers a chapter trains, not how one is trained.
 CLASSIFY_SWITCHES = ("compare", "also", "label_fractions", "leakage_tasks")
 
@@ -137,7 +154,7 @@ def tokens(run) -> Path:
         seconds = sum(r.get("seconds", 0.0) for r in results)
         (out / "export.json").write_text(json.dumps({"rows": rows, "seconds": seconds}))
 
-    inputs = {**_data_inputs(params), "cards": identity(cards), "export": _without(params["export"]),
+    inputs = {**_data_inputs(params), "cards": identity(cards), "export": _without(params["export"], "overwrite"),
               "sequence": params["sequence"], "code": code("tokens")}
     return run.stage("tokens", inputs)(build)
 
@@ -186,8 +203,10 @@ def classifier(run, name: str | None = None, token_dir: Path | None = None, **ov
     if token_dir is not None:
         params["export"]["output_dir"] = str(token_dir)
     token_dir = Path(token_dir) if token_dir is not None else tokens(run)
+    classify_inputs = _without(c, *CLASSIFY_SWITCHES, "tasks")
+    classify_inputs["task_definition"] = c["tasks"].get(c["task"])  # this task's, not every task's
     inputs = {"tokens": identity(token_dir), "model": params["model"], "seed": params["study"]["seed"],
-              "classify": _without(c, *CLASSIFY_SWITCHES), "code": code("classify")}
+              "classify": classify_inputs, "code": code("classify")}
     backbone = pretrained(run) / "checkpoints" / "best.ckpt" if c["mode"] != "scratch" else None
     if backbone is not None:
         inputs["backbone"] = backbone
