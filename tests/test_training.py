@@ -47,3 +47,20 @@ def test_fine_tuning_without_a_pretrained_backbone_says_what_to_run(token_files,
 
     with pytest.raises(InputFileError, match="no pretrained checkpoint here; run `treasure pretrain` first"):
         classify(_params(token_files, tmp_path, mode="finetune", backbone=str(tmp_path / "none.ckpt")))
+
+
+def test_a_label_fraction_trains_as_many_steps_as_all_labels(token_files, tmp_path):  # noqa: F811
+    """The label-efficiency curve compares labels, not training time: a quarter of the labels, four times the epochs."""
+    from treasure_lib.datamodules.tasks import Task
+    from treasure_lib.training import _streams, equal_steps, token_files as files_of
+
+    p = _params(token_files, tmp_path, label_fraction=0.25)
+    p["classify"]["train"].update(limit_train_batches=None, max_epochs=2, patience=1)
+    files, task = files_of(p), Task.from_params(p)
+    _, _, part = _streams(p, "classify", files, task, 0.25)
+    _, _, full = _streams(p, "classify", files, task, 1.0)
+    t = equal_steps(p, files, task, part)
+    assert t["max_epochs"] * len(part) >= 2 * len(full) > (t["max_epochs"] - 1) * len(part)
+    assert t["patience"] > 1
+    p["classify"]["equal_steps"] = False
+    assert equal_steps(p, files, task, part)["max_epochs"] == 2

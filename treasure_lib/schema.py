@@ -269,6 +269,9 @@ CLASSIFY = {
               item="str"),
     "leakage_tasks": K("list", None, "tasks of the leakage report (null: classify.task)", nullable=True, item="str"),
     "label_seed": K("int", 0, "which rows a label fraction keeps"),
+    "equal_steps": K("bool", True, "with a label fraction, epochs and patience grow (at most 20x) so the classifier "
+                     "takes as many optimizer steps as with all labels: a label-efficiency curve compares labels, not "
+                     "training time"),
     "seed": K("int", None, "seed of the classifier's weights and shuffling (null: study.seed); a scan's seed axis "
               "repeats the training on the same tokens and backbone", nullable=True),
     "compare": K("bool", True, "chapter 06 compares tokens (scratch, fine-tuned), decoded tokens and raw features and "

@@ -203,8 +203,8 @@ def classify(params: Mapping) -> dict:
                                catch_up_epochs=c["catch_up_epochs"])
     if c["mode"] != "scratch":
         model.load_backbone(c["backbone"] or run_dir(params) / "artifacts" / "pretrain" / "checkpoints" / "best.ckpt")
-    trainer = make_trainer(c["train"], out, monitor="val/loss")
     train_loader, val_loader, train_stream = _streams(params, "classify", files, task, fraction)
+    trainer = make_trainer(equal_steps(params, files, task, train_stream), out, monitor="val/loss")
     last = out / "checkpoints" / "last.ckpt"
     t0 = time.perf_counter()
     trainer.fit(model, train_loader, val_loader, ckpt_path=str(last) if c["train"]["resume"] and last.exists() else None)
@@ -226,6 +226,24 @@ def classify(params: Mapping) -> dict:
     metric_keys.check(result)
     (out / "summary.json").write_text(json.dumps({"train_rows": train_stream.summary, "metrics": result}, indent=1))
     return result
+
+
+MAX_EPOCH_SCALE = 20  # a label fraction never trains more than this many times the epochs of all labels
+
+
+def equal_steps(params: Mapping, files: TokenFiles, task: Task, train_stream: TokenStream) -> dict:
+    """`classify.train` with epochs and patience scaled (`classify.equal_steps`) so a classifier on a fraction of the
+    labels takes as many optimizer steps as one on all of them: the label-efficiency curve then compares labels,
+    not training time (with 10% of the labels an epoch is a tenth as long)."""
+    t = dict(params["classify"]["train"])
+    if not params["classify"]["equal_steps"] or params["classify"]["label_fraction"] == 1:
+        return t
+    full = TokenStream(files, task, "train", t["batch_size"], shuffle=False, max_batches=t["limit_train_batches"])
+    scale = min(MAX_EPOCH_SCALE, len(full) / max(len(train_stream), 1))
+    if scale > 1:
+        t["max_epochs"] = int(np.ceil(t["max_epochs"] * scale))
+        t["patience"] = int(np.ceil(t["patience"] * scale))
+    return t
 
 
 @torch.no_grad()
