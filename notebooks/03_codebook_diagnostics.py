@@ -43,7 +43,8 @@ held = reco.held_out(params, "test", max_rows=4000)
 # %% tags=["hide-input"]
 health, reencode, rows = {}, {}, []
 for card, tok in tokens.tokenizers.items():
-    if tok.kind == "binning":
+    if tok.kind == "binning":  # no codebook to judge, but its tokens carry bits too
+        run.log_metrics({f"tokenizer.{card}.bits_per_object": reco.bits_per_object(tok)})
         continue
     feats, mask = tokens.card_inputs(held, card)
     if not mask.any():
@@ -56,15 +57,15 @@ for card, tok in tokens.tokenizers.items():
                        f"tokenizer.{card}.bits_per_object": reco.bits_per_object(tok)})
     for level, h in health[card].items():
         rows.append({"collection": card, "level": level, "objects": h["n_objects"], "K": h["codebook_size"],
-                     "used": h["utilization"], "dead": h["dead_codes"], "perplexity": h["perplexity"],
+                     "used fraction": h["utilization"], "dead codes": h["dead_codes"], "perplexity": h["perplexity"],
                      "norm. entropy": h["normalized_entropy"]})
 show(markdown_table(rows))
 
 # %% tags=["hide-input"]
 fig_usage = plots.codebook_usage(health, save_to=run.figures, name="codebook_usage")
 fig_freq = plots.token_frequency(health, save_to=run.figures, name="token_frequency")
-worst = min(rows, key=lambda r: r["used"])
-show(f"The least used codebook is {worst['collection']} {worst['level'].replace('_', ' ')}: {worst['used']:.0%} of its "
+worst = min(rows, key=lambda r: r["used fraction"])
+show(f"The least used codebook is {worst['collection']} {worst['level'].replace('_', ' ')}: {worst['used fraction']:.0%} of its "
      f"{worst['K']} codes appear on {worst['objects']} held-out objects (perplexity {worst['perplexity']:.0f}). "
      f"Decode -> encode returns the same tokens for "
      + ", ".join(f"{100 * f:.0f}% of {c}" for c, f in reencode.items())

@@ -45,5 +45,6 @@ for task, rep in reports.items():
 checks = next(iter(reports.values()))["checks"]
 s = checks["splits"]
 show(f"Split check: {s['n_identities']} event identities across the tokenizer fit and the token files, "
-     f"{s['n_overlapping']} in two splits. Model inputs are `tokens`, `type_ids` and `mask` only; no label proxy "
-     f"({', '.join(sorted(checks['label_proxies'])) or 'none found'}).")
+     f"{s['n_overlapping']} in two splits. Label-proxy check: the model inputs are "
+     f"{', '.join(f'`{c}`' for c in sorted(checks['label_proxies']))}; none of them is sample bookkeeping (file, "
+     f"process, dsid, event number) or a truth column (a check of the columns fed to the model, by name).")

@@ -60,10 +60,15 @@ fig_acc = plots.training_curves({k: v for k, v in curves.items() if "loss" not i
 # %% tags=["hide-input"]
 per = {k.split("pretrain.masked_accuracy.")[1]: v for k, v in m.items() if k.startswith("pretrain.masked_accuracy.")}
 show(markdown_table([{"masked tokens of": k, "accuracy": v} for k, v in sorted(per.items())]))
-levels = {k: v for k, v in per.items() if k.startswith("level_")}
+levels = {int(k.split("_")[1]): v for k, v in per.items() if k.startswith("level_")}
+easiest, hardest = (max(levels, key=levels.get), min(levels, key=levels.get)) if levels else (None, None)
+epochs_run = int(max(curves["validation loss"][0])) + 1 if "validation loss" in curves else None
+converging = epochs_run is not None and int(m["pretrain.best_epoch"]) + 1 == epochs_run
 show(f"After {int(m['pretrain.best_epoch']) + 1} epochs ({m['pretrain.train_seconds']:.0f} s) the backbone predicts "
      f"{m['pretrain.masked_accuracy']:.1%} of the masked tokens exactly (chance is about one in the codebook size); "
-     + (f"the coarse first level is easiest ({levels.get('level_1', float('nan')):.1%}) and the fine last level hardest "
-        f"({levels[max(levels)]:.1%}). " if levels else "")
+     + (f"level {easiest} is predicted best ({levels[easiest]:.1%}) and level {hardest} worst ({levels[hardest]:.1%}). "
+        if levels else "")
+     + (f"The best epoch is the last one run: the validation loss was still falling, so pretraining has not converged "
+        f"in this budget (`pretrain.train.max_epochs`). " if converging else "")
      + f"The detached linear probe reaches a validation AUC of {m['pretrain.probe_auc']:.3f} for "
        f"'{params['pretrain']['probe_task'] or params['classify']['task']}' without any fine-tuning.")

@@ -203,3 +203,13 @@ def test_verdict_without_full_token_separation_says_so():
     verdict = leakage_verdict(table)
     assert "barely separate" in verdict and "fixed slots" in verdict
     assert "cannot be judged" in leakage_verdict(leakage_table({"multiplicity": (0.7, 0.01)}))
+
+
+def test_a_control_row_significantly_below_one_half_is_called_a_failed_control():
+    """A structure-only model at 0.465 ± 0.008 ranks a class backwards: it bounds nothing about event shape."""
+    table = leakage_table({"multiplicity": (0.62, 0.006), "structure": (0.465, 0.008), "shuffled": (0.49, 0.009),
+                           "tokens": (0.72, 0.009)})
+    verdict = leakage_verdict(table)
+    assert "Below 0.5 by more than twice its uncertainty: structure" in verdict
+    assert "shuffled" not in verdict.split("Below 0.5")[1].split(".")[0], "0.49 ± 0.009 is compatible with 0.5"
+    assert "0.545" in verdict or "0.55" in verdict, "the verdict still uses the multiplicity row: (0.62-0.5)/(0.72-0.5)"

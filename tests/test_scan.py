@@ -241,5 +241,8 @@ metrics: [tokenizer.tracks.pt.response_iqr_over_median, classify.flavour.tokens.
     assert len({r["headline"] for r in rows.values()}) == 2, "two seeds, two trainings"
     page = out["page"].read_text()
     assert "figures/auc_per_point.png" in page and (tmp_path / "scan" / "figures" / "auc_per_point.png").is_file()
-    best = max(rows.values(), key=lambda r: r["headline"])
-    assert f"{best['headline']:.4f}" in page, "the page quotes the table's numbers"
+    best = max(rows.values(), key=lambda r: r["light_rejection_at_77"])  # flavour: judged by the light rejection
+    assert f"{best['light_rejection_at_77']:.4g}" in page, "the page quotes the table's numbers"
+    for p in scans.expand(scan):
+        metrics = json.loads((p.dir / "metrics.json").read_text())
+        assert rows[p.id]["light_rejection_at_77"] == metrics["classify.flavour.tokens.light_rejection_at_77"]

@@ -23,6 +23,7 @@ from .datamodules.tasks import Task
 from .errors import ConfigError, InputFileError
 from .models import BackboneConfig, MaskedTokenModel, SequenceClassifier, count_parameters, raw_config_matching
 from .tokenizers.export import tokens_dir
+from .progress import shown
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +84,7 @@ def make_trainer(train: Mapping, out_dir: Path | None, monitor: str | None = Non
                      strategy="auto" if single_device else train["strategy"],
                      precision=train["precision"] or ("bf16-mixed" if gpu else "32-true"), deterministic=not gpu,
                      default_root_dir=str(out_dir) if out_dir else None, callbacks=callbacks, logger=loggers or False,
-                     enable_checkpointing=bool(callbacks), enable_progress_bar=train["progress_bar"] and bool(callbacks),
+                     enable_checkpointing=bool(callbacks), enable_progress_bar=shown(train["progress_bar"]) and bool(callbacks),
                      enable_model_summary=False, num_sanity_val_steps=0, log_every_n_steps=10,
                      limit_train_batches=None, use_distributed_sampler=False)
 
@@ -276,9 +277,15 @@ def evaluate(task: Task, rows: Mapping, probs: np.ndarray, params: Mapping) -> d
     return metrics.multiclass_summary(y, probs, w, class_names=list(task.class_names), seed=params["study"]["seed"])
 
 
+MIN_JETS_PER_BIN = 50  # b and light jets a pT bin needs for a rejection (fewer: NaN, never a 205 ± 204)
+
+
 def _bin_summary(f_c: float):
     def fn(y, probs, w):
+        n = {"n": float(len(y)), "n_b": float((y == 0).sum()), "n_light": float((y == 2).sum())}
+        if min(n["n_b"], n["n_light"]) < MIN_JETS_PER_BIN:
+            return {"light_rejection_at_77": float("nan"), "light_rejection_at_77_err": float("nan"), **n}
         disc = metrics.discriminant_b(probs, f_c)
         r = metrics.rejection_at_efficiency(disc, y == 0, y == 2, (0.77,), w)[0.77]
-        return {"light_rejection_at_77": r[0], "light_rejection_at_77_err": r[1], "n": float(len(y))}
+        return {"light_rejection_at_77": r[0], "light_rejection_at_77_err": r[1], **n}
     return fn

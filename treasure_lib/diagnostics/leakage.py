@@ -280,6 +280,12 @@ def leakage_verdict(table: list[dict]) -> str:
             text.append("Event shape and token content both contribute; the tokens add the rest.")
         else:
             text.append("The separation comes mainly from the token content, not from the multiplicities.")
+    below = [r for r in shapes if r["auc"] + 2.0 * (0.0 if np.isnan(r["auc_err"]) else r["auc_err"]) < 0.5]
+    if below:
+        text.append("Below 0.5 by more than twice its uncertainty: " + ", ".join(
+            f"{r['name'].lower()} ({_fmt(r)})" for r in below) + ". That control learned nothing usable and ranks some "
+            "class backwards (a rare class whose output merely follows the object count); it bounds nothing, so the "
+            "verdict rests on the other rows.")
     if "fixed_slots" in rows:
         fixed = rows["fixed_slots"]
         text.append(f"With fixed slots and no SEP / type ids the tokens reach {_fmt(fixed)} "

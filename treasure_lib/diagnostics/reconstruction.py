@@ -50,6 +50,11 @@ def _robust(x: np.ndarray) -> dict[str, float]:
             "mean": float(x.mean())}
 
 
+def sigma68(x) -> float:
+    """Half the 16-84% interval: the width of a peak that tails do not dominate (NaN for no entries)."""
+    return _robust(np.asarray(x, dtype=np.float64)).get("sigma68", float("nan"))
+
+
 def response(reco: np.ndarray, orig: np.ndarray) -> dict[str, float]:
     """Response reco / orig: median and the resolution (q75 - q25) / median, with its bootstrap error."""
     ok = orig > 0

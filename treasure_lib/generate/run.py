@@ -25,6 +25,7 @@ from ..io.h5_writer import H5Writer
 from .detector import detector_config
 from .simulate import JetSelection, simulate_batch
 from .truth import ParticleTable, flatten
+from ..progress import shown
 
 log = logging.getLogger(__name__)
 PB_PER_MB = 1e9
@@ -238,7 +239,7 @@ def generate(params: Mapping, workers: int | None = None, progress: bool = True,
     workers = max(1, min(workers, len(jobs)))
     total = sum(j.n_events for j in jobs)
     t0 = time.perf_counter()
-    bar = tqdm(total=total, unit="ev", desc="generate", disable=not progress)
+    bar = tqdm(total=total, unit="ev", desc="generate", disable=not shown(progress))
     if workers == 1:
         class _Bar:
             def put(self, n):

@@ -182,7 +182,7 @@ def rejection_vs_efficiency(curves: Mapping, *, backgrounds=None, efficiencies=F
         ax.set_ylabel(f"{FLAVOUR_LABELS.get(flavour, flavour)} rejection")
         ax.tick_params(labelbottom=False)
         ax_ratio.set_xlabel(f"{signal} efficiency")
-        ax_ratio.set_ylabel("Ratio", fontsize="small")
+        ax_ratio.set_ylabel(f"Ratio to {next(iter(data))}", fontsize="small")
         ax_ratio.set_xlim(float(np.min(first["efficiency"])), float(np.max(first["efficiency"])))
         _ratio_limits(ax_ratio, ratios)
         style.headroom(ax, 1.4, log=True)
@@ -247,6 +247,11 @@ def label_efficiency(fractions, results: Mapping, *, xlabel: str = "Fraction of 
         (line,) = ax.plot(x, mean, marker="o", markersize=5, label=model)
         ax.fill_between(x, low, high, color=line.get_color(), alpha=0.25, linewidth=0)
     ax.set_xscale("log")
+    from matplotlib.ticker import FixedLocator, NullLocator
+
+    ax.xaxis.set_major_locator(FixedLocator(x))  # one readable tick per fraction (log minor ticks would collide)
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.set_xticklabels([f"{v:.0%}" for v in x])
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     style.headroom(ax, 1.35)

@@ -38,7 +38,7 @@ def _sigma68(x) -> float:
 
 
 def distributions(orig, reco, name: str, unit: str | None, bins=50, *, weights=None, logy: bool = False,
-                  labels=(ORIGINAL, RECONSTRUCTED), save_to=None, filename: str | None = None):
+                  labels=(ORIGINAL, RECONSTRUCTED), entries: str = "Objects", save_to=None, filename: str | None = None):
     """Histograms of a feature before and after tokenization, with a reconstructed / original ratio
     panel (statistical errors of the reconstructed counts). x axis: 'name [unit]'.
 
@@ -54,7 +54,7 @@ def distributions(orig, reco, name: str, unit: str | None, bins=50, *, weights=N
     fig, (ax, ax_ratio) = style.ratio_figure()
     ax.stairs(h_orig, edges, label=labels[0], linewidth=2)
     ax.stairs(h_reco, edges, label=labels[1], linewidth=2, linestyle="--")
-    ax.set_ylabel("Objects" if weights is None else "Weighted objects")
+    ax.set_ylabel(entries if weights is None else f"Weighted {entries.lower()}")  # "Events" for event quantities
     if logy:
         ax.set_yscale("log")
     style.headroom(ax, 1.45, log=logy)

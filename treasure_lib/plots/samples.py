@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+import matplotlib
 import numpy as np
 
 from . import style
@@ -19,12 +20,14 @@ def by_class(values: Mapping[str, np.ndarray], xlabel: str, *, bins=40, range_=N
     else:
         lo, hi = range_ or (min(np.quantile(v, 0.005) for v in finite), max(np.quantile(v, 0.995) for v in finite))
         edges = np.geomspace(max(lo, 1e-3), hi, bins + 1) if logy and lo > 0 else np.linspace(lo, hi, bins + 1)
-    for label, v in values.items():
+    colours = matplotlib.colormaps["tab10" if len(values) <= 10 else "tab20"].colors  # a colour per class
+    for k, (label, v) in enumerate(values.items()):
         v = v[np.isfinite(v)]
         if not len(v):
             continue
         counts, _ = np.histogram(np.clip(v, edges[0], edges[-1]), edges)
-        ax.stairs(counts / max(counts.sum(), 1), edges, label=f"{label} ({len(v)})")
+        ax.stairs(counts / max(counts.sum(), 1), edges, label=f"{label} ({len(v)})", color=colours[k % len(colours)],
+                  linestyle=("-", "--", ":")[(k // len(colours)) % 3])
     if logy:
         ax.set_yscale("log")
     ax.set_xlabel(xlabel)

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
-from .. import config
+from .. import config, progress
 from . import atomic, provenance
 from .chapters import Chapter, Status, discover, input_hashes, select
 from .folder import PARAMS, PROVENANCE, Run, RunError, adopt_params, default_run_dir
@@ -93,6 +93,8 @@ def run_chapter(chapter: Chapter, run_dir: Path, overrides: Sequence[str], cwd: 
     parameters = {"params_file": _shown_path(run_dir / PARAMS, cwd), "run_dir": _shown_path(run_dir, cwd),
                   "overrides": list(overrides)}
     start = time.perf_counter()
+    quiet = os.environ.get(progress.ENV)
+    os.environ[progress.ENV] = "1"  # the kernel inherits it: no progress bars in the executed notebook (the book)
     try:
         papermill.execute_notebook(nb, str(running), parameters=parameters, kernel_name=kernel_name,
                                    language="python", progress_bar=False, log_output=False, cwd=str(cwd),
@@ -107,6 +109,11 @@ def run_chapter(chapter: Chapter, run_dir: Path, overrides: Sequence[str], cwd: 
         if isinstance(exc, Exception):
             raise error from None
         raise  # KeyboardInterrupt and friends: the caller records the failure, then they go on
+    finally:
+        if quiet is None:
+            os.environ.pop(progress.ENV, None)
+        else:
+            os.environ[progress.ENV] = quiet
     os.replace(running, final)
     return time.perf_counter() - start
 

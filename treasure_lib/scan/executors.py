@@ -20,6 +20,7 @@ from ..errors import ConfigError
 from ..runs import atomic, provenance
 from .points import POINT_LOCK, Point, expand, finished, mark, must_rerun, prepare, state
 from .spec import Scan
+from ..progress import shown
 
 SNAKEFILE = Path("workflow") / "Snakefile"
 
@@ -101,7 +102,7 @@ def run_local(scan: Scan, jobs: int = 1, retry_failed: bool = False, progress: b
                                f"of memory?); see {p.dir / 'scan.log'}")
         return state(p)["state"]
 
-    bar = tqdm(total=len(todo), desc=f"scan {scan.name}", unit="point", disable=not progress)
+    bar = tqdm(total=len(todo), desc=f"scan {scan.name}", unit="point", disable=not shown(progress))
     first, rest = (todo[:1], todo[1:]) if scan.first_alone else ([], todo)
     for group in (first, rest):
         pool = ThreadPoolExecutor(max_workers=max(1, jobs))

@@ -69,6 +69,9 @@ def point_row(scan: Scan, point: Point) -> dict:
             row.update({"headline.key": f"{prefix}.{quantity}", "headline": documented[f"{prefix}.{quantity}"],
                         "headline_err": documented.get(f"{prefix}.{quantity}_err")})
             break
+    if f"{prefix}.light_rejection_at_77" in documented:  # flavour: what b-tagging is judged by
+        row.update({"light_rejection_at_77": documented[f"{prefix}.light_rejection_at_77"],
+                    "light_rejection_at_77_err": documented.get(f"{prefix}.light_rejection_at_77_err")})
     train = [v for k, v in documented.items() if re.fullmatch(r"tokenizer\.[^.]+\.train_seconds", k)]
     if train:
         row["tokenizer.train_seconds_total"] = float(sum(train))
@@ -156,14 +159,21 @@ def figures(scan: Scan, rows: list[dict], folder: Path) -> list[dict]:
                             "text": f"The best {coll} pT resolution, {best[key]:.4g}, is at point `{best['point']}`."})
         for key in _columns(done, r"codebook\.[^.]+\.level_1\.utilization")[:3]:
             coll = key.split(".")[1]
+            values = {_number(r.get(key)) for r in done if math.isfinite(_number(r.get(key)))}
+            if len(values) <= 1:  # every codebook fully used: the normalised entropy says how evenly
+                key = key.replace(".utilization", ".normalized_entropy")
             lines = _lines(done, "tokenizer.codebook_size", key, axes)
             if lines:
+                what = "fraction of level-1 codes used" if key.endswith("utilization") else "level-1 entropy / log K"
                 name = f"utilization_vs_codebook_size_{coll}"
-                plots.metric_vs_axis(lines, xlabel="Codebook size K", ylabel=f"{coll}: fraction of level-1 codes used",
-                                     logx=True, save_to=folder, name=name)
+                plots.metric_vs_axis(lines, xlabel="Codebook size K", ylabel=f"{coll}: {what}", logx=True,
+                                     save_to=folder, name=name)
                 low = min(done, key=lambda r: _number(r.get(key)) if math.isfinite(_number(r.get(key))) else math.inf)
+                text = (f"Every point uses all its level-1 {coll} codes; the lowest normalised entropy (1: uniform use) "
+                        f"is {low[key]:.3f} (point `{low['point']}`)." if key.endswith("entropy") else
+                        f"The lowest {coll} level-1 use is {100 * low[key]:.0f}% (point `{low['point']}`).")
                 out.append({"file": f"figures/{name}.png", "caption": f"{coll} codebook use vs codebook size",
-                            "text": f"The lowest {coll} level-1 use is {100 * low[key]:.0f}% (point `{low['point']}`)."})
+                            "text": text})
     with_auc = [r for r in done if math.isfinite(_number(r.get("headline")))]
     if "classify.label_fraction" in axes and with_auc:
         by_mode: dict = defaultdict(list)
@@ -181,14 +191,27 @@ def figures(scan: Scan, rows: list[dict], folder: Path) -> list[dict]:
         out.append({"file": "figures/label_efficiency.png", "caption": "Label efficiency (band: spread over seeds)",
                     "text": f"Mean AUC over seeds per mode, from the fewest to the most labels: {text}."})
     if with_auc:
-        plots.per_point([r["point"] for r in with_auc],
-                        {"AUC (test split)": ([r["headline"] for r in with_auc],
-                                              [_number(r.get("headline_err")) for r in with_auc])},
-                        save_to=folder, name="auc_per_point")
-        best = max(with_auc, key=lambda r: r["headline"])
-        out.append({"file": "figures/auc_per_point.png", "caption": "Headline AUC per point (binomial uncertainty)",
-                    "text": f"The highest AUC is {best['headline']:.4f} ± {_number(best.get('headline_err')):.2g} "
-                            f"(`{best['headline.key']}`, point `{best['point']}`)."})
+        what = "Macro one-vs-rest AUC" if with_auc[0]["headline.key"].endswith("auc_macro") else "AUC"
+        panels = {f"{what} (test split)": ([r["headline"] for r in with_auc],
+                                           [_number(r.get("headline_err")) for r in with_auc])}
+        if any(math.isfinite(_number(r.get("light_rejection_at_77"))) for r in with_auc):
+            panels["Light rejection at 77% b-eff."] = ([_number(r.get("light_rejection_at_77")) for r in with_auc],
+                                                      [_number(r.get("light_rejection_at_77_err")) for r in with_auc])
+        plots.per_point([r["point"] for r in with_auc], panels, save_to=folder, name="auc_per_point")
+        merit, merit_name = (("light_rejection_at_77", "light rejection at 77% b-efficiency") if len(panels) > 1
+                             else ("headline", what))
+        ranked = sorted(with_auc, key=lambda r: -_number(r.get(merit)))
+        best = ranked[0]
+        text = (f"The best {merit_name} is {_number(best[merit]):.4g} ± {_number(best.get(merit + '_err')):.2g} "
+                f"(point `{best['point']}`)")
+        if len(ranked) > 1:
+            second = ranked[1]
+            gap = _number(best[merit]) - _number(second[merit])
+            err = math.hypot(_number(best.get(merit + "_err")), _number(second.get(merit + "_err")))
+            text += (f"; the next point is {'' if gap > 2 * err else 'not '}significantly worse "
+                     f"({_number(second[merit]):.4g}, a difference of {gap:.3g} ± {err:.2g})")
+        out.append({"file": "figures/auc_per_point.png", "caption": "Classifier performance per point (binomial uncertainties)",
+                    "text": text + "."})
     timed = [r for r in done if math.isfinite(_number(r.get("tokenizer.train_seconds_total")))
              or math.isfinite(_number(r.get("export.rows_per_s")))]
     if timed:
@@ -223,13 +246,14 @@ def page(scan: Scan, rows: list[dict], shown: list[dict]) -> str:
               f"axes: {', '.join(f'`{a}`' for a in axes) or 'none'}; chapters: "
               f"{', '.join(scan.chapters) if scan.chapters else 'all'}. Every number below is read from the points' "
               f"`metrics.json` (table: `summary.parquet`, `summary.csv`).", ""]
-    extra = [c for c in ("headline", "headline_err", "tokenizer.train_seconds_total", "export.rows_per_s")
-             if any(c in r for r in rows)]
+    extra = [c for c in ("headline", "headline_err", "light_rejection_at_77", "light_rejection_at_77_err",
+                         "tokenizer.train_seconds_total", "export.rows_per_s") if any(c in r for r in rows)]
     chosen = [c for c in dict.fromkeys(k for r in rows for k in r)
               if scan.metrics and c not in extra and c not in axes
               and c not in ("point", "state", "seconds", "error", "headline.key")][:6]
     keys = {r.get("headline.key") for r in rows if r.get("headline.key")}
-    named = {"headline": f"{keys.pop()}" if len(keys) == 1 else "headline AUC", "headline_err": "±"}
+    named = {"headline": f"{keys.pop()}" if len(keys) == 1 else "headline AUC", "headline_err": "±",
+             "light_rejection_at_77": "light rej. @77%", "light_rejection_at_77_err": "± "}
     chosen = [c for c in chosen if c != named["headline"]]
     axis_names = short_names(axes)
     table_rows = [{**{axis_names[a]: r.get(a) for a in axes}, "state": r["state"],

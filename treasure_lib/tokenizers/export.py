@@ -27,6 +27,7 @@ from ..io.prefetch import prefetch
 from ..io.reader import H5Stream
 from ..io.selection import class_names
 from ..io.tokens import SAMPLE_COLUMNS, NpzWriter, TokenWriter, read_metadata, token_table
+from ..progress import shown
 from ..sequences import TokenizerSet
 
 log = logging.getLogger(__name__)
@@ -227,7 +228,7 @@ def export(params: Mapping, progress: bool = True) -> list[dict]:
     first = next(iter(from_params(params).values()))
     total = sum(count_rows(f, first) for f in files)
     results = []
-    with tqdm(total=total, unit="row", desc="export", disable=not progress) as bar:
+    with tqdm(total=total, unit="row", desc="export", disable=not shown(progress)) as bar:
         for f in files:
             results.append(export_file(f, sets, params, out_dir, bar))
     return results

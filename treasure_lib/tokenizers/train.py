@@ -24,6 +24,7 @@ from .. import config, splits
 from ..checksum import sha256_file
 from ..collections import Collection, from_params, load_collections
 from ..distributed import is_main
+from ..progress import shown
 from ..errors import ConfigError
 from ..io.batch import Batch, ObjectArrays
 from ..io.reader import H5Stream
@@ -180,7 +181,7 @@ def _trainer(t: Mapping, out_dir: Path | None, callbacks=(), loggers=False, sing
     return L.Trainer(max_epochs=tr["max_epochs"], max_steps=tr["max_steps"] or -1, accelerator="gpu" if gpu else "cpu",
                      **({"devices": 1} | ddp), precision=precision, deterministic=not gpu,
                      default_root_dir=str(out_dir) if out_dir else None,
-                     callbacks=list(callbacks), logger=loggers, enable_progress_bar=tr["progress_bar"] and bool(callbacks),
+                     callbacks=list(callbacks), logger=loggers, enable_progress_bar=shown(tr["progress_bar"]) and bool(callbacks),
                      enable_model_summary=False, num_sanity_val_steps=0, log_every_n_steps=1,
                      enable_checkpointing=bool(callbacks))
 
