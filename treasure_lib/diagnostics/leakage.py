@@ -283,17 +283,20 @@ def leakage_verdict(table: list[dict]) -> str:
     below = [r for r in shapes if r["auc"] + 2.0 * (0.0 if np.isnan(r["auc_err"]) else r["auc_err"]) < 0.5]
     if below:
         text.append("Below 0.5 by more than twice its uncertainty: " + ", ".join(
-            f"{r['name'].lower()} ({_fmt(r)})" for r in below) + ". That control learned nothing usable and ranks some "
-            "class backwards (a rare class whose output merely follows the object count); it bounds nothing, so the "
-            "verdict rests on the other rows.")
+            f"{r['name'].lower()} ({_fmt(r)})" for r in below) + (". These controls" if len(below) > 1 else
+                                                                  ". That control")
+            + " learned nothing usable and rank some class backwards (a rare class whose output merely follows the "
+            "object count); they bound nothing, so the verdict rests on the other rows.")
     if "fixed_slots" in rows:
         fixed = rows["fixed_slots"]
         text.append(f"With fixed slots and no SEP / type ids the tokens reach {_fmt(fixed)} "
                     f"({fixed['auc'] - full['auc']:+.3f} against the full tokens).")
     if "raw" in rows and rows["raw"]["auc"] != 0.5:
         raw = rows["raw"]
-        text.append(f"Raw features reach {_fmt(raw)}; the tokens keep "
-                    f"{(full['auc'] - 0.5) / (raw['auc'] - 0.5):.0%} of their separation above 0.5.")
+        kept = (full["auc"] - 0.5) / (raw["auc"] - 0.5)
+        text.append(f"Raw features reach {_fmt(raw)}; the tokens keep {kept:.0%} of their separation above 0.5"
+                    + (" (above 100%: tokens cannot hold more than the features they encode, so the raw-feature model "
+                       "is undertrained or the difference is noise)." if kept > 1 else "."))
     return " ".join(text)
 
 
