@@ -199,13 +199,14 @@ def job_key(job: Job) -> str:
     return hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def _outputs(job: Job) -> list[Path]:
+def job_outputs(job: Job) -> list[Path]:
+    """The files a job writes (events and/or jets layout)."""
     return [Path(p) for p in (job.events_path, job.jets_path) if p]
 
 
 def missing_jobs(params: Mapping) -> list[Job]:
     """The planned jobs whose files do not exist."""
-    return [j for j in plan_jobs(params) if not all(p.is_file() for p in _outputs(j))]
+    return [j for j in plan_jobs(params) if not all(p.is_file() for p in job_outputs(j))]
 
 
 def stale_files(params: Mapping) -> list[str]:
@@ -213,7 +214,7 @@ def stale_files(params: Mapping) -> list[str]:
     from ..runs import atomic
 
     record = atomic.read_json(Path(params["generate"]["output_dir"]) / RECORD, {}) or {}
-    return [p.name for j in plan_jobs(params) for p in _outputs(j) if p.is_file() and record.get(p.name) != job_key(j)]
+    return [p.name for j in plan_jobs(params) for p in job_outputs(j) if p.is_file() and record.get(p.name) != job_key(j)]
 
 
 def _remember(params: Mapping, jobs: list[Job]) -> None:
@@ -222,7 +223,7 @@ def _remember(params: Mapping, jobs: list[Job]) -> None:
     out = Path(params["generate"]["output_dir"])
     with atomic.locked(out / f".{RECORD}.lock"):
         record = atomic.read_json(out / RECORD, {}) or {}
-        record.update({p.name: job_key(j) for j in jobs for p in _outputs(j)})
+        record.update({p.name: job_key(j) for j in jobs for p in job_outputs(j)})
         atomic.write_json(out / RECORD, record)
 
 

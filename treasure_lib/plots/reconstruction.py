@@ -14,6 +14,7 @@ from collections.abc import Mapping
 import numpy as np
 from matplotlib.colors import LogNorm
 
+from ..diagnostics.reconstruction import sigma68
 from . import style
 
 ORIGINAL, RECONSTRUCTED = "Original", "Reconstructed"
@@ -29,12 +30,6 @@ def _edges(values, bins) -> np.ndarray:
     if high <= low:
         low, high = low - 0.5, high + 0.5
     return np.linspace(low, high, int(bins) + 1)
-
-
-def _sigma68(x) -> float:
-    """Half the 16-84% interval: a Gaussian's sigma, robust to tails (as `reconstruction.summarise`)."""
-    q16, q84 = np.percentile(x, [16, 84]) if len(x) else (np.nan, np.nan)
-    return 0.5 * (q84 - q16)
 
 
 def distributions(orig, reco, name: str, unit: str | None, bins=50, *, weights=None, logy: bool = False,
@@ -94,7 +89,7 @@ def residuals(residuals_by_feature: Mapping[str, np.ndarray], units: Mapping[str
         ax.set_xlabel(style.axis_label(f"\u0394 {feature} (reco \u2212 orig)", units.get(feature)), fontsize="medium")
         ax.set_ylabel("Objects", fontsize="medium")
         unit = f" {units[feature]}" if units.get(feature) else ""
-        ax.text(0.96, 0.95, f"mean {np.mean(r) if r.size else np.nan:.3g}{unit}\n\u03c368 {_sigma68(r):.3g}{unit}",
+        ax.text(0.96, 0.95, f"mean {np.mean(r) if r.size else np.nan:.3g}{unit}\n\u03c368 {sigma68(r):.3g}{unit}",
                 transform=ax.transAxes, ha="right", va="top", fontsize="small")
         style.headroom(ax, 1.3)
     for ax in list(axes.flat)[len(names):]:

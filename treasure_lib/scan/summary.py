@@ -48,6 +48,12 @@ def _number(value) -> float:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else math.nan
 
 
+def _or(value, default: float) -> float:
+    """A row's number, or `default` where it is missing (so min/max skip it)."""
+    x = _number(value)
+    return x if math.isfinite(x) else default
+
+
 def point_row(scan: Scan, point: Point) -> dict:
     s = state(point)
     try:
@@ -154,7 +160,7 @@ def figures(scan: Scan, rows: list[dict], folder: Path) -> list[dict]:
                 name = f"resolution_vs_codebook_size_{coll}"
                 plots.metric_vs_axis(lines, xlabel="Codebook size K", ylabel=f"{coll} $p_T$ IQR / median of reco/orig",
                                      logx=True, save_to=folder, name=name)
-                best = min(done, key=lambda r: _number(r.get(key)) if math.isfinite(_number(r.get(key))) else math.inf)
+                best = min(done, key=lambda r: _or(r.get(key), math.inf))
                 out.append({"file": f"figures/{name}.png", "caption": f"{coll} pT resolution vs codebook size",
                             "text": f"The best {coll} pT resolution, {best[key]:.4g}, is at point `{best['point']}`."})
         for key in _columns(done, r"codebook\.[^.]+\.level_1\.utilization")[:3]:
@@ -168,7 +174,7 @@ def figures(scan: Scan, rows: list[dict], folder: Path) -> list[dict]:
                 name = f"utilization_vs_codebook_size_{coll}"
                 plots.metric_vs_axis(lines, xlabel="Codebook size K", ylabel=f"{coll}: {what}", logx=True,
                                      save_to=folder, name=name)
-                low = min(done, key=lambda r: _number(r.get(key)) if math.isfinite(_number(r.get(key))) else math.inf)
+                low = min(done, key=lambda r: _or(r.get(key), math.inf))
                 text = (f"Every point uses all its level-1 {coll} codes; the lowest normalised entropy (1: uniform use) "
                         f"is {low[key]:.3f} (point `{low['point']}`)." if key.endswith("entropy") else
                         f"The lowest {coll} level-1 use is {100 * low[key]:.0f}% (point `{low['point']}`).")
@@ -220,7 +226,7 @@ def figures(scan: Scan, rows: list[dict], folder: Path) -> list[dict]:
                    ("Chapters [s]", "seconds"))}
         panels = {k: v for k, v in panels.items() if any(math.isfinite(x) for x in v[0])}
         plots.per_point([r["point"] for r in timed], panels, save_to=folder, name="time_and_speed")
-        slow = max(timed, key=lambda r: _number(r.get("seconds")) if math.isfinite(_number(r.get("seconds"))) else -1)
+        slow = max(timed, key=lambda r: _or(r.get("seconds"), -1))
         out.append({"file": "figures/time_and_speed.png", "caption": "Training time and tokenization speed per point",
                     "text": f"Tokenizer training time and export speed are those of the build each point used (points "
                             f"that share a tokenizer show the same numbers); chapter time is the point's own, reused "

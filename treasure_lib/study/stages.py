@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Mapping
 
 from .. import config
+from ..distributed import fit_here_or_distributed as _fit
 from ..errors import ConfigError
 
 
@@ -53,12 +54,12 @@ def ensure_samples(params: Mapping, log=print) -> list[Path]:
     if not all(str(Path(f)).startswith(str(out).rstrip("/") + "/") for f in params["data"]["files"]):
         return data_files(params)  # your own files: read as they are
     from ..generate import generate
-    from ..generate.run import plan_jobs, stale_files
+    from ..generate.run import job_outputs, plan_jobs, stale_files
 
     if generate(params, progress=True, only_missing=True):
         log(f"generated the missing default samples into {out}/")
     stale = stale_files(params)
-    planned = {Path(p).name for j in plan_jobs(params) for p in (j.events_path, j.jets_path) if p}
+    planned = {p.name for j in plan_jobs(params) for p in job_outputs(j)}
     try:
         files = expand_files(params["data"]["files"])
     except InputFileError:
@@ -116,12 +117,6 @@ def _without(section: Mapping, *keys: str) -> dict:
     return out
 
 
-def _fit(command: str, params: Mapping, train: Mapping, here, metrics_out: Path | None = None):
-    from ..distributed import fit_here_or_distributed
-
-    return fit_here_or_distributed(command, params, train, here, metrics_out)
-
-
 def tokenizers(run) -> Path:
     """Tokenizer cards (artifacts/tokenizers/<name>/card)."""
     params = run_params(run)
@@ -147,7 +142,6 @@ def tokens(run) -> Path:
 
         p = copy.deepcopy(params)
         p["export"]["output_dir"] = str(out)
-        p["export"]["cards_dir"] = str(cards)
         p["export"]["overwrite"] = True
         results = export(p, progress=True)
         rows = sum(r.get("rows", 0) for r in results)
