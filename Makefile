@@ -5,17 +5,27 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check
 STAMP  := $(VENV)/.installed
 PARAMS ?= params/default.yaml
+# Where torch comes from (README, "Installing"). Empty: the default index; on Linux PyPI's torch is the CUDA
+# build (about 2.6 GB of nvidia-* wheels), on macOS the CPU/MPS one.
+# A laptop: TORCH_INDEX=https://download.pytorch.org/whl/cpu
+# A GPU node with an older driver: the CUDA build it supports, e.g. TORCH_INDEX=https://download.pytorch.org/whl/cu126
+TORCH_INDEX ?=
+RUN ?= runs/jets/default
+SAY_TORCH = import torch; print('make venv: torch', torch.__version__, \
+            '(CUDA ' + torch.version.cuda + ')' if torch.version.cuda else '(CPU build)')
 
-.PHONY: test test-fast browser venv lab bench book scan clean-venv
+.PHONY: test test-fast browser venv lab logs bench book screenshots scan clean-venv
 
-## venv: create .venv (torch pinned first so nothing can move it); re-runs only when inputs change
+## venv: create .venv (torch pinned first, from TORCH_INDEX, so nothing can move it); re-runs only when inputs change
+##       (to switch between CPU and CUDA torch: make clean-venv, then make venv TORCH_INDEX=...)
 venv: $(STAMP)
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip setuptools wheel
-	$(PIP) install -q -c constraints.txt torch==2.13.0
+	$(PIP) install -q -c constraints.txt $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) torch==2.13.0
 	$(PIP) install -q -c constraints.txt -e '.[test,book,cluster]'
+	$(PY) -c "$(SAY_TORCH)"
 	touch $(STAMP)
 
 ## test: the full test suite (slow end-to-end tests included), as CI runs it
@@ -38,6 +48,12 @@ lab: $(STAMP)
 	test -x $(VENV)/bin/jupyter-lab || $(PIP) install -q -c constraints.txt -e '.[lab]'
 	$(VENV)/bin/jupyter lab --allow-root --no-browser
 
+## logs: TensorBoard (installed on first use: the `logs` extra) on a run's training logs;
+##       make logs RUN=runs/events/default
+logs: $(STAMP)
+	test -x $(VENV)/bin/tensorboard || $(PIP) install -q -c constraints.txt -e '.[logs]'
+	$(VENV)/bin/tensorboard --logdir $(RUN)/artifacts
+
 ## bench: run every benchmark; each writes JSON under runs/benchmarks/
 bench: $(STAMP)
 	for b in benchmarks/*.py; do $(PY) $$b || exit 1; done
@@ -50,7 +66,13 @@ clean-venv:
 book: $(STAMP)
 	$(PY) -m treasure_lib.book.main
 
-## scan: the CPU demo scan (params/scans/demo.yaml: 4 points, 2 at a time), its summary, and the book with its page
+## screenshots: the built book's results page and chapters 02, 04, 06 of each study in headless Chromium
+##              (PNGs in runs/screenshots/)
+screenshots: $(STAMP) browser
+	$(PY) -m treasure_lib.book.screenshots --html book/_build/html --out runs/screenshots
+
+## scan: a CPU scan, 2 points at a time, its summary, and the book with its page: params/scans/demo.yaml (4 points),
+##       or SCAN=params/scans/tokenizers_cpu.yaml (which tokenizer? 22 points, the tokenizer comparison page)
 SCAN ?= params/scans/demo.yaml
 scan: $(STAMP)
 	$(PY) -m treasure_lib.cli scan run $(SCAN) --jobs 2 --summarize

@@ -7,9 +7,11 @@ with 40 valid tracks), on the same batches:
 - the peer: the same card's full model forward through vector-quantize-pytorch's ResidualVQ
   (encoder -> ResidualVQ -> decoder, indices taken from its output), what the field's exporters run;
 plus e2e/bare (target >= 0.7), the speedup over the peer, and the peak RSS of exporting a 1x and a
-10x file in fresh processes (target within 10%). On a GPU the same script measures the CUDA path.
+10x file in fresh processes (target within 10%). Peak RSS moves by a few percent between identical runs
+(allocator arenas, the reader thread's timing), so the 1x/10x pair runs `--rss-repeats` times and the
+median ratio is the result, the spread printed beside it. On a GPU the same script measures the CUDA path.
 
-    python benchmarks/export.py [--jets 20000] [--transformer-jets 2000] [--codebook-size 8192]
+    python benchmarks/export.py [--jets 20000] [--transformer-jets 2000] [--codebook-size 8192] [--rss-repeats 3]
 """
 from __future__ import annotations
 
@@ -137,6 +139,7 @@ def main() -> None:
     ap.add_argument("--codebook-size", type=int, default=8192)
     ap.add_argument("--levels", type=int, default=4)
     ap.add_argument("--latent-dim", type=int, default=32, help="codebook vector dimension (the default study's)")
+    ap.add_argument("--rss-repeats", type=int, default=3, help="1x/10x export pairs measured (the median ratio counts)")
     args = ap.parse_args()
     here = str(Path(__file__).resolve().parent)
     results = {}
@@ -149,7 +152,10 @@ def main() -> None:
             cards = tmp / f"cards_{name}"
             make_card(cards, encoder, size, args.codebook_size, args.levels, args.latent_dim, files[1])
             params = params_for(str(cards), str(tmp / "out"))
-            e2e = {f"x{s}": run_child(CHILD, str(f), str(cards), str(tmp / f"out_{name}_{s}"), here) for s, f in files.items()}
+            pairs = [{f"x{s}": run_child(CHILD, str(f), str(cards), str(tmp / f"out_{name}_{s}_{i}"), here)
+                      for s, f in files.items()} for i in range(args.rss_repeats)]
+            ratios = [p["x10"]["peak_rss_mb"] / p["x1"]["peak_rss_mb"] for p in pairs]
+            e2e = pairs[int(np.argsort(ratios)[len(ratios) // 2])]  # the run with the median ratio
             f = forwards(cards, files[10], params)  # steady state: the same batches as the 10x export
             bare, peer = f["bare"], f["peer"]
             r = {"encoder": encoder, "size": size, "codebook_size": args.codebook_size, "levels": args.levels,
@@ -158,14 +164,16 @@ def main() -> None:
                  "ratio_e2e_vs_bare": e2e["x10"]["jets_per_s"] / bare["jets_per_s"],
                  "speedup_bare_vs_peer": bare["jets_per_s"] / peer["jets_per_s"],
                  "speedup_e2e_vs_peer": e2e["x10"]["jets_per_s"] / peer["jets_per_s"],
-                 "rss_ratio_10x_vs_1x": e2e["x10"]["peak_rss_mb"] / e2e["x1"]["peak_rss_mb"]}
+                 "rss_ratio_10x_vs_1x": e2e["x10"]["peak_rss_mb"] / e2e["x1"]["peak_rss_mb"],
+                 "rss_ratios_all_repeats": ratios}
             results[name] = r
             print(f"{name:<19} e2e {e2e['x10']['jets_per_s']:8.0f} jets/s (1x file: {e2e['x1']['jets_per_s']:.0f})  "
                   f"bare index-only {bare['jets_per_s']:8.0f} jets/s [{bare['backend']}, {bare['device']}]  "
                   f"peer full ResidualVQ forward {peer['jets_per_s']:8.0f} jets/s  "
                   f"e2e/bare {r['ratio_e2e_vs_bare']:.2f} (target >= 0.7)  e2e/peer {r['speedup_e2e_vs_peer']:.2f}x  "
                   f"peak RSS {e2e['x1']['peak_rss_mb']:.0f} / {e2e['x10']['peak_rss_mb']:.0f} MB = "
-                  f"{r['rss_ratio_10x_vs_1x']:.3f} (target <= 1.10)")
+                  f"{r['rss_ratio_10x_vs_1x']:.3f} (target <= 1.10; median of {len(ratios)}: "
+                  f"{', '.join(f'{x:.3f}' for x in ratios)})")
     out = write_json("export", {"runs": results, "heptokens_a100_jets_per_s": 4300})
     print(f"-> {out}")
     print(json.dumps({k: {"e2e_vs_bare": round(v["ratio_e2e_vs_bare"], 3), "e2e_vs_peer": round(v["speedup_e2e_vs_peer"], 2)}

@@ -39,15 +39,10 @@ rows = summary["table"]
 show(markdown_table(rows))
 
 # %% tags=["hide-input"]
-total = sum(r["rows"] for r in rows)
 split = {name: sum(r[name] for r in rows) for name in ("train", "val", "test")}
-run.log_metrics({f"data.{r['sample']}.rows": r["rows"] for r in rows} | {f"data.all.{k}_rows": v for k, v in split.items()})
-show(f"The {params['study']['name']} study reads **{len(files)} files** with **{total} rows** "
-     f"({'jets' if kind == 'jets' else 'events'}) from {len(rows)} samples. The split assigns "
-     f"{split['train']} / {split['val']} / {split['test']} rows to train / val / test "
-     f"({100 * split['train'] / total:.1f} / {100 * split['val'] / total:.1f} / {100 * split['test'] / total:.1f} %, "
-     f"configured {params['data']['split']['train']:.0%} / {params['data']['split']['val']:.0%} / "
-     f"{params['data']['split']['test']:.0%}): every stage, from tokenizer fit to the final test, sees the same assignment.")
+run.log_metrics({f"data.{r['sample']}.rows": r["rows"] for r in rows}
+                | {f"data.all.{k}_rows": v for k, v in split.items()})
+show(study.data.split_sentence(params["study"]["name"], kind, len(files), rows, params["data"]["split"]))
 
 # %% tags=["hide-input"]
 a = summary["arrays"]
@@ -60,10 +55,8 @@ if kind == "jets":
                            save_to=run.figures, name="data_tracks_per_jet")
     fig_sd0 = plots.by_class(by_flavour(np.clip(a["max_sd0"], -5, 40)), "Largest lifetime-signed $d_0/\\sigma_{d_0}$ of the jet's tracks",
                              save_to=run.figures, name="data_max_sd0")
-    med = {name: float(np.median(v)) for name, v in by_flavour(a["max_sd0"]).items() if len(v)}
-    show(f"b-jets carry displaced tracks: the median of the largest lifetime-signed $d_0$ significance is "
-         f"{med.get('b', float('nan')):.1f} for b-jets, {med.get('c', float('nan')):.1f} for c-jets and "
-         f"{med.get('light', float('nan')):.1f} for light jets; that is what the flavour tokens must keep.")
+    show(study.data.displaced_tracks_sentence({name: float(np.median(v)) for name, v in by_flavour(a["max_sd0"]).items()
+                                               if len(v)}))
 else:
     by_process = lambda x: {p: x[a["process"] == p] for p in np.unique(a["process"])}  # noqa: E731
     leptons = a["n_electrons"] + a["n_muons"]
@@ -71,8 +64,28 @@ else:
                            save_to=run.figures, name="data_leptons")
     fig_j = plots.by_class(by_process(a["n_jets"].astype(float)), "Jets per event", integer=True,
                            save_to=run.figures, name="data_jets")
-    four = {p: float(np.mean(v >= 4)) for p, v in by_process(leptons).items()}
-    show(f"Four reconstructed leptons are common in the signal (ggH -> ZZ* -> 4l: {four.get('ggH_ZZ4l', float('nan')):.0%} "
-         f"of events) and in qqZZ -> 4l ({four.get('qqZZ_4l', float('nan')):.0%}), rare elsewhere (ttbar "
-         f"{four.get('ttbar', float('nan')):.1%}): lepton multiplicity alone separates much of the signal from most "
-         f"backgrounds, which is why the leakage chapter asks what the tokens add beyond it.")
+    show(study.data.four_lepton_sentence({p: float(np.mean(v >= 4)) for p, v in by_process(leptons).items()}))
+
+# %% [markdown]
+# ## Event selection
+#
+# The events study compares the signal with the ZZ* background inside the H → 4ℓ signal region that the analysis
+# selects (`selection.h4l`): four leptons in two same-flavour opposite-sign pairs, lepton pT and isolation
+# thresholds, m12 and m34 ranges and the m4l window. Each sample's cut flow, with its cross section (fb) after each
+# step; then the m4l of the events that pass every step before the window. (The jets study keeps the jets that
+# pass `data.cuts`.)
+
+# %% tags=["hide-input"]
+if kind == "events":
+    flow = study.data.cut_flow(params)
+    run.log_metrics(study.data.cut_flow_metrics(flow["flows"]))
+    show(markdown_table(study.data.cut_flow_rows(flow["flows"], flow["cuts"], flow["unit"])))
+    show(f"Each cell: events passing the step · their cross section × efficiency [{flow['unit']}] "
+         "(weight × σ × filter efficiency × k-factor / sum of weights, summed).")
+    show(study.data.cut_flow_sentence(flow["flows"], flow["generated"], flow["cuts"], flow["unit"]))
+    fig_m4l = plots.samples.stacked(study.data.m4l_stack(flow), "$m_{4\\ell}$ [GeV]", bins=np.arange(100.0, 151.0, 1.0),
+                                    unit=flow["unit"], lines=flow["cuts"].m4l_window_gev, save_to=run.figures,
+                                    name="data_m4l_before_window")
+    show(study.data.peak_sentence(flow["m4l"], flow["cuts"], flow["unit"]))
+else:
+    show("The jets study applies no event selection beyond the jet cuts above.")

@@ -120,7 +120,8 @@ def test_book_holds_intro_results_chapter_and_scan_pages(built):
     scan_pages = list(html_dir.glob("scans/*/summary.html"))
     assert len(scan_pages) == 1
     chapter = (html_dir / "jet-flavour-tagging" / "01_results.html").read_text()
-    assert "Toy results" in chapter and "runs/jets/toy/params.yaml" in chapter  # executed, parameters injected
+    assert "Toy results" in chapter and "<img" in chapter  # executed: its figure is shown
+    assert "runs/jets/toy/params.yaml" not in chapter  # the injected parameters cell is not (test_clean_pages.py)
     assert "Using your own H5 files" in (html_dir / "intro.html").read_text()
     assert not (built["book"] / "_build" / ".staging").exists()
 
@@ -171,46 +172,66 @@ class _Tables(HTMLParser):
 
 
 def _matches(shown: str, value: float) -> bool:
-    """`shown` is `value` rounded to the digits shown."""
-    decimals = len(shown.split(".")[1]) if "." in shown else 0
+    """`shown` is `value` rounded to the digits shown (trailing zeros of a whole number are not significant)."""
+    decimals = len(shown.split(".")[1]) if "." in shown else -(len(shown) - len(shown.rstrip("0")))
     return abs(float(shown) - value) <= 0.5 * 10 ** -decimals + 1e-12
 
 
 def test_every_number_on_the_results_page_equals_its_metrics_value(built):
+    """Each table of the results page is followed by the metrics.json keys of its rows: every shown number is its
+    key's value, rounded by the one rule (uncertainty to two significant figures)."""
     metrics = json.loads((built["run"] / "metrics.json").read_text())
-    parser = _Tables()
-    parser.feed((built["html"] / "results.html").read_text())
-    header, checked = None, 0
-    for row in parser.rows:
-        if row[0] == "Quantity":
-            header = row
-            continue
-        key_pattern = row[-1]
-        for column, cell in zip(header[1:-1], row[1:-1]):
-            variant = {"Tokens": "tokens", "Raw features": "raw"}.get(column)
-            key = re.sub(r"\{[^}]*\}", variant, key_pattern) if variant else key_pattern
-            if cell == "–":
-                assert key not in metrics
-                continue
-            value, _, err = cell.partition(" ± ")
-            assert _matches(value, metrics[key]), (key, cell, metrics[key])
-            if err:
-                assert _matches(err, metrics[key + "_err"]), (key, cell)
-                assert len(err.replace(".", "").lstrip("0")) == 2  # two significant digits of the uncertainty
-            checked += 1
+    source = (built["book"] / "_generated" / "results.md").read_text()
+    checked = 0
+    for table, note in re.findall(r"((?:^\|.*\|\n)+)\n<small>(.*?)</small>", source, re.M):
+        keys = re.findall(r"`([^`]+)`", note)
+        lines = [line.strip("|").split("|") for line in table.strip().splitlines()]
+        header, body = [c.strip() for c in lines[0]], [[c.strip() for c in r] for r in lines[2:]]
+        assert len(keys) == len(body), (keys, body)
+        for key_pattern, row in zip(keys, body):
+            for column, cell in zip(header[1:], row[1:]):
+                variant = {"Tokens, from scratch": "tokens", "Raw features": "raw", "Value": None}.get(column, "skip")
+                if variant == "skip":
+                    continue
+                key = re.sub(r"\{[^}]*\}", variant, key_pattern) if variant else key_pattern
+                if cell == "\u2014":
+                    assert key not in metrics
+                    continue
+                value, _, err = cell.split(" (seeds")[0].partition(" ± ")
+                assert _matches(value, metrics[key]), (key, cell, metrics[key])
+                if err:
+                    assert _matches(err, metrics[key + "_err"]), (key, cell)
+                    assert len(err.replace(".", "").lstrip("0")) == 2  # two significant digits of the uncertainty
+                checked += 1
     assert checked == 9  # 2 x 3 compared rows minus one missing raw cell, plus 4 single values
     page = (built["html"] / "results.html").read_text()
-    assert "0.9123 ± 0.0041" in page and "312 ± 12" in page and "123457" in page
+    assert "0.9123 ± 0.0041" in page and "312 ± 12" in page and "123000" in page
 
 
-def test_format_number_is_consistent():
-    assert format_number(0.912345, 0.00412) == "0.9123 ± 0.0041"
+def test_the_results_page_formats_numbers_as_the_chapters_do():
+    """One rule everywhere: the uncertainty to two significant figures, the value to match."""
+    from treasure_lib.study.report import fmt
+
+    assert format_number(0.912345, 0.00412) == fmt(0.912345, 0.00412) == "0.9123 ± 0.0041"
     assert format_number(312.44, 12.3) == "312 ± 12"
     assert format_number(1.5, 0.25) == "1.50 ± 0.25"
-    assert format_number(0.87654321) == "0.8765"
-    assert format_number(123456.7) == "123457"
     assert format_number(42) == "42"
-    assert format_number(None) == format_number(float("nan")) == "–"
+    assert format_number(None) == format_number(float("nan")) == "\u2014"
+
+
+def test_a_number_from_an_unconverged_model_is_marked_and_keys_are_not_a_column():
+    from treasure_lib.book.results import UNCONVERGED, tables
+
+    metrics = {"classify.flavour.tokens.light_rejection_at_77": 20.7, "classify.flavour.tokens.light_rejection_at_77_err": 2.04,
+               "classify.flavour.tokens.light_rejection_at_77_seed_std": 1.1, "classify.flavour.tokens.converged": 1.0,
+               "classify.flavour.raw.light_rejection_at_77": 78.0, "classify.flavour.raw.light_rejection_at_77_err": 9.0,
+               "classify.flavour.raw.converged": 0.0}
+    rows = [("Light rejection", "classify.flavour.{variant}.light_rejection_at_77",
+             "classify.flavour.{variant}.light_rejection_at_77_err")]
+    page = tables(metrics, rows)
+    header, _, body = page.splitlines()[:3]
+    assert "metrics.json" not in header and "20.7 ± 2.0 (seeds 1.10)" in body and f"78.0 ± 9.0 {UNCONVERGED}" in body
+    assert "did not finish learning" in page
 
 
 def test_unfinished_or_stale_chapters_are_refused(tmp_path):

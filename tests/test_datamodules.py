@@ -10,7 +10,7 @@ import pytest
 from treasure_lib.datamodules import TokenFiles, TokenStream, read_split
 from treasure_lib.datamodules.tasks import Task
 from treasure_lib.diagnostics.leakage import check_no_label_proxy
-from treasure_lib.errors import InputFileError
+from treasure_lib.errors import ConfigError, InputFileError
 from treasure_lib.tokenizers.export import export
 
 from .test_sequences import _cards, _params, _toy_files
@@ -167,3 +167,83 @@ def test_a_task_can_keep_some_samples_only(token_files):
     task = _task(classes={"a": ["events_zz", "events_top"], "b": ["events_sig", "events_qcd"]}, samples=["events_top"])
     rows = read_split(TokenFiles(tokens), task, "train", extra=["process"])
     assert set(rows["process"]) == {"events_top"} and len(rows["process"]) > 0
+
+
+def test_a_sample_split_into_several_files_counts_its_cross_section_once(tmp_path):
+    """Cross-section weights normalise per *sample* (dsid), not per file: a sample written as two files must
+    carry sigma once in total, as it would as one file (the per-file sum of weights counted it twice)."""
+    import h5py
+
+    files = _toy_files(tmp_path / "data", n=300, names=("zz_part0", "zz_part1", "signal"))
+    for f, dsid, process in zip(files, (900002, 900002, 900001), ("qqZZ", "qqZZ", "H")):
+        with h5py.File(f, "a") as h:
+            h["metadata"].attrs["dsid"] = dsid
+            h["metadata"].attrs["process"] = process
+            h["metadata"].attrs["cross_section_pb"] = 0.05 if process == "qqZZ" else 0.003
+    _cards(tmp_path / "cards", files)
+    results = export(_params(tmp_path, files), progress=False)
+    tokens = TokenFiles([r["outputs"][0] for r in results])
+    assert tokens.sample_sum_of_weights == [600.0, 600.0, 300.0]
+    task = Task.from_params({"classify": {"task": "t", "tasks": {"t": {"classes": {"b": ["qqZZ"], "s": ["H"]},
+                                                                         "weights": "cross_section"}}}})
+    total = {"qqZZ": 0.0, "H": 0.0}
+    for split in ("train", "val", "test"):
+        rows = read_split(tokens, task, split, extra=["process"])
+        for p in total:
+            total[p] += rows["weight"][rows["process"] == p].sum()
+    assert total["qqZZ"] == pytest.approx(0.05, rel=1e-6) and total["H"] == pytest.approx(0.003, rel=1e-6)
+
+
+def test_a_split_in_memory_is_shuffled_every_epoch_and_batched_by_length(token_files):
+    """Held in memory, every epoch visits every row once, in a new order, with rows of similar length together
+    (less padding), and DDP ranks get disjoint rows and the same number of batches."""
+    _, tokens, _ = token_files
+    files = TokenFiles(tokens)
+    task = _task(classes={"a": ["events_zz", "events_qcd"], "b": ["events_sig", "events_top"]})
+    streamed = TokenStream(files, task, "train", 32, shuffle=True, seed=1)
+    stream = TokenStream(files, task, "train", 32, shuffle=True, seed=1, cache_rows=10**6)
+    assert stream.in_memory and not streamed.in_memory
+    epochs = [list(stream.arrays()) for _ in range(2)]
+    firsts = [e[0]["label"] for e in epochs]
+    sizes = [sum(len(b["label"]) for b in e) for e in epochs]
+    assert sizes == [stream.summary["rows"]] * 2 and not np.array_equal(firsts[0], firsts[1])
+    padded = lambda batches: sum(b["mask"].size - b["mask"].sum() for b in batches)  # noqa: E731
+    assert padded(epochs[0]) < 0.8 * padded(list(streamed.arrays()))
+    ranks = [TokenStream(files, task, "train", 16, shuffle=True, rank=r, world_size=2, equal_batches=True, seed=1,
+                         cache_rows=10**6) for r in (0, 1)]
+    batches = [list(s.arrays()) for s in ranks]
+    assert len(batches[0]) == len(batches[1]) > 0
+
+
+def test_a_sample_fraction_keeps_fixed_rows_and_scales_their_weights(token_files):
+    """A task over many samples may keep a fraction of a sample generated large for another task: the same rows in
+    every stage, weights scaled so the sample's weighted total stays what it was."""
+    _, tokens, _ = token_files
+    files = TokenFiles(tokens)
+    full = _task(weights="cross_section")
+    part = _task(weights="cross_section", sample_fractions={"events_zz": 0.25})
+    a, b = (read_split(files, t, "train", extra=["process", "event_number"]) for t in (full, part))
+    zz_a, zz_b = a["process"] == "events_zz", b["process"] == "events_zz"
+    assert 0.15 < zz_b.sum() / zz_a.sum() < 0.35 and (b["process"] == "events_sig").sum() == (a["process"] == "events_sig").sum()
+    assert set(b["event_number"][zz_b]) < set(a["event_number"][zz_a])
+    assert b["weight"][zz_b].sum() == pytest.approx(a["weight"][zz_a].sum(), rel=0.25)
+    np.testing.assert_allclose(b["weight"][zz_b], 4 * a["weight"][zz_a][0])
+    with pytest.raises(ConfigError, match="sample_fractions"):
+        _task(sample_fractions={"events_zz": 1.5})
+
+
+def test_a_task_can_read_only_some_collections_of_each_sequence(token_files):
+    """`collections: [electrons, muons]`: the model sees those objects (and the special positions), the rest of
+    the event is masked out like padding; the rows and their order stay the same."""
+    _, tokens, _ = token_files
+    files = TokenFiles(tokens)
+    every, leptons = (read_split(files, t, "train") for t in (_task(), _task(collections=["electrons", "muons"])))
+    assert len(every["label"]) == len(leptons["label"])
+    ids = [files.vocabulary.type_ids[c] for c in ("electrons", "muons")]
+    seen = leptons["type_ids"][leptons["mask"]]
+    assert set(np.unique(seen)) <= {0, *ids} and np.isin(every["type_ids"][every["mask"]], ids).sum() == \
+        np.isin(seen, ids).sum()
+    batch = next(TokenStream(files, _task(collections=["electrons", "muons"]), "train", 32, shuffle=False).arrays())
+    assert set(np.unique(batch["type_ids"][batch["mask"]])) <= {0, *ids}
+    with pytest.raises(InputFileError, match=r"reads collection\(s\) \['taus'\]"):
+        read_split(files, _task(collections=["taus"]), "train")

@@ -213,3 +213,63 @@ def test_a_control_row_significantly_below_one_half_is_called_a_failed_control()
     assert "Below 0.5 by more than twice its uncertainty: structure" in verdict
     assert "shuffled" not in verdict.split("Below 0.5")[1].split(".")[0], "0.49 ± 0.009 is compatible with 0.5"
     assert "0.545" in verdict or "0.55" in verdict, "the verdict still uses the multiplicity row: (0.62-0.5)/(0.72-0.5)"
+
+
+def test_an_untrained_control_row_never_sets_the_shape_fraction():
+    """Issue 14: structure-only and shuffled rows at AUC 0.46-0.47 were untrained, yet the shape fraction took the
+    maximum over all rows. Only rows whose model finished learning may bound the event-shape share."""
+    from treasure_lib.diagnostics.leakage import shape_fraction
+
+    table = leakage_table({"multiplicity": {"auc": 0.60, "auc_err": 0.01, "converged": True},
+                           "structure": {"auc": 0.85, "auc_err": 0.01, "converged": False},
+                           "tokens": {"auc": 0.90, "auc_err": 0.01, "converged": True}})
+    assert shape_fraction(table) == pytest.approx(0.25)
+    verdict = leakage_verdict(table)
+    assert "Did not finish learning, so bounding nothing: structure only" in verdict and "= 0.25" in verdict
+
+
+def test_what_tokens_keep_of_raw_features_is_said_in_the_figure_of_merit():
+    """Issue 14: in AUC terms tokens 'kept 81%' of the raw separation, in light rejection 23% (18 vs 78)."""
+    table = leakage_table({"tokens": {"auc_macro": 0.90, "auc_macro_err": 0.01, "fom": 18.0},
+                           "raw": {"auc_macro": 0.95, "auc_macro_err": 0.01, "fom": 78.0},
+                           "multiplicity": (0.7, 0.01)})
+    verdict = leakage_verdict(table, "light-jet rejection at 77% b-efficiency")
+    assert "in light-jet rejection at 77% b-efficiency the tokens keep 23% of the raw features' (18 against 78)" in verdict
+
+
+def test_a_bookkeeping_column_is_a_label_proxy_and_physics_is_not():
+    """Per model input: does it tell the sample apart beyond what the label explains? A column that names the sample
+    does (score ~1); an overlapping physics variable and a high-cardinality random code do not."""
+    from treasure_lib.diagnostics.leakage import PROXY_THRESHOLD, proxy_scores
+
+    rng = np.random.default_rng(0)
+    n = 6000
+    sample = rng.choice(["ttbar", "zprime", "qcd"], n)
+    label = rng.integers(0, 3, n)
+    per_sample = {"ttbar": 567.0, "zprime": 1.5, "qcd": 2.4e7}
+    scores = proxy_scores({"cross section": np.array([per_sample[s] for s in sample]),
+                           "jet pT": rng.normal(np.where(sample == "zprime", 1.0, 0.0), 1.0),
+                           "a code": rng.integers(0, 512, n)}, sample, label)
+    assert scores["cross section"] > 0.95 > PROXY_THRESHOLD > scores["jet pT"] > 0.02
+    assert scores["a code"] < 0.05, "many cells with few rows must not look predictive (held-out estimate)"
+
+
+def test_the_split_check_reads_what_every_stage_recorded_and_stops_on_an_overlap(tmp_path):
+    """Issue 14: the split check compared a hash with itself. It must compare the rows the stages actually read:
+    one event that the tokenizer fitted on (train) and a classifier tested on is caught."""
+    from types import SimpleNamespace
+
+    from treasure_lib.study.leakage import row_records
+
+    art = tmp_path / "artifacts"
+    (art / "tokenizers").mkdir(parents=True)
+    (art / "classify-t-tokens-100-s1" / "t" / "tokens").mkdir(parents=True)
+    (art / "pretrain").mkdir()
+    np.savez(art / "tokenizers" / "fit_rows.npz", train=np.array([1, 2, 3], np.uint64))
+    np.savez(art / "pretrain" / "rows_read.npz", train=np.array([1, 2], np.uint64), val=np.array([7], np.uint64))
+    np.savez(art / "classify-t-tokens-100-s1" / "t" / "tokens" / "rows_read.npz", train=np.array([1], np.uint64),
+             val=np.array([7], np.uint64), test=np.array([9, 3], np.uint64))
+    records = row_records(SimpleNamespace(artifacts=art))
+    assert set(records) == {"tokenizer fit", "pretrain", "classify-t-tokens-100-s1"}
+    with pytest.raises(LeakageError, match=r"1 row identities are in more than one split.*tokenizer fit:train"):
+        check_disjoint_splits(records)

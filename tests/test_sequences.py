@@ -192,7 +192,7 @@ def test_export_writes_split_normalisation_and_a_set_readable_from_metadata(stud
     assert table.column("sum_of_weights")[0].as_py() == 400.0 and table.column("n_events_generated")[0].as_py() == 400
     numbers = table.column("event_number").to_numpy()
     np.testing.assert_array_equal(splits.codes_from_names(table.column("split").to_pylist()),
-                                  splits.assign("dsid:700000", numbers, splits.SplitSpec()))
+                                  splits.assign("dsid:700000", numbers, splits.SplitSpec.from_params(params)))
     ts = TokenizerSet.from_metadata(read_metadata(out), out, load_cards=True, base=tmp_path / "tokens")
     seq = Sequences(tokens_array(table), list_column(table, "type_ids"), list_column(table, "mask"))
     assert set(ts.decode(seq)) == {"electrons", "muons", "met", "event"}

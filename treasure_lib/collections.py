@@ -44,6 +44,7 @@ class Collection:
     valid: str = "valid"
     mask: str = "mask"
     scalers: tuple = ()  # ((feature, scaler kind), ...): defaults beyond log_features/categorical, e.g. asinh for d0
+    units: tuple = ()    # ((feature, unit), ...) as stored (MeV, mm, rad); a feature left out is dimensionless
 
     @property
     def is_scalar(self) -> bool:
@@ -60,9 +61,13 @@ class Collection:
     def index(self, feature: str) -> int:
         return self.features.index(feature)
 
+    def unit(self, feature: str) -> str | None:
+        """The stored unit of a feature or truth field ('MeV', 'mm', ...); None when it is dimensionless."""
+        return dict(self.units).get(feature)
+
 
 _ALLOWED = {"layout", "path", "kind", "features", "log_features", "categorical", "truth", "type_id",
-            "max_objects", "order_by", "valid", "mask", "scalers"}
+            "max_objects", "order_by", "valid", "mask", "scalers", "units"}
 
 
 def _as_names(origin: str, key: str, value) -> tuple[str, ...]:
@@ -118,11 +123,26 @@ def parse_collection(name: str, spec: Mapping, origin: str) -> Collection:
             raise ConfigError(f"{where}: scalers names feature {feat!r}, which is not among its features {list(features)}")
         if kind not in SCALER_KINDS:
             raise ConfigError(f"{where}: scaler kind {kind!r} for feature {feat!r} is unknown; known: {', '.join(SCALER_KINDS)}")
+    units = _units(where, spec.get("units"), features + _as_names(where, "truth", spec.get("truth")))
     return Collection(name=name, layout=layout, path=str(spec["path"]).strip("/"), features=features,
                       type_id=type_id, kind=kind, log_features=log_features, categorical=categorical,
                       truth=_as_names(where, "truth", spec.get("truth")), max_objects=max_objects,
                       order_by=order_by, valid=spec.get("valid", "valid"), mask=spec.get("mask", "mask"),
-                      scalers=tuple(scalers.items()))
+                      scalers=tuple(scalers.items()), units=units)
+
+
+def _units(where: str, units, fields: tuple[str, ...]) -> tuple:
+    """The optional `units: {feature: unit}` mapping, checked: known fields, non-empty unit names."""
+    if units is None:
+        return ()
+    if not isinstance(units, Mapping):
+        raise ConfigError(f"{where}: 'units' must be a mapping of feature -> unit, e.g. {{pt: MeV, d0: mm}}")
+    for feat, unit in units.items():
+        if feat not in fields:
+            raise ConfigError(f"{where}: units names {feat!r}, which is not among its features or truth fields")
+        if not isinstance(unit, str) or not unit.strip():
+            raise ConfigError(f"{where}: the unit of {feat!r} must be a non-empty name such as MeV or mm, got {unit!r}")
+    return tuple((str(f), str(u)) for f, u in units.items())
 
 
 def load_sets(path: str | Path) -> dict[str, dict[str, Collection]]:

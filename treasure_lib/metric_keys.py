@@ -20,6 +20,9 @@ KEYS: dict[str, str] = {
     # data
     "data.{sample}.rows": "rows (jets or events) of a sample after the study's cuts",
     "data.all.{split}_rows": "rows in the train, val or test split",
+    "data.{sample}.h4l.{step}.events": "events of a sample passing the H -> 4l cut flow to this step (higgs4l.STEPS)",
+    "data.{sample}.h4l.{step}.fb": "their cross section x efficiency [fb] (files of a sample weighted by their share)",
+    "data.{sample}.h4l.{step}.weighted": "their summed weights, for samples without cross sections",
     # tokenizers (card metrics and the reconstruction diagnostics, held-out rows, physical units)
     "tokenizer.{collection}.{feature}.{quantity}": "reconstruction through the card after all levels; bias, mae, "
     "resolution (half the 16-84% interval of reco - orig) in the feature's units, corr, response (reco / orig) "
@@ -28,6 +31,9 @@ KEYS: dict[str, str] = {
     "tokenizer.{collection}.objects": "held-out objects the numbers are measured on",
     "tokenizer.{collection}.best_epoch": "epoch of the weights the card holds",
     "tokenizer.{collection}.train_seconds": "wall time of training the card [s]",
+    "tokenizer.{collection}.epochs_run": "epochs the card's VQ-VAE trained",
+    "tokenizer.{collection}.converged": "1 when early stopping ended the VQ-VAE's training (its best epoch is not among "
+    "the last `patience`), 0 when the epoch budget did",
     "tokenizer.{collection}.bits_per_object": "Q x log2 K: what one object's tokens can carry [bits]",
     "tokenizer.jets.track_sum_pt.response_iqr_over_median": "jet pT from decoded vs original tracks: (q75 - q25) / "
     "median of the response, the resolution the field quotes",
@@ -42,6 +48,10 @@ KEYS: dict[str, str] = {
     "resolution of reco - orig [GeV]",
     "tokenizer.leptons.{mass}.peak_shift_gev": "shift of the Z (m_ll) or H (m_4l) peak position [GeV]",
     "tokenizer.leptons.{mass}.events": "events with the mass defined on both sides",
+    "tokenizer.leptons.sr.{mass}.{number}": "signal-region test events (study.lepton_peaks): the H (m4l) or Z (mll) "
+                                            "peak's sigma68 from original (orig_gev) and decoded (decoded_gev) "
+                                            "leptons, their ratio (ratio, ratio_err), the per-event residual "
+                                            "sigma68 (residual_gev) and the events (n)",
     # codebooks
     "codebook.{collection}.level_{q}.utilization": "fraction of the K codes used on held-out objects",
     "codebook.{collection}.level_{q}.dead_codes": "codes never used on held-out objects",
@@ -63,6 +73,15 @@ KEYS: dict[str, str] = {
     "pretrain.probe_auc": "linear probe AUC on the detached backbone (online estimate of downstream AUC)",
     "pretrain.best_epoch": "epoch of the saved backbone",
     "pretrain.train_seconds": "wall time of pretraining [s]",
+    "pretrain.train_rows": "training rows pretraining read (every sample: labels are not used)",
+    "pretrain.converged": "1 when early stopping fired (the best epoch is not among the last `patience`), else 0",
+    "pretrain.epochs_run": "epochs pretraining ran",
+    "pretrain.best_val_loss": "validation loss of the best epoch as training saw it",
+    "pretrain.prior_entropy": "loss of a model that knows only the prior (when defined)",
+    "pretrain.baseline.level_{q}.most_frequent_share": "share of the most frequent code among the masked targets of "
+    "a level: the accuracy of always guessing it (the right chance level)",
+    "pretrain.baseline.{collection}.most_frequent_share": "the same per collection (all its levels)",
+    "pretrain.baseline.most_frequent_share": "the same over all masked targets",
     # classification (test split, physics weights)
     "classify.{task}.{variant}.auc": "weighted ROC AUC (binary), test split",
     "classify.{task}.{variant}.auc_err": "its binomial uncertainty from the effective numbers of events",
@@ -84,17 +103,32 @@ KEYS: dict[str, str] = {
     "classify.{task}.{variant}.parameters": "trainable + frozen parameters of the model",
     "classify.{task}.{variant}.best_epoch": "epoch of the evaluated weights",
     "classify.{task}.{variant}.train_seconds": "wall time of training [s]",
+    "classify.{task}.{variant}.converged": "1 when the model finished learning: early stopping fired and its best "
+    "validation loss is clearly below the class-prior entropy (seed means: every seed converged)",
+    "classify.{task}.{variant}.{number}_seed_std": "standard deviation of a number over the training seeds",
+    "classify.{task}.{variant}.n_seeds": "training seeds the mean is taken over",
+    "classify.{task}.{variant}.seed_{s}.{number}": "the number of the model trained with seed s (classify.seeds)",
+    "classify.{task}.{variant}.seed_{s}.pt_bin_{lo}_{hi}.{number}": "the same in a jet-pT bin",
+    "classify.{task}.{variant}.label_fraction_{pct}.seed_{s}.{number}": "one seed of a label-efficiency point",
+    "classify.{task}.{variant}.label_fraction_{pct}.seed_{s}.pt_bin_{lo}_{hi}.{number}": "the same in a jet-pT bin",
+    "classify.{task}.compare.{a}_vs_{b}.{number}.{part}": "paired comparison of two models on the same test rows: "
+    "diff (a - b, seed means), err_test (paired bootstrap), err_seed, err, z, significant (1 or 0)",
+    "classify.{task}.compare.{a}_vs_{b}.label_fraction_{pct}.{number}.{part}": "the same at a label fraction",
     # leakage
     "leakage.{task}.{row}.auc": "AUC of one leakage-report row (multiplicity, structure, shuffled, fixed_slots, "
     "tokens, raw)",
     "leakage.{task}.{row}.auc_err": "its uncertainty",
-    "leakage.{task}.shape_fraction": "(AUC_shape - 0.5) / (AUC_tokens - 0.5): how much event shape alone explains",
+    "leakage.{task}.shape_fraction": "(AUC_shape - 0.5) / (AUC_tokens - 0.5): how much event shape alone explains "
+    "(converged shape-only rows only)",
+    "leakage.{task}.{row}.{number}": "what the classifier of a leakage row recorded (training health, other numbers)",
+    "leakage.{task}.{row}.pt_bin_{lo}_{hi}.{number}": "the same in a jet-pT bin",
     # generalisation
     "generalisation.{train}_to_{test}.auc": "AUC of a classifier trained on one background, tested on another",
     "generalisation.{train}_to_{test}.auc_err": "its uncertainty",
     "generalisation.{train}_to_{test}.auc_change": "AUC(test background) - AUC(training background)",
     "generalisation.{train}_to_{test}.{number}": "flavour: performance when tested on another sample",
     "generalisation.{train}_to_{test}.pt_bin_{lo}_{hi}.{number}": "the same in a jet-pT bin [GeV]",
+    "generalisation.{train}_to_{test}.converged": "1 when the classifier trained on one sample finished learning",
     # the run
     "run.{stage}.seconds": "wall time of a chapter or stage [s]",
 }

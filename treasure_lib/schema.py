@@ -121,7 +121,8 @@ GENERATE = {
 }
 
 TOKENIZER = {
-    "kind": K("str", "vqvae", "object tokenizer: vqvae or the kmeans baseline", choices=("vqvae", "kmeans")),
+    "kind": K("str", "vqvae", "object tokenizer: vqvae, the kmeans baseline or per-feature binning (no network; "
+              "tokenizer.binning)", choices=("vqvae", "kmeans", "binning")),
     "mode": K("str", "object", "events: one tokenizer per object type (object), one across types (combined), "
               "or per type with outputs kept apart (separate)", choices=("object", "combined", "separate")),
     "collections": K("list", None, "collections to tokenize (null: every collection of the set)", nullable=True, item="str"),
@@ -159,7 +160,10 @@ TOKENIZER = {
     "per_collection": K("dict", {}, "per-collection overrides of these keys, e.g. {taus: {codebook_size: 32, "
                         "train: {batch_objects: 256}}} (rare objects need smaller codebooks)"),
     "binning": {
-        "bins": K("int", 32, "bins per event scalar feature", minimum=2),
+        "bins": K("int", 32, "bins per feature: event scalars, and object collections with kind binning", minimum=2),
+        "features": K("list", None, "kind binning, object collections: the features binned, one level each (null: "
+                      "every non-categorical feature); the others cost no bits and decode to their training median "
+                      "(categories: the most frequent value)", nullable=True, item="str"),
         "method": K("str", "quantile", "bin edges: quantile or uniform (values outside are clipped)", choices=("quantile", "uniform")),
     },
     "train": {
@@ -172,6 +176,9 @@ TOKENIZER = {
         "lr": K("float", 1e-3, "AdamW learning rate"),
         "weight_decay": K("float", 0.0, "AdamW weight decay"),
         "patience": K("int", 3, "early stopping patience in epochs", minimum=1),
+        "min_delta": K("float", 0.005, "early stopping (and convergence): training has stopped improving when its "
+                       "last `patience` epochs lowered the best validation loss by less than this fraction of it",
+                       minimum=0),
         "accelerator": K("str", "auto", "auto, cpu or gpu", choices=("auto", "cpu", "gpu", "cuda")),
         "precision": K("str", None, "Lightning precision (null: bf16-mixed on GPU, 32-true on CPU)", nullable=True),
         "devices": K("any", 1, "devices per node (an int, a list, or 'auto'); more than one trains with DDP, every "
@@ -195,6 +202,10 @@ EXPORT = {
     "overwrite": K("bool", False, "re-export files whose outputs exist (false: skip them, so an export resumes)"),
     "files": K("list", None, "input files to export (null: data.files)", nullable=True, item="str"),
     "columns": K("dict", {}, "extra per-row columns from scalar collections, e.g. {jet_pt: jets.pt, jet_eta: jets.eta}"),
+    "derived": K("list", [], "per-row analysis columns computed from each row's objects and written beside the tokens "
+                 "(never model inputs): h4l = the H -> 4l selection (selection.h4l) with m12, m34, m4l, pt4l, eta4l, "
+                 "the five decay angles, pass_h4l_preselection and pass_h4l_sr (tasks select rows with `require`)",
+                 item="str"),
     "decoded": K("bool", False, "also write the decoded-features Parquet (tokens decoded back to physics quantities, "
                  "scaled like the raw features: the cost table's middle column)"),
     "features": K("bool", True, "also write the raw-features Parquet (scaled object features at the token positions: "
@@ -216,12 +227,18 @@ def _training(batch_size: int, max_epochs: int, patience: int, lr: float) -> dic
         "batch_size": K("int", batch_size, "sequences per batch (per device)", minimum=1),
         "max_epochs": K("int", max_epochs, "maximum epochs", minimum=1),
         "patience": K("int", patience, "early stopping patience in epochs (on val/loss)", minimum=1),
+        "min_delta": K("float", 0.0, "training has stopped improving when its last `patience` epochs lowered the best "
+                       "validation loss by less than this fraction of it (0: by nothing); the same rule early stops "
+                       "and judges convergence", minimum=0),
         "lr": K("float", lr, "AdamW peak learning rate (linear warm-up, cosine decay to 10%)"),
         "weight_decay": K("float", 0.01, "AdamW weight decay"),
         "warmup_steps": K("int", 50, "learning-rate warm-up steps", minimum=0),
         "limit_train_batches": K("int", None, "batches per epoch (null: the whole split)", nullable=True, minimum=1),
         "buffer_rows": K("int", 20_000, "rows held by the cross-file shuffle buffer", minimum=1),
         "block_rows": K("int", 256, "rows read from one file at a time", minimum=1),
+        "cache_rows": K("int", 200_000, "hold a split in memory when it has at most this many rows (then every epoch is "
+                        "a full shuffle, and rows of similar length are batched together); more rows stream from the "
+                        "files through the shuffle buffer", minimum=0),
         "num_workers": K("int", 0, "DataLoader worker processes (blocks are dealt to workers)", minimum=0),
         "accelerator": K("str", "auto", "auto, cpu or gpu", choices=("auto", "cpu", "gpu", "cuda")),
         "precision": K("str", None, "Lightning precision (null: bf16-mixed on GPU, 32-true on CPU)", nullable=True),
@@ -230,6 +247,8 @@ def _training(batch_size: int, max_epochs: int, patience: int, lr: float) -> dic
         "strategy": K("str", "auto", "Lightning strategy: auto, ddp, ddp_spawn, ..."),
         "resume": K("bool", True, "continue from the last checkpoint when one exists"),
         "progress_bar": K("bool", True, "show Lightning's progress bar"),
+        "wandb": K("bool", False, "also log to Weights & Biases, offline, beside the CSV and TensorBoard logs "
+                   "(needs `pip install wandb`)"),
     }
 
 
@@ -240,6 +259,12 @@ MODEL = {
     "d_ff": K("int", 128, "width of the blocks' MLP", minimum=1),
     "dropout": K("float", 0.1, "dropout in embeddings, attention and MLPs"),
     "pooling": K("str", "cls", "classifier pooling: cls (the [CLS] position) or mean", choices=("cls", "mean")),
+    "level_dropout": K("float", 0.0, "token models, training only: the probability that an object keeps only its "
+                       "first k quantizer levels (k uniform below Q): fine residual codes of a small sample name single "
+                       "events, and a classifier memorises them without it", minimum=0),
+    "feature_hidden": K("int", 128, "raw-feature and decoded-token models: width of the object MLP (features -> hidden "
+                        "-> d_model) at every position (null: as many parameters as the token embedding table)",
+                        nullable=True, minimum=1),
     "group_attention": K("bool", False, "the seed design's attention among sub-vectors of each token embedding"),
     "group_attention_groups": K("int", 4, "sub-vectors per embedding for group attention", minimum=1),
 }
@@ -274,6 +299,17 @@ CLASSIFY = {
                      "training time"),
     "seed": K("int", None, "seed of the classifier's weights and shuffling (null: study.seed); a scan's seed axis "
               "repeats the training on the same tokens and backbone", nullable=True),
+    "seeds": K("list", [1, 2, 3], "training seeds of every headline classifier and label-efficiency point (chapters 04 "
+               "and 06): numbers are their mean, with the seed spread and a paired bootstrap of the test rows",
+               item="int"),
+    "jobs": K("int", None, "classifiers trained at once in separate processes (null: one per core, at most 4, on a "
+              "CPU; one on a GPU); only how fast, never what", nullable=True, minimum=1),
+    "convergence_margin": K("float", 0.02, "a classifier has learned something when its best validation loss is below "
+                            "(1 - margin) x the class-prior entropy", minimum=0),
+    "physics_baselines": K("bool", False, "chapter 06 also scores the task's physics baselines on the same test rows "
+                           "(the m4l window and gradient-boosted trees on the classic H -> 4l variables; needs "
+                           "export.derived: [h4l])"),
+    "n_boot": K("int", 200, "bootstrap replicates of the test rows for uncertainties and paired comparisons", minimum=0),
     "compare": K("bool", True, "chapter 06 compares tokens (scratch, fine-tuned), decoded tokens and raw features and "
                  "draws the label-efficiency curve; false trains only the classifier these params describe "
                  "(task, inputs, mode, label_fraction: one point of a scan)"),
@@ -282,10 +318,34 @@ CLASSIFY = {
     "backbone_lr_factor": K("float", 0.1, "slow mode: the backbone's starting learning-rate factor"),
     "catch_up_epochs": K("int", 3, "slow mode: epochs until the backbone learns at the full rate", minimum=1),
     "f_c": K("float", 0.2, "flavour: charm fraction in the D_b discriminant"),
+    "f_tau": K("float", 0.01, "flavour: tau fraction in the D_b discriminant, "
+               "D_b = ln(p_b / (f_c p_c + f_tau p_tau + (1 - f_c - f_tau) p_light)) (GN2's convention)"),
     "pt_bins_gev": K("list", [20, 40, 60, 100, 150, 250, 400, 1000], "flavour: jet pT bin edges [GeV]", item="float"),
     "output_dir": K("str", None, "checkpoints, logs, predictions (null: runs/<kind>/<name>/artifacts/classify)",
                     nullable=True),
     "train": _training(256, 15, 3, 1e-3),
+}
+
+
+SELECTION = {  # physics selections that chapters, baselines and exporters apply to events (treasure_lib/higgs4l.py)
+    "h4l": {
+        "electron_pt_min_gev": K("float", 7.0, "electron candidates: pT above this [GeV]"),
+        "electron_eta_max": K("float", 2.47, "electron candidates: |eta| below this"),
+        "electron_id": K("str", "LHLoose", "electron candidates: the ID flag they must carry",
+                         choices=("LHLoose", "LHMedium", "LHTight")),
+        "muon_pt_min_gev": K("float", 5.0, "muon candidates: pT above this [GeV]"),
+        "muon_eta_max": K("float", 2.7, "muon candidates: |eta| below this"),
+        "muon_quality": K("str", "Loose", "muon candidates: this quality or tighter (quality 0 Tight ... 3 VeryLoose)",
+                          choices=("Tight", "Medium", "Loose", "VeryLoose")),
+        "lepton_pt_min_gev": K("list", [20.0, 15.0, 10.0], "pT thresholds of the quadruplet's leading, second and third "
+                               "lepton [GeV]", item="float"),
+        "isolation_max": K("float", 0.15, "each quadruplet lepton: trk_iso03 (track pT sum within dR 0.3 / lepton pT) "
+                           "below this"),
+        "m12_gev": K("list", [50.0, 106.0], "leading pair (SFOS pair closest to m_Z) mass range [GeV]", item="float"),
+        "m34_gev": K("list", [12.0, 115.0], "subleading pair (the other SFOS pair closest to m_Z) mass range [GeV]",
+                     item="float"),
+        "m4l_window_gev": K("list", [115.0, 130.0], "the signal region's four-lepton mass window [GeV]", item="float"),
+    },
 }
 
 
@@ -299,4 +359,5 @@ SCHEMA: dict = {
     "model": MODEL,
     "pretrain": PRETRAIN,
     "classify": CLASSIFY,
+    "selection": SELECTION,
 }

@@ -339,7 +339,7 @@ class TokenizerSet:
             kind = "binned" if tok.kind == "binning" else tok.kind
             members = tok.collection.get("member_type_ids") if card == COMBINED else None
             vocab.add(card, tok.collection["type_id"], tok.num_quantizers, tok.codebook_size, kind,
-                      tok.features if tok.kind == "binning" else None, members)
+                      tok.level_features if tok.kind == "binning" else None, members)
         groups = [Group(c, card_of[c], collections[c].type_id, collections[c].max_objects,
                         tokenizers[card_of[c]].num_quantizers, collections[c].is_scalar) for c in order]
         cards = {n: {"hash": card_hash(root / n / "card"), "path": str((root / n / "card").resolve())} for n in names}

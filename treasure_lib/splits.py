@@ -80,6 +80,43 @@ def uniform(sample: str, numbers: np.ndarray, salt: int = 0) -> np.ndarray:
     return (h >> np.uint64(11)).astype(np.float64) / float(1 << 53)
 
 
+def fingerprint(sample: str, numbers: np.ndarray) -> np.ndarray:
+    """A 64-bit fingerprint of each row identity (sample key, number): what the split checks compare across
+    stages, without carrying strings. Collisions are negligible at any sample size this project reads."""
+    key = np.uint64(zlib.crc32(sample.encode()))
+    with np.errstate(over="ignore"):
+        return _mix64(np.asarray(numbers).astype(np.int64).astype(np.uint64) * np.uint64(0xD6E8FEB86659FD93)
+                      ^ (key << np.uint64(32)) ^ key)
+
+
+def fingerprints_of_columns(columns: Mapping[str, np.ndarray]) -> np.ndarray:
+    """Fingerprints of token-file rows from their bookkeeping columns (dsid or process or source file, and
+    event_number), the same as `fingerprint(*identity(batch))` of the H5 rows they were exported from."""
+    numbers = np.asarray(columns["event_number"])
+    out = np.zeros(len(numbers), dtype=np.uint64)
+    if "dsid" in columns:
+        keys = np.array([f"dsid:{int(d)}" for d in np.asarray(columns["dsid"])], dtype=object)
+    elif "process" in columns:
+        keys = np.array([f"process:{p}" for p in np.asarray(columns["process"]).astype(str)], dtype=object)
+    else:
+        keys = np.array([f"file:{Path(str(f)).stem}" for f in np.asarray(columns["source_file"])], dtype=object)
+    for key in np.unique(keys):
+        rows = keys == key
+        out[rows] = fingerprint(str(key), numbers[rows])
+    return out
+
+
+def fingerprints_of_batch(batch) -> np.ndarray:
+    """Fingerprints of H5 rows, by the same columns the token export writes for them."""
+    meta = batch.metadata or {}
+    columns = {"event_number": batch.event_number, "source_file": np.full(len(batch), str(batch.source_file))}
+    if meta.get("dsid") is not None:
+        columns["dsid"] = np.full(len(batch), int(meta["dsid"]))
+    elif meta.get("process"):
+        columns["process"] = np.full(len(batch), str(meta["process"]))
+    return fingerprints_of_columns(columns)
+
+
 def assign(sample: str, numbers: np.ndarray, spec: SplitSpec) -> np.ndarray:
     """Split codes (0 train, 1 val, 2 test) for rows of one sample with event numbers (or row indices)."""
     u = uniform(sample, numbers, spec.salt)

@@ -1,7 +1,7 @@
 """`treasure pretrain` and `treasure classify`: fit the models of issue 8 on a run's token files, evaluate, report.
 
 Both read the token (or raw-feature) Parquet the export wrote, with the exported split; they keep
-best and last checkpoints and offline logs (CSV, TensorBoard; W&B offline when installed), resume
+best and last checkpoints and offline logs (CSV, TensorBoard; W&B offline when `train.wandb` asks), resume
 from the last checkpoint, run bf16 on a GPU and scale with Lightning DDP through params
 (`devices`, `num_nodes`, `strategy`). Classification is evaluated once, on the test split, with
 physics weights; the numbers come back as documented metrics keys (`treasure_lib.metric_keys`).
@@ -17,10 +17,11 @@ from typing import Mapping
 import numpy as np
 import torch
 
-from . import metric_keys, metrics
+from . import metric_keys, metrics, training_health
 from .datamodules import TokenFiles, TokenStream, read_split
 from .datamodules.tasks import Task
 from .errors import ConfigError, InputFileError
+from .loss_history import LossHistory
 from .models import BackboneConfig, MaskedTokenModel, SequenceClassifier, count_parameters, raw_config_matching
 from .tokenizers.export import tokens_dir
 from .progress import shown
@@ -47,64 +48,90 @@ def backbone_config(params: Mapping, files: TokenFiles) -> BackboneConfig:
     n_types = max(vocab.type_ids.values()) + 1
     cfg = BackboneConfig(vocab_size=vocab.size, n_types=n_types, max_len=files.set.length, levels=files.levels,
                          d_model=m["d_model"], n_layers=m["n_layers"], n_heads=m["n_heads"], d_ff=m["d_ff"],
-                         dropout=m["dropout"], group_attention=m["group_attention"],
+                         dropout=m["dropout"], group_attention=m["group_attention"], level_dropout=m["level_dropout"],
                          group_attention_groups=m["group_attention_groups"])
     return cfg
 
 
 def make_trainer(train: Mapping, out_dir: Path | None, monitor: str | None = None, mode: str = "min", logs: bool = True,
-                 single_device: bool = False):
-    """A Lightning Trainer from training params: accelerator, precision, DDP, early stopping, checkpoints, offline logs.
+                 single_device: bool = False, extra_callbacks=()):
+    """A Lightning Trainer from training params: accelerator, precision, DDP, checkpoints, offline logs.
 
-    `single_device`: one device whatever the params say (the main process evaluating saved weights after DDP)."""
+    With `monitor`, a `LossHistory` on it (`train.patience`, `train.min_delta`) records every epoch and is the early
+    stopping; read it back with `history_of(trainer)`. `single_device`: one device whatever the params say (the main
+    process evaluating saved weights after DDP)."""
     import lightning as L
-    from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+    from lightning.pytorch.callbacks import ModelCheckpoint
     from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
+    from . import epoch_report
     from .distributed import quiet_sync_warning
+    from .quiet import quiet_training
 
     quiet_sync_warning()
+    quiet_training()
     gpu = torch.cuda.is_available() and train["accelerator"] in ("auto", "gpu", "cuda")
     callbacks, loggers = [], []
     if monitor is not None and out_dir is not None:
-        callbacks = [EarlyStopping(monitor=monitor, mode=mode, patience=train["patience"]),
+        callbacks = [LossHistory(monitor, train["patience"], train["min_delta"]),
                      ModelCheckpoint(dirpath=out_dir / "checkpoints", filename="best", monitor=monitor, mode=mode,
                                      save_last=True)]
+    callbacks += list(extra_callbacks)
     if logs and out_dir is not None:
         loggers = [CSVLogger(str(out_dir), name="logs"), TensorBoardLogger(str(out_dir), name="tensorboard")]
-        try:
-            import wandb  # noqa: F401
-            from lightning.pytorch.loggers import WandbLogger
-
-            loggers.append(WandbLogger(save_dir=str(out_dir), offline=True))
-        except ImportError:
-            pass
+        if train.get("wandb"):
+            loggers.append(wandb_logger(out_dir))
+    reporting = epoch_report.for_trainer(out_dir) if monitor is not None and out_dir is not None else []
     return L.Trainer(max_epochs=train["max_epochs"], accelerator="gpu" if gpu else "cpu",
                      devices=1 if single_device else train["devices"], num_nodes=1 if single_device else train["num_nodes"],
                      strategy="auto" if single_device else train["strategy"],
                      precision=train["precision"] or ("bf16-mixed" if gpu else "32-true"), deterministic=not gpu,
-                     default_root_dir=str(out_dir) if out_dir else None, callbacks=callbacks, logger=loggers or False,
+                     default_root_dir=str(out_dir) if out_dir else None, callbacks=callbacks + reporting,
+                     logger=loggers or False,
                      enable_checkpointing=bool(callbacks), enable_progress_bar=shown(train["progress_bar"]) and bool(callbacks),
                      enable_model_summary=False, num_sanity_val_steps=0, log_every_n_steps=10,
                      limit_train_batches=None, use_distributed_sampler=False)
 
 
+def wandb_logger(out_dir: Path):
+    """Weights & Biases, offline, beside the CSV and TensorBoard logs: only when params ask (`<section>.train.wandb`)."""
+    try:
+        import wandb  # noqa: F401
+    except ImportError:
+        raise ConfigError("train.wandb is true but wandb is not installed: pip install wandb "
+                          "(or set <section>.train.wandb=false)") from None
+    from lightning.pytorch.loggers import WandbLogger
+
+    return WandbLogger(save_dir=str(out_dir), offline=True)
+
+
+def history_of(trainer) -> LossHistory:
+    return next(c for c in trainer.callbacks if isinstance(c, LossHistory))
+
+
 def _streams(params: Mapping, section: str, files: TokenFiles, task: Task | None, label_fraction=1.0):
-    """Train and val loaders; under DDP each rank reads its own share of the blocks (found when iterating)."""
+    """Train and val loaders; under DDP each rank reads its own share of the blocks (found when iterating).
+
+    Pretraining reads every row of its splits (labels unused; the probe learns from the rows its task labels).
+    A classifier with a fraction of the labels is also *selected* on that fraction of the validation labels:
+    a label-efficiency point must not choose its model with labels it is assumed not to have."""
     t = params[section]["train"]
     seed = training_seed(params, section)
+    common = dict(cache_rows=t["cache_rows"], keep_unlabelled=section == "pretrain", label_fraction=label_fraction,
+                  label_seed=params["classify"]["label_seed"])
     train = TokenStream(files, task, "train", t["batch_size"], shuffle=True, seed=seed, buffer_rows=t["buffer_rows"],
-                        block_rows=t["block_rows"], label_fraction=label_fraction,
-                        label_seed=params["classify"]["label_seed"], max_batches=t["limit_train_batches"])
-    val = TokenStream(files, task, "val", t["batch_size"], shuffle=False)
+                        block_rows=t["block_rows"], max_batches=t["limit_train_batches"], **common)
+    val = TokenStream(files, task, "val", t["batch_size"], shuffle=False, **common)
     loader = lambda ds: torch.utils.data.DataLoader(ds, batch_size=None, num_workers=t["num_workers"])  # noqa: E731
-    return loader(train), loader(val), train
+    return loader(train), loader(val), train, val
 
 
-def _whole_val(params: Mapping, section: str, files: TokenFiles, task: Task | None):
+def _whole_val(params: Mapping, section: str, files: TokenFiles, task: Task | None, label_fraction=1.0):
     """Every val row in one process (the main process re-validating the saved weights after DDP)."""
     t = params[section]["train"]
-    val = TokenStream(files, task, "val", t["batch_size"], shuffle=False, rank=0, world_size=1)
+    val = TokenStream(files, task, "val", t["batch_size"], shuffle=False, rank=0, world_size=1,
+                      cache_rows=t["cache_rows"], keep_unlabelled=section == "pretrain", label_fraction=label_fraction,
+                      label_seed=params["classify"]["label_seed"])
     return torch.utils.data.DataLoader(val, batch_size=None, num_workers=t["num_workers"])
 
 
@@ -124,7 +151,8 @@ def _best(trainer, module_cls):
 
 
 def pretrain(params: Mapping) -> dict:
-    """Masked-token pretraining; returns the documented `pretrain.*` metrics of the best checkpoint."""
+    """Masked-token pretraining on every training row; returns the documented `pretrain.*` metrics of the best
+    checkpoint, with its training health (`pretrain.converged`)."""
     p = params["pretrain"]
     out = Path(p["output_dir"] or run_dir(params) / "artifacts" / "pretrain")
     files = token_files(params, "tokens")
@@ -141,7 +169,8 @@ def pretrain(params: Mapping) -> dict:
                              weight_decay=p["train"]["weight_decay"], warmup_steps=p["train"]["warmup_steps"],
                              seed=params["study"]["seed"])
     trainer = make_trainer(p["train"], out, monitor="val/loss")
-    train_loader, val_loader, _ = _streams(params, "pretrain", files, task)
+    history = history_of(trainer)
+    train_loader, val_loader, train_stream, val_stream = _streams(params, "pretrain", files, task)
     last = out / "checkpoints" / "last.ckpt"
     t0 = time.perf_counter()
     trainer.fit(model, train_loader, val_loader, ckpt_path=str(last) if p["train"]["resume"] and last.exists() else None)
@@ -156,12 +185,20 @@ def pretrain(params: Mapping) -> dict:
     epoch = int(torch.load(path, map_location="cpu", weights_only=True)["epoch"])
     out_metrics = {"pretrain.loss": results["val/loss"], "pretrain.masked_accuracy": results["val/masked_accuracy"],
                    "pretrain.probe_auc": results["val/probe_auc"], "pretrain.best_epoch": epoch,
-                   "pretrain.train_seconds": seconds}
+                   "pretrain.train_seconds": seconds, "pretrain.train_rows": float(train_stream.summary["rows"])}
     for key, value in results.items():
         if key.startswith("val/masked_accuracy/"):
             out_metrics[f"pretrain.masked_accuracy.{key.rsplit('/', 1)[1]}"] = value
+    out_metrics.update(training_health.metric_items("pretrain", training_health.health(
+        history.values, p["train"]["patience"], min_delta=p["train"]["min_delta"])))
+    record_rows(out / "rows_read.npz", train=train_stream, val=val_stream)
     metric_keys.check(out_metrics)
     return {k: float(v) for k, v in out_metrics.items()}
+
+
+def record_rows(path: Path, **streams: TokenStream) -> None:
+    """The identities of the rows a model was trained, selected and tested on: the split check reads these."""
+    np.savez(path, **{split: stream.identities() for split, stream in streams.items()})
 
 
 def variant_name(params: Mapping) -> str:
@@ -182,7 +219,10 @@ def metrics_prefix(params: Mapping) -> str:
 
 
 def classify(params: Mapping) -> dict:
-    """Train one classifier (task, inputs, mode, label fraction from params) and evaluate it on the test split."""
+    """Train one classifier (task, inputs, mode, label fraction from params) and evaluate it on the test split.
+
+    Returns the documented metrics under `metrics_prefix(params)`, with the training health: whether early
+    stopping fired and the validation loss is clearly below the class-prior entropy (`.converged`)."""
     c = params["classify"]
     task = Task.from_params(params)
     variant = variant_name(params)
@@ -193,7 +233,7 @@ def classify(params: Mapping) -> dict:
     files = token if c["inputs"] == "tokens" else token_files(params, c["inputs"])
     cfg = backbone_config(params, token)
     if c["inputs"] != "tokens":
-        cfg = raw_config_matching(cfg, files.feature_width())
+        cfg = raw_config_matching(cfg, files.feature_width(), params["model"]["feature_hidden"])
     import lightning as L
 
     L.seed_everything(training_seed(params, "classify"), workers=True, verbose=False)  # before the weights are drawn
@@ -204,8 +244,14 @@ def classify(params: Mapping) -> dict:
                                catch_up_epochs=c["catch_up_epochs"])
     if c["mode"] != "scratch":
         model.load_backbone(c["backbone"] or run_dir(params) / "artifacts" / "pretrain" / "checkpoints" / "best.ckpt")
-    train_loader, val_loader, train_stream = _streams(params, "classify", files, task, fraction)
-    trainer = make_trainer(equal_steps(params, files, task, train_stream), out, monitor="val/loss")
+    train_loader, val_loader, train_stream, val_stream = _streams(params, "classify", files, task, fraction)
+    schedule = equal_steps(params, files, task, train_stream)
+    prior = training_health.prior_entropy(np.asarray(val_stream.summary["class_weights"])
+                                          * np.asarray(val_stream.summary["class_factors"]))
+    trainer = make_trainer(schedule, out, monitor="val/loss")
+    history = history_of(trainer)
+    history.floor = (1.0 - c["convergence_margin"]) * prior  # patience counts once the model has left the prior
+    history.floor_patience = max(schedule["patience"], round(schedule["max_epochs"] / 4))
     last = out / "checkpoints" / "last.ckpt"
     t0 = time.perf_counter()
     trainer.fit(model, train_loader, val_loader, ckpt_path=str(last) if c["train"]["resume"] and last.exists() else None)
@@ -222,10 +268,16 @@ def classify(params: Mapping) -> dict:
     summary = evaluate(task, rows, probs, params)
     prefix = metrics_prefix(params)
     result = metric_keys.prefixed(prefix, summary)
+    health = training_health.health(history.values, schedule["patience"], prior_entropy=prior,
+                                    margin=c["convergence_margin"], min_delta=schedule["min_delta"])
+    result.update(training_health.metric_items(prefix, health))
     result.update({f"{prefix}.parameters": float(count_parameters(best)), f"{prefix}.best_epoch": float(epoch),
                    f"{prefix}.train_seconds": seconds})
     metric_keys.check(result)
-    (out / "summary.json").write_text(json.dumps({"train_rows": train_stream.summary, "metrics": result}, indent=1))
+    record_rows(out / "rows_read.npz", train=train_stream, val=val_stream,
+                test=TokenStream(files, task, "test", c["train"]["batch_size"], shuffle=False))
+    (out / "summary.json").write_text(json.dumps({"train_rows": train_stream.summary, "val_rows": val_stream.summary,
+                                                  "val_loss_by_epoch": history.values, "metrics": result}, indent=1))
     return result
 
 
@@ -264,10 +316,11 @@ def evaluate(task: Task, rows: Mapping, probs: np.ndarray, params: Mapping) -> d
     c = params["classify"]
     y, w = rows["label"], rows["weight"]
     if task.column == "label" and tuple(task.class_names[:3]) == ("b", "c", "light"):
-        out = metrics.flavour_summary(y, probs, w, f_c=c["f_c"], seed=params["study"]["seed"])
+        f_tau = c["f_tau"] if probs.shape[1] > 3 else 0.0
+        out = metrics.flavour_summary(y, probs, w, f_c=c["f_c"], f_tau=f_tau, seed=params["study"]["seed"])
         if "jet_pt" in rows:
             edges = np.asarray(c["pt_bins_gev"], dtype=float)
-            for row in metrics.in_bins(rows["jet_pt"] / 1e3, edges, _bin_summary(c["f_c"]), y, probs, w):
+            for row in metrics.in_bins(rows["jet_pt"] / 1e3, edges, _bin_summary(c["f_c"], f_tau), y, probs, w):
                 for key, value in row.items():
                     if key not in ("low", "high", "error"):
                         out[f"pt_bin_{row['low']:g}_{row['high']:g}.{key}"] = value
@@ -280,12 +333,14 @@ def evaluate(task: Task, rows: Mapping, probs: np.ndarray, params: Mapping) -> d
 MIN_JETS_PER_BIN = 50  # b and light jets a pT bin needs for a rejection (fewer: NaN, never a 205 ± 204)
 
 
-def _bin_summary(f_c: float):
+def _bin_summary(f_c: float, f_tau: float = 0.0):
+    """A flat 77% b-efficiency working point *in each bin* (its own D_b cut per bin), the convention the
+    performance-vs-pT figures state on their axis."""
     def fn(y, probs, w):
         n = {"n": float(len(y)), "n_b": float((y == 0).sum()), "n_light": float((y == 2).sum())}
         if min(n["n_b"], n["n_light"]) < MIN_JETS_PER_BIN:
             return {"light_rejection_at_77": float("nan"), "light_rejection_at_77_err": float("nan"), **n}
-        disc = metrics.discriminant_b(probs, f_c)
+        disc = metrics.discriminant_b(probs, f_c, f_tau)
         r = metrics.rejection_at_efficiency(disc, y == 0, y == 2, (0.77,), w)[0.77]
         return {"light_rejection_at_77": r[0], "light_rejection_at_77_err": r[1], **n}
     return fn

@@ -32,6 +32,12 @@ OFFLINE = {
 }
 
 
+#: Settings that keep the pages to the study; they win over book/config.yml too. What a chapter wrote to stderr
+#: (warnings, with the paths of the machine that ran it) is the run's business: `treasure run` keeps it in
+#: `<run>/logs/run.log`. The parameter cells are left out by their `remove-cell` tag (runs.execute tags them).
+PAGES = {"execute": {"stderr_output": "remove"}}
+
+
 class BookError(TreasureError, RuntimeError):
     """A run folder or scan page cannot go into the book, or the build failed."""
 
@@ -66,10 +72,12 @@ def completed_notebooks(run_dir: Path) -> list[Path]:
 def results_page(studies: Sequence[tuple[str, Path]], rows_for: Callable[[Mapping], list]) -> str:
     lines = ["# Results", "",
              "Every number on this page is read from the run's `metrics.json` when the book is built "
-             "(`treasure_lib.book.results`). Uncertainties are those recorded beside each number "
-             "(`..._err` keys); a number is rounded to two significant digits of its uncertainty, "
-             "or to four significant digits (whole numbers from 1000 on) without one. "
-             f"{results.MISSING} means not recorded.", ""]
+             "(`treasure_lib.book.results`). A classifier's number is the mean over its training seeds, "
+             "with the test-sample uncertainty (a bootstrap of the test rows with the working point "
+             "recomputed in every replicate) and the seed spread; an uncertainty is rounded to two "
+             "significant figures and its value to match. "
+             f"{results.MISSING} means not recorded; {results.UNCONVERGED} marks a number from a model "
+             "that did not finish learning.", ""]
     for title, run_dir in studies:
         params = config.read_yaml(run_dir / PARAMS)
         metrics = atomic.read_json(run_dir / METRICS, {}) or {}
@@ -81,7 +89,7 @@ def results_page(studies: Sequence[tuple[str, Path]], rows_for: Callable[[Mappin
                   f"Run folder `{run_dir}` (study `{params['study']['kind']}`, run `{params['study']['name']}`, "
                   f"seed {params['study']['seed']}); code commit `{commit}`{dirty}; "
                   f"finished {prov.get('finished') or 'unknown'} on {prov.get('device', {}).get('name', 'unknown')}.", "",
-                  results.tables(metrics, rows_for(params)), ""]
+                  results.tables(metrics, rows_for(params)), "", results.resolution(metrics, params), ""]
     return "\n".join(lines)
 
 
@@ -123,7 +131,7 @@ def deep_merge(base: Mapping, override: Mapping) -> dict:
 
 def book_config(template: Path | None, title: str | None) -> dict:
     base = config.read_yaml(template) if template and template.is_file() else {}
-    cfg = deep_merge(base, OFFLINE)
+    cfg = deep_merge(deep_merge(base, OFFLINE), PAGES)
     if title:
         cfg["title"] = title
     cfg.setdefault("title", "TREASURE study book")

@@ -53,11 +53,28 @@ def make_book(studies=STUDIES, scan_pages=(), force: bool = False, warnings_as_e
     pages = list(dict.fromkeys([Path(p) for p in scan_pages if Path(p).is_file()] + found))
     html = _stage("book", times, lambda: build_book(runs, scan_pages=pages, warnings_as_errors=warnings_as_errors))
     total = time.perf_counter() - start
+    _report_health(runs)
     print("\nstage times:")
     for name, seconds in times:
         print(f"  {seconds:7.1f} s  {name}")
     print(f"  {total:7.1f} s  total\n-> {html / 'index.html'}")
     return html
+
+
+def _report_health(runs) -> None:
+    """Say which models did not finish learning (the book marks their numbers; nothing rests on them)."""
+    import json
+
+    from ..training_health import unconverged
+
+    for _, run_dir in runs:
+        path = Path(run_dir) / "metrics.json"
+        if not path.is_file():
+            continue
+        bad = unconverged(json.loads(path.read_text()))
+        flags = sum(1 for k in json.loads(path.read_text()) if k.endswith(".converged"))
+        print(f"{run_dir}: {flags - len(bad)} of {flags} trained models finished learning"
+              + (f"; not: {', '.join(bad)}" if bad else ""))
 
 
 def main(argv=None) -> int:

@@ -1,11 +1,11 @@
-"""The results page: headline numbers of each run, read from its metrics.json, tokens beside raw features.
+"""The results page: headline numbers of each run, read from its metrics.json, the four models side by side.
 
-`headline_rows(params)` is the one list of what the page shows: (label, key, uncertainty key).
-A key holding `{variant}` is shown once per column of `COMPARE` (tokens, raw features); other
-keys get one value column. Rows whose keys a run did not record are left out. Numbers are
-formatted by `format_number` only, so every shown number is its metrics.json value rounded
-to two significant digits of its uncertainty (or to 4 significant digits, or a whole number
-from 1000 on, without one).
+`headline_rows(params)` is the one list of what the page shows: (label, key, uncertainty key). A key
+holding `{variant}` is shown once per column of `COMPARE`; other keys get one value column. Rows whose
+keys a run did not record are left out. Every number goes through the book's one formatter
+(`study.report.fmt`); a seed mean carries its seed spread, and a number from a model that did not
+finish learning is marked † (its `<prefix>.converged` is 0): no verdict rests on it. The metrics.json
+keys are listed under each table, not in it.
 """
 from __future__ import annotations
 
@@ -13,14 +13,24 @@ import math
 from typing import Mapping, Sequence
 
 from ..config import get_dotted
+from ..study import names
+from ..study.report import fmt
 
 Row = tuple[str, str, "str | None"]
 
 #: Columns of the comparison table: ({variant} value, header).
-COMPARE: tuple[tuple[str, str], ...] = (("tokens", "Tokens"), ("tokens_finetuned", "Tokens, fine-tuned"),
-                                        ("decoded", "Decoded tokens"), ("raw", "Raw features"))
+COMPARE: tuple[tuple[str, str], ...] = tuple((v, names.model(v).capitalize())
+                                            for v in ("tokens", "tokens_finetuned", "decoded", "raw"))
 
-MISSING = "–"
+MISSING = "\u2014"
+UNCONVERGED = "\u2020"
+
+
+def _flavour_rows(task: str) -> list[Row]:
+    c = f"classify.{task}.{{variant}}"
+    return [(names.statistic(s).capitalize(), f"{c}.{s}", f"{c}.{s}_err")
+            for s in ("light_rejection_at_77", "c_rejection_at_77", "light_rejection_at_70", "light_rejection_at_85",
+                      "tau_rejection_at_77", "auc_b", "auc_macro")]
 
 
 def headline_rows(params: Mapping) -> list[Row]:
@@ -29,103 +39,146 @@ def headline_rows(params: Mapping) -> list[Row]:
     c = f"classify.{task}.{{variant}}"
     rows: list[Row] = []
     if params["study"]["kind"] == "jets":
+        rows += _flavour_rows(task)
         rows += [
-            ("light-jet rejection at 77% b-jet efficiency", f"{c}.light_rejection_at_77", f"{c}.light_rejection_at_77_err"),
-            ("c-jet rejection at 77% b-jet efficiency", f"{c}.c_rejection_at_77", f"{c}.c_rejection_at_77_err"),
-            ("macro one-vs-rest AUC", f"{c}.auc_macro", f"{c}.auc_macro_err"),
-            ("track pT response resolution after all levels, (q75 - q25) / median",
+            ("Track pT response resolution after all levels, (q75 - q25) / median",
              "tokenizer.tracks.pt.response_iqr_over_median", None),
-            ("jet pT (from tracks) response resolution, (q75 - q25) / median",
+            ("Jet pT (summed decoded tracks) response resolution, (q75 - q25) / median",
              "tokenizer.jets.track_sum_pt.response_iqr_over_median", "tokenizer.jets.track_sum_pt.response_iqr_over_median_err"),
-            ("codebook utilisation, tracks, level 1", "codebook.tracks.level_1.utilization", None),
-            ("tracks surviving decode -> encode", "codebook.tracks.reencode_fraction", None),
-            (f"leakage: {task} from multiplicities only (macro AUC)", f"leakage.{task}.multiplicity.auc",
+            ("Codebook utilisation, tracks, level 1", "codebook.tracks.level_1.utilization", None),
+            ("Tracks surviving decode -> encode", "codebook.tracks.reencode_fraction", None),
+            (f"Leakage: {names.task(task)} from multiplicities only (macro AUC)", f"leakage.{task}.multiplicity.auc",
              f"leakage.{task}.multiplicity.auc_err"),
-            ("generalisation: ttbar-trained flavour on Z' jets (macro AUC)", "generalisation.ttbar_to_Zprime_qq.auc_macro",
-             "generalisation.ttbar_to_Zprime_qq.auc_macro_err"),
+            ("Leakage: share of the separation event shape alone explains", f"leakage.{task}.shape_fraction", None),
+            ("Generalisation: ttbar-trained, light rejection at 77% on ttbar test jets",
+             "generalisation.ttbar_to_ttbar.light_rejection_at_77", "generalisation.ttbar_to_ttbar.light_rejection_at_77_err"),
+            ("Generalisation: ttbar-trained, light rejection at 77% on Z' test jets",
+             "generalisation.ttbar_to_Zprime_qq.light_rejection_at_77",
+             "generalisation.ttbar_to_Zprime_qq.light_rejection_at_77_err"),
         ]
     else:
-        rows += [
-            ("ROC AUC", f"{c}.auc", f"{c}.auc_err"),
-            ("m4l from decoded leptons: resolution [GeV]", "tokenizer.leptons.m4l.residual_sigma68_gev", None),
-            ("m4l peak shift [GeV]", "tokenizer.leptons.m4l.peak_shift_gev", None),
-            ("m_ll (Z candidate) resolution [GeV]", "tokenizer.leptons.mll.residual_sigma68_gev", None),
-        ]
+        rows += [("ROC AUC", f"{c}.auc", f"{c}.auc_err"),
+                 (names.statistic("signal_efficiency_at_rejection_90").capitalize(),
+                  f"{c}.signal_efficiency_at_rejection_90", f"{c}.signal_efficiency_at_rejection_90_err"),
+                 ("m4l from decoded leptons: resolution [GeV]", "tokenizer.leptons.m4l.residual_sigma68_gev", None),
+                 ("m4l peak shift [GeV]", "tokenizer.leptons.m4l.peak_shift_gev", None),
+                 ("m_ll (Z candidate) resolution [GeV]", "tokenizer.leptons.mll.residual_sigma68_gev", None)]
         for t in get_dotted(params, "classify.leakage_tasks") or [task]:
-            rows += [(f"leakage {t}: multiplicities only (AUC)", f"leakage.{t}.multiplicity.auc", f"leakage.{t}.multiplicity.auc_err"),
-                     (f"leakage {t}: structure only (AUC)", f"leakage.{t}.structure.auc", f"leakage.{t}.structure.auc_err"),
-                     (f"leakage {t}: full tokens (AUC)", f"leakage.{t}.tokens.auc", f"leakage.{t}.tokens.auc_err"),
-                     (f"leakage {t}: fraction of the AUC event shape explains", f"leakage.{t}.shape_fraction", None)]
+            rows += [(f"Leakage, {names.task(t)}: multiplicities only (AUC)", f"leakage.{t}.multiplicity.auc",
+                      f"leakage.{t}.multiplicity.auc_err"),
+                     (f"Leakage, {names.task(t)}: full tokens (AUC)", f"leakage.{t}.tokens.auc", f"leakage.{t}.tokens.auc_err"),
+                     (f"Leakage, {names.task(t)}: share event shape explains", f"leakage.{t}.shape_fraction", None)]
         for t in get_dotted(params, "classify.also") or []:
-            rows += [(f"{t}: AUC", f"classify.{t}.{{variant}}.auc", f"classify.{t}.{{variant}}.auc_err"),
-                     (f"{t}: macro AUC", f"classify.{t}.{{variant}}.auc_macro", f"classify.{t}.{{variant}}.auc_macro_err")]
+            rows += [(f"{names.task(t)}: AUC", f"classify.{t}.{{variant}}.auc", f"classify.{t}.{{variant}}.auc_err"),
+                     (f"{names.task(t)}: macro AUC", f"classify.{t}.{{variant}}.auc_macro",
+                      f"classify.{t}.{{variant}}.auc_macro_err")]
     rows += [
-        ("masked-token accuracy (pretraining)", "pretrain.masked_accuracy", None),
-        ("linear-probe AUC on the pretrained backbone", "pretrain.probe_auc", None),
-        ("export throughput [rows/s]", "export.rows_per_s", None),
+        ("Masked-token accuracy (pretraining)", "pretrain.masked_accuracy", None),
+        ("Most frequent code's share (its chance level)", "pretrain.baseline.most_frequent_share", None),
+        ("Linear-probe AUC on the pretrained backbone", "pretrain.probe_auc", None),
+        ("Export throughput [rows/s]", "export.rows_per_s", None),
     ]
     return rows
 
 
-def _decimals(err: float) -> int:
-    """Decimals that keep two significant digits of `err`."""
-    return max(0, 1 - math.floor(math.log10(abs(err))))
-
-
 def format_number(value, err=None) -> str:
-    """`0.91234, 0.0041` -> '0.9123 ± 0.0041'; no uncertainty: 4 significant digits (whole numbers
-    from 1000 on: '123457', never '1.235e+05'); ints as ints; None, NaN, inf -> '–'."""
-    if value is None:
-        return MISSING
-    if isinstance(value, (bool, str)):
-        return str(value)
-    if isinstance(err, (int, float)) and not isinstance(err, bool) and math.isfinite(err) and err > 0:
-        d = _decimals(err)
-        return f"{value:.{d}f} ± {err:.{d}f}"
-    if isinstance(value, int):
-        return str(value)
-    if not math.isfinite(value):
-        return MISSING
-    if abs(value) >= 1000:
-        return f"{value:.0f}"
-    return f"{value:.4g}"
+    """The book's one rule (`study.report.fmt`), with the page's mark for a missing number."""
+    text = fmt(value, err)
+    return MISSING if text in ("—", "\u2014") else text
+
+
+def _converged(metrics: Mapping, key: str) -> bool | None:
+    """The training health of the model a key belongs to: `<prefix>.converged` for the longest recorded prefix."""
+    parts = key.split(".")
+    for n in range(len(parts) - 1, 1, -1):
+        flag = metrics.get(".".join(parts[:n]) + ".converged")
+        if flag is not None:
+            return bool(flag)
+    return None
 
 
 def _cell(metrics: Mapping, key: str, err_key: str | None) -> str | None:
     if key not in metrics:
         return None
-    return format_number(metrics[key], metrics.get(err_key) if err_key else None)
-
-
-def _code(key: str) -> str:
-    return f"`{key}`"
+    value = metrics[key]
+    text = format_number(value, metrics.get(err_key) if err_key else None)
+    spread = metrics.get(f"{key}_seed_std")
+    if isinstance(spread, (int, float)) and math.isfinite(spread) and text != MISSING:
+        text += f" (seeds {fmt(spread)})"
+    if _converged(metrics, key) is False:
+        text += f" {UNCONVERGED}"
+    return text
 
 
 def tables(metrics: Mapping, rows: Sequence[Row]) -> str:
-    """Markdown: a tokens-vs-raw table for `{variant}` rows and a value table for the others."""
-    compare, single = [], []
+    """Markdown: a table of the four models for `{variant}` rows and a value table for the others, each followed
+    by the metrics.json keys its rows read."""
+    compare, single, compare_keys, single_keys = [], [], [], []
     for label, key, err_key in rows:
         if "{variant}" in key:
             cells = [_cell(metrics, key.format(variant=v), err_key.format(variant=v) if err_key else None)
                      for v, _ in COMPARE]
             if any(c is not None for c in cells):
-                shown = key.format(variant="{" + ",".join(v for v, _ in COMPARE) + "}")
-                compare.append([label, *[c or MISSING for c in cells], _code(shown)])
+                compare.append([label, *[c or MISSING for c in cells]])
+                compare_keys.append(key.format(variant="{" + ",".join(v for v, _ in COMPARE) + "}"))
         else:
             cell = _cell(metrics, key, err_key)
             if cell is not None:
-                single.append([label, cell, _code(key)])
+                single.append([label, cell])
+                single_keys.append(key)
     parts = []
     if compare:
-        parts.append(_markdown_table(["Quantity", *[h for _, h in COMPARE], "metrics.json key"], compare))
+        parts.append(_markdown_table(["Quantity", *[h for _, h in COMPARE]], compare))
+        parts.append(_keys_note(compare_keys, "mean over training seeds ± test-sample uncertainty (bootstrap, working "
+                                              "point recomputed), seed spread in brackets"))
     if single:
-        parts.append(_markdown_table(["Quantity", "Value", "metrics.json key"], single))
-    if not parts:
+        parts.append(_markdown_table(["Quantity", "Value"], single))
+        parts.append(_keys_note(single_keys))
+    if any(UNCONVERGED in c for row in compare + single for c in row):
+        parts.append(f"{UNCONVERGED} from a model that did not finish learning (its `converged` flag is 0): no verdict "
+                     f"rests on it.")
+    if not compare and not single:
         parts.append(f"No headline number is recorded in this run's metrics.json yet ({len(metrics)} keys).")
     return "\n\n".join(parts)
+
+
+def _keys_note(keys: Sequence[str], what: str = "") -> str:
+    shown = ", ".join(f"`{k}`" for k in keys)
+    return f"<small>{what + '. ' if what else ''}metrics.json keys, row by row: {shown}.</small>"
 
 
 def _markdown_table(header: Sequence[str], body: Sequence[Sequence[str]]) -> str:
     def line(cells):
         return "| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |"
     return "\n".join([line(header), line(["---"] * len(header)), *map(line, body)])
+
+
+def resolution(metrics: Mapping, params: Mapping) -> str:
+    """What this CPU-scale run can resolve, from its own numbers: the test-sample size behind the headline figure of
+    merit, its relative test-sample and seed uncertainties, and the smallest difference that would count as real."""
+    from ..metrics import SIGNIFICANCE_THRESHOLD
+
+    task = get_dotted(params, "classify.task")
+    flavour = params["study"]["kind"] == "jets"
+    stat = "light_rejection_at_77" if flavour else "auc"
+    rows = []
+    for variant in ("tokens", "raw"):
+        value = metrics.get(f"classify.{task}.{variant}.{stat}")
+        err = metrics.get(f"classify.{task}.{variant}.{stat}_err")
+        spread = metrics.get(f"classify.{task}.{variant}.{stat}_seed_std")
+        if isinstance(value, (int, float)) and isinstance(err, (int, float)) and value:
+            seeds = f", seed spread {fmt(spread)}" if isinstance(spread, (int, float)) and math.isfinite(spread) else ""
+            rows.append(f"{names.model(variant)} {fmt(value, err)} ({abs(err / value):.0%} from the test sample{seeds})")
+    if not rows:
+        return ""
+    counts = ""
+    if flavour:
+        n_b, n_light = (metrics.get(f"classify.{task}.tokens.seed_1.{k}") for k in ("n_b", "n_light"))
+        if n_b and n_light:
+            counts = (f" The test split holds {int(n_b)} b-jets and {int(n_light)} light jets: at a light rejection of "
+                      f"100 only about {int(n_light) // 100} light jets pass the 77% working point, so rejections "
+                      f"carry tens of per cent of counting uncertainty.")
+    return (f"**What this CPU-scale run can resolve.** {names.statistic(stat).capitalize()}: " + "; ".join(rows) + "."
+            + counts + f" A difference between two models counts only when it exceeds {SIGNIFICANCE_THRESHOLD:g} times "
+            "its paired uncertainty (test sample and seeds together); smaller differences are not resolved here, and "
+            "the GPU-scale parameters in params/studies/ exist to resolve them.")

@@ -24,6 +24,7 @@ from ..errors import ConfigError, InputFileError
 from ..io import mixing
 from ..io.tokens import dense_features, list_column, read_metadata
 from ..sequences import TokenizerSet
+from . import in_memory
 from . import tasks as T
 
 INPUTS = {"tokens": ("tokens", "type_ids", "mask"), "features": ("features", "type_ids", "mask")}
@@ -53,6 +54,29 @@ class TokenFiles:
         self.levels = self.set.levels if self.set.layout.tokens == "grouped" else 1
         self.row_groups = [pq.ParquetFile(p).metadata for p in self.paths]
         self.columns = set(pq.read_schema(self.paths[0]).names)
+        self.sample_sum_of_weights = self._sample_sums()
+
+    def _sample_sums(self) -> list[float] | None:
+        """Per file, the generated sum of weights of its whole *sample* (every file of the study with its dsid).
+
+        A file records its own sum; a sample split into k files would otherwise count its cross section k
+        times. The sample is the dsid (else the process, else the file)."""
+        if "sum_of_weights" not in self.columns:
+            return None
+        key = next((c for c in ("dsid", "process", "source_file") if c in self.columns), None)
+        samples, sums = [], []
+        for path, meta in zip(self.paths, self.row_groups):
+            if not meta.num_rows:
+                samples.append(str(path))
+                sums.append(0.0)
+                continue
+            first = pq.ParquetFile(path).read_row_group(0, columns=[c for c in (key, "sum_of_weights") if c]).slice(0, 1)
+            samples.append(str(first.column(key)[0].as_py()) if key else str(path))
+            sums.append(float(first.column("sum_of_weights")[0].as_py()))
+        total: dict[str, float] = {}
+        for sample, value in zip(samples, sums):
+            total[sample] = total.get(sample, 0.0) + value
+        return [total[sample] for sample in samples]
 
     @property
     def vocabulary_hash(self) -> str:
@@ -78,6 +102,8 @@ class TokenFiles:
                 out[name] = list_column(table, name)
             elif name == "features":
                 out[name] = dense_features(table)
+            elif name == "sum_of_weights" and self.sample_sum_of_weights is not None:
+                out[name] = np.full(table.num_rows, self.sample_sum_of_weights[i])
             else:
                 out[name] = table.column(name).to_numpy(zero_copy_only=False)
         return out
@@ -89,7 +115,7 @@ class TokenStream(IterableDataset):
     def __init__(self, files: TokenFiles, task: T.Task | None, split: str, batch_size: int, *, shuffle: bool,
                  seed: int = 0, buffer_rows: int = 20_000, block_rows: int = 256, label_fraction: float = 1.0,
                  label_seed: int = 0, rank: int | None = None, world_size: int | None = None, equal_batches: bool = False,
-                 max_batches: int | None = None):
+                 max_batches: int | None = None, cache_rows: int = 0, keep_unlabelled: bool = False):
         super().__init__()
         if not 0 < label_fraction <= 1:
             raise ConfigError(f"label_fraction must be in (0, 1], got {label_fraction}")
@@ -99,9 +125,12 @@ class TokenStream(IterableDataset):
         self.label_fraction, self.label_seed = label_fraction, label_seed
         self._rank, self._world, self._equal = rank, world_size, equal_batches
         self.max_batches = max_batches
+        self.keep_unlabelled = keep_unlabelled
         self.inputs = INPUTS["tokens" if files.content == "tokens" else "features"]  # decoded files hold `features` too
         self.epoch = 0
         self.summary = self._summarise()
+        self.in_memory = self.summary["rows"] <= cache_rows
+        self._memory: tuple[dict, np.ndarray] | None = None
 
     # ------------------------------------------------------------------ row selection
     def _rows(self, cols: dict, where: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -110,6 +139,8 @@ class TokenStream(IterableDataset):
         if self.task is not None:
             lab = T.labels(self.task, cols, where)
             w = T.sample_weights(self.task, cols, where)
+            if self.keep_unlabelled:  # pretraining: every row, the task's labels only where it has them (the probe)
+                return np.flatnonzero(keep), lab, w
             keep &= lab >= 0
         else:
             lab = np.full(len(keep), -1, dtype=np.int64)
@@ -119,7 +150,21 @@ class TokenStream(IterableDataset):
         if self.task is not None and self.task.select and "type_ids" in cols:
             keep &= T.selected(self.task, cols["type_ids"], cols["mask"], self.files.vocabulary, where,
                                self.files.positions_per_object())
+        if self.task is not None and self.task.require:  # a physics selection the exporter computed (export.derived)
+            keep &= T.required(self.task, cols, where)
+        if self.task is not None and self.task.sample_fractions:
+            kept, factor = T.subsample(self.task, cols, where)
+            keep &= kept
+            w = w * factor
         return np.flatnonzero(keep), lab, w
+
+    def row_columns(self) -> list[str]:
+        """What row selection reads: ROW_COLUMNS, the task's required columns, type ids and mask for a multiplicity
+        selection (those the files hold: a missing required column is `T.required`'s error)."""
+        names = list(ROW_COLUMNS) + list(self.task.require if self.task is not None else ())
+        if self.task is not None and self.task.select:
+            names += ["type_ids", "mask"]
+        return [c for c in dict.fromkeys(names) if c in self.files.columns]
 
     def _label_subset(self, cols: dict) -> np.ndarray:
         """A fixed pseudo-random `label_fraction` of rows by identity; smaller fractions are subsets of larger ones."""
@@ -133,9 +178,7 @@ class TokenStream(IterableDataset):
 
     def _summarise(self) -> dict:
         """Rows, class counts and weight totals of this split (reads only the row columns)."""
-        need = [c for c in ROW_COLUMNS if c in self.files.columns]
-        if self.task is not None and self.task.select:
-            need += ["type_ids", "mask"]
+        need = self.row_columns()
         n_rows, counts, totals = 0, None, None
         n_classes = self.task.n_classes if self.task is not None else 1
         per_file = []
@@ -146,8 +189,10 @@ class TokenStream(IterableDataset):
                 kept, lab, w = self._rows(cols, str(p))
                 rows_i += len(kept)
                 lab = lab[kept] if self.task is not None else np.zeros(len(kept), np.int64)
+                w_kept = w[kept][lab >= 0]
+                lab = lab[lab >= 0]  # unlabelled rows (pretraining) count as rows, not in any class
                 c = np.bincount(lab, minlength=n_classes)
-                t = np.bincount(lab, weights=w[kept], minlength=n_classes)
+                t = np.bincount(lab, weights=w_kept, minlength=n_classes)
                 counts = c if counts is None else counts + c
                 totals = t if totals is None else totals + t
             per_file.append(rows_i)
@@ -168,7 +213,7 @@ class TokenStream(IterableDataset):
                 "class_weights": totals.tolist(), "class_factors": (factors * scale).tolist()}
 
     # ------------------------------------------------------------------ iteration
-    def _blocks(self, rng) -> list[tuple[int, int, int, int]]:
+    def _blocks(self, rng, ordered: bool = False) -> list[tuple[int, int, int, int]]:
         """(file, row group, start, stop) blocks. Shuffled: each file's blocks in file order from a random start
         (one row group per file is read at a time), the files interleaved so every stretch of the pass holds
         each file in proportion to its size."""
@@ -177,7 +222,7 @@ class TokenStream(IterableDataset):
             blocks = [(i, rg, s, min(s + self.block_rows, meta.row_group(rg).num_rows))
                       for rg in range(meta.num_row_groups) for s in range(0, meta.row_group(rg).num_rows, self.block_rows)]
             per_file.append(blocks)
-        if not self.shuffle:
+        if ordered or not self.shuffle:
             return [b for blocks in per_file for b in blocks]
         order = mixing.interleaved_blocks([len(b) for b in per_file], 1, rng, keep_order=True)
         return [per_file[i][k] for i, k, _ in order]
@@ -185,7 +230,7 @@ class TokenStream(IterableDataset):
     def _parts(self, blocks) -> Iterator[dict]:
         cached: dict[int, tuple[int, dict]] = {}
         factors = np.asarray(self.summary["class_factors"])
-        columns = list(self.inputs) + [c for c in ROW_COLUMNS if c in self.files.columns]
+        columns = list(self.inputs) + [c for c in self.row_columns() if c not in self.inputs]
         for i, rg, a, b in blocks:
             if cached.get(i, (None,))[0] != rg:
                 cached[i] = (rg, self.files.read(i, rg, columns))  # one row group per file in memory
@@ -201,6 +246,8 @@ class TokenStream(IterableDataset):
                 part["tokens"] = part["tokens"][..., None]  # flat layout: Q = 1
             if "tokens" in part and (part["tokens"].max() >= self.files.vocabulary.size or part["tokens"].min() < 0):
                 raise InputFileError(f"{where}: token ids outside the vocabulary 0..{self.files.vocabulary.size - 1}")
+            if self.task is not None and self.task.collections and not self.keep_unlabelled:
+                part["mask"] = part["mask"] & T.visible(self.task, part["type_ids"], self.files.vocabulary, where)
             part["label"] = lab[kept]
             part["weight"] = (w[kept] * (factors[np.maximum(lab[kept], 0)] if self.task is not None else 1.0)).astype(np.float32)
             yield part
@@ -250,11 +297,39 @@ class TokenStream(IterableDataset):
         n = per_rank // self.batch_size if self.equal_batches else -(-per_rank // self.batch_size)
         return min(n, self.max_batches) if self.max_batches else n
 
+    def identities(self) -> np.ndarray:
+        """64-bit fingerprints (`splits.fingerprint`) of every row this stream yields, in file order."""
+        need = self.row_columns()
+        out = []
+        for i, p in enumerate(self.files.paths):
+            for rg in range(self.files.row_groups[i].num_row_groups):
+                cols = self.files.read(i, rg, need)
+                kept, _, _ = self._rows(cols, str(p))
+                out.append(splits.fingerprints_of_columns({k: v[kept] for k, v in cols.items()}))
+        return np.concatenate(out) if out else np.zeros(0, np.uint64)
+
+    def _load(self) -> tuple[dict, np.ndarray]:
+        """The whole split in memory (model inputs, labels, loss weights) and each row's length, read once."""
+        if self._memory is None:
+            parts = list(self._parts(self._blocks(None, ordered=True)))
+            if not parts:
+                raise InputFileError(f"{splits.NAMES[self.split]} split: no usable rows in "
+                                     f"{', '.join(map(str, self.files.paths[:3]))}")
+            rows = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+            self._memory = (rows, in_memory.sequence_lengths(rows["mask"]))
+        return self._memory
+
     def arrays(self) -> Iterator[dict]:
         """One pass of this shard as dicts of numpy arrays."""
         rng = np.random.default_rng([self.seed, self.epoch])
         self.epoch += 1
         shard, shards = self._shard()
+        if self.in_memory:
+            rows, lengths = self._load()
+            for batch in in_memory.epoch(rows, lengths, self.batch_size, rng if self.shuffle else None, shard=shard,
+                                         shards=shards, equal=self.equal_batches, max_batches=self.max_batches):
+                yield trim(batch)
+            return
         blocks = self._blocks(rng)[shard::shards]
         quota = None
         if self.equal_batches:
@@ -302,7 +377,8 @@ def read_split(files: TokenFiles, task: T.Task | None, split: str, extra: Sequen
     stream = TokenStream(files, task, split, batch_size=1 << 30, shuffle=False, label_fraction=label_fraction,
                          label_seed=label_seed)
     stream.summary["class_factors"] = [1.0] * len(stream.summary["class_factors"])  # evaluation: physics weights
-    columns = list(stream.inputs) + [c for c in set(ROW_COLUMNS) | set(extra) if c in files.columns]
+    columns = list(stream.inputs) + [c for c in set(stream.row_columns()) | set(extra)
+                                     if c in files.columns and c not in stream.inputs]
     parts = []
     for i, p in enumerate(files.paths):
         for rg in range(files.row_groups[i].num_row_groups):
@@ -310,6 +386,8 @@ def read_split(files: TokenFiles, task: T.Task | None, split: str, extra: Sequen
             kept, lab, w = stream._rows(cols, str(p))
             part = {k: cols[k][kept] for k in cols}
             part["label"], part["weight"] = lab[kept], w[kept]
+            if task is not None and task.collections and "mask" in part and "type_ids" in part:
+                part["mask"] = part["mask"] & T.visible(task, part["type_ids"], files.vocabulary, str(p))
             parts.append(part)
     out = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
     if "tokens" in out and out["tokens"].ndim == 2:

@@ -10,8 +10,15 @@ A task is data in params (`classify.tasks.<name>`):
   weight x sigma x filter efficiency x k-factor / sum of generated weights (`none`: weight 1),
   `balance: true` then gives every class the same total weight in the loss;
 - `select: [{types: [electrons, muons], min: 4}]` keeps sequences with at least (or at most)
-  so many objects of those collections (a signal-region study);
-- `samples: [ttbar]` keeps rows of those samples only (e.g. flavour trained on ttbar jets).
+  so many objects of those collections;
+- `require: [pass_h4l_sr]` keeps rows whose boolean columns are all true: a physics selection
+  computed once by the exporter (`export.derived`, e.g. the H -> 4l signal region), never a model input;
+- `samples: [ttbar]` keeps rows of those samples only (e.g. flavour trained on ttbar jets);
+- `collections: [event, electrons, muons, met]` makes a model read only those objects of each sequence (the others
+  are masked out like padding): a question about four leptons need not be learnt through fifty tracks;
+- `sample_fractions: {qqZZ_4l: 0.1}` keeps a fixed pseudo-random fraction of a sample's rows (by identity, in
+  every split) and scales their weights by its inverse, so cross-section totals stay right: a task over many
+  samples need not train on every event of a sample that was generated large for another task.
 """
 from __future__ import annotations
 
@@ -37,6 +44,9 @@ class Task:
     balance: bool = False
     select: tuple = ()
     samples: tuple = ()                               # keep rows of these samples only (empty: all)
+    require: tuple = ()                               # boolean token-file columns that must be true
+    sample_fractions: dict = field(default_factory=dict)  # sample -> fraction of its rows kept (weights scaled up)
+    collections: tuple = ()                           # objects a model reads (empty: every collection of the sequence)
 
     @property
     def n_classes(self) -> int:
@@ -55,7 +65,8 @@ class Task:
             raise ConfigError(f"classify.task {name!r} is not defined; classify.tasks has: {', '.join(tasks) or '(none)'}")
         spec = dict(tasks[name])
         where = f"classify.tasks.{name}"
-        unknown = set(spec) - {"column", "names", "classes", "others", "weights", "balance", "select", "samples"}
+        unknown = set(spec) - {"column", "names", "classes", "others", "weights", "balance", "select", "samples",
+                               "require", "sample_fractions", "collections"}
         if unknown:
             raise ConfigError(f"{where}: unknown key(s) {sorted(unknown)}")
         weights = spec.get("weights", "none")
@@ -66,12 +77,16 @@ class Task:
             raise ConfigError(f"{where}.others must be error or drop, got {others!r}")
         select = tuple(_check_selection(where, s) for s in spec.get("select", []))
         samples = tuple(str(x) for x in spec.get("samples", []))
+        require = _check_require(where, spec.get("require", []))
+        fractions = _check_fractions(where, spec.get("sample_fractions", {}))
+        reads = tuple(str(x) for x in spec.get("collections", []))
         if "column" in spec:
             names = spec.get("names")
             if not names:
                 raise ConfigError(f"{where}: a task on column {spec['column']!r} needs `names`, one per class index")
             return cls(name, tuple(names), column=spec["column"], others=others, weights=weights,
-                       balance=bool(spec.get("balance", False)), select=select, samples=samples)
+                       balance=bool(spec.get("balance", False)), select=select, samples=samples, require=require,
+                       sample_fractions=fractions, collections=reads)
         classes = spec.get("classes")
         if not isinstance(classes, Mapping) or len(classes) < 2:
             raise ConfigError(f"{where}: needs `column` or `classes`, a mapping of >= 2 class names to sample lists")
@@ -82,7 +97,55 @@ class Task:
                     raise ConfigError(f"{where}: sample {sample!r} is in two classes")
                 sample_class[str(sample)] = index
         return cls(name, tuple(classes), classes=sample_class, others=others, weights=weights,
-                   balance=bool(spec.get("balance", False)), select=select, samples=samples)
+                   balance=bool(spec.get("balance", False)), select=select, samples=samples, require=require,
+                   sample_fractions=fractions, collections=reads)
+
+
+def visible(task: Task, type_ids: np.ndarray, vocabulary: Vocabulary, where: str) -> np.ndarray | None:
+    """Positions a task's model reads when it names `collections` (specials and those collections' objects), else
+    None (every position). The event keeps its sequence; the other objects are masked out, as padding is."""
+    if not task.collections:
+        return None
+    unknown = [c for c in task.collections if c not in vocabulary.type_ids]
+    if unknown:
+        raise InputFileError(f"{where}: task '{task.name}' reads collection(s) {unknown}, which the sequences do not hold "
+                             f"({', '.join(k for k in vocabulary.type_ids if k != 'special')})")
+    ids = [0] + [vocabulary.type_ids[c] for c in task.collections]
+    return np.isin(type_ids, ids)
+
+
+def _check_fractions(where: str, spec) -> dict:
+    if not isinstance(spec, Mapping) or not all(isinstance(v, (int, float)) and 0 < v <= 1 for v in spec.values()):
+        raise ConfigError(f"{where}.sample_fractions: expected {{sample: fraction in (0, 1]}}, e.g. {{qqZZ_4l: 0.1}}; "
+                          f"got {spec!r}")
+    return {str(k): float(v) for k, v in spec.items()}
+
+
+def subsample(task: Task, columns: Mapping[str, np.ndarray], where: str) -> tuple[np.ndarray, np.ndarray]:
+    """(rows kept, weight factor per row) of `sample_fractions`: a fixed fraction of a sample's rows by identity
+    (the same rows in every stage and split), their weights scaled by 1 / fraction."""
+    n = len(next(iter(columns.values())))
+    keep, factor = np.ones(n, dtype=bool), np.ones(n)
+    if not task.sample_fractions:
+        return keep, factor
+    if "process" not in columns:
+        raise InputFileError(f"{where}: task '{task.name}' keeps sample fractions but the token file has no 'process' "
+                             f"column")
+    from .. import splits
+
+    process = np.asarray(columns["process"]).astype(str)
+    for sample, fraction in task.sample_fractions.items():
+        rows = process == sample
+        if rows.any():
+            keep[rows] = splits.uniform(f"subsample:{sample}", np.asarray(columns["event_number"])[rows]) < fraction
+            factor[rows] = 1.0 / fraction
+    return keep, factor
+
+
+def _check_require(where: str, spec) -> tuple[str, ...]:
+    if not isinstance(spec, (list, tuple)) or not all(isinstance(c, str) and c for c in spec):
+        raise ConfigError(f"{where}.require: expected a list of boolean column names, e.g. [pass_h4l_sr]; got {spec!r}")
+    return tuple(spec)
 
 
 def _check_selection(where: str, spec) -> dict:
@@ -124,6 +187,23 @@ def _labels(task: Task, columns: Mapping[str, np.ndarray], where: str) -> np.nda
                                  f"({dict((n, [s for s, i in task.classes.items() if i == k]) for k, n in enumerate(task.class_names))}); "
                                  f"add it to a class or set classify.tasks.{task.name}.others: drop")
     return out
+
+
+def required(task: Task, columns: Mapping[str, np.ndarray], where: str) -> np.ndarray:
+    """Rows whose `require` columns are all true (every row when the task requires none)."""
+    n = len(next(iter(columns.values()))) if columns else 0
+    keep = np.ones(n, dtype=bool)
+    for name in task.require:
+        if name not in columns:
+            raise InputFileError(f"{where}: task '{task.name}' requires column '{name}' (classify.tasks.{task.name}."
+                                 f"require), which the token file lacks; the exporter writes the H -> 4l selection's "
+                                 f"columns (pass_h4l_preselection, pass_h4l_sr, ...) with export.derived: [h4l]")
+        value = np.asarray(columns[name])
+        if value.dtype != bool:
+            raise InputFileError(f"{where}: task '{task.name}' requires column '{name}' to be boolean; it holds "
+                                 f"{value.dtype}")
+        keep &= value
+    return keep
 
 
 def sample_weights(task: Task, columns: Mapping[str, np.ndarray], where: str) -> np.ndarray:

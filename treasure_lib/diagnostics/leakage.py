@@ -216,13 +216,23 @@ def _auc_of(summary) -> tuple[float, float]:
     return float(auc), float(err)
 
 
+def _extra(summary) -> dict:
+    """Optional parts of a row's result: converged (bool) and the task's figure of merit (fom, fom_err)."""
+    if not isinstance(summary, Mapping):
+        return {"converged": None, "fom": None, "fom_err": None}
+    converged = summary.get("converged")
+    return {"converged": None if converged is None else bool(converged), "fom": summary.get("fom"),
+            "fom_err": summary.get("fom_err")}
+
+
 def leakage_table(results: Mapping[str, Mapping | tuple | float]) -> list[dict]:
     """The six rows of the leakage report in `LEAKAGE_ROWS` order, missing results kept as empty rows.
 
-    `results` {row key: summary dict with auc and auc_err (or auc_macro, auc_macro_err), or an
-    (auc, err) pair}; keys: multiplicity, structure, shuffled, fixed_slots, tokens, raw.
+    `results` {row key: summary dict with auc and auc_err (or auc_macro, auc_macro_err), optionally
+    converged (did the row's model finish learning) and fom / fom_err (the task's figure of merit, e.g.
+    light rejection), or an (auc, err) pair}; keys: multiplicity, structure, shuffled, fixed_slots, tokens, raw.
     Each row: row (1-6), key, name, auc, auc_err (None when missing), auc_text ("0.912 ± 0.004"
-    or "—"), fraction_of_full ((auc - 0.5) / (auc_full - 0.5), None without both).
+    or "—"), fraction_of_full ((auc - 0.5) / (auc_full - 0.5), None without both), converged, fom, fom_err.
     """
     known = dict(LEAKAGE_ROWS)
     unknown = sorted(set(results) - set(known))
@@ -235,8 +245,9 @@ def leakage_table(results: Mapping[str, Mapping | tuple | float]) -> list[dict]:
         auc, err = values.get(key, (None, None))
         text = "—" if auc is None else (f"{auc:.3f}" if np.isnan(err) else f"{auc:.3f} ± {err:.3f}")
         fraction = (auc - 0.5) / (full - 0.5) if auc is not None and full is not None and full != 0.5 else None
+        extra = _extra(results.get(key)) if key in results else {"converged": None, "fom": None, "fom_err": None}
         rows.append({"row": i, "key": key, "name": name, "auc": auc, "auc_err": err, "auc_text": text,
-                     "fraction_of_full": fraction})
+                     "fraction_of_full": fraction, **extra})
     return rows
 
 
@@ -244,32 +255,58 @@ def _fmt(row: dict) -> str:
     return f"AUC {row['auc_text']}"
 
 
-def leakage_verdict(table: list[dict]) -> str:
+def _lower(name: str) -> str:
+    """A row name inside a sentence: first letter lower-cased, acronyms (SEP) kept."""
+    return name[:1].lower() + name[1:]
+
+
+def shape_fraction(table: list[dict]) -> float:
+    """(AUC_shape - 0.5) / (AUC_full - 0.5) with the best *converged* shape-only row (NaN without one)."""
+    rows = {r["key"]: r for r in table if r.get("auc") is not None}
+    full = rows.get("tokens")
+    shapes = [rows[k] for k in SHAPE_ROWS if k in rows and rows[k].get("converged") is not False]
+    if full is None or not shapes or full["auc"] <= 0.5:
+        return float("nan")
+    return (max(r["auc"] for r in shapes) - 0.5) / (full["auc"] - 0.5)
+
+
+def leakage_verdict(table: list[dict], fom_name: str | None = None) -> str:
     """A few sentences on how much of the full-token separation the event shape alone explains.
 
     The shape fraction is f = (AUC_shape - 0.5) / (AUC_full - 0.5) with the best of rows 1-3
-    (multiplicities, structure only, shuffled tokens); `VERDICT_WORDS` turns it into words
-    (>= 0.9 nearly all, >= 0.6 most, >= 0.3 a substantial part, >= 0.1 a small part, else almost
-    none). Rows 4 (fixed slots) and 6 (raw features) add a sentence each when present.
+    (multiplicities, structure only, shuffled tokens) whose model finished learning; `VERDICT_WORDS`
+    turns it into words (>= 0.9 nearly all, >= 0.6 most, >= 0.3 a substantial part, >= 0.1 a small part,
+    else almost none). A row whose model did not converge bounds nothing and is named as such. Rows 4
+    (fixed slots) and 6 (raw features) add a sentence each when present; with `fom_name` (e.g. "light-jet
+    rejection at 77% b-efficiency") and rows carrying `fom`, what the tokens keep of the raw features is
+    said in that figure of merit, not in AUC.
     """
     rows = {r["key"]: r for r in table if r.get("auc") is not None}
     full = rows.get("tokens")
     if full is None:
         return "No full-token result (row 5), so the share explained by event shape cannot be judged."
-    shapes = [rows[k] for k in SHAPE_ROWS if k in rows]
+    text = []
+    unconverged = [r for r in rows.values() if r.get("converged") is False]
+    if unconverged:
+        text.append("Did not finish learning, so bounding nothing: " + ", ".join(
+            f"{_lower(r['name'])} ({_fmt(r)})" for r in unconverged) + ".")
+    if full.get("converged") is False:
+        return " ".join(text + ["The full-token model itself did not finish learning: no leakage verdict."])
+    shapes = [rows[k] for k in SHAPE_ROWS if k in rows and rows[k].get("converged") is not False]
     if not shapes:
-        return f"Full tokens reach {_fmt(full)}; no event-shape result (rows 1-3) to compare with."
+        return " ".join(text + [f"Full tokens reach {_fmt(full)}; no usable event-shape result (rows 1-3) to compare "
+                                f"with."])
     best = max(shapes, key=lambda r: r["auc"])
     margin = full["auc"] - 0.5
     full_err = 0.0 if np.isnan(full["auc_err"]) else full["auc_err"]
     if margin <= max(0.01, 2.0 * full_err):
-        text = [(f"Full tokens barely separate the classes ({_fmt(full)}), so the share explained by event "
-                 f"shape is not meaningful; the best shape-only input ({best['name'].lower()}) reaches {_fmt(best)}.")]
+        text.append(f"Full tokens barely separate the classes ({_fmt(full)}), so the share explained by event "
+                    f"shape is not meaningful; the best shape-only input ({_lower(best['name'])}) reaches {_fmt(best)}.")
     else:
         f = (best["auc"] - 0.5) / margin
         words = next(w for threshold, w in VERDICT_WORDS if f >= threshold)
-        text = [(f"Event shape alone ({best['name'].lower()}, {_fmt(best)}) explains {words} of the full-token "
-                 f"separation ({_fmt(full)}): (AUC_shape - 0.5) / (AUC_full - 0.5) = {f:.2f}.")]
+        text.append(f"Event shape alone ({_lower(best['name'])}, {_fmt(best)}) explains {words} of the full-token "
+                    f"separation ({_fmt(full)}): (AUC_shape - 0.5) / (AUC_full - 0.5) = {f:.2f}.")
         if f > 1.0:
             text.append("The shape-only input even beats the full tokens: the token model misses information "
                         "that the multiplicities carry.")
@@ -283,20 +320,27 @@ def leakage_verdict(table: list[dict]) -> str:
     below = [r for r in shapes if r["auc"] + 2.0 * (0.0 if np.isnan(r["auc_err"]) else r["auc_err"]) < 0.5]
     if below:
         text.append("Below 0.5 by more than twice its uncertainty: " + ", ".join(
-            f"{r['name'].lower()} ({_fmt(r)})" for r in below) + (". These controls" if len(below) > 1 else
+            f"{_lower(r['name'])} ({_fmt(r)})" for r in below) + (". These controls" if len(below) > 1 else
                                                                   ". That control")
             + " learned nothing usable and rank some class backwards (a rare class whose output merely follows the "
             "object count); they bound nothing, so the verdict rests on the other rows.")
-    if "fixed_slots" in rows:
+    if "fixed_slots" in rows and rows["fixed_slots"].get("converged") is not False:
         fixed = rows["fixed_slots"]
         text.append(f"With fixed slots and no SEP / type ids the tokens reach {_fmt(fixed)} "
                     f"({fixed['auc'] - full['auc']:+.3f} against the full tokens).")
-    if "raw" in rows and rows["raw"]["auc"] != 0.5:
-        raw = rows["raw"]
-        kept = (full["auc"] - 0.5) / (raw["auc"] - 0.5)
-        text.append(f"Raw features reach {_fmt(raw)}; the tokens keep {kept:.0%} of their separation above 0.5"
-                    + (" (above 100%: tokens cannot hold more than the features they encode, so the raw-feature model "
-                       "is undertrained or the difference is noise)." if kept > 1 else "."))
+    raw = rows.get("raw")
+    if raw is not None and raw.get("converged") is not False and raw["auc"] != 0.5:
+        if fom_name and full.get("fom") and raw.get("fom"):
+            kept = full["fom"] / raw["fom"]
+            text.append(f"Raw features reach {_fmt(raw)}; in {fom_name} the tokens keep {kept:.0%} of the raw "
+                        f"features' ({full['fom']:.3g} against {raw['fom']:.3g})"
+                        + (": above 100%, tokens cannot hold more than the features they encode, so the raw-feature "
+                           "model is undertrained or the difference is noise." if kept > 1 else "."))
+        else:
+            kept = (full["auc"] - 0.5) / (raw["auc"] - 0.5)
+            text.append(f"Raw features reach {_fmt(raw)}; the tokens keep {kept:.0%} of their separation above 0.5"
+                        + (" (above 100%: tokens cannot hold more than the features they encode, so the raw-feature "
+                           "model is undertrained or the difference is noise)." if kept > 1 else "."))
     return " ".join(text)
 
 
@@ -382,3 +426,54 @@ def check_no_label_proxy(input_columns: Iterable[str], truth_columns: Iterable[s
     if bad:
         raise LeakageError(f"model inputs include label proxies: {', '.join(bad)}; remove them from the input columns")
     return columns
+
+
+PROXY_THRESHOLD = 0.9  # an input that explains this much of which sample a row came from, beyond its label, is a proxy
+_PROXY_BINS = 20
+
+
+def _discrete(values: np.ndarray, bins: int = _PROXY_BINS) -> np.ndarray:
+    """Integer cells of one input: its categories when it has few distinct values, else quantile bins."""
+    v = np.asarray(values)
+    uniq, inverse = np.unique(v, return_inverse=True)
+    if uniq.size <= 4 * bins or v.dtype.kind in "iubUSO":
+        return inverse.reshape(-1)
+    edges = np.unique(np.quantile(v.astype(np.float64), np.linspace(0, 1, bins + 1)[1:-1]))
+    return np.searchsorted(edges, v.astype(np.float64), side="right")
+
+
+def _heldout_entropy(cells: np.ndarray, target: np.ndarray, train: np.ndarray, n_target: int) -> float:
+    """Cross entropy [nats] on the held-out rows of p(target | cell) estimated on the training rows (add-one
+    smoothing), so a fine-grained input cannot look predictive by memorising a few rows per cell."""
+    n_cells = int(cells.max(initial=0)) + 1
+    counts = np.bincount(cells[train] * n_target + target[train], minlength=n_cells * n_target).reshape(n_cells, n_target)
+    probs = (counts + 1.0) / (counts.sum(1, keepdims=True) + n_target)
+    test = ~train
+    return float(-np.mean(np.log(probs[cells[test], target[test]]))) if test.any() else float("nan")
+
+
+def proxy_scores(inputs: Mapping[str, np.ndarray], sample, label, seed: int = 0) -> dict[str, float]:
+    """How much of which sample a row came from each model input explains *beyond its label*, in [0, 1].
+
+    score = 1 - H(sample | input, label) / H(sample | label), both measured on held-out halves of the rows
+    (a plug-in estimate on the same rows would reward inputs with many distinct values). A physics variable
+    that differs between processes scores well below 1 (its distributions overlap); a bookkeeping column
+    that names the sample (a file id, a cross section, an event-number range) scores close to 1.
+    `inputs` {name: [n] values}; `sample` and `label` [n]. Inputs are binned (`_PROXY_BINS` quantiles) unless
+    they are categories."""
+    sample_codes = np.unique(np.asarray(sample).astype(str), return_inverse=True)[1].reshape(-1)
+    label_codes = np.unique(np.asarray(label), return_inverse=True)[1].reshape(-1)
+    n_s = int(sample_codes.max(initial=0)) + 1
+    if n_s < 2:
+        return {name: 0.0 for name in inputs}
+    train = np.random.default_rng(seed).random(sample_codes.size) < 0.5
+    base = _heldout_entropy(label_codes, sample_codes, train, n_s)
+    out = {}
+    for name, values in inputs.items():
+        values = np.asarray(values)
+        if values.shape != sample_codes.shape:
+            raise LeakageError(f"input {name!r}: {values.shape} values for {sample_codes.size} rows")
+        cells = _discrete(values) * (int(label_codes.max(initial=0)) + 1) + label_codes
+        cond = _heldout_entropy(np.unique(cells, return_inverse=True)[1].reshape(-1), sample_codes, train, n_s)
+        out[name] = float(np.clip(1.0 - cond / base, 0.0, 1.0)) if base > 0 else 0.0
+    return out

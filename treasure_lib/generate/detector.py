@@ -57,6 +57,22 @@ class DetectorConfig:
     theta_resolution_msc_rad_gev: float = 0.0015
     phi_resolution_const_rad: float = 0.0001
     phi_resolution_msc_rad_gev: float = 0.0012
+    # soft-lepton tag of tracks (the flavour-tagging `leptonID`): a reconstruction with a turn-on, a plateau and
+    # fakes, eff(pT) = plateau * (1 - exp(-(pT - pt_min) / turn_on)) above pt_min. Muons: a muon-spectrometer
+    # match, out of reach below ~3 GeV where muons range out in the calorimeter. Electrons inside jets: the
+    # calorimeter cluster is shared with hadrons, so the plateau is lower. Fakes: charged hadrons above threshold
+    # (pion and kaon decays in flight and punch-through for muons, pi0 overlaps and conversions for electrons),
+    # pileup and fake tracks included.
+    track_muon_tag_pt_min_mev: float = 3000.0
+    track_muon_tag_turn_on_mev: float = 1000.0
+    track_muon_tag_efficiency: float = 0.90          # plateau, true muons
+    track_muon_tag_eta_max: float = 2.5
+    track_muon_tag_fake_rate: float = 0.003          # per charged-hadron track above track_muon_tag_pt_min_mev
+    track_electron_tag_pt_min_mev: float = 3000.0
+    track_electron_tag_turn_on_mev: float = 1500.0
+    track_electron_tag_efficiency: float = 0.65      # plateau, true electrons in jets
+    track_electron_tag_eta_max: float = 2.47
+    track_electron_tag_fake_rate: float = 0.008      # per charged-hadron track above track_electron_tag_pt_min_mev
     # electrons
     electron_pt_min_mev: float = 7000.0
     electron_eta_max: float = 2.47
@@ -183,7 +199,7 @@ class Tracks:
     chi2: np.ndarray
     ndof: np.ndarray
     hits: dict                     # hit and hole counts, int8 arrays
-    lepton_id: np.ndarray          # 0 hadron, 1 electron, 2 muon (truth-based lepton tag)
+    lepton_id: np.ndarray          # reconstructed soft-lepton tag: 0 none, 1 electron, 2 muon (`lepton_tags`)
     origin: np.ndarray             # TRUTH_ORIGINS value
     parent: np.ndarray             # truth row of the weakly decaying parent (-1 if none)
     truth_row: np.ndarray          # truth row of the particle (-1 for pileup and fakes)
@@ -254,6 +270,39 @@ def _track_measurement(rng, cfg: DetectorConfig, evt, pt, eta, phi, charge, d0_t
                 chi2=chi2, ndof=ndof, hits=hits)
 
 
+LEPTON_TAG = {"none": 0, "electron": 1, "muon": 2}
+
+
+def _turn_on(pt: np.ndarray, pt_min: float, width: float) -> np.ndarray:
+    """0 below pt_min, rising as 1 - exp(-(pT - pt_min) / width) above it."""
+    return np.where(pt > pt_min, -np.expm1(-(pt - pt_min) / width), 0.0)
+
+
+def lepton_tags(rng, pt: np.ndarray, eta: np.ndarray, true_lepton: np.ndarray, cfg: DetectorConfig) -> np.ndarray:
+    """The tracks' soft-lepton tag (`leptonID`: 0 none, 1 electron, 2 muon) as a reconstruction would give it.
+
+    `true_lepton` says what the track really is (same codes; 0 for hadrons, pileup and fake tracks). True muons
+    (electrons) are tagged with the muon (electron) turn-on and plateau, hadrons are fake-tagged at the per-track
+    rates above threshold; one uniform draw per track decides, so a track carries at most one tag.
+    Momenta in MeV.
+    """
+    c = cfg
+    abs_eta = np.abs(eta)
+    in_mu = abs_eta < c.track_muon_tag_eta_max
+    in_e = abs_eta < c.track_electron_tag_eta_max
+    above_mu = in_mu & (pt > c.track_muon_tag_pt_min_mev)
+    above_e = in_e & (pt > c.track_electron_tag_pt_min_mev)
+    is_mu, is_e, hadron = true_lepton == LEPTON_TAG["muon"], true_lepton == LEPTON_TAG["electron"], true_lepton == 0
+    p_mu = np.where(is_mu & in_mu, c.track_muon_tag_efficiency
+                    * _turn_on(pt, c.track_muon_tag_pt_min_mev, c.track_muon_tag_turn_on_mev), 0.0)
+    p_mu = np.where(hadron & above_mu, c.track_muon_tag_fake_rate, p_mu)
+    p_e = np.where(is_e & in_e, c.track_electron_tag_efficiency
+                   * _turn_on(pt, c.track_electron_tag_pt_min_mev, c.track_electron_tag_turn_on_mev), 0.0)
+    p_e = np.where(hadron & above_e, c.track_electron_tag_fake_rate, p_e)
+    u = rng.random(len(pt))
+    return np.select([u < p_mu, u < p_mu + p_e], [LEPTON_TAG["muon"], LEPTON_TAG["electron"]], 0).astype(np.int8)
+
+
 def reconstruct_tracks(rng, truth: Truth, anc_rows: np.ndarray, anc: Ancestry, cond: EventConditions,
                        cfg: DetectorConfig) -> Tracks:
     """Charged final-state particles in acceptance -> tracks with efficiency, IPs and origins.
@@ -285,7 +334,8 @@ def reconstruct_tracks(rng, truth: Truth, anc_rows: np.ndarray, anc: Ancestry, c
                        [o["FromBC"], o["FromB"], o["FromC"], o["FromTau"], o["OtherSecondary"]], o["Primary"])
     parent = np.select([c >= 0, b >= 0, tau >= 0], [c, b, tau], -1)
     apid = np.abs(truth.pid[r])
-    lepton_id = np.select([apid == 11, apid == 13], [1, 2], 0).astype(np.int8)
+    true_lepton = np.select([apid == 11, apid == 13], [LEPTON_TAG["electron"], LEPTON_TAG["muon"]], 0)
+    lepton_id = lepton_tags(rng, meas["pt"], meas["eta"], true_lepton, cfg)
     return Tracks(lepton_id=lepton_id, origin=origin.astype(np.int8), parent=parent, truth_row=r, **meas)
 
 
@@ -310,7 +360,8 @@ def pileup_and_fake_tracks(rng, cond: EventConditions, cfg: DetectorConfig) -> T
         meas = _track_measurement(rng, cfg, evt, pt, eta, phi, charge, d0_true, z0_true, np.zeros(n))
         if origin == TRUTH_ORIGINS["Fake"]:
             meas["chi2"] = meas["chi2"] * 3.0
-        parts.append(Tracks(lepton_id=np.zeros(n, np.int8), origin=np.full(n, origin, np.int8),
+        tags = lepton_tags(rng, meas["pt"], meas["eta"], np.zeros(n, np.int8), cfg)  # hadron-like: fake tags only
+        parts.append(Tracks(lepton_id=tags, origin=np.full(n, origin, np.int8),
                             parent=np.full(n, -1), truth_row=np.full(n, -1), **meas))
     return Tracks.concat(parts)
 

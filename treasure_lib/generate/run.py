@@ -10,7 +10,7 @@ import multiprocessing as mp
 import os
 import time
 import zlib
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Mapping
 
@@ -23,6 +23,7 @@ from ..collections import load_sets
 from ..errors import ConfigError
 from ..io.h5_writer import H5Writer
 from .detector import detector_config
+from .filters import LeptonFilter, filter_of_block
 from .simulate import JetSelection, simulate_batch
 from .truth import ParticleTable, flatten
 from ..progress import shown
@@ -30,10 +31,13 @@ from ..progress import shown
 log = logging.getLogger(__name__)
 PB_PER_MB = 1e9
 MAX_PYTHIA_SEED = 900_000_000
+MAX_TRIED_PER_EVENT = 200  # a filter keeping less than 1 in 200 events is a mistake, not a sample
 
 
 def load_processes(path: str | Path) -> dict:
-    """Named blocks of Pythia settings; each needs `settings` (a list of strings)."""
+    """Named blocks of Pythia settings; each needs `settings` (a list of strings) and may name a
+    `generator_cut` (text: the phase-space cut its settings make, recorded in the file metadata) and a
+    `filter` (treasure_lib/generate/filters.py)."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"processes file not found: {path}")
@@ -41,6 +45,10 @@ def load_processes(path: str | Path) -> dict:
     for name, block in data.items():
         if not isinstance(block, dict) or not isinstance(block.get("settings"), list):
             raise ConfigError(f"{path}: process '{name}' needs 'settings', a list of Pythia setting strings")
+        if not isinstance(block.get("generator_cut", ""), str):
+            raise ConfigError(f"{path}: process '{name}': 'generator_cut' must be text describing the cut the "
+                              f"settings make, got {block['generator_cut']!r}")
+        filter_of_block(block, f"{path}: process '{name}'")
     return data
 
 
@@ -66,6 +74,8 @@ class Job:
     jet_selection: dict
     first_event_number: int
     gzip_level: int = 1
+    generator_cut: str = ""                 # the phase-space cut the settings make (text, for the metadata)
+    generator_filter: dict | None = None    # a LeptonFilter's fields: events failing it are generated, not kept
 
 
 def make_pythia(settings, seed: int):
@@ -80,7 +90,8 @@ def make_pythia(settings, seed: int):
     return pythia
 
 
-def _charge_lookup(pythia):
+def charge_lookup(pythia):
+    """PDG ids -> charges from Pythia's particle data, each id asked once (for `ParticleTable`)."""
     cache: dict[int, float] = {}
 
     def charge_of(ids):
@@ -94,6 +105,13 @@ def _charge_lookup(pythia):
     return charge_of
 
 
+def _filtered(events, weights: np.ndarray, accept: np.ndarray, needed: int):
+    """The first `needed` accepted events of a batch, and how many events (and weight) it took to find them."""
+    kept = np.flatnonzero(accept)[:needed]
+    n_tried = int(kept[-1]) + 1 if len(kept) == needed else len(accept)
+    return events[kept], weights[kept], n_tried, float(weights[:n_tried].astype(np.float64).sum())
+
+
 def run_job(job: Job, progress=None) -> dict:
     """Generate one file (pair): returns counts and the cross section."""
     sets = load_sets(job.objects_file)
@@ -102,7 +120,7 @@ def run_job(job: Job, progress=None) -> dict:
     t_init = time.perf_counter()
     pythia = make_pythia(job.settings, job.seed)
     init_s = time.perf_counter() - t_init
-    particles = ParticleTable(_charge_lookup(pythia))
+    particles = ParticleTable(charge_lookup(pythia))
     rng = np.random.default_rng(job.seed)
     writers = {}
     try:
@@ -110,15 +128,28 @@ def run_job(job: Job, progress=None) -> dict:
             writers["events"] = H5Writer(job.events_path, chunk_rows=min(1000, job.n_events), compression_opts=job.gzip_level)
         if job.jets_path:
             writers["jets"] = H5Writer(job.jets_path, chunk_rows=1000, compression_opts=job.gzip_level)
+        event_filter = None if job.generator_filter is None else LeptonFilter(**job.generator_filter)
+        keep_event = None if event_filter is None else event_filter.accept
         done, n_jets, sum_of_weights = 0, 0, 0.0
+        tried, sum_of_weights_tried = 0, 0.0
         t_loop = time.perf_counter()
         while done < job.n_events:
             n = min(job.batch_size, job.n_events - done)
-            events = pythia.nextBatch(n)
-            if len(events) != n:
-                raise RuntimeError(f"Pythia returned {len(events)} of {n} events for process {job.process}")
-            truth = flatten(events, particles)
+            ask = job.batch_size if keep_event else n  # filtered: whole batches, of which it keeps what passes
+            events = pythia.nextBatch(ask)
+            if len(events) != ask:
+                raise RuntimeError(f"Pythia returned {len(events)} of {ask} events for process {job.process}")
             weights = ak.to_numpy(ak.fill_none(ak.firsts(events.info.weights), 1.0)).astype(np.float32)
+            if keep_event:
+                events, weights, n_tried, w_tried = _filtered(events, weights, keep_event(events), n)
+                tried, sum_of_weights_tried = tried + n_tried, sum_of_weights_tried + w_tried
+                n = len(events)
+                if tried > MAX_TRIED_PER_EVENT * job.n_events + job.batch_size and done + n < job.n_events:
+                    raise ConfigError(f"process {job.process}: its filter ({event_filter.describe()}) kept {done + n} "
+                                      f"of {tried} events; loosen it or change the process settings")
+                if n == 0:
+                    continue
+            truth = flatten(events, particles)
             sum_of_weights += float(weights.astype(np.float64).sum())
             numbers = np.arange(job.first_event_number + done, job.first_event_number + done + n, dtype=np.int64)
             out = simulate_batch(rng, truth, weights, numbers, cfg,
@@ -136,6 +167,11 @@ def run_job(job: Job, progress=None) -> dict:
                 "cross_section_err_pb": float(info.sigmaErr() * PB_PER_MB), "filter_efficiency": 1.0, "k_factor": 1.0,
                 "sqrt_s_tev": 13.6, "is_mc": True, "n_events": job.n_events, "sum_of_weights": sum_of_weights, "seed": job.seed,
                 "generator": "Pythia 8.317 + TREASURE parametric ATLAS-like emulation"}
+        if job.generator_cut:  # already in Pythia's phase space: sigmaGen refers to it, no efficiency to apply
+            meta["generator_cut"] = job.generator_cut
+        if keep_event:
+            meta.update({"generator_filter": event_filter.describe(), "n_events_tried": tried,
+                         "filter_efficiency": sum_of_weights / sum_of_weights_tried})
         for writer in writers.values():
             writer.set_metadata(meta)
         for writer in writers.values():
@@ -166,6 +202,7 @@ def plan_jobs(params: Mapping) -> list[Job]:
         block = processes[process]
         settings = tuple(g["pythia_common"]) + tuple(block["settings"])
         n_files = max(1, -(-int(n_total) // g["events_per_file"]))
+        filt = filter_of_block(block, f"{g['processes_file']}: process '{process}'")
         for k in range(n_files):
             n = min(g["events_per_file"], int(n_total) - k * g["events_per_file"])
             stem = f"{process}_{k:03d}"
@@ -173,7 +210,8 @@ def plan_jobs(params: Mapping) -> list[Job]:
                             str(out_dir / f"events_{stem}.h5") if "events" in g["layouts"] else None,
                             str(out_dir / f"jets_{stem}.h5") if "jets" in g["layouts"] else None,
                             g["batch_size"], dict(g["detector"]), params["data"]["objects_file"], dict(g["jet_selection"]),
-                            k * g["events_per_file"], g["gzip_level"]))
+                            k * g["events_per_file"], g["gzip_level"], str(block.get("generator_cut", "")),
+                            None if filt is None else asdict(filt)))
     return jobs
 
 
@@ -186,15 +224,16 @@ RECORD = "generate.json"  # in the output folder: {file name: the key of the job
 
 
 def job_key(job: Job) -> str:
-    """What a file's content depends on: the job (events, seed, settings, detector, ...) and the object
-    definitions; not where the file goes."""
+    """What a file's content depends on: the job (events, seed, settings, generator cut and filter, ...), every
+    detector-emulation number (a new or changed default marks older files stale too) and the object definitions;
+    not where the file goes."""
     import hashlib
     import json
-    from dataclasses import asdict
 
     from ..checksum import sha256_file
 
     spec = {k: v for k, v in asdict(job).items() if k not in ("events_path", "jets_path", "objects_file")}
+    spec["detector"] = asdict(detector_config(job.detector))  # every emulation number, defaults included
     spec["objects_sha256"] = sha256_file(job.objects_file)
     return hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()
 

@@ -48,7 +48,8 @@ def _objects_columns(o: det.Objects) -> dict:
 def simulate_batch(rng: np.random.Generator, truth: Truth, weights: np.ndarray, event_numbers: np.ndarray,
                    cfg: det.DetectorConfig, event_collections: Mapping[str, Collection] | None,
                    jet_collections: Mapping[str, Collection] | None, jet_sel: JetSelection = JetSelection()) -> dict:
-    """Emulate reconstruction for one batch; returns {'events': {path: array}, 'jets': {name: structured}}."""
+    """Emulate reconstruction for one batch; returns {'events': {path: array}, 'jets': {name: structured}} for the
+    requested layouts and 'tracks', the batch's reconstructed `Tracks` (flat, with truth rows; for diagnostics)."""
     ne = truth.n_events
     cond = det.event_conditions(rng, ne, cfg)
     final = np.flatnonzero(truth.final)
@@ -140,7 +141,7 @@ def simulate_batch(rng: np.random.Generator, truth: Truth, weights: np.ndarray, 
     mx += noise * rng.standard_normal(ne)
     my += noise * rng.standard_normal(ne)
 
-    out: dict = {}
+    out: dict = {"tracks": tracks}
     if event_collections is not None:
         from_pv = np.abs(tracks.z0 * np.sin(tracks.theta)) < 3.0  # event-level tracks: compatible with the PV
         obj_cols = {

@@ -24,6 +24,17 @@ from .flavour import (
     passing_fraction,
     rejection_at_efficiency,
 )
+from .paired import (
+    SIGNIFICANCE_THRESHOLD,
+    Comparison,
+    PairedBootstrap,
+    binary_statistics,
+    difference_sentence,
+    flavour_statistics,
+    multiclass_statistics,
+    paired_bootstrap,
+    significance,
+)
 from .roc import (
     RankedScores,
     accuracy,
@@ -42,8 +53,10 @@ from .uncertainty import binomial_error, bootstrap, hanley_mcneil, n_effective
 from .weights import normalise_weights
 
 __all__ = [
-    "WORKING_POINTS", "MetricInputError", "RankedScores", "accuracy", "auc", "auc_uncertainty", "binary_summary",
-    "binomial_error", "bootstrap", "bootstrap_auc", "bootstrap_macro_auc", "discriminant_b", "efficiency_thresholds",
-    "flavour_summary", "fpr_at_tpr", "hanley_mcneil", "in_bins", "macro_auc", "multiclass_summary", "n_effective",
-    "normalise_weights", "one_vs_rest_aucs", "passing_fraction", "rejection_at_efficiency", "roc_band", "roc_curve",
+    "SIGNIFICANCE_THRESHOLD", "WORKING_POINTS", "Comparison", "MetricInputError", "PairedBootstrap", "RankedScores",
+    "accuracy", "auc", "auc_uncertainty", "binary_statistics", "binary_summary", "binomial_error", "bootstrap",
+    "bootstrap_auc", "bootstrap_macro_auc", "difference_sentence", "discriminant_b", "efficiency_thresholds",
+    "flavour_statistics", "flavour_summary", "fpr_at_tpr", "hanley_mcneil", "in_bins", "macro_auc",
+    "multiclass_statistics", "multiclass_summary", "n_effective", "normalise_weights", "one_vs_rest_aucs",
+    "paired_bootstrap", "passing_fraction", "rejection_at_efficiency", "roc_band", "roc_curve", "significance",
 ]

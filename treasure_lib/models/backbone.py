@@ -39,20 +39,33 @@ class BackboneConfig:
     feature_hidden: int = 0            # raw baseline: width of the object-embedding MLP (raw_config_matching sets it)
     group_attention: bool = False      # seed design: attention among sub-vectors of each token embedding
     group_attention_groups: int = 4    # sub-vectors per embedding (d_model must divide)
+    level_dropout: float = 0.0         # training: with this probability an object keeps only its first k levels
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
 class TokenEmbedding(nn.Module):
-    """Sum over a position's levels of one shared table (ids are unique per level); PAD and EMPTY are zero."""
+    """Sum over a position's levels of one shared table (ids are unique per level); PAD and EMPTY are zero.
 
-    def __init__(self, vocab_size: int, d: int):
+    `level_dropout` (training only): with that probability an object keeps only its first k levels (k uniform in
+    1..Q-1), the rest read as PAD. Residual levels refine the coarse ones; fine codes of a few thousand events are
+    nearly unique per event, so without it a small classifier memorises them instead of learning from coarse ones."""
+
+    def __init__(self, vocab_size: int, d: int, level_dropout: float = 0.0):
         super().__init__()
         self.table = nn.Embedding(vocab_size, d, padding_idx=PAD)  # PAD's row is zero and never trained
+        self.level_dropout = level_dropout
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        return self.table(tokens.masked_fill(tokens == EMPTY, PAD)).sum(-2)
+        tokens = tokens.masked_fill(tokens == EMPTY, PAD)
+        levels = tokens.shape[-1]
+        if self.training and self.level_dropout > 0 and levels > 1:
+            shape = tokens.shape[:-1]
+            drop = torch.rand(shape, device=tokens.device) < self.level_dropout
+            keep = torch.where(drop, torch.randint(1, levels, shape, device=tokens.device), levels)
+            tokens = tokens.masked_fill(torch.arange(levels, device=tokens.device) >= keep[..., None], PAD)
+        return self.table(tokens).sum(-2)
 
 
 class FeatureEmbedding(nn.Module):
@@ -126,7 +139,7 @@ class SequenceBackbone(nn.Module):
             raise ValueError("a raw-feature backbone needs feature_dim >= 1 (features per position)")
         self.cfg = cfg
         if cfg.inputs == "tokens":
-            self.embed = TokenEmbedding(cfg.vocab_size, cfg.d_model)
+            self.embed = TokenEmbedding(cfg.vocab_size, cfg.d_model, cfg.level_dropout)
         else:
             self.embed = FeatureEmbedding(cfg.feature_dim, cfg.feature_hidden or cfg.d_model, cfg.d_model)
         self.type_embed = nn.Embedding(cfg.n_types, cfg.d_model)
@@ -168,13 +181,17 @@ def count_parameters(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
-def raw_config_matching(token_cfg: BackboneConfig, feature_dim: int) -> BackboneConfig:
-    """The raw-feature twin of a token backbone: same blocks, an object MLP sized to match the parameter count.
+def raw_config_matching(token_cfg: BackboneConfig, feature_dim: int, hidden: int | None = None) -> BackboneConfig:
+    """The raw-feature twin of a token backbone: same blocks, an object MLP F -> hidden -> d.
 
-    The token table holds vocab_size x d parameters; the MLP F -> h -> d holds (F + 1) h + (h + 1) d.
+    `hidden` None sizes the MLP to match the token table's parameter count (vocab_size x d = (F + 1) h + (h + 1) d):
+    a K = 512 x 3-level vocabulary then asks for a ~800-wide layer evaluated at every position, which makes the
+    raw model ~10x costlier per step than the token model for no physics reason. A given `hidden`
+    (`model.feature_hidden`) is the usual object MLP instead.
     """
     d = token_cfg.d_model
-    hidden = max(1, round((token_cfg.vocab_size * d - d) / (feature_dim + 1 + d)))
+    if hidden is None:
+        hidden = max(1, round((token_cfg.vocab_size * d - d) / (feature_dim + 1 + d)))
     values = token_cfg.to_dict()
     values.update(inputs="features", feature_dim=feature_dim, feature_hidden=hidden)
     return BackboneConfig(**values)

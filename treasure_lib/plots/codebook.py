@@ -33,6 +33,8 @@ def codebook_usage(usage: Mapping, *, key: str = "utilization", ylabel: str = "F
     health reports `key` picks the quantity (utilization, normalized_entropy, ...). Bars are
     labelled with their value; the y axis runs 0 to 1 for fractions.
     """
+    from ..study.report import fmt
+
     data = {c: _level_values(levels, key) for c, levels in usage.items()}
     levels = list(dict.fromkeys(lvl for per in data.values() for lvl in per))
     width = 0.8 / max(len(levels), 1)
@@ -41,7 +43,7 @@ def codebook_usage(usage: Mapping, *, key: str = "utilization", ylabel: str = "F
     for j, level in enumerate(levels):
         heights = np.array([per.get(level, np.nan) for per in data.values()])
         bars = ax.bar(x + (j - (len(levels) - 1) / 2) * width, np.nan_to_num(heights), width, label=_pretty(level))
-        ax.bar_label(bars, labels=[f"{h:.2f}" if np.isfinite(h) else "" for h in heights], fontsize="x-small",
+        ax.bar_label(bars, labels=[fmt(h) if np.isfinite(h) else "" for h in heights], fontsize="small",
                      padding=2)
     ax.set_xticks(x, list(data))
     ax.tick_params(axis="x", which="minor", bottom=False, top=False)
@@ -50,7 +52,7 @@ def codebook_usage(usage: Mapping, *, key: str = "utilization", ylabel: str = "F
     ax.set_ylabel(ylabel)
     top = max([v for per in data.values() for v in per.values() if np.isfinite(v)], default=1.0)
     ax.set_ylim(0, 1.45 * max(top, 1.0))  # room for the label and legend
-    style.atlas_label(ax, com=None)
+    style.study_label(ax, com=None)
     ax.legend(loc="upper right", ncols=1 if len(levels) <= 4 else 2)
     return style.finish(fig, save_to, name)
 
@@ -88,6 +90,6 @@ def token_frequency(freq: Mapping, *, uniform: bool = True, save_to=None, name: 
     ax.set_xlabel("Code rank")
     ax.set_ylabel("Fraction of objects per code")
     style.headroom(ax, 1.5, log=True)
-    style.atlas_label(ax, com=None)
+    style.study_label(ax, com=None)
     ax.legend(loc="upper right")
     return style.finish(fig, save_to, name)

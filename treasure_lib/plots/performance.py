@@ -261,11 +261,15 @@ def label_efficiency(fractions, results: Mapping, *, xlabel: str = "Fraction of 
 
 
 def training_curves(history: Mapping, *, xlabel: str = "Epoch", ylabel: str = "Loss", logy: bool = False,
-                    save_to=None, name: str = "training_curves"):
-    """Training history: `history` {name: (epochs, values)}, e.g. {"train loss": ..., "val loss": ...}."""
+                    references: Mapping[str, float] | None = None, save_to=None, name: str = "training_curves"):
+    """Training history: `history` {name: (epochs, values)}, e.g. {"train loss": ..., "val loss": ...};
+    `references` {label: value} draws dashed horizontal lines (a chance level, a prior entropy)."""
     fig, ax = style.figure()
     for label, (epochs, values) in history.items():
-        ax.plot(epochs, values, label=label)
+        ax.plot(np.asarray(epochs) + 1, values, marker="o", markersize=3, label=label)
+    for label, value in (references or {}).items():
+        if np.isfinite(value):
+            ax.axhline(value, linestyle="--", color="grey", linewidth=1.2, label=label)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     if logy:

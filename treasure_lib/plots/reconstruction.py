@@ -1,11 +1,12 @@
-"""Reconstruction figures: original vs decoded feature distributions, residuals, 2-d correlation,
+"""What tokens keep, as figures: original vs decoded feature distributions, residuals, 2-d correlation,
 and the pT response (bias and resolution in bins of pT).
 
-    plots.distributions(orig_pt / 1e3, reco_pt / 1e3, "Track $p_T$", "GeV", bins=np.linspace(0, 50, 51))
-    plots.residuals({"pt": d_pt / 1e3, "d0": d_d0}, units={"pt": "GeV", "d0": "mm"})
+"Decoded" means tokens turned back into features by the card's decoder (detector reconstruction is
+something else). Inputs are 1-d arrays of matched objects (valid ones only) in the units named on the
+axes; the library stores MeV and mm, so divide energies by 1e3 for GeV axes.
 
-Inputs are 1-d arrays of matched objects (valid ones only) in the units named on the axes; the
-library stores MeV and mm, so divide energies by 1e3 for GeV axes.
+    plots.distributions(orig_pt / 1e3, decoded_pt / 1e3, "Track $p_T$", "GeV", bins=np.linspace(0, 50, 51))
+    plots.residuals({"pT": d_pt / 1e3, "d0": d_d0}, units={"pT": "GeV", "d0": "mm"})
 """
 from __future__ import annotations
 
@@ -17,7 +18,9 @@ from matplotlib.colors import LogNorm
 from ..diagnostics.reconstruction import sigma68
 from . import style
 
-ORIGINAL, RECONSTRUCTED = "Original", "Reconstructed"
+ORIGINAL, DECODED = "Original", "Decoded"
+RECONSTRUCTED = DECODED  # the former name of the second legend entry
+CORE_SIGMAS = 5.0  # residual panels span the median ± 5 sigma68: the core, with what falls outside counted
 
 
 def _edges(values, bins) -> np.ndarray:
@@ -32,37 +35,37 @@ def _edges(values, bins) -> np.ndarray:
     return np.linspace(low, high, int(bins) + 1)
 
 
-def distributions(orig, reco, name: str, unit: str | None, bins=50, *, weights=None, logy: bool = False,
-                  labels=(ORIGINAL, RECONSTRUCTED), entries: str = "Objects", save_to=None, filename: str | None = None):
-    """Histograms of a feature before and after tokenization, with a reconstructed / original ratio
-    panel (statistical errors of the reconstructed counts). x axis: 'name [unit]'.
+def distributions(orig, decoded, name: str, unit: str | None, bins=50, *, weights=None, logy: bool = False,
+                  labels=(ORIGINAL, DECODED), entries: str = "Objects", save_to=None, filename: str | None = None):
+    """Histograms of a feature before and after tokenization (encode -> decode), with a decoded / original
+    ratio panel (statistical errors of the decoded counts). x axis: 'name [unit]'.
 
     `bins` a number of bins (over the 0.1-99.9% range of the original values) or the edges.
     Saved as `<save_to>/<filename>.png` (default: distribution_<name with spaces as _>).
     """
-    orig, reco = np.asarray(orig, dtype=np.float64), np.asarray(reco, dtype=np.float64)
+    orig, decoded = np.asarray(orig, dtype=np.float64), np.asarray(decoded, dtype=np.float64)
     edges = _edges(orig, bins)
     w_orig = None if weights is None else np.asarray(weights, dtype=np.float64)
     h_orig, _ = np.histogram(orig, edges, weights=w_orig)
-    h_reco, _ = np.histogram(reco, edges, weights=w_orig)
-    var_reco, _ = np.histogram(reco, edges, weights=None if w_orig is None else w_orig ** 2)
+    h_dec, _ = np.histogram(decoded, edges, weights=w_orig)
+    var_dec, _ = np.histogram(decoded, edges, weights=None if w_orig is None else w_orig ** 2)
     fig, (ax, ax_ratio) = style.ratio_figure()
     ax.stairs(h_orig, edges, label=labels[0], linewidth=2)
-    ax.stairs(h_reco, edges, label=labels[1], linewidth=2, linestyle="--")
+    ax.stairs(h_dec, edges, label=labels[1], linewidth=2, linestyle="--")
     ax.set_ylabel(entries if weights is None else f"Weighted {entries.lower()}")  # "Events" for event quantities
     if logy:
         ax.set_yscale("log")
     style.headroom(ax, 1.45, log=logy)
-    style.atlas_label(ax)
+    style.study_label(ax)
     ax.legend(loc="upper right")
     centres = 0.5 * (edges[1:] + edges[:-1])
     with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = np.where(h_orig > 0, h_reco / h_orig, np.nan)
-        err = np.where(h_orig > 0, np.sqrt(var_reco) / h_orig, np.nan)
+        ratio = np.where(h_orig > 0, h_dec / h_orig, np.nan)
+        err = np.where(h_orig > 0, np.sqrt(var_dec) / h_orig, np.nan)
     ax_ratio.axhline(1.0, color="grey", linewidth=1)
     ax_ratio.errorbar(centres, ratio, yerr=err, fmt="o", markersize=3, color="black")
     ax_ratio.set_ylim(0.5, 1.5)
-    ax_ratio.set_ylabel("Reco / orig", fontsize="small")
+    ax_ratio.set_ylabel("Decoded / orig.", fontsize="medium")
     ax_ratio.set_xlabel(style.axis_label(name, unit))
     return style.finish(fig, save_to, filename or f"distribution_{_slug(name)}")
 
@@ -72,11 +75,31 @@ def _slug(name: str) -> str:
     return "_".join(part for part in keep.split("_") if part).lower() or "feature"
 
 
+def core_edges(values, bins=50, core: float | None = CORE_SIGMAS) -> np.ndarray:
+    """Bin edges of a residual panel: given edges, or `bins` equal bins over median ± `core` x sigma68 (the core,
+    whatever the tails), or over the 0.1-99.9% range when sigma68 is 0 (discrete features) or `core` is None."""
+    if np.ndim(bins) or not core:
+        return _edges(values, bins)
+    v = np.asarray(values, dtype=np.float64)
+    v = v[np.isfinite(v)]
+    width = sigma68(v) if v.size else 0.0
+    if not np.isfinite(width) or width <= 0:
+        return _edges(v, bins)
+    centre = float(np.median(v))
+    return np.linspace(centre - core * width, centre + core * width, int(bins) + 1)
+
+
 def residuals(residuals_by_feature: Mapping[str, np.ndarray], units: Mapping[str, str] | None = None, bins=50, *,
-              ncols: int = 3, save_to=None, name: str = "residuals"):
-    """A grid of residual histograms (reco - orig), one panel per feature, each quoting the mean and
-    sigma68 (half the 16-84% interval). `units` {feature: unit} labels the axes ('Δ pt [GeV]');
-    features without a unit are dimensionless. `bins` a count (over the 0.1-99.9% range) or edges."""
+              ncols: int = 3, core: float | None = CORE_SIGMAS, xlabel: str = "{name}: decoded \u2212 original",
+              save_to=None, name: str = "residuals"):
+    """A grid of residual histograms (decoded - original), one panel per feature, each quoting the mean,
+    sigma68 (half the 16-84% interval) and how many entries fall outside the range shown.
+
+    Each panel spans median ± `core` x sigma68 (`core=None`: the 0.1-99.9% range); `bins` a count or edges.
+    `units` {feature: unit} labels the axes ('pT: decoded − original [GeV]'); features without a unit are
+    dimensionless. A spare slot of the grid holds the sample label; without one, it stands above the grid."""
+    from ..study.report import fmt
+
     units = units or {}
     names = list(residuals_by_feature)
     ncols = max(1, min(ncols, len(names)))
@@ -85,41 +108,49 @@ def residuals(residuals_by_feature: Mapping[str, np.ndarray], units: Mapping[str
     for ax, feature in zip(axes.flat, names):
         r = np.asarray(residuals_by_feature[feature], dtype=np.float64)
         r = r[np.isfinite(r)]
-        ax.hist(r, _edges(r, bins), histtype="step", linewidth=2)
-        ax.set_xlabel(style.axis_label(f"\u0394 {feature} (reco \u2212 orig)", units.get(feature)), fontsize="medium")
+        edges = core_edges(r, bins, core)
+        outside = int(np.count_nonzero((r < edges[0]) | (r > edges[-1])))
+        ax.hist(r, edges, histtype="step", linewidth=2)
+        ax.set_xlim(edges[0], edges[-1])
+        ax.set_xlabel(style.axis_label(xlabel.format(name=feature), units.get(feature)), fontsize="medium")
         ax.set_ylabel("Objects", fontsize="medium")
         unit = f" {units[feature]}" if units.get(feature) else ""
-        ax.text(0.96, 0.95, f"mean {np.mean(r) if r.size else np.nan:.3g}{unit}\n\u03c368 {sigma68(r):.3g}{unit}",
-                transform=ax.transAxes, ha="right", va="top", fontsize="small")
-        style.headroom(ax, 1.3)
-    for ax in list(axes.flat)[len(names):]:
-        ax.set_visible(False)
-    style.atlas_label(axes.flat[0])
+        lines = [f"mean {fmt(np.mean(r) if r.size else np.nan)}{unit}", f"\u03c368 {fmt(sigma68(r))}{unit}",
+                 f"outside: {outside} ({fmt(100 * outside / max(r.size, 1))}%)"]
+        ax.text(0.96, 0.95, "\n".join(lines), transform=ax.transAxes, ha="right", va="top", fontsize="medium")
+        style.headroom(ax, 1.45)
+    spare = list(axes.flat)[len(names):]
+    for ax in spare:
+        ax.set_axis_off()
+    if spare:
+        style.study_label(spare[0], x=0.05, y=0.8)
+    else:
+        style.figure_label(fig)
     return style.finish(fig, save_to, name)
 
 
-def correlation_2d(orig, reco, name: str, unit: str | None, bins=60, *, save_to=None, filename: str | None = None):
-    """2-d histogram of reconstructed vs original values (log colour scale) with the diagonal;
-    axes 'name, original [unit]' and 'name, reconstructed [unit]'."""
-    orig, reco = np.asarray(orig, dtype=np.float64), np.asarray(reco, dtype=np.float64)
-    edges = _edges(np.r_[orig, reco], bins)
+def correlation_2d(orig, decoded, name: str, unit: str | None, bins=60, *, save_to=None, filename: str | None = None):
+    """2-d histogram of decoded vs original values (log colour scale) with the diagonal;
+    axes 'name, original [unit]' and 'name, decoded [unit]'."""
+    orig, decoded = np.asarray(orig, dtype=np.float64), np.asarray(decoded, dtype=np.float64)
+    edges = _edges(np.r_[orig, decoded], bins)
     fig, ax = style.figure()
-    counts, _, _ = np.histogram2d(orig, reco, [edges, edges])
+    counts, _, _ = np.histogram2d(orig, decoded, [edges, edges])
     shown = np.where(counts > 0, counts, np.nan)
     mesh = ax.pcolormesh(edges, edges, shown.T, norm=LogNorm(vmin=1, vmax=max(1.0, np.nanmax(counts, initial=1))),
                          cmap="viridis")
     ax.plot(edges[[0, -1]], edges[[0, -1]], color="red", linestyle="--", linewidth=1)
     fig.colorbar(mesh, ax=ax, label="Objects")
     ax.set_xlabel(style.axis_label(f"{name}, original", unit))
-    ax.set_ylabel(style.axis_label(f"{name}, reconstructed", unit))
-    style.atlas_label(ax)  # top left: empty when reco follows the diagonal
+    ax.set_ylabel(style.axis_label(f"{name}, decoded", unit))
+    style.study_label(ax)  # top left: empty when the decoded values follow the diagonal
     return style.finish(fig, save_to, filename or f"correlation_{_slug(name)}")
 
 
 def response_vs_pt(edges, resolution, bias, *, resolution_err=None, bias_err=None, labels=None,
                    xlabel: str = "$p_T$ [GeV]", resolution_label: str = "Relative resolution",
                    bias_label: str = "Relative bias", logx: bool = False, save_to=None, name: str = "response_vs_pt"):
-    """Bias (top) and resolution (bottom) of the reconstructed pT in bins of the original pT.
+    """Bias (top) and resolution (bottom) of the decoded pT in bins of the original pT.
 
     `edges` [n + 1] bin edges in the units of `xlabel` (GeV by default); `resolution`, `bias` one
     array [n], a list of arrays or {label: array} (e.g. one per number of levels); errors alike or None.
@@ -147,7 +178,7 @@ def response_vs_pt(edges, resolution, bias, *, resolution_err=None, bias_err=Non
     if logx:
         ax_res.set_xscale("log")
     style.headroom(ax_bias, 1.6)
-    style.atlas_label(ax_bias)
+    style.study_label(ax_bias)
     if any(res):
         ax_res.legend(loc="upper right")
     return style.finish(fig, save_to, name)

@@ -1,4 +1,5 @@
-"""Sample figures: a distribution per class or process, normalised to unit area, to check the physics by eye."""
+"""Sample figures: a distribution per class or process (unit area, to check the physics by eye) or weighted and
+stacked (how much of each process lies where)."""
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -34,5 +35,31 @@ def by_class(values: Mapping[str, np.ndarray], xlabel: str, *, bins=40, range_=N
     ax.set_ylabel(ylabel)
     style.headroom(ax, 1.5, log=logy)
     ax.legend(ncol=2)
+    style.atlas_label(ax)
+    return style.finish(fig, save_to, name)
+
+
+def stacked(values: Mapping[str, tuple[np.ndarray, np.ndarray]], xlabel: str, *, bins, unit: str = "fb",
+            bin_unit: str = "GeV", lines=(), save_to=None, name: str = "stacked"):
+    """Weighted histograms stacked in order (the first at the bottom), in `unit` per bin: how much of each sample
+    lies where (e.g. the m4l of H on top of ZZ*). `values`: label -> (values, weights). `lines`: x positions
+    marked by dashed vertical lines (a window's edges)."""
+    edges = np.asarray(bins, dtype=np.float64)
+    fig, ax = style.figure()
+    colours = matplotlib.colormaps["tab10"].colors
+    bottom = np.zeros(len(edges) - 1)
+    for k, (label, (v, w)) in enumerate(values.items()):
+        v, w = np.asarray(v, dtype=np.float64), np.asarray(w, dtype=np.float64)
+        counts, _ = np.histogram(v, edges, weights=w)
+        ax.stairs(bottom + counts, edges, baseline=bottom, fill=True, alpha=0.7, color=colours[k % len(colours)],
+                  label=f"{label} ({len(v)} events)")
+        bottom = bottom + counts
+    for x in lines:
+        ax.axvline(x, color="grey", linestyle="--", linewidth=1)
+    width = edges[1] - edges[0]
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(f"{unit} / {width:g} {bin_unit}")
+    style.headroom(ax, 1.9)
+    ax.legend(loc="upper left", bbox_to_anchor=(0.02, 0.84), fontsize="small")  # below the sample label
     style.atlas_label(ax)
     return style.finish(fig, save_to, name)

@@ -1,4 +1,8 @@
-"""One look for every figure of the book: mplhep's ATLAS style, the ATLAS label, PNG output.
+"""One look for every figure of the book: mplhep's ATLAS style, an honest sample label, PNG output.
+
+The samples are Pythia 8 events through a parametric detector emulation, not ATLAS simulation, so the
+figures say so ("Pythia 8 + parametric detector emulation", sqrt(s) = 13.6 TeV) instead of carrying the
+"ATLAS Simulation Internal" label of the collaboration's own samples.
 
 Figures are `matplotlib.figure.Figure` objects made without pyplot: nothing global to close,
 no GUI backend needed, and a notebook shows the returned figure once. Every plotting function
@@ -15,7 +19,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 SQRT_S_TEV = 13.6  # Run 3 centre-of-mass energy shown on the figures
-LABEL_TEXT = "Internal"  # shown as "ATLAS Simulation Internal"
+LABEL_TEXT = "Pythia 8 + parametric detector emulation"  # what made the samples every figure shows
 DPI = 110
 OVERRIDES = {
     "savefig.dpi": DPI,
@@ -70,13 +74,33 @@ def ratio_figure(figsize=None):
     return fig, (main, ratio)
 
 
-def atlas_label(ax, text: str = LABEL_TEXT, com: float | None = SQRT_S_TEV, extra: str | None = None) -> None:
-    """'ATLAS Simulation <text>' in the top left corner, sqrt(s) (TeV) and `extra` on the line below."""
+def label_lines(text: str = LABEL_TEXT, com: float | None = SQRT_S_TEV, extra: str | None = None) -> list[str]:
+    """The label's lines: what made the samples, then sqrt(s) (TeV) and `extra` (e.g. '$f_c$ = 0.1')."""
     second = ", ".join(s for s in (f"\u221as = {com:g} TeV" if com else None, extra) if s)
-    if second:
-        mplhep.atlas.label(text, data=False, loc=4, ax=ax, rlabel=second)
-    else:  # com=None: mplhep would otherwise write its default sqrt(s) = 13 TeV
-        mplhep.atlas.label(text, data=False, loc=4, ax=ax, com=None)
+    return [text] + ([second] if second else [])
+
+
+def study_label(ax, text: str = LABEL_TEXT, com: float | None = SQRT_S_TEV, extra: str | None = None,
+                x: float = 0.04, y: float = 0.95) -> None:
+    """The sample label in the top left corner (axes coordinates x, y): `text`, and sqrt(s) and `extra` below."""
+    first, *rest = label_lines(text, com, extra)
+    head = ax.text(x, y, first, transform=ax.transAxes, ha="left", va="top", fontsize="medium", fontweight="bold")
+    if rest:  # one line lower, whatever the panel's height
+        ax.annotate(rest[0], (x, y), xycoords="axes fraction", xytext=(0, -1.5 * head.get_fontsize()),
+                    textcoords="offset points", ha="left", va="top", fontsize="medium")
+
+
+def figure_label(fig, text: str = LABEL_TEXT, com: float | None = SQRT_S_TEV, extra: str | None = None) -> None:
+    """The sample label on one line above a grid of panels (where no panel has room for it)."""
+    first, *rest = label_lines(text, com, extra)
+    pars = fig.subplotpars
+    fig.text(pars.left, pars.top + 0.04, first, ha="left", va="bottom", fontsize="large", fontweight="bold")
+    if rest:
+        fig.text(pars.right, pars.top + 0.04, rest[0], ha="right", va="bottom", fontsize="large")
+
+
+#: the former name: every figure function still calls it, and it writes the honest label
+atlas_label = study_label
 
 
 def axis_label(name: str, unit: str | None = None) -> str:
@@ -85,7 +109,7 @@ def axis_label(name: str, unit: str | None = None) -> str:
 
 
 def headroom(ax, factor: float = 1.35, log: bool = False) -> None:
-    """Raise the top of the y range so the ATLAS label and the legend clear the data."""
+    """Raise the top of the y range so the sample label and the legend clear the data."""
     low, high = ax.get_ylim()
     if log and low > 0 and high > 0:
         ax.set_ylim(low, low * (high / low) ** factor)

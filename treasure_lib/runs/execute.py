@@ -5,6 +5,11 @@ parameters `params_file` (the run's params.yaml), `run_dir` and `overrides` inje
 cell tagged `parameters`, and runs in the working directory (the project root), in book order.
 The executed notebook is written as `.NN_name.running.ipynb` and renamed to `NN_name.ipynb` only
 when every cell succeeded; a failure keeps it as `NN_name.failed.ipynb` and stops the run.
+
+While a chapter runs, one terminal line says which cell runs and, while a model trains, its epoch and validation
+loss (`live.StatusLine`); what a cell writes to stderr goes to `<run>/logs/run.log` and the terminal as the cell
+ends (`runlog`). The two parameter cells (the chapter's and papermill's injected one) are tagged `remove-cell`
+in the executed notebook: the book shows the study, not its plumbing.
 """
 from __future__ import annotations
 
@@ -14,11 +19,18 @@ from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 from .. import config, progress
-from . import atomic, provenance
+from . import atomic, live, provenance
 from .chapters import Chapter, Status, discover, input_hashes, select
+from .engine import engine_name
 from .folder import PARAMS, PROVENANCE, Run, RunError, adopt_params, default_run_dir
+from .runlog import RunLog, cell_error, cell_stderr
 
 PARAMETERS_TAG = "parameters"
+INJECTED_TAG = "injected-parameters"  # papermill's
+#: Jupyter Book's tag for a cell the page leaves out entirely (input and output).
+HIDDEN_TAG = "remove-cell"
+#: Lines of a cell's stderr shown in the terminal (all of it is in the run's log).
+TERMINAL_LINES = 20
 #: The kernel's own log stays quiet (not ipykernel 7's note on unencrypted local TCP, on every chapter).
 KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=CRITICAL"]
 
@@ -56,6 +68,29 @@ def _to_notebook(chapter: Chapter):
     return nb, tagged[0]
 
 
+def cell_number(cell_index: int, parameters_index: int) -> int | None:
+    """The 1-based number of a cell of the executed notebook as in the chapter's .py file (None: papermill's
+    injected parameters cell, which follows the 'parameters' cell)."""
+    if cell_index == parameters_index + 1:
+        return None
+    return cell_index + 1 - (1 if cell_index > parameters_index else 0)
+
+
+def hide_parameters(cell) -> None:
+    """Tag a parameter cell (the chapter's or papermill's) `remove-cell`, so the book leaves it out."""
+    tags = cell.setdefault("metadata", {}).setdefault("tags", [])
+    if (PARAMETERS_TAG in tags or INJECTED_TAG in tags) and HIDDEN_TAG not in tags:
+        tags.append(HIDDEN_TAG)
+
+
+def _excerpt(chapter: str, where: str, stderr: str, log_path: Path) -> str:
+    lines = stderr.rstrip().splitlines()
+    text = [f"{chapter}, {where} wrote to stderr (kept in {log_path}):", *("  " + ln for ln in lines[:TERMINAL_LINES])]
+    if len(lines) > TERMINAL_LINES:
+        text.append(f"  ... {len(lines) - TERMINAL_LINES} more lines in {log_path}")
+    return "\n".join(text)
+
+
 def _failure(chapter: Chapter, exc: BaseException, parameters_index: int, notebook: Path | None) -> ChapterError:
     where = f"; partial notebook: {notebook}" if notebook else ""
     cell_index = getattr(exc, "cell_index", None)
@@ -64,12 +99,11 @@ def _failure(chapter: Chapter, exc: BaseException, parameters_index: int, notebo
         return ChapterError(chapter.name, f"chapter {chapter.name} ({chapter.source}) failed: {text}{where}",
                             notebook=notebook)
     # papermill's index counts the injected parameters cell, which follows the 'parameters' cell
-    if cell_index == parameters_index + 1:
+    cell = cell_number(cell_index, parameters_index)
+    if cell is None:
         cell_text = "the injected parameters cell"
-        cell = None
         first = ""
     else:
-        cell = cell_index + 1 - (1 if cell_index > parameters_index else 0)
         first = next((line for line in exc.source.splitlines() if line.strip()), "")
         cell_text = f"cell {cell} (`{first.strip()}`)"
     message = (f"chapter {chapter.name} ({chapter.source}) failed in {cell_text}: "
@@ -92,13 +126,34 @@ def run_chapter(chapter: Chapter, run_dir: Path, overrides: Sequence[str], cwd: 
         stale.unlink(missing_ok=True)
     parameters = {"params_file": _shown_path(run_dir / PARAMS, cwd), "run_dir": _shown_path(run_dir, cwd),
                   "overrides": list(overrides)}
+    runlog = RunLog(run_dir)
+    log_path = Path(_shown_path(runlog.path, cwd))
+    total = len(nb.cells)
     start = time.perf_counter()
     quiet = os.environ.get(progress.ENV)
     os.environ[progress.ENV] = "1"  # the kernel inherits it: no progress bars in the executed notebook (the book)
+    line = live.StatusLine(chapter.name)
+
+    def started(index: int, cell) -> None:
+        hide_parameters(cell)
+        number = cell_number(index, parameters_index)
+        if number is not None:
+            line.cell(number, total)
+
+    def completed(index: int, cell) -> None:
+        number = cell_number(index, parameters_index)
+        where = "the injected parameters cell" if number is None else f"cell {number}"
+        stderr, error = cell_stderr(cell), cell_error(cell)
+        runlog.cell(chapter.name, where, stderr, error)
+        if stderr.strip():
+            line.message(_excerpt(chapter.name, where, stderr, log_path))
+
     try:
-        papermill.execute_notebook(nb, str(running), parameters=parameters, kernel_name=kernel_name,
-                                   language="python", progress_bar=False, log_output=False, cwd=str(cwd),
-                                   extra_arguments=KERNEL_ARGUMENTS)
+        with line:
+            papermill.execute_notebook(nb, str(running), parameters=parameters, kernel_name=kernel_name,
+                                       language="python", progress_bar=False, log_output=False, cwd=str(cwd),
+                                       extra_arguments=KERNEL_ARGUMENTS, engine_name=engine_name(),
+                                       on_cell_start=started, on_cell_complete=completed)
     except BaseException as exc:
         kept = None
         if running.is_file():
@@ -142,6 +197,12 @@ def execute(params_files: Iterable[str | Path], run_dir: str | Path | None = Non
     with atomic.locked(run_dir / ".run.lock", blocking=False) as free:
         if not free:
             raise RunError(f"{run_dir}: another `treasure run` is executing chapters in this folder")
+        runlog = RunLog(run_dir)
+
+        def say(message: str) -> None:  # the terminal and the run's log say the same
+            log(message)
+            runlog.event(message)
+
         adopt_params(run_dir, params)
         run = Run(run_dir, params)
         status = Status(run_dir)
@@ -154,6 +215,8 @@ def execute(params_files: Iterable[str | Path], run_dir: str | Path | None = Non
             for c in todo:
                 log(f"{c.name}: up to date, skipped")
             return outcome
+        runlog.event(f"treasure run into {run_dir}: {', '.join(c.name for c in pending)}"
+                     + (f"; overrides {' '.join(overrides)}" if overrides else ""))
         record = provenance.collect(params, mode="execute")
         record.update(chapters_run=[c.name for c in pending], overrides=overrides)
         atomic.write_json(run_dir / PROVENANCE, record)
@@ -163,7 +226,7 @@ def execute(params_files: Iterable[str | Path], run_dir: str | Path | None = Non
                 if chapter not in pending:
                     log(f"{chapter.name}: up to date, skipped")
                     continue
-                log(f"{chapter.name}: running ...")
+                say(f"{chapter.name}: running ...")
                 status.set(chapter.name, state="running", inputs_sha256=hashes[chapter.name], params_sha256=p_hash,
                            started=provenance.now(), error=None)
                 try:
@@ -173,13 +236,14 @@ def execute(params_files: Iterable[str | Path], run_dir: str | Path | None = Non
                     status.set(chapter.name, state="failed", finished=provenance.now(), error=str(exc) or repr(exc),
                                seconds=None if seconds is None else round(seconds, 3))
                     record.update(finished=provenance.now(), outcome=f"failed in {chapter.name}")
-                    log(f"{chapter.name}: FAILED" + ("" if seconds is None else f" after {seconds:.1f} s"))
+                    say(f"{chapter.name}: FAILED" + ("" if seconds is None else f" after {seconds:.1f} s"))
+                    runlog.write(str(exc) or repr(exc))
                     raise
                 status.set(chapter.name, state="complete", finished=provenance.now(), seconds=round(seconds, 3),
                            notebook=f"notebooks/{chapter.name}.ipynb")
                 run.log_metrics({f"run.{chapter.name}.seconds": round(seconds, 3)})
                 outcome[chapter.name] = "ran"
-                log(f"{chapter.name}: done in {seconds:.1f} s")
+                say(f"{chapter.name}: done in {seconds:.1f} s")
             record.update(finished=provenance.now(), outcome="complete")
         finally:
             if record.get("finished") is None:

@@ -5,10 +5,13 @@ A chapter opens its run in the cell after its parameters cell:
     run = runs.open_run(params_file, run_dir, overrides)
 
 Under `treasure run` (papermill) `params_file` is the run's own `params.yaml`; in JupyterLab the
-defaults (`params/default.yaml`, `runs/jets/default`) make the same call work by hand.
+defaults (`params/default.yaml`, `runs/jets/default`) make the same call work by hand. Overrides given by hand
+without a `run_dir` open a folder of their own (`runs/<kind>/<name>-<hash of the overrides>`), so exploring never
+rewrites the params of the run `make book` filled nor moves its metrics aside.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -161,12 +164,29 @@ def default_run_dir(params: Mapping) -> Path:
     return Path("runs") / params["study"]["kind"] / params["study"]["name"]
 
 
+OVERRIDES_HASH_CHARS = 8
+
+
+def interactive_run_dir(params: Mapping, overrides: Iterable[str] = ()) -> Path:
+    """Where a chapter opened by hand writes: runs/<kind>/<name>, or `<name>-<8 hex of the overrides>` with overrides.
+
+    The same overrides (in the same order: a later one wins) always name the same folder, so every chapter opened
+    with them shares its artifacts, and the folder `make book` fills keeps its params and metrics."""
+    base = default_run_dir(params)
+    overrides = [str(o) for o in overrides]
+    if not overrides:
+        return base
+    digest = hashlib.sha256("\n".join(overrides).encode()).hexdigest()[:OVERRIDES_HASH_CHARS]
+    return base.with_name(f"{base.name}-{digest}")
+
+
 def open_run(params_file: str | Path = "params/default.yaml", run_dir: str | Path | None = None,
              overrides: Iterable[str] = ()) -> Run:
     """Open (creating if needed) the run folder a chapter writes into.
 
     Resolves `params_file` + dotted `overrides` (treasure_lib.config.load) and records them as
-    the folder's params.yaml. `run_dir` None means runs/<study.kind>/<study.name>. A relative
+    the folder's params.yaml. `run_dir` None means runs/<study.kind>/<study.name>, or with `overrides` a folder of
+    their own beside it (`interactive_run_dir`): pass `run_dir` to write elsewhere on purpose. A relative
     `params_file` missing from the working directory is looked up in its parents, and the working
     directory moves there: JupyterLab starts a chapter's kernel in notebooks/, but params name
     files relative to the project root. provenance.json is written if the folder has none.
@@ -178,8 +198,14 @@ def open_run(params_file: str | Path = "params/default.yaml", run_dir: str | Pat
             raise RunError(f"params file not found: {params_file} (looked in {Path.cwd()} and its parents)")
         os.chdir(root)
         print(f"working directory: {root}")
-    params = config.load([params_file], list(overrides))
-    run_dir = Path(run_dir) if run_dir else default_run_dir(params)
+    overrides = list(overrides)
+    params = config.load([params_file], overrides)
+    if run_dir:
+        run_dir = Path(run_dir)
+    else:
+        run_dir = interactive_run_dir(params, overrides)
+        if overrides:
+            print(f"run folder: {run_dir} (overrides without a run_dir; {default_run_dir(params)} is left as it is)")
     adopt_params(run_dir, params)
     run = Run(run_dir, params)
     if not (run_dir / PROVENANCE).is_file():

@@ -55,7 +55,7 @@ class Point:
 
 
 def _combinations(scan: Scan) -> Iterator[dict]:
-    """Axis values of every point: the grid's product times each zip group's positions."""
+    """Axis values of every point: the grid's product times each zip group's positions, then the single points."""
     factors = [[{key: v} for v in values] for key, values in scan.grid.items()]
     for group in scan.zip:
         n = len(next(iter(group.values())))
@@ -65,6 +65,8 @@ def _combinations(scan: Scan) -> Iterator[dict]:
         for part in combo:
             merged.update(part)
         yield merged
+    for point in scan.points:
+        yield dict(point)
 
 
 def _short(value) -> str:

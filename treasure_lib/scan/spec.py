@@ -8,15 +8,18 @@
       tokenizer.num_quantizers: [1, 2]
     zip:                                   # groups of axes that advance together (equal lengths)
       - {tokenizer.encoder: [mlp, transformer], tokenizer.size: [small, medium]}
+    points:                                # single points beside the product (a reference, say)
+      - {classify.inputs: features, tokenizer.codebook_size: 64}
+    comparison: tokenizers                 # an extra section of the summary page (see `summary`)
     chapters: [02_tokenization, 03_codebook_diagnostics]
     metrics: ["tokenizer.tracks.pt.*", "codebook.tracks.level_*.utilization"]
     resources: {gpu: 1, cpus_per_task: 8, mem_mb: 32000, runtime: 240}
 
-Grid axes and zip groups combine as a product. Every axis key must be a key of the params
-schema and every value passes its check; a point's params are the base files, then `overrides`,
-then its axis values. `resources` are Snakemake resources of one point's job (the Slurm executor
-plugin turns `gpu`, `cpus_per_task`, `mem_mb`, `runtime` [min], `slurm_partition`, `slurm_account`,
-`gpu_model`, `constraint`, `qos`, `slurm_extra` into sbatch options); no site values are built in.
+Grid axes and zip groups combine as a product; `points` are added to it as they are. Every axis key
+must be a key of the params schema and every value passes its check; a point's params are the base
+files, then `overrides`, then its axis values. `resources` are Snakemake resources of one point's job
+(the Slurm executor plugin turns `gpu`, `cpus_per_task`, `mem_mb`, `runtime` [min], `slurm_partition`,
+`slurm_account`, `gpu_model`, `constraint`, `qos`, `slurm_extra` into sbatch options); no site values are built in.
 """
 from __future__ import annotations
 
@@ -41,6 +44,11 @@ SCAN_SCHEMA: dict = {
     "overrides": K("list", [], "dotted KEY=VALUE overrides applied to every point", item="str"),
     "grid": K("dict", {}, "axes of the full grid: {dotted key: [values]}"),
     "zip": K("list", [], "groups of axes advanced together: [{dotted key: [values], ...}, ...]"),
+    "points": K("list", [], "single points beside the grid x zip product, each {dotted key: value} (e.g. a "
+                "reference row: {classify.inputs: features})"),
+    "comparison": K("str", None, "a comparison section the summary page adds: tokenizers (tokenizer kinds at matched "
+                    "bits per object, paired against the raw-feature points on the same test rows)", nullable=True,
+                    choices=("tokenizers",)),
     "chapters": K("list", None, "chapters each point runs (null: all)", nullable=True, item="str"),
     "metrics": K("list", [], "metric keys (glob patterns) the summary table collects; [] collects every key",
                  item="str"),
@@ -70,11 +78,14 @@ class Scan:
     shared_artifacts: Path = Path("runs/scans/shared")
     resources: dict = field(default_factory=dict)
     first_alone: bool = False
+    points: tuple = ()                # single points beside the product: ({dotted key: value}, ...)
+    comparison: str | None = None
 
     @property
     def axes(self) -> list[str]:
-        """Every axis key, grid first, then the zip groups', in file order."""
-        return list(self.grid) + [key for group in self.zip for key in group]
+        """Every axis key, grid first, then the zip groups', then keys only the single points set, in file order."""
+        product = list(self.grid) + [key for group in self.zip for key in group]
+        return product + [k for k in dict.fromkeys(k for p in self.points for k in p) if k not in product]
 
     @property
     def points_dir(self) -> Path:
@@ -115,6 +126,13 @@ def load_scan(path: str | Path) -> Scan:
         if len(set(lengths.values())) > 1:
             raise ConfigError(f"{path}: zip[{i}] advances its axes together, so they need equal lengths; got {lengths}")
         groups.append(group)
+    points = []
+    for i, point in enumerate(data["points"]):
+        if not isinstance(point, dict) or not point:
+            raise ConfigError(f"{path}: points[{i}] must be a mapping {{dotted key: value}}, got {point!r}")
+        for key in point:
+            _values(f"{path}: points[{i}]", key, [point[key]])
+        points.append(dict(point))
     axes = list(grid) + [k for g in groups for k in g]
     repeated = sorted({k for k in axes if axes.count(k) > 1})
     if repeated:
@@ -127,7 +145,7 @@ def load_scan(path: str | Path) -> Scan:
                 overrides=tuple(data["overrides"]), grid=grid, zip=tuple(groups),
                 chapters=tuple(data["chapters"]) if data["chapters"] else None, metrics=tuple(data["metrics"]),
                 output_dir=out, shared_artifacts=Path(data["shared_artifacts"]), resources=dict(data["resources"]),
-                first_alone=data["first_alone"])
+                first_alone=data["first_alone"], points=tuple(points), comparison=data["comparison"])
 
 
 def override_text(key: str, value: Any) -> str:

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import metric_keys
+from ..metrics.paired import significance
 from ..runs import atomic
 from .points import Point, expand, state
 from .spec import Scan
@@ -214,7 +215,7 @@ def figures(scan: Scan, rows: list[dict], folder: Path) -> list[dict]:
             second = ranked[1]
             gap = _number(best[merit]) - _number(second[merit])
             err = math.hypot(_number(best.get(merit + "_err")), _number(second.get(merit + "_err")))
-            text += (f"; the next point is {'' if gap > 2 * err else 'not '}significantly worse "
+            text += (f"; the next point is {'' if significance(gap, err) else 'not '}significantly worse "
                      f"({_number(second[merit]):.4g}, a difference of {gap:.3g} ± {err:.2g})")
         out.append({"file": "figures/auc_per_point.png", "caption": "Classifier performance per point (binomial uncertainties)",
                     "text": text + "."})
@@ -238,7 +239,8 @@ def figures(scan: Scan, rows: list[dict], folder: Path) -> list[dict]:
 # ----------------------------------------------------------------------------- the page
 
 
-def page(scan: Scan, rows: list[dict], shown: list[dict]) -> str:
+def page(scan: Scan, rows: list[dict], shown: list[dict], section: str = "") -> str:
+    """The scan's book page: its header, `section` (a comparison's, see `comparison`), the table, the figures."""
     from ..study.report import markdown_table
 
     counts = defaultdict(int)
@@ -252,6 +254,8 @@ def page(scan: Scan, rows: list[dict], shown: list[dict]) -> str:
               f"axes: {', '.join(f'`{a}`' for a in axes) or 'none'}; chapters: "
               f"{', '.join(scan.chapters) if scan.chapters else 'all'}. Every number below is read from the points' "
               f"`metrics.json` (table: `summary.parquet`, `summary.csv`).", ""]
+    if section:
+        lines += [section, "## Points", ""]
     extra = [c for c in ("headline", "headline_err", "light_rejection_at_77", "light_rejection_at_77_err",
                          "tokenizer.train_seconds_total", "export.rows_per_s") if any(c in r for r in rows)]
     chosen = [c for c in dict.fromkeys(k for r in rows for k in r)
@@ -279,6 +283,14 @@ def summarize(scan: Scan) -> dict:
     folder = scan.output_dir
     rows = collect(scan)
     parquet, csv = write_table(rows, folder)
-    shown = figures(scan, rows, folder / "figures")
-    md = atomic.write_text(folder / "summary.md", page(scan, rows, shown))
-    return {"rows": rows, "parquet": parquet, "csv": csv, "page": md, "figures": [folder / f["file"] for f in shown]}
+    section, drawn = "", []
+    if scan.comparison == "tokenizers":  # its own figures replace the per-axis ones (kinds share no axis)
+        from .comparison import section as tokenizer_section
+
+        shown = []
+        section, drawn = tokenizer_section(scan, rows, folder)
+    else:
+        shown = figures(scan, rows, folder / "figures")
+    md = atomic.write_text(folder / "summary.md", page(scan, rows, shown, section))
+    return {"rows": rows, "parquet": parquet, "csv": csv, "page": md,
+            "figures": [folder / f["file"] for f in shown] + drawn}

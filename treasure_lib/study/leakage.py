@@ -16,12 +16,13 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from .. import splits
-from ..datamodules import INPUTS, TokenFiles, read_split
+from ..datamodules import TokenFiles, TokenStream, read_split
 from ..datamodules.tasks import Task
 from ..diagnostics import leakage
 from ..io.tokens import list_column, nested_list
 from ..sequences import Layout, Sequences, TokenizerSet
-from . import stages
+from . import names, seeds, stages
+from .report import fmt
 
 
 def _rewrite(src_files: list[Path], out_dir: Path, transform, metadata_update=None) -> Path:
@@ -118,7 +119,8 @@ def _shuffled(files: list[Path], out_dir: Path, seed: int) -> Path:
 
 
 def multiplicity_row(run, task: Task) -> dict:
-    """Row 1: gradient-boosted trees on object counts per type and the sequence length."""
+    """Row 1: gradient-boosted trees on object counts per type and the sequence length (early-stopped on val:
+    it has converged when early stopping ended it before its iteration budget)."""
     files = TokenFiles(sorted(stages.tokens(run).glob("*.tokens.parquet")))
     parts = {name: read_split(files, task, name) for name in splits.NAMES}
     n_types = max(files.vocabulary.type_ids.values())
@@ -126,62 +128,163 @@ def multiplicity_row(run, task: Task) -> dict:
     labels = np.concatenate([p["label"] for p in parts.values()])
     weights = np.concatenate([p["weight"] for p in parts.values()])
     split = np.concatenate([np.full(len(p["label"]), i) for i, p in enumerate(parts.values())])
-    out = leakage.multiplicity_classifier(feats, labels, weights, split, seed=run.params["study"]["seed"])
-    return out["summary"]
+    out = leakage.multiplicity_classifier(feats, labels, weights, split, seed=run.params["study"]["seed"],
+                                          max_iter=MULTIPLICITY_MAX_ITER)
+    summary = dict(out["summary"])
+    summary["converged"] = summary["n_iter"] < MULTIPLICITY_MAX_ITER
+    if seeds.is_flavour(task):
+        stats = seeds.statistic(task, stages.run_params(run))(labels[split == 2], out["scores"], weights[split == 2])
+        stat = seeds.figure_of_merit(task)[0]
+        summary["fom"] = stats[stat]
+    return summary
+
+
+MULTIPLICITY_MAX_ITER = 300
+
+
+def jobs(run, task: Task) -> list[dict]:
+    """The classifiers of one leakage report: each rewritten-token row (one seed) beside the headline models."""
+    first_seed = run.params["classify"]["seeds"][0]
+    return [dict(name=f"{task.name}-leakage-{kind}", token_dir=variant_files(run, kind), seed=first_seed,
+                 classify__task=task.name, classify__mode="scratch", classify__inputs="tokens",
+                 log_as=f"leakage.{task.name}.{kind}") for kind in VARIANTS]
+
+
+def _row(numbers: dict, prefix: str, key: str, stat: str | None) -> dict:
+    get = lambda short: numbers.get(f"{prefix}.{short}")  # noqa: E731
+    auc = get(key)
+    return {"auc": auc, "auc_err": get(f"{key}_err") if get(f"{key}_err") is not None else float("nan"),
+            "converged": bool(get("converged")), "fom": get(stat) if stat else None}
 
 
 def report(run, task_name: str | None = None) -> dict:
-    """Every row of the leakage table (training what is missing), the verdict and the data checks."""
+    """Every row of the leakage table (training what is missing, several at once), the verdict and the data checks."""
     params = stages.run_params(run)
     task = Task.from_params(params, task_name)
     key = "auc" if task.binary else "auc_macro"
+    stat, quantity = seeds.figure_of_merit(task)
+    fom = stat if seeds.is_flavour(task) else None
+    variant_jobs = jobs(run, task)
+    # the study's task: every seed, and chapter 06's decoded model too, all trained together; another task: one seed
+    own = params["classify"]["seeds"] if task.name == params["classify"]["task"] else params["classify"]["seeds"][:1]
+    headline = seeds.jobs(run, task.name, ["tokens", "raw", "decoded"] if task.name == params["classify"]["task"]
+                          else ["tokens", "raw"], seeds=own)
+    numbers = stages.classifiers(run, variant_jobs + headline)
     rows = {"multiplicity": multiplicity_row(run, task)}
-    for kind in VARIANTS:
-        folder = variant_files(run, kind)
-        numbers = stages.classifier(run, name=f"{task.name}-leakage-{kind}", token_dir=folder, classify__task=task.name,
-                                    classify__mode="scratch", classify__inputs="tokens")
-        rows[kind] = {"auc": numbers[_find(numbers, key)], "auc_err": numbers.get(_find(numbers, key) + "_err", np.nan)}
-    for kind, inputs in (("tokens", "tokens"), ("raw", "features")):
-        numbers = stages.classifier(run, classify__task=task.name, classify__mode="scratch", classify__inputs=inputs)
-        rows[kind] = {"auc": numbers[_find(numbers, key)], "auc_err": numbers.get(_find(numbers, key) + "_err", np.nan)}
+    for kind, found in zip(VARIANTS, numbers[:len(VARIANTS)]):
+        rows[kind] = _row(found, f"leakage.{task.name}.{kind}", key, fom)
+    models = seeds.load(run, task.name, ["tokens", "raw"], seeds=own)
+    for kind, variant in (("tokens", "tokens"), ("raw", "raw")):
+        s = models.summary(variant)
+        rows[kind] = {"auc": s[key], "auc_err": s[f"{key}_err"], "converged": models.converged(variant),
+                      "fom": s.get(fom) if fom else None}
     table = leakage.leakage_table(rows)
     metrics = {}
     for row in table:
         if row["auc"] is not None and np.isfinite(row["auc"]):
             metrics[f"leakage.{task.name}.{row['key']}.auc"] = float(row["auc"])
             metrics[f"leakage.{task.name}.{row['key']}.auc_err"] = float(row["auc_err"])
-    shape = max(float(rows[k]["auc"]) for k in ("multiplicity", "structure", "shuffled"))
-    full = float(rows["tokens"]["auc"])
-    metrics[f"leakage.{task.name}.shape_fraction"] = (shape - 0.5) / (full - 0.5) if full > 0.5 else float("nan")
+            if row["converged"] is not None:
+                metrics[f"leakage.{task.name}.{row['key']}.converged"] = float(row["converged"])
+    metrics[f"leakage.{task.name}.shape_fraction"] = leakage.shape_fraction(table)
     run.log_metrics(metrics)
-    return {"table": table, "verdict": leakage.leakage_verdict(table), "metrics": metrics, "checks": checks(run)}
+    return {"table": table, "verdict": leakage.leakage_verdict(table, quantity if fom else None), "metrics": metrics,
+            "checks": checks(run), "fom": fom, "quantity": quantity}
 
 
 def _find(numbers: dict, key: str) -> str:
     return next(k for k in numbers if k.endswith("." + key) and ".label_fraction_" not in k and ".pt_bin_" not in k)
 
 
-def checks(run) -> dict:
-    """No event in two splits across tokenizer fit (H5 train rows), token files and any reader; no label proxy."""
+def row_records(run) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """{stage: (row fingerprints, split codes)} of every row each trained stage of the run *read*: the tokenizer
+    fit's training rows, pretraining's train and val rows, every classifier's train, val and test rows."""
+    records = {}
+    fit = run.artifacts / "tokenizers" / stages.FIT_ROWS
+    found = [("tokenizer fit", fit)] + [(path.parent.name if path.parent.parent == run.artifacts else
+                                         path.relative_to(run.artifacts).parts[0], path)
+                                        for path in sorted(run.artifacts.glob("*/**/rows_read.npz"))]
+    for stage, path in found:
+        if not path.is_file():
+            continue
+        with np.load(path) as z:
+            ids = [z[k] for k in z.files]
+            codes = [np.full(len(z[k]), splits.parse(k)) for k in z.files]
+        records[stage] = (np.concatenate(ids), np.concatenate(codes))
+    return records
+
+
+def proxy_inputs(files: TokenFiles, rows: dict) -> dict[str, np.ndarray]:
+    """Per-row views of what a model reads: the leading object's code at each level of each collection, each
+    collection's multiplicity, and the sequence length."""
+    out = {"sequence length": rows["mask"].sum(1)}
+    for name, type_id in files.vocabulary.type_ids.items():
+        if name == "special":
+            continue
+        here = (rows["type_ids"] == type_id) & rows["mask"]
+        out[f"{name} multiplicity"] = here.sum(1)
+        first = np.argmax(here, axis=1)
+        has = here.any(1)
+        for q in range(rows["tokens"].shape[2]):
+            code = rows["tokens"][np.arange(len(first)), first, q]
+            if (code[has] > 4).any():
+                out[f"{name} leading code, level {q + 1}"] = np.where(has, code, -1)
+    return out
+
+
+def checks(run, task_name: str | None = None) -> dict:
+    """The data checks: no row in two splits across everything the run's stages read (a LeakageError, which stops
+    the chapter, when one is); no model input that is sample bookkeeping by name, nor one that tells the sample
+    apart beyond what the label explains."""
     params = stages.run_params(run)
-    from ..io.reader import H5Stream
+    records = row_records(run)
+    expected = {"tokenizer fit": ["train"], "pretrain": ["train", "val"]}
+    split_report = leakage.check_disjoint_splits(records, expected={k: v for k, v in expected.items() if k in records})
+    files = TokenFiles(sorted(stages.tokens(run).glob("*.tokens.parquet")))
+    task = Task.from_params(params, task_name)
+    batch = next(TokenStream(files, task, "train", 64, shuffle=False).arrays())
+    names = leakage.check_no_label_proxy(sorted(set(batch) - {"label", "weight"}))  # what a model batch holds
+    rows = read_split(files, task, "train", extra=["process"])
+    keep = np.random.default_rng(0).permutation(len(rows["label"]))[:PROXY_ROWS]
+    rows = {k: v[keep] for k, v in rows.items()}
+    scores = leakage.proxy_scores(proxy_inputs(files, rows), rows["process"], rows["label"])
+    flagged = {k: v for k, v in scores.items() if v >= leakage.PROXY_THRESHOLD}
+    return {"splits": split_report, "label_proxies": names, "proxy_scores": scores, "proxies": flagged,
+            "stages_checked": sorted(records)}
 
-    fit = H5Stream.from_params(params, select_split=splits.TRAIN)
-    fit_ids = [(str(b.metadata.get("dsid", b.source_file)), int(e)) for b in fit for e in b.event_number]
-    token_files = sorted(stages.tokens(run).glob("*.tokens.parquet"))
-    rows = []
-    for path in token_files:
-        t = pq.read_table(path, columns=["dsid", "event_number", "split"] if "dsid" in pq.read_schema(path).names
-                          else ["source_file", "event_number", "split"])
-        sample = t.column(0).to_numpy(zero_copy_only=False).astype(str)
-        rows.append((sample, t.column("event_number").to_numpy(), splits.codes_from_names(t.column("split").to_pylist())))
-    sample = np.concatenate([r[0] for r in rows])
-    numbers = np.concatenate([r[1] for r in rows])
-    codes = np.concatenate([r[2] for r in rows])
-    ids = np.char.add(np.char.add(sample, ":"), numbers.astype(str))
-    fit_keys = np.array([f"{s}:{e}" for s, e in fit_ids])
-    report_ = leakage.check_disjoint_splits({"tokenizer_fit": (fit_keys, np.zeros(len(fit_keys), int)),
-                                             "tokens": (ids, codes)}, raise_error=False)
-    proxies = leakage.check_no_label_proxy(list(INPUTS["tokens"]))
-    return {"splits": report_, "label_proxies": proxies}
 
+PROXY_ROWS = 20_000  # training rows the proxy scores are measured on
+
+
+def table_rows(rep: dict) -> list[dict]:
+    """The leakage table as the chapter shows it: inputs, AUC, the figure of merit (flavour), finished learning."""
+    out = []
+    for row in rep["table"]:
+        if row["auc"] is None:
+            continue
+        shown = {"": row["row"], "inputs": row["name"], "AUC": fmt(row["auc"], row["auc_err"])}
+        if rep["fom"]:
+            shown[names.statistic(rep["fom"])] = fmt(row["fom"]) if row["fom"] is not None else "—"
+        shown["finished learning"] = {True: "yes", False: "no", None: "—"}[row["converged"]]
+        out.append(shown)
+    return out
+
+
+def checks_sentence(checks: dict) -> str:
+    """What the data checks found, in words."""
+    s = checks["splits"]
+    text = (f"Split check: {s['n_identities']} row identities across what {len(checks['stages_checked'])} stages read "
+            f"(the tokenizer fit, pretraining and every classifier's train, validation and test rows), "
+            f"{s['n_overlapping']} of them in two splits")
+    text += "." if s["ok"] else f"; {', '.join(f'{k} reads {v}' for k, v in s['unexpected'].items())}."
+    top = sorted(checks["proxy_scores"].items(), key=lambda kv: -kv[1])[:3]
+    text += (f" Label-proxy check: a model batch holds {', '.join(f'`{c}`' for c in checks['label_proxies'])} and "
+             f"nothing else. Of what those inputs say, the most that any one explains of which sample a row came from, "
+             f"beyond its label, is " + ", ".join(f"{name} {score:.2f}" for name, score in top)
+             + " (1 would name the sample; physics that differs between processes scores well below)")
+    if checks["proxies"]:
+        text += ": **" + ", ".join(checks["proxies"]) + f" explain(s) at least {leakage.PROXY_THRESHOLD:.0%} and act as " \
+                "a label proxy**."
+    else:
+        text += f"; none reaches {leakage.PROXY_THRESHOLD:.0%}."
+    return text

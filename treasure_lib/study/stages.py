@@ -7,6 +7,7 @@ that builds it. A chapter reads like a sentence: `cards = stages.tokenizers(run)
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 from pathlib import Path
@@ -87,18 +88,23 @@ _READ = ("io/reader.py", "io/h5.py", "io/batch.py", "io/mixing.py", "io/objects.
 _TOKENIZER = tuple(f"tokenizers/{m}.py" for m in ("card", "codebooks", "data", "lightning_module", "networks", "search",
                                                  "train", "vqvae"))
 _TRAIN = ("models", "datamodules", "training.py", "distributed.py", "metrics", "io/tokens.py", "io/mixing.py",
-          "sequences.py", "vocabulary.py", "splits.py")
+          "sequences.py", "vocabulary.py", "splits.py", "metric_keys.py", "collections.py", "training_health.py",
+          "loss_history.py")
 CODE = {
-    "tokenizers": _READ + _TOKENIZER + ("reconstruction.py", "distributed.py"),
-    "tokens": _READ + _TOKENIZER + ("tokenizers/export.py", "sequences.py", "vocabulary.py", "io/tokens.py"),
+    "tokenizers": _READ + _TOKENIZER + ("reconstruction.py", "distributed.py", "training_health.py", "loss_history.py"),
+    "tokens": _READ + _TOKENIZER + ("tokenizers/export.py", "sequences.py", "vocabulary.py", "io/tokens.py",
+                                    "higgs4l.py", "physics.py"),
     "pretrain": _TRAIN,
     "classify": _TRAIN,
-    "leakage": ("study/leakage.py", "diagnostics/leakage.py", "sequences.py", "vocabulary.py", "io/tokens.py"),
+    "leakage": ("study/leakage.py", "diagnostics/leakage.py", "sequences.py", "vocabulary.py", "io/tokens.py",
+                "splits.py"),
 }
 #: Keys that say where outputs go or how progress looks, never what is built.
-NOT_INPUTS = ("output_dir", "cards_dir", "backbone", "progress_bar", "resume")  # (builds start afresh)
+NOT_INPUTS = ("output_dir", "cards_dir", "backbone", "progress_bar", "resume", "wandb")  # (builds start afresh)
 #: Chapter-06 and leakage switches: which classifiers a chapter trains, not how one is trained.
-CLASSIFY_SWITCHES = ("compare", "also", "label_fractions", "leakage_tasks")
+CLASSIFY_SWITCHES = ("compare", "also", "label_fractions", "leakage_tasks", "seeds")
+#: How fast, not what: how many classifiers train at once.
+PERFORMANCE_ONLY = ("jobs",)
 
 
 def code(stage: str) -> str:
@@ -127,9 +133,25 @@ def tokenizers(run) -> Path:
         p = copy.deepcopy(params)
         p["tokenizer"]["output_dir"] = str(out)
         _fit("train-tokenizer", p, p["tokenizer"]["train"], lambda: train_tokenizers(p))
+        record_fit_rows(p, out / FIT_ROWS)
 
     return run.stage("tokenizers", {**_data_inputs(params), "tokenizer": _without(params["tokenizer"]),
                                     "seed": params["study"]["seed"], "code": code("tokenizers")})(build)
+
+
+FIT_ROWS = "fit_rows.npz"
+
+
+def record_fit_rows(params: Mapping, path: Path) -> None:
+    """The identities of the H5 rows the tokenizer fit streams (its train split): the split check reads them."""
+    import numpy as np
+
+    from .. import splits
+    from ..io.reader import H5Stream
+
+    stream = H5Stream.from_params(params, select_split=splits.TRAIN)
+    found = [splits.fingerprints_of_batch(b) for b in stream]
+    np.savez(path, train=np.concatenate(found) if found else np.zeros(0, np.uint64))
 
 
 def tokens(run) -> Path:
@@ -149,7 +171,8 @@ def tokens(run) -> Path:
         (out / "export.json").write_text(json.dumps({"rows": rows, "seconds": seconds}))
 
     inputs = {**_data_inputs(params), "cards": identity(cards), "export": _without(params["export"], "overwrite"),
-              "sequence": params["sequence"], "code": code("tokens")}
+              "sequence": params["sequence"], "code": code("tokens"),
+              "selection": params["selection"] if params["export"]["derived"] else None}  # the derived columns'
     return run.stage("tokens", inputs)(build)
 
 
@@ -159,8 +182,8 @@ def card_training_metrics(cards: Path) -> dict:
     for path in sorted(Path(cards).glob("*/card/card.json")):
         training = json.loads(path.read_text()).get("training", {})
         card = path.parent.parent.name
-        for key in ("train_seconds", "best_epoch"):
-            if isinstance(training.get(key), (int, float)):
+        for key in ("train_seconds", "best_epoch", "epochs_run", "converged"):
+            if isinstance(training.get(key), (int, float)):  # (bool is an int: converged 1.0 or 0.0)
                 out[f"tokenizer.{card}.{key}"] = float(training[key])
     return out
 
@@ -180,7 +203,7 @@ def pretrained(run) -> Path:
         numbers = _fit("pretrain", p, p["pretrain"]["train"], lambda: pretrain(p), out / "metrics.json")
         (out / "metrics.json").write_text(json.dumps(numbers, indent=1))
 
-    probe = params["pretrain"]["probe_task"] or params["classify"]["task"]  # its labels pick the rows and the probe
+    probe = params["pretrain"]["probe_task"] or params["classify"]["task"]  # the probe's labels
     path = run.stage("pretrain", {"tokens": identity(token_dir), "pretrain": _without(params["pretrain"]),
                                   "model": {k: v for k, v in params["model"].items() if k != "pooling"},  # the heads'
                                   "seed": params["study"]["seed"], "code": code("pretrain"),
@@ -189,22 +212,28 @@ def pretrained(run) -> Path:
     return path
 
 
-def classifier(run, name: str | None = None, token_dir: Path | None = None, **overrides) -> dict:
-    """Train and evaluate one classifier (`overrides` as in run_params) on the run's token files, or on rewritten
-    copies in `token_dir` (the leakage rows); returns and logs its metrics."""
+def _classifier_stage(run, name: str | None = None, token_dir: Path | None = None, seed: int | None = None,
+                      log_as: str | None = None, backbone: Path | None = None, **overrides):
+    """(stage, build function, params, metrics prefix the model writes) of one classifier. `token_dir` and
+    `backbone` given: upstream stages the caller has built (a worker process never builds them itself)."""
+    if seed is not None:
+        overrides["classify__seed"] = int(seed)
     params = run_params(run, **overrides)
     c = params["classify"]
     if token_dir is not None:
         params["export"]["output_dir"] = str(token_dir)
     token_dir = Path(token_dir) if token_dir is not None else tokens(run)
-    classify_inputs = _without(c, *CLASSIFY_SWITCHES, "tasks")
+    classify_inputs = _without(c, *CLASSIFY_SWITCHES, *PERFORMANCE_ONLY, "tasks")
     classify_inputs["task_definition"] = c["tasks"].get(c["task"])  # this task's, not every task's
     inputs = {"tokens": identity(token_dir), "model": params["model"], "seed": params["study"]["seed"],
               "classify": classify_inputs, "code": code("classify")}
-    backbone = pretrained(run) / "checkpoints" / "best.ckpt" if c["mode"] != "scratch" else None
+    if c["mode"] == "scratch":
+        backbone = None
+    elif backbone is None:
+        backbone = pretrained(run) / "checkpoints" / "best.ckpt"
     if backbone is not None:
         inputs["backbone"] = backbone
-    from ..training import variant_name
+    from ..training import metrics_prefix, variant_name
 
     def build(out: Path) -> None:
         from ..training import classify
@@ -215,14 +244,115 @@ def classifier(run, name: str | None = None, token_dir: Path | None = None, **ov
         if backbone is not None:
             p["classify"]["backbone"] = str(backbone)
         out.mkdir(parents=True, exist_ok=True)
-        numbers = _fit("classify", p, p["classify"]["train"], lambda: classify(p), out / "metrics.json")
+        with torch_threads(threads_per_job(params)):  # the same thread count alone or in parallel: same numbers
+            numbers = _fit("classify", p, p["classify"]["train"], lambda: classify(p), out / "metrics.json")
         (out / "metrics.json").write_text(json.dumps(numbers, indent=1))
 
     label = name or f"{c['task']}-{variant_name(params)}-{round(100 * c['label_fraction'])}"
-    path = run.stage(f"classify-{label}", inputs)(build)
+    if seed is not None:
+        label += f"-s{int(seed)}"
+    return run.stage(f"classify-{label}", inputs), build, params, metrics_prefix(params)
+
+
+def classifier(run, name: str | None = None, token_dir: Path | None = None, seed: int | None = None,
+               log_as: str | None = None, **overrides) -> dict:
+    """Train and evaluate one classifier (`overrides` as in run_params) on the run's token files, or on rewritten
+    copies in `token_dir` (the leakage rows); returns and logs its metrics.
+
+    `seed`: one of several training seeds (`classify.seeds`): its numbers log under `<prefix>.seed_<seed>`, so the
+    seeds of one model never overwrite each other. `log_as`: another prefix for its numbers (a leakage row logs
+    under `leakage.<task>.<row>`, never over the classifier whose keys it would share)."""
+    stage, build, _, prefix = _classifier_stage(run, name, token_dir, seed, **overrides)
+    path = stage(build)
     numbers = json.loads((path / "metrics.json").read_text())
+    target = log_as or (f"{prefix}.seed_{int(seed)}" if seed is not None else prefix)
+    numbers = {target + k[len(prefix):] if k.startswith(prefix + ".") else k: v for k, v in numbers.items()}
     run.log_metrics(numbers)
     return numbers
+
+
+def classifiers(run, jobs: list[dict]) -> list[dict]:
+    """Several classifiers (each a dict of `classifier` arguments), the missing ones trained side by side.
+
+    On a CPU, small models use cores better in parallel processes with one thread each than one after
+    another on all cores; `classify.jobs` processes run at once (null: one per core, at most 4). Upstream
+    stages (token files, the pretrained backbone) are built first, here, so no two processes build them."""
+    token_dir = tokens(run) if any(j.get("token_dir") is None for j in jobs) else None
+    backbone = None
+    if any(run_params(run, **{k: v for k, v in j.items() if k.startswith("classify__")})["classify"]["mode"]
+           != "scratch" for j in jobs):
+        backbone = pretrained(run) / "checkpoints" / "best.ckpt"
+    jobs = [{"token_dir": token_dir, **j, "backbone": backbone} for j in jobs]  # upstream resolved here, once
+    pending = [j for j in jobs if not _classifier_stage(run, **j)[0].done]
+    workers = min(len(pending), parallel_jobs(run.params))
+    if workers > 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        import os
+
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_die_with_parent,
+                                 initargs=(os.getpid(),)) as pool:
+            for done in pool.map(_build_in_worker, [(str(run.dir), run.params, j) for j in pending]):
+                del done
+    return [classifier(run, **j) for j in jobs]
+
+
+def _die_with_parent(parent: int) -> None:
+    """A worker whose chapter was interrupted or killed stops too, instead of training on for nobody."""
+    import os
+    import threading
+    import time
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
+def _build_in_worker(job: tuple) -> bool:
+    """A worker process: build one classifier stage of the run folder (its metrics are logged by the parent)."""
+    from ..runs.folder import Run
+
+    run_dir, params, kwargs = job
+    stage, build, _, _ = _classifier_stage(Run(run_dir, params), **kwargs)
+    stage(build)
+    return True
+
+
+def parallel_jobs(params: Mapping) -> int:
+    """Classifiers trained at once: `classify.jobs`, else one per core (at most 4) on a CPU, one on a GPU."""
+    import os
+
+    import torch
+
+    if params["classify"]["jobs"]:
+        return int(params["classify"]["jobs"])
+    if torch.cuda.is_available() and params["classify"]["train"]["accelerator"] in ("auto", "gpu", "cuda"):
+        return 1
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+def threads_per_job(params: Mapping) -> int:
+    """Torch threads of one classifier: the cores shared by the jobs that run at once (a function of params and
+    the machine only, so a classifier comes out the same whether it trained alone or beside others)."""
+    import os
+
+    return max(1, (os.cpu_count() or 1) // parallel_jobs(params))
+
+
+@contextlib.contextmanager
+def torch_threads(n: int):
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def predictions(run, name: str) -> dict:

@@ -176,14 +176,25 @@ class KMeansTokenizer(Tokenizer):
 
 
 class BinningTokenizer(Tokenizer):
-    """Event scalars (mu, MET, phi, sumet) binned per feature: level q is feature q's bin (clipped)."""
+    """Per-feature bins: level q is the bin of binned feature q (values outside the edges are clipped).
+
+    Event scalars (mu, MET, ...) bin every feature. Object collections (`tokenizer.kind: binning`, the
+    no-network baseline) may bin a subset (`binned`): a feature left out costs no bits and decodes to
+    `fill`, its training median (continuous) or most frequent value (categorical)."""
 
     kind = "binning"
 
-    def __init__(self, collection, edges: np.ndarray, centres: np.ndarray, scaler: CollectionScaler | None = None):
+    def __init__(self, collection, edges: np.ndarray, centres: np.ndarray, scaler: CollectionScaler | None = None,
+                 binned: list[str] | None = None, fill: np.ndarray | None = None):
         super().__init__(collection, scaler)  # the scaler serves the raw-feature baseline, not the bins
-        self.edges = np.asarray(edges, dtype=np.float64)      # [F, K + 1]
-        self.centres = np.asarray(centres, dtype=np.float64)  # [F, K]
+        self.edges = np.asarray(edges, dtype=np.float64)      # [Q, K + 1]
+        self.centres = np.asarray(centres, dtype=np.float64)  # [Q, K]
+        self.binned = list(binned) if binned is not None else list(self.features)[: self.edges.shape[0]]
+        self.columns = [self.features.index(f) for f in self.binned]  # feature column of each level
+        if len(self.columns) != self.edges.shape[0]:
+            raise ConfigError(f"binning card of '{self.collection['name']}': {len(self.columns)} binned features "
+                              f"but {self.edges.shape[0]} sets of edges")
+        self.fill = np.zeros(len(self.features)) if fill is None else np.asarray(fill, dtype=np.float64)
 
     @property
     def num_quantizers(self) -> int:
@@ -193,28 +204,38 @@ class BinningTokenizer(Tokenizer):
     def codebook_size(self) -> int:
         return self.edges.shape[1] - 1
 
+    @property
+    def level_features(self) -> list[str]:
+        """The feature each level bins (the vocabulary names its ranges by them)."""
+        return list(self.binned)
+
     def encode(self, features, mask) -> np.ndarray:
         out = np.full(mask.shape + (self.num_quantizers,), -1, dtype=np.int64)
-        for f in range(self.num_quantizers):
-            inner = self.edges[f, 1:-1]
-            out[..., f] = np.searchsorted(inner, features[..., f], side="right")
+        for q, column in enumerate(self.columns):
+            out[..., q] = np.searchsorted(self.edges[q, 1:-1], features[..., column], side="right")
         out[~mask] = -1
         return out
 
     def decode(self, indices, levels: int | None = None) -> np.ndarray:
         mask = indices[..., 0] >= 0
-        out = np.stack([self.centres[f][np.maximum(indices[..., f], 0)] for f in range(self.num_quantizers)], -1)
+        out = np.broadcast_to(self.fill, mask.shape + (len(self.features),)).copy()
+        for q, column in enumerate(self.columns):
+            out[..., column] = self.centres[q][np.maximum(indices[..., q], 0)]
         out[~mask] = 0.0
         return out.astype(np.float32)
 
     def codebooks(self) -> np.ndarray:
-        return self.centres[..., None].astype(np.float32)  # [Q = F, K, 1]
+        return self.centres[..., None].astype(np.float32)  # [Q, K, 1]
 
     def state(self) -> dict:
-        return {"scaler": self.scaler.state()} if self.scaler is not None else {}
+        out = {"scaler": self.scaler.state()} if self.scaler is not None else {}
+        if self.binned != list(self.features):
+            out["binned"] = list(self.binned)
+        return out
 
     def tensors(self) -> dict[str, torch.Tensor]:
-        return {"edges": torch.from_numpy(self.edges), "centres": torch.from_numpy(self.centres)}
+        return {"edges": torch.from_numpy(self.edges), "centres": torch.from_numpy(self.centres),
+                "fill": torch.from_numpy(self.fill)}
 
 
 # ---------------------------------------------------------------------------- cards
@@ -283,7 +304,9 @@ def load(path: str | Path, device: str = "cpu", backend: str = "auto") -> Tokeni
         tok = KMeansTokenizer(card["collection"], CollectionScaler.from_state(card["scaler"]), tensors["centroids"].numpy())
     elif kind == "binning":
         scaler = CollectionScaler.from_state(card["scaler"]) if "scaler" in card else None
-        tok = BinningTokenizer(card["collection"], tensors["edges"].numpy(), tensors["centres"].numpy(), scaler)
+        fill = tensors["fill"].numpy() if "fill" in tensors else None
+        tok = BinningTokenizer(card["collection"], tensors["edges"].numpy(), tensors["centres"].numpy(), scaler,
+                               card.get("binned"), fill)
     else:
         raise ConfigError(f"{card_file}: unknown tokenizer kind {kind!r}")
     tok.card = card

@@ -3,7 +3,12 @@
 Exactly the cards the params name are used (`TokenizerSet.from_params`). One output per input file,
 named by the input's stem and a hash of its resolved path (so same-named inputs from two folders
 never collide), written atomically. An existing output is reused only if it records the same card
-hashes; otherwise it is redone. Reading the next chunk overlaps with encoding the current one.
+hashes and derived columns (with their params); otherwise it is redone. Reading the next chunk overlaps
+with encoding the current one.
+
+`export.derived` adds per-row analysis columns computed from the same rows (e.g. `h4l`: the H -> 4l selection's
+masses, angles and pass flags, `treasure_lib.higgs4l.derived_columns`) to every output of the file. They are
+bookkeeping for task selections (`classify.tasks.<name>.require`) and baselines, never model inputs.
 """
 from __future__ import annotations
 
@@ -32,6 +37,36 @@ from ..sequences import TokenizerSet
 
 log = logging.getLogger(__name__)
 CPU_BATCH, GPU_BATCH = 4096, 65536  # rows encoded per step when export.batch_size is null
+
+
+def _h4l(batch, params: Mapping) -> dict:
+    from ..higgs4l import derived_columns
+
+    return derived_columns(batch, params["selection"]["h4l"])
+
+
+#: export.derived name -> (function of (batch, params) giving per-row columns, the params section it reads)
+DERIVED = {"h4l": (_h4l, ("selection", "h4l"))}
+
+
+def check_derived(params: Mapping) -> list[str]:
+    """The `export.derived` names, each known (an unknown one is an error listing the known ones)."""
+    names = list(params["export"].get("derived") or [])
+    unknown = [n for n in names if n not in DERIVED]
+    if unknown:
+        raise ConfigError(f"export.derived names {unknown}; known derived column sets: {', '.join(DERIVED)}")
+    return names
+
+
+def derived_record(params: Mapping) -> dict:
+    """What the derived columns depend on: {name: the params section it reads} (the outputs' `derived` metadata)."""
+    record = {}
+    for name in check_derived(params):
+        section = params
+        for key in DERIVED[name][1]:
+            section = section[key]
+        record[name] = section
+    return json.loads(json.dumps(record))  # as the metadata will read back
 
 
 def _heap_trimmer():
@@ -111,12 +146,22 @@ def _current(plan: dict, sets: Mapping[str, TokenizerSet]) -> bool:
     return True
 
 
+def _derived_current(plan: dict, record: dict) -> bool:
+    """Every output holds exactly the derived column sets asked for, made with the same params."""
+    for files in plan["sets"].values():
+        for f in files.values():
+            if f is not None and json.loads(read_metadata(f).get("derived", "{}")) != record:
+                log.info("%s holds other derived columns; re-exporting", f)
+                return False
+    return True
+
+
 def _metadata(ts: TokenizerSet, params: Mapping, out: Path, kind: str) -> dict[str, str]:
     meta = ts.metadata()
     cards = {n: {"hash": i["hash"], "path": str(Path(_relative(Path(i["path"]), out.parent)))} for n, i in ts.cards.items()}
     meta.update({"cards": json.dumps(cards), "split": json.dumps(splits.SplitSpec.from_params(params).to_dict()),
                  "labels": json.dumps(class_names(params["data"]["label"])), "versions": json.dumps(versions()),
-                 "content": kind})
+                 "content": kind, "derived": json.dumps(derived_record(params), sort_keys=True)})
     return meta
 
 
@@ -138,6 +183,15 @@ def _columns(batch, params: Mapping) -> tuple[dict, dict]:
             raise ConfigError(f"export.columns.{name} = {spec!r}: expected '<scalar collection>.<feature>' read by the "
                               f"study (collections: {', '.join(batch.collections)})")
         columns[name] = batch[coll].feature(feature)[:, 0].astype(np.float32)
+    for derived in check_derived(params):
+        for name, values in DERIVED[derived][0](batch, params).items():
+            if name in columns:
+                raise ConfigError(f"export.derived {derived!r} writes column {name!r}, which export.columns (or the "
+                                  f"token file itself) already has")
+            if len(values) != len(batch):
+                raise ConfigError(f"export.derived {derived!r}: column {name!r} has {len(values)} values for "
+                                  f"{len(batch)} rows of {batch.source_file}")
+            columns[name] = values
     constants = {"source_file": str(batch.source_file)}
     constants.update({k: meta[k] for k in SAMPLE_COLUMNS if k in meta})
     n_gen = meta.get("n_events")
@@ -153,7 +207,7 @@ def export_file(path: Path, sets: Mapping[str, TokenizerSet], params: Mapping, o
     plan = _outputs(path, out_dir, sets, params)
     outputs = [str(f) for files in plan["sets"].values() for f in files.values() if f is not None]
     outputs += [str(plan["npz"])] if plan["npz"] is not None else []
-    if not e["overwrite"] and _current(plan, sets):
+    if not e["overwrite"] and _current(plan, sets) and _derived_current(plan, derived_record(params)):
         return {"file": str(path), "skipped": True, "outputs": outputs}
     on_gpu = any(getattr(t, "device", None) is not None and t.device.type == "cuda"
                  for ts in sets.values() for t in ts.tokenizers.values())
@@ -217,6 +271,7 @@ def export(params: Mapping, progress: bool = True) -> list[dict]:
     """Export every input file with the cards the params name."""
     e = params["export"]
     device = e["device"] if e["device"] != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+    check_derived(params)
     sets = token_sets(params, device=device)
     files = expand_files(e["files"] or params["data"]["files"])
     if not files:

@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 
 CHUNK_ELEMENTS = 2 ** 24  # rows x codes per distance block (64 MB of float32)
+GPU_CHUNK_ELEMENTS = 2 ** 28  # on a GPU (1 GB): small blocks would leave it waiting on kernel launches
 
 
 def nearest(x: torch.Tensor, codebook: torch.Tensor, cosine: bool = False) -> torch.Tensor:
@@ -20,7 +21,8 @@ def nearest(x: torch.Tensor, codebook: torch.Tensor, cosine: bool = False) -> to
     at GPU batch sizes would be tens of GB).
     """
     c2 = (codebook * codebook).sum(-1)
-    rows = max(1, CHUNK_ELEMENTS // max(codebook.shape[0], 1))
+    chunk = CHUNK_ELEMENTS if x.device.type == "cpu" else GPU_CHUNK_ELEMENTS
+    rows = max(1, chunk // max(codebook.shape[0], 1))
     out = torch.empty(x.shape[0], dtype=torch.long, device=x.device)
     for start in range(0, x.shape[0], rows):
         xb = x[start:start + rows]

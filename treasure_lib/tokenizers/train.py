@@ -20,7 +20,7 @@ from typing import Callable, Mapping
 import numpy as np
 import torch
 
-from .. import config, splits
+from .. import config, splits, training_health
 from ..checksum import sha256_file
 from ..collections import Collection, from_params, load_collections
 from ..distributed import is_main
@@ -28,6 +28,7 @@ from ..progress import shown
 from ..errors import ConfigError
 from ..io.batch import Batch, ObjectArrays
 from ..io.reader import H5Stream
+from ..loss_history import LossHistory
 from ..preprocessing import CollectionScaler, reservoir_sample
 from ..reconstruction import accumulate, flatten, reconstruction
 from ..schema import TOKENIZER
@@ -171,9 +172,12 @@ def _trainer(t: Mapping, out_dir: Path | None, callbacks=(), loggers=False, sing
     """The training Trainer (`single_device=False`: devices, num_nodes, strategy from params) or a one-device one."""
     import lightning as L
 
+    from .. import epoch_report
     from ..distributed import quiet_sync_warning
+    from ..quiet import quiet_training
 
     quiet_sync_warning()
+    quiet_training()
     tr = t["train"]
     gpu = torch.cuda.is_available() and tr["accelerator"] in ("auto", "gpu", "cuda")
     precision = tr["precision"] or ("bf16-mixed" if gpu else "32-true")
@@ -181,7 +185,8 @@ def _trainer(t: Mapping, out_dir: Path | None, callbacks=(), loggers=False, sing
     return L.Trainer(max_epochs=tr["max_epochs"], max_steps=tr["max_steps"] or -1, accelerator="gpu" if gpu else "cpu",
                      **({"devices": 1} | ddp), precision=precision, deterministic=not gpu,
                      default_root_dir=str(out_dir) if out_dir else None,
-                     callbacks=list(callbacks), logger=loggers, enable_progress_bar=shown(tr["progress_bar"]) and bool(callbacks),
+                     callbacks=list(callbacks) + (epoch_report.for_trainer(out_dir) if callbacks else []), logger=loggers,
+                     enable_progress_bar=shown(tr["progress_bar"]) and bool(callbacks),
                      enable_model_summary=False, num_sanity_val_steps=0, log_every_n_steps=1,
                      enable_checkpointing=bool(callbacks))
 
@@ -230,7 +235,7 @@ def card_metrics(tok: Tokenizer, params: Mapping, c: Collection, val_stream_fn, 
 def train_vqvae(params: Mapping, c: Collection, scaler: CollectionScaler, sample, streams, to_collection, out_dir: Path):
     """Lightning training with early stopping and best/last checkpoints; returns the tokenizer at its best epoch."""
     import lightning as L
-    from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+    from lightning.pytorch.callbacks import ModelCheckpoint
     from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
     from . import codebooks
@@ -252,7 +257,8 @@ def train_vqvae(params: Mapping, c: Collection, scaler: CollectionScaler, sample
                        max_batches=tr["limit_train_batches"])
     val_data = _sets(params, t, c, scaler, streams["val"], to_collection, shuffle=False)
     ckpt = ModelCheckpoint(dirpath=out_dir / "checkpoints", filename="best", monitor="val/loss", mode="min", save_last=True)
-    trainer = _trainer(t, out_dir, [EarlyStopping(monitor="val/loss", mode="min", patience=tr["patience"]), ckpt],
+    history = LossHistory("val/loss", tr["patience"], tr["min_delta"])  # records every epoch; the early stopping
+    trainer = _trainer(t, out_dir, [ckpt, history],
                        [CSVLogger(str(out_dir), name="logs"), TensorBoardLogger(str(out_dir), name="tensorboard")],
                        single_device=False)
     trainer.fit(module, _loader(train_data), _loader(val_data))
@@ -265,7 +271,9 @@ def train_vqvae(params: Mapping, c: Collection, scaler: CollectionScaler, sample
         best_epoch = int(saved["epoch"])
     module.model.cpu().eval()
     tok = VQVAETokenizer(_collection_info(c), scaler, module.model)
-    training = {"best_epoch": best_epoch, "epochs_run": int(trainer.current_epoch), **init}
+    health = training_health.health(history.values, tr["patience"], min_delta=tr["min_delta"])
+    training = {"best_epoch": best_epoch, "epochs_run": int(trainer.current_epoch), "converged": health["converged"],
+                "val_loss_by_epoch": [round(v, 6) for v in history.values], **init}
     return tok, training
 
 
@@ -276,39 +284,71 @@ def train_kmeans(params: Mapping, c: Collection, scaler: CollectionScaler, sampl
     t = collection_params(params, c.name)
     tok = KMeansTokenizer(_collection_info(c), scaler, np.zeros((0, t["codebook_size"], 1), np.float32))
     x = tok.scaled_inputs(sample.features, sample.mask)[sample.mask]
-    residual, centroids = x, []
+    residual, centroids, iterations = x, [], []
     for q in range(t["num_quantizers"]):
         km = MiniBatchKMeans(n_clusters=t["codebook_size"], random_state=seed + q, batch_size=4096, n_init=3,
-                             max_iter=100).fit(residual)
+                             max_iter=KMEANS_MAX_ITER).fit(residual)
         cb = km.cluster_centers_.astype(np.float32)
         centroids.append(cb)
+        iterations.append(int(km.n_iter_))
         idx = residual_indices(torch.from_numpy(residual), [torch.from_numpy(cb)]).numpy()[:, 0]
         residual = residual - cb[idx]
     tok.centroids = np.stack(centroids)
-    return tok, {}
+    # converged: every level's k-means stopped on its own (no improvement) before the iteration budget
+    return tok, {"iterations": iterations, "converged": all(n < KMEANS_MAX_ITER for n in iterations)}
 
 
-def train_binning(params: Mapping, c: Collection, sample):
-    """Per-feature bins (uniform or quantile) fitted on training rows; values outside are clipped."""
+KMEANS_MAX_ITER = 100
+
+
+def binned_features(c: Collection, b: Mapping) -> list[str]:
+    """The features a binning card bins: every feature of a scalar collection; for objects `binning.features`
+    (null: the non-categorical ones). An unknown name is an error naming the collection's features."""
+    if c.is_scalar:
+        return list(c.features)
+    chosen = list(b["features"]) if b["features"] else [f for f in c.features if f not in c.categorical]
+    unknown = [f for f in chosen if f not in c.features]
+    if unknown or not chosen:
+        raise ConfigError(f"tokenizer.binning.features for '{c.name}' names {unknown or 'no feature'}; the collection "
+                          f"has: {', '.join(c.features)}")
+    return chosen
+
+
+def _edges_and_centres(v: np.ndarray, n: int, method: str) -> tuple[np.ndarray, np.ndarray]:
+    """Bin edges (strictly increasing) and each bin's mean value (its middle when empty)."""
+    if method == "quantile":
+        e = np.quantile(v, np.linspace(0, 1, n + 1))
+        e = np.maximum.accumulate(e + np.arange(n + 1) * 1e-9 * max(1.0, np.abs(e).max()))  # strictly increasing
+    else:
+        e = np.linspace(v.min(), v.max(), n + 1)
+    idx = np.clip(np.searchsorted(e[1:-1], v, side="right"), 0, n - 1)
+    sums = np.bincount(idx, weights=v, minlength=n)
+    counts = np.bincount(idx, minlength=n)
+    return e, np.where(counts > 0, sums / np.maximum(counts, 1), 0.5 * (e[1:] + e[:-1]))
+
+
+def _fill_values(c: Collection, valid: np.ndarray) -> np.ndarray:
+    """What a feature that is not binned decodes to: its median, or for a category its most frequent value."""
+    out = np.median(valid, axis=0).astype(np.float64) if len(valid) else np.zeros(len(c.features))
+    for f in c.categorical:
+        j = c.features.index(f)
+        values, counts = np.unique(valid[:, j], return_counts=True)
+        out[j] = values[counts.argmax()] if len(values) else 0.0
+    return out
+
+
+def train_binning(params: Mapping, c: Collection, sample, scaler: CollectionScaler | None = None):
+    """Per-feature bins (uniform or quantile) fitted on training rows; values outside are clipped. `scaler`: the
+    object collection's (for the raw-feature baseline); scalar collections fit their own."""
     b = collection_params(params, c.name)["binning"]
-    valid = sample.features[sample.mask]
-    n = b["bins"]
-    edges, centres = [], []
-    for f in range(len(c.features)):
-        v = valid[:, f].astype(np.float64)
-        if b["method"] == "quantile":
-            e = np.quantile(v, np.linspace(0, 1, n + 1))
-            e = np.maximum.accumulate(e + np.arange(n + 1) * 1e-9 * max(1.0, np.abs(e).max()))  # strictly increasing
-        else:
-            e = np.linspace(v.min(), v.max(), n + 1)
-        idx = np.clip(np.searchsorted(e[1:-1], v, side="right"), 0, n - 1)
-        sums = np.bincount(idx, weights=v, minlength=n)
-        counts = np.bincount(idx, minlength=n)
-        mid = 0.5 * (e[1:] + e[:-1])
-        centres.append(np.where(counts > 0, sums / np.maximum(counts, 1), mid))
-        edges.append(e)
-    scaler = CollectionScaler.for_collection(c).fit(sample.features, sample.mask, sample.categories)
-    return BinningTokenizer(_collection_info(c), np.stack(edges), np.stack(centres), scaler), {}
+    valid = sample.features[sample.mask].astype(np.float64)
+    chosen = binned_features(c, b)
+    fitted = [_edges_and_centres(valid[:, c.features.index(f)], b["bins"], b["method"]) for f in chosen]
+    if scaler is None:
+        scaler = CollectionScaler.for_collection(c).fit(sample.features, sample.mask, sample.categories)
+    tok = BinningTokenizer(_collection_info(c), np.stack([e for e, _ in fitted]), np.stack([m for _, m in fitted]),
+                           scaler, binned=chosen, fill=_fill_values(c, valid))
+    return tok, {}
 
 
 # ----------------------------------------------------------------------------- entry point
@@ -316,7 +356,9 @@ def train_binning(params: Mapping, c: Collection, sample):
 
 def _check_sample_size(c: Collection, t: Mapping, n_objects: int) -> None:
     k, need = t["codebook_size"], t["min_objects_per_code"]
-    if t["kind"] == "vqvae" and t["quantizer"] == "rfsq":
+    if t["kind"] == "binning":
+        k = t["binning"]["bins"]
+    elif t["kind"] == "vqvae" and t["quantizer"] == "rfsq":
         return
     if n_objects < need * k:
         raise ConfigError(f"collection '{c.name}': {n_objects} training objects are too few for codebook_size {k} "
@@ -361,6 +403,8 @@ def train_tokenizers(params: Mapping) -> dict[str, Path]:
                                                                                           sample.categories)
             if tc["kind"] == "kmeans":
                 tok, extra = train_kmeans(params, c, scaler, sample, seed)
+            elif tc["kind"] == "binning":
+                tok, extra = train_binning(params, c, sample, scaler)
             else:
                 tok, extra = train_vqvae(params, c, scaler, sample, streams, to_coll, out_dir)
         if tok is None or not is_main():  # another DDP rank: it trained its share; the main process writes

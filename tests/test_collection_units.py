@@ -1,0 +1,44 @@
+"""Units are data: objects.yaml records each feature's stored unit, and chapters show MeV as GeV."""
+from __future__ import annotations
+
+import pytest
+
+from treasure_lib.collections import parse_collection
+from treasure_lib.errors import ConfigError
+from treasure_lib.study import display
+
+SPEC = {"layout": "per_feature", "path": "objects/muons", "features": ["pt", "eta", "phi"], "truth": ["truthPt"],
+        "type_id": 2, "max_objects": 4}
+
+
+def test_every_energy_of_the_shipped_collections_is_in_mev_and_every_length_in_mm(sets):
+    tracks, jets = sets["jets"]["tracks"], sets["jets"]["jets"]
+    assert tracks.unit("pt") == "MeV" and tracks.unit("d0") == "mm" and tracks.unit("dphi") == "rad"
+    assert tracks.unit("deta") is None and tracks.unit("numberOfPixelHits") is None  # dimensionless
+    assert jets.unit("mass") == "MeV" and sets["events"]["met"].unit("sumet") == "MeV"
+    assert sets["events"]["event"].unit("pvz") == "mm" and sets["events"]["event"].unit("mu") is None
+
+
+def test_units_are_optional_and_checked():
+    assert parse_collection("muons", SPEC, "test").units == ()
+    c = parse_collection("muons", {**SPEC, "units": {"pt": "MeV", "truthPt": "MeV"}}, "test")
+    assert c.unit("pt") == "MeV" and c.unit("truthPt") == "MeV" and c.unit("eta") is None
+    with pytest.raises(ConfigError, match="units names 'd0', which is not among its features"):
+        parse_collection("muons", {**SPEC, "units": {"d0": "mm"}}, "test")
+    with pytest.raises(ConfigError, match="the unit of 'pt' must be a non-empty name"):
+        parse_collection("muons", {**SPEC, "units": {"pt": ""}}, "test")
+    with pytest.raises(ConfigError, match="'units' must be a mapping"):
+        parse_collection("muons", {**SPEC, "units": ["MeV"]}, "test")
+
+
+def test_mev_is_shown_as_gev_and_other_units_unchanged():
+    assert display.shown_unit("MeV") == ("GeV", 1e-3) and display.shown_unit("1/MeV") == ("1/GeV", 1e3)
+    assert display.shown_unit("mm") == ("mm", 1.0) and display.shown_unit(None) == (None, 1.0)
+    assert display.label("pt", "MeV") == "pT [GeV]" and display.label("eta", None) == "η"
+    assert display.label("pt", "MeV", tex=True) == "$p_{T}$ [GeV]" and display.label("numberOfSCTHits", None) == \
+        "numberOfSCTHits"
+
+
+def test_a_combined_card_takes_the_units_of_all_its_collections(sets):
+    units = display.units_of(sets["events"], ["electrons", "muons", "nonexistent"])
+    assert units == {"pt": "MeV", "phi": "rad"}

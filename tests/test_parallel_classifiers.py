@@ -1,0 +1,34 @@
+"""Classifiers trained side by side in worker processes come out exactly as when trained one after another."""
+from __future__ import annotations
+
+import copy
+
+from treasure_lib.runs.folder import Run
+from treasure_lib.study import stages
+
+from .test_datamodules import token_files  # noqa: F401  (the module fixture)
+
+
+def _run(token_files, folder, jobs):  # noqa: F811
+    params, tokens, _ = token_files
+    p = copy.deepcopy(params)
+    p["model"].update(d_model=16, n_layers=1, n_heads=2, d_ff=32)
+    p["classify"]["tasks"] = {"t": {"classes": {"bkg": ["events_zz", "events_top"], "sig": ["events_sig", "events_qcd"]}}}
+    p["classify"]["task"] = "t"
+    p["classify"]["jobs"] = jobs
+    p["classify"]["train"].update(max_epochs=2, batch_size=64, limit_train_batches=4, progress_bar=False)
+    from pathlib import Path
+
+    return Run(folder, p), Path(tokens[0]).parent
+
+
+def test_parallel_and_sequential_training_give_identical_numbers(token_files, tmp_path):  # noqa: F811
+    jobs = [dict(seed=s, classify__task="t") for s in (1, 2)]
+    parallel, token_dir = _run(token_files, tmp_path / "parallel", 2)
+    alone, _ = _run(token_files, tmp_path / "alone", 2)
+    both = stages.classifiers(parallel, [dict(j, token_dir=token_dir) for j in jobs])
+    one_by_one = [stages.classifier(alone, token_dir=token_dir, **j) for j in jobs]
+    drop = lambda m: {k: v for k, v in m.items() if not k.endswith("train_seconds")}  # noqa: E731
+    assert [drop(m) for m in both] == [drop(m) for m in one_by_one]
+    assert both[0]["classify.t.tokens.seed_1.auc"] != both[1]["classify.t.tokens.seed_2.auc"], "seeds differ"
+    assert len(list((tmp_path / "parallel" / "artifacts").glob("classify-*-s*.stage.json"))) == 2

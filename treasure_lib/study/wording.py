@@ -1,0 +1,126 @@
+"""The verdict sentences of the classification chapters, from numbers only (tested on synthetic numbers).
+
+Every sentence that ranks models, calls a difference real or says whether a model finished learning
+is made here, never in a chapter. A difference is real only when the paired comparison calls it
+significant (`metrics.paired.significance`, the project's one rule); a number from a model that did
+not converge is named as such and never carries a verdict.
+"""
+from __future__ import annotations
+
+import math
+from typing import Mapping, Sequence
+
+from . import names
+from .report import fmt
+
+
+def value_text(summary: Mapping, stat: str) -> str:
+    """`12.3 ± 1.1 (seeds ± 0.8)`: the seed mean, its test-sample uncertainty and the seed spread."""
+    text = fmt(summary.get(stat), summary.get(f"{stat}_err"))
+    spread = summary.get(f"{stat}_seed_std")
+    if spread is not None and math.isfinite(spread):
+        text += f" (seed spread {fmt(spread)})"
+    return text
+
+
+def comparison_text(comparison) -> str:
+    """`+2.2 ± 0.8, 2.8 σ`."""
+    if not math.isfinite(comparison.err) or comparison.err <= 0:
+        return f"{comparison.diff:+.3g} (no uncertainty)"
+    return f"{fmt(comparison.diff, comparison.err).replace('−', '-')}, {abs(comparison.z):.1f} σ"
+
+
+def _signed(x: float) -> str:
+    return ("+" if x >= 0 else "") + fmt(x)
+
+
+def difference_verdict(comparison, a: str, b: str, quantity: str, converged: Mapping[str, bool] | None = None) -> str:
+    """One sentence on model a against model b (their keys), from a paired comparison."""
+    converged = converged or {}
+    missing = [m for m in (a, b) if converged.get(m) is False]
+    la, lb = names.model(a), names.model(b)
+    if missing:
+        return (f"No verdict on {la} against {lb}: {' and '.join(names.model(m) for m in missing)} did not finish "
+                f"learning (see the training health below).")
+    if not comparison.significant:
+        return (f"By {quantity}, {la} and {lb} do not differ significantly "
+                f"({comparison_text(comparison)}; paired over the same test rows, seeds included).")
+    ahead, behind = (la, lb) if comparison.diff > 0 else (lb, la)
+    return (f"By {quantity}, {ahead} is ahead of {behind} "
+            f"({comparison_text(comparison)}; paired over the same test rows, seeds included).")
+
+
+def label_efficiency_verdict(points: Sequence[tuple[float, object]], quantity: str) -> str:
+    """What fine-tuning a pretrained backbone buys over training from scratch, fraction by fraction.
+
+    `points`: (label fraction, comparison of fine-tuned minus scratch). Gains and losses are named only
+    where significant; 'most where labels are scarce' only when the smallest fraction's gain is the largest."""
+    if not points:
+        return "No label-efficiency points were trained."
+    parts = [f"{f:.0%}: {comparison_text(c)}" for f, c in points]
+    gains = [f for f, c in points if c.significant and c.diff > 0]
+    losses = [f for f, c in points if c.significant and c.diff < 0]
+    text = f"Fine-tuned minus from scratch, in {quantity}: " + "; ".join(parts) + ". "
+    pct = lambda fs: ", ".join(f"{f:.0%}" for f in fs)  # noqa: E731
+    if losses:
+        text += (f"Fine-tuning *lowers* it at {pct(losses)} of the labels"
+                 + (f" and raises it at {pct(gains)}" if gains else "") + ": pretraining does not help uniformly here.")
+    elif len(gains) == len(points):
+        smallest = min(points, key=lambda p: p[0])
+        scarce = smallest[1].diff >= max(c.diff for _, c in points)
+        text += "Pretraining helps at every fraction" + (", most where labels are scarce." if scarce else
+                                                          ", but not most where labels are scarce.")
+    elif gains:
+        text += f"The gain is significant only at {pct(gains)} of the labels."
+    else:
+        text += "No difference is significant at this sample size: the pretrained backbone buys nothing measurable here."
+    return text
+
+
+def health_phrase(h: Mapping) -> str:
+    """Why one trained model did not finish learning ('' when it did)."""
+    if h.get("converged") == 1.0:
+        return ""
+    best, run, prior, loss = (h.get(k, math.nan) for k in ("best_epoch", "epochs_run", "prior_entropy", "best_val_loss"))
+    if math.isfinite(prior) and math.isfinite(loss) and loss >= prior * 0.98:
+        return f"never left the class prior (validation loss {loss:.3f} vs prior entropy {prior:.3f})"
+    if math.isfinite(best) and math.isfinite(run):
+        return f"still improving: best epoch {int(best) + 1} of {int(run)} run"
+    return "no training history recorded"
+
+
+def convergence_sentence(health: Mapping[str, Sequence[Mapping]]) -> str:
+    """`health`: model key -> per-seed health dicts (seed, converged, best_epoch, epochs_run, ...)."""
+    bad = []
+    for model, per_seed in health.items():
+        for h in per_seed:
+            phrase = health_phrase(h)
+            if phrase:
+                bad.append(f"{names.model(model)} (seed {h.get('seed')}): {phrase}")
+    n = sum(len(v) for v in health.values())
+    if not bad:
+        return (f"All {n} models finished learning: early stopping fired (the best epoch is not among the last "
+                f"`patience` epochs) and every validation loss is clearly below the class-prior entropy.")
+    return (f"{len(bad)} of {n} models did not finish learning, and their numbers carry no verdict: "
+            + "; ".join(bad) + ". More epochs or a larger sample would change them.")
+
+
+def cost_sentence(summaries: Mapping[str, Mapping], stat: str, quantity: str, quantisation, modelling,
+                  total=None) -> str:
+    """Where information is lost: raw -> decoded (quantisation), decoded -> tokens (the model on codes); `total`
+    the paired raw-minus-tokens comparison. Tokens cannot carry more than the features they encode, so tokens
+    significantly above raw features indict the raw-feature model, never credit the tokens."""
+    raw, tok = summaries["raw"].get(stat), summaries["tokens"].get(stat)
+    text = (f"In {quantity}: raw features {value_text(summaries['raw'], stat)}, decoded tokens "
+            f"{value_text(summaries['decoded'], stat)}, tokens {value_text(summaries['tokens'], stat)}. ")
+    for label, c in (("Quantisation (raw minus decoded)", quantisation),
+                     ("The model on codes (decoded minus tokens)", modelling)):
+        text += f"{label}: {comparison_text(c)}" + (" — significant. " if c.significant else " — not significant. ")
+    if tok is not None and raw is not None and math.isfinite(tok) and math.isfinite(raw) and raw > 0:
+        text += f"Tokens keep {tok / raw:.0%} of the raw-feature {quantity.split(' at ')[0]}."
+        if tok > raw and total is not None and total.significant:
+            text += (" Tokens cannot carry more than the features they encode: the raw-feature model is the one to "
+                     "question (undertrained or badly conditioned), not a gain of tokenization.")
+        elif tok > raw:
+            text += " Above 100% only within the uncertainties: no sign that the tokens carry more than the features."
+    return text.strip()
