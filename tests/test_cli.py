@@ -35,6 +35,7 @@ def test_train_tokenizer_without_input_files_is_a_clean_error(capsys, tmp_path):
 
 
 def test_export_without_cards_says_what_to_run(capsys, tmp_path):
-    assert main(["export", "--params", DEFAULT, f"export.cards_dir={tmp_path}", "--quiet"]) == 2
+    assert main(["export", "--params", DEFAULT, f"export.cards_dir={tmp_path}", f"export.output_dir={tmp_path}/tokens",
+                 "--quiet"]) == 2
     err = capsys.readouterr().err
     assert "no tokenizer card for ['tracks', 'jets']" in err and "run `treasure train-tokenizer` first" in err

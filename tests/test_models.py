@@ -5,6 +5,7 @@ import lightning as L
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from treasure_lib.errors import ConfigError, InputFileError
 from treasure_lib.models import (BackboneConfig, MaskedTokenModel, SequenceBackbone, SequenceClassifier, count_parameters,
@@ -435,3 +436,30 @@ def test_weighted_loss_ignores_unlabelled_rows_and_follows_the_weights():
     probs = clf.predict_proba(batch)
     assert was and clf.training, "predict_proba restores the training mode"
     torch.testing.assert_close(probs, torch.softmax(logits, -1))  # probabilities: the eval-mode softmax
+
+
+def test_a_masked_target_is_scored_only_against_its_own_vocabulary_range():
+    """The loss of a masked code is the cross entropy among the K ids of its collection and level (the object's type
+    is not masked): the same number as the full-vocabulary cross entropy with every other id ruled out."""
+    torch.manual_seed(0)
+    model = MaskedTokenModel(_cfg().to_dict(), VOCAB.ranges, "h", TYPE_NAMES)
+    n, q = 40, WIDTH
+    hidden = torch.randn(n, 32)
+    ranges = [r for r in VOCAB.ranges if r["level"] < q]
+    targets = torch.full((n, q), -100, dtype=torch.long)
+    for i in range(n):
+        for level in range(q if i % 3 else 1):  # some objects lack the higher levels
+            options = [r for r in ranges if r["level"] == level]
+            r = options[i % len(options)]
+            targets[i, level] = r["start"] + (7 * i + level) % r["size"]
+    loss, hits, picked = model._range_logits(hidden, targets)
+    losses, correct = [], []
+    for i, level in zip(*torch.nonzero(targets != -100, as_tuple=True)):
+        full = model.heads[level](hidden[i])
+        start, size, _ = (t[targets[i, level]] for t in model.lookup)
+        ruled_out = torch.full_like(full, float("-inf"))
+        ruled_out[start:start + size] = full[start:start + size]
+        losses.append(F.cross_entropy(ruled_out[None], targets[i, level][None]))
+        correct.append(bool(ruled_out.argmax() == targets[i, level]))
+    assert torch.isclose(loss, torch.stack(losses).mean(), atol=1e-5)
+    assert hits[picked].tolist() == correct and picked.sum() == len(losses)

@@ -405,10 +405,11 @@ def test_run_command_line(project, capsys):
 
 def test_one_execution_at_a_time_per_run_folder(project):
     from treasure_lib.runs import atomic
+    from treasure_lib.runs.lock import RunBusy
 
     run_dir = project / "runs" / "jets" / "toy"
     run_dir.mkdir(parents=True)
-    with atomic.locked(run_dir / ".run.lock"), pytest.raises(runs.RunError, match="another `treasure run` is executing"):
+    with atomic.locked(run_dir / ".run.lock"), pytest.raises(RunBusy, match="writing this run folder, so treasure run"):
         execute(project)
 
 

@@ -88,18 +88,33 @@ def _register_generate(sub, add_params, _):
 
 
 def cmd_train_tokenizer(args) -> int:
-    from .tokenizers.train import train_tokenizers
+    from .runs import steps
+    from .tokenizers.train import tokenizer_dir, train_tokenizers
 
-    cards = train_tokenizers(_params(args))  # {} on the other DDP ranks: the main process writes the cards
+    params = _params(args)
+    if steps.through_stages("train-tokenizer", params):
+        folder = steps.build("train-tokenizer", params)["path"]
+        cards = {p.parent.name: p for p in sorted(folder.glob("*/card"))}
+    else:
+        steps.refuse_stage_folder("tokenizer.output_dir", tokenizer_dir(params))
+        cards = train_tokenizers(params)  # {} on the other DDP ranks: the main process writes the cards
     for name, path in cards.items():
         print(f"{name:<12} {path}")
     return 0
 
 
 def cmd_export(args) -> int:
-    from .tokenizers.export import export
+    from .runs import steps
+    from .tokenizers.export import export, tokens_dir
 
-    results = export(_params(args), progress=not args.quiet)
+    params = _params(args)
+    if steps.through_stages("export", params):
+        folder = steps.build("export", params)["path"]
+        for path in sorted(folder.glob("*.parquet")):
+            print(path)
+        return 0
+    steps.refuse_stage_folder("export.output_dir", tokens_dir(params))
+    results = export(params, progress=not args.quiet)
     for r in results:
         if r["skipped"]:
             print(f"{r['file']}: outputs exist, skipped (export.overwrite=true to redo)")
@@ -118,51 +133,67 @@ def _register_tokenizers(sub, add_params, _):
     p.set_defaults(func=cmd_export)
 
 
-def _report(params, numbers: dict, metrics_out: str | None = None) -> None:
-    """Print and record a training command's numbers: the main process only (every DDP rank runs the command)."""
+def _report(params, numbers: dict, metrics_out: str | Path | None, printed: str | None = None) -> None:
+    """Record a training command's numbers (the main process only: every DDP rank runs the command) in
+    `metrics_out`, merged with what it holds (a stage that launched the command under torchrun reads them there; a
+    direct command keeps them beside its outputs, never in a run's metrics.json), and print them."""
     from .distributed import is_main
     from .runs import atomic
-    from .runs.folder import Run
-    from .training import run_dir
 
     if not is_main():
         return
-    if metrics_out:  # a stage launched this command (torchrun): the numbers go where it said
-        atomic.write_json(metrics_out, numbers)
-        return
-    run = Run(run_dir(params), params)
-    run.log_metrics(numbers)
-    path = run.dir / "metrics.json"
+    if metrics_out:
+        path = Path(metrics_out)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic.locked(path.with_name(f".{path.name}.lock")):
+            atomic.write_json(path, {**(atomic.read_json(path, {}) or {}), **numbers})
     width = max(map(len, numbers), default=0)
     for key, value in numbers.items():
-        print(f"{key:<{width}}  {value:.6g}")
-    print(f"-> {path}")
+        print(f"{key:<{width}}  {value:.6g}" if isinstance(value, (int, float)) else f"{key:<{width}}  {value}")
+    if printed or metrics_out:
+        print(f"-> {printed or metrics_out}")
 
 
 def cmd_pretrain(args) -> int:
-    from .training import pretrain
+    import json
+
+    from .runs import steps
+    from .training import pretrain, run_dir
 
     params = _params(args)
-    _report(params, pretrain(params), args.metrics_out)
+    if steps.through_stages("pretrain", params) and not args.metrics_out:
+        folder = steps.build("pretrain", params)["path"]
+        _report(params, json.loads((folder / "metrics.json").read_text()), None, printed=str(run_dir(params)))
+        return 0
+    out = Path(params["pretrain"]["output_dir"] or run_dir(params) / "artifacts" / "pretrain")
+    steps.refuse_stage_folder("pretrain.output_dir", out)
+    _report(params, pretrain(params), args.metrics_out or out / "metrics.json")
     return 0
 
 
 def cmd_classify(args) -> int:
-    from .training import classify
+    from .runs import steps
+    from .training import classify, run_dir
 
     params = _params(args)
-    _report(params, classify(params), args.metrics_out)
+    if steps.through_stages("classify", params) and not args.metrics_out:
+        numbers = steps.build("classify", params)["metrics"]
+        _report(params, numbers, None, printed=str(run_dir(params) / "metrics.json"))
+        return 0
+    out = Path(params["classify"]["output_dir"] or run_dir(params) / "artifacts" / "classify")
+    steps.refuse_stage_folder("classify.output_dir", out)
+    _report(params, classify(params), args.metrics_out or out / "metrics.json")
     return 0
 
 
 def _register_models(sub, add_params, _):
     p = sub.add_parser("pretrain", help="masked-token pretraining of the backbone on the run's token files")
     add_params(p)
-    p.add_argument("--metrics-out", help="write the metrics as JSON here instead of the run's metrics.json")
+    p.add_argument("--metrics-out", help="write the metrics as JSON here (a direct command: beside its outputs)")
     p.set_defaults(func=cmd_pretrain)
     p = sub.add_parser("classify", help="train and evaluate a classifier (classify.task, inputs, mode, label_fraction)")
     add_params(p)
-    p.add_argument("--metrics-out", help="write the metrics as JSON here instead of the run's metrics.json")
+    p.add_argument("--metrics-out", help="write the metrics as JSON here (a direct command: beside its outputs)")
     p.set_defaults(func=cmd_classify)
 
 

@@ -156,14 +156,24 @@ def _tname(value: Any) -> str:
 
 
 def validate(params: dict, schema: Mapping = SCHEMA, prefix: str = "") -> dict:
-    """Check types (coercing '20e3'-style strings for float keys) and fill schema defaults."""
+    """Check types (coercing '20e3'-style strings for float keys) and fill schema defaults; a whole params set is also
+    checked against the rules that tie keys together (`param_rules`)."""
+    out = _validate(params, schema, prefix)
+    if schema is SCHEMA and not prefix:
+        from . import param_rules
+
+        param_rules.check(out)
+    return out
+
+
+def _validate(params: dict, schema: Mapping, prefix: str) -> dict:
     out: dict = {}
     for key, spec in schema.items():
         if key == "*":
             continue
         dotted = f"{prefix}{key}"
         if isinstance(spec, Mapping):
-            out[key] = validate(params.get(key) or {}, spec, dotted + ".")
+            out[key] = _validate(params.get(key) or {}, spec, dotted + ".")
         elif key in params:
             out[key] = spec.check(dotted, params[key])
         elif spec.required:
@@ -176,7 +186,7 @@ def validate(params: dict, schema: Mapping = SCHEMA, prefix: str = "") -> dict:
             if key in schema:
                 continue
             dotted = f"{prefix}{key}"
-            out[key] = validate(value, inner, dotted + ".") if isinstance(inner, Mapping) else inner.check(dotted, value)
+            out[key] = _validate(value, inner, dotted + ".") if isinstance(inner, Mapping) else inner.check(dotted, value)
     return out
 
 

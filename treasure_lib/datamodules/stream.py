@@ -28,6 +28,8 @@ from . import in_memory
 from . import tasks as T
 
 INPUTS = {"tokens": ("tokens", "type_ids", "mask"), "features": ("features", "type_ids", "mask")}
+#: Columns every token (or feature) file must hold besides its model inputs.
+REQUIRED_COLUMNS = ("label", "weight", "split")
 ROW_COLUMNS = ("label", "weight", "split", "event_number", "process", "dsid", "source_file", "cross_section_pb",
                "filter_efficiency", "k_factor", "sum_of_weights")
 
@@ -53,8 +55,28 @@ class TokenFiles:
         self.vocabulary = self.set.vocabulary
         self.levels = self.set.levels if self.set.layout.tokens == "grouped" else 1
         self.row_groups = [pq.ParquetFile(p).metadata for p in self.paths]
-        self.columns = set(pq.read_schema(self.paths[0]).names)
+        self.columns = self._check_columns()
         self.sample_sum_of_weights = self._sample_sums()
+
+    def _check_columns(self) -> set[str]:
+        """The columns every file holds, checked before anything trains: each file has the model inputs, `label`,
+        `weight` and `split`, and the same columns as the first (a file without one is one error naming it)."""
+        inputs = INPUTS["tokens" if self.content == "tokens" else "features"]
+        required = (*inputs, *REQUIRED_COLUMNS)
+        first = None
+        for path in self.paths:
+            names = set(pq.read_schema(path).names)
+            missing = [c for c in required if c not in names]
+            if missing:
+                raise InputFileError(f"{path}: a {self.content} Parquet without column(s) {missing} (every file needs "
+                                     f"{', '.join(required)}); re-export it")
+            if first is None:
+                first = names
+            elif names != first:
+                differ = sorted(names ^ first)
+                raise InputFileError(f"{path}: its columns differ from {self.paths[0]}'s ({', '.join(differ)}); all "
+                                     f"files of a study must come from one export")
+        return first
 
     def _sample_sums(self) -> list[float] | None:
         """Per file, the generated sum of weights of its whole *sample* (every file of the study with its dsid).

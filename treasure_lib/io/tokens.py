@@ -68,7 +68,10 @@ def token_table(sequence_column: str, values: np.ndarray, type_ids: np.ndarray, 
 
 
 class TokenWriter:
-    """Parquet in row groups, under a temporary name until `close()` (atomic). `metadata`: treasure.* key -> JSON text."""
+    """Parquet in row groups, under a temporary name until `close()` (atomic). `metadata`: treasure.* key -> JSON text.
+
+    Rows are buffered into full row groups of `row_group_size` (the last one holds the rest), so the file's bytes do
+    not depend on how the rows arrived (the chunk size of the H5 read, the export batch size)."""
 
     def __init__(self, path: str | Path, metadata: Mapping[str, str], row_group_size: int = 10_000):
         self.path = Path(path)
@@ -77,18 +80,36 @@ class TokenWriter:
         self.meta = {(META_PREFIX + k).encode(): v.encode() for k, v in metadata.items()}
         self.row_group_size = row_group_size
         self._writer: pq.ParquetWriter | None = None
+        self._pending: list[pa.Table] = []
+        self._pending_rows = 0
         self.rows = 0
 
     def write(self, table: pa.Table) -> None:
         if self._writer is None:
             schema = table.schema.with_metadata(self.meta)
             self._writer = pq.ParquetWriter(self.tmp, schema, compression="zstd")
-        self._writer.write_table(table.replace_schema_metadata(self._writer.schema.metadata), row_group_size=self.row_group_size)
+        self._pending.append(table.replace_schema_metadata(self._writer.schema.metadata))
+        self._pending_rows += table.num_rows
         self.rows += table.num_rows
+        if self._pending_rows >= self.row_group_size:
+            self._flush(final=False)
+
+    def _flush(self, final: bool) -> None:
+        """Write the buffered rows as full row groups (and, when `final`, the rest as the last one)."""
+        if not self._pending:
+            return
+        rows = pa.concat_tables(self._pending).combine_chunks()
+        full = rows.num_rows if final else rows.num_rows // self.row_group_size * self.row_group_size
+        if full:
+            self._writer.write_table(rows.slice(0, full), row_group_size=self.row_group_size)
+        rest = rows.slice(full)
+        self._pending = [rest] if rest.num_rows else []
+        self._pending_rows = rest.num_rows
 
     def close(self) -> Path:
         if self._writer is None:
             raise InputFileError(f"{self.path}: no rows to write (every row failed the cuts?)")
+        self._flush(final=True)
         self._writer.close()
         os.replace(self.tmp, self.path)
         return self.path

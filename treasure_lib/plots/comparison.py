@@ -52,6 +52,7 @@ def per_kind(values: Mapping[str, float], *, xlabel: str, save_to=None, name: st
     ax.barh(y, [values[k] if np.isfinite(values[k]) else 0.0 for k in labels], height=0.6)
     ax.set_yticks(y, labels, fontsize="x-small")
     ax.tick_params(axis="y", which="minor", left=False, right=False)
+    ax.ticklabel_format(axis="x", style="plain")  # no offset label colliding with the axis title
     ax.set_xlabel(xlabel)
     ax.set_ylim(-0.7, n - 0.3 + 0.25 * n)
     style.atlas_label(ax)

@@ -1,4 +1,4 @@
-"""Atomic writes and a folder lock: a reader never sees a half-written file.
+"""Atomic writes and a file lock: a reader never sees a half-written file.
 
 Everything the run folder holds is written to a hidden temporary name in the same folder and
 renamed into place (`os.replace` is atomic on one file system), so an interrupted write leaves
@@ -7,7 +7,6 @@ the previous file or nothing, never a truncated one.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import math
 import os
@@ -86,16 +85,19 @@ def remove_path(path: Path) -> None:
 
 @contextlib.contextmanager
 def locked(lock_file: str | Path, blocking: bool = True) -> Iterator[bool]:
-    """Hold an exclusive `flock` on `lock_file` (created if needed); yields False if non-blocking and busy."""
+    """Hold an exclusive lock on `lock_file` (created if needed; `filelock`, flock where the file system has it);
+    yields False if non-blocking and busy. Each call is its own lock, also within one process."""
+    import filelock
+
     lock_file = Path(lock_file)
     lock_file.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock_file, "a") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
-        except BlockingIOError:
-            yield False
-            return
-        try:
-            yield True
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+    lock = filelock.FileLock(str(lock_file), thread_local=False)
+    try:
+        lock.acquire(timeout=-1 if blocking else 0)
+    except filelock.Timeout:
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        lock.release()

@@ -4,7 +4,8 @@ A chapter's inputs are the resolved params, its own source, the library (version
 every treasure_lib source file, so an uncommitted edit counts), the versions of the packages
 provenance records, and the inputs of the chapter before it (a chapter builds on the artifacts
 of the earlier ones). `status.json` in the run folder records, per chapter, its state
-(running / complete / failed) and that inputs hash.
+(running / complete / failed), that inputs hash and the sha256 of the executed notebook it wrote: a chapter is
+complete only while that notebook is still the one its run wrote.
 """
 from __future__ import annotations
 
@@ -105,8 +106,10 @@ class Status:
         return self.data["chapters"].get(name, {})
 
     def is_complete(self, name: str, inputs_sha256: str, notebook: Path) -> bool:
+        """Recorded complete with these inputs, and the executed notebook is still the one that run wrote."""
         entry = self.get(name)
-        return entry.get("state") == "complete" and entry.get("inputs_sha256") == inputs_sha256 and notebook.is_file()
+        return (entry.get("state") == "complete" and entry.get("inputs_sha256") == inputs_sha256 and notebook.is_file()
+                and entry.get("notebook_sha256") == hashlib.sha256(notebook.read_bytes()).hexdigest())
 
     def set(self, name: str, **fields) -> None:
         entry = self.data["chapters"].setdefault(name, {})

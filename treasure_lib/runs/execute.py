@@ -13,13 +13,14 @@ in the executed notebook: the book shows the study, not its plumbing.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 from .. import config, progress
-from . import atomic, live, provenance
+from . import atomic, live, lock, provenance
 from .chapters import Chapter, Status, discover, input_hashes, select
 from .engine import engine_name
 from .folder import PARAMS, PROVENANCE, Run, RunError, adopt_params, default_run_dir
@@ -194,9 +195,7 @@ def execute(params_files: Iterable[str | Path], run_dir: str | Path | None = Non
     todo = select(every, chapters)
     hashes = input_hashes(every, params)
     run_dir.mkdir(parents=True, exist_ok=True)
-    with atomic.locked(run_dir / ".run.lock", blocking=False) as free:
-        if not free:
-            raise RunError(f"{run_dir}: another `treasure run` is executing chapters in this folder")
+    with lock.writing(run_dir, "treasure run"):  # its chapter kernels (and their workers) write under it
         runlog = RunLog(run_dir)
 
         def say(message: str) -> None:  # the terminal and the run's log say the same
@@ -239,8 +238,10 @@ def execute(params_files: Iterable[str | Path], run_dir: str | Path | None = Non
                     say(f"{chapter.name}: FAILED" + ("" if seconds is None else f" after {seconds:.1f} s"))
                     runlog.write(str(exc) or repr(exc))
                     raise
+                notebook = run_dir / "notebooks" / f"{chapter.name}.ipynb"
                 status.set(chapter.name, state="complete", finished=provenance.now(), seconds=round(seconds, 3),
-                           notebook=f"notebooks/{chapter.name}.ipynb")
+                           notebook=f"notebooks/{chapter.name}.ipynb",
+                           notebook_sha256=hashlib.sha256(notebook.read_bytes()).hexdigest())
                 run.log_metrics({f"run.{chapter.name}.seconds": round(seconds, 3)})
                 outcome[chapter.name] = "ran"
                 say(f"{chapter.name}: done in {seconds:.1f} s")

@@ -18,7 +18,7 @@ from typing import Any, Iterable, Mapping
 
 from .. import config
 from ..errors import TreasureError
-from . import atomic, provenance
+from . import atomic, lock, provenance
 from .stage import Stage
 
 PARAMS = "params.yaml"
@@ -66,6 +66,11 @@ class Run:
     def __repr__(self) -> str:
         return f"Run({str(self.dir)!r})"
 
+    def writing(self, what: str):
+        """Hold the run folder's lock (`lock.writing`) and check that its params.yaml still holds this run's params:
+        what is written belongs to the params the folder records, or is refused with one line."""
+        return _Writing(self, what)
+
     @property
     def name(self) -> str:
         return self.params["study"]["name"]
@@ -102,7 +107,7 @@ class Run:
             if not isinstance(value, (int, float, str, bool, type(None))):
                 raise RunError(f"metric {key!r}: expected a number (or string/bool/null), got {type(value).__name__}")
         path = self.dir / METRICS
-        with atomic.locked(self.dir / f".{METRICS}.lock"):
+        with self.writing("logging metrics"), atomic.locked(self.dir / f".{METRICS}.lock"):
             merged = self.metrics()
             merged.update(new)
             atomic.write_json(path, merged)
@@ -111,6 +116,10 @@ class Run:
     # figures and artifacts ---------------------------------------------------------------------
     def save_figure(self, fig, name: str, formats: Iterable[str] = ("png",), dpi: int = 150) -> Path:
         """Save a matplotlib figure as figures/<name>.<fmt> (atomically); returns the first path."""
+        with self.writing("saving a figure"):
+            return self._save_figure(fig, name, formats, dpi)
+
+    def _save_figure(self, fig, name: str, formats: Iterable[str], dpi: int) -> Path:
         paths = []
         for fmt in formats:
             path = self.figures / f"{name}.{fmt}"
@@ -123,31 +132,84 @@ class Run:
             paths.append(path)
         return paths[0]
 
-    def stage(self, name: str, inputs: Mapping[str, Any]) -> Stage:
-        """A reusable artifact `artifacts/<name>`, rebuilt only when `inputs` change (see `Stage`)."""
-        return Stage(self.artifacts, name, inputs, shared=self.params["study"].get("shared_artifacts"))
+    def stage(self, name: str, inputs: Mapping[str, Any], content=None) -> Stage:
+        """A reusable artifact `artifacts/<name>`, rebuilt only when `inputs` change or what it holds no longer
+        verifies (see `Stage`); built under the run folder's lock. `content(path)`: what the result is for the
+        stages built from it (default: every file's sha256)."""
+        return Stage(self.artifacts, name, inputs, shared=self.params["study"].get("shared_artifacts"),
+                     content=content, guard=lambda: self.writing(f"building stage {name}"))
 
     def provenance(self) -> dict:
         return atomic.read_json(self.dir / PROVENANCE, {})
+
+
+class _Writing:
+    """`Run.writing`: the lock, then the check that the folder's params are the run's."""
+
+    def __init__(self, run: Run, what: str):
+        self.run, self.what = run, what
+        self.held = lock.writing(run.dir, what)
+
+    def __enter__(self):
+        self.held.__enter__()
+        try:
+            _check_params(self.run, self.what)
+        except BaseException:
+            self.held.__exit__(None, None, None)
+            raise
+        return self
+
+    def __exit__(self, *exc):
+        return self.held.__exit__(*exc)
+
+
+_PARAMS_SEEN: dict = {}  # params.yaml path -> (mtime_ns, size, hash): read again only when it changed
+
+
+def _check_params(run: Run, what: str) -> None:
+    path = run.dir / PARAMS
+    if not path.is_file():
+        return  # a folder without params (a bare Run in a test): nothing to disagree with
+    st = path.stat()
+    stamp = (st.st_mtime_ns, st.st_size)
+    seen = _PARAMS_SEEN.get(str(path))
+    if seen is None or seen[0] != stamp:
+        seen = (stamp, provenance.params_hash(config.read_yaml(path)))
+        _PARAMS_SEEN[str(path)] = seen
+    if seen[1] != provenance.params_hash(run.params):
+        raise RunError(f"{path} now holds other params than this run was opened with (another open_run or "
+                       f"`treasure run` changed them); {what} would mix results of two sets of params: open the "
+                       f"run again")
 
 
 def adopt_params(run_dir: Path, params: Mapping) -> bool:
     """Make `run_dir/params.yaml` hold `params`; returns True if it changed.
 
     metrics.json belongs to params.yaml: when the params change, the earlier metrics move to
-    metrics.previous.json so no number of other params is shown as this run's.
+    metrics.previous.json so no number of other params is shown as this run's, and status.json to
+    status.previous.json (no chapter counts as complete for the new params). Written under the run folder's lock.
     """
     path = run_dir / PARAMS
     old = config.read_yaml(path) if path.is_file() else None
     if old is not None and provenance.params_hash(old) == provenance.params_hash(params):
         return False
-    run_dir.mkdir(parents=True, exist_ok=True)
+    with lock.writing(run_dir, "adopting new params"):
+        return _adopt(run_dir, params)
+
+
+def _adopt(run_dir: Path, params: Mapping) -> bool:
+    """adopt_params under the lock (the params read again: another writer may have changed them meanwhile)."""
+    path = run_dir / PARAMS
+    old = config.read_yaml(path) if path.is_file() else None
+    if old is not None and provenance.params_hash(old) == provenance.params_hash(params):
+        return False
     if old is not None:
         changed = sorted(set(_diff(old, params)))
         print(f"{path}: params changed ({', '.join(changed[:8])}{' ...' if len(changed) > 8 else ''}); "
               f"earlier metrics moved to {METRICS.replace('.json', '.previous.json')}")
-        if (run_dir / METRICS).is_file():
-            os.replace(run_dir / METRICS, run_dir / METRICS.replace(".json", ".previous.json"))
+        for name in (METRICS, STATUS):  # the numbers and the chapters' completion belonged to the old params
+            if (run_dir / name).is_file():
+                os.replace(run_dir / name, run_dir / name.replace(".json", ".previous.json"))
     config.dump(params, path)
     return True
 
@@ -206,8 +268,9 @@ def open_run(params_file: str | Path = "params/default.yaml", run_dir: str | Pat
         run_dir = interactive_run_dir(params, overrides)
         if overrides:
             print(f"run folder: {run_dir} (overrides without a run_dir; {default_run_dir(params)} is left as it is)")
-    adopt_params(run_dir, params)
+    adopt_params(run_dir, params)  # under the run folder's lock: refused while another process writes it
     run = Run(run_dir, params)
     if not (run_dir / PROVENANCE).is_file():
-        atomic.write_json(run_dir / PROVENANCE, provenance.collect(params, mode="interactive"))
+        with run.writing("recording provenance"):
+            atomic.write_json(run_dir / PROVENANCE, provenance.collect(params, mode="interactive"))
     return run

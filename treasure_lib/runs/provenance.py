@@ -164,21 +164,3 @@ def collect(params: Mapping, mode: str, started: str | None = None) -> dict:
         "python_executable": sys.executable,
         "cwd": os.getcwd(),
     }
-
-
-_SOURCE_CACHE: dict = {}
-
-
-def source_hash(parts, lib_dir: Path = LIB_DIR) -> str:
-    """sha256 of the .py sources of `parts` (packages or modules under treasure_lib/), cached by mtime and size."""
-    files = []
-    for part in parts:
-        path = lib_dir / part
-        files += sorted(path.rglob("*.py")) if path.is_dir() else [path]
-    stamp = tuple((str(p), p.stat().st_mtime_ns, p.stat().st_size) for p in files)
-    if stamp not in _SOURCE_CACHE:
-        digest = hashlib.sha256()
-        for p in files:
-            digest.update(str(p.relative_to(lib_dir)).encode() + b"\0" + p.read_bytes())
-        _SOURCE_CACHE[stamp] = digest.hexdigest()
-    return _SOURCE_CACHE[stamp]

@@ -11,11 +11,18 @@ or, as a decorator that runs the function only when needed and returns the path:
     @run.stage("tokenizer", {...})
     def card(out): train(params, out)
 
-The hash of `inputs` is stored in `artifacts/<name>.stage.json`, written after the artifact is
-renamed into place; a failed build leaves the previous artifact and its record untouched.
+One model of "done": the record `artifacts/<name>.stage.json` names the hash of the inputs, every file the build
+wrote (size, time, sha256) and the content digest of the result, and the files still verify (`manifest`). A file
+changed since (another command wrote into the folder, a truncated card) makes the stage not done: it is rebuilt and
+the message names the file. The record is written after the artifact is renamed into place; a failed build leaves
+the previous artifact and its record untouched, and a build killed half-way leaves a `.<name>.partial-*` folder
+that the next build of the stage clears (under the run folder's lock).
+
 Path values in `inputs` stand for their content (sha256 of the file, or of every file of a folder,
 with names relative to it): where a file lies does not change the hash, so runs in different
-folders that build the same thing from the same inputs agree on it.
+folders that build the same thing from the same inputs agree on it. `content` says what a result is for the stages
+built from it (a tokenizer folder: its card hashes, not its logs and timings), so an identical rebuild changes
+nothing downstream.
 
 With a `shared` folder (`study.shared_artifacts`: the points of a scan), the artifact is built once
 into `<shared>/<name>-<hash>` and every run links its `artifacts/<name>` there (a relative
@@ -33,9 +40,9 @@ import socket
 import time
 import uuid
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Callable, ContextManager, Iterator, Mapping
 
-from . import atomic
+from . import atomic, manifest
 
 
 def canonical(value: Any, key: str = "inputs") -> Any:
@@ -69,19 +76,35 @@ def inputs_hash(inputs: Mapping[str, Any]) -> str:
 
 SHARED_HASH_CHARS = 16  # of the inputs hash in a shared entry's name
 PUBLISH_WAIT_S = 120     # how long to wait for the record of an entry another process has just published
+PARTIAL = "partial"      # `.<name>.partial-<host>-<id>`: a build in progress (or abandoned by a killed one)
+NEVER_BUILT, INPUTS_CHANGED = "never built", "its inputs changed"
 
 
-def content_digest(path: Path) -> str:
-    """sha256 of what a built artifact holds (a file, or every file of a folder with its relative name)."""
-    return inputs_hash({"content": Path(path)})
+def content_digest(path: Path, content: Callable[[Path], Any] | None = None, files: Mapping | None = None) -> str:
+    """sha256 of what a built artifact holds: `content(path)` (what the stage declares its result to be, e.g. the
+    card hashes of a tokenizer folder, never its logs or timings), else every file's name and sha256 (`files`: its
+    manifest, when already taken)."""
+    if content is not None:
+        what = content(Path(path))
+    else:
+        what = manifest.sums(files if files is not None else manifest.manifest(path))
+    return hashlib.sha256(json.dumps(canonical(what), sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
-def _record_matches(record_path: Path, digest: str, artifact: Path) -> bool:
+def _why_not(record_path: Path, digest: str, artifact: Path) -> str | None:
+    """None when the record names these inputs and the artifact still holds what was built; else why not."""
     try:
         record = atomic.read_json(record_path, None)
     except ValueError:
-        return False
-    return bool(record) and record.get("inputs_sha256") == digest and artifact.exists()
+        return f"its record {record_path} is not valid JSON"
+    if not record:
+        return NEVER_BUILT
+    if record.get("inputs_sha256") != digest:
+        return INPUTS_CHANGED
+    if not isinstance(record.get("files"), dict):
+        return f"its record {record_path} names no content to verify (built by an older TREASURE)"
+    difference = manifest.first_difference(artifact, record["files"])
+    return None if difference is None else f"{artifact}: {difference}"
 
 
 class StageError(RuntimeError):
@@ -91,10 +114,15 @@ class StageError(RuntimeError):
 class Stage:
     """An artifact at `<folder>/<name>` with its record `<folder>/<name>.stage.json` (optionally built in `shared`).
 
-    The record holds the inputs hash and `content_sha256`, the digest of what was built: a stage built
-    from this one depends on that, so a rebuilt upstream that came out different invalidates it."""
+    The record holds the inputs hash, every file the build wrote (`files`: size, time, sha256; see `manifest`) and
+    `content_sha256`, the digest of what was built (`content`): a stage built from this one depends on that, so a
+    rebuilt upstream that came out different invalidates it, and one that came out the same does not. The stage is
+    done only while its files still verify: a card or token file changed by hand or by another command is rebuilt.
+    `guard()` is held while checking and building (the run folder's lock)."""
 
-    def __init__(self, folder: str | Path, name: str, inputs: Mapping[str, Any], shared: str | Path | None = None):
+    def __init__(self, folder: str | Path, name: str, inputs: Mapping[str, Any], shared: str | Path | None = None, *,
+                 content: Callable[[Path], Any] | None = None,
+                 guard: Callable[[], ContextManager] | None = None):
         if not name or "/" in name or name.startswith("."):
             raise ValueError(f"stage name {name!r}: expected a plain file or folder name")
         self.name = name
@@ -102,6 +130,8 @@ class Stage:
         self.record = Path(folder) / f"{name}.stage.json"
         self.inputs = canonical(dict(inputs))
         self.hash = inputs_hash(inputs)
+        self.content = content
+        self.guard = guard or contextlib.nullcontext
         self.shared = Path(shared) if shared else None
         if self.shared is not None:
             entry = f"{name}-{self.hash[:SHARED_HASH_CHARS]}"
@@ -113,12 +143,19 @@ class Stage:
 
     @property
     def shared_done(self) -> bool:
-        return self.shared is not None and _record_matches(self.shared_record, self.hash, self.shared_path)
+        return self.shared is not None and _why_not(self.shared_record, self.hash, self.shared_path) is None
+
+    def why_not_done(self) -> str | None:
+        """None when done (here, or as a complete shared entry), else why it must be built."""
+        here = _why_not(self.record, self.hash, self.path)
+        if here is None or self.shared_done:
+            return None
+        return here
 
     @property
     def done(self) -> bool:
-        """The artifact exists and was built from the same inputs (here, or as a complete shared entry)."""
-        return _record_matches(self.record, self.hash, self.path) or self.shared_done
+        """The artifact was built from the same inputs and still holds what was built."""
+        return self.why_not_done() is None
 
     def link(self) -> None:
         """Point `path` at the complete shared entry (a relative symlink) and copy its record as this run's (always:
@@ -135,16 +172,22 @@ class Stage:
         atomic.write_json(self.record, {**atomic.read_json(self.shared_record, {}), "shared": str(self.shared_path)})
 
     def _clear_abandoned(self) -> None:
-        """Under the lock: an entry with no record that nobody has touched for a while is a crashed publish."""
+        """Under the locks: partial builds of this stage left by a killed process, and (shared) an entry that is not
+        complete and that nobody has touched for a while (a crashed publish, or one whose files were changed)."""
+        target = self.shared_path if self.shared is not None else self.path
+        for partial in target.parent.glob(f".{target.name}.{PARTIAL}-*"):
+            atomic.remove_path(partial)
+        if self.shared is None:
+            return
         path = self.shared_path
         if (path.exists() or path.is_symlink()) and not self.shared_done \
                 and time.time() - path.lstat().st_mtime > PUBLISH_WAIT_S:
+            self.shared_record.unlink(missing_ok=True)
             atomic.remove_path(path)
 
-    def _publish_shared(self, tmp: Path, start: float) -> None:
+    def _publish_shared(self, tmp: Path, record: dict) -> None:
         """Rename the build into the shared folder, never over an entry another process published first; the record
         (its digest computed before) follows the rename at once, so an entry never stays without one for long."""
-        record = self._record(start, content_sha256=content_digest(tmp))
         try:
             if self.shared_path.exists() or self.shared_path.is_symlink():
                 raise FileExistsError(self.shared_path)
@@ -160,31 +203,35 @@ class Stage:
             return
         atomic.write_json(self.shared_record, record)
 
-    def _record(self, start: float, **extra) -> dict:
+    def _record(self, tmp: Path, start: float) -> dict:
+        """The record of a finished build at `tmp` (its files keep their times when renamed into place)."""
+        files = manifest.manifest(tmp)
         return {"name": self.name, "inputs_sha256": self.hash, "inputs": self.inputs, "built": _now(),
-                "seconds": round(time.perf_counter() - start, 3), **extra}
+                "seconds": round(time.perf_counter() - start, 3),
+                "content_sha256": content_digest(tmp, self.content, files), "files": files}
 
     @contextlib.contextmanager
     def build(self) -> Iterator[Path]:
         """Yield a temporary path to write the artifact at; on success it replaces `path` (or becomes the shared entry)."""
-        target = self.shared_path if self.shared is not None else self.path
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = atomic.temp_name(target, f"partial-{socket.gethostname()}-{uuid.uuid4().hex[:8]}")
-        start = time.perf_counter()
-        try:
-            yield tmp
-            if not tmp.exists():
-                raise FileNotFoundError(f"stage {self.name!r} wrote nothing at the path it was given ({tmp})")
-            if self.shared is not None:
-                self._publish_shared(tmp, start)
-                self.link()
-            else:
-                record = self._record(start, content_sha256=content_digest(tmp))
-                self.record.unlink(missing_ok=True)  # from here until the new record, the artifact is not 'done'
-                atomic.replace_path(tmp, self.path)
-                atomic.write_json(self.record, record)
-        finally:
-            atomic.remove_path(tmp)
+        with self.guard():
+            target = self.shared_path if self.shared is not None else self.path
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = atomic.temp_name(target, f"{PARTIAL}-{socket.gethostname()}-{uuid.uuid4().hex[:8]}")
+            start = time.perf_counter()
+            try:
+                yield tmp
+                if not tmp.exists():
+                    raise FileNotFoundError(f"stage {self.name!r} wrote nothing at the path it was given ({tmp})")
+                record = self._record(tmp, start)
+                if self.shared is not None:
+                    self._publish_shared(tmp, record)
+                    self.link()
+                else:
+                    self.record.unlink(missing_ok=True)  # from here until the new record, the artifact is not 'done'
+                    atomic.replace_path(tmp, self.path)
+                    atomic.write_json(self.record, record)
+            finally:
+                atomic.remove_path(tmp)
 
     @contextlib.contextmanager
     def _exclusive(self) -> Iterator[None]:
@@ -206,17 +253,28 @@ class Stage:
         finally:
             held.__exit__(None, None, None)
 
-    def __call__(self, fn: Callable[[Path], Any]) -> Path:
-        """Build with `fn(out)` unless done (a complete shared entry is linked, not rebuilt); return `path`."""
-        with self._exclusive():
-            if self.shared is not None:
-                self._clear_abandoned()
+    def __call__(self, fn: Callable[[Path], Any], log: Callable[[str], None] | None = None) -> Path:
+        """Build with `fn(out)` unless done (a complete shared entry is linked, not rebuilt); return `path`.
+
+        A stage whose files no longer verify is rebuilt, saying which file differs (`log`, default stderr)."""
+        with self.guard(), self._exclusive():
+            self._clear_abandoned()
             if self.shared_done:
                 self.link()
-            elif not self.done:
+                return self.path
+            reason = _why_not(self.record, self.hash, self.path)
+            if reason is not None:
+                if reason not in (NEVER_BUILT, INPUTS_CHANGED):  # what was built changed, or cannot be verified
+                    (log or _say)(f"stage {self.name}: {reason}; rebuilding it")
                 with self.build() as out:
                     fn(out)
         return self.path
+
+
+def _say(text: str) -> None:
+    import sys
+
+    print(text, file=sys.stderr)
 
 
 def _now() -> str:

@@ -7,7 +7,8 @@ params give the same id whatever the scan file's order or name, so a point is ne
 
 State lives in the point's run folder `points/<id>/`: `point.json` (running / complete / failed /
 interrupted, the error, times, host, attempts, the chapters asked for), `complete.json` only after
-every chapter succeeded, and `done.json` after an attempt ended either way (what Snakemake waits
+every chapter succeeded (and a point counts as complete only while the notebooks its status.json
+records still verify), and `done.json` after an attempt ended either way (what Snakemake waits
 for, so one failed point does not hold back the summary). A point that was interrupted says
 `running` or `interrupted`: it is incomplete and runs again (its finished chapters are skipped by
 `treasure run`). A point finished with other chapters than the scan now asks for is pending again.
@@ -132,9 +133,28 @@ def state(point: Point) -> dict:
         return {"state": "pending"}
     if record.get("state") == "complete" and not point.complete_file.is_file():  # never finished writing
         return {**record, "state": "pending"}
+    if record.get("state") == "complete" and not outputs_verify(point):  # a notebook changed or went missing
+        return {**record, "state": "pending"}
     if record.get("state") == "running" and not _held(point):  # its process is gone (killed, time limit)
         return {**record, "state": "interrupted"}
     return record
+
+
+def outputs_verify(point: Point) -> bool:
+    """A complete point still holds what its run wrote: every chapter status.json records complete has the executed
+    notebook whose sha256 it recorded (the chapters' own model of done)."""
+    import hashlib
+
+    try:
+        chapters = (atomic.read_json(point.dir / "status.json", {}) or {}).get("chapters", {})
+    except ValueError:
+        return False
+    complete = {name: entry for name, entry in chapters.items() if entry.get("state") == "complete"}
+    for name, entry in complete.items():
+        notebook = point.dir / entry.get("notebook", f"notebooks/{name}.ipynb")
+        if not notebook.is_file() or hashlib.sha256(notebook.read_bytes()).hexdigest() != entry.get("notebook_sha256"):
+            return False
+    return bool(complete)
 
 
 def _held(point: Point) -> bool:

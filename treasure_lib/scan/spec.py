@@ -31,6 +31,7 @@ import yaml
 
 from .. import config
 from ..errors import ConfigError
+from ..param_rules import plain_name
 from ..schema import Key as K
 
 #: Snakemake resources a point may request (what the Slurm executor plugin understands, plus the generic ones).
@@ -109,6 +110,11 @@ def load_scan(path: str | Path) -> Scan:
         data = config.validate(raw, SCAN_SCHEMA)
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from None
+    if not plain_name(data["name"]):
+        raise ConfigError(f"{path}: 'name' must be a plain folder name (no '/' or '\\', not starting with '.'): the "
+                          f"scan's folder is runs/scans/<name>; got {data['name']!r}")
+    if data["chapters"]:
+        _check_chapters(path, data["chapters"])
     base = data["base"] if isinstance(data["base"], list) else [data["base"]]
     if not base or not all(isinstance(b, str) for b in base):
         raise ConfigError(f"{path}: 'base' must be a params file or a list of them, got {data['base']!r}")
@@ -146,6 +152,23 @@ def load_scan(path: str | Path) -> Scan:
                 chapters=tuple(data["chapters"]) if data["chapters"] else None, metrics=tuple(data["metrics"]),
                 output_dir=out, shared_artifacts=Path(data["shared_artifacts"]), resources=dict(data["resources"]),
                 first_alone=data["first_alone"], points=tuple(points), comparison=data["comparison"])
+
+
+def notebooks_dir() -> Path:
+    """The chapters a scan runs: `notebooks/` of the working directory (the project root), else of this repository."""
+    here = Path("notebooks")
+    return here if here.is_dir() else Path(__file__).resolve().parents[2] / "notebooks"
+
+
+def _check_chapters(path: Path, names: list) -> None:
+    """Every chapter a scan file names exists (as `01_data`, `01_data.py` or `01`)."""
+    from ..runs.chapters import discover, select
+    from ..runs.folder import RunError
+
+    try:
+        select(discover(notebooks_dir()), names)
+    except RunError as exc:
+        raise ConfigError(f"{path}: chapters: {exc}") from None
 
 
 def override_text(key: str, value: Any) -> str:

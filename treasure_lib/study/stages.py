@@ -78,46 +78,42 @@ def ensure_samples(params: Mapping, log=print) -> list[Path]:
 
 def _data_inputs(params: Mapping) -> dict:
     """The input files' content, the data section and the object definitions' content (features, scalers, ...)."""
-    return {"files": data_files(params), "data": {k: v for k, v in params["data"].items() if k != "files"},
+    return {"files": data_files(params), "data": _without(params["data"], "files", section="data"),
             "objects": Path(params["data"]["objects_file"])}
 
 
-#: Library code each stage's output depends on (treasure_lib/<part>): editing it rebuilds the stage.
-_READ = ("io/reader.py", "io/h5.py", "io/batch.py", "io/mixing.py", "io/objects.py", "io/selection.py", "io/prefetch.py",
-         "collections.py", "splits.py", "preprocessing.py")
-_TOKENIZER = tuple(f"tokenizers/{m}.py" for m in ("card", "codebooks", "data", "lightning_module", "networks", "search",
-                                                 "train", "vqvae"))
-_TRAIN = ("models", "datamodules", "training.py", "distributed.py", "metrics", "io/tokens.py", "io/mixing.py",
-          "sequences.py", "vocabulary.py", "splits.py", "metric_keys.py", "collections.py", "training_health.py",
-          "loss_history.py")
-CODE = {
-    "tokenizers": _READ + _TOKENIZER + ("reconstruction.py", "distributed.py", "training_health.py", "loss_history.py"),
-    "tokens": _READ + _TOKENIZER + ("tokenizers/export.py", "sequences.py", "vocabulary.py", "io/tokens.py",
-                                    "higgs4l.py", "physics.py"),
-    "pretrain": _TRAIN,
-    "classify": _TRAIN,
-    "leakage": ("study/leakage.py", "diagnostics/leakage.py", "sequences.py", "vocabulary.py", "io/tokens.py",
-                "splits.py"),
-}
+#: Each stage's entry point: its library code is what this function reaches (`runs.closure`: the functions of the
+#: study layer it names and the import closure of every module they import), derived from the source, never listed.
+CODE = {"tokenizers": "study.stages:tokenizers", "tokens": "study.stages:tokens", "pretrain": "study.stages:pretrained",
+        "classify": "study.stages:_classifier_stage", "leakage": "study.leakage:variant_files"}
+#: The hashing helpers: they say what a stage is, not what it computes (not part of any stage's code).
+IDENTITY_HELPERS = ("study.stages:code", "study.stages:identity", "study.stages:_without",
+                    "study.stages:_data_inputs", "study.stages:card_hashes", "study.stages:token_file_hashes",
+                    "study.stages:backbone_weights", "study.stages:_backbone_identity")
 #: Keys that say where outputs go or how progress looks, never what is built.
 NOT_INPUTS = ("output_dir", "cards_dir", "backbone", "progress_bar", "resume", "wandb")  # (builds start afresh)
 #: Chapter-06 and leakage switches: which classifiers a chapter trains, not how one is trained.
 CLASSIFY_SWITCHES = ("compare", "also", "label_fractions", "leakage_tasks", "seeds")
-#: How fast, not what: how many classifiers train at once.
-PERFORMANCE_ONLY = ("jobs",)
+#: How fast, not what, per params section: the bytes built come out the same whatever their value.
+PERFORMANCE_ONLY = {"data": ("chunk_size",), "export": ("batch_size",), "classify": ("jobs",)}
+#: What only the evaluation of a trained classifier reads: its numbers are recomputed from the stage's test-set
+#: predictions with the current values (`evaluated`), so changing them never retrains.
+EVALUATION_ONLY = {"classify": ("f_c", "f_tau", "pt_bins_gev", "n_boot")}
 
 
-def code(stage: str) -> str:
-    """sha256 of the library sources a stage's output depends on (cached while no file changes)."""
-    from ..runs.provenance import source_hash
+def code(stage: str, lib_dir: Path | None = None) -> str:
+    """sha256 of the library code a stage's output depends on (cached while no library file changes); `lib_dir`:
+    another copy of treasure_lib (tests edit one)."""
+    from ..runs.closure import LIB_DIR, code_hash
 
-    return source_hash(CODE[stage])
+    return code_hash(CODE[stage], stop=[*CODE.values(), *IDENTITY_HELPERS], lib_dir=lib_dir or LIB_DIR)
 
 
-def _without(section: Mapping, *keys: str) -> dict:
-    """A params section minus output locations and display switches (also inside its `train` block)."""
-    drop = set(keys) | set(NOT_INPUTS)
-    out = {k: v for k, v in section.items() if k not in drop}
+def _without(values: Mapping, *keys: str, section: str | None = None) -> dict:
+    """A params section minus output locations and display switches (also inside its `train` block), and minus
+    `section`'s performance-only and evaluation-only keys: what the stage's computation reads."""
+    drop = set(keys) | set(NOT_INPUTS) | set(PERFORMANCE_ONLY.get(section, ())) | set(EVALUATION_ONLY.get(section, ()))
+    out = {k: v for k, v in values.items() if k not in drop}
     if isinstance(out.get("train"), Mapping):
         out["train"] = {k: v for k, v in out["train"].items() if k not in drop}
     return out
@@ -136,7 +132,8 @@ def tokenizers(run) -> Path:
         record_fit_rows(p, out / FIT_ROWS)
 
     return run.stage("tokenizers", {**_data_inputs(params), "tokenizer": _without(params["tokenizer"]),
-                                    "seed": params["study"]["seed"], "code": code("tokenizers")})(build)
+                                    "seed": params["study"]["seed"], "code": code("tokenizers")},
+                     content=card_hashes)(build)
 
 
 FIT_ROWS = "fit_rows.npz"
@@ -170,10 +167,11 @@ def tokens(run) -> Path:
         seconds = sum(r.get("seconds", 0.0) for r in results)
         (out / "export.json").write_text(json.dumps({"rows": rows, "seconds": seconds}))
 
-    inputs = {**_data_inputs(params), "cards": identity(cards), "export": _without(params["export"], "overwrite"),
+    inputs = {**_data_inputs(params), "cards": identity(cards),
+              "export": _without(params["export"], "overwrite", section="export"),
               "sequence": params["sequence"], "code": code("tokens"),
               "selection": params["selection"] if params["export"]["derived"] else None}  # the derived columns'
-    return run.stage("tokens", inputs)(build)
+    return run.stage("tokens", inputs, content=token_file_hashes)(build)
 
 
 def card_training_metrics(cards: Path) -> dict:
@@ -207,7 +205,8 @@ def pretrained(run) -> Path:
     path = run.stage("pretrain", {"tokens": identity(token_dir), "pretrain": _without(params["pretrain"]),
                                   "model": {k: v for k, v in params["model"].items() if k != "pooling"},  # the heads'
                                   "seed": params["study"]["seed"], "code": code("pretrain"),
-                                  "probe_task": {probe: params["classify"]["tasks"].get(probe)}})(build)
+                                  "probe_task": {probe: params["classify"]["tasks"].get(probe)}},
+                     content=backbone_weights)(build)
     run.log_metrics(json.loads((path / "metrics.json").read_text()))
     return path
 
@@ -223,7 +222,7 @@ def _classifier_stage(run, name: str | None = None, token_dir: Path | None = Non
     if token_dir is not None:
         params["export"]["output_dir"] = str(token_dir)
     token_dir = Path(token_dir) if token_dir is not None else tokens(run)
-    classify_inputs = _without(c, *CLASSIFY_SWITCHES, *PERFORMANCE_ONLY, "tasks")
+    classify_inputs = _without(c, *CLASSIFY_SWITCHES, "tasks", section="classify")
     classify_inputs["task_definition"] = c["tasks"].get(c["task"])  # this task's, not every task's
     inputs = {"tokens": identity(token_dir), "model": params["model"], "seed": params["study"]["seed"],
               "classify": classify_inputs, "code": code("classify")}
@@ -232,7 +231,7 @@ def _classifier_stage(run, name: str | None = None, token_dir: Path | None = Non
     elif backbone is None:
         backbone = pretrained(run) / "checkpoints" / "best.ckpt"
     if backbone is not None:
-        inputs["backbone"] = backbone
+        inputs["backbone"] = _backbone_identity(backbone)
     from ..training import metrics_prefix, variant_name
 
     def build(out: Path) -> None:
@@ -262,9 +261,9 @@ def classifier(run, name: str | None = None, token_dir: Path | None = None, seed
     `seed`: one of several training seeds (`classify.seeds`): its numbers log under `<prefix>.seed_<seed>`, so the
     seeds of one model never overwrite each other. `log_as`: another prefix for its numbers (a leakage row logs
     under `leakage.<task>.<row>`, never over the classifier whose keys it would share)."""
-    stage, build, _, prefix = _classifier_stage(run, name, token_dir, seed, **overrides)
+    stage, build, params, prefix = _classifier_stage(run, name, token_dir, seed, **overrides)
     path = stage(build)
-    numbers = json.loads((path / "metrics.json").read_text())
+    numbers = evaluated(path, params)
     target = log_as or (f"{prefix}.seed_{int(seed)}" if seed is not None else prefix)
     numbers = {target + k[len(prefix):] if k.startswith(prefix + ".") else k: v for k, v in numbers.items()}
     run.log_metrics(numbers)
@@ -291,11 +290,35 @@ def classifiers(run, jobs: list[dict]) -> list[dict]:
 
         import os
 
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_die_with_parent,
-                                 initargs=(os.getpid(),)) as pool:
+        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=_die_with_parent, initargs=(os.getpid(),))
+        with run.writing("training classifiers"), pool:  # the workers build under this process's lock
             for done in pool.map(_build_in_worker, [(str(run.dir), run.params, j) for j in pending]):
                 del done
     return [classifier(run, **j) for j in jobs]
+
+
+def evaluated(path: Path, params: Mapping) -> dict:
+    """A classifier stage's numbers, its test-set evaluation redone from the predictions it saved with these params'
+    evaluation-only keys (`EVALUATION_ONLY`: f_c, f_tau, pT bins), which are not part of the stage's identity: a
+    trained model is never retrained for them, and its numbers always follow them."""
+    import numpy as np
+
+    from .. import metric_keys
+    from ..datamodules.tasks import Task
+    from ..training import evaluate, metrics_prefix
+
+    numbers = json.loads((Path(path) / "metrics.json").read_text())
+    found = sorted(Path(path).rglob("predictions.npz"))
+    if not found:
+        return numbers
+    with np.load(found[0]) as z:
+        rows = {k: z[k] for k in z.files}
+    probs = rows.pop("probs")
+    prefix = metrics_prefix(params)
+    fresh = metric_keys.prefixed(prefix, evaluate(Task.from_params(params), rows, probs, params))
+    kept = {k: v for k, v in numbers.items() if not k.startswith(f"{prefix}.pt_bin_")}  # bins of other edges
+    return {**kept, **fresh}
 
 
 def _die_with_parent(parent: int) -> None:
@@ -364,6 +387,44 @@ def predictions(run, name: str) -> dict:
         raise ConfigError(f"no predictions for classifier '{name}' in {run.artifacts}; train it first")
     with np.load(found[0]) as z:
         return {k: z[k] for k in z.files}
+
+
+def card_hashes(folder: Path) -> dict:
+    """What a tokenizer stage built, for the stages built from it: each card's hash (weights, config, scaler and
+    vocabulary; not its training time or the folder it was written in)."""
+    from ..tokenizers.card import card_hash
+
+    return {p.parent.parent.name: card_hash(p.parent) for p in sorted(Path(folder).glob("*/card/card.json"))}
+
+
+def token_file_hashes(folder: Path) -> dict:
+    """What a token stage built: its Parquet files' names and sha256 (not export.json's timings nor the npz copies,
+    which no stage reads)."""
+    from ..checksum import sha256_file
+
+    return {p.name: sha256_file(p) for p in sorted(Path(folder).glob("*.parquet"))}
+
+
+def backbone_weights(folder: Path) -> dict:
+    """What a pretraining stage built: the best checkpoint's weights and epoch (not the paths and timings its
+    Lightning checkpoint also records)."""
+    import hashlib
+
+    import torch
+
+    saved = torch.load(Path(folder) / "checkpoints" / "best.ckpt", map_location="cpu", weights_only=True)
+    digest = hashlib.sha256()
+    for key, tensor in sorted(saved["state_dict"].items()):
+        digest.update(key.encode() + b"\0" + tensor.detach().cpu().contiguous().numpy().tobytes())
+    return {"weights": digest.hexdigest(), "epoch": int(saved.get("epoch", -1))}
+
+
+def _backbone_identity(backbone: Path):
+    """A pretrained checkpoint inside a pretraining stage stands for that stage's content; any other for its bytes."""
+    folder = Path(backbone).parents[1]
+    if folder.with_name(f"{folder.name}.stage.json").is_file():
+        return identity(folder)
+    return Path(backbone)
 
 
 def identity(folder: Path) -> dict:

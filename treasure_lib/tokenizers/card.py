@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from ..checksum import sha256_file
-from ..errors import ConfigError, InputFileError
+from ..errors import ConfigError, InputFileError, TreasureError
 from ..preprocessing import CollectionScaler
 from .search import residual_indices
 
@@ -241,6 +241,21 @@ class BinningTokenizer(Tokenizer):
 # ---------------------------------------------------------------------------- cards
 
 
+#: What a card's identity (`card_hash`) covers: what it computes with, never where or when it was trained (training
+#: provenance, timings, the folder it was written to) nor the metrics measured on it.
+IDENTITY_KEYS = ("format", "version", "kind", "collection", "config", "scaler", "binned", "vocabulary")
+#: Output locations: a card records what it was trained from, not where the training wrote (a temporary folder).
+LOCATION_KEYS = ("output_dir", "cards_dir")
+
+
+def _without_locations(value):
+    if isinstance(value, Mapping):
+        return {k: _without_locations(v) for k, v in value.items() if k not in LOCATION_KEYS}
+    if isinstance(value, list):
+        return [_without_locations(v) for v in value]
+    return value
+
+
 def save(tokenizer: Tokenizer, path: str | Path, *, metrics: Mapping | None = None, training: Mapping | None = None) -> Path:
     """Write a card folder atomically (a temporary folder renamed into place)."""
     path = Path(path)
@@ -251,7 +266,7 @@ def save(tokenizer: Tokenizer, path: str | Path, *, metrics: Mapping | None = No
         torch.save(tokenizer.tensors(), tmp / "weights.pt")
         card = {"format": CARD_FORMAT, "version": CARD_VERSION, "kind": tokenizer.kind,
                 "collection": tokenizer.collection, **tokenizer.state(), "vocabulary": tokenizer.vocabulary(),
-                "training": dict(training or {}), "metrics": dict(metrics or {}),
+                "training": _without_locations(dict(training or {})), "metrics": dict(metrics or {}),
                 "weights": "weights.pt", "weights_sha256": sha256_file(tmp / "weights.pt")}
         (tmp / "card.json").write_text(json.dumps(card, indent=2, default=float))
         if path.exists():
@@ -263,33 +278,71 @@ def save(tokenizer: Tokenizer, path: str | Path, *, metrics: Mapping | None = No
     return path
 
 
-def card_hash(path: str | Path) -> str:
-    """A short identity of a card (its JSON and weights), recorded in token files."""
-    path = Path(path)
-    h = hashlib.sha256((path / "card.json").read_bytes())
-    h.update(bytes.fromhex(sha256_file(path / "weights.pt")))
-    return h.hexdigest()[:16]
-
-
-def load(path: str | Path, device: str = "cpu", backend: str = "auto") -> Tokenizer:
-    """Open a card (safe loading only: tensors, never pickled objects)."""
+def read_card(path: str | Path) -> dict:
+    """The checked `card.json` of a card folder, its weights file present and matching its checksum; every problem
+    is one InputFileError naming the file."""
     path = Path(path)
     card_file = path / "card.json"
     if not card_file.is_file():
         raise InputFileError(f"{path}: not a tokenizer card (no card.json)")
-    card = json.loads(card_file.read_text())
-    if card.get("format") != CARD_FORMAT:
-        raise InputFileError(f"{card_file}: not a {CARD_FORMAT} (format={card.get('format')!r})")
+    try:
+        card = json.loads(card_file.read_text())
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InputFileError(f"{card_file}: not valid JSON ({exc}); the card is truncated or corrupt: retrain it "
+                             f"with `treasure train-tokenizer`") from None
+    if not isinstance(card, dict) or card.get("format") != CARD_FORMAT:
+        found = card.get("format") if isinstance(card, dict) else type(card).__name__
+        raise InputFileError(f"{card_file}: not a {CARD_FORMAT} (format={found!r})")
     if card.get("version", 0) > CARD_VERSION:
         raise InputFileError(f"{card_file}: card version {card['version']} is newer than this library ({CARD_VERSION})")
     if card.get("version", 0) < CARD_VERSION:
         raise InputFileError(f"{card_file}: card version {card.get('version')} was written by an older TREASURE "
                              f"(first-batch k-means, fixed dead-code threshold, last-epoch metrics); retrain it with "
                              f"`treasure train-tokenizer`")
+    missing = [k for k in ("kind", "collection", "vocabulary", "weights", "weights_sha256") if k not in card]
+    if missing:
+        raise InputFileError(f"{card_file}: card without {missing}; the card is corrupt: retrain it")
     weights_file = path / card["weights"]
+    if not weights_file.is_file():
+        raise InputFileError(f"{weights_file}: missing (the card names it as its weights); the card is incomplete: "
+                             f"retrain it with `treasure train-tokenizer`")
     if sha256_file(weights_file) != card["weights_sha256"]:
         raise InputFileError(f"{weights_file}: checksum differs from the card's; the card is corrupt or was edited")
+    return card
+
+
+def card_hash(path: str | Path) -> str:
+    """A short identity of a card, recorded in token files: its weights (their sha256, checked against the file),
+    config, scaler and vocabulary (`IDENTITY_KEYS`); the same weights trained again at another time or into another
+    folder have the same hash."""
+    card = read_card(path)
+    identity = {k: card.get(k) for k in IDENTITY_KEYS}
+    identity["weights_sha256"] = card["weights_sha256"]
+    text = json.dumps(identity, sort_keys=True, separators=(",", ":"), default=float)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def load(path: str | Path, device: str = "cpu", backend: str = "auto") -> Tokenizer:
+    """Open a card (safe loading only: tensors, never pickled objects); a corrupt card is one clear error."""
+    path = Path(path)
+    card = read_card(path)
+    card_file = path / "card.json"
+    weights_file = path / card["weights"]
     tensors = torch.load(weights_file, map_location=device, weights_only=True)
+    try:
+        tok = _tokenizer(card, card_file, tensors, device, backend)
+    except TreasureError:
+        raise
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:  # a card.json edited by hand, or half written
+        text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise InputFileError(f"{card_file}: does not describe its weights ({type(exc).__name__}: {text}); "
+                             f"retrain the card") from None
+    tok.card = card
+    tok.card_path = path
+    return tok
+
+
+def _tokenizer(card: Mapping, card_file: Path, tensors: Mapping, device: str, backend: str) -> Tokenizer:
     kind = card["kind"]
     if kind == "vqvae":
         from .vqvae import ObjectVQVAE, VQVAEConfig
@@ -309,6 +362,4 @@ def load(path: str | Path, device: str = "cpu", backend: str = "auto") -> Tokeni
                                card.get("binned"), fill)
     else:
         raise ConfigError(f"{card_file}: unknown tokenizer kind {kind!r}")
-    tok.card = card
-    tok.card_path = path
     return tok

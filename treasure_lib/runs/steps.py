@@ -1,0 +1,73 @@
+"""Where a CLI step (`treasure train-tokenizer`, `export`, `pretrain`, `classify`) writes: through the run's stages,
+or into a folder of its own; never silently into a folder a stage owns.
+
+- Without output locations in the params (the default), a step is a stage of the run folder
+  `runs/<kind>/<name>`: it holds the folder's lock, makes its params.yaml hold the step's params (the earlier
+  metrics move aside when they differ, as with `treasure run`), and builds the stage exactly as the chapters do,
+  with the stages it needs. A later `treasure run` with other params sees the stage's inputs differ and rebuilds it.
+- With an output location (`tokenizer.output_dir=...`, `export.output_dir=...`, ...) or under a launcher (torchrun,
+  srun: every rank runs the command), a step writes where the params say, and its numbers go beside its outputs,
+  never into a run's metrics.json. A location that is a stage's folder (it has a `<folder>.stage.json` record) is
+  refused with one line: writing there would change what the stage built behind its record.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Mapping
+
+from ..errors import ConfigError
+
+#: The params keys that say where each step reads its inputs from and writes its outputs to.
+LOCATIONS = {
+    "train-tokenizer": ("tokenizer.output_dir",),
+    "export": ("export.output_dir", "export.cards_dir"),
+    "pretrain": ("pretrain.output_dir", "export.output_dir"),
+    "classify": ("classify.output_dir", "classify.backbone", "export.output_dir"),
+}
+
+
+def through_stages(command: str, params: Mapping) -> bool:
+    """The step builds the run's stage (no location given, one process); else it writes where the params say."""
+    from ..config import get_dotted
+    from ..distributed import launched
+
+    return not launched() and all(get_dotted(params, key) is None for key in LOCATIONS[command])
+
+
+def stage_owning(path: str | Path) -> Path | None:
+    """The stage folder `path` is (or lies inside), by its record beside it; None when no stage owns it."""
+    path = Path(path).absolute()
+    for folder in (path, *path.parents):
+        if folder.name and folder.with_name(f"{folder.name}.stage.json").is_file():
+            return folder
+    return None
+
+
+def refuse_stage_folder(key: str, path: str | Path) -> None:
+    """One line when a step would write into a folder a stage owns."""
+    owner = stage_owning(path)
+    if owner is not None:
+        raise ConfigError(f"{key}={path}: {owner} is a stage's folder (recorded in {owner.name}.stage.json); a direct "
+                          f"command would change what it holds behind its record. Leave the output locations unset to "
+                          f"build the run's stage, or give a folder of its own")
+
+
+def build(command: str, params: Mapping, log=print) -> dict:
+    """Run a step as the run folder's stage; returns {"path": artifact, "metrics": numbers logged (if any)}."""
+    from ..study import stages
+    from . import atomic, lock, provenance
+    from .folder import PROVENANCE, Run, adopt_params, default_run_dir
+
+    stages.data_files(params)  # no input file is one clear error, before anything is written
+    run_dir = default_run_dir(params)
+    with lock.writing(run_dir, f"treasure {command}"):
+        adopt_params(run_dir, params)
+        run = Run(run_dir, params)
+        if not (run_dir / PROVENANCE).is_file():
+            atomic.write_json(run_dir / PROVENANCE, provenance.collect(params, mode=f"treasure {command}"))
+        if command == "classify":
+            numbers = stages.classifier(run)
+            return {"path": run.artifacts, "metrics": numbers}
+        path = {"train-tokenizer": stages.tokenizers, "export": stages.tokens, "pretrain": stages.pretrained}[command](run)
+        log(f"{command}: {path} (the {path.name} stage of {run_dir})")
+        return {"path": path, "metrics": {}}
