@@ -49,8 +49,11 @@ def params_for(cards_dir: str, out_dir: str) -> dict:
 
     from treasure_lib import config
 
-    # chunks of 500 jets: the 1x and 10x files both stream many chunks, so peak memory compares steady states
+    # chunks and Parquet row groups of 500 jets: the 1x and 10x files both stream whole chunks and row groups, so peak
+    # memory compares steady states (the writer holds up to one row group: with the default 10k rows it would grow
+    # with every file smaller than that, which says nothing about larger files)
     return config.load(["params/default.yaml"], ["data.chunk_size=500", "export.batch_size=500",
+                                                 "export.row_group_size=500",
                                                  f"export.cards_dir={cards_dir}", f"export.output_dir={out_dir}",
                                                  "export.overwrite=true", "data.cuts=[]", "data.collections=[tracks]",
                                                  "tokenizer.collections=[tracks]", "sequence.order=[tracks]",

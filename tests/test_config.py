@@ -102,16 +102,18 @@ def test_every_shipped_scan_expands_into_valid_points():
         s = scan.load_scan(path)
         assert s.name == path.stem
         sizes[s.name] = len(scan.expand(s))  # every point's params resolve and validate
-    assert sizes == {"demo": 4, "label_efficiency": 36, "starter": 54, "starter_12": 12}
+    assert sizes == {"demo": 4, "label_efficiency": 36, "starter": 54, "starter_12": 12, "tokenizers": 48,
+                     "tokenizers_cpu": 22}
 
 
 def test_events_study_labels_signal_and_reads_the_event_set():
     params = config.load([ROOT / "params" / "studies" / "events.yaml"])
     assert params["data"]["collection_set"] == "events" and params["data"]["label"]["classes"]["ggH_ZZ4l"] == 1
-    assert params["tokenizer"]["codebook_size"] == 256
-    rare = params["tokenizer"]["per_collection"]["electrons"]
-    assert rare["codebook_size"] < 256 and rare["train"]["batch_objects"] < params["tokenizer"]["train"]["batch_objects"], \
-        "rare collections get codebooks and batches sized to their few thousand objects"
+    per = params["tokenizer"]["per_collection"]
+    assert all(per[c]["kind"] == "kmeans" and per[c]["num_quantizers"] == 6 for c in ("electrons", "muons")), \
+        "leptons keep detector resolution: six residual levels, so that the decoded m4l peak is not widened"
+    assert per["taus"]["codebook_size"] < per["photons"]["codebook_size"] < params["tokenizer"]["codebook_size"], \
+        "rare collections get codebooks sized to their few thousand objects"
 
 
 def test_a_later_file_replaces_a_mapping_valued_parameter_whole():

@@ -134,6 +134,30 @@ def test_a_chapter_is_complete_only_while_its_notebook_is_the_one_its_run_wrote(
     assert not status.is_complete("02_tokenization", "h", notebook)
 
 
+def test_a_complete_scan_point_whose_notebook_changed_runs_again(tmp_path, monkeypatch):
+    import hashlib
+
+    from treasure_lib import scan as scans
+    from treasure_lib.scan import points as P
+
+    monkeypatch.chdir(ROOT)
+    path = tmp_path / "s.yaml"
+    path.write_text(f"name: s\nbase: {DEFAULT}\noutput_dir: {tmp_path / 'out'}\ngrid: {{study.seed: [1]}}\n"
+                    f"chapters: [01_data]\n")
+    s = scans.load_scan(path)
+    point = scans.expand(s)[0]
+    notebook = point.dir / "notebooks" / "01_data.ipynb"
+    notebook.parent.mkdir(parents=True)
+    notebook.write_text('{"cells": []}')
+    (point.dir / "status.json").write_text(json.dumps({"chapters": {"01_data": {
+        "state": "complete", "notebook": "notebooks/01_data.ipynb",
+        "notebook_sha256": hashlib.sha256(notebook.read_bytes()).hexdigest()}}}))
+    P.mark(point, state="complete", chapters=["01_data"])
+    assert P.finished(s, point) == "complete" and not P.must_rerun(s, point)
+    notebook.write_text('{"cells": ["edited"]}')
+    assert P.state(point)["state"] == "pending" and P.must_rerun(s, point), "a done marker is not enough"
+
+
 # ----------------------------------------------------------------------------- cards
 
 
@@ -268,6 +292,26 @@ def _hashes(run, tmp_path, monkeypatch) -> dict:
     return seen
 
 
+def _classifier_hash_in_worker(job: tuple) -> str:
+    from treasure_lib.runs.folder import Run
+
+    run_dir, params, token_dir = job
+    return stages._classifier_stage(Run(run_dir, params), token_dir=Path(token_dir))[0].hash
+
+
+def test_a_classifier_stage_hashes_the_same_in_a_spawned_worker_as_in_its_parent(toy_run, tmp_path):
+    import multiprocessing
+
+    run = toy_run()
+    token_dir = tmp_path / "tokens"
+    token_dir.mkdir()
+    (token_dir / "a.tokens.parquet").write_bytes(b"tokens")
+    here = stages._classifier_stage(run, token_dir=token_dir)[0].hash
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        there = pool.map(_classifier_hash_in_worker, [(str(run.dir), run.params, str(token_dir))])[0]
+    assert there == here
+
+
 @pytest.mark.parametrize("kind, override", [
     ("evaluation-only", "classify.f_c=0.05"), ("evaluation-only", "classify.f_tau=0.05"),
     ("evaluation-only", "classify.pt_bins_gev=[20, 100, 1000]"), ("evaluation-only", "classify.n_boot=7"),
@@ -278,8 +322,8 @@ def test_keys_a_stage_never_reads_rebuild_nothing(toy_run, tmp_path, monkeypatch
     assert _hashes(toy_run(override), tmp_path, monkeypatch) == before, f"{kind} key {override} rebuilt a stage"
 
 
-@pytest.mark.parametrize("override, changed", [("tokenizer.codebook_size=8", "tokenizers"),
-                                               ("export.layout=flat", "tokens"), ("classify.train.lr=0.01", "classify")])
+@pytest.mark.parametrize("override, changed", [
+    ("tokenizer.codebook_size=8", "tokenizers"), ("export.layout=flat", "tokens"), ("classify.train.lr=0.01", "classify")])
 def test_keys_a_stage_reads_rebuild_it(toy_run, tmp_path, monkeypatch, override, changed):
     before = _hashes(toy_run(), tmp_path, monkeypatch)
     after = _hashes(toy_run(override), tmp_path, monkeypatch)

@@ -96,8 +96,8 @@ def cmd_train_tokenizer(args) -> int:
         folder = steps.build("train-tokenizer", params)["path"]
         cards = {p.parent.name: p for p in sorted(folder.glob("*/card"))}
     else:
-        steps.refuse_stage_folder("tokenizer.output_dir", tokenizer_dir(params))
-        cards = train_tokenizers(params)  # {} on the other DDP ranks: the main process writes the cards
+        with steps.direct("train-tokenizer", "tokenizer.output_dir", tokenizer_dir(params), params):
+            cards = train_tokenizers(params)  # {} on the other DDP ranks: the main process writes the cards
     for name, path in cards.items():
         print(f"{name:<12} {path}")
     return 0
@@ -113,8 +113,8 @@ def cmd_export(args) -> int:
         for path in sorted(folder.glob("*.parquet")):
             print(path)
         return 0
-    steps.refuse_stage_folder("export.output_dir", tokens_dir(params))
-    results = export(params, progress=not args.quiet)
+    with steps.direct("export", "export.output_dir", tokens_dir(params), params):
+        results = export(params, progress=not args.quiet)
     for r in results:
         if r["skipped"]:
             print(f"{r['file']}: outputs exist, skipped (export.overwrite=true to redo)")
@@ -166,8 +166,8 @@ def cmd_pretrain(args) -> int:
         _report(params, json.loads((folder / "metrics.json").read_text()), None, printed=str(run_dir(params)))
         return 0
     out = Path(params["pretrain"]["output_dir"] or run_dir(params) / "artifacts" / "pretrain")
-    steps.refuse_stage_folder("pretrain.output_dir", out)
-    _report(params, pretrain(params), args.metrics_out or out / "metrics.json")
+    with steps.direct("pretrain", "pretrain.output_dir", out, params):
+        _report(params, pretrain(params), args.metrics_out or out / "metrics.json")
     return 0
 
 
@@ -181,8 +181,8 @@ def cmd_classify(args) -> int:
         _report(params, numbers, None, printed=str(run_dir(params) / "metrics.json"))
         return 0
     out = Path(params["classify"]["output_dir"] or run_dir(params) / "artifacts" / "classify")
-    steps.refuse_stage_folder("classify.output_dir", out)
-    _report(params, classify(params), args.metrics_out or out / "metrics.json")
+    with steps.direct("classify", "classify.output_dir", out, params):
+        _report(params, classify(params), args.metrics_out or out / "metrics.json")
     return 0
 
 

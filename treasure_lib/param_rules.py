@@ -72,14 +72,16 @@ def _rates(params: Mapping) -> Iterator[str]:
             yield f"key '{key}' is a probability or fraction: it must lie in [0, 1]; got {value!r}"
     mask_rate = get_dotted(params, "pretrain.mask_rate")
     if mask_rate is not None and not 0.0 < mask_rate <= 1.0:
-        yield f"key 'pretrain.mask_rate' is the fraction of positions to predict: it must lie in (0, 1]; got {mask_rate!r}"
+        yield (f"key 'pretrain.mask_rate' is the fraction of positions to predict: it must lie in (0, 1]; "
+               f"got {mask_rate!r}")
     p_mask, p_random = get_dotted(params, "pretrain.p_mask"), get_dotted(params, "pretrain.p_random")
     if p_mask is not None and p_random is not None and p_mask + p_random > 1.0:
         yield (f"keys 'pretrain.p_mask' + 'pretrain.p_random' share the selected positions: their sum must be <= 1; "
                f"got {p_mask} + {p_random}")
     f_c, f_tau = get_dotted(params, "classify.f_c"), get_dotted(params, "classify.f_tau")
     if f_c is not None and f_tau is not None and f_c + f_tau > 1.0:
-        yield f"keys 'classify.f_c' + 'classify.f_tau' must be <= 1 (the light fraction is the rest); got {f_c} + {f_tau}"
+        yield (f"keys 'classify.f_c' + 'classify.f_tau' must be <= 1 (the light fraction is the rest); "
+               f"got {f_c} + {f_tau}")
     margin = get_dotted(params, "classify.convergence_margin")
     if margin is not None and not 0.0 <= margin < 1.0:
         yield f"key 'classify.convergence_margin' must lie in [0, 1); got {margin!r}"

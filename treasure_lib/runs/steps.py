@@ -6,8 +6,8 @@ or into a folder of its own; never silently into a folder a stage owns.
   metrics move aside when they differ, as with `treasure run`), and builds the stage exactly as the chapters do,
   with the stages it needs. A later `treasure run` with other params sees the stage's inputs differ and rebuilds it.
 - With an output location (`tokenizer.output_dir=...`, `export.output_dir=...`, ...) or under a launcher (torchrun,
-  srun: every rank runs the command), a step writes where the params say, and its numbers go beside its outputs,
-  never into a run's metrics.json. A location that is a stage's folder (it has a `<folder>.stage.json` record) is
+  srun: every rank runs the command), a step writes where the params say (under the run folder's lock when that
+  lies inside it), and its numbers go beside its outputs, never into a run's metrics.json. A location that is a stage's folder (it has a `<folder>.stage.json` record) is
   refused with one line: writing there would change what the stage built behind its record.
 """
 from __future__ import annotations
@@ -52,6 +52,21 @@ def refuse_stage_folder(key: str, path: str | Path) -> None:
                           f"build the run's stage, or give a folder of its own")
 
 
+def direct(command: str, key: str, path: str | Path, params: Mapping):
+    """The context a direct step writes `path` in: refused when a stage owns it; under the run folder's lock when it
+    lies inside `runs/<kind>/<name>` (not under a launcher: there every rank runs the command, rank 0 writes)."""
+    import contextlib
+
+    from ..distributed import launched
+    from . import lock
+    from .folder import default_run_dir
+
+    refuse_stage_folder(key, path)
+    run_dir = default_run_dir(params)
+    inside = Path(path).absolute().is_relative_to(run_dir.absolute())
+    return lock.writing(run_dir, f"treasure {command}") if inside and not launched() else contextlib.nullcontext()
+
+
 def build(command: str, params: Mapping, log=print) -> dict:
     """Run a step as the run folder's stage; returns {"path": artifact, "metrics": numbers logged (if any)}."""
     from ..study import stages
@@ -68,6 +83,7 @@ def build(command: str, params: Mapping, log=print) -> dict:
         if command == "classify":
             numbers = stages.classifier(run)
             return {"path": run.artifacts, "metrics": numbers}
-        path = {"train-tokenizer": stages.tokenizers, "export": stages.tokens, "pretrain": stages.pretrained}[command](run)
+        build_stage = {"train-tokenizer": stages.tokenizers, "export": stages.tokens, "pretrain": stages.pretrained}
+        path = build_stage[command](run)
         log(f"{command}: {path} (the {path.name} stage of {run_dir})")
         return {"path": path, "metrics": {}}

@@ -141,8 +141,8 @@ def state(point: Point) -> dict:
 
 
 def outputs_verify(point: Point) -> bool:
-    """A complete point still holds what its run wrote: every chapter status.json records complete has the executed
-    notebook whose sha256 it recorded (the chapters' own model of done)."""
+    """A complete point still holds what its run wrote: every chapter its status.json records complete has the
+    executed notebook whose sha256 it recorded (the chapters' own model of done)."""
     import hashlib
 
     try:
@@ -154,7 +154,7 @@ def outputs_verify(point: Point) -> bool:
         notebook = point.dir / entry.get("notebook", f"notebooks/{name}.ipynb")
         if not notebook.is_file() or hashlib.sha256(notebook.read_bytes()).hexdigest() != entry.get("notebook_sha256"):
             return False
-    return bool(complete)
+    return True
 
 
 def _held(point: Point) -> bool:
@@ -195,9 +195,11 @@ def mark(point: Point, **record) -> dict:
 
 
 def must_rerun(scan: Scan, point: Point, retry_failed: bool = False) -> bool:
-    """A point that ended must run again: it ran other chapters than the scan asks for now, or it failed and
-    `retry_failed`."""
+    """A point that ended must run again: it ran other chapters than the scan asks for now, it failed and
+    `retry_failed`, or its notebooks no longer verify."""
     s = state(point)
+    if s["state"] == "pending" and point.done_file.is_file():  # marked done, but what it wrote no longer verifies
+        return True
     return s["state"] in FINISHED and (s.get("chapters") != list(scan.chapters or [])
                                        or (retry_failed and s["state"] == "failed"))
 
