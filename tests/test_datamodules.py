@@ -247,3 +247,10 @@ def test_a_task_can_read_only_some_collections_of_each_sequence(token_files):
     assert set(np.unique(batch["type_ids"][batch["mask"]])) <= {0, *ids}
     with pytest.raises(InputFileError, match=r"reads collection\(s\) \['taus'\]"):
         read_split(files, _task(collections=["taus"]), "train")
+    # rows read without a task (every sample: chapter 07 scores them all) are restricted before the model scores them
+    from treasure_lib.datamodules import tasks as T
+
+    restricted = T.restrict(_task(collections=["electrons", "muons"]), read_split(files, None, "train"),
+                            files.vocabulary, "test")
+    np.testing.assert_array_equal(restricted["mask"][:len(leptons["mask"])], leptons["mask"])
+    assert T.restrict(None, every, files.vocabulary, "test") is every

@@ -11,7 +11,7 @@ from treasure_lib.training_health import unconverged
 
 from .conftest import ROOT
 
-RUNS = {"jets": ROOT / "runs" / "jets" / "default", "events": ROOT / "runs" / "events" / "default"}
+RUNS = {"jets": ROOT / "runs" / "jets" / "default", "events": ROOT / "runs" / "events" / "events"}
 
 
 @pytest.mark.parametrize("study", sorted(RUNS))

@@ -273,3 +273,29 @@ def test_the_split_check_reads_what_every_stage_recorded_and_stops_on_an_overlap
     assert set(records) == {"tokenizer fit", "pretrain", "classify-t-tokens-100-s1"}
     with pytest.raises(LeakageError, match=r"1 row identities are in more than one split.*tokenizer fit:train"):
         check_disjoint_splits(records)
+
+
+def test_a_control_that_stopped_at_the_class_prior_finished_learning_and_a_headline_model_did_not():
+    """Shuffled codes may carry nothing about flavour: after early stopping fired (with the extra patience a model
+    above the prior gets), staying at the prior is the control's answer, not an untrained model. A model that is
+    not a control (read without `control`) must leave the prior."""
+    from treasure_lib.study import leakage as study_leakage
+
+    assert set(study_leakage.CONTROLS) == {"structure", "shuffled", "fixed_slots"}
+    at_prior = {"leakage.flavour.shuffled.auc_macro": 0.60, "leakage.flavour.shuffled.auc_macro_err": 0.01,
+                "leakage.flavour.shuffled.converged": 0.0, "leakage.flavour.shuffled.early_stopped": 1.0,
+                "leakage.flavour.shuffled.left_prior": 0.0}
+    row = study_leakage._row(at_prior, "leakage.flavour.shuffled", "auc_macro", None, control=True)
+    assert row["converged"] is True and row["at_prior"] is True
+    same_as_tokens = {k.replace("shuffled", "fixed_slots"): v for k, v in at_prior.items()}
+    assert study_leakage._row(same_as_tokens, "leakage.flavour.fixed_slots", "auc_macro", None)["converged"] is False
+    still_running = {**at_prior, "leakage.flavour.shuffled.early_stopped": 0.0}
+    assert study_leakage._row(still_running, "leakage.flavour.shuffled", "auc_macro", None, control=True)[
+        "converged"] is False
+    from treasure_lib.diagnostics import leakage
+
+    table = leakage.leakage_table({"shuffled": row, "tokens": {"auc": 0.8, "auc_err": 0.01, "converged": True}})
+    shown = study_leakage.table_rows({"table": table, "fom": None})
+    assert [r["finished learning"] for r in shown] == ["yes, at the class prior", "yes"]
+    assert leakage.shape_fraction(table) == pytest.approx((0.60 - 0.5) / (0.8 - 0.5)), \
+        "a control at the prior is a measurement: it sets the shape fraction"

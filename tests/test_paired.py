@@ -270,3 +270,17 @@ def test_sentence_for_an_insignificant_or_unmeasurable_difference():
     void = _comparison(err_test=math.nan, err=math.nan, z=math.nan, significant=False, dropped_fraction=0.3)
     assert "cannot be compared: over 10% of the bootstrap replicates give no finite value" in (
         metrics.difference_sentence(void, "A", "B", "AUC"))
+
+
+def test_seeds_that_agree_exactly_have_a_spread_of_exactly_zero():
+    """A deterministic model (gradient-boosted trees without subsampling) gives the same scores for every seed: its
+    seed spread is 0, not the 1e-16 of a floating-point mean."""
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 2, 300)
+    score = y + rng.normal(0, 1, 300)
+    from treasure_lib.metrics import paired
+
+    boot = paired.paired_bootstrap(paired.binary_statistics, y, None, {"gbdt": [score, score.copy(), score.copy()]},
+                                   n_boot=20, seed=1)
+    summary = boot.summary("gbdt")
+    assert summary["signal_efficiency_at_rejection_50_seed_std"] == 0.0 and summary["auc_seed_std"] == 0.0

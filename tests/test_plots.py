@@ -168,3 +168,36 @@ def test_chapter_figures_reach_the_notebook_as_png_pictures(monkeypatch, rng):
     assert len(shown) == 1, "each figure is shown once, as it is made"
     assert isinstance(shown[0], IPython.display.Image) and shown[0].format == "png"
     assert shown[0].data[:8] == b"\x89PNG\r\n\x1a\n" and len(shown[0].data) > 1000
+
+
+def test_a_model_has_one_colour_on_every_figure(rng, tmp_path):
+    """Raw features, decoded tokens and each token model keep their colour across ROC, rejection, pT and
+    label-efficiency figures, whatever order a chapter passes them in."""
+    y = rng.integers(0, 2, 400)
+    score = y + rng.normal(0, 1, 400)
+    roc = plots.roc_curves({"tokens, fine-tuned": (y, score), "raw features": (y, score + 0.1)}, n_boot=5)
+    pt = plots.performance_vs_variable([20, 50, 100], {"raw features": [3, 4], "tokens, fine-tuned": [2, 3]})
+    eff = plots.label_efficiency([0.1, 1.0], {"raw features": ([0.7, 0.8], [0.6, 0.7], [0.8, 0.9])})
+    roc_colours = {line.get_label().split(" (")[0]: matplotlib.colors.to_hex(line.get_color())
+                   for line in roc.axes[0].get_lines()}
+    assert roc_colours["raw features"] == "#000000" and roc_colours["tokens, fine-tuned"] == "#d55e00"
+    pt_colours = {c.get_label(): matplotlib.colors.to_hex(c.lines[0].get_color()) for c in pt.axes[0].containers}
+    assert pt_colours == {"raw features": "#000000", "tokens, fine-tuned": "#d55e00"}
+    assert matplotlib.colors.to_hex(eff.axes[0].get_lines()[0].get_color()) == "#000000"
+    assert style.colour("tokens, fine-tuned (10% of labels)") == style.colour("tokens, fine-tuned")
+    assert style.colour("tested on ttbar", 0) != style.colour("tested on Z'", 1), "other labels still differ"
+
+
+def test_no_ratio_panel_for_a_background_of_a_handful_of_jets(rng):
+    n = 2000
+    labels = np.where(rng.random(n) < 0.02, 3, rng.integers(0, 3, n))  # ~40 tau jets, hundreds of the others
+    probs = rng.dirichlet(np.ones(4), n)
+    probs[np.arange(n), labels] += 1.0
+    probs /= probs.sum(1, keepdims=True)
+    curves = {m: plots.flavour_rejection_curves(labels, probs * s, efficiencies=np.linspace(0.6, 0.9, 7))
+              for m, s in (("raw features", 1.0), ("tokens, from scratch", 0.9))}
+    assert 20 < curves["raw features"]["n_background"]["tau"] < 100 < curves["raw features"]["n_background"]["light"]
+    fig = plots.rejection_vs_efficiency(curves, backgrounds=["light", "tau"], efficiencies=np.linspace(0.6, 0.9, 7))
+    light_ratio, tau_ratio = fig.axes[2], fig.axes[3]  # row 2 of the 2 x 2 grid
+    assert len(light_ratio.get_lines()) == 2 and not tau_ratio.get_lines()
+    assert any("no ratio" in t.get_text() for t in tau_ratio.texts)

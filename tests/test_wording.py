@@ -21,7 +21,8 @@ def test_a_difference_within_its_paired_error_is_not_called_a_gain():
 
 def test_a_significant_difference_names_the_better_model_first():
     text = wording.difference_verdict(_c(-3.0, 1.0), "tokens_finetuned", "tokens", "light-jet rejection")
-    assert "tokens, from scratch is ahead of tokens, fine-tuned" in text and "3.0 σ" in text
+    assert "tokens, from scratch is ahead of tokens, fine-tuned by 3.0 ± 1.0, 3.0 σ" in text, \
+        "the lead is the better model minus the other: positive, whichever order the pair was given in"
 
 
 def test_no_verdict_from_a_model_that_did_not_finish_learning():
@@ -72,3 +73,12 @@ def test_cost_sentence_says_where_information_is_lost_and_what_tokens_keep():
     above = {"raw": {"x": 0.80}, "decoded": {"x": 0.82}, "tokens": {"x": 0.85}}
     text = wording.cost_sentence(above, "x", "ROC AUC", _c(-0.02, 0.01), _c(-0.03, 0.01), _c(-0.05, 0.01, "raw", "tokens"))
     assert "the raw-feature model is the one to question" in text, "tokens above raw indict the raw baseline"
+
+
+def test_a_rejection_whose_bootstrap_is_undefined_says_so_instead_of_dropping_the_uncertainty():
+    from treasure_lib.study.wording import value_text
+
+    few = {"tau_rejection_at_77": 15.5, "tau_rejection_at_77_err": float("nan"), "tau_rejection_at_77_seed_std": 5.47}
+    assert value_text(few, "tau_rejection_at_77") == "15.5 ± undefined (too few jets) (seed spread 5.47)"
+    assert value_text({"auc": 0.9, "auc_err": 0.01}, "auc") == "0.900 ± 0.010"
+    assert value_text({"auc": 0.9}, "auc") == "0.900", "no uncertainty recorded: nothing to call undefined"

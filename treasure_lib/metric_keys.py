@@ -76,6 +76,8 @@ KEYS: dict[str, str] = {
     "pretrain.train_rows": "training rows pretraining read (every sample: labels are not used)",
     "pretrain.converged": "1 when early stopping fired (the best epoch is not among the last `patience`), else 0",
     "pretrain.epochs_run": "epochs pretraining ran",
+    "pretrain.early_stopped": "1 when early stopping fired (the `converged` flag's first part)",
+    "pretrain.left_prior": "1 (pretraining has no class prior to leave: the `converged` flag's second part)",
     "pretrain.best_val_loss": "validation loss of the best epoch as training saw it",
     "pretrain.prior_entropy": "loss of a model that knows only the prior (when defined)",
     "pretrain.baseline.level_{q}.most_frequent_share": "share of the most frequent code among the masked targets of "
@@ -105,6 +107,10 @@ KEYS: dict[str, str] = {
     "classify.{task}.{variant}.train_seconds": "wall time of training [s]",
     "classify.{task}.{variant}.converged": "1 when the model finished learning: early stopping fired and its best "
     "validation loss is clearly below the class-prior entropy (seed means: every seed converged)",
+    "classify.{task}.{variant}.early_stopped": "1 when early stopping fired (the best epoch is not among the last "
+    "`patience`; a model above the prior gets more patience)",
+    "classify.{task}.{variant}.left_prior": "1 when the best validation loss is below (1 - convergence_margin) x the "
+    "class-prior entropy; a leakage control may finish at the prior (`study.leakage.CONTROLS`)",
     "classify.{task}.{variant}.{number}_seed_std": "standard deviation of a number over the training seeds",
     "classify.{task}.{variant}.n_seeds": "training seeds the mean is taken over",
     "classify.{task}.{variant}.seed_{s}.{number}": "the number of the model trained with seed s (classify.seeds)",

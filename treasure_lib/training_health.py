@@ -81,9 +81,11 @@ def reason(health: dict) -> str:
 
 
 def metric_items(prefix: str, health: dict) -> dict[str, float]:
-    """The metrics.json entries: <prefix>.converged (1.0 / 0.0), .best_epoch, .epochs_run, .best_val_loss and,
-    when known, .prior_entropy."""
+    """The metrics.json entries: <prefix>.converged (1.0 / 0.0), .early_stopped and .left_prior (its two parts),
+    .best_epoch, .epochs_run, .best_val_loss and, when known, .prior_entropy."""
     out = {f"{prefix}.converged": 1.0 if health["converged"] else 0.0,
+           f"{prefix}.early_stopped": 1.0 if health["early_stopped"] else 0.0,
+           f"{prefix}.left_prior": 1.0 if health["below_prior"] else 0.0,
            f"{prefix}.best_epoch": float(health["best_epoch"]),
            f"{prefix}.epochs_run": float(health["epochs_run"]),
            f"{prefix}.best_val_loss": float(health["best_val_loss"])}

@@ -408,9 +408,7 @@ def read_split(files: TokenFiles, task: T.Task | None, split: str, extra: Sequen
             kept, lab, w = stream._rows(cols, str(p))
             part = {k: cols[k][kept] for k in cols}
             part["label"], part["weight"] = lab[kept], w[kept]
-            if task is not None and task.collections and "mask" in part and "type_ids" in part:
-                part["mask"] = part["mask"] & T.visible(task, part["type_ids"], files.vocabulary, str(p))
-            parts.append(part)
+            parts.append(T.restrict(task, part, files.vocabulary, str(p)))
     out = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
     if "tokens" in out and out["tokens"].ndim == 2:
         out["tokens"] = out["tokens"][..., None]

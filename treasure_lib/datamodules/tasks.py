@@ -114,6 +114,15 @@ def visible(task: Task, type_ids: np.ndarray, vocabulary: Vocabulary, where: str
     return np.isin(type_ids, ids)
 
 
+def restrict(task: Task | None, rows: dict, vocabulary: Vocabulary, where: str) -> dict:
+    """`rows` (model inputs of a batch or a split) as a model of `task` reads them: with `collections`, the other
+    objects masked out (`visible`); without, unchanged. Rows read for another purpose (no task, every sample) are
+    restricted here before a task's model scores them."""
+    if task is None or not task.collections or "mask" not in rows or "type_ids" not in rows:
+        return rows
+    return {**rows, "mask": rows["mask"] & visible(task, rows["type_ids"], vocabulary, where)}
+
+
 def _check_fractions(where: str, spec) -> dict:
     if not isinstance(spec, Mapping) or not all(isinstance(v, (int, float)) and 0 < v <= 1 for v in spec.values()):
         raise ConfigError(f"{where}.sample_fractions: expected {{sample: fraction in (0, 1]}}, e.g. {{qqZZ_4l: 0.1}}; "

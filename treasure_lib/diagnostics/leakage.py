@@ -219,17 +219,17 @@ def _auc_of(summary) -> tuple[float, float]:
 def _extra(summary) -> dict:
     """Optional parts of a row's result: converged (bool) and the task's figure of merit (fom, fom_err)."""
     if not isinstance(summary, Mapping):
-        return {"converged": None, "fom": None, "fom_err": None}
+        return {"converged": None, "at_prior": False, "fom": None, "fom_err": None}
     converged = summary.get("converged")
-    return {"converged": None if converged is None else bool(converged), "fom": summary.get("fom"),
-            "fom_err": summary.get("fom_err")}
+    return {"converged": None if converged is None else bool(converged), "at_prior": bool(summary.get("at_prior")),
+            "fom": summary.get("fom"), "fom_err": summary.get("fom_err")}
 
 
 def leakage_table(results: Mapping[str, Mapping | tuple | float]) -> list[dict]:
     """The six rows of the leakage report in `LEAKAGE_ROWS` order, missing results kept as empty rows.
 
     `results` {row key: summary dict with auc and auc_err (or auc_macro, auc_macro_err), optionally
-    converged (did the row's model finish learning) and fom / fom_err (the task's figure of merit, e.g.
+    converged (did the row's model finish learning), at_prior (it finished at the class prior) and fom / fom_err (the task's figure of merit, e.g.
     light rejection), or an (auc, err) pair}; keys: multiplicity, structure, shuffled, fixed_slots, tokens, raw.
     Each row: row (1-6), key, name, auc, auc_err (None when missing), auc_text ("0.912 ± 0.004"
     or "—"), fraction_of_full ((auc - 0.5) / (auc_full - 0.5), None without both), converged, fom, fom_err.
@@ -245,7 +245,7 @@ def leakage_table(results: Mapping[str, Mapping | tuple | float]) -> list[dict]:
         auc, err = values.get(key, (None, None))
         text = "—" if auc is None else (f"{auc:.3f}" if np.isnan(err) else f"{auc:.3f} ± {err:.3f}")
         fraction = (auc - 0.5) / (full - 0.5) if auc is not None and full is not None and full != 0.5 else None
-        extra = _extra(results.get(key)) if key in results else {"converged": None, "fom": None, "fom_err": None}
+        extra = _extra(results.get(key) if key in results else None)
         rows.append({"row": i, "key": key, "name": name, "auc": auc, "auc_err": err, "auc_text": text,
                      "fraction_of_full": fraction, **extra})
     return rows

@@ -208,7 +208,8 @@ class PairedBootstrap:
             out[stat] = float(np.mean(nominal))
             out[f"{stat}_err"] = _replicate_std(replicates)[0]
             finite = nominal.size > 1 and np.isfinite(nominal).all()  # an infinite rejection has no spread
-            out[f"{stat}_seed_std"] = float(np.std(nominal, ddof=1)) if finite else float("nan")
+            spread = 0.0 if finite and np.ptp(nominal) == 0 else float(np.std(nominal, ddof=1))  # identical: exactly 0
+            out[f"{stat}_seed_std"] = spread if finite else float("nan")
         out["n_seeds"] = self.nominal[name].shape[0]
         return out
 

@@ -19,6 +19,7 @@ FLAVOUR_LABELS = {"b": "$b$-jet", "c": "$c$-jet", "light": "Light-jet", "tau": "
 ROC_GRID = np.linspace(0.0, 1.0, 101)  # signal efficiencies where the bootstrap band is evaluated
 MIN_EFFICIENCY = 0.1  # rejection curves start here (below it 1/FPR is a handful of events)
 FLAVOUR_EFFICIENCIES = np.linspace(0.5, 0.95, 46)  # b-jet efficiencies of a flavour rejection curve
+MIN_RATIO_JETS = 100  # fewer background jets than this: a ratio of rejections is noise, no ratio panel
 
 
 def _band(curve, n_boot: int, seed: int, grid) -> dict:
@@ -83,14 +84,15 @@ def roc_curves(curves: Mapping, *, kind: str = "rejection", n_boot: int = 100, s
         fig, ax = style.figure()
         ax_rej, ax_roc, ax_ratio = (ax, None, None) if kind == "rejection" else (None, ax, None)
     reference, ratios = None, []
-    for label, band in bands.items():
+    for k, (label, band) in enumerate(bands.items()):
         text = f"{label} (AUC = {band['auc']:.3f})" if "auc" in band else label
+        colour = style.colour(label, k)
         tpr = np.asarray(band["tpr_grid"])
         if ax_rej is not None:
             shown = tpr >= min_efficiency
             x = tpr[shown]
             rej, low, high = (_inverse(np.asarray(band[k])[shown]) for k in ("fpr", "fpr_high", "fpr_low"))
-            (line,) = ax_rej.plot(x, rej, label=text)
+            (line,) = ax_rej.plot(x, rej, label=text, color=colour)
             ax_rej.fill_between(x, low, high, color=line.get_color(), alpha=0.25, linewidth=0)
             if ax_ratio is not None:
                 reference = rej if reference is None else reference
@@ -99,7 +101,7 @@ def roc_curves(curves: Mapping, *, kind: str = "rejection", n_boot: int = 100, s
                 ax_ratio.fill_between(x, _ratio(low, reference), _ratio(high, reference), color=line.get_color(),
                                       alpha=0.25, linewidth=0)
         if kind != "rejection":
-            (line,) = ax_roc.plot(band["fpr"], tpr, label=text)
+            (line,) = ax_roc.plot(band["fpr"], tpr, label=text, color=colour)
             ax_roc.fill_betweenx(tpr, band["fpr_low"], band["fpr_high"], color=line.get_color(), alpha=0.25, linewidth=0)
     if ax_rej is not None:
         ax_rej.set_yscale("log")
@@ -135,7 +137,7 @@ def flavour_rejection_curves(labels, probs, weight=None, efficiencies=FLAVOUR_EF
     y = np.asarray(labels).astype(np.int64)
     disc = metrics.discriminant_b(probs, f_c)
     effs = np.asarray(efficiencies, dtype=np.float64)
-    out = {"efficiency": effs, "rejection": {}, "rejection_err": {}}
+    out = {"efficiency": effs, "rejection": {}, "rejection_err": {}, "n_background": {}}
     for flavour in backgrounds:
         c = FLAVOUR_NAMES.index(flavour)
         if not np.any(y == c):
@@ -143,17 +145,22 @@ def flavour_rejection_curves(labels, probs, weight=None, efficiencies=FLAVOUR_EF
         points = metrics.rejection_at_efficiency(disc, y == FLAVOUR_NAMES.index("b"), y == c, effs, weight)
         out["rejection"][flavour] = np.array([points[float(e)][0] for e in effs])
         out["rejection_err"][flavour] = np.array([points[float(e)][1] for e in effs])
+        w = np.ones(y.size) if weight is None else np.asarray(weight, dtype=np.float64)
+        background = w[y == c]
+        out["n_background"][flavour] = float(background.sum() ** 2 / max(float((background ** 2).sum()), 1e-300))
     return out
 
 
 def rejection_vs_efficiency(curves: Mapping, *, backgrounds=None, efficiencies=FLAVOUR_EFFICIENCIES, f_c: float = 0.2,
-                            signal: str = "$b$-jet", save_to=None, name: str = "rejection_vs_efficiency"):
+                            signal: str = "$b$-jet", min_ratio_jets: float = MIN_RATIO_JETS, save_to=None,
+                            name: str = "rejection_vs_efficiency"):
     """Flavour-tagging rejection vs b-jet efficiency, one column per background flavour, with
     binomial error bands and a ratio panel to the first model.
 
     `curves` {model: (labels, probs[, weight]) | dict(efficiency, rejection {flavour: array},
     rejection_err {flavour: array})}; arrays go through `flavour_rejection_curves`.
-    `backgrounds` defaults to the flavours of the first model (c, light, tau order).
+    `backgrounds` defaults to the flavours of the first model (c, light, tau order). A column whose background
+    has fewer than `min_ratio_jets` (effective) test jets (`n_background` of a curve) gets no ratio panel.
     """
     data = {m: dict(c) if isinstance(c, Mapping) else
             flavour_rejection_curves(*(tuple(c) + (None,))[:3], efficiencies=efficiencies, f_c=f_c)
@@ -165,14 +172,17 @@ def rejection_vs_efficiency(curves: Mapping, *, backgrounds=None, efficiencies=F
     for j, flavour in enumerate(backgrounds):
         ax, ax_ratio = axes[0, j], axes[1, j]
         reference, ratios = None, []
-        for model, d in data.items():
+        thin = min((d.get("n_background", {}).get(flavour, np.inf) for d in data.values()), default=np.inf)
+        for k, (model, d) in enumerate(data.items()):
             if flavour not in d["rejection"]:
                 continue
             x, rej = np.asarray(d["efficiency"]), _finite(d["rejection"][flavour])
             err = np.nan_to_num(np.asarray(d.get("rejection_err", {}).get(flavour, np.zeros_like(rej)), dtype=float))
             low, high = _finite(rej - err), rej + err
-            (line,) = ax.plot(x, rej, label=model)
+            (line,) = ax.plot(x, rej, label=model, color=style.colour(model, k))
             ax.fill_between(x, low, high, color=line.get_color(), alpha=0.25, linewidth=0)
+            if thin < min_ratio_jets:  # a ratio of a handful of jets is noise: say so instead of drawing it
+                continue
             reference = rej if reference is None else reference
             ratios.append(_ratio(rej, reference))
             ax_ratio.plot(x, ratios[-1], color=line.get_color())
@@ -185,6 +195,9 @@ def rejection_vs_efficiency(curves: Mapping, *, backgrounds=None, efficiencies=F
         ax_ratio.set_ylabel(f"Ratio to {next(iter(data))}", fontsize="small")
         ax_ratio.set_xlim(float(np.min(first["efficiency"])), float(np.max(first["efficiency"])))
         _ratio_limits(ax_ratio, ratios)
+        if thin < min_ratio_jets:
+            ax_ratio.text(0.5, 0.5, f"no ratio: {thin:.0f} {FLAVOUR_LABELS.get(flavour, flavour)}s in the test set",
+                          transform=ax_ratio.transAxes, ha="center", va="center", fontsize="small")
         style.headroom(ax, 1.4, log=True)
         style.atlas_label(ax, extra=f"$f_c$ = {f_c:g}")
         ax.legend(loc="lower left")
@@ -216,14 +229,14 @@ def performance_vs_variable(bins, values, errs=None, labels=None, xlabel: str = 
     errors = style.as_series(errs, list(series)) if errs is not None else {k: None for k in series}
     centres, half = 0.5 * (edges[1:] + edges[:-1]), 0.5 * np.diff(edges)
     fig, ax = style.figure()
-    for label, v in series.items():
+    for k, (label, v) in enumerate(series.items()):
         v = np.asarray(v, dtype=np.float64)
         if v.size != centres.size:
             raise ValueError(f"series '{label}' has {v.size} values for {centres.size} bins")
         ok = np.isfinite(v)
         e = errors[label]
         ax.errorbar(centres[ok], v[ok], xerr=half[ok], yerr=None if e is None else np.asarray(e)[ok],
-                    fmt="o", markersize=5, capsize=0, label=label or None)
+                    fmt="o", markersize=5, capsize=0, label=label or None, color=style.colour(label, k))
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     if logy:
@@ -243,8 +256,8 @@ def label_efficiency(fractions, results: Mapping, *, xlabel: str = "Fraction of 
     """
     x = np.asarray(fractions, dtype=np.float64)
     fig, ax = style.figure()
-    for model, (mean, low, high) in results.items():
-        (line,) = ax.plot(x, mean, marker="o", markersize=5, label=model)
+    for k, (model, (mean, low, high)) in enumerate(results.items()):
+        (line,) = ax.plot(x, mean, marker="o", markersize=5, label=model, color=style.colour(model, k))
         ax.fill_between(x, low, high, color=line.get_color(), alpha=0.25, linewidth=0)
     ax.set_xscale("log")
     from matplotlib.ticker import FixedLocator, NullLocator

@@ -103,6 +103,34 @@ def figure_label(fig, text: str = LABEL_TEXT, com: float | None = SQRT_S_TEV, ex
 atlas_label = study_label
 
 
+#: one colour per input type on every page (Okabe-Ito, distinguishable with colour-vision deficiencies), keyed by
+#: the physics names of `study.names.MODELS`: raw features black, decoded blue, tokens orange / vermilion / green
+MODEL_COLOURS = {
+    "raw features": "#000000",
+    "decoded tokens": "#0072B2",
+    "tokens, from scratch": "#E69F00",
+    "tokens, fine-tuned": "#D55E00",
+    "tokens, frozen backbone": "#009E73",
+    "tokens, slowly fine-tuned": "#CC79A7",
+    "multiplicities only": "#999999",
+    "structure only": "#56B4E9",
+    "codes shuffled within type": "#F0E442",
+    "fixed slots, no SEP / type ids": "#882255",
+    "m4l window": "#999999",
+    "gradient-boosted trees, high-level variables": "#117733",
+}
+_SPARE = ("#332288", "#44AA99", "#AA4499", "#DDCC77", "#88CCEE", "#661100")
+
+
+def colour(label: str, index: int = 0) -> str:
+    """The colour of a model on every figure: `MODEL_COLOURS` by its physics name (a label that starts with one,
+    e.g. 'tokens, fine-tuned (10%)', shares it); other labels take spare colours by `index`."""
+    for name, value in sorted(MODEL_COLOURS.items(), key=lambda kv: -len(kv[0])):
+        if str(label).startswith(name):
+            return value
+    return _SPARE[index % len(_SPARE)]
+
+
 def axis_label(name: str, unit: str | None = None) -> str:
     """'name [unit]', or the name alone for a dimensionless quantity."""
     return f"{name} [{unit}]" if unit else name

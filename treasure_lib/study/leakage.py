@@ -42,6 +42,11 @@ def _rewrite(src_files: list[Path], out_dir: Path, transform, metadata_update=No
 
 
 VARIANTS = ("structure", "shuffled", "fixed_slots")
+#: rows built to carry less than the full tokens (codes removed, shuffled, or the layout's SEP / type ids dropped):
+#: one that stays at the class prior after early stopping has fired (with the extra patience a classifier gets
+#: above the prior) has answered "not learnable from this input at this sample size", not failed to train. The
+#: headline models (tokens, raw features) must leave the prior.
+CONTROLS = VARIANTS
 
 
 def variant_files(run, kind: str) -> Path:
@@ -150,11 +155,15 @@ def jobs(run, task: Task) -> list[dict]:
                  log_as=f"leakage.{task.name}.{kind}") for kind in VARIANTS]
 
 
-def _row(numbers: dict, prefix: str, key: str, stat: str | None) -> dict:
+def _row(numbers: dict, prefix: str, key: str, stat: str | None, control: bool = False) -> dict:
+    """A rewritten-token row. A control (`CONTROLS`) has finished learning when its early stopping fired, even at the
+    class prior (`at_prior`: what it reads says nothing about the label); any other row must also leave the prior."""
     get = lambda short: numbers.get(f"{prefix}.{short}")  # noqa: E731
     auc = get(key)
+    stopped = get("early_stopped")
+    converged = bool(stopped) if control and stopped is not None else bool(get("converged"))
     return {"auc": auc, "auc_err": get(f"{key}_err") if get(f"{key}_err") is not None else float("nan"),
-            "converged": bool(get("converged")), "fom": get(stat) if stat else None}
+            "converged": converged, "at_prior": get("left_prior") == 0.0, "fom": get(stat) if stat else None}
 
 
 def report(run, task_name: str | None = None) -> dict:
@@ -172,7 +181,7 @@ def report(run, task_name: str | None = None) -> dict:
     numbers = stages.classifiers(run, variant_jobs + headline)
     rows = {"multiplicity": multiplicity_row(run, task)}
     for kind, found in zip(VARIANTS, numbers[:len(VARIANTS)]):
-        rows[kind] = _row(found, f"leakage.{task.name}.{kind}", key, fom)
+        rows[kind] = _row(found, f"leakage.{task.name}.{kind}", key, fom, control=kind in CONTROLS)
     models = seeds.load(run, task.name, ["tokens", "raw"], seeds=own)
     for kind, variant in (("tokens", "tokens"), ("raw", "raw")):
         s = models.summary(variant)
@@ -266,6 +275,8 @@ def table_rows(rep: dict) -> list[dict]:
         if rep["fom"]:
             shown[names.statistic(rep["fom"])] = fmt(row["fom"]) if row["fom"] is not None else "—"
         shown["finished learning"] = {True: "yes", False: "no", None: "—"}[row["converged"]]
+        if row["converged"] and row.get("at_prior"):
+            shown["finished learning"] = "yes, at the class prior"
         out.append(shown)
     return out
 

@@ -15,8 +15,15 @@ from .report import fmt
 
 
 def value_text(summary: Mapping, stat: str) -> str:
-    """`12.3 ± 1.1 (seeds ± 0.8)`: the seed mean, its test-sample uncertainty and the seed spread."""
-    text = fmt(summary.get(stat), summary.get(f"{stat}_err"))
+    """`12.3 ± 1.1 (seeds ± 0.8)`: the seed mean, its test-sample uncertainty and the seed spread. A recorded
+    uncertainty that is not finite (a rejection from a handful of jets: some bootstrap replicas let none pass) is
+    said to be undefined rather than left out."""
+    err = summary.get(f"{stat}_err")
+    text = fmt(summary.get(stat), err)
+    value = summary.get(stat)
+    if (f"{stat}_err" in summary and value is not None and math.isfinite(value)
+            and (err is None or not math.isfinite(err))):
+        text += " ± undefined (too few jets)"
     spread = summary.get(f"{stat}_seed_std")
     if spread is not None and math.isfinite(spread):
         text += f" (seed spread {fmt(spread)})"
@@ -46,8 +53,9 @@ def difference_verdict(comparison, a: str, b: str, quantity: str, converged: Map
         return (f"By {quantity}, {la} and {lb} do not differ significantly "
                 f"({comparison_text(comparison)}; paired over the same test rows, seeds included).")
     ahead, behind = (la, lb) if comparison.diff > 0 else (lb, la)
-    return (f"By {quantity}, {ahead} is ahead of {behind} "
-            f"({comparison_text(comparison)}; paired over the same test rows, seeds included).")
+    lead = f"{fmt(abs(comparison.diff), comparison.err)}, {abs(comparison.z):.1f} σ"  # ahead minus behind, > 0
+    return (f"By {quantity}, {ahead} is ahead of {behind} by {lead} "
+            f"(paired over the same test rows, seeds included).")
 
 
 def label_efficiency_verdict(points: Sequence[tuple[float, object]], quantity: str) -> str:
