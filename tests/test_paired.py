@@ -284,3 +284,18 @@ def test_seeds_that_agree_exactly_have_a_spread_of_exactly_zero():
                                    n_boot=20, seed=1)
     summary = boot.summary("gbdt")
     assert summary["signal_efficiency_at_rejection_50_seed_std"] == 0.0 and summary["auc_seed_std"] == 0.0
+
+
+def test_one_seed_has_no_spread_and_no_numpy_warning():
+    import warnings
+
+    from treasure_lib.metrics import paired
+
+    rng = np.random.default_rng(4)
+    y = rng.integers(0, 2, 200)
+    boot = paired.paired_bootstrap(paired.binary_statistics, y, None, {"tokens": [y + rng.normal(0, 1, 200)]},
+                                   n_boot=10, seed=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a page must not show numpy's degrees-of-freedom warning
+        summary = boot.summary("tokens")
+    assert math.isnan(summary["auc_seed_std"]) and summary["n_seeds"] == 1

@@ -208,8 +208,10 @@ class PairedBootstrap:
             out[stat] = float(np.mean(nominal))
             out[f"{stat}_err"] = _replicate_std(replicates)[0]
             finite = nominal.size > 1 and np.isfinite(nominal).all()  # an infinite rejection has no spread
-            spread = 0.0 if finite and np.ptp(nominal) == 0 else float(np.std(nominal, ddof=1))  # identical: exactly 0
-            out[f"{stat}_seed_std"] = spread if finite else float("nan")
+            if not finite:
+                out[f"{stat}_seed_std"] = float("nan")
+            else:  # seeds that agree exactly (a deterministic model) have a spread of exactly 0, not 1e-16
+                out[f"{stat}_seed_std"] = 0.0 if np.ptp(nominal) == 0 else float(np.std(nominal, ddof=1))
         out["n_seeds"] = self.nominal[name].shape[0]
         return out
 
