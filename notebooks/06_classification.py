@@ -52,9 +52,11 @@ else:
 if c["compare"]:
     models = rep["models"]
     first = {v: models.probs[v][0] for v in rep["variants"]}
+    shown_as = {v: f"{names.model(v)}, seed {c['seeds'][0]}" if len(models.probs[v]) > 1 else names.model(v)
+                for v in first}  # the curves are one seed's; the table quotes seed means
     y, w = models.rows["label"], models.rows["weight"]
     if study.seeds.is_flavour(rep["task"]):
-        curves = {names.model(v): plots.flavour_rejection_curves(y, p, w, f_c=c["f_c"]) for v, p in first.items()}
+        curves = {shown_as[v]: plots.flavour_rejection_curves(y, p, w, f_c=c["f_c"]) for v, p in first.items()}
         fig_rej = plots.rejection_vs_efficiency(curves, backgrounds=["light", "c"], f_c=c["f_c"],
                                                 save_to=run.figures, name="rejection_vs_efficiency")
         bins = c["pt_bins_gev"]
@@ -64,8 +66,8 @@ if c["compare"]:
             ylabel="Light-jet rejection (flat 77% b-eff. per bin)", logy=True, save_to=run.figures,
             name="light_rejection_vs_pt")
     else:
-        curves = {names.model(v): (y if p.ndim == 1 or p.shape[1] == 2 else (y == 1).astype(int),
-                                   p if p.ndim == 1 else p[:, 1], w) for v, p in first.items()}
+        curves = {shown_as[v]: (y if p.ndim == 1 or p.shape[1] == 2 else (y == 1).astype(int),
+                                p if p.ndim == 1 else p[:, 1], w) for v, p in first.items()}
         fig_roc = plots.roc_curves(curves, kind="rejection", signal="Signal", save_to=run.figures, name="roc")
 
 # %% tags=["hide-input"]

@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import contextlib
+import os
+
 from pathlib import Path
 
 import pytest
@@ -23,3 +26,19 @@ def jet_collections(sets):
 @pytest.fixture(scope="session")
 def event_collections(sets):
     return sets["events"]
+
+
+@contextlib.contextmanager
+def inside(folder: Path, cache: Path):
+    """Work in `folder` with the stage cache in `cache` (module-scoped fixtures cannot use monkeypatch); the old
+    working directory and TREASURE_CACHE_DIR come back afterwards, whatever happens."""
+    old_cwd, old_cache = os.getcwd(), os.environ.get("TREASURE_CACHE_DIR")
+    os.environ["TREASURE_CACHE_DIR"] = str(cache)
+    try:
+        yield folder
+    finally:
+        os.chdir(old_cwd)
+        if old_cache is None:
+            os.environ.pop("TREASURE_CACHE_DIR", None)
+        else:
+            os.environ["TREASURE_CACHE_DIR"] = old_cache

@@ -28,6 +28,7 @@ from treasure_lib.book import BookError, build_book, format_number
 from treasure_lib.book.assemble import completed_notebooks
 from treasure_lib.runs import provenance
 
+from .conftest import inside
 from .test_runs import PARAMETERS, make_project
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -91,9 +92,7 @@ def _png(path: Path) -> None:
 def built(tmp_path_factory):
     """One toy run, executed once, and its book built with -W."""
     tmp = tmp_path_factory.mktemp("book")
-    old_cwd, old_cache = os.getcwd(), os.environ.get("TREASURE_CACHE_DIR")
-    os.environ["TREASURE_CACHE_DIR"] = str(tmp / "cache")
-    try:
+    with inside(tmp / "proj", tmp / "cache"):
         root = make_project(tmp / "proj", {"01_results": CHAPTER})
         os.chdir(root)
         runs.execute(["params/toy.yaml"], "runs/jets/toy", cwd=root, log=lambda _: None)
@@ -103,12 +102,6 @@ def built(tmp_path_factory):
         _png(scan / "figures" / "auc_vs_k.png")
         html_dir = build_book([("Jet flavour tagging", root / "runs/jets/toy")], out=tmp / "book",
                               scan_pages=[scan / "summary.md"], warnings_as_errors=True, templates=ROOT / "book")
-    finally:
-        os.chdir(old_cwd)
-        if old_cache is None:
-            os.environ.pop("TREASURE_CACHE_DIR", None)
-        else:
-            os.environ["TREASURE_CACHE_DIR"] = old_cache
     return {"html": html_dir, "book": tmp / "book", "run": root / "runs/jets/toy", "tmp": tmp}
 
 

@@ -17,7 +17,7 @@ from treasure_lib import runs
 from treasure_lib.book import build_book
 from treasure_lib.book import screenshots
 
-from .conftest import ROOT
+from .conftest import ROOT, inside
 from .test_runs import CHAPTER_FAIL, PARAMETERS, make_project
 
 SITE_PACKAGES_NOTE = "/opt/venv/lib/python3.11/site-packages/somelib/core.py:12: DeprecationWarning: old call"
@@ -47,10 +47,8 @@ print("the study says 42")
 def book(tmp_path_factory):
     """The noisy chapter run by `runs.execute` (the terminal captured) and its book built with -W."""
     tmp = tmp_path_factory.mktemp("pages")
-    old_cwd, old_cache = os.getcwd(), os.environ.get("TREASURE_CACHE_DIR")
-    os.environ["TREASURE_CACHE_DIR"] = str(tmp / "cache")
     terminal = io.StringIO()
-    try:
+    with inside(tmp / "proj", tmp / "cache"):
         chapters = {"02_noisy": NOISY, "04_again": NOISY.replace("Noisy chapter", "Second chapter")}
         root = make_project(tmp / "proj", chapters)
         os.chdir(root)
@@ -58,12 +56,6 @@ def book(tmp_path_factory):
             runs.execute(["params/toy.yaml"], "runs/jets/toy", cwd=root, log=lambda _: None)
         built = build_book([("Jet flavour tagging", root / "runs/jets/toy")], out=tmp / "book", warnings_as_errors=True,
                           templates=ROOT / "book")
-    finally:
-        os.chdir(old_cwd)
-        if old_cache is None:
-            os.environ.pop("TREASURE_CACHE_DIR", None)
-        else:
-            os.environ["TREASURE_CACHE_DIR"] = old_cache
     return {"html": built, "run": root / "runs/jets/toy", "terminal": terminal.getvalue(), "tmp": tmp}
 
 

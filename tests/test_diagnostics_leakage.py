@@ -296,6 +296,6 @@ def test_a_control_that_stopped_at_the_class_prior_finished_learning_and_a_headl
 
     table = leakage.leakage_table({"shuffled": row, "tokens": {"auc": 0.8, "auc_err": 0.01, "converged": True}})
     shown = study_leakage.table_rows({"table": table, "fom": None})
-    assert [r["finished learning"] for r in shown] == ["yes, at the class prior", "yes"]
+    assert [r["finished learning"] for r in shown] == ["yes (validation loss at the class prior)", "yes"]
     assert leakage.shape_fraction(table) == pytest.approx((0.60 - 0.5) / (0.8 - 0.5)), \
         "a control at the prior is a measurement: it sets the shape fraction"

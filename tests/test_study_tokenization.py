@@ -79,8 +79,9 @@ def test_lepton_sentence_quotes_both_masses_their_verdicts_and_peak_shifts():
               "m4l": {"residual_gev": {"sigma68": 9.5}, "n": 120, "peak_shift_gev": 1.3}}
     text = tz.lepton_mass_sentence(masses, {"mll": 2.4, "m4l": 2.1})
     assert text.startswith("From decoded leptons, the Z-candidate mass m_ll has a residual (decoded − original) of "
-                           "σ68 = 3.10 GeV (812 events) against an original peak width (σ68) of 2.40 GeV: the tokens "
-                           "broaden the peak")
+                           "σ68 = 3.10 GeV (812 events) against the original σ68 of 2.40 GeV of all events in 81–101 GeV "
+                           "(every sample; the signal-region peaks follow): the tokens broaden the peak"), \
+        "the width is what the window holds (H and ZZ* together for m_4l), not called the H peak"
     assert "The four-lepton mass m_4l has" in text and "well beyond its width" in text
     assert ("The peak positions move: m_ll by -0.420 GeV (median in 81–101 GeV) and m_4l by +1.30 GeV (median in "
             "115–135 GeV); a window median barely reacts to smearing") in text

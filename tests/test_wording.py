@@ -73,6 +73,10 @@ def test_cost_sentence_says_where_information_is_lost_and_what_tokens_keep():
     above = {"raw": {"x": 0.80}, "decoded": {"x": 0.82}, "tokens": {"x": 0.85}}
     text = wording.cost_sentence(above, "x", "ROC AUC", _c(-0.02, 0.01), _c(-0.03, 0.01), _c(-0.05, 0.01, "raw", "tokens"))
     assert "the raw-feature model is the one to question" in text, "tokens above raw indict the raw baseline"
+    auc = {"raw": {"x": 0.72}, "decoded": {"x": 0.72}, "tokens": {"x": 0.68}}
+    text = wording.cost_sentence(auc, "x", "ROC AUC", _c(0.0, 0.01), _c(0.04, 0.01))
+    assert "Tokens keep 82% of the raw features' separation above chance, (AUC − 0.5)." in text, \
+        "an AUC keeps (0.68 - 0.5) / (0.72 - 0.5), as chapter 04 counts it, not 0.68 / 0.72"
 
 
 def test_a_rejection_whose_bootstrap_is_undefined_says_so_instead_of_dropping_the_uncertainty():
@@ -82,3 +86,13 @@ def test_a_rejection_whose_bootstrap_is_undefined_says_so_instead_of_dropping_th
     assert value_text(few, "tau_rejection_at_77") == "15.5 ± undefined (too few jets) (seed spread 5.47)"
     assert value_text({"auc": 0.9, "auc_err": 0.01}, "auc") == "0.900 ± 0.010"
     assert value_text({"auc": 0.9}, "auc") == "0.900", "no uncertainty recorded: nothing to call undefined"
+
+
+def test_the_events_chapter_first_says_whether_the_transformers_beat_one_variable():
+    below = {"tokens": _c(-0.07, 0.02), "raw": _c(-0.035, 0.015)}
+    text = wording.baseline_sentence(below, "ROC AUC")
+    assert text.startswith("Neither transformer reaches the m4l window alone") and "-0.070 ± 0.020, 3.5 σ" in text
+    mixed = {"tokens": _c(-0.07, 0.02), "raw": _c(0.01, 0.02)}
+    text = wording.baseline_sentence(mixed, "ROC AUC")
+    assert "tokens, from scratch falls short" in text and "not significantly different" in text
+    assert wording.baseline_sentence({"tokens": _c(0.1, 0.02), "raw": _c(0.2, 0.02)}, "ROC AUC").startswith("Both")

@@ -122,8 +122,10 @@ KEYS: dict[str, str] = {
     "classify.{task}.compare.{a}_vs_{b}.label_fraction_{pct}.{number}.{part}": "the same at a label fraction",
     # leakage
     "leakage.{task}.{row}.auc": "AUC of one leakage-report row (multiplicity, structure, shuffled, fixed_slots, "
-    "tokens, raw)",
+    "tokens, raw) of a binary task; multi-class tasks: .auc_macro, flavour: .auc_b (b vs rest, what the table compares)",
     "leakage.{task}.{row}.auc_err": "its uncertainty",
+    "leakage.{task}.{row}.auc_b": "b vs rest AUC of a flavour leakage row (D_b as the score)",
+    "leakage.{task}.{row}.auc_b_err": "its uncertainty",
     "leakage.{task}.shape_fraction": "(AUC_shape - 0.5) / (AUC_tokens - 0.5): how much event shape alone explains "
     "(converged shape-only rows only)",
     "leakage.{task}.{row}.{number}": "what the classifier of a leakage row recorded (training health, other numbers)",

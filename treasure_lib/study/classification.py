@@ -14,7 +14,7 @@ from . import names, seeds, stages, wording
 
 COMPARISONS = (("tokens_finetuned", "tokens"), ("raw", "tokens"), ("raw", "decoded"), ("decoded", "tokens"))
 BASELINE_COMPARISONS = (("tokens", "gbdt"), ("tokens_finetuned", "gbdt"), ("raw", "gbdt"), ("gbdt", "mass_window"),
-                        ("tokens", "mass_window"))
+                        ("tokens", "mass_window"), ("raw", "mass_window"))
 
 
 def physics_baselines(run, task_name: str) -> dict:
@@ -100,6 +100,9 @@ def report(run) -> dict:
     text = [wording.difference_verdict(found[(a, b, stat)], a, b, quantity, converged) for a, b in COMPARISONS[:2]]
     text += [wording.difference_verdict(found[(a, b, stat)], a, b, quantity, converged)
              for a, b in pairs[len(COMPARISONS):]]
+    if {"mass_window", "raw", "tokens"} <= set(shown):
+        text.insert(0, wording.baseline_sentence({v: found[(v, "mass_window", stat)] for v in ("tokens", "raw")},
+                                                 quantity, converged))
     text.append(wording.cost_sentence(summaries, stat, quantity, found[("raw", "decoded", stat)],
                                       found[("decoded", "tokens", stat)], found[("raw", "tokens", stat)]))
     if seeds.is_flavour(task):

@@ -138,9 +138,16 @@ def multiplicity_row(run, task: Task) -> dict:
     summary = dict(out["summary"])
     summary["converged"] = summary["n_iter"] < MULTIPLICITY_MAX_ITER
     if seeds.is_flavour(task):
-        stats = seeds.statistic(task, stages.run_params(run))(labels[split == 2], out["scores"], weights[split == 2])
-        stat = seeds.figure_of_merit(task)[0]
-        summary["fom"] = stats[stat]
+        from ..metrics.flavour import B, discriminant_b
+        from ..metrics.roc import auc_uncertainty
+
+        c = stages.run_params(run)["classify"]
+        test_labels, test_weights = labels[split == 2], weights[split == 2]
+        stats = seeds.statistic(task, stages.run_params(run))(test_labels, out["scores"], test_weights)
+        summary["fom"] = stats[seeds.figure_of_merit(task)[0]]
+        summary["auc_b"] = stats["auc_b"]
+        summary["auc_b_err"] = auc_uncertainty(test_labels == B, discriminant_b(out["scores"], c["f_c"], c["f_tau"]),
+                                               test_weights)
     return summary
 
 
@@ -166,11 +173,17 @@ def _row(numbers: dict, prefix: str, key: str, stat: str | None, control: bool =
             "converged": converged, "at_prior": get("left_prior") == 0.0, "fom": get(stat) if stat else None}
 
 
+def leakage_auc(task: Task) -> str:
+    """The AUC a leakage table compares rows by: b vs rest for flavour (a macro AUC would let a few dozen tau jets
+    set the shape fraction), the ROC AUC of a binary task, the macro AUC of other multi-class tasks."""
+    return "auc_b" if seeds.is_flavour(task) else "auc" if task.binary else "auc_macro"
+
+
 def report(run, task_name: str | None = None) -> dict:
     """Every row of the leakage table (training what is missing, several at once), the verdict and the data checks."""
     params = stages.run_params(run)
     task = Task.from_params(params, task_name)
-    key = "auc" if task.binary else "auc_macro"
+    key = leakage_auc(task)
     stat, quantity = seeds.figure_of_merit(task)
     fom = stat if seeds.is_flavour(task) else None
     variant_jobs = jobs(run, task)
@@ -191,14 +204,14 @@ def report(run, task_name: str | None = None) -> dict:
     metrics = {}
     for row in table:
         if row["auc"] is not None and np.isfinite(row["auc"]):
-            metrics[f"leakage.{task.name}.{row['key']}.auc"] = float(row["auc"])
-            metrics[f"leakage.{task.name}.{row['key']}.auc_err"] = float(row["auc_err"])
+            metrics[f"leakage.{task.name}.{row['key']}.{key}"] = float(row["auc"])
+            metrics[f"leakage.{task.name}.{row['key']}.{key}_err"] = float(row["auc_err"])
             if row["converged"] is not None:
                 metrics[f"leakage.{task.name}.{row['key']}.converged"] = float(row["converged"])
     metrics[f"leakage.{task.name}.shape_fraction"] = leakage.shape_fraction(table)
     run.log_metrics(metrics)
     return {"table": table, "verdict": leakage.leakage_verdict(table, quantity if fom else None), "metrics": metrics,
-            "checks": checks(run), "fom": fom, "quantity": quantity}
+            "checks": checks(run), "fom": fom, "quantity": quantity, "auc": names.statistic(key)}
 
 
 def _find(numbers: dict, key: str) -> str:
@@ -271,12 +284,12 @@ def table_rows(rep: dict) -> list[dict]:
     for row in rep["table"]:
         if row["auc"] is None:
             continue
-        shown = {"": row["row"], "inputs": row["name"], "AUC": fmt(row["auc"], row["auc_err"])}
+        shown = {"": row["row"], "inputs": row["name"], rep.get("auc", "AUC"): fmt(row["auc"], row["auc_err"])}
         if rep["fom"]:
             shown[names.statistic(rep["fom"])] = fmt(row["fom"]) if row["fom"] is not None else "—"
         shown["finished learning"] = {True: "yes", False: "no", None: "—"}[row["converged"]]
         if row["converged"] and row.get("at_prior"):
-            shown["finished learning"] = "yes, at the class prior"
+            shown["finished learning"] = "yes (validation loss at the class prior)"
         out.append(shown)
     return out
 
@@ -284,7 +297,8 @@ def table_rows(rep: dict) -> list[dict]:
 def checks_sentence(checks: dict) -> str:
     """What the data checks found, in words."""
     s = checks["splits"]
-    text = (f"Split check: {s['n_identities']} row identities across what {len(checks['stages_checked'])} stages read "
+    text = (f"Split check: {s['n_identities']} event identities (one per event, whatever it holds: the split assigns "
+            f"whole events) across what {len(checks['stages_checked'])} stages read "
             f"(the tokenizer fit, pretraining and every classifier's train, validation and test rows), "
             f"{s['n_overlapping']} of them in two splits")
     text += "." if s["ok"] else f"; {', '.join(f'{k} reads {v}' for k, v in s['unexpected'].items())}."

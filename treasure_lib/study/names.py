@@ -26,7 +26,7 @@ TASKS = {
     "h_vs_qqzz": "H -> 4l vs qq -> ZZ*",
     "h_vs_qqzz_4l": "H -> 4l vs qq -> ZZ*, four leptons",
     "h_vs_zz_sr": "H -> 4l vs qq -> ZZ* in the signal region",
-    "h_vs_all": "H -> 4l vs all backgrounds",
+    "h_vs_all": "H -> 4l vs all backgrounds after the 4l preselection (at CPU scale only qq -> ZZ* passes it)",
     "multiclass": "H / ZZ / Z / W / top / QCD",
 }
 

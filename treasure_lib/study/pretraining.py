@@ -61,6 +61,28 @@ def accuracy_rows(metrics: Mapping[str, float], baselines: Mapping[str, float]) 
     return rows
 
 
+WEAK_RATIO = 1.5  # masked accuracy below this multiple of the most-frequent-code share: little learned about a collection
+
+
+def _weak_collections(metrics: Mapping[str, float], baselines: Mapping[str, float]) -> str:
+    """The collections whose masked codes the backbone predicts hardly better than always guessing their most
+    frequent code: the overall accuracy can come from one large collection (the tracks) and hide them."""
+    prefix = "pretrain.masked_accuracy."
+    weak = {}
+    for key, acc in metrics.items():
+        name = key[len(prefix):] if key.startswith(prefix) else ""
+        if not name or name.startswith("level_") or not math.isfinite(baselines.get(name, math.nan)):
+            continue
+        if baselines[name] > 0 and acc / baselines[name] < WEAK_RATIO:
+            weak[name] = acc / baselines[name]
+    if not weak:
+        return ""
+    listed = ", ".join(f"{n} ({r:.2f}x)" for n, r in sorted(weak.items(), key=lambda kv: kv[1]))
+    return (f" Per collection, it predicts {listed} less than {WEAK_RATIO:g} times as well as always guessing their "
+            f"most frequent code: it has learned little about those objects, whatever the overall accuracy says, so "
+            f"a classifier that reads them gains little from this backbone.")
+
+
 def verdict(metrics: Mapping[str, float], baselines: Mapping[str, float], probe_task: str, patience: int = 3,
             min_delta: float = 0.0) -> str:
     """What pretraining learned, in words: above the chance level or not, convergence, the residual levels."""
@@ -77,6 +99,7 @@ def verdict(metrics: Mapping[str, float], baselines: Mapping[str, float], probe_
         text += (f" Level 1 is predicted at {levels[min(levels)]:.1%}; levels {min(levels) + 1}-{max(levels)} refine a "
                  f"level-1 code the model cannot see when the whole object is masked, so much of their loss is "
                  f"irreducible (best relative to chance: level {best}, {ratios[best]:.1f}x).")
+    text += _weak_collections(metrics, baselines)
     if metrics.get("pretrain.converged") == 0.0:
         text += (f" The validation loss was still falling when training stopped (best epoch "
                  f"{int(metrics.get('pretrain.best_epoch', 0)) + 1} of {int(metrics.get('pretrain.epochs_run', 0))}): "

@@ -173,7 +173,9 @@ def lepton_mass_sentence(masses: Mapping[str, Mapping], widths: Mapping[str, flo
             continue
         s68 = r["residual_gev"].get("sigma68", float("nan"))
         parts.append(f"{names[key]} has a residual (decoded − original) of σ68 = {fmt(s68)} GeV ({fmt(r['n'])} "
-                     f"{events[key]}) against an original peak width (σ68) of {fmt(widths.get(key))} GeV: "
+                     f"{events[key]}) against the original σ68 of {fmt(widths.get(key))} GeV of all events in "
+                     f"{PEAK_WINDOWS[key][0]:g}–{PEAK_WINDOWS[key][1]:g} GeV (every sample; the signal-region peaks "
+                     f"follow): "
                      f"{mass_smearing_verdict(s68, widths.get(key, float('nan')))}.")
     if not parts:
         return ""
