@@ -192,7 +192,10 @@ def report(run, task_name: str | None = None) -> dict:
     headline = seeds.jobs(run, task.name, ["tokens", "raw", "decoded"] if task.name == params["classify"]["task"]
                           else ["tokens", "raw"], seeds=own)
     numbers = stages.classifiers(run, variant_jobs + headline)
-    rows = {"multiplicity": multiplicity_row(run, task)}
+    counted = multiplicity_row(run, task)  # compared by the table's AUC, like every other row
+    if key in counted:  # flavour: b vs rest (the summary's own "auc" is the macro one)
+        counted = {**counted, "auc": counted[key], "auc_err": counted.get(f"{key}_err", float("nan"))}
+    rows = {"multiplicity": counted}
     for kind, found in zip(VARIANTS, numbers[:len(VARIANTS)]):
         rows[kind] = _row(found, f"leakage.{task.name}.{kind}", key, fom, control=kind in CONTROLS)
     models = seeds.load(run, task.name, ["tokens", "raw"], seeds=own)
