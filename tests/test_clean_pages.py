@@ -9,6 +9,7 @@ import io
 import json
 import os
 import re
+from pathlib import Path
 
 import nbformat
 import pytest
@@ -106,6 +107,9 @@ def test_screenshots_of_the_results_page_and_chapters_are_pngs(book):
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and width == screenshots.WIDTH
         assert 600 <= height <= screenshots.MAX_HEIGHT
         assert len(data) > 10_000, f"{png.name} looks blank"
+    relative = Path(os.path.relpath(book["html"]))  # `make screenshots` passes book/_build/html, a relative path
+    assert [p.name for p in screenshots.take(relative, Path(os.path.relpath(book["tmp"] / "again")), ["02"])] == [
+        "results.png", "jet-flavour-tagging-02_noisy.png"]
 
 
 def test_the_book_config_removes_stderr_whatever_the_template_says(tmp_path):

@@ -101,7 +101,7 @@ def name_of(page: Path, html: Path) -> str:
 def take(html: str | Path = "book/_build/html", out: str | Path = "runs/screenshots",
          chapters: Sequence[str] = CHAPTERS, max_height: int = MAX_HEIGHT) -> list[Path]:
     """Screenshot the results page and chapters `chapters` of every study of the book in `html`; returns the PNGs."""
-    html, out = Path(html), Path(out)
+    html, out = Path(html).resolve(), Path(out).resolve()  # file:// URIs need absolute paths
     if not (html / "index.html").is_file():
         raise ScreenshotError(f"{html}: no built book (index.html missing); run `make book` first")
     browser = chromium()
