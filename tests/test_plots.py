@@ -201,3 +201,15 @@ def test_no_ratio_panel_for_a_background_of_a_handful_of_jets(rng):
     light_ratio, tau_ratio = fig.axes[2], fig.axes[3]  # row 2 of the 2 x 2 grid
     assert len(light_ratio.get_lines()) == 2 and not tau_ratio.get_lines()
     assert any("no ratio" in t.get_text() for t in tau_ratio.texts)
+
+
+def test_on_a_log_axis_lower_error_bars_stop_above_zero_so_the_range_fits_the_data():
+    """Light rejection per pT bin with an error as large as the value: the lower bar stops at a tenth of it
+    instead of dragging the log axis down to 1e-1 or below."""
+    fig = plots.performance_vs_variable([20, 50, 100], {"raw features": [80.0, 20.0]},
+                                        {"raw features": [90.0, 5.0]}, logy=True)
+    ax = fig.axes[0]
+    low = ax.get_ylim()[0]
+    assert low >= 1.0, f"the axis reaches {low}: an error bar crossed zero"
+    segments = ax.containers[0].lines[2][1].get_segments()  # the y error bars
+    assert min(seg[:, 1].min() for seg in segments) == pytest.approx(8.0), "80 - 90 stops at 80 / 10"

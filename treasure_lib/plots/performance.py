@@ -19,6 +19,7 @@ FLAVOUR_LABELS = {"b": "$b$-jet", "c": "$c$-jet", "light": "Light-jet", "tau": "
 ROC_GRID = np.linspace(0.0, 1.0, 101)  # signal efficiencies where the bootstrap band is evaluated
 MIN_EFFICIENCY = 0.1  # rejection curves start here (below it 1/FPR is a handful of events)
 FLAVOUR_EFFICIENCIES = np.linspace(0.5, 0.95, 46)  # b-jet efficiencies of a flavour rejection curve
+LOG_FLOOR = 0.1  # on a log axis a lower error bar stops at this fraction of the value (it reaches zero or below)
 MIN_RATIO_JETS = 100  # fewer background jets than this: a ratio of rejections is noise, no ratio panel
 
 
@@ -235,7 +236,10 @@ def performance_vs_variable(bins, values, errs=None, labels=None, xlabel: str = 
             raise ValueError(f"series '{label}' has {v.size} values for {centres.size} bins")
         ok = np.isfinite(v)
         e = errors[label]
-        ax.errorbar(centres[ok], v[ok], xerr=half[ok], yerr=None if e is None else np.asarray(e)[ok],
+        yerr = None if e is None else np.abs(np.asarray(e, dtype=np.float64)[ok])
+        if yerr is not None and logy:  # a symmetric error below zero has no place on a log axis: the lower bar
+            yerr = np.vstack([np.minimum(yerr, (1.0 - LOG_FLOOR) * v[ok]), yerr])  # stops at LOG_FLOOR x the value
+        ax.errorbar(centres[ok], v[ok], xerr=half[ok], yerr=yerr,
                     fmt="o", markersize=5, capsize=0, label=label or None, color=style.colour(label, k))
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
