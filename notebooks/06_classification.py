@@ -79,7 +79,7 @@ if c["compare"]:
         mean = np.array([pt[1] for pt in pts])
         err = np.array([np.hypot(pt[2], pt[3] if np.isfinite(pt[3]) else 0.0) for pt in pts])
         series[names.model(v)] = (mean, mean - err, mean + err)
-    fig_eff = plots.label_efficiency(xs, series, ylabel=names.statistic(rep["stat"]).capitalize(),
+    fig_eff = plots.label_efficiency(xs, series, ylabel=names.first_upper(names.statistic(rep["stat"])),
                                      save_to=run.figures, name="label_efficiency")
     show(eff["text"])
 

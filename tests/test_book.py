@@ -372,3 +372,10 @@ def test_jupyter_server_serves_py_chapters_as_notebooks(tmp_path):
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait()
+
+
+def test_a_statistic_keeps_its_acronyms_when_it_starts_a_row():
+    from treasure_lib.study import names
+
+    assert names.first_upper(names.statistic("auc_b")) == "B vs rest AUC"
+    assert names.first_upper(names.statistic("auc")) == "ROC AUC", "str.capitalize would print 'Roc auc'"

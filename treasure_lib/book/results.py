@@ -19,7 +19,7 @@ from ..study.report import fmt
 Row = tuple[str, str, "str | None"]
 
 #: Columns of the comparison table: ({variant} value, header).
-COMPARE: tuple[tuple[str, str], ...] = tuple((v, names.model(v).capitalize())
+COMPARE: tuple[tuple[str, str], ...] = tuple((v, names.first_upper(names.model(v)))
                                             for v in ("tokens", "tokens_finetuned", "decoded", "raw"))
 
 MISSING = "\u2014"
@@ -28,7 +28,7 @@ UNCONVERGED = "\u2020"
 
 def _flavour_rows(task: str) -> list[Row]:
     c = f"classify.{task}.{{variant}}"
-    return [(names.statistic(s).capitalize(), f"{c}.{s}", f"{c}.{s}_err")
+    return [(names.first_upper(names.statistic(s)), f"{c}.{s}", f"{c}.{s}_err")
             for s in ("light_rejection_at_77", "c_rejection_at_77", "light_rejection_at_70", "light_rejection_at_85",
                       "tau_rejection_at_77", "auc_b", "auc_macro")]
 
@@ -58,7 +58,7 @@ def headline_rows(params: Mapping) -> list[Row]:
         ]
     else:
         rows += [("ROC AUC", f"{c}.auc", f"{c}.auc_err"),
-                 (names.statistic("signal_efficiency_at_rejection_90").capitalize(),
+                 (names.first_upper(names.statistic("signal_efficiency_at_rejection_90")),
                   f"{c}.signal_efficiency_at_rejection_90", f"{c}.signal_efficiency_at_rejection_90_err"),
                  ("m4l from decoded leptons: resolution [GeV]", "tokenizer.leptons.m4l.residual_sigma68_gev", None),
                  ("m4l peak shift [GeV]", "tokenizer.leptons.m4l.peak_shift_gev", None),
@@ -178,7 +178,7 @@ def resolution(metrics: Mapping, params: Mapping) -> str:
             counts = (f" The test split holds {int(n_b)} b-jets and {int(n_light)} light jets: at a light rejection of "
                       f"100 only about {int(n_light) // 100} light jets pass the 77% working point, so rejections "
                       f"carry tens of per cent of counting uncertainty.")
-    return (f"**What this CPU-scale run can resolve.** {names.statistic(stat).capitalize()}: " + "; ".join(rows) + "."
+    return (f"**What this CPU-scale run can resolve.** {names.first_upper(names.statistic(stat))}: " + "; ".join(rows) + "."
             + counts + f" A difference between two models counts only when it exceeds {SIGNIFICANCE_THRESHOLD:g} times "
             "its paired uncertainty (test sample and seeds together); smaller differences are not resolved here, and "
             "the GPU-scale parameters in params/studies/ exist to resolve them.")

@@ -46,6 +46,13 @@ def _finite(x):
     return np.where(np.isfinite(x) & (x > 0), x, np.nan)
 
 
+def _wrapped(text: str, width: int = 24) -> str:
+    """A ratio panel's label on short lines: a long model name would run past the panel's height."""
+    import textwrap
+
+    return "\n".join(textwrap.wrap(text, width))
+
+
 def _ratio(x, reference):
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.asarray(x) / reference
@@ -106,15 +113,15 @@ def roc_curves(curves: Mapping, *, kind: str = "rejection", n_boot: int = 100, s
             ax_roc.fill_betweenx(tpr, band["fpr_low"], band["fpr_high"], color=line.get_color(), alpha=0.25, linewidth=0)
     if ax_rej is not None:
         ax_rej.set_yscale("log")
-        ax_rej.set_ylabel(f"{background.capitalize()} rejection")
+        ax_rej.set_ylabel(f"{background[:1].upper() + background[1:]} rejection")
         (ax_ratio or ax_rej).set_xlabel(f"{signal} efficiency")
         if ax_ratio is not None:
-            ax_ratio.set_ylabel(f"Ratio to {next(iter(bands))}", fontsize="small")
+            ax_ratio.set_ylabel(_wrapped(f"Ratio to {next(iter(bands))}"), fontsize="small")
             _ratio_limits(ax_ratio, ratios)
         ax_rej.set_xlim(min_efficiency, 1.0)
         style.headroom(ax_rej, 1.4, log=True)
         style.atlas_label(ax_rej)
-        ax_rej.legend(loc="lower left")
+        ax_rej.legend(loc="upper right")  # rejection falls with efficiency: the upper right is free
     if ax_roc is not None:
         ax_roc.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1, label="Random")
         ax_roc.set_xlabel(f"False positive rate ({background} efficiency)")
@@ -193,7 +200,7 @@ def rejection_vs_efficiency(curves: Mapping, *, backgrounds=None, efficiencies=F
         ax.set_ylabel(f"{FLAVOUR_LABELS.get(flavour, flavour)} rejection")
         ax.tick_params(labelbottom=False)
         ax_ratio.set_xlabel(f"{signal} efficiency")
-        ax_ratio.set_ylabel(f"Ratio to {next(iter(data))}", fontsize="small")
+        ax_ratio.set_ylabel(_wrapped(f"Ratio to {next(iter(data))}"), fontsize="small")
         ax_ratio.set_xlim(float(np.min(first["efficiency"])), float(np.max(first["efficiency"])))
         _ratio_limits(ax_ratio, ratios)
         if thin < min_ratio_jets:
@@ -201,7 +208,7 @@ def rejection_vs_efficiency(curves: Mapping, *, backgrounds=None, efficiencies=F
                           transform=ax_ratio.transAxes, ha="center", va="center", fontsize="small")
         style.headroom(ax, 1.4, log=True)
         style.atlas_label(ax, extra=f"$f_c$ = {f_c:g}")
-        ax.legend(loc="lower left")
+        ax.legend(loc="upper right")
     return style.finish(fig, save_to, name)
 
 

@@ -58,6 +58,12 @@ STATISTICS = {
 }
 
 
+def first_upper(text: str) -> str:
+    """The first letter upper-cased, the rest kept ('ROC AUC', 'b vs rest AUC' -> 'B vs rest AUC'): str.capitalize
+    would lower-case the rest ('Roc auc')."""
+    return text[:1].upper() + text[1:]
+
+
 def model(key: str) -> str:
     return MODELS.get(key, key.replace("_", " "))
 
