@@ -5,27 +5,22 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from treasure_lib.collections import Collection
 from treasure_lib.diagnostics.reconstruction import bits_per_object
 from treasure_lib.errors import ConfigError
 from treasure_lib.io.batch import Batch, ObjectArrays
-from treasure_lib.io.toy import make_batch
 from treasure_lib.preprocessing import CollectionScaler, reservoir_sample
 from treasure_lib.reconstruction import reconstruction
 from treasure_lib.tokenizers.card import load, save
 from treasure_lib.tokenizers.train import binned_features, train_binning
 
-TRACKS = Collection(name="tracks", layout="compound", path="tracks", features=("pt", "d0", "z0", "eta", "charge"),
-                    type_id=2, log_features=("pt",), categorical=("charge",), max_objects=12, order_by="pt")
+from .test_tokenizers import TRACKS, _physical
 
 
 def _sample(n=3000, seed=0):
-    batch = make_batch({"tracks": TRACKS}, n, seed=seed)
-    oa = batch["tracks"]
-    oa.features[..., 4] = np.where(oa.mask, np.where(oa.features[..., 4] > 0, 1.0, -1.0), 0.0)
-    rows = Batch({"tracks": ObjectArrays(oa.features, oa.mask, TRACKS.features)}, np.zeros(n, int),
+    features, mask = _physical(n, seed)  # the tokenizer tests' toy tracks, charge as +-1
+    rows = Batch({"tracks": ObjectArrays(features, mask, TRACKS.features)}, np.zeros(n, int),
                  np.ones(n, np.float32), np.arange(n))
-    return oa.features, oa.mask, reservoir_sample(iter([rows]), "tracks", 100_000, 0, categorical=("charge",))
+    return features, mask, reservoir_sample(iter([rows]), "tracks", 100_000, 0, categorical=("charge",))
 
 
 def _params(bins, features=None):
