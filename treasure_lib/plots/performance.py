@@ -141,6 +141,7 @@ def flavour_rejection_curves(labels, probs, weight=None, efficiencies=FLAVOUR_EF
     `labels` are skipped; errors are binomial with the background's effective number of jets."""
     from .. import metrics
     from ..collections import FLAVOUR_NAMES
+    from ..metrics.uncertainty import n_effective
 
     y = np.asarray(labels).astype(np.int64)
     disc = metrics.discriminant_b(probs, f_c)
@@ -154,8 +155,7 @@ def flavour_rejection_curves(labels, probs, weight=None, efficiencies=FLAVOUR_EF
         out["rejection"][flavour] = np.array([points[float(e)][0] for e in effs])
         out["rejection_err"][flavour] = np.array([points[float(e)][1] for e in effs])
         w = np.ones(y.size) if weight is None else np.asarray(weight, dtype=np.float64)
-        background = w[y == c]
-        out["n_background"][flavour] = float(background.sum() ** 2 / max(float((background ** 2).sum()), 1e-300))
+        out["n_background"][flavour] = n_effective(w[y == c])
     return out
 
 

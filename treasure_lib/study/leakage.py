@@ -141,9 +141,10 @@ def multiplicity_row(run, task: Task) -> dict:
         from ..metrics.flavour import B, discriminant_b
         from ..metrics.roc import auc_uncertainty
 
-        c = stages.run_params(run)["classify"]
+        params = stages.run_params(run)
+        c = params["classify"]
         test_labels, test_weights = labels[split == 2], weights[split == 2]
-        stats = seeds.statistic(task, stages.run_params(run))(test_labels, out["scores"], test_weights)
+        stats = seeds.statistic(task, params)(test_labels, out["scores"], test_weights)
         summary["fom"] = stats[seeds.figure_of_merit(task)[0]]
         summary["auc_b"] = stats["auc_b"]
         summary["auc_b_err"] = auc_uncertainty(test_labels == B, discriminant_b(out["scores"], c["f_c"], c["f_tau"]),
