@@ -213,3 +213,10 @@ def test_on_a_log_axis_lower_error_bars_stop_above_zero_so_the_range_fits_the_da
     assert low >= 1.0, f"the axis reaches {low}: an error bar crossed zero"
     segments = ax.containers[0].lines[2][1].get_segments()  # the y error bars
     assert min(seg[:, 1].min() for seg in segments) == pytest.approx(8.0), "80 - 90 stops at 80 / 10"
+
+
+def test_every_model_name_has_its_colour():
+    """A renamed model in study.names would otherwise fall back silently to a spare colour."""
+    from treasure_lib.study import names
+
+    assert set(style.MODEL_COLOURS) == set(names.MODELS.values())

@@ -268,8 +268,8 @@ class TokenStream(IterableDataset):
                 part["tokens"] = part["tokens"][..., None]  # flat layout: Q = 1
             if "tokens" in part and (part["tokens"].max() >= self.files.vocabulary.size or part["tokens"].min() < 0):
                 raise InputFileError(f"{where}: token ids outside the vocabulary 0..{self.files.vocabulary.size - 1}")
-            if self.task is not None and self.task.collections and not self.keep_unlabelled:
-                part["mask"] = part["mask"] & T.visible(self.task, part["type_ids"], self.files.vocabulary, where)
+            if not self.keep_unlabelled:  # pretraining reads every object; a task's model reads its collections
+                part = T.restrict(self.task, part, self.files.vocabulary, where)
             part["label"] = lab[kept]
             part["weight"] = (w[kept] * (factors[np.maximum(lab[kept], 0)] if self.task is not None else 1.0)).astype(np.float32)
             yield part

@@ -9,6 +9,7 @@ Curves given as arrays are evaluated here through `treasure_lib.metrics`; precom
 """
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Mapping
 
 import numpy as np
@@ -48,8 +49,6 @@ def _finite(x):
 
 def _wrapped(text: str, width: int = 24) -> str:
     """A ratio panel's label on short lines: a long model name would run past the panel's height."""
-    import textwrap
-
     return "\n".join(textwrap.wrap(text, width))
 
 
@@ -113,7 +112,7 @@ def roc_curves(curves: Mapping, *, kind: str = "rejection", n_boot: int = 100, s
             ax_roc.fill_betweenx(tpr, band["fpr_low"], band["fpr_high"], color=line.get_color(), alpha=0.25, linewidth=0)
     if ax_rej is not None:
         ax_rej.set_yscale("log")
-        ax_rej.set_ylabel(f"{background[:1].upper() + background[1:]} rejection")
+        ax_rej.set_ylabel(f"{style.first_upper(background)} rejection")
         (ax_ratio or ax_rej).set_xlabel(f"{signal} efficiency")
         if ax_ratio is not None:
             ax_ratio.set_ylabel(_wrapped(f"Ratio to {next(iter(bands))}"), fontsize="small")
@@ -141,9 +140,9 @@ def flavour_rejection_curves(labels, probs, weight=None, efficiencies=FLAVOUR_EF
     `labels` are skipped; errors are binomial with the background's effective number of jets."""
     from .. import metrics
     from ..collections import FLAVOUR_NAMES
-    from ..metrics.uncertainty import n_effective
 
     y = np.asarray(labels).astype(np.int64)
+    w = np.ones(y.size) if weight is None else np.asarray(weight, dtype=np.float64)
     disc = metrics.discriminant_b(probs, f_c)
     effs = np.asarray(efficiencies, dtype=np.float64)
     out = {"efficiency": effs, "rejection": {}, "rejection_err": {}, "n_background": {}}
@@ -154,8 +153,7 @@ def flavour_rejection_curves(labels, probs, weight=None, efficiencies=FLAVOUR_EF
         points = metrics.rejection_at_efficiency(disc, y == FLAVOUR_NAMES.index("b"), y == c, effs, weight)
         out["rejection"][flavour] = np.array([points[float(e)][0] for e in effs])
         out["rejection_err"][flavour] = np.array([points[float(e)][1] for e in effs])
-        w = np.ones(y.size) if weight is None else np.asarray(weight, dtype=np.float64)
-        out["n_background"][flavour] = n_effective(w[y == c])
+        out["n_background"][flavour] = metrics.n_effective(w[y == c])
     return out
 
 

@@ -122,10 +122,20 @@ MODEL_COLOURS = {
 _SPARE = ("#332288", "#44AA99", "#AA4499", "#DDCC77", "#88CCEE", "#661100")
 
 
+_LONGEST_FIRST = sorted(MODEL_COLOURS.items(), key=lambda kv: -len(kv[0]))  # "tokens, fine-tuned" before "tokens"
+
+
+def first_upper(text: str) -> str:
+    """The first letter upper-cased, the rest kept ('ROC AUC', 'b vs rest AUC' -> 'B vs rest AUC'): str.capitalize
+    would lower-case the rest ('Roc auc')."""
+    return text[:1].upper() + text[1:]
+
+
 def colour(label: str, index: int = 0) -> str:
     """The colour of a model on every figure: `MODEL_COLOURS` by its physics name (a label that starts with one,
-    e.g. 'tokens, fine-tuned (10%)', shares it); other labels take spare colours by `index`."""
-    for name, value in sorted(MODEL_COLOURS.items(), key=lambda kv: -len(kv[0])):
+    e.g. 'tokens, fine-tuned (10%)', shares it); other labels take spare colours by `index`. The multiplicity row
+    and the m4l window share grey: they never appear on one figure (leakage table vs chapter 06)."""
+    for name, value in _LONGEST_FIRST:
         if str(label).startswith(name):
             return value
     return _SPARE[index % len(_SPARE)]

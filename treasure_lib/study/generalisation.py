@@ -13,11 +13,12 @@ import numpy as np
 from .. import metrics
 from ..metrics import paired
 from ..datamodules import TokenFiles, read_split
+from ..datamodules import tasks as T
 from ..datamodules.tasks import Task
 from ..errors import InputFileError
 from ..models import SequenceClassifier
 from ..training import predict
-from . import names, seeds, stages
+from . import names, seeds, stages, wording
 from .report import fmt
 
 
@@ -40,8 +41,6 @@ def events(run, task_name: str | None = None) -> dict:
     signal against every sample, each with its AUC (weighted), Hanley-McNeil uncertainty and the numbers of test
     events and their cross section [fb]; a background with fewer than `MIN_BACKGROUND_EVENTS` test events gets no AUC.
     """
-    from ..datamodules import tasks as T
-
     params = stages.run_params(run)
     task = Task.from_params(params, task_name or params["classify"]["task"])
     seed = params["classify"]["seeds"][0]
@@ -134,8 +133,6 @@ def events_table(gen: dict) -> list[dict]:
 
 def events_sentence(gen: dict) -> str:
     """The generalisation verdict of the signal-region classifier after the preselection."""
-    from . import wording
-
     trained = " + ".join(names.sample(s) for s in gen["trained_on"])
     if not gen["converged"]:
         return (f"The classifier trained against {trained} did not finish learning "
@@ -223,30 +220,27 @@ MIN_JETS_PER_BIN = 50
 def _shift_sentence(gen: dict) -> str:
     """How far light rejection moves from the training sample's own test jets to each other sample's: the two test
     sets are disjoint, so the errors add in quadrature; significant by the project's one rule."""
-    from ..metrics.paired import significance
-
-    res, source = gen["results"], gen["source"]
-    own = res.get(source, {}).get("summary") if "error" not in res.get(source, {"error": 1}) else None
-    if own is None:
+    res, source, key = gen["results"], gen["source"], "light_rejection_at_77"
+    mine = res.get(source)
+    if not mine or "error" in mine:
         return ""
+    own = mine["summary"]
     out = []
     for sample, r in res.items():
         if sample == source or "error" in r:
             continue
-        key = "light_rejection_at_77"
         diff = r["summary"][key] - own[key]
         err = float(np.hypot(r["summary"][f"{key}_err"], own[f"{key}_err"]))
-        verdict = "a significant change" if significance(diff, err) else "not significant at this sample size"
+        verdict = "a significant change" if paired.significance(diff, err) else "not significant at this sample size"
+        z = f"{abs(diff) / err:.1f} σ: " if err > 0 else ""
         out.append(f" On {names.sample(sample)} jets light rejection moves by {fmt(diff, err)} against "
-                   f"{names.sample(source)}'s own test jets ({abs(diff) / err:.1f} σ: {verdict}; independent test "
+                   f"{names.sample(source)}'s own test jets ({z}{verdict}; independent test "
                    "samples, errors added in quadrature).")
     return "".join(out)
 
 
 def jets_sentence(gen: dict) -> str:
     """The generalisation verdict for the flavour model trained on one sample."""
-    from . import wording
-
     res = gen["results"]
     if not gen["converged"]:
         return (f"The flavour model trained on {gen['source']} jets only did not finish learning "

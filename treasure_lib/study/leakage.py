@@ -142,13 +142,12 @@ def multiplicity_row(run, task: Task) -> dict:
         from ..metrics.roc import auc_uncertainty
 
         params = stages.run_params(run)
-        c = params["classify"]
         test_labels, test_weights = labels[split == 2], weights[split == 2]
         stats = seeds.statistic(task, params)(test_labels, out["scores"], test_weights)
         summary["fom"] = stats[seeds.figure_of_merit(task)[0]]
         summary["auc_b"] = stats["auc_b"]
-        summary["auc_b_err"] = auc_uncertainty(test_labels == B, discriminant_b(out["scores"], c["f_c"], c["f_tau"]),
-                                               test_weights)
+        d_b = discriminant_b(out["scores"], params["classify"]["f_c"], seeds.f_tau(task, params))  # as auc_b's
+        summary["auc_b_err"] = auc_uncertainty(test_labels == B, d_b, test_weights)
     return summary
 
 

@@ -5,6 +5,8 @@ One mapping, used by every chapter, report and the results page, so a page never
 """
 from __future__ import annotations
 
+from ..plots.style import first_upper  # noqa: F401  (one helper; names re-exports it for the study layer)
+
 MODELS = {
     "tokens": "tokens, from scratch",
     "tokens_finetuned": "tokens, fine-tuned",
@@ -56,12 +58,6 @@ STATISTICS = {
     "signal_efficiency_at_rejection_50": "signal efficiency at 50% background rejection",
     "signal_efficiency_at_rejection_90": "signal efficiency at 90% background rejection",
 }
-
-
-def first_upper(text: str) -> str:
-    """The first letter upper-cased, the rest kept ('ROC AUC', 'b vs rest AUC' -> 'B vs rest AUC'): str.capitalize
-    would lower-case the rest ('Roc auc')."""
-    return text[:1].upper() + text[1:]
 
 
 def model(key: str) -> str:

@@ -44,12 +44,16 @@ def figure_of_merit(task: Task) -> tuple[str, str]:
     return "auc_macro", "macro one-vs-rest AUC"
 
 
+def f_tau(task: Task, params: Mapping) -> float:
+    """The tau fraction of D_b for a flavour task: `classify.f_tau` with a tau class, 0 without one."""
+    return params["classify"]["f_tau"] if task.n_classes > 3 else 0.0
+
+
 def statistic(task: Task, params: Mapping):
     """The function of (labels, prediction, weight) a task's bootstrap evaluates."""
     c = params["classify"]
     if is_flavour(task):
-        f_tau = c["f_tau"] if task.n_classes > 3 else 0.0
-        return partial(paired.flavour_statistics, f_c=c["f_c"], f_tau=f_tau, efficiencies=FLAVOUR_POINTS)
+        return partial(paired.flavour_statistics, f_c=c["f_c"], f_tau=f_tau(task, params), efficiencies=FLAVOUR_POINTS)
     if task.binary:
         return lambda y, p, w: paired.binary_statistics(y, p[:, 1] if np.ndim(p) == 2 else p, w)
     return paired.multiclass_statistics
@@ -97,7 +101,7 @@ class SeededModels:
 
     def health(self, variant: str) -> list[dict]:
         """Per seed: converged, best epoch, epochs run, best validation loss and the prior entropy."""
-        keys = ("converged", "best_epoch", "epochs_run", "best_val_loss", "prior_entropy")
+        keys = ("converged", "best_epoch", "epochs_run", "best_val_loss", "prior_entropy", "left_prior")
         return [{"seed": s, **{k: _recorded(r, k) for k in keys}} for s, r in zip(self.seeds, self.recorded[variant])]
 
 

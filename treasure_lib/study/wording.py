@@ -113,7 +113,10 @@ def health_phrase(h: Mapping) -> str:
     if h.get("converged") == 1.0:
         return ""
     best, run, prior, loss = (h.get(k, math.nan) for k in ("best_epoch", "epochs_run", "prior_entropy", "best_val_loss"))
-    if math.isfinite(prior) and math.isfinite(loss) and loss >= prior * 0.98:
+    left = h.get("left_prior", math.nan)  # training_health's flag, with the run's margin; records from before it:
+    at_prior = (left == 0.0 if math.isfinite(left) else math.isfinite(prior) and math.isfinite(loss)
+                and loss >= prior * 0.98)
+    if at_prior:
         return f"never left the class prior (validation loss {loss:.3f} vs prior entropy {prior:.3f})"
     if math.isfinite(best) and math.isfinite(run):
         return f"still improving: best epoch {int(best) + 1} of {int(run)} run"
