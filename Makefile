@@ -14,7 +14,7 @@ RUN ?= runs/jets/default
 SAY_TORCH = import torch; print('make venv: torch', torch.__version__, \
             '(CUDA ' + torch.version.cuda + ')' if torch.version.cuda else '(CPU build)')
 
-.PHONY: test test-fast browser venv lab logs bench book screenshots scan clean-venv
+.PHONY: test test-fast lint browser venv lab logs bench book screenshots scan clean-venv
 
 ## venv: create .venv (torch pinned first, from TORCH_INDEX, so nothing can move it); re-runs only when inputs change
 ##       (to switch between CPU and CUDA torch: make clean-venv, then make venv TORCH_INDEX=...)
@@ -28,13 +28,18 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -c "$(SAY_TORCH)"
 	touch $(STAMP)
 
-## test: the full test suite (slow end-to-end tests included), as CI runs it
-test: $(STAMP) browser
+## test: the linter, then the full test suite (slow end-to-end tests included), as CI runs it
+test: lint browser
 	$(PY) -m pytest
 
-## test-fast: skip the slow end-to-end tests
-test-fast: $(STAMP) browser
+## test-fast: the linter, then the tests without the slow end-to-end ones
+test-fast: lint browser
 	$(PY) -m pytest -m "not slow"
+
+## lint: ruff (rules and line length in pyproject.toml): `ruff check --fix . && ruff format .` mends most findings
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 ## browser: headless Chromium for the book tests (Debian's package, installed with apt when missing)
 browser:

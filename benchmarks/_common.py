@@ -1,4 +1,5 @@
 """Shared helpers for benchmarks: peak RSS of a child process, JSON output."""
+
 from __future__ import annotations
 
 import json
@@ -14,8 +15,12 @@ OUT_DIR = Path("runs/benchmarks")
 
 
 def machine() -> dict:
-    return {"cpu_count": psutil.cpu_count(), "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
-            "platform": platform.platform(), "python": platform.python_version()}
+    return {
+        "cpu_count": psutil.cpu_count(),
+        "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+    }
 
 
 def peak_rss_mb() -> float:

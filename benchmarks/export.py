@@ -13,6 +13,7 @@ median ratio is the result, the spread printed beside it. On a GPU the same scri
 
     python benchmarks/export.py [--jets 20000] [--transformer-jets 2000] [--codebook-size 8192] [--rss-repeats 3]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -52,16 +53,30 @@ def params_for(cards_dir: str, out_dir: str) -> dict:
     # chunks and Parquet row groups of 500 jets: the 1x and 10x files both stream whole chunks and row groups, so peak
     # memory compares steady states (the writer holds up to one row group: with the default 10k rows it would grow
     # with every file smaller than that, which says nothing about larger files)
-    return config.load(["params/default.yaml"], ["data.chunk_size=500", "export.batch_size=500",
-                                                 "export.row_group_size=500",
-                                                 f"export.cards_dir={cards_dir}", f"export.output_dir={out_dir}",
-                                                 "export.overwrite=true", "data.cuts=[]", "data.collections=[tracks]",
-                                                 "tokenizer.collections=[tracks]", "sequence.order=[tracks]",
-                                                 "export.features=false", "export.columns={}",
-                                                 "data.label={}", f"export.device={'cuda' if torch.cuda.is_available() else 'cpu'}"])
+    return config.load(
+        ["params/default.yaml"],
+        [
+            "data.chunk_size=500",
+            "export.batch_size=500",
+            "export.row_group_size=500",
+            f"export.cards_dir={cards_dir}",
+            f"export.output_dir={out_dir}",
+            "export.overwrite=true",
+            "data.cuts=[]",
+            "data.collections=[tracks]",
+            "tokenizer.collections=[tracks]",
+            "sequence.order=[tracks]",
+            "export.features=false",
+            "export.columns={}",
+            "data.label={}",
+            f"export.device={'cuda' if torch.cuda.is_available() else 'cpu'}",
+        ],
+    )
 
 
-def make_card(cards_dir: Path, encoder: str, size: str, codebook_size: int, levels: int, latent_dim: int, sample: Path) -> None:
+def make_card(
+    cards_dir: Path, encoder: str, size: str, codebook_size: int, levels: int, latent_dim: int, sample: Path
+) -> None:
     """An untrained tokenizer with k-means-initialised codebooks: throughput does not depend on training."""
     import torch
 
@@ -79,11 +94,22 @@ def make_card(cards_dir: Path, encoder: str, size: str, codebook_size: int, leve
     scaler = CollectionScaler.for_collection(c).fit(batch["tracks"].features, batch["tracks"].mask)
     net = {"kind": encoder, **PRESETS[size]}
     torch.manual_seed(0)
-    model = ObjectVQVAE(VQVAEConfig(n_continuous=len(scaler.continuous), n_categories=tuple(scaler.n_categories),
-                                    encoder=net, decoder=net, latent_dim=latent_dim, codebook_size=codebook_size,
-                                    num_quantizers=levels, kmeans_iters=2))
+    model = ObjectVQVAE(
+        VQVAEConfig(
+            n_continuous=len(scaler.continuous),
+            n_categories=tuple(scaler.n_categories),
+            encoder=net,
+            decoder=net,
+            latent_dim=latent_dim,
+            codebook_size=codebook_size,
+            num_quantizers=levels,
+            kmeans_iters=2,
+        )
+    )
     cont, cat = scaler.transform(batch["tracks"].features, batch["tracks"].mask)
-    latents = model.encode_latents(torch.from_numpy(cont), torch.from_numpy(cat), torch.from_numpy(batch["tracks"].mask))
+    latents = model.encode_latents(
+        torch.from_numpy(cont), torch.from_numpy(cat), torch.from_numpy(batch["tracks"].mask)
+    )
     init_from_sample(model.quantizer, latents, iters=2, seed=0, objects_per_batch=len(latents))
     save(VQVAETokenizer(_collection_info(c), scaler, model.eval()), cards_dir / "tracks" / "card")
 
@@ -104,8 +130,12 @@ def forwards(cards_dir: Path, sample: Path, params: dict) -> dict:
     for batch in H5Stream([sample], {"tracks": c}, chunk_size=params["data"]["chunk_size"]):
         cont, cat = tok.scaler.transform(batch["tracks"].features, batch["tracks"].mask)
         for s in range(0, len(cont), step):
-            prepared.append(tuple(torch.from_numpy(np.ascontiguousarray(a[s:s + step])).to(tok.device)
-                                  for a in (cont, cat, batch["tracks"].mask)))
+            prepared.append(
+                tuple(
+                    torch.from_numpy(np.ascontiguousarray(a[s : s + step])).to(tok.device)
+                    for a in (cont, cat, batch["tracks"].mask)
+                )
+            )
     backend = tok._backend()
     model = tok.model.eval()
 
@@ -130,14 +160,19 @@ def forwards(cards_dir: Path, sample: Path, params: dict) -> dict:
     cont, cat, mask = prepared[0]
     same = (full_forward(cont, cat, mask) == index_only(cont, cat, mask)[mask].cpu()).float().mean().item()
     bare = {**timed(index_only), "backend": backend, "device": str(tok.device)}
-    peer = {**timed(full_forward), "what": "encoder -> vector-quantize-pytorch ResidualVQ -> decoder (eval)",
-            "index_agreement_with_ours": same}
+    peer = {
+        **timed(full_forward),
+        "what": "encoder -> vector-quantize-pytorch ResidualVQ -> decoder (eval)",
+        "index_agreement_with_ours": same,
+    }
     return {"bare": bare, "peer": peer}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--jets", type=int, default=2_000, help="jets in the 1x file for the MLP tokenizer (CPU-sized default)")
+    ap.add_argument(
+        "--jets", type=int, default=2_000, help="jets in the 1x file for the MLP tokenizer (CPU-sized default)"
+    )
     ap.add_argument("--transformer-jets", type=int, default=500, help="jets in the 1x file for the transformer")
     ap.add_argument("--codebook-size", type=int, default=8192)
     ap.add_argument("--levels", type=int, default=4)
@@ -148,39 +183,63 @@ def main() -> None:
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        for name, encoder, size, n in (("mlp", "mlp", "small", args.jets), ("transformer_medium", "transformer", "medium", args.transformer_jets)):
+        for name, encoder, size, n in (
+            ("mlp", "mlp", "small", args.jets),
+            ("transformer_medium", "transformer", "medium", args.transformer_jets),
+        ):
             files = {s: tmp / f"{name}_x{s}.h5" for s in (1, 10)}
             for s, f in files.items():
                 write_toy_jets(f, n * s, all_tracks_valid=True)
             cards = tmp / f"cards_{name}"
             make_card(cards, encoder, size, args.codebook_size, args.levels, args.latent_dim, files[1])
             params = params_for(str(cards), str(tmp / "out"))
-            pairs = [{f"x{s}": run_child(CHILD, str(f), str(cards), str(tmp / f"out_{name}_{s}_{i}"), here)
-                      for s, f in files.items()} for i in range(args.rss_repeats)]
+            pairs = [
+                {
+                    f"x{s}": run_child(CHILD, str(f), str(cards), str(tmp / f"out_{name}_{s}_{i}"), here)
+                    for s, f in files.items()
+                }
+                for i in range(args.rss_repeats)
+            ]
             ratios = [p["x10"]["peak_rss_mb"] / p["x1"]["peak_rss_mb"] for p in pairs]
             e2e = pairs[int(np.argsort(ratios)[len(ratios) // 2])]  # the run with the median ratio
             f = forwards(cards, files[10], params)  # steady state: the same batches as the 10x export
             bare, peer = f["bare"], f["peer"]
-            r = {"encoder": encoder, "size": size, "codebook_size": args.codebook_size, "levels": args.levels,
-                 "latent_dim": args.latent_dim,
-                 "tracks_per_jet": 40, "end_to_end": e2e, "bare_forward": bare, "peer_full_forward": peer,
-                 "ratio_e2e_vs_bare": e2e["x10"]["jets_per_s"] / bare["jets_per_s"],
-                 "speedup_bare_vs_peer": bare["jets_per_s"] / peer["jets_per_s"],
-                 "speedup_e2e_vs_peer": e2e["x10"]["jets_per_s"] / peer["jets_per_s"],
-                 "rss_ratio_10x_vs_1x": e2e["x10"]["peak_rss_mb"] / e2e["x1"]["peak_rss_mb"],
-                 "rss_ratios_all_repeats": ratios}
+            r = {
+                "encoder": encoder,
+                "size": size,
+                "codebook_size": args.codebook_size,
+                "levels": args.levels,
+                "latent_dim": args.latent_dim,
+                "tracks_per_jet": 40,
+                "end_to_end": e2e,
+                "bare_forward": bare,
+                "peer_full_forward": peer,
+                "ratio_e2e_vs_bare": e2e["x10"]["jets_per_s"] / bare["jets_per_s"],
+                "speedup_bare_vs_peer": bare["jets_per_s"] / peer["jets_per_s"],
+                "speedup_e2e_vs_peer": e2e["x10"]["jets_per_s"] / peer["jets_per_s"],
+                "rss_ratio_10x_vs_1x": e2e["x10"]["peak_rss_mb"] / e2e["x1"]["peak_rss_mb"],
+                "rss_ratios_all_repeats": ratios,
+            }
             results[name] = r
-            print(f"{name:<19} e2e {e2e['x10']['jets_per_s']:8.0f} jets/s (1x file: {e2e['x1']['jets_per_s']:.0f})  "
-                  f"bare index-only {bare['jets_per_s']:8.0f} jets/s [{bare['backend']}, {bare['device']}]  "
-                  f"peer full ResidualVQ forward {peer['jets_per_s']:8.0f} jets/s  "
-                  f"e2e/bare {r['ratio_e2e_vs_bare']:.2f} (target >= 0.7)  e2e/peer {r['speedup_e2e_vs_peer']:.2f}x  "
-                  f"peak RSS {e2e['x1']['peak_rss_mb']:.0f} / {e2e['x10']['peak_rss_mb']:.0f} MB = "
-                  f"{r['rss_ratio_10x_vs_1x']:.3f} (target <= 1.10; median of {len(ratios)}: "
-                  f"{', '.join(f'{x:.3f}' for x in ratios)})")
+            print(
+                f"{name:<19} e2e {e2e['x10']['jets_per_s']:8.0f} jets/s (1x file: {e2e['x1']['jets_per_s']:.0f})  "
+                f"bare index-only {bare['jets_per_s']:8.0f} jets/s [{bare['backend']}, {bare['device']}]  "
+                f"peer full ResidualVQ forward {peer['jets_per_s']:8.0f} jets/s  "
+                f"e2e/bare {r['ratio_e2e_vs_bare']:.2f} (target >= 0.7)  e2e/peer {r['speedup_e2e_vs_peer']:.2f}x  "
+                f"peak RSS {e2e['x1']['peak_rss_mb']:.0f} / {e2e['x10']['peak_rss_mb']:.0f} MB = "
+                f"{r['rss_ratio_10x_vs_1x']:.3f} (target <= 1.10; median of {len(ratios)}: "
+                f"{', '.join(f'{x:.3f}' for x in ratios)})"
+            )
     out = write_json("export", {"runs": results, "heptokens_a100_jets_per_s": 4300})
     print(f"-> {out}")
-    print(json.dumps({k: {"e2e_vs_bare": round(v["ratio_e2e_vs_bare"], 3), "e2e_vs_peer": round(v["speedup_e2e_vs_peer"], 2)}
-                      for k, v in results.items()}))
+    print(
+        json.dumps(
+            {
+                k: {"e2e_vs_bare": round(v["ratio_e2e_vs_bare"], 3), "e2e_vs_peer": round(v["speedup_e2e_vs_peer"], 2)}
+                for k, v in results.items()
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

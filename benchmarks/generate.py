@@ -5,6 +5,7 @@ Target: the full chain keeps >= 80% of bare Pythia's rate.
 
     python benchmarks/generate.py [--process ttbar] [--events 400] [--repeats 2]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -48,7 +49,10 @@ def main() -> None:
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         for process in processes:
-            params = config.load(["params/default.yaml"], [f"generate.output_dir={tmp}", f"generate.samples={{{process}: {args.events}}}"])
+            params = config.load(
+                ["params/default.yaml"],
+                [f"generate.output_dir={tmp}", f"generate.samples={{{process}: {args.events}}}"],
+            )
             job = plan_jobs(params)[0]
             t_bare, t_full = [], []
             for _ in range(args.repeats):  # alternate, so that machine noise hits both alike
@@ -56,12 +60,26 @@ def main() -> None:
                 t_full.append(full(job))
             rate_bare = args.events / min(t_bare)
             rate_full = args.events / min(t_full)
-            results[process] = {"events": args.events, "bare_pythia_ev_per_s": rate_bare, "full_chain_ev_per_s": rate_full,
-                                "ratio": rate_full / rate_bare, "bare_s": t_bare, "full_s": t_full}
-            print(f"{process:<10} bare Pythia {rate_bare:7.1f} ev/s   Pythia+emulation+H5 {rate_full:7.1f} ev/s   "
-                  f"ratio {rate_full / rate_bare:.2f} (target >= 0.80)")
-    out = write_json("generate", {"per_process": results, "target_ratio_min": 0.8,
-                                  "meets_target": all(r["ratio"] >= 0.8 for r in results.values())})
+            results[process] = {
+                "events": args.events,
+                "bare_pythia_ev_per_s": rate_bare,
+                "full_chain_ev_per_s": rate_full,
+                "ratio": rate_full / rate_bare,
+                "bare_s": t_bare,
+                "full_s": t_full,
+            }
+            print(
+                f"{process:<10} bare Pythia {rate_bare:7.1f} ev/s   Pythia+emulation+H5 {rate_full:7.1f} ev/s   "
+                f"ratio {rate_full / rate_bare:.2f} (target >= 0.80)"
+            )
+    out = write_json(
+        "generate",
+        {
+            "per_process": results,
+            "target_ratio_min": 0.8,
+            "meets_target": all(r["ratio"] >= 0.8 for r in results.values()),
+        },
+    )
     print(f"-> {out}")
 
 

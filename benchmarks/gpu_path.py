@@ -17,6 +17,7 @@ Writes `<out>/gpu_path.json` (default runs/benchmarks/) and prints a summary. On
 
     python benchmarks/gpu_path.py [--jets 400000] [--workers 8] [--tiny] [--out runs/benchmarks]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,13 +33,25 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import machine, peak_rss_mb, write_toy_jets  # noqa: E402
 
-AGREEMENT = 0.999            # bf16 is used only when this share of tracks keeps all its indices
+AGREEMENT = 0.999  # bf16 is used only when this share of tracks keeps all its indices
 HEPTOKENS_A100_JETS_PER_S = 4300
 TARGET_JETS_PER_S = 100 * HEPTOKENS_A100_JETS_PER_S
 LARGE = {"d_model": 512, "n_layers": 8, "n_heads": 8, "d_ff": 2048}
-TINY = {"jets": 96, "files": 2, "chunk": 32, "batch": 32, "codebook_size": 64, "size": "small", "peer_batch": 16,
-        "pretrain_batch": 8, "pretrain_steps": 2, "tokenizer_steps": 2, "batch_objects": 256, "repeats": 1,
-        "large": {"d_model": 48, "n_layers": 2, "n_heads": 4, "d_ff": 96}}
+TINY = {
+    "jets": 96,
+    "files": 2,
+    "chunk": 32,
+    "batch": 32,
+    "codebook_size": 64,
+    "size": "small",
+    "peer_batch": 16,
+    "pretrain_batch": 8,
+    "pretrain_steps": 2,
+    "tokenizer_steps": 2,
+    "batch_objects": 256,
+    "repeats": 1,
+    "large": {"d_model": 48, "n_layers": 2, "n_heads": 4, "d_ff": 96},
+}
 
 
 def sync(device: torch.device) -> None:
@@ -86,7 +99,7 @@ class Reader(torch.utils.data.IterableDataset):
         from treasure_lib.io.reader import H5Stream
 
         info = torch.utils.data.get_worker_info()
-        mine = self.files[info.id::info.num_workers] if info else self.files
+        mine = self.files[info.id :: info.num_workers] if info else self.files
         for path in mine:
             for batch in H5Stream([path], {"tracks": self.collection}, chunk_size=self.chunk_rows):
                 oa = batch["tracks"]
@@ -100,9 +113,13 @@ def end_to_end(tok, files, device, bf16: bool, chunk_rows: int, workers: int, ou
     from treasure_lib.io.tokens import NpzWriter
 
     collection = load_sets("params/objects.yaml")["jets"]["tracks"]
-    loader = torch.utils.data.DataLoader(Reader(files, collection, tok.scaler, chunk_rows), batch_size=None,
-                                         num_workers=workers, pin_memory=device.type == "cuda",
-                                         prefetch_factor=4 if workers else None)
+    loader = torch.utils.data.DataLoader(
+        Reader(files, collection, tok.scaler, chunk_rows),
+        batch_size=None,
+        num_workers=workers,
+        pin_memory=device.type == "cuda",
+        prefetch_factor=4 if workers else None,
+    )
     writer = NpzWriter(out, collection.max_objects, tok.num_quantizers)
     sync(device)
     t0 = time.perf_counter()
@@ -114,16 +131,23 @@ def end_to_end(tok, files, device, bf16: bool, chunk_rows: int, workers: int, ou
         jets += len(idx)
     writer.close(tok.codebooks())
     seconds = time.perf_counter() - t0
-    return {"jets": jets, "seconds": seconds, "jets_per_s": jets / seconds, "workers": workers,
-            "pinned_memory": device.type == "cuda", "chunk_rows": chunk_rows}
+    return {
+        "jets": jets,
+        "seconds": seconds,
+        "jets_per_s": jets / seconds,
+        "workers": workers,
+        "pinned_memory": device.type == "cuda",
+        "chunk_rows": chunk_rows,
+    }
 
 
 def export_section(args, device, tmp: Path) -> dict:
-    from treasure_lib.tokenizers.card import load
     from export import make_card
 
+    from treasure_lib.tokenizers.card import load
+
     files = [tmp / f"jets_{i}.h5" for i in range(args.files)]
-    for i, f in enumerate(files):
+    for f in files:
         write_toy_jets(f, args.jets // args.files, all_tracks_valid=True)
     cards = tmp / "cards"
     make_card(cards, "transformer", args.size, args.codebook_size, args.levels, args.latent_dim, files[0])
@@ -138,24 +162,40 @@ def export_section(args, device, tmp: Path) -> dict:
     same = torch.cat([(a == c).all(-1).reshape(-1) for a, c in zip(fp32, bf16)])[valid]
     agreement = float(same.float().mean())
     use_bf16 = agreement >= AGREEMENT
-    bare = {p: jets / timed(device, lambda p=p: [index_forward(model, *b, bf16=p == "bf16") for b in staged],
-                            args.repeats) for p in ("fp32", "bf16")}
+    bare = {
+        p: jets / timed(device, lambda p=p: [index_forward(model, *b, bf16=p == "bf16") for b in staged], args.repeats)
+        for p in ("fp32", "bf16")
+    }
 
     def peer():  # the field's forward: the whole VQ-VAE, ResidualVQ with its distances over every code
         with torch.no_grad():
             for cont, cat, mask in staged:
                 for s in range(0, len(mask), args.peer_batch):
-                    model(cont[s:s + args.peer_batch], cat[s:s + args.peer_batch], mask[s:s + args.peer_batch])
+                    model(cont[s : s + args.peer_batch], cat[s : s + args.peer_batch], mask[s : s + args.peer_batch])
 
     peer_jets_per_s = jets / timed(device, peer, args.repeats)
     e2e = end_to_end(tok, files, device, use_bf16, args.chunk, args.workers, tmp / "indices.npz")
     chosen = "bf16" if use_bf16 else "fp32"
-    return {"tokenizer": {"encoder": "transformer", "size": args.size, "codebook_size": args.codebook_size,
-                          "levels": args.levels, "latent_dim": args.latent_dim, "tracks_per_jet": 40},
-            "jets": args.jets, "bf16_track_agreement": agreement, "precision": chosen,
-            "end_to_end": e2e, "bare_forward_jets_per_s": bare, "peer_residualvq_forward_jets_per_s": peer_jets_per_s,
-            "e2e_vs_bare": e2e["jets_per_s"] / bare[chosen], "e2e_vs_peer": e2e["jets_per_s"] / peer_jets_per_s,
-            "target_jets_per_s": TARGET_JETS_PER_S, "heptokens_a100_jets_per_s": HEPTOKENS_A100_JETS_PER_S}
+    return {
+        "tokenizer": {
+            "encoder": "transformer",
+            "size": args.size,
+            "codebook_size": args.codebook_size,
+            "levels": args.levels,
+            "latent_dim": args.latent_dim,
+            "tracks_per_jet": 40,
+        },
+        "jets": args.jets,
+        "bf16_track_agreement": agreement,
+        "precision": chosen,
+        "end_to_end": e2e,
+        "bare_forward_jets_per_s": bare,
+        "peer_residualvq_forward_jets_per_s": peer_jets_per_s,
+        "e2e_vs_bare": e2e["jets_per_s"] / bare[chosen],
+        "e2e_vs_peer": e2e["jets_per_s"] / peer_jets_per_s,
+        "target_jets_per_s": TARGET_JETS_PER_S,
+        "heptokens_a100_jets_per_s": HEPTOKENS_A100_JETS_PER_S,
+    }
 
 
 def _tracks():
@@ -182,8 +222,13 @@ def token_batch(vocab, batch: int, tracks: int, levels: int, device) -> dict:
         tokens[:, 2:-1, q] = int(start) + torch.randint(0, vocab.ranges[len(jet)]["size"], (batch, tracks), generator=g)
     type_ids = torch.zeros(batch, length, dtype=torch.long)
     type_ids[:, 1], type_ids[:, 2:-1] = 1, 2
-    out = {"tokens": tokens, "type_ids": type_ids, "mask": torch.ones(batch, length, dtype=torch.bool),
-           "label": torch.randint(0, 4, (batch,), generator=g), "weight": torch.ones(batch)}
+    out = {
+        "tokens": tokens,
+        "type_ids": type_ids,
+        "mask": torch.ones(batch, length, dtype=torch.bool),
+        "label": torch.randint(0, 4, (batch,), generator=g),
+        "weight": torch.ones(batch),
+    }
     return {k: v.to(device) for k, v in out.items()}
 
 
@@ -198,16 +243,22 @@ def pretrain_section(args, device, model_params: dict) -> dict:
     batch = token_batch(vocab, args.pretrain_batch, 40, args.levels, device)
     out = {}
     for name, shape in (("default", model_params), ("large", args.large)):
-        cfg = BackboneConfig(vocab_size=vocab.size, n_types=3, max_len=batch["tokens"].shape[1], levels=args.levels,
-                             **{k: shape[k] for k in ("d_model", "n_layers", "n_heads", "d_ff")})
-        model = MaskedTokenModel(cfg.to_dict(), vocab.ranges, "bench", {"1": "jets", "2": "tracks"},
-                                 n_classes=4).to(device)
+        cfg = BackboneConfig(
+            vocab_size=vocab.size,
+            n_types=3,
+            max_len=batch["tokens"].shape[1],
+            levels=args.levels,
+            **{k: shape[k] for k in ("d_model", "n_layers", "n_heads", "d_ff")},
+        )
+        model = MaskedTokenModel(cfg.to_dict(), vocab.ranges, "bench", {"1": "jets", "2": "tracks"}, n_classes=4).to(
+            device
+        )
         opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
         generator = seeded_generator(device, 0, 0, 0, 0)
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats()
 
-        def steps(n):
+        def steps(n, model=model, opt=opt, generator=generator):
             for _ in range(n):
                 with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
                     loss, probe_loss, *_ = model._step(batch, generator)
@@ -219,11 +270,16 @@ def pretrain_section(args, device, model_params: dict) -> dict:
         seconds = timed(device, lambda: steps(args.pretrain_steps))
         positions = int(batch["mask"].sum()) * args.pretrain_steps
         peak = torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda" else peak_rss_mb()
-        out[name] = {**{k: shape[k] for k in ("d_model", "n_layers", "n_heads", "d_ff")},
-                     "parameters": sum(p.numel() for p in model.parameters()), "batch": args.pretrain_batch,
-                     "tokens_per_s": positions / seconds, "steps_per_s": args.pretrain_steps / seconds,
-                     "peak_memory_mb": peak, "memory": "GPU max allocated" if device.type == "cuda" else
-                     "process peak RSS (cumulative)", "precision": "bf16-mixed" if device.type == "cuda" else "fp32"}
+        out[name] = {
+            **{k: shape[k] for k in ("d_model", "n_layers", "n_heads", "d_ff")},
+            "parameters": sum(p.numel() for p in model.parameters()),
+            "batch": args.pretrain_batch,
+            "tokens_per_s": positions / seconds,
+            "steps_per_s": args.pretrain_steps / seconds,
+            "peak_memory_mb": peak,
+            "memory": "GPU max allocated" if device.type == "cuda" else "process peak RSS (cumulative)",
+            "precision": "bf16-mixed" if device.type == "cuda" else "fp32",
+        }
         del model, opt
     return out
 
@@ -239,14 +295,25 @@ def tokenizer_section(args, device) -> dict:
     c = _tracks()
     n_cont = len(c.features) - len(c.categorical)
     net = {"kind": "transformer", **PRESETS[args.size]}
-    module = VQVAEModule({"n_continuous": n_cont, "n_categories": (6,), "encoder": net, "decoder": net,
-                          "latent_dim": args.latent_dim, "codebook_size": args.codebook_size,
-                          "num_quantizers": args.levels}).to(device)
+    module = VQVAEModule(
+        {
+            "n_continuous": n_cont,
+            "n_categories": (6,),
+            "encoder": net,
+            "decoder": net,
+            "latent_dim": args.latent_dim,
+            "codebook_size": args.codebook_size,
+            "num_quantizers": args.levels,
+        }
+    ).to(device)
     opt = torch.optim.AdamW(module.parameters(), lr=1e-3)
     rows = max(1, args.batch_objects // 40)
     g = torch.Generator().manual_seed(0)
-    batch = (torch.randn(rows, 40, n_cont, generator=g).to(device), torch.randint(0, 6, (rows, 40, 1), generator=g)
-             .to(device), torch.ones(rows, 40, dtype=torch.bool, device=device))
+    batch = (
+        torch.randn(rows, 40, n_cont, generator=g).to(device),
+        torch.randint(0, 6, (rows, 40, 1), generator=g).to(device),
+        torch.ones(rows, 40, dtype=torch.bool, device=device),
+    )
 
     def steps(n):
         for _ in range(n):
@@ -255,15 +322,24 @@ def tokenizer_section(args, device) -> dict:
             opt.zero_grad(set_to_none=True)
             total.backward()
             opt.step()
-            codebooks.replace_dead_codes(module.model.quantizer, result["latent"].detach(),
-                                         module.model.cfg.dead_code_fraction, module._generator)
+            codebooks.replace_dead_codes(
+                module.model.quantizer,
+                result["latent"].detach(),
+                module.model.cfg.dead_code_fraction,
+                module._generator,
+            )
 
     steps(1)
     seconds = timed(device, lambda: steps(args.tokenizer_steps))
-    return {"size": args.size, "codebook_size": args.codebook_size, "levels": args.levels,
-            "objects_per_step": rows * 40,
-            "steps_per_s": args.tokenizer_steps / seconds, "objects_per_s": rows * 40 * args.tokenizer_steps / seconds,
-            "precision": "bf16-mixed" if device.type == "cuda" else "fp32"}
+    return {
+        "size": args.size,
+        "codebook_size": args.codebook_size,
+        "levels": args.levels,
+        "objects_per_step": rows * 40,
+        "steps_per_s": args.tokenizer_steps / seconds,
+        "objects_per_s": rows * 40 * args.tokenizer_steps / seconds,
+        "precision": "bf16-mixed" if device.type == "cuda" else "fp32",
+    }
 
 
 # ----------------------------------------------------------------------------- main
@@ -304,8 +380,13 @@ def main(argv=None) -> dict:
     args = parse(argv)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     model_params = config.load([args.params])["model"]
-    result = {"benchmark": "gpu_path", "machine": machine(), "device": torch.cuda.get_device_name() if
-              device.type == "cuda" else "cpu", "torch": torch.__version__, "tiny": args.tiny}
+    result = {
+        "benchmark": "gpu_path",
+        "machine": machine(),
+        "device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
+        "torch": torch.__version__,
+        "tiny": args.tiny,
+    }
     threads = torch.get_num_threads()
     if args.tiny:  # tiny tensors on a shared CPU: more threads only spin-wait on each other (100x slower)
         torch.set_num_threads(1)
@@ -326,25 +407,31 @@ def main(argv=None) -> dict:
 
 def summary(r: dict) -> str:
     e = r["export"]
-    lines = [f"device: {r['device']}{' (tiny sizes)' if r['tiny'] else ''}",
-             f"export, {e['tokenizer']['size']} transformer K={e['tokenizer']['codebook_size']} "
-             f"Q={e['tokenizer']['levels']}, 40 tracks: bf16 agrees with fp32 on "
-             f"{100 * e['bf16_track_agreement']:.3f}% of tracks -> {e['precision']}",
-             f"  end to end {e['end_to_end']['jets_per_s']:,.0f} jets/s ({e['end_to_end']['workers']} reader workers, "
-             f"pinned {e['end_to_end']['pinned_memory']}); bare forward fp32 "
-             f"{e['bare_forward_jets_per_s']['fp32']:,.0f} / bf16 {e['bare_forward_jets_per_s']['bf16']:,.0f} "
-             f"jets/s; peer ResidualVQ forward {e['peer_residualvq_forward_jets_per_s']:,.0f} jets/s",
-             f"  e2e/bare {e['e2e_vs_bare']:.2f}, e2e/peer {e['e2e_vs_peer']:.1f}x; target "
-             f"{TARGET_JETS_PER_S:,} jets/s ({'met' if e['end_to_end']['jets_per_s'] >= TARGET_JETS_PER_S else 'not'} "
-             f"met)"]
+    lines = [
+        f"device: {r['device']}{' (tiny sizes)' if r['tiny'] else ''}",
+        f"export, {e['tokenizer']['size']} transformer K={e['tokenizer']['codebook_size']} "
+        f"Q={e['tokenizer']['levels']}, 40 tracks: bf16 agrees with fp32 on "
+        f"{100 * e['bf16_track_agreement']:.3f}% of tracks -> {e['precision']}",
+        f"  end to end {e['end_to_end']['jets_per_s']:,.0f} jets/s ({e['end_to_end']['workers']} reader workers, "
+        f"pinned {e['end_to_end']['pinned_memory']}); bare forward fp32 "
+        f"{e['bare_forward_jets_per_s']['fp32']:,.0f} / bf16 {e['bare_forward_jets_per_s']['bf16']:,.0f} "
+        f"jets/s; peer ResidualVQ forward {e['peer_residualvq_forward_jets_per_s']:,.0f} jets/s",
+        f"  e2e/bare {e['e2e_vs_bare']:.2f}, e2e/peer {e['e2e_vs_peer']:.1f}x; target "
+        f"{TARGET_JETS_PER_S:,} jets/s ({'met' if e['end_to_end']['jets_per_s'] >= TARGET_JETS_PER_S else 'not'} "
+        f"met)",
+    ]
     for name, p in r["pretraining"].items():
-        lines.append(f"pretraining, {name} backbone (d={p['d_model']}, {p['n_layers']} layers, "
-                     f"{p['parameters'] / 1e6:.2f} M parameters): {p['tokens_per_s']:,.0f} tokens/s, peak memory "
-                     f"{p['peak_memory_mb']:,.0f} MB ({p['memory']})")
+        lines.append(
+            f"pretraining, {name} backbone (d={p['d_model']}, {p['n_layers']} layers, "
+            f"{p['parameters'] / 1e6:.2f} M parameters): {p['tokens_per_s']:,.0f} tokens/s, peak memory "
+            f"{p['peak_memory_mb']:,.0f} MB ({p['memory']})"
+        )
     t = r["tokenizer_training"]
-    lines.append(f"tokenizer training, {t['size']} transformer K={t['codebook_size']} Q={t['levels']}: "
-                 f"{t['steps_per_s']:.2f} steps/s of {t['objects_per_step']} tracks "
-                 f"({t['objects_per_s']:,.0f} tracks/s)")
+    lines.append(
+        f"tokenizer training, {t['size']} transformer K={t['codebook_size']} Q={t['levels']}: "
+        f"{t['steps_per_s']:.2f} steps/s of {t['objects_per_step']} tracks "
+        f"({t['objects_per_s']:,.0f} tracks/s)"
+    )
     return "\n".join(lines)
 
 

@@ -6,6 +6,7 @@ peak RSS within 10% of the 1x run's.
 
     python benchmarks/h5_read.py [--jets 20000] [--chunk-size 10000]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -48,11 +49,21 @@ def main() -> None:
             r["file_mb_per_s"] = r["file_mb"] / r["seconds"]
             results[f"x{scale}"] = r
     ratio = results["x10"]["peak_rss_mb"] / results["x1"]["peak_rss_mb"]
-    out = write_json("h5_read", {"chunk_size": args.chunk_size, "runs": results, "rss_ratio_10x_vs_1x": ratio,
-                                 "target_rss_ratio_max": 1.10, "meets_target": ratio <= 1.10})
+    out = write_json(
+        "h5_read",
+        {
+            "chunk_size": args.chunk_size,
+            "runs": results,
+            "rss_ratio_10x_vs_1x": ratio,
+            "target_rss_ratio_max": 1.10,
+            "meets_target": ratio <= 1.10,
+        },
+    )
     for k, r in results.items():
-        print(f"{k:>4}: {r['jets']:>8} jets  {r['jets_per_s']:>10.0f} jets/s  {r['mb_per_s']:>7.1f} MB/s arrays  "
-              f"{r['file_mb_per_s']:>6.1f} MB/s gzip file  peak RSS {r['peak_rss_mb']:.0f} MB")
+        print(
+            f"{k:>4}: {r['jets']:>8} jets  {r['jets_per_s']:>10.0f} jets/s  {r['mb_per_s']:>7.1f} MB/s arrays  "
+            f"{r['file_mb_per_s']:>6.1f} MB/s gzip file  peak RSS {r['peak_rss_mb']:.0f} MB"
+        )
     print(f"peak RSS 10x / 1x = {ratio:.3f} (target <= 1.10)  -> {out}")
 
 

@@ -2,10 +2,12 @@
 
 Same input for both (the events study's layout: event info, electrons, muons, taus, photons, jets,
 tracks and MET with realistic multiplicities), for the grouped and the flat layout; the loop's output
-is checked equal to the vectorised one before timing; each is timed warm, best of a few repeats. Target: vectorised >= 50x the loop.
+is checked equal to the vectorised one before timing; each is timed warm, best of a few repeats.
+Target: vectorised >= 50x the loop.
 
     python benchmarks/sequences.py [--events 20000]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,9 +25,16 @@ from treasure_lib.sequences import Group, Layout, TokenizerSet  # noqa: E402
 from treasure_lib.vocabulary import CLS, EMPTY, PAD, SEP, Vocabulary  # noqa: E402
 
 # (name, slots, levels, codebook size, mean multiplicity, scalar)
-EVENTS = [("event", 1, 4, 16, 1, True), ("electrons", 4, 3, 64, 0.5, False), ("muons", 4, 3, 64, 0.5, False),
-          ("taus", 3, 3, 32, 0.1, False), ("photons", 3, 3, 64, 0.8, False), ("jets", 10, 3, 256, 3.9, False),
-          ("tracks", 50, 3, 256, 46.0, False), ("met", 1, 3, 16, 1, True)]
+EVENTS = [
+    ("event", 1, 4, 16, 1, True),
+    ("electrons", 4, 3, 64, 0.5, False),
+    ("muons", 4, 3, 64, 0.5, False),
+    ("taus", 3, 3, 32, 0.1, False),
+    ("photons", 3, 3, 64, 0.8, False),
+    ("jets", 10, 3, 256, 3.9, False),
+    ("tracks", 50, 3, 256, 46.0, False),
+    ("met", 1, 3, 16, 1, True),
+]
 
 
 def build(layout: str) -> TokenizerSet:
@@ -98,14 +107,24 @@ def main() -> None:
         tokens, types, mask = loop_assemble(ts, small)
         loop_s = min(_timed(loop_assemble, ts, small) for _ in range(3)) * args.events / 2000
         ref = ts.assemble(small)
-        assert np.array_equal(tokens, ref.tokens) and np.array_equal(types, ref.type_ids) and np.array_equal(mask, ref.mask), \
-            f"{layout}: the loop and the vectorised assembly disagree"
-        results[layout] = {"events": args.events, "length": ts.length, "vectorised_events_per_s": args.events / vec_s,
-                           "loop_events_per_s": args.events / loop_s, "speedup": loop_s / vec_s,
-                           "valid_positions_per_event": float(seq.mask.sum(1).mean())}
+        assert (
+            np.array_equal(tokens, ref.tokens)
+            and np.array_equal(types, ref.type_ids)
+            and np.array_equal(mask, ref.mask)
+        ), f"{layout}: the loop and the vectorised assembly disagree"
+        results[layout] = {
+            "events": args.events,
+            "length": ts.length,
+            "vectorised_events_per_s": args.events / vec_s,
+            "loop_events_per_s": args.events / loop_s,
+            "speedup": loop_s / vec_s,
+            "valid_positions_per_event": float(seq.mask.sum(1).mean()),
+        }
         r = results[layout]
-        print(f"{layout:<8} L={ts.length:<4} vectorised {r['vectorised_events_per_s']:10.0f} events/s   "
-              f"per-event loop {r['loop_events_per_s']:8.0f} events/s   speedup {r['speedup']:6.1f}x (target >= 50)")
+        print(
+            f"{layout:<8} L={ts.length:<4} vectorised {r['vectorised_events_per_s']:10.0f} events/s   "
+            f"per-event loop {r['loop_events_per_s']:8.0f} events/s   speedup {r['speedup']:6.1f}x (target >= 50)"
+        )
     out = write_json("sequences", {"runs": results})
     print(f"-> {out}")
     print(json.dumps({k: round(v["speedup"], 1) for k, v in results.items()}))

@@ -7,6 +7,7 @@ Uses the token files of a run (default: the jets study's, `make book` or `treasu
 
     python benchmarks/train_input.py [--tokens runs/jets/default/artifacts/tokens] [--steps 150]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -52,8 +53,17 @@ def main() -> None:
     task = Task.from_params(params)
     cfg = backbone_config(params, files)
     t = params["classify"]["train"]
-    stream = TokenStream(files, task, "train", t["batch_size"], shuffle=True, seed=1, buffer_rows=t["buffer_rows"],
-                         block_rows=t["block_rows"], max_batches=args.steps)
+    stream = TokenStream(
+        files,
+        task,
+        "train",
+        t["batch_size"],
+        shuffle=True,
+        seed=1,
+        buffer_rows=t["buffer_rows"],
+        block_rows=t["block_rows"],
+        max_batches=args.steps,
+    )
     loader = torch.utils.data.DataLoader(stream, batch_size=None, num_workers=0)
     torch.manual_seed(0)
     results = []
@@ -62,7 +72,7 @@ def main() -> None:
         opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
         recorded = []
 
-        def streaming():
+        def streaming(recorded=recorded):
             for batch in loader:
                 recorded.append(batch)
                 yield batch
@@ -71,13 +81,28 @@ def main() -> None:
         model = SequenceClassifier(cfg.to_dict(), task.n_classes, list(task.class_names), files.vocabulary_hash)
         opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
         memory_rate = steps(model, recorded, opt)
-        results.append({"streaming_steps_per_s": stream_rate, "in_memory_steps_per_s": memory_rate,
-                        "ratio": stream_rate / memory_rate, "batches": len(recorded)})
-        print(f"streaming {stream_rate:6.2f} steps/s   in memory {memory_rate:6.2f} steps/s   "
-              f"ratio {stream_rate / memory_rate:.3f} (target >= 0.9)   batch {t['batch_size']}, {len(recorded)} steps")
+        results.append(
+            {
+                "streaming_steps_per_s": stream_rate,
+                "in_memory_steps_per_s": memory_rate,
+                "ratio": stream_rate / memory_rate,
+                "batches": len(recorded),
+            }
+        )
+        print(
+            f"streaming {stream_rate:6.2f} steps/s   in memory {memory_rate:6.2f} steps/s   "
+            f"ratio {stream_rate / memory_rate:.3f} (target >= 0.9)   batch {t['batch_size']}, {len(recorded)} steps"
+        )
     best = max(results, key=lambda r: r["ratio"])
-    out = write_json("train_input", {"runs": results, "median_ratio": sorted(r["ratio"] for r in results)[len(results) // 2],
-                                      "model": cfg.to_dict(), "best": best})
+    out = write_json(
+        "train_input",
+        {
+            "runs": results,
+            "median_ratio": sorted(r["ratio"] for r in results)[len(results) // 2],
+            "model": cfg.to_dict(),
+            "best": best,
+        },
+    )
     print(f"-> {out}")
     print(json.dumps({"median_ratio": round(sorted(r["ratio"] for r in results)[len(results) // 2], 3)}))
 

@@ -50,10 +50,14 @@ if kind == "jets":
     from treasure_lib.collections import FLAVOUR_NAMES
 
     by_flavour = lambda x: {name: x[a["label"] == i] for i, name in enumerate(FLAVOUR_NAMES)}  # noqa: E731
-    fig_pt = plots.by_class(by_flavour(a["jets_pt_gev"]), "Jet $p_T$ [GeV]", logy=True, save_to=run.figures, name="data_jet_pt")
+    fig_pt = plots.by_class(
+        by_flavour(a["jets_pt_gev"]), "Jet $p_T$ [GeV]", logy=True, save_to=run.figures, name="data_jet_pt"
+    )
     fig_n = plots.by_class(by_flavour(a["n_tracks"].astype(float)), "Tracks per jet", integer=True,
                            save_to=run.figures, name="data_tracks_per_jet")
-    fig_sd0 = plots.by_class(by_flavour(np.clip(a["max_sd0"], -5, 40)), "Largest lifetime-signed $d_0/\\sigma_{d_0}$ of the jet's tracks",
+    fig_sd0 = plots.by_class(
+        by_flavour(np.clip(a["max_sd0"], -5, 40)),
+        "Largest lifetime-signed $d_0/\\sigma_{d_0}$ of the jet's tracks",
                              save_to=run.figures, name="data_max_sd0")
     show(study.data.displaced_tracks_sentence({name: float(np.median(v)) for name, v in by_flavour(a["max_sd0"]).items()
                                                if len(v)}))

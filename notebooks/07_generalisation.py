@@ -29,8 +29,8 @@ overrides = []
 import numpy as np
 
 from treasure_lib import plots, runs, study
-from treasure_lib.study.report import fmt, markdown_table, show
 from treasure_lib.study import names
+from treasure_lib.study.report import fmt, markdown_table, show
 
 run = runs.open_run(params_file, run_dir, overrides)
 plots.style.show_when_made()
@@ -45,7 +45,8 @@ if kind == "events":
 else:
     gen = study.generalisation.jets(run)
     res = {s: r for s, r in gen["results"].items() if "error" not in r}
-    rows = [{"tested on": names.sample(s), "b / c / light jets": f"{r['counts'].get('n_b', 0)} / {r['counts'].get('n_c', 0)} / "
+    rows = [{"tested on": names.sample(s),
+             "b / c / light jets": f"{r['counts'].get('n_b', 0)} / {r['counts'].get('n_c', 0)} / "
              f"{r['counts'].get('n_light', 0)}",
              "light rej. @ 77%": fmt(r["summary"]["light_rejection_at_77"], r["summary"]["light_rejection_at_77_err"]),
              "c rej. @ 77%": fmt(r["summary"]["c_rejection_at_77"], r["summary"]["c_rejection_at_77_err"]),

@@ -1,4 +1,5 @@
 """Physics baselines: the m4l window as a score and the gradient-boosted classic-variable classifier."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -16,7 +17,7 @@ def test_mass_window_score_traces_the_window_scan_roc():
     score = mass_window_score(m4l)
     assert score[-1] == NO_QUADRUPLET_SCORE and np.isfinite(score).all()
     fpr, tpr, thresholds = roc_curve(label, score)
-    for half_width in (1.0, 2.5, 5.0):   # the ROC point at threshold -w is the window 125 +- w
+    for half_width in (1.0, 2.5, 5.0):  # the ROC point at threshold -w is the window 125 +- w
         k = np.searchsorted(-thresholds[1:], half_width, side="right")
         in_window = np.abs(m4l - 125.0) <= half_width
         assert tpr[k] == pytest.approx(in_window[label == 1].mean())
@@ -26,8 +27,12 @@ def test_mass_window_score_traces_the_window_scan_roc():
 
 def _rows(rng, n):
     label = rng.integers(0, 2, n)
-    return {"separable": label + rng.normal(0, 0.1, n), "useless": rng.normal(0, 1, n),
-            "label": label, "weight": rng.uniform(0.5, 1.5, n)}
+    return {
+        "separable": label + rng.normal(0, 0.1, n),
+        "useless": rng.normal(0, 1, n),
+        "label": label,
+        "weight": rng.uniform(0.5, 1.5, n),
+    }
 
 
 def test_gradient_boosted_separates_a_separable_variable_and_not_a_useless_one():

@@ -4,6 +4,7 @@ opened in headless Chromium, and the chapters served as notebooks by a Jupyter S
 Chromium comes from Debian (`make test` installs it when missing); without it these browser
 tests skip locally and fail in CI.
 """
+
 from __future__ import annotations
 
 import html
@@ -35,12 +36,15 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # numbers for every kind of results-table cell: tokens and raw with uncertainties, one side missing,
 # single values, a large number
-CHAPTER = '''\
+CHAPTER = (
+    """\
 # %% [markdown]
 # # Toy results
 # Logs headline numbers and shows a figure.
 
-''' + PARAMETERS + '''
+"""
+    + PARAMETERS
+    + """
 # %%
 from treasure_lib import runs
 run = runs.open_run(params_file, run_dir, overrides)
@@ -64,7 +68,8 @@ run.log_metrics({
     "export.rows_per_s": 123456.7,
 })
 plt.show()
-'''
+"""
+)
 
 SCAN_PAGE = """\
 # Codebook size scan
@@ -100,8 +105,13 @@ def built(tmp_path_factory):
         scan.mkdir(parents=True)
         (scan / "summary.md").write_text(SCAN_PAGE)
         _png(scan / "figures" / "auc_vs_k.png")
-        html_dir = build_book([("Jet flavour tagging", root / "runs/jets/toy")], out=tmp / "book",
-                              scan_pages=[scan / "summary.md"], warnings_as_errors=True, templates=ROOT / "book")
+        html_dir = build_book(
+            [("Jet flavour tagging", root / "runs/jets/toy")],
+            out=tmp / "book",
+            scan_pages=[scan / "summary.md"],
+            warnings_as_errors=True,
+            templates=ROOT / "book",
+        )
     return {"html": html_dir, "book": tmp / "book", "run": root / "runs/jets/toy", "tmp": tmp}
 
 
@@ -167,7 +177,7 @@ class _Tables(HTMLParser):
 def _matches(shown: str, value: float) -> bool:
     """`shown` is `value` rounded to the digits shown (trailing zeros of a whole number are not significant)."""
     decimals = len(shown.split(".")[1]) if "." in shown else -(len(shown) - len(shown.rstrip("0")))
-    return abs(float(shown) - value) <= 0.5 * 10 ** -decimals + 1e-12
+    return abs(float(shown) - value) <= 0.5 * 10**-decimals + 1e-12
 
 
 def test_every_number_on_the_results_page_equals_its_metrics_value(built):
@@ -215,12 +225,22 @@ def test_the_results_page_formats_numbers_as_the_chapters_do():
 def test_a_number_from_an_unconverged_model_is_marked_and_keys_are_not_a_column():
     from treasure_lib.book.results import UNCONVERGED, tables
 
-    metrics = {"classify.flavour.tokens.light_rejection_at_77": 20.7, "classify.flavour.tokens.light_rejection_at_77_err": 2.04,
-               "classify.flavour.tokens.light_rejection_at_77_seed_std": 1.1, "classify.flavour.tokens.converged": 1.0,
-               "classify.flavour.raw.light_rejection_at_77": 78.0, "classify.flavour.raw.light_rejection_at_77_err": 9.0,
-               "classify.flavour.raw.converged": 0.0}
-    rows = [("Light rejection", "classify.flavour.{variant}.light_rejection_at_77",
-             "classify.flavour.{variant}.light_rejection_at_77_err")]
+    metrics = {
+        "classify.flavour.tokens.light_rejection_at_77": 20.7,
+        "classify.flavour.tokens.light_rejection_at_77_err": 2.04,
+        "classify.flavour.tokens.light_rejection_at_77_seed_std": 1.1,
+        "classify.flavour.tokens.converged": 1.0,
+        "classify.flavour.raw.light_rejection_at_77": 78.0,
+        "classify.flavour.raw.light_rejection_at_77_err": 9.0,
+        "classify.flavour.raw.converged": 0.0,
+    }
+    rows = [
+        (
+            "Light rejection",
+            "classify.flavour.{variant}.light_rejection_at_77",
+            "classify.flavour.{variant}.light_rejection_at_77_err",
+        )
+    ]
     page = tables(metrics, rows)
     header, _, body = page.splitlines()[:3]
     assert "metrics.json" not in header and "20.7 ± 2.0 (seeds 1.10)" in body and f"78.0 ± 9.0 {UNCONVERGED}" in body
@@ -252,6 +272,7 @@ def test_unfinished_or_stale_chapters_are_refused(tmp_path):
 
 # --- headless Chromium -------------------------------------------------------------------------
 
+
 def _chromium() -> str:
     for name in ("chromium", "chromium-browser", "google-chrome"):
         if shutil.which(name):
@@ -263,13 +284,24 @@ def _chromium() -> str:
 
 def _chromium_args(tmp: Path) -> list[str]:
     profile = tmp / f"chromium-profile-{time.monotonic_ns()}"
-    return [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--no-first-run", "--disable-component-update", "--disable-sync", f"--user-data-dir={profile}"]
+    return [
+        _chromium(),
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--no-first-run",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={profile}",
+    ]
 
 
-PROBE = ('<script>window.addEventListener("load", () => { for (const img of document.images) {'
-         ' img.setAttribute("data-natural-width", img.naturalWidth); } document.body.setAttribute("data-probed", "1"); });'
-         "</script></body>")
+PROBE = (
+    '<script>window.addEventListener("load", () => { for (const img of document.images) {'
+    ' img.setAttribute("data-natural-width", img.naturalWidth); } document.body.setAttribute("data-probed", "1"); });'
+    "</script></body>"
+)
 
 
 def _images_as_shown(page: Path, tmp: Path) -> list[dict]:
@@ -277,8 +309,13 @@ def _images_as_shown(page: Path, tmp: Path) -> list[dict]:
     probe = page.with_name(page.stem + ".probe.html")  # beside the page, so relative paths still hold
     probe.write_text(page.read_text().replace("</body>", PROBE))
     try:
-        proc = subprocess.run([*_chromium_args(tmp), "--virtual-time-budget=5000", "--dump-dom", probe.as_uri()],
-                              capture_output=True, text=True, timeout=90, check=False)
+        proc = subprocess.run(
+            [*_chromium_args(tmp), "--virtual-time-budget=5000", "--dump-dom", probe.as_uri()],
+            capture_output=True,
+            text=True,
+            timeout=90,
+            check=False,
+        )
     finally:
         probe.unlink()
     assert 'data-probed="1"' in proc.stdout, proc.stderr[-2000:]
@@ -305,12 +342,22 @@ def test_chromium_shows_the_chapter_and_scan_figures(built):
 
 def test_chromium_screenshot_of_the_results_page(built):
     shot = built["tmp"] / "results.png"
-    subprocess.run([*_chromium_args(built["tmp"]), "--window-size=1200,1600", f"--screenshot={shot}",
-                    (built["html"] / "results.html").as_uri()], capture_output=True, timeout=90, check=True)
+    subprocess.run(
+        [
+            *_chromium_args(built["tmp"]),
+            "--window-size=1200,1600",
+            f"--screenshot={shot}",
+            (built["html"] / "results.html").as_uri(),
+        ],
+        capture_output=True,
+        timeout=90,
+        check=True,
+    )
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 10_000
 
 
 # --- Jupyter Server: .py chapters open as notebooks ---------------------------------------------
+
 
 def _free_port() -> int:
     with socket.socket() as s:
@@ -345,11 +392,29 @@ def test_jupyter_server_serves_py_chapters_as_notebooks(tmp_path):
         chapters.append(f"repo_{real.name}")
 
     port, token = _free_port(), "treasure-test-token"
-    env = {**os.environ, "JUPYTER_CONFIG_DIR": str(tmp_path / "config"), "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime")}
+    env = {
+        **os.environ,
+        "JUPYTER_CONFIG_DIR": str(tmp_path / "config"),
+        "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"),
+    }
     jupyter = Path(sys.executable).with_name("jupyter")
-    server = subprocess.Popen([str(jupyter), "server", "--no-browser", "--allow-root", f"--port={port}",
-                               "--ip=127.0.0.1", f"--IdentityProvider.token={token}", "--ServerApp.port_retries=0"],
-                              cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    server = subprocess.Popen(
+        [
+            str(jupyter),
+            "server",
+            "--no-browser",
+            "--allow-root",
+            f"--port={port}",
+            "--ip=127.0.0.1",
+            f"--IdentityProvider.token={token}",
+            "--ServerApp.port_retries=0",
+        ],
+        cwd=root,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60

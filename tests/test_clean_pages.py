@@ -1,6 +1,7 @@
 """Pages with nothing but the study: a chapter executed by `treasure run` and rendered into the book shows no stderr
 box, no machine path and no parameter cell; what it wrote to stderr is kept in the run's log and shown in the
 terminal; screenshots of the built book come out of headless Chromium."""
+
 from __future__ import annotations
 
 import contextlib
@@ -15,8 +16,7 @@ import nbformat
 import pytest
 
 from treasure_lib import runs
-from treasure_lib.book import build_book
-from treasure_lib.book import screenshots
+from treasure_lib.book import build_book, screenshots
 
 from .conftest import ROOT, inside
 from .test_runs import CHAPTER_FAIL, PARAMETERS, make_project
@@ -25,12 +25,15 @@ SITE_PACKAGES_NOTE = "/opt/venv/lib/python3.11/site-packages/somelib/core.py:12:
 
 # writes to stderr twice (a path of the machine, a warning) and to stdout once: only stdout is the study (the strings
 # are split in the source, which the page shows, so only an output can put them on the page)
-NOISY = '''\
+NOISY = (
+    """\
 # %% [markdown]
 # # Noisy chapter
 # A chapter whose cell writes warnings beside its result.
 
-''' + PARAMETERS + '''
+"""
+    + PARAMETERS
+    + '''
 # %%
 from treasure_lib import runs
 run = runs.open_run(params_file, run_dir, overrides)
@@ -38,10 +41,13 @@ run = runs.open_run(params_file, run_dir, overrides)
 # %%
 import sys
 import warnings
-print("''' + SITE_PACKAGES_NOTE.replace("site-", "site-\" \"") + '''", file=sys.stderr)
+print("'''
+    + SITE_PACKAGES_NOTE.replace("site-", 'site-" "')
+    + """", file=sys.stderr)
 warnings.warn("the calibration " "file is older than the data")
 print("the study says 42")
-'''
+"""
+)
 
 
 @pytest.fixture(scope="module")
@@ -55,8 +61,12 @@ def book(tmp_path_factory):
         os.chdir(root)
         with contextlib.redirect_stderr(terminal):
             runs.execute(["params/toy.yaml"], "runs/jets/toy", cwd=root, log=lambda _: None)
-        built = build_book([("Jet flavour tagging", root / "runs/jets/toy")], out=tmp / "book", warnings_as_errors=True,
-                          templates=ROOT / "book")
+        built = build_book(
+            [("Jet flavour tagging", root / "runs/jets/toy")],
+            out=tmp / "book",
+            warnings_as_errors=True,
+            templates=ROOT / "book",
+        )
     return {"html": built, "run": root / "runs/jets/toy", "terminal": terminal.getvalue(), "tmp": tmp}
 
 
@@ -74,8 +84,10 @@ def test_the_rendered_chapter_holds_no_stderr_box_no_machine_path_and_no_paramet
 
 def test_the_executed_notebook_tags_both_parameter_cells_and_keeps_its_stderr(book):
     nb = nbformat.read(book["run"] / "notebooks" / "02_noisy.ipynb", as_version=4)
-    tagged = {tag: [c for c in nb.cells if tag in c.metadata.get("tags", [])] for tag in
-              ("parameters", "injected-parameters", "remove-cell")}
+    tagged = {
+        tag: [c for c in nb.cells if tag in c.metadata.get("tags", [])]
+        for tag in ("parameters", "injected-parameters", "remove-cell")
+    }
     assert len(tagged["parameters"]) == len(tagged["injected-parameters"]) == 1
     assert tagged["remove-cell"] == tagged["parameters"] + tagged["injected-parameters"]
     stderr = [o for c in nb.cells for o in c.get("outputs", []) if o.get("name") == "stderr"]
@@ -99,8 +111,11 @@ def test_screenshots_of_the_results_page_and_chapters_are_pngs(book):
             pytest.fail("chromium not installed (make test installs Debian's chromium)")
         pytest.skip("chromium not installed (make browser)")
     shots = screenshots.take(book["html"], book["tmp"] / "shots")
-    assert [p.name for p in shots] == ["results.png", "jet-flavour-tagging-02_noisy.png",
-                                       "jet-flavour-tagging-04_again.png"]
+    assert [p.name for p in shots] == [
+        "results.png",
+        "jet-flavour-tagging-02_noisy.png",
+        "jet-flavour-tagging-04_again.png",
+    ]
     for png in shots:
         data = png.read_bytes()
         width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
@@ -109,7 +124,9 @@ def test_screenshots_of_the_results_page_and_chapters_are_pngs(book):
         assert len(data) > 10_000, f"{png.name} looks blank"
     relative = Path(os.path.relpath(book["html"]))  # `make screenshots` passes book/_build/html, a relative path
     assert [p.name for p in screenshots.take(relative, Path(os.path.relpath(book["tmp"] / "again")), ["02"])] == [
-        "results.png", "jet-flavour-tagging-02_noisy.png"]
+        "results.png",
+        "jet-flavour-tagging-02_noisy.png",
+    ]
 
 
 def test_the_book_config_removes_stderr_whatever_the_template_says(tmp_path):

@@ -1,4 +1,5 @@
 """The `treasure` command: parameters, and clean one-line errors (exit 2) instead of tracebacks."""
+
 from __future__ import annotations
 
 import yaml
@@ -24,7 +25,9 @@ def test_unknown_key_is_a_clean_error(capsys):
 
 
 def test_generate_with_an_unknown_process_is_a_clean_error(capsys, tmp_path):
-    assert main(["generate", "--params", DEFAULT, f"generate.output_dir={tmp_path}", "generate.samples={higgs: 3}"]) == 2
+    assert (
+        main(["generate", "--params", DEFAULT, f"generate.output_dir={tmp_path}", "generate.samples={higgs: 3}"]) == 2
+    )
     assert "unknown process(es) ['higgs']" in capsys.readouterr().err
     assert not any(tmp_path.iterdir())
 
@@ -35,7 +38,18 @@ def test_train_tokenizer_without_input_files_is_a_clean_error(capsys, tmp_path):
 
 
 def test_export_without_cards_says_what_to_run(capsys, tmp_path):
-    assert main(["export", "--params", DEFAULT, f"export.cards_dir={tmp_path}", f"export.output_dir={tmp_path}/tokens",
-                 "--quiet"]) == 2
+    assert (
+        main(
+            [
+                "export",
+                "--params",
+                DEFAULT,
+                f"export.cards_dir={tmp_path}",
+                f"export.output_dir={tmp_path}/tokens",
+                "--quiet",
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err
     assert "no tokenizer card for ['tracks', 'jets']" in err and "run `treasure train-tokenizer` first" in err

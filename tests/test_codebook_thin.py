@@ -1,4 +1,5 @@
 """Chapter 03 says when a collection has too few held-out objects per code to judge its codebook."""
+
 from __future__ import annotations
 
 from treasure_lib.study import codebook_health as cb
@@ -6,15 +7,25 @@ from treasure_lib.study import codebook_health as cb
 
 def _row(collection, objects, k, level=1, used=None):
     used = k if used is None else used
-    return {"collection": collection, "level": level, "objects": objects, "codebook_size": k, "used_codes": used,
-            "utilization": used / k, "uniform_utilization": cb.uniform_utilization(objects, k), "dead_codes": k - used,
-            "perplexity": float(used), "normalized_entropy": 0.9, "reencode": 1.0}
+    return {
+        "collection": collection,
+        "level": level,
+        "objects": objects,
+        "codebook_size": k,
+        "used_codes": used,
+        "utilization": used / k,
+        "uniform_utilization": cb.uniform_utilization(objects, k),
+        "dead_codes": k - used,
+        "perplexity": float(used),
+        "normalized_entropy": 0.9,
+        "reencode": 1.0,
+    }
 
 
 def test_a_codebook_with_fewer_than_twenty_objects_per_code_is_too_thin():
-    assert cb.too_thin(_row("taus", 270, 16))          # 17 per code
+    assert cb.too_thin(_row("taus", 270, 16))  # 17 per code
     assert not cb.too_thin(_row("photons", 2000, 64))  # 31 per code
-    assert not cb.too_thin(_row("muons", 320, 16))     # exactly 20 per code is enough
+    assert not cb.too_thin(_row("muons", 320, 16))  # exactly 20 per code is enough
 
 
 def test_thin_sentence_names_each_thin_collection_once_with_its_numbers():

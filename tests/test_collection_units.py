@@ -1,4 +1,5 @@
 """Units are data: objects.yaml records each feature's stored unit, and chapters show MeV as GeV."""
+
 from __future__ import annotations
 
 import pytest
@@ -7,8 +8,14 @@ from treasure_lib.collections import parse_collection
 from treasure_lib.errors import ConfigError
 from treasure_lib.study import display
 
-SPEC = {"layout": "per_feature", "path": "objects/muons", "features": ["pt", "eta", "phi"], "truth": ["truthPt"],
-        "type_id": 2, "max_objects": 4}
+SPEC = {
+    "layout": "per_feature",
+    "path": "objects/muons",
+    "features": ["pt", "eta", "phi"],
+    "truth": ["truthPt"],
+    "type_id": 2,
+    "max_objects": 4,
+}
 
 
 def test_every_energy_of_the_shipped_collections_is_in_mev_and_every_length_in_mm(sets):
@@ -35,8 +42,10 @@ def test_mev_is_shown_as_gev_and_other_units_unchanged():
     assert display.shown_unit("MeV") == ("GeV", 1e-3) and display.shown_unit("1/MeV") == ("1/GeV", 1e3)
     assert display.shown_unit("mm") == ("mm", 1.0) and display.shown_unit(None) == (None, 1.0)
     assert display.label("pt", "MeV") == "pT [GeV]" and display.label("eta", None) == "η"
-    assert display.label("pt", "MeV", tex=True) == "$p_{T}$ [GeV]" and display.label("numberOfSCTHits", None) == \
-        "numberOfSCTHits"
+    assert (
+        display.label("pt", "MeV", tex=True) == "$p_{T}$ [GeV]"
+        and display.label("numberOfSCTHits", None) == "numberOfSCTHits"
+    )
 
 
 def test_a_combined_card_takes_the_units_of_all_its_collections(sets):

@@ -1,4 +1,5 @@
 """Object collections are data: the shipped definitions and the checks on user ones."""
+
 from __future__ import annotations
 
 import pytest
@@ -33,22 +34,46 @@ def test_flavour_table_is_fixed():
 
 def test_adding_a_collection_needs_no_code(tmp_path):
     data = yaml.safe_load(OBJECTS.read_text())
-    data["events"]["large_r_jets"] = {"layout": "per_feature", "path": "objects/ljets", "features": ["pt", "m"],
-                                      "type_id": 9, "max_objects": 2, "order_by": "pt"}
+    data["events"]["large_r_jets"] = {
+        "layout": "per_feature",
+        "path": "objects/ljets",
+        "features": ["pt", "m"],
+        "type_id": 9,
+        "max_objects": 2,
+        "order_by": "pt",
+    }
     path = tmp_path / "objects.yaml"
     path.write_text(yaml.safe_dump(data))
     c = load_collections(path, "events", ["large_r_jets"])["large_r_jets"]
     assert c.feature_path("m") == "objects/ljets/m" and c.mask_path == "objects/ljets/mask"
 
 
-@pytest.mark.parametrize("spec, message", [
-    ({"layout": "columnar", "path": "x", "features": ["a"], "type_id": 1}, "layout must be one of"),
-    ({"layout": "compound", "path": "x", "features": ["a"], "type_id": 0, "kind": "scalars"}, "type_id must be an integer >= 1"),
-    ({"layout": "compound", "path": "x", "features": ["a"], "type_id": 1}, "objects need max_objects"),
-    ({"layout": "compound", "path": "x", "features": ["a"], "type_id": 1, "kind": "scalars", "log_features": ["b"]},
-     r"log_features \['b'\] are not among its features"),
-    ({"layout": "compound", "path": "x", "features": ["a"], "type_id": 1, "kind": "scalars", "colour": 1}, "unknown key"),
-])
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ({"layout": "columnar", "path": "x", "features": ["a"], "type_id": 1}, "layout must be one of"),
+        (
+            {"layout": "compound", "path": "x", "features": ["a"], "type_id": 0, "kind": "scalars"},
+            "type_id must be an integer >= 1",
+        ),
+        ({"layout": "compound", "path": "x", "features": ["a"], "type_id": 1}, "objects need max_objects"),
+        (
+            {
+                "layout": "compound",
+                "path": "x",
+                "features": ["a"],
+                "type_id": 1,
+                "kind": "scalars",
+                "log_features": ["b"],
+            },
+            r"log_features \['b'\] are not among its features",
+        ),
+        (
+            {"layout": "compound", "path": "x", "features": ["a"], "type_id": 1, "kind": "scalars", "colour": 1},
+            "unknown key",
+        ),
+    ],
+)
 def test_bad_collection_definitions_are_explained(tmp_path, spec, message):
     path = tmp_path / "objects.yaml"
     path.write_text(yaml.safe_dump({"s": {"thing": spec}}))

@@ -1,4 +1,5 @@
 """Parameters: merging, overrides and the messages a user sees when a key is wrong."""
+
 from __future__ import annotations
 
 import pytest
@@ -45,7 +46,9 @@ def test_base_key_extends_a_file_relative_to_itself(tmp_path):
 def test_unknown_key_suggests_the_closest_known_key_and_names_the_file(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("data:\n  chunk_sise: 10\n")
-    with pytest.raises(ConfigError, match=r"bad\.yaml: unknown key 'data\.chunk_sise'; did you mean 'data\.chunk_size'\?"):
+    with pytest.raises(
+        ConfigError, match=r"bad\.yaml: unknown key 'data\.chunk_sise'; did you mean 'data\.chunk_size'\?"
+    ):
         config.load([DEFAULT, bad])
 
 
@@ -102,18 +105,26 @@ def test_every_shipped_scan_expands_into_valid_points():
         s = scan.load_scan(path)
         assert s.name == path.stem
         sizes[s.name] = len(scan.expand(s))  # every point's params resolve and validate
-    assert sizes == {"demo": 4, "label_efficiency": 36, "starter": 54, "starter_12": 12, "tokenizers": 48,
-                     "tokenizers_cpu": 22}
+    assert sizes == {
+        "demo": 4,
+        "label_efficiency": 36,
+        "starter": 54,
+        "starter_12": 12,
+        "tokenizers": 48,
+        "tokenizers_cpu": 22,
+    }
 
 
 def test_events_study_labels_signal_and_reads_the_event_set():
     params = config.load([ROOT / "params" / "studies" / "events.yaml"])
     assert params["data"]["collection_set"] == "events" and params["data"]["label"]["classes"]["ggH_ZZ4l"] == 1
     per = params["tokenizer"]["per_collection"]
-    assert all(per[c]["kind"] == "kmeans" and per[c]["num_quantizers"] == 6 for c in ("electrons", "muons")), \
+    assert all(per[c]["kind"] == "kmeans" and per[c]["num_quantizers"] == 6 for c in ("electrons", "muons")), (
         "leptons keep detector resolution: six residual levels, so that the decoded m4l peak is not widened"
-    assert per["taus"]["codebook_size"] < per["photons"]["codebook_size"] < params["tokenizer"]["codebook_size"], \
+    )
+    assert per["taus"]["codebook_size"] < per["photons"]["codebook_size"] < params["tokenizer"]["codebook_size"], (
         "rare collections get codebooks sized to their few thousand objects"
+    )
 
 
 def test_a_later_file_replaces_a_mapping_valued_parameter_whole():

@@ -1,4 +1,5 @@
 """Token datasets: mixing across files, the exported split, task labels and weights, selections, sharding."""
+
 from __future__ import annotations
 
 import json
@@ -22,7 +23,7 @@ SAMPLES = {"events_sig": 300, "events_zz": 600, "events_top": 1200, "events_qcd"
 def token_files(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("tokens")
     files = []
-    for i, (name, n) in enumerate(SAMPLES.items()):
+    for name, n in SAMPLES.items():
         files += _toy_files(tmp / "data", n=n, names=(name,))
     import h5py
 
@@ -92,7 +93,9 @@ def test_cross_section_weights_and_class_balance(token_files):
     sig = rows["process"] == "events_sig"
     np.testing.assert_allclose(rows["weight"][sig], 1.0 * 0.01 / 600.0)  # w * sigma * eff * k / sum of weights
     np.testing.assert_allclose(rows["weight"][~sig], 1.0 * 0.05 / 1200.0)
-    balanced = TokenStream(TokenFiles(tokens), _task(weights="cross_section", balance=True), "train", 10_000, shuffle=False)
+    balanced = TokenStream(
+        TokenFiles(tokens), _task(weights="cross_section", balance=True), "train", 10_000, shuffle=False
+    )
     batch = next(balanced.arrays())
     totals = np.bincount(batch["label"], weights=batch["weight"])
     assert totals[0] == pytest.approx(totals[1], rel=1e-6) and batch["weight"].mean() == pytest.approx(1.0, rel=1e-6)
@@ -101,9 +104,13 @@ def test_cross_section_weights_and_class_balance(token_files):
 def test_label_fraction_keeps_a_fixed_nested_subset(token_files):
     _, tokens, _ = token_files
     files = TokenFiles(tokens)
+
     def kept(fraction, seed=0):
-        rows = read_split(files, _task(), "train", ["source_file", "event_number"], label_fraction=fraction, label_seed=seed)
+        rows = read_split(
+            files, _task(), "train", ["source_file", "event_number"], label_fraction=fraction, label_seed=seed
+        )
         return set(zip(rows["source_file"].tolist(), rows["event_number"].tolist()))
+
     full, half, tenth = kept(1.0), kept(0.5), kept(0.1)
     assert tenth < half < full and abs(len(half) / len(full) - 0.5) < 0.1
     assert kept(0.5) == half and kept(0.5, seed=1) != half
@@ -123,8 +130,10 @@ def test_ranks_get_equal_batches_and_disjoint_rows(token_files):
     _, tokens, _ = token_files
     files = TokenFiles(tokens)
     task = _task(classes={"a": ["events_zz", "events_qcd"], "b": ["events_sig", "events_top"]})
-    ranks = [TokenStream(files, task, "train", 16, shuffle=True, rank=r, world_size=2, equal_batches=True, seed=1)
-             for r in (0, 1)]
+    ranks = [
+        TokenStream(files, task, "train", 16, shuffle=True, rank=r, world_size=2, equal_batches=True, seed=1)
+        for r in (0, 1)
+    ]
     batches = [list(s.arrays()) for s in ranks]
     assert len(batches[0]) == len(batches[1]) == len(ranks[0]) > 0
     assert all(len(b["label"]) == 16 for bs in batches for b in bs)
@@ -134,10 +143,16 @@ def test_a_rank_whose_blocks_hold_no_batch_is_an_error_not_an_endless_loop(token
     _, tokens, _ = token_files
     files = TokenFiles(tokens)
     task = _task(classes={"a": ["events_top"], "b": ["events_sig"]})  # the zz and qcd files' rows are dropped
-    streams = [TokenStream(files, task, "train", 64, shuffle=False, rank=r, world_size=7, equal_batches=True)
-               for r in range(7)]
-    empty = [s for s in streams if not any(files.paths[b[0]].name.startswith(("events_sig", "events_top"))
-                                           for b in s._blocks(None)[s.rank::7])]
+    streams = [
+        TokenStream(files, task, "train", 64, shuffle=False, rank=r, world_size=7, equal_batches=True) for r in range(7)
+    ]
+    empty = [
+        s
+        for s in streams
+        if not any(
+            files.paths[b[0]].name.startswith(("events_sig", "events_top")) for b in s._blocks(None)[s.rank :: 7]
+        )
+    ]
     assert empty and len(empty[0]) > 0, "a rank whose blocks are all dropped rows must still deliver batches"
     with pytest.raises(InputFileError, match=f"shard {empty[0].rank} of 7: its blocks hold fewer usable rows"):
         list(empty[0].arrays())
@@ -184,8 +199,14 @@ def test_a_sample_split_into_several_files_counts_its_cross_section_once(tmp_pat
     results = export(_params(tmp_path, files), progress=False)
     tokens = TokenFiles([r["outputs"][0] for r in results])
     assert tokens.sample_sum_of_weights == [600.0, 600.0, 300.0]
-    task = Task.from_params({"classify": {"task": "t", "tasks": {"t": {"classes": {"b": ["qqZZ"], "s": ["H"]},
-                                                                         "weights": "cross_section"}}}})
+    task = Task.from_params(
+        {
+            "classify": {
+                "task": "t",
+                "tasks": {"t": {"classes": {"b": ["qqZZ"], "s": ["H"]}, "weights": "cross_section"}},
+            }
+        }
+    )
     total = {"qqZZ": 0.0, "H": 0.0}
     for split in ("train", "val", "test"):
         rows = read_split(tokens, task, split, extra=["process"])
@@ -209,8 +230,12 @@ def test_a_split_in_memory_is_shuffled_every_epoch_and_batched_by_length(token_f
     assert sizes == [stream.summary["rows"]] * 2 and not np.array_equal(firsts[0], firsts[1])
     padded = lambda batches: sum(b["mask"].size - b["mask"].sum() for b in batches)  # noqa: E731
     assert padded(epochs[0]) < 0.8 * padded(list(streamed.arrays()))
-    ranks = [TokenStream(files, task, "train", 16, shuffle=True, rank=r, world_size=2, equal_batches=True, seed=1,
-                         cache_rows=10**6) for r in (0, 1)]
+    ranks = [
+        TokenStream(
+            files, task, "train", 16, shuffle=True, rank=r, world_size=2, equal_batches=True, seed=1, cache_rows=10**6
+        )
+        for r in (0, 1)
+    ]
     batches = [list(s.arrays()) for s in ranks]
     assert len(batches[0]) == len(batches[1]) > 0
 
@@ -224,7 +249,10 @@ def test_a_sample_fraction_keeps_fixed_rows_and_scales_their_weights(token_files
     part = _task(weights="cross_section", sample_fractions={"events_zz": 0.25})
     a, b = (read_split(files, t, "train", extra=["process", "event_number"]) for t in (full, part))
     zz_a, zz_b = a["process"] == "events_zz", b["process"] == "events_zz"
-    assert 0.15 < zz_b.sum() / zz_a.sum() < 0.35 and (b["process"] == "events_sig").sum() == (a["process"] == "events_sig").sum()
+    assert (
+        0.15 < zz_b.sum() / zz_a.sum() < 0.35
+        and (b["process"] == "events_sig").sum() == (a["process"] == "events_sig").sum()
+    )
     assert set(b["event_number"][zz_b]) < set(a["event_number"][zz_a])
     assert b["weight"][zz_b].sum() == pytest.approx(a["weight"][zz_a].sum(), rel=0.25)
     np.testing.assert_allclose(b["weight"][zz_b], 4 * a["weight"][zz_a][0])
@@ -241,8 +269,10 @@ def test_a_task_can_read_only_some_collections_of_each_sequence(token_files):
     assert len(every["label"]) == len(leptons["label"])
     ids = [files.vocabulary.type_ids[c] for c in ("electrons", "muons")]
     seen = leptons["type_ids"][leptons["mask"]]
-    assert set(np.unique(seen)) <= {0, *ids} and np.isin(every["type_ids"][every["mask"]], ids).sum() == \
-        np.isin(seen, ids).sum()
+    assert (
+        set(np.unique(seen)) <= {0, *ids}
+        and np.isin(every["type_ids"][every["mask"]], ids).sum() == np.isin(seen, ids).sum()
+    )
     batch = next(TokenStream(files, _task(collections=["electrons", "muons"]), "train", 32, shuffle=False).arrays())
     assert set(np.unique(batch["type_ids"][batch["mask"]])) <= {0, *ids}
     with pytest.raises(InputFileError, match=r"reads collection\(s\) \['taus'\]"):
@@ -250,7 +280,8 @@ def test_a_task_can_read_only_some_collections_of_each_sequence(token_files):
     # rows read without a task (every sample: chapter 07 scores them all) are restricted before the model scores them
     from treasure_lib.datamodules import tasks as T
 
-    restricted = T.restrict(_task(collections=["electrons", "muons"]), read_split(files, None, "train"),
-                            files.vocabulary, "test")
-    np.testing.assert_array_equal(restricted["mask"][:len(leptons["mask"])], leptons["mask"])
+    restricted = T.restrict(
+        _task(collections=["electrons", "muons"]), read_split(files, None, "train"), files.vocabulary, "test"
+    )
+    np.testing.assert_array_equal(restricted["mask"][: len(leptons["mask"])], leptons["mask"])
     assert T.restrict(None, every, files.vocabulary, "test") is every

@@ -1,6 +1,7 @@
 """The default studies' own answers (read from the runs `make book` leaves in runs/): every trained model finished
 learning. On a fresh clone before `make book` there is nothing to read and the test says so (skip); CI builds the
 book's tiny twins instead (test_study_book.py)."""
+
 from __future__ import annotations
 
 import json

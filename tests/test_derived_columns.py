@@ -1,4 +1,5 @@
 """Analysis columns beside the tokens (export.derived) and tasks that select rows on them (require)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -33,25 +34,43 @@ def _file_with_quadruplets(folder, name, n, dsid, sigma_pb, masses_gev=None):
     electrons, muons = _arrays(hand)
     for coll, built in (("electrons", electrons), ("muons", muons)):
         oa = batch[coll]
-        oa.features[:len(hand)] = built.features
-        oa.mask[:len(hand)] = built.mask
+        oa.features[: len(hand)] = built.features
+        oa.mask[: len(hand)] = built.mask
         rest, q = slice(len(hand), None), oa.names.index("charge")  # random rows: charge +-1 by the sign of eta
         oa.features[rest, :, q] = np.where(oa.mask[rest], np.where(oa.features[rest, :, 1] > 0, 1, -1), 0)
     path = folder / f"{name}.h5"
     folder.mkdir(parents=True, exist_ok=True)
-    write_batches(path, [batch], cols, metadata={"dsid": dsid, "process": name, "n_events": n,
-                                                 "sum_of_weights": float(n), "cross_section_pb": sigma_pb})
+    write_batches(
+        path,
+        [batch],
+        cols,
+        metadata={
+            "dsid": dsid,
+            "process": name,
+            "n_events": n,
+            "sum_of_weights": float(n),
+            "cross_section_pb": sigma_pb,
+        },
+    )
     return path
 
 
 @pytest.fixture(scope="module")
 def study(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("derived")
-    files = [_file_with_quadruplets(tmp / "data", "events_sig", 400, 900001, 0.003),
-             _file_with_quadruplets(tmp / "data", "events_zz", 400, 900002, 0.008)]
+    files = [
+        _file_with_quadruplets(tmp / "data", "events_sig", 400, 900001, 0.003),
+        _file_with_quadruplets(tmp / "data", "events_zz", 400, 900002, 0.008),
+    ]
     _cards(tmp / "cards", files)
-    params = _params(tmp, files, "export.derived=[h4l]", "export.decoded=true", "export.features=true",
-                     "data.split={train: 0.5, val: 0.2, test: 0.3, salt: 0}")
+    params = _params(
+        tmp,
+        files,
+        "export.derived=[h4l]",
+        "export.decoded=true",
+        "export.features=true",
+        "data.split={train: 0.5, val: 0.2, test: 0.3, salt: 0}",
+    )
     results = export(params, progress=False)
     return tmp, files, params, results
 
@@ -81,15 +100,33 @@ def test_token_features_and_decoded_files_carry_the_h4l_columns_of_the_same_rows
 
 def test_derived_columns_are_never_model_inputs(study):
     _, _, params, results = study
-    task = Task.from_params({"classify": {"task": "t", "tasks": {"t": {
-        "classes": {"ZZ": ["events_zz"], "H": ["events_sig"]}, "require": ["pass_h4l_sr"]}}}})
+    task = Task.from_params(
+        {
+            "classify": {
+                "task": "t",
+                "tasks": {"t": {"classes": {"ZZ": ["events_zz"], "H": ["events_sig"]}, "require": ["pass_h4l_sr"]}},
+            }
+        }
+    )
     batch = next(TokenStream(TokenFiles(_outputs(results, "tokens")), task, "train", 8, shuffle=False).arrays())
     assert set(batch) == {"tokens", "type_ids", "mask", "label", "weight"}
 
 
 def _task(require, weights="none"):
-    return Task.from_params({"classify": {"task": "sr", "tasks": {"sr": {
-        "classes": {"ZZ": ["events_zz"], "H": ["events_sig"]}, "weights": weights, "require": require}}}})
+    return Task.from_params(
+        {
+            "classify": {
+                "task": "sr",
+                "tasks": {
+                    "sr": {
+                        "classes": {"ZZ": ["events_zz"], "H": ["events_sig"]},
+                        "weights": weights,
+                        "require": require,
+                    }
+                },
+            }
+        }
+    )
 
 
 def test_a_task_requiring_the_signal_region_keeps_exactly_its_rows(study):
@@ -129,8 +166,16 @@ def test_bad_derived_and_require_settings_are_explained(study):
     with pytest.raises(ConfigError, match=r"classify.tasks.sr.require: expected a list of boolean column names"):
         _task("pass_h4l_sr")
     with pytest.raises(ConfigError, match=r"export.derived 'h4l' writes column 'm4l', which export.columns"):
-        export(_params(tmp / "clash", files, f"tokenizer.output_dir={tmp}/cards", "export.derived=[h4l]",
-                       "export.columns={m4l: met.met}"), progress=False)
+        export(
+            _params(
+                tmp / "clash",
+                files,
+                f"tokenizer.output_dir={tmp}/cards",
+                "export.derived=[h4l]",
+                "export.columns={m4l: met.met}",
+            ),
+            progress=False,
+        )
 
 
 def test_outputs_made_with_other_derived_columns_are_redone(study):
@@ -142,8 +187,16 @@ def test_outputs_made_with_other_derived_columns_are_redone(study):
     assert not any(r["skipped"] for r in first) and all(r["skipped"] for r in reused)
     assert not any(r["skipped"] for r in redone)
     assert "pass_h4l_sr" in pq.read_schema(redone[0]["outputs"][0]).names
-    window = export(_params(tmp / "redo", files, f"tokenizer.output_dir={tmp}/cards", "export.derived=[h4l]",
-                            "selection.h4l.m4l_window_gev=[110, 135]"), progress=False)
+    window = export(
+        _params(
+            tmp / "redo",
+            files,
+            f"tokenizer.output_dir={tmp}/cards",
+            "export.derived=[h4l]",
+            "selection.h4l.m4l_window_gev=[110, 135]",
+        ),
+        progress=False,
+    )
     assert not any(r["skipped"] for r in window)  # another selection: the pass flags change, so the files are redone
 
 

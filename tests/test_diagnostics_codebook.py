@@ -1,4 +1,5 @@
 """Codebook health: utilisation, dead codes, perplexity and the decode -> encode round trip."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,4 +1,5 @@
 """Leakage checks: event shape vs token content, sequence transforms, split and input hygiene."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -45,7 +46,7 @@ def make_events(n_tracks, n_muons, track_codes):
             type_ids[i, pos] = MUON
             pos += 1
         tokens[i, pos] = [SEP, EMPTY]
-        mask[i, :pos + 1] = True
+        mask[i, : pos + 1] = True
     return tokens, type_ids, mask
 
 
@@ -161,8 +162,11 @@ def test_disjoint_split_check_catches_planted_overlap():
     events = np.column_stack([np.full(1000, 410470), np.arange(1000)])  # (dsid, event number)
     split = rng.choice(3, size=1000, p=[0.7, 0.1, 0.2])
     train, test = np.flatnonzero(split == 0), np.flatnonzero(split == 2)
-    stages = {"tokenizer_fit": (events[train], split[train]), "training": (events[split < 2], split[split < 2]),
-              "test": (events[test], np.array(["test"] * test.size))}
+    stages = {
+        "tokenizer_fit": (events[train], split[train]),
+        "training": (events[split < 2], split[split < 2]),
+        "test": (events[test], np.array(["test"] * test.size)),
+    }
     report = check_disjoint_splits(stages, expected={"tokenizer_fit": ["train"], "test": ["test"]})
     assert report["ok"] and report["n_identities"] == 1000 and report["stages"]["test"]["test"] == test.size
     planted = dict(stages, tokenizer_fit=(np.vstack([events[train], events[test[:1]]]), np.r_[split[train], 0]))
@@ -186,8 +190,13 @@ def test_label_proxies_among_inputs_are_refused():
 
 
 def test_leakage_table_keeps_six_rows_and_marks_missing_ones():
-    table = leakage_table({"multiplicity": {"auc": 0.6, "auc_err": 0.01}, "tokens": (0.9, 0.005),
-                           "raw": {"auc_macro": 0.95, "auc_macro_err": 0.004}})
+    table = leakage_table(
+        {
+            "multiplicity": {"auc": 0.6, "auc_err": 0.01},
+            "tokens": (0.9, 0.005),
+            "raw": {"auc_macro": 0.95, "auc_macro_err": 0.004},
+        }
+    )
     assert [r["row"] for r in table] == [1, 2, 3, 4, 5, 6]
     assert table[0]["auc_text"] == "0.600 ± 0.010" and table[0]["fraction_of_full"] == pytest.approx(0.25)
     assert table[1]["auc"] is None and table[1]["auc_text"] == "—"
@@ -207,8 +216,9 @@ def test_verdict_without_full_token_separation_says_so():
 
 def test_a_control_row_significantly_below_one_half_is_called_a_failed_control():
     """A structure-only model at 0.465 ± 0.008 ranks a class backwards: it bounds nothing about event shape."""
-    table = leakage_table({"multiplicity": (0.62, 0.006), "structure": (0.465, 0.008), "shuffled": (0.49, 0.009),
-                           "tokens": (0.72, 0.009)})
+    table = leakage_table(
+        {"multiplicity": (0.62, 0.006), "structure": (0.465, 0.008), "shuffled": (0.49, 0.009), "tokens": (0.72, 0.009)}
+    )
     verdict = leakage_verdict(table)
     assert "Below 0.5 by more than twice its uncertainty: structure" in verdict
     assert "shuffled" not in verdict.split("Below 0.5")[1].split(".")[0], "0.49 ± 0.009 is compatible with 0.5"
@@ -220,9 +230,13 @@ def test_an_untrained_control_row_never_sets_the_shape_fraction():
     maximum over all rows. Only rows whose model finished learning may bound the event-shape share."""
     from treasure_lib.diagnostics.leakage import shape_fraction
 
-    table = leakage_table({"multiplicity": {"auc": 0.60, "auc_err": 0.01, "converged": True},
-                           "structure": {"auc": 0.85, "auc_err": 0.01, "converged": False},
-                           "tokens": {"auc": 0.90, "auc_err": 0.01, "converged": True}})
+    table = leakage_table(
+        {
+            "multiplicity": {"auc": 0.60, "auc_err": 0.01, "converged": True},
+            "structure": {"auc": 0.85, "auc_err": 0.01, "converged": False},
+            "tokens": {"auc": 0.90, "auc_err": 0.01, "converged": True},
+        }
+    )
     assert shape_fraction(table) == pytest.approx(0.25)
     verdict = leakage_verdict(table)
     assert "Did not finish learning, so bounding nothing: structure only" in verdict and "= 0.25" in verdict
@@ -230,11 +244,17 @@ def test_an_untrained_control_row_never_sets_the_shape_fraction():
 
 def test_what_tokens_keep_of_raw_features_is_said_in_the_figure_of_merit():
     """Issue 14: in AUC terms tokens 'kept 81%' of the raw separation, in light rejection 23% (18 vs 78)."""
-    table = leakage_table({"tokens": {"auc_macro": 0.90, "auc_macro_err": 0.01, "fom": 18.0},
-                           "raw": {"auc_macro": 0.95, "auc_macro_err": 0.01, "fom": 78.0},
-                           "multiplicity": (0.7, 0.01)})
+    table = leakage_table(
+        {
+            "tokens": {"auc_macro": 0.90, "auc_macro_err": 0.01, "fom": 18.0},
+            "raw": {"auc_macro": 0.95, "auc_macro_err": 0.01, "fom": 78.0},
+            "multiplicity": (0.7, 0.01),
+        }
+    )
     verdict = leakage_verdict(table, "light-jet rejection at 77% b-efficiency")
-    assert "in light-jet rejection at 77% b-efficiency the tokens keep 23% of the raw features' (18 against 78)" in verdict
+    assert (
+        "in light-jet rejection at 77% b-efficiency the tokens keep 23% of the raw features' (18 against 78)" in verdict
+    )
 
 
 def test_a_bookkeeping_column_is_a_label_proxy_and_physics_is_not():
@@ -247,9 +267,15 @@ def test_a_bookkeeping_column_is_a_label_proxy_and_physics_is_not():
     sample = rng.choice(["ttbar", "zprime", "qcd"], n)
     label = rng.integers(0, 3, n)
     per_sample = {"ttbar": 567.0, "zprime": 1.5, "qcd": 2.4e7}
-    scores = proxy_scores({"cross section": np.array([per_sample[s] for s in sample]),
-                           "jet pT": rng.normal(np.where(sample == "zprime", 1.0, 0.0), 1.0),
-                           "a code": rng.integers(0, 512, n)}, sample, label)
+    scores = proxy_scores(
+        {
+            "cross section": np.array([per_sample[s] for s in sample]),
+            "jet pT": rng.normal(np.where(sample == "zprime", 1.0, 0.0), 1.0),
+            "a code": rng.integers(0, 512, n),
+        },
+        sample,
+        label,
+    )
     assert scores["cross section"] > 0.95 > PROXY_THRESHOLD > scores["jet pT"] > 0.02
     assert scores["a code"] < 0.05, "many cells with few rows must not look predictive (held-out estimate)"
 
@@ -267,8 +293,12 @@ def test_the_split_check_reads_what_every_stage_recorded_and_stops_on_an_overlap
     (art / "pretrain").mkdir()
     np.savez(art / "tokenizers" / "fit_rows.npz", train=np.array([1, 2, 3], np.uint64))
     np.savez(art / "pretrain" / "rows_read.npz", train=np.array([1, 2], np.uint64), val=np.array([7], np.uint64))
-    np.savez(art / "classify-t-tokens-100-s1" / "t" / "tokens" / "rows_read.npz", train=np.array([1], np.uint64),
-             val=np.array([7], np.uint64), test=np.array([9, 3], np.uint64))
+    np.savez(
+        art / "classify-t-tokens-100-s1" / "t" / "tokens" / "rows_read.npz",
+        train=np.array([1], np.uint64),
+        val=np.array([7], np.uint64),
+        test=np.array([9, 3], np.uint64),
+    )
     records = row_records(SimpleNamespace(artifacts=art))
     assert set(records) == {"tokenizer fit", "pretrain", "classify-t-tokens-100-s1"}
     with pytest.raises(LeakageError, match=r"1 row identities are in more than one split.*tokenizer fit:train"):
@@ -282,20 +312,27 @@ def test_a_control_that_stopped_at_the_class_prior_finished_learning_and_a_headl
     from treasure_lib.study import leakage as study_leakage
 
     assert set(study_leakage.CONTROLS) == {"structure", "shuffled", "fixed_slots"}
-    at_prior = {"leakage.flavour.shuffled.auc_macro": 0.60, "leakage.flavour.shuffled.auc_macro_err": 0.01,
-                "leakage.flavour.shuffled.converged": 0.0, "leakage.flavour.shuffled.early_stopped": 1.0,
-                "leakage.flavour.shuffled.left_prior": 0.0}
+    at_prior = {
+        "leakage.flavour.shuffled.auc_macro": 0.60,
+        "leakage.flavour.shuffled.auc_macro_err": 0.01,
+        "leakage.flavour.shuffled.converged": 0.0,
+        "leakage.flavour.shuffled.early_stopped": 1.0,
+        "leakage.flavour.shuffled.left_prior": 0.0,
+    }
     row = study_leakage._row(at_prior, "leakage.flavour.shuffled", "auc_macro", None, control=True)
     assert row["converged"] is True and row["at_prior"] is True
     same_as_tokens = {k.replace("shuffled", "fixed_slots"): v for k, v in at_prior.items()}
     assert study_leakage._row(same_as_tokens, "leakage.flavour.fixed_slots", "auc_macro", None)["converged"] is False
     still_running = {**at_prior, "leakage.flavour.shuffled.early_stopped": 0.0}
-    assert study_leakage._row(still_running, "leakage.flavour.shuffled", "auc_macro", None, control=True)[
-        "converged"] is False
+    assert (
+        study_leakage._row(still_running, "leakage.flavour.shuffled", "auc_macro", None, control=True)["converged"]
+        is False
+    )
     from treasure_lib.diagnostics import leakage
 
     table = leakage.leakage_table({"shuffled": row, "tokens": {"auc": 0.8, "auc_err": 0.01, "converged": True}})
     shown = study_leakage.table_rows({"table": table, "fom": None})
     assert [r["finished learning"] for r in shown] == ["yes (validation loss at the class prior)", "yes"]
-    assert leakage.shape_fraction(table) == pytest.approx((0.60 - 0.5) / (0.8 - 0.5)), \
+    assert leakage.shape_fraction(table) == pytest.approx((0.60 - 0.5) / (0.8 - 0.5)), (
         "a control at the prior is a measurement: it sets the shape fraction"
+    )

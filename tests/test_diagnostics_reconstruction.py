@@ -1,12 +1,13 @@
 """Reconstruction diagnostics on known inputs: perfect tokens cost nothing, a known smearing gives its width."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
 from treasure_lib.diagnostics import reconstruction as reco
-from treasure_lib.reconstruction import summarise
 from treasure_lib.physics import Z_MASS_GEV
+from treasure_lib.reconstruction import summarise
 
 
 class Identity:
@@ -27,14 +28,16 @@ class Identity:
 
 def _objects(n=500, m=4, seed=0):
     rng = np.random.default_rng(seed)
-    feats = np.stack([np.exp(rng.normal(10, 1, (n, m))), rng.normal(0, 1.5, (n, m)), rng.choice([-1.0, 1.0], (n, m))], -1)
+    feats = np.stack(
+        [np.exp(rng.normal(10, 1, (n, m))), rng.normal(0, 1.5, (n, m)), rng.choice([-1.0, 1.0], (n, m))], -1
+    )
     return feats.astype(np.float32), rng.random((n, m)) < 0.7
 
 
 def test_perfect_reconstruction_has_zero_residual_and_resolution():
     feats, mask = _objects()
     report = reco.collection_report(Identity(feats), feats, mask)
-    for level, numbers in report["levels"].items():
+    for numbers in report["levels"].values():
         assert numbers["pt"]["bias"] == 0 and numbers["pt"]["resolution"] == 0 and numbers["pt"]["mae"] == 0
         assert numbers["pt"]["response_median"] == 1 and numbers["pt"]["response_iqr_over_median"] == 0
         assert numbers["eta"]["corr"] == pytest.approx(1.0) and numbers["charge"]["accuracy"] == 1.0
@@ -56,7 +59,9 @@ def test_jets_from_identical_tracks_have_unit_response_and_a_scaled_copy_its_sca
     mask = rng.random((n, m)) < 0.8
     eta, pt_gev = rng.normal(0, 1, n), rng.uniform(20, 500, n)
     same = reco.jet_report(tracks, tracks, mask, names, eta, pt_gev)
-    assert same["pt_response"]["median"] == pytest.approx(1.0) and same["pt_response"]["iqr_over_median"] == pytest.approx(0.0)
+    assert same["pt_response"]["median"] == pytest.approx(1.0) and same["pt_response"][
+        "iqr_over_median"
+    ] == pytest.approx(0.0)
     assert same["eta_residual"]["sigma68"] == pytest.approx(0.0, abs=1e-6)
     scaled = tracks.copy()
     scaled[..., 0] *= 1.1
@@ -70,7 +75,9 @@ def test_lepton_masses_from_identical_leptons_do_not_move_the_z_peak():
     n = 300
     pt = np.full((n, 2), Z_MASS_GEV * 1e3 / 2)
     e = np.stack([pt, np.zeros((n, 2)), np.tile([0.0, np.pi], (n, 1)), np.tile([1.0, -1.0], (n, 1))], -1)
-    mu = np.stack([np.full((n, 2), 10e3), np.zeros((n, 2)), np.tile([0.5, 2.0], (n, 1)), np.tile([1.0, -1.0], (n, 1))], -1)
+    mu = np.stack(
+        [np.full((n, 2), 10e3), np.zeros((n, 2)), np.tile([0.5, 2.0], (n, 1)), np.tile([1.0, -1.0], (n, 1))], -1
+    )
     names = ["pt", "eta", "phi", "charge"]
     lep = reco.leptons((e, np.ones((n, 2), bool)), (mu, np.ones((n, 2), bool)), names, names)
     report = reco.lepton_mass_report(lep, lep)

@@ -1,4 +1,5 @@
 """DDP on CPU: batches dealt to ranks, and real two-process (gloo) training of a tokenizer and the backbone."""
+
 from __future__ import annotations
 
 import copy
@@ -22,10 +23,13 @@ def _parts(n_rows=50, objects_per_row=3, seed=0):
     g = np.random.default_rng(seed)
     for start in range(0, n_rows, 10):
         rows = np.arange(start, min(start + 10, n_rows))
-        yield {"cont": g.normal(size=(len(rows), objects_per_row, 2)).astype(np.float32),
-               "cat": np.zeros((len(rows), objects_per_row, 0), np.int64),
-               "mask": np.ones((len(rows), objects_per_row), bool), "file": np.zeros(len(rows), np.int32),
-               "event_number": rows}
+        yield {
+            "cont": g.normal(size=(len(rows), objects_per_row, 2)).astype(np.float32),
+            "cat": np.zeros((len(rows), objects_per_row, 0), np.int64),
+            "mask": np.ones((len(rows), objects_per_row), bool),
+            "file": np.zeros(len(rows), np.int32),
+            "event_number": rows,
+        }
 
 
 def _rows_of(batches):
@@ -63,8 +67,18 @@ def test_device_counts_from_params():
 def _torchrun(args, params, tmp_path, nproc=2):
     path = tmp_path / f"params-{args[0]}.yaml"
     config.dump(params, path)
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
-           "-m", "treasure_lib.cli", *args, "--params", str(path)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc-per-node={nproc}",
+        "-m",
+        "treasure_lib.cli",
+        *args,
+        "--params",
+        str(path),
+    ]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return done
@@ -72,11 +86,21 @@ def _torchrun(args, params, tmp_path, nproc=2):
 
 def _tokenizer_params(tmp_path):
     files = _toy_files(tmp_path / "data", n=600)
-    return _event_params(tmp_path, files, "tokenizer.collections=[electrons, muons]", "tokenizer.codebook_size=16",
-                         "tokenizer.per_collection={}", "tokenizer.latent_dim=8", "tokenizer.width=32",
-                         "tokenizer.scaler_sample_objects=5000", "tokenizer.train.batch_objects=64",
-                         "tokenizer.train.max_epochs=2", "tokenizer.train.progress_bar=false",
-                         "tokenizer.train.accelerator=cpu", "tokenizer.train.cache_rows=0")
+    return _event_params(
+        tmp_path,
+        files,
+        "tokenizer.collections=[electrons, muons]",
+        "tokenizer.codebook_size=16",
+        "tokenizer.per_collection={}",
+        "tokenizer.latent_dim=8",
+        "tokenizer.width=32",
+        "tokenizer.scaler_sample_objects=5000",
+        "tokenizer.train.batch_objects=64",
+        "tokenizer.train.max_epochs=2",
+        "tokenizer.train.progress_bar=false",
+        "tokenizer.train.accelerator=cpu",
+        "tokenizer.train.cache_rows=0",
+    )
 
 
 @pytest.mark.slow
@@ -89,8 +113,9 @@ def test_tokenizers_train_on_two_cpu_processes_with_summed_codebook_statistics(t
     ddp["tokenizer"]["output_dir"] = str(tmp_path / "ddp")
     ddp["tokenizer"]["train"].update(devices=2, strategy="ddp")
     done = _torchrun(["train-tokenizer"], ddp, tmp_path)  # a step whose statistics differ between ranks raises
-    assert done.stdout.count("electrons ") == 1 and done.stdout.count("muons ") == 1, \
+    assert done.stdout.count("electrons ") == 1 and done.stdout.count("muons ") == 1, (
         "only the main process reports (and writes) the cards, one per collection"
+    )
     for collection in ("electrons", "muons"):
         steps = {}
         for name in ("single", "ddp"):
@@ -111,12 +136,27 @@ def test_unsynchronised_codebook_statistics_are_caught(tmp_path):
     path = tmp_path / "params.yaml"
     config.dump(ddp, path)
     wrapper = tmp_path / "no_sync.py"
-    wrapper.write_text("import sys\nfrom treasure_lib.tokenizers import codebooks\n"
-                       "codebooks.distribute = lambda quantizer, on: None\n"
-                       "from treasure_lib.cli import main\nsys.exit(main())\n")
-    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
-                           str(wrapper), "train-tokenizer", "--params", str(path)], capture_output=True, text=True,
-                          timeout=600)
+    wrapper.write_text(
+        "import sys\nfrom treasure_lib.tokenizers import codebooks\n"
+        "codebooks.distribute = lambda quantizer, on: None\n"
+        "from treasure_lib.cli import main\nsys.exit(main())\n"
+    )
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc-per-node=2",
+            str(wrapper),
+            "train-tokenizer",
+            "--params",
+            str(path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode != 0 and "statistics differ between DDP ranks" in done.stdout + done.stderr
 
 

@@ -5,6 +5,7 @@ still verifies; its identity is exactly the params it reads, its inputs' content
 guards every writer of a run folder; bad input is one line and writes nothing. The end-to-end parts (a SIGKILL in
 the middle of training and of export, the README's CLI-then-`treasure run --force` sequence) are marked slow.
 """
+
 from __future__ import annotations
 
 import json
@@ -57,6 +58,7 @@ def _toy_build(log: list):
         (out / "weights.pt").write_text(f"weights {len(log)}")
         (out / "card.json").write_text('{"codebook_size": 16}')
         log.append(out)
+
     return build
 
 
@@ -83,10 +85,12 @@ def test_a_stage_whose_files_changed_after_its_build_is_rebuilt_and_the_file_nam
 
 def test_a_build_killed_half_way_leaves_a_partial_folder_that_the_next_build_clears(tmp_path):
     folder = tmp_path / "artifacts"
-    script = (f"import time; from pathlib import Path; from treasure_lib.runs.stage import Stage\n"
-              f"s = Stage(Path({str(folder)!r}), 'tokens', {{'k': 1}})\n"
-              f"with s.build() as out:\n    out.mkdir(); (out / 'a.parquet').write_text('half'); print('writing', "
-              f"flush=True); time.sleep(60)\n")
+    script = (
+        f"import time; from pathlib import Path; from treasure_lib.runs.stage import Stage\n"
+        f"s = Stage(Path({str(folder)!r}), 'tokens', {{'k': 1}})\n"
+        f"with s.build() as out:\n    out.mkdir(); (out / 'a.parquet').write_text('half'); print('writing', "
+        f"flush=True); time.sleep(60)\n"
+    )
     proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
     assert proc.stdout.readline().strip() == "writing"
     proc.send_signal(signal.SIGKILL)
@@ -127,8 +131,12 @@ def test_a_chapter_is_complete_only_while_its_notebook_is_the_one_its_run_wrote(
     status = Status(tmp_path)
     import hashlib
 
-    status.set("02_tokenization", state="complete", inputs_sha256="h",
-               notebook_sha256=hashlib.sha256(notebook.read_bytes()).hexdigest())
+    status.set(
+        "02_tokenization",
+        state="complete",
+        inputs_sha256="h",
+        notebook_sha256=hashlib.sha256(notebook.read_bytes()).hexdigest(),
+    )
     assert status.is_complete("02_tokenization", "h", notebook)
     notebook.write_text('{"cells": [1]}')
     assert not status.is_complete("02_tokenization", "h", notebook)
@@ -142,16 +150,27 @@ def test_a_complete_scan_point_whose_notebook_changed_runs_again(tmp_path, monke
 
     monkeypatch.chdir(ROOT)
     path = tmp_path / "s.yaml"
-    path.write_text(f"name: s\nbase: {DEFAULT}\noutput_dir: {tmp_path / 'out'}\ngrid: {{study.seed: [1]}}\n"
-                    f"chapters: [01_data]\n")
+    path.write_text(
+        f"name: s\nbase: {DEFAULT}\noutput_dir: {tmp_path / 'out'}\ngrid: {{study.seed: [1]}}\nchapters: [01_data]\n"
+    )
     s = scans.load_scan(path)
     point = scans.expand(s)[0]
     notebook = point.dir / "notebooks" / "01_data.ipynb"
     notebook.parent.mkdir(parents=True)
     notebook.write_text('{"cells": []}')
-    (point.dir / "status.json").write_text(json.dumps({"chapters": {"01_data": {
-        "state": "complete", "notebook": "notebooks/01_data.ipynb",
-        "notebook_sha256": hashlib.sha256(notebook.read_bytes()).hexdigest()}}}))
+    (point.dir / "status.json").write_text(
+        json.dumps(
+            {
+                "chapters": {
+                    "01_data": {
+                        "state": "complete",
+                        "notebook": "notebooks/01_data.ipynb",
+                        "notebook_sha256": hashlib.sha256(notebook.read_bytes()).hexdigest(),
+                    }
+                }
+            }
+        )
+    )
     P.mark(point, state="complete", chapters=["01_data"])
     assert P.finished(s, point) == "complete" and not P.must_rerun(s, point)
     notebook.write_text('{"cells": ["edited"]}')
@@ -210,8 +229,11 @@ def test_every_token_file_is_checked_for_its_columns_before_training(token_files
     bad = tmp_path / f"no_{column}.tokens.parquet"
     table = pq.read_table(token_files[1])
     pq.write_table(table.drop_columns([column]), bad)
-    with pytest.raises(InputFileError, match=rf"no_{column}\.tokens\.parquet: a tokens Parquet without column\(s\) "
-                                             rf"\['{column}'\]"):
+    with pytest.raises(
+        InputFileError,
+        match=rf"no_{column}\.tokens\.parquet: a tokens Parquet without column\(s\) "
+        rf"\['{column}'\]",
+    ):
         TokenFiles([token_files[0], bad])  # the second file: not only the first one's columns count
 
 
@@ -231,9 +253,16 @@ def _edit(path: Path, old: str, new: str) -> None:
     path.write_text(text.replace(old, new, 1))
 
 
-@pytest.mark.parametrize("module, stage", [("metric_keys.py", "classify"), ("metric_keys.py", "pretrain"),
-                                           ("collections.py", "classify"), ("collections.py", "tokenizers"),
-                                           ("splits.py", "leakage")])
+@pytest.mark.parametrize(
+    "module, stage",
+    [
+        ("metric_keys.py", "classify"),
+        ("metric_keys.py", "pretrain"),
+        ("collections.py", "classify"),
+        ("collections.py", "tokenizers"),
+        ("splits.py", "leakage"),
+    ],
+)
 def test_editing_a_module_a_stage_imports_rebuilds_it(lib_copy, module, stage):
     before = stages.code(stage, lib_copy)
     assert before == stages.code(stage), "a copy of the library hashes as the library"
@@ -312,18 +341,31 @@ def test_a_classifier_stage_hashes_the_same_in_a_spawned_worker_as_in_its_parent
     assert there == here
 
 
-@pytest.mark.parametrize("kind, override", [
-    ("evaluation-only", "classify.f_c=0.05"), ("evaluation-only", "classify.f_tau=0.05"),
-    ("evaluation-only", "classify.pt_bins_gev=[20, 100, 1000]"), ("evaluation-only", "classify.n_boot=7"),
-    ("performance-only", "data.chunk_size=77"), ("performance-only", "export.batch_size=33"),
-    ("performance-only", "classify.jobs=3")])
+@pytest.mark.parametrize(
+    "kind, override",
+    [
+        ("evaluation-only", "classify.f_c=0.05"),
+        ("evaluation-only", "classify.f_tau=0.05"),
+        ("evaluation-only", "classify.pt_bins_gev=[20, 100, 1000]"),
+        ("evaluation-only", "classify.n_boot=7"),
+        ("performance-only", "data.chunk_size=77"),
+        ("performance-only", "export.batch_size=33"),
+        ("performance-only", "classify.jobs=3"),
+    ],
+)
 def test_keys_a_stage_never_reads_rebuild_nothing(toy_run, tmp_path, monkeypatch, kind, override):
     before = _hashes(toy_run(), tmp_path, monkeypatch)
     assert _hashes(toy_run(override), tmp_path, monkeypatch) == before, f"{kind} key {override} rebuilt a stage"
 
 
-@pytest.mark.parametrize("override, changed", [
-    ("tokenizer.codebook_size=8", "tokenizers"), ("export.layout=flat", "tokens"), ("classify.train.lr=0.01", "classify")])
+@pytest.mark.parametrize(
+    "override, changed",
+    [
+        ("tokenizer.codebook_size=8", "tokenizers"),
+        ("export.layout=flat", "tokens"),
+        ("classify.train.lr=0.01", "classify"),
+    ],
+)
 def test_keys_a_stage_reads_rebuild_it(toy_run, tmp_path, monkeypatch, override, changed):
     before = _hashes(toy_run(), tmp_path, monkeypatch)
     after = _hashes(toy_run(override), tmp_path, monkeypatch)
@@ -336,11 +378,17 @@ def test_evaluation_only_keys_change_the_numbers_without_retraining(tmp_path):
     rng = np.random.default_rng(3)
     label = np.repeat([0, 1, 2, 3], [150, 150, 600, 100])
     probs = rng.dirichlet(np.ones(4), size=label.size) * 0.8 + 0.2 * np.eye(4)[label]
-    np.savez(folder / "predictions.npz", probs=probs.astype(np.float32), label=label,
-             weight=np.ones(label.size, np.float32), jet_pt=rng.uniform(20e3, 400e3, label.size))
+    np.savez(
+        folder / "predictions.npz",
+        probs=probs.astype(np.float32),
+        label=label,
+        weight=np.ones(label.size, np.float32),
+        jet_pt=rng.uniform(20e3, 400e3, label.size),
+    )
     stage = folder.parents[1]
-    (stage / "metrics.json").write_text(json.dumps({"classify.flavour.tokens.best_epoch": 3.0,
-                                                    "classify.flavour.tokens.pt_bin_20_1000.n": 1.0}))
+    (stage / "metrics.json").write_text(
+        json.dumps({"classify.flavour.tokens.best_epoch": 3.0, "classify.flavour.tokens.pt_bin_20_1000.n": 1.0})
+    )
     params = lambda *o: config.load([DEFAULT], ["classify.seeds=[1]", *o])  # noqa: E731
     first = stages.evaluated(stage, params())
     second = stages.evaluated(stage, params("classify.f_c=0.05", "classify.pt_bins_gev=[20, 60, 1000]"))
@@ -358,8 +406,10 @@ def test_evaluation_only_keys_change_the_numbers_without_retraining(tmp_path):
 def holder(tmp_path):
     """Another process writing the run folder runs/jets/held (as `treasure run` does) until the test ends."""
     run_dir = tmp_path / "runs" / "jets" / "held"
-    script = (f"import time; from treasure_lib.runs import lock\n"
-              f"with lock.writing({str(run_dir)!r}, 'treasure run'):\n    print('held', flush=True); time.sleep(120)\n")
+    script = (
+        f"import time; from treasure_lib.runs import lock\n"
+        f"with lock.writing({str(run_dir)!r}, 'treasure run'):\n    print('held', flush=True); time.sleep(120)\n"
+    )
     proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
     assert proc.stdout.readline().strip() == "held"
     yield run_dir
@@ -405,14 +455,18 @@ def test_new_params_move_the_chapters_completion_aside_with_the_metrics(tmp_path
 # ----------------------------------------------------------------------------- bad input, one line, nothing written
 
 
-@pytest.mark.parametrize("override, expected", [
-    ("tokenizer.train.devices=banana", "key 'tokenizer.train.devices' must be a number of devices"),
-    ("model.d_model=30", "key 'model.d_model' (30) must be divisible by 'model.n_heads' (4)"),
-    ("pretrain.mask_rate=2", "key 'pretrain.mask_rate' is the fraction of positions to predict"),
-    ("model.dropout=1.5", "key 'model.dropout' is a probability or fraction"),
-    ("classify.label_fraction=0", "key 'classify.label_fraction' must lie in (0, 1]"),
-    ("classify.label_fractions=[0.5, 2]", "key 'classify.label_fractions[1]' must lie in (0, 1)"),
-    ("study.name=../../../x", "key 'study.name' must be a plain folder name")])
+@pytest.mark.parametrize(
+    "override, expected",
+    [
+        ("tokenizer.train.devices=banana", "key 'tokenizer.train.devices' must be a number of devices"),
+        ("model.d_model=30", "key 'model.d_model' (30) must be divisible by 'model.n_heads' (4)"),
+        ("pretrain.mask_rate=2", "key 'pretrain.mask_rate' is the fraction of positions to predict"),
+        ("model.dropout=1.5", "key 'model.dropout' is a probability or fraction"),
+        ("classify.label_fraction=0", "key 'classify.label_fraction' must lie in (0, 1]"),
+        ("classify.label_fractions=[0.5, 2]", "key 'classify.label_fractions[1]' must lie in (0, 1)"),
+        ("study.name=../../../x", "key 'study.name' must be a plain folder name"),
+    ],
+)
 def test_bad_params_are_one_line_and_write_nothing(tmp_path, capsys, monkeypatch, override, expected):
     monkeypatch.chdir(tmp_path)
     assert main(["run", "--params", str(DEFAULT), "--chapters", "01_data", override]) == 2
@@ -422,9 +476,16 @@ def test_bad_params_are_one_line_and_write_nothing(tmp_path, capsys, monkeypatch
         config.load([DEFAULT], [override])
 
 
-@pytest.mark.parametrize("edit, expected", [
-    (("name: ok", "name: ../../.."), "'name' must be a plain folder name"),
-    (("chapters: [02_tokenization]", "chapters: [02_tokenisation]"), "chapter '02_tokenisation': no chapter matches")])
+@pytest.mark.parametrize(
+    "edit, expected",
+    [
+        (("name: ok", "name: ../../.."), "'name' must be a plain folder name"),
+        (
+            ("chapters: [02_tokenization]", "chapters: [02_tokenisation]"),
+            "chapter '02_tokenisation': no chapter matches",
+        ),
+    ],
+)
 @pytest.mark.parametrize("verb", ["status", "list"])
 def test_bad_scan_files_are_one_line(tmp_path, capsys, monkeypatch, edit, expected, verb):
     monkeypatch.chdir(ROOT)
@@ -438,11 +499,30 @@ def test_the_snakefile_quotes_the_scan_path(tmp_path):
     folder = tmp_path / "a b;c"
     folder.mkdir()
     scan = folder / "s.yaml"
-    scan.write_text(f"name: quoting\nbase: {DEFAULT}\noutput_dir: {tmp_path / 'out'}\ngrid: {{study.seed: [1]}}\n"
-                    f"chapters: [01_data]\n")
-    out = subprocess.run([sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "workflow" / "Snakefile"),
-                          "--directory", str(ROOT), "--config", f"scan={scan}", "--cores", "1", "--dry-run",
-                          "--printshellcmds"], capture_output=True, text=True, cwd=ROOT)
+    scan.write_text(
+        f"name: quoting\nbase: {DEFAULT}\noutput_dir: {tmp_path / 'out'}\ngrid: {{study.seed: [1]}}\n"
+        f"chapters: [01_data]\n"
+    )
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "--snakefile",
+            str(ROOT / "workflow" / "Snakefile"),
+            "--directory",
+            str(ROOT),
+            "--config",
+            f"scan={scan}",
+            "--cores",
+            "1",
+            "--dry-run",
+            "--printshellcmds",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
     commands = [ln for ln in out.stdout.splitlines() if "scan point" in ln]
     assert commands and f"scan point '{scan}' --id" in commands[0], out.stdout + out.stderr
 
@@ -464,15 +544,33 @@ def jets_data(tmp_path_factory):
     from treasure_lib.generate import generate
 
     out = tmp_path_factory.mktemp("data")
-    generate(config.load([DEFAULT], [f"generate.output_dir={out}", "generate.samples={ttbar: 300, Zprime_qq: 150}",
-                                     "generate.layouts=[jets]", "study.seed=11", "generate.workers=1"]), progress=False)
+    generate(
+        config.load(
+            [DEFAULT],
+            [
+                f"generate.output_dir={out}",
+                "generate.samples={ttbar: 300, Zprime_qq: 150}",
+                "generate.layouts=[jets]",
+                "study.seed=11",
+                "generate.workers=1",
+            ],
+        ),
+        progress=False,
+    )
     return out
 
 
 def _data_overrides(data: Path) -> list[str]:
-    return [f"data.files=[{data}/jets_*.h5]", f"generate.output_dir={data}", "generate.layouts=[jets]",
-            "generate.samples={ttbar: 300, Zprime_qq: 150}", "generate.seed=11", "classify.jobs=1",
-            "tokenizer.train.max_epochs=1", "tokenizer.train.limit_train_batches=4"]
+    return [
+        f"data.files=[{data}/jets_*.h5]",
+        f"generate.output_dir={data}",
+        "generate.layouts=[jets]",
+        "generate.samples={ttbar: 300, Zprime_qq: 150}",
+        "generate.seed=11",
+        "classify.jobs=1",
+        "tokenizer.train.max_epochs=1",
+        "tokenizer.train.limit_train_batches=4",
+    ]
 
 
 BUILD = """
@@ -491,8 +589,13 @@ print(json.dumps(stages.classifier(run)), flush=True)
 
 def _build(run_dir: Path, overrides: list[str], kill_when=None) -> dict | None:
     """Build tokenizers, tokens and a classifier in a process of its own; `kill_when(run_dir)` true: SIGKILL it."""
-    proc = subprocess.Popen([sys.executable, "-c", BUILD, str(TINY), str(run_dir), *overrides], cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", BUILD, str(TINY), str(run_dir), *overrides],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     if kill_when is not None:
         while proc.poll() is None and not kill_when(run_dir):
             time.sleep(0.05)
@@ -523,8 +626,9 @@ def test_killed_in_training_and_in_export_a_build_resumes_to_identical_metrics(j
     reference = _build(tmp_path / "reference", overrides)
     assert _untimed(resumed) == _untimed(reference) and len(resumed) > 20
     assert not list((tmp_path / "run").rglob("*partial*")), "no partial folder after the next run"
-    records = {r: json.loads((tmp_path / r / "artifacts" / "tokens.stage.json").read_text())
-               for r in ("run", "reference")}
+    records = {
+        r: json.loads((tmp_path / r / "artifacts" / "tokens.stage.json").read_text()) for r in ("run", "reference")
+    }
     assert records["run"]["content_sha256"] == records["reference"]["content_sha256"], "identical token files"
     artifacts = tmp_path / "run" / "artifacts"
     record = json.loads((artifacts / "tokenizers.stage.json").read_text())
@@ -536,8 +640,9 @@ def test_killed_in_training_and_in_export_a_build_resumes_to_identical_metrics(j
 
 
 @pytest.mark.slow
-def test_a_cli_step_with_an_override_then_treasure_run_force_rebuilds_never_reuses_its_cards(jets_data, tmp_path,
-                                                                                               monkeypatch, capsys):
+def test_a_cli_step_with_an_override_then_treasure_run_force_rebuilds_never_reuses_its_cards(
+    jets_data, tmp_path, monkeypatch, capsys
+):
     """README: `treasure train-tokenizer tokenizer.codebook_size=8`, then `treasure run --force` (params: 16)."""
     for folder in ("params", "notebooks"):
         os.symlink(ROOT / folder, tmp_path / folder)
@@ -550,7 +655,10 @@ def test_a_cli_step_with_an_override_then_treasure_run_force_rebuilds_never_reus
     assert config.read_yaml(run_dir / "params.yaml")["tokenizer"]["codebook_size"] == 8, "the step's params, recorded"
     assert main(["run", "--params", str(TINY), "--chapters", "02_tokenization", "--force", *overrides]) == 0
     assert json.loads(card.read_text())["vocabulary"]["codebook_size"] == 16, "rebuilt for the run's params"
-    held = {n: i["hash"] for f in (run_dir / "artifacts" / "tokens").glob("*.tokens.parquet")
-            for n, i in json.loads(pq.read_schema(f).metadata[b"treasure.cards"]).items()}
+    held = {
+        n: i["hash"]
+        for f in (run_dir / "artifacts" / "tokens").glob("*.tokens.parquet")
+        for n, i in json.loads(pq.read_schema(f).metadata[b"treasure.cards"]).items()
+    }
     assert held["tracks"] == cards.card_hash(card.parent), "the token files were made with the cards of the run"
     assert torch.load(card.parent / "weights.pt", weights_only=True), "a card the run can load"

@@ -1,4 +1,5 @@
 """Interoperability with atlas-ftag-tools, the reader and writer the FTAG community uses."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -6,9 +7,8 @@ import pytest
 
 ftag_hdf5 = pytest.importorskip("ftag.hdf5")
 
-from treasure_lib.io.reader import H5Stream  # noqa: E402
 from treasure_lib.io.h5_writer import batch_to_arrays, write_batches  # noqa: E402
-
+from treasure_lib.io.reader import H5Stream  # noqa: E402
 from treasure_lib.io.toy import make_batch  # noqa: E402
 
 
@@ -30,8 +30,9 @@ def test_our_compound_file_reads_identically_in_ftag(tmp_path, jet_collections):
     data = reader.load({"jets": ["pt", "eta", "HadronConeExclTruthLabelID"], "tracks": tracks_vars})
     assert data["jets"].shape == (500,) and data["tracks"].shape == (500, 40)
     np.testing.assert_array_equal(data["jets"]["pt"], batch.scalars("jets")[:, 0])
-    np.testing.assert_array_equal(data["jets"]["HadronConeExclTruthLabelID"],
-                                  batch["jets"].truth["HadronConeExclTruthLabelID"][:, 0])
+    np.testing.assert_array_equal(
+        data["jets"]["HadronConeExclTruthLabelID"], batch["jets"].truth["HadronConeExclTruthLabelID"][:, 0]
+    )
     np.testing.assert_array_equal(data["tracks"]["valid"], batch["tracks"].mask)
     for i, name in enumerate(jet_collections["tracks"].features):
         np.testing.assert_array_equal(data["tracks"][name], batch["tracks"].features[..., i])
@@ -41,8 +42,13 @@ def test_ftag_written_file_reads_identically_in_ours(tmp_path, jet_collections):
     batch = _ordered(jet_collections, 300, seed=3)
     arrays = batch_to_arrays(batch, jet_collections)
     path = tmp_path / "ftag.h5"
-    writer = ftag_hdf5.H5Writer(dst=path, dtypes={k: v.dtype for k, v in arrays.items()},
-                                shapes={k: v.shape for k, v in arrays.items()}, compression="gzip", shuffle=False)
+    writer = ftag_hdf5.H5Writer(
+        dst=path,
+        dtypes={k: v.dtype for k, v in arrays.items()},
+        shapes={k: v.shape for k, v in arrays.items()},
+        compression="gzip",
+        shuffle=False,
+    )
     writer.write({k: v[:200] for k, v in arrays.items()})
     writer.write({k: v[200:] for k, v in arrays.items()})
     writer.close()

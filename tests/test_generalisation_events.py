@@ -1,4 +1,5 @@
 """Chapter 07 (events): the signal-region classifier tested against each background after the preselection."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -7,8 +8,15 @@ import pytest
 from treasure_lib.datamodules.tasks import Task
 from treasure_lib.study import generalisation as gen
 
-TASK = Task(name="h_vs_zz_sr", class_names=("qqZZ", "H"), classes={"qqZZ_4l": 0, "ggH_ZZ4l": 1}, others="drop",
-            weights="cross_section", balance=True, require=("pass_h4l_sr",))
+TASK = Task(
+    name="h_vs_zz_sr",
+    class_names=("qqZZ", "H"),
+    classes={"qqZZ_4l": 0, "ggH_ZZ4l": 1},
+    others="drop",
+    weights="cross_section",
+    balance=True,
+    require=("pass_h4l_sr",),
+)
 
 
 def _rows(seed=0):
@@ -29,15 +37,19 @@ def _rows(seed=0):
 
 def test_the_reference_is_the_trained_region_and_each_background_is_tested_after_the_preselection():
     table, n_signal = gen.after_preselection(TASK, *_rows())
-    assert [(r["background"], r["region"]) for r in table] == [("qqZZ_4l", "signal region"), ("Zjets", "preselection"),
-                                                               ("qqZZ_4l", "preselection"), ("ttbar", "preselection")]
+    assert [(r["background"], r["region"]) for r in table] == [
+        ("qqZZ_4l", "signal region"),
+        ("Zjets", "preselection"),
+        ("qqZZ_4l", "preselection"),
+        ("ttbar", "preselection"),
+    ]
     assert n_signal == {"signal region": 200, "preselection": 400}
     ref, zjets, zz, ttbar = table
     assert ref["n_background"] == 200 and zz["n_background"] == 400 and ttbar["n_background"] == 200
-    assert ref["auc"] == pytest.approx(0.9977, abs=0.005)        # two Gaussians 0.4 apart, width 0.1: Phi(2.83)
+    assert ref["auc"] == pytest.approx(0.9977, abs=0.005)  # two Gaussians 0.4 apart, width 0.1: Phi(2.83)
     assert ttbar["auc"] == pytest.approx(0.24, abs=0.04) and ttbar["auc_change"] < -0.7
     assert zz["trained_on"] and not ttbar["trained_on"]
-    assert zjets["n_background"] == 3 and np.isnan(zjets["auc"])   # fewer than 10 events: no AUC
+    assert zjets["n_background"] == 3 and np.isnan(zjets["auc"])  # fewer than 10 events: no AUC
     assert zjets["background_fb"] == pytest.approx(1500.0) and ttbar["background_fb"] == pytest.approx(20000.0)
     assert 0 < ref["auc_err"] < 0.01
 
@@ -52,8 +64,14 @@ def test_metrics_quote_an_auc_only_where_there_are_events():
 
 def _gen(converged=True):
     table, n_signal = gen.after_preselection(TASK, *_rows())
-    return {"table": table, "converged": converged, "health": {"converged": 0.0, "best_epoch": 0.0, "epochs_run": 3.0},
-            "trained_on": ["qqZZ_4l"], "signal": ["ggH_ZZ4l"], "n_signal": n_signal}
+    return {
+        "table": table,
+        "converged": converged,
+        "health": {"converged": 0.0, "best_epoch": 0.0, "epochs_run": 3.0},
+        "trained_on": ["qqZZ_4l"],
+        "signal": ["ggH_ZZ4l"],
+        "n_signal": n_signal,
+    }
 
 
 def test_the_verdict_names_what_the_classifier_learned_and_what_cannot_be_tested():
@@ -68,6 +86,12 @@ def test_the_verdict_names_what_the_classifier_learned_and_what_cannot_be_tested
 def test_the_table_lists_the_trained_region_first_with_units():
     rows = gen.events_table(_gen())
     assert rows[0]["events"] == "signal region" and rows[0]["tested against"] == "qq -> ZZ* -> 4l (trained on)"
-    assert set(rows[0]) == {"tested against", "events", "AUC", "change", "background test events",
-                            "background σ × ε [fb]"}
+    assert set(rows[0]) == {
+        "tested against",
+        "events",
+        "AUC",
+        "change",
+        "background test events",
+        "background σ × ε [fb]",
+    }
     assert rows[-1]["AUC"] == "—" and rows[-1]["background test events"] == 3

@@ -1,4 +1,5 @@
 """The jets generalisation verdict: a flavour model trained on ttbar jets, tested on ttbar and Z' jets."""
+
 from __future__ import annotations
 
 import math
@@ -7,15 +8,25 @@ from treasure_lib.study.generalisation import jets_sentence
 
 
 def _result(light, light_err, n_b=800):
-    return {"counts": {"n_b": n_b, "n_c": 300, "n_light": 1400},
-            "summary": {"light_rejection_at_77": light, "light_rejection_at_77_err": light_err,
-                        "c_rejection_at_77": 3.2, "c_rejection_at_77_err": 0.4},
-            "bins": [{"value": light, "err": light_err}]}
+    return {
+        "counts": {"n_b": n_b, "n_c": 300, "n_light": 1400},
+        "summary": {
+            "light_rejection_at_77": light,
+            "light_rejection_at_77_err": light_err,
+            "c_rejection_at_77": 3.2,
+            "c_rejection_at_77_err": 0.4,
+        },
+        "bins": [{"value": light, "err": light_err}],
+    }
 
 
 def _gen(z_light, z_err):
-    return {"source": "ttbar", "converged": True, "health": {},
-            "results": {"ttbar": _result(21.0, 5.2), "Zprime_qq": _result(z_light, z_err, n_b=150)}}
+    return {
+        "source": "ttbar",
+        "converged": True,
+        "health": {},
+        "results": {"ttbar": _result(21.0, 5.2), "Zprime_qq": _result(z_light, z_err, n_b=150)},
+    }
 
 
 def test_a_shift_within_the_errors_of_two_independent_test_samples_is_not_called_a_change():
@@ -30,7 +41,16 @@ def test_a_large_drop_on_the_other_sample_is_significant():
 
 
 def test_an_unconverged_source_model_carries_no_verdict():
-    gen = {**_gen(5.0, 1.0), "converged": False, "health": {"seed": 1, "converged": 0.0, "best_epoch": 2.0,
-                                                             "epochs_run": 3.0, "best_val_loss": 1.0,
-                                                             "prior_entropy": 1.01}}
+    gen = {
+        **_gen(5.0, 1.0),
+        "converged": False,
+        "health": {
+            "seed": 1,
+            "converged": 0.0,
+            "best_epoch": 2.0,
+            "epochs_run": 3.0,
+            "best_val_loss": 1.0,
+            "prior_entropy": 1.01,
+        },
+    }
     assert "did not finish learning" in jets_sentence(gen) and "moves by" not in jets_sentence(gen)

@@ -1,4 +1,5 @@
 """The tracks' soft-lepton tag (`leptonID`) is a reconstruction: turn-on, plateau, acceptance and fakes."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -82,8 +83,9 @@ def ttbar():
     parts = []
     for _ in range(4):
         truth = flatten(pythia.nextBatch(200), table)
-        out = simulate_batch(rng, truth, np.ones(truth.n_events, np.float32), np.arange(truth.n_events), cfg, None,
-                             jets_set)
+        out = simulate_batch(
+            rng, truth, np.ones(truth.n_events, np.float32), np.arange(truth.n_events), cfg, None, jets_set
+        )
         tracks = out["tracks"]
         true_pid = np.where(tracks.truth_row >= 0, np.abs(truth.pid[np.maximum(tracks.truth_row, 0)]), 0)
         parts.append((tracks, true_pid, out["jets"]))

@@ -1,4 +1,5 @@
 """Physics sanity of generated samples (slow: generates ~3k events with Pythia on all cores)."""
+
 from __future__ import annotations
 
 import hashlib
@@ -10,8 +11,8 @@ import pytest
 from treasure_lib import config
 from treasure_lib.generate import generate
 from treasure_lib.generate.jets import discriminant_b
-from treasure_lib.io.reader import H5Stream
 from treasure_lib.io.inspect import inspect_file
+from treasure_lib.io.reader import H5Stream
 from treasure_lib.physics import ELECTRON_MASS_MEV, MUON_MASS_MEV, best_z_candidate, invariant_mass
 
 from .conftest import ROOT
@@ -37,8 +38,13 @@ def _events(sample, process, sets):
 def _good_leptons(batch):
     """Electrons (LHMedium) and muons (Medium or better), isolated: arrays [n, 8] over both."""
     el, mu = batch["electrons"], batch["muons"]
-    good = np.concatenate([el.mask & (el.feature("LHMedium") > 0) & (el.feature("trk_iso03") < 0.15),
-                           mu.mask & (mu.feature("quality") <= 1) & (mu.feature("trk_iso03") < 0.15)], axis=1)
+    good = np.concatenate(
+        [
+            el.mask & (el.feature("LHMedium") > 0) & (el.feature("trk_iso03") < 0.15),
+            mu.mask & (mu.feature("quality") <= 1) & (mu.feature("trk_iso03") < 0.15),
+        ],
+        axis=1,
+    )
     cat = lambda f: np.concatenate([el.feature(f), mu.feature(f)], axis=1)  # noqa: E731
     mass = np.concatenate([np.full(el.mask.shape, ELECTRON_MASS_MEV), np.full(mu.mask.shape, MUON_MASS_MEV)], axis=1)
     flavour = np.concatenate([np.zeros(el.mask.shape), np.ones(mu.mask.shape)], axis=1)
@@ -111,12 +117,12 @@ def test_emulated_b_tagging_meets_rejection_targets_on_ttbar(sample):
 
 def test_units_are_mev_and_mm(sample, sets):
     jets, tracks = _jets(sample)
-    assert 30e3 < np.median(jets["pt"]) < 120e3          # jets of tens of GeV, in MeV
+    assert 30e3 < np.median(jets["pt"]) < 120e3  # jets of tens of GeV, in MeV
     d0 = np.abs(tracks["d0"][tracks["valid"]])
-    assert 0.005 < np.median(d0) < 0.2                    # tens of microns, in mm
+    assert 0.005 < np.median(d0) < 0.2  # tens of microns, in mm
     ev = _events(sample, "ttbar", sets)
-    assert 20 < ev.scalars("event")[:, 3].std() < 50      # beam spot sigma_z ~ 35 mm
-    assert 20 < ev.scalars("event")[:, 0].mean() < 80     # Run-3-like mu
+    assert 20 < ev.scalars("event")[:, 3].std() < 50  # beam spot sigma_z ~ 35 mm
+    assert 20 < ev.scalars("event")[:, 0].mean() < 80  # Run-3-like mu
 
 
 def test_files_read_back_through_inspect_ftag_and_our_reader(sample, sets):
@@ -128,7 +134,8 @@ def test_files_read_back_through_inspect_ftag_and_our_reader(sample, sets):
     assert report["metadata"]["n_events"] == 1500
     ftag_hdf5 = pytest.importorskip("ftag.hdf5")
     data = ftag_hdf5.H5Reader(out / "jets_ttbar_000.h5", batch_size=1000, shuffle=False).load(
-        {"jets": ["pt", "HadronConeExclTruthLabelID"], "tracks": ["d0", "valid"]})
+        {"jets": ["pt", "HadronConeExclTruthLabelID"], "tracks": ["d0", "valid"]}
+    )
     ours = H5Stream([out / "jets_ttbar_000.h5"], sets["jets"]).read_all()
     np.testing.assert_array_equal(data["jets"]["pt"], ours.scalars("jets")[:, 0])
     np.testing.assert_array_equal(data["tracks"]["valid"], ours["tracks"].mask)
@@ -137,13 +144,24 @@ def test_files_read_back_through_inspect_ftag_and_our_reader(sample, sets):
 def test_same_seed_gives_byte_identical_files(tmp_path):
     digests = []
     for run in ("a", "b"):
-        params = config.load([DEFAULT], [f"generate.output_dir={tmp_path / run}", "generate.samples={Zjets: 120}",
-                                         "generate.batch_size=50"])
+        params = config.load(
+            [DEFAULT],
+            [f"generate.output_dir={tmp_path / run}", "generate.samples={Zjets: 120}", "generate.batch_size=50"],
+        )
         generate(params, progress=False)
-        digests.append({p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted((tmp_path / run).glob("*.h5"))})
+        digests.append(
+            {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted((tmp_path / run).glob("*.h5"))}
+        )
     assert digests[0] == digests[1] and len(digests[0]) == 2
-    params = config.load([DEFAULT], [f"generate.output_dir={tmp_path / 'c'}", "generate.samples={Zjets: 120}",
-                                     "generate.batch_size=50", "study.seed=1"])
+    params = config.load(
+        [DEFAULT],
+        [
+            f"generate.output_dir={tmp_path / 'c'}",
+            "generate.samples={Zjets: 120}",
+            "generate.batch_size=50",
+            "study.seed=1",
+        ],
+    )
     generate(params, progress=False)
     other = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted((tmp_path / "c").glob("*.h5"))}
     assert other != digests[0]
@@ -156,9 +174,17 @@ def test_missing_samples_are_generated_and_existing_ones_never_rewritten(tmp_pat
     from treasure_lib.study.stages import ensure_samples
 
     def params(**samples):
-        return config.load([DEFAULT], [f"generate.output_dir={tmp_path}", "generate.layouts=[events]", "generate.workers=1",
-                                       f"data.files=[{tmp_path}/events_*.h5]", "data.collection_set=events",
-                                       "generate.samples={" + ", ".join(f"{k}: {v}" for k, v in samples.items()) + "}"])
+        return config.load(
+            [DEFAULT],
+            [
+                f"generate.output_dir={tmp_path}",
+                "generate.layouts=[events]",
+                "generate.workers=1",
+                f"data.files=[{tmp_path}/events_*.h5]",
+                "data.collection_set=events",
+                "generate.samples={" + ", ".join(f"{k}: {v}" for k, v in samples.items()) + "}",
+            ],
+        )
 
     first = params(Zjets=40, Wjets=40)
     assert len(ensure_samples(first, log=lambda _: None)) == 2

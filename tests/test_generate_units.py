@@ -1,4 +1,5 @@
 """Generator building blocks: seeds, job planning, vectorised helpers, tagger calibration."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -24,11 +25,21 @@ def test_job_seeds_are_reproducible_distinct_and_in_pythia_range():
 
 
 def test_large_samples_are_split_into_files_with_consecutive_event_numbers(tmp_path):
-    params = config.load([DEFAULT], [f"generate.output_dir={tmp_path}", "generate.samples={ttbar: 12000, QCD: 10}",
-                                     "generate.events_per_file=5000"])
+    params = config.load(
+        [DEFAULT],
+        [
+            f"generate.output_dir={tmp_path}",
+            "generate.samples={ttbar: 12000, QCD: 10}",
+            "generate.events_per_file=5000",
+        ],
+    )
     jobs = plan_jobs(params)
     assert [(j.process, j.n_events, j.first_event_number) for j in jobs] == [
-        ("ttbar", 5000, 0), ("ttbar", 5000, 5000), ("ttbar", 2000, 10000), ("QCD", 10, 0)]
+        ("ttbar", 5000, 0),
+        ("ttbar", 5000, 5000),
+        ("ttbar", 2000, 10000),
+        ("QCD", 10, 0),
+    ]
     assert jobs[0].jets_path.endswith("jets_ttbar_000.h5") and jobs[2].events_path.endswith("events_ttbar_002.h5")
     assert "Beams:eCM = 13600." in jobs[0].settings and "Top:gg2ttbar = on" in jobs[0].settings
 
@@ -36,7 +47,9 @@ def test_large_samples_are_split_into_files_with_consecutive_event_numbers(tmp_p
 def test_unknown_process_and_detector_parameter_are_explained():
     with pytest.raises(ConfigError, match="unknown process\\(es\\) \\['ttbarr'\\]"):
         plan_jobs(config.load([DEFAULT], ["generate.samples={ttbarr: 10}"]))
-    with pytest.raises(ConfigError, match="'generate.detector.track_efficency_central'; did you mean 'track_efficiency_central'"):
+    with pytest.raises(
+        ConfigError, match="'generate.detector.track_efficency_central'; did you mean 'track_efficiency_central'"
+    ):
         detector_config({"track_efficency_central": 0.9})
 
 

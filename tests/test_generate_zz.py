@@ -1,4 +1,5 @@
 """The ZZ* background under the Higgs peak: generator cut and filter, their bookkeeping, and the window it fills."""
+
 from __future__ import annotations
 
 import awkward as ak
@@ -20,19 +21,25 @@ PROCESSES = ROOT / "params" / "processes.yaml"
 
 def _events(per_event):
     """Awkward events like Pythia's nextBatch: per event a list of (id, status, px, py, pz) in GeV."""
-    return ak.Array([{"prt": [{"id": i, "status": s, "p": {"px": px, "py": py, "pz": pz}} for i, s, px, py, pz in ev]}
-                     for ev in per_event])
+    return ak.Array(
+        [
+            {"prt": [{"id": i, "status": s, "p": {"px": px, "py": py, "pz": pz}} for i, s, px, py, pz in ev]}
+            for ev in per_event
+        ]
+    )
 
 
 def test_lepton_filter_counts_final_state_electrons_and_muons_in_acceptance():
     hard = [(11, 1, 10.0, 0.0, 1.0), (-11, 1, 0.0, 8.0, 0.0), (13, 1, 5.0, 0.0, 0.0), (-13, 1, 0.0, 6.0, 2.0)]
-    events = _events([
-        hard,                                                       # four leptons: kept
-        hard[:3] + [(-13, 1, 0.0, 3.0, 0.0)],                       # the fourth below 4 GeV
-        hard[:3] + [(-13, 1, 5.0, 0.0, 50.0)],                      # the fourth at |eta| ~ 3
-        hard[:3] + [(-13, -23, 0.0, 6.0, 2.0)],                     # the fourth not final state
-        hard[:3] + [(211, 1, 0.0, 20.0, 0.0)],                      # a pion is not a lepton
-    ])
+    events = _events(
+        [
+            hard,  # four leptons: kept
+            hard[:3] + [(-13, 1, 0.0, 3.0, 0.0)],  # the fourth below 4 GeV
+            hard[:3] + [(-13, 1, 5.0, 0.0, 50.0)],  # the fourth at |eta| ~ 3
+            hard[:3] + [(-13, -23, 0.0, 6.0, 2.0)],  # the fourth not final state
+            hard[:3] + [(211, 1, 0.0, 20.0, 0.0)],  # a pion is not a lepton
+        ]
+    )
     assert LeptonFilter(leptons=4, pt_min_gev=4.0, eta_max=2.7).accept(events).tolist() == [True] + [False] * 4
     assert LeptonFilter(leptons=3).accept(events).all()
     assert LeptonFilter().describe() == ">= 4 final-state e/mu with pT > 4 GeV and |eta| < 2.7"
@@ -50,8 +57,15 @@ def test_filtered_batches_keep_the_first_accepted_events_and_count_what_it_took(
 
 
 def _params(tmp_path, processes):
-    return config.load([DEFAULT], [f"generate.output_dir={tmp_path}", f"generate.processes_file={processes}",
-                                   "generate.samples={qqZZ_4l: 100}", "generate.layouts=[events]"])
+    return config.load(
+        [DEFAULT],
+        [
+            f"generate.output_dir={tmp_path}",
+            f"generate.processes_file={processes}",
+            "generate.samples={qqZZ_4l: 100}",
+            "generate.layouts=[events]",
+        ],
+    )
 
 
 def test_changed_generator_settings_mark_files_stale(tmp_path):
@@ -65,14 +79,24 @@ def test_changed_generator_settings_mark_files_stale(tmp_path):
     (tmp_path / "events_qqZZ_4l_000.h5").write_bytes(b"")
     (tmp_path / RECORD).write_text(f'{{"events_qqZZ_4l_000.h5": "{job_key(job)}"}}')
     assert stale_files(params) == []
-    for change in ({"settings": blocks["qqZZ_4l"]["settings"] + ["PhaseSpace:mHatMax = 150."]},
-                   {"generator_cut": "something else"}, {"filter": {"leptons": 3}}):
+    for change in (
+        {"settings": blocks["qqZZ_4l"]["settings"] + ["PhaseSpace:mHatMax = 150."]},
+        {"generator_cut": "something else"},
+        {"filter": {"leptons": 3}},
+    ):
         other = tmp_path / "other.yaml"
         other.write_text(yaml.safe_dump({"qqZZ_4l": {**blocks["qqZZ_4l"], **change}}))
         assert stale_files(_params(tmp_path, other)) == ["events_qqZZ_4l_000.h5"], change
-    other_detector = config.load([DEFAULT], [f"generate.output_dir={tmp_path}", f"generate.processes_file={PROCESSES}",
-                                             "generate.samples={qqZZ_4l: 100}", "generate.layouts=[events]",
-                                             "generate.detector.track_muon_tag_efficiency=0.8"])
+    other_detector = config.load(
+        [DEFAULT],
+        [
+            f"generate.output_dir={tmp_path}",
+            f"generate.processes_file={PROCESSES}",
+            "generate.samples={qqZZ_4l: 100}",
+            "generate.layouts=[events]",
+            "generate.detector.track_muon_tag_efficiency=0.8",
+        ],
+    )
     assert stale_files(other_detector) == ["events_qqZZ_4l_000.h5"]
 
 
@@ -111,8 +135,15 @@ def test_zz_background_fills_the_higgs_window(tmp_path, sets):
     from treasure_lib.higgs4l import high_level_variables, quadruplets_of
     from treasure_lib.io.reader import H5Stream
 
-    params = config.load([DEFAULT], [f"generate.output_dir={tmp_path}", "generate.samples={qqZZ_4l: 1000}",
-                                     "generate.layouts=[events]", "generate.workers=1"])
+    params = config.load(
+        [DEFAULT],
+        [
+            f"generate.output_dir={tmp_path}",
+            "generate.samples={qqZZ_4l: 1000}",
+            "generate.layouts=[events]",
+            "generate.workers=1",
+        ],
+    )
     generate(params, progress=False)
     path = tmp_path / "events_qqZZ_4l_000.h5"
     with h5py.File(path) as f:
@@ -126,8 +157,9 @@ def test_zz_background_fills_the_higgs_window(tmp_path, sets):
     selected = quads.passed["m34"]
     m4l = high_level_variables(quads)["m4l"][selected]
     reco_share = float(np.mean((m4l > 115.0) & (m4l < 130.0)))
-    generator_share = _generator_window_share(params["generate"]["pythia_common"]
-                                              + load_processes(PROCESSES)["qqZZ_4l"]["settings"])
+    generator_share = _generator_window_share(
+        params["generate"]["pythia_common"] + load_processes(PROCESSES)["qqZZ_4l"]["settings"]
+    )
     assert selected.sum() >= 150
     assert reco_share >= 0.35
     assert abs(reco_share - generator_share) < 0.12, (reco_share, generator_share)

@@ -1,4 +1,5 @@
 """The H5 data layer: both layouts round trip, streaming, ordering, cuts and every bad input."""
+
 from __future__ import annotations
 
 import h5py
@@ -7,19 +8,29 @@ import pytest
 
 from treasure_lib.errors import ConfigError, InputFileError
 from treasure_lib.io.batch import concat
-from treasure_lib.io.reader import H5Stream
 from treasure_lib.io.h5_writer import H5Writer, batch_to_arrays, write_batches
 from treasure_lib.io.inspect import format_inspection, inspect_file
-
+from treasure_lib.io.reader import H5Stream
 from treasure_lib.io.toy import make_batch
 
-META = {"dsid": 601229, "process": "ttbar", "cross_section_pb": 729.8, "filter_efficiency": 1.0, "k_factor": 1.0,
-        "sqrt_s_tev": 13.6, "is_mc": True, "n_events": 300}
+META = {
+    "dsid": 601229,
+    "process": "ttbar",
+    "cross_section_pb": 729.8,
+    "filter_efficiency": 1.0,
+    "k_factor": 1.0,
+    "sqrt_s_tev": 13.6,
+    "is_mc": True,
+    "n_events": 300,
+}
 
 
 def _write(path, collections, n=300, seed=0, width=None, chunk=None):
-    batches = [make_batch(collections, n, seed=seed, width=width)] if chunk is None else \
-        [make_batch(collections, chunk, seed=seed + i, width=width, start=i * chunk) for i in range(n // chunk)]
+    batches = (
+        [make_batch(collections, n, seed=seed, width=width)]
+        if chunk is None
+        else [make_batch(collections, chunk, seed=seed + i, width=width, start=i * chunk) for i in range(n // chunk)]
+    )
     write_batches(path, batches, collections, metadata=META)
     return concat(batches)
 
@@ -130,11 +141,14 @@ def test_scalar_cut_drops_rows_and_object_cut_drops_objects(tmp_path, jet_collec
     np.testing.assert_array_equal(tracks.mask.sum(1), n_pass)
 
 
-@pytest.mark.parametrize("text, message", [
-    ("jets.pt >> 3", "expected '<collection>.<feature> <op> <number>'"),
-    ("muons.pt > 3", "no collection 'muons'; available: jets, tracks"),
-    ("jets.ptt > 3", "collection 'jets' has no feature 'ptt'; available: .*pt"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("jets.pt >> 3", "expected '<collection>.<feature> <op> <number>'"),
+        ("muons.pt > 3", "no collection 'muons'; available: jets, tracks"),
+        ("jets.ptt > 3", "collection 'jets' has no feature 'ptt'; available: .*pt"),
+    ],
+)
 def test_bad_cuts_are_explained(jet_collections, tmp_path, text, message):
     with pytest.raises(ConfigError, match=message):
         H5Stream([tmp_path / "x.h5"], jet_collections, cuts=[text])
@@ -143,8 +157,9 @@ def test_bad_cuts_are_explained(jet_collections, tmp_path, text, message):
 def test_flavour_labels_come_from_the_fixed_table(tmp_path, jet_collections):
     written = _write(tmp_path / "j.h5", jet_collections, n=200)
     label = {"collection": "jets", "field": "HadronConeExclTruthLabelID", "table": "flavour"}
-    read = H5Stream([tmp_path / "j.h5"], jet_collections, label=label,
-                    weight={"collection": "jets", "field": "mcEventWeight"}).read_all()
+    read = H5Stream(
+        [tmp_path / "j.h5"], jet_collections, label=label, weight={"collection": "jets", "field": "mcEventWeight"}
+    ).read_all()
     raw = written["jets"].truth["HadronConeExclTruthLabelID"][:, 0]
     expected = np.select([raw == 5, raw == 4, raw == 0, raw == 15], [0, 1, 2, 3], -1)
     np.testing.assert_array_equal(read.labels, expected)
@@ -156,13 +171,17 @@ def test_unknown_flavour_value_is_an_error_naming_file_and_value(tmp_path, jet_c
     batch["jets"].truth["HadronConeExclTruthLabelID"][3] = 7
     write_batches(tmp_path / "j.h5", [batch], jet_collections)
     label = {"collection": "jets", "field": "HadronConeExclTruthLabelID", "table": "flavour"}
-    with pytest.raises(InputFileError, match=r"j\.h5: jets\.HadronConeExclTruthLabelID: flavour label value\(s\) \[7\]"):
+    with pytest.raises(
+        InputFileError, match=r"j\.h5: jets\.HadronConeExclTruthLabelID: flavour label value\(s\) \[7\]"
+    ):
         H5Stream([tmp_path / "j.h5"], jet_collections, label=label).read_all()
 
 
 def test_metadata_labels_map_the_process_to_a_class(tmp_path, event_collections):
     path = _write_path(tmp_path, event_collections, n=100)
-    read = H5Stream([path], event_collections, label={"metadata": "process", "classes": {"ttbar": 1, "Zjets": 0}}).read_all()
+    read = H5Stream(
+        [path], event_collections, label={"metadata": "process", "classes": {"ttbar": 1, "Zjets": 0}}
+    ).read_all()
     assert (read.labels == 1).all()
     with pytest.raises(InputFileError, match=r"metadata process='ttbar' is not among the label classes"):
         H5Stream([path], event_collections, label={"metadata": "process", "classes": {"Zjets": 0}}).read_all()
@@ -196,8 +215,11 @@ def test_missing_feature_lists_what_is_available(event_collections, tmp_path):
     path = _write_path(tmp_path, event_collections, n=50)
     with h5py.File(path, "a") as f:
         del f["objects/muons/trk_iso03"]
-    with pytest.raises(InputFileError, match=r"collection 'muons': feature 'trk_iso03' missing: no dataset "
-                                             r"'objects/muons/trk_iso03'; available in 'objects/muons': charge, eta"):
+    with pytest.raises(
+        InputFileError,
+        match=r"collection 'muons': feature 'trk_iso03' missing: no dataset "
+        r"'objects/muons/trk_iso03'; available in 'objects/muons': charge, eta",
+    ):
         H5Stream([path], event_collections).read_all()
 
 
@@ -208,9 +230,17 @@ def test_missing_compound_field_lists_the_fields(jet_collections, tmp_path):
     names = [n for n in tracks.dtype.names if n != "d0"]
     arrays["tracks"] = tracks[names]
     with H5Writer(tmp_path / "nod0.h5") as w:
-        w.append({k: np.ascontiguousarray(v) if k != "tracks" else np.array(v.tolist(), dtype=[(n, tracks.dtype[n]) for n in names])
-                  for k, v in arrays.items()})
-    with pytest.raises(InputFileError, match=r"nod0\.h5: collection 'tracks': feature 'd0' missing from dataset 'tracks'"):
+        w.append(
+            {
+                k: np.ascontiguousarray(v)
+                if k != "tracks"
+                else np.array(v.tolist(), dtype=[(n, tracks.dtype[n]) for n in names])
+                for k, v in arrays.items()
+            }
+        )
+    with pytest.raises(
+        InputFileError, match=r"nod0\.h5: collection 'tracks': feature 'd0' missing from dataset 'tracks'"
+    ):
         H5Stream([tmp_path / "nod0.h5"], jet_collections).read_all()
 
 
@@ -286,9 +316,14 @@ def _with_nan(tmp_path, jet_collections):
 
 def test_nan_is_an_error_naming_file_collection_feature_and_count(jet_collections, tmp_path):
     path, _ = _with_nan(tmp_path, jet_collections)
-    with pytest.raises(InputFileError, match=r"nan\.h5: collection 'jets': NaN/inf in valid entries of feature\(s\) 'eta' \(1 entries\)"):
+    with pytest.raises(
+        InputFileError,
+        match=r"nan\.h5: collection 'jets': NaN/inf in valid entries of feature\(s\) 'eta' \(1 entries\)",
+    ):
         H5Stream([path], jet_collections).read_all()
-    with pytest.raises(InputFileError, match=r"collection 'tracks': NaN/inf in valid entries of feature\(s\) 'd0' \(4 entries\)"):
+    with pytest.raises(
+        InputFileError, match=r"collection 'tracks': NaN/inf in valid entries of feature\(s\) 'd0' \(4 entries\)"
+    ):
         H5Stream([path], {"tracks": jet_collections["tracks"]}).read_all()
 
 
@@ -362,8 +397,9 @@ def test_phi_is_relative_to_the_leading_object_whatever_collections_are_read(tmp
     write_batches(tmp_path / "e.h5", [batch], event_collections, metadata=META)
     refs = ["electrons", "muons", "taus", "photons", "jets"]
     absolute = H5Stream([tmp_path / "e.h5"], event_collections).read_all()
-    rotated = H5Stream([tmp_path / "e.h5"], event_collections, phi_reference="leading",
-                       phi_reference_collections=refs).read_all()
+    rotated = H5Stream(
+        [tmp_path / "e.h5"], event_collections, phi_reference="leading", phi_reference_collections=refs
+    ).read_all()
     # the leading object over the reference collections, by pt
     pts = np.concatenate([np.where(absolute[c].mask, absolute[c].feature("pt"), -np.inf) for c in refs], axis=1)
     phis = np.concatenate([absolute[c].feature("phi") for c in refs], axis=1)
@@ -371,9 +407,16 @@ def test_phi_is_relative_to_the_leading_object_whatever_collections_are_read(tmp
     for c in refs + ["tracks"]:
         want = np.where(absolute[c].mask, wrap_phi(absolute[c].feature("phi") - lead[:, None]), 0)
         np.testing.assert_allclose(rotated[c].feature("phi"), want, atol=1e-5, err_msg=c)
-    np.testing.assert_allclose(rotated["met"].feature("phi")[:, 0], wrap_phi(absolute["met"].feature("phi")[:, 0] - lead), atol=1e-5)
+    np.testing.assert_allclose(
+        rotated["met"].feature("phi")[:, 0], wrap_phi(absolute["met"].feature("phi")[:, 0] - lead), atol=1e-5
+    )
     assert (np.abs(rotated["muons"].feature("phi")) <= np.pi).all()
     # a reader of muons alone still rotates by the same leading object (read along from the other collections)
-    alone = H5Stream([tmp_path / "e.h5"], {"muons": event_collections["muons"]}, phi_reference="leading",
-                     context=event_collections, phi_reference_collections=refs).read_all()
+    alone = H5Stream(
+        [tmp_path / "e.h5"],
+        {"muons": event_collections["muons"]},
+        phi_reference="leading",
+        context=event_collections,
+        phi_reference_collections=refs,
+    ).read_all()
     np.testing.assert_array_equal(alone["muons"].features, rotated["muons"].features)

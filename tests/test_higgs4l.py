@@ -1,12 +1,23 @@
 """The H -> 4l selection, its cut flow and the decay angles, on hand-built four-vectors with known answers."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
 from treasure_lib.errors import ConfigError, InputFileError
-from treasure_lib.higgs4l import (STEPS, VARIABLES, H4lCuts, boost_to_rest_frame, cut_flow,
-                                  decay_angles, derived_columns, high_level_variables, quadruplet_table, quadruplets)
+from treasure_lib.higgs4l import (
+    STEPS,
+    VARIABLES,
+    H4lCuts,
+    boost_to_rest_frame,
+    cut_flow,
+    decay_angles,
+    derived_columns,
+    high_level_variables,
+    quadruplet_table,
+    quadruplets,
+)
 from treasure_lib.io.batch import Batch, ObjectArrays
 from treasure_lib.physics import Z_MASS_GEV
 
@@ -16,7 +27,7 @@ MU_NAMES = ("pt", "eta", "phi", "charge", "trk_iso03", "quality", "muonType")
 
 def _boost_z(p, beta):
     """Boost four-vectors [..., 4] (E, px, py, pz) along z with velocity beta (may be an array)."""
-    gamma = 1.0 / np.sqrt(1.0 - beta ** 2)
+    gamma = 1.0 / np.sqrt(1.0 - beta**2)
     e, pz = p[..., 0], p[..., 3]
     return np.stack([gamma * (e + beta * pz), p[..., 1], p[..., 2], gamma * (pz + beta * e)], axis=-1)
 
@@ -35,24 +46,24 @@ def build_decay(cos_theta_star, alpha, cos_theta1, phi1, cos_theta2, phi2, m1=Z_
     """
     args = np.broadcast_arrays(*map(np.asarray, (cos_theta_star, alpha, cos_theta1, phi1, cos_theta2, phi2)))
     cts, alpha, ct1, phi1, ct2, phi2 = (a.astype(float) for a in args)
-    p = np.sqrt((m_x ** 2 - (m1 + m2) ** 2) * (m_x ** 2 - (m1 - m2) ** 2)) / (2 * m_x)
+    p = np.sqrt((m_x**2 - (m1 + m2) ** 2) * (m_x**2 - (m1 - m2) ** 2)) / (2 * m_x)
     e1, e2 = np.hypot(m1, p), np.hypot(m2, p)
 
     def pair(m, ct, ph, sign):
-        st = np.sqrt(1 - ct ** 2)
+        st = np.sqrt(1 - ct**2)
         d = np.stack([st * np.cos(ph), st * np.sin(ph), sign * ct], axis=-1) * (m / 2)
         e = np.full(ct.shape + (1,), m / 2)
         return np.concatenate([e, d], -1), np.concatenate([e, -d], -1)
 
     l1m, l1p = (_boost_z(v, p / e1) for v in pair(m1, ct1, phi1, +1.0))
     l2m, l2p = (_boost_z(v, -p / e2) for v in pair(m2, ct2, phi2, -1.0))
-    st = np.sqrt(1 - cts ** 2)
-    n = np.stack([st * np.cos(alpha), st * np.sin(alpha), cts], axis=-1)            # the beam, to become +z
+    st = np.sqrt(1 - cts**2)
+    n = np.stack([st * np.cos(alpha), st * np.sin(alpha), cts], axis=-1)  # the beam, to become +z
     helper = np.where(np.abs(n[..., :1]) < 0.9, [1.0, 0.0, 0.0], [0.0, 1.0, 0.0])
     b1 = np.cross(n, helper)
     b1 /= np.linalg.norm(b1, axis=-1, keepdims=True)
     b2 = np.cross(n, b1)
-    rot = np.stack([b1, b2, n], axis=-2)                                             # rows: new x, y, z
+    rot = np.stack([b1, b2, n], axis=-2)  # rows: new x, y, z
     turn = lambda v: np.concatenate([v[..., :1], np.einsum("...ij,...j->...i", rot, v[..., 1:])], -1)  # noqa: E731
     return tuple(turn(v) for v in (l1m, l1p, l2m, l2p))
 
@@ -89,9 +100,13 @@ def test_decay_angles_do_not_change_under_beam_boosts_and_rotations_about_the_be
     cosines, azimuths = rng.uniform(-0.9, 0.9, (3, n)), rng.uniform(-3, 3, (3, n))
     leptons = build_decay(cosines[0], azimuths[0], cosines[1], azimuths[1], cosines[2], azimuths[2])
     # give the 4l system transverse momentum first (a boost along x), as a recoiling jet would
-    gamma, beta = 1 / np.sqrt(1 - 0.5 ** 2), 0.5
-    moving = [np.stack([gamma * (p[..., 0] + beta * p[..., 1]), gamma * (p[..., 1] + beta * p[..., 0]),
-                        p[..., 2], p[..., 3]], -1) for p in leptons]
+    gamma, beta = 1 / np.sqrt(1 - 0.5**2), 0.5
+    moving = [
+        np.stack(
+            [gamma * (p[..., 0] + beta * p[..., 1]), gamma * (p[..., 1] + beta * p[..., 0]), p[..., 2], p[..., 3]], -1
+        )
+        for p in leptons
+    ]
     reference = decay_angles(*moving)
     for beta_z, turn in ((0.7, 0.0), (-0.9, 2.0), (0.3, -1.2)):
         moved = decay_angles(*[_rotate_z(_boost_z(p, beta_z), turn) for p in moving])
@@ -102,12 +117,12 @@ def test_decay_angles_do_not_change_under_beam_boosts_and_rotations_about_the_be
 def test_boost_to_rest_frame_brings_the_frame_to_rest_and_keeps_the_mass():
     rng = np.random.default_rng(0)
     p3 = rng.normal(0, 50, (100, 3))
-    frame = np.concatenate([np.sqrt((p3 ** 2).sum(1, keepdims=True) + 125.0 ** 2), p3], 1)
+    frame = np.concatenate([np.sqrt((p3**2).sum(1, keepdims=True) + 125.0**2), p3], 1)
     rest = boost_to_rest_frame(frame, frame)
     np.testing.assert_allclose(rest[:, 1:], 0.0, atol=1e-9)
     np.testing.assert_allclose(rest[:, 0], 125.0)
     at_rest = np.array([[125.0, 0.0, 0.0, 0.0]])
-    np.testing.assert_allclose(boost_to_rest_frame(frame, at_rest), frame)   # a frame at rest changes nothing
+    np.testing.assert_allclose(boost_to_rest_frame(frame, at_rest), frame)  # a frame at rest changes nothing
 
 
 # --------------------------------------------------------------------------- events from four-vectors
@@ -116,8 +131,14 @@ def test_boost_to_rest_frame_brings_the_frame_to_rest_and_keeps_the_mass():
 def _lepton(p4_gev, charge, flavour, iso=0.0):
     e, px, py, pz = p4_gev
     pt = np.hypot(px, py)
-    return {"pt": pt * 1e3, "eta": np.arcsinh(pz / pt), "phi": np.arctan2(py, px), "charge": charge,
-            "flavour": flavour, "iso": iso}
+    return {
+        "pt": pt * 1e3,
+        "eta": np.arcsinh(pz / pt),
+        "phi": np.arctan2(py, px),
+        "charge": charge,
+        "flavour": flavour,
+        "iso": iso,
+    }
 
 
 def _arrays(events, width=4):
@@ -129,8 +150,18 @@ def _arrays(events, width=4):
         for i, ev in enumerate(events):
             leps = sorted([lep for lep in ev if lep["flavour"] == flavour], key=lambda lep: -lep["pt"])
             for j, lep in enumerate(leps[:width]):
-                row = {"pt": lep["pt"], "eta": lep["eta"], "phi": lep["phi"], "charge": lep["charge"],
-                       "trk_iso03": lep["iso"], "LHLoose": 1, "LHMedium": 1, "LHTight": 1, "quality": 0, "muonType": 0}
+                row = {
+                    "pt": lep["pt"],
+                    "eta": lep["eta"],
+                    "phi": lep["phi"],
+                    "charge": lep["charge"],
+                    "trk_iso03": lep["iso"],
+                    "LHLoose": 1,
+                    "LHMedium": 1,
+                    "LHTight": 1,
+                    "quality": 0,
+                    "muonType": 0,
+                }
                 feats[i, j] = [row[n] for n in names]
                 mask[i, j] = True
         out[flavour] = ObjectArrays(feats, mask, names)
@@ -175,14 +206,14 @@ def test_quadruplet_table_pairs_same_flavour_slots_only():
 def test_cut_flow_counts_every_step_on_hand_built_events():
     """Eight events, each failing one step later than the one before (the first passes everything)."""
     events = [
-        _event(),                                        # passes every step
-        _event(m_x=150.0, m2=40.0),                      # m4l = 150: outside the 115-130 window
-        _event(m2=8.0),                                  # m34 = 8 < 12
-        _event(m1=40.0, m2=30.0),                        # m12 = 40 < 50 (both pairs off-shell)
-        _event(iso=(0.0, 0.0, 0.4, 0.0)),                # one lepton not isolated
-        _event(scale=0.6),                               # leading lepton at 18 GeV: below the 20 GeV threshold
-        _event(charges=(-1, -1, -1, 1)),                 # the muons are same-sign: no second SFOS pair
-        _event()[:3],                                    # three leptons
+        _event(),  # passes every step
+        _event(m_x=150.0, m2=40.0),  # m4l = 150: outside the 115-130 window
+        _event(m2=8.0),  # m34 = 8 < 12
+        _event(m1=40.0, m2=30.0),  # m12 = 40 < 50 (both pairs off-shell)
+        _event(iso=(0.0, 0.0, 0.4, 0.0)),  # one lepton not isolated
+        _event(scale=0.6),  # leading lepton at 18 GeV: below the 20 GeV threshold
+        _event(charges=(-1, -1, -1, 1)),  # the muons are same-sign: no second SFOS pair
+        _event()[:3],  # three leptons
     ]
     electrons, muons = _arrays(events)
     quads = quadruplets(electrons, muons, H4lCuts())
@@ -216,8 +247,14 @@ def test_pair_closest_to_the_z_leads_and_the_furthest_going_quadruplet_is_chosen
 def test_derived_columns_give_one_value_per_row_with_nan_where_no_quadruplet():
     events = [_event(), _event()[:3], _event(m_x=150.0, m2=40.0)]
     electrons, muons = _arrays(events)
-    batch = Batch({"electrons": electrons, "muons": muons}, np.zeros(3, np.int64), np.ones(3, np.float32),
-                  np.arange(3), "f.h5", {"process": "ggH_ZZ4l", "cross_section_pb": 0.002, "sum_of_weights": 3.0})
+    batch = Batch(
+        {"electrons": electrons, "muons": muons},
+        np.zeros(3, np.int64),
+        np.ones(3, np.float32),
+        np.arange(3),
+        "f.h5",
+        {"process": "ggH_ZZ4l", "cross_section_pb": 0.002, "sum_of_weights": 3.0},
+    )
     cols = derived_columns(batch, {"m4l_window_gev": [115.0, 130.0]})
     assert set(cols) == set(VARIABLES) | {"pass_h4l_preselection", "pass_h4l_sr"}
     assert all(len(v) == 3 for v in cols.values())

@@ -1,5 +1,6 @@
 """The Lab trap: a chapter opened by hand with overrides writes to a run folder of its own, never over the one
 `make book` filled (its params.yaml rewritten, its metrics.json moved aside), unless a run_dir is asked for."""
+
 from __future__ import annotations
 
 import json
@@ -46,8 +47,9 @@ def test_a_run_dir_asked_for_is_used_as_before(project):
 
 
 def test_treasure_run_with_overrides_still_writes_its_run_folder(project):
-    outcome = runs.execute(["params/toy.yaml"], "runs/jets/toy", overrides=["study.seed=9"], cwd=project,
-                           log=lambda _: None)
+    outcome = runs.execute(
+        ["params/toy.yaml"], "runs/jets/toy", overrides=["study.seed=9"], cwd=project, log=lambda _: None
+    )
     assert outcome == {"01_plot": "ran"}
     metrics = json.loads((project / "runs/jets/toy/metrics.json").read_text())
     assert metrics["codebook.tracks.level_1.utilization"] == 0.9  # seed 9 / 10: the override reached the chapter

@@ -1,5 +1,6 @@
 """Classifier metrics: weighted values against hand computations and scikit-learn, their errors,
 the bootstrap, flavour-tagging working points and summaries."""
+
 from __future__ import annotations
 
 import math
@@ -21,8 +22,13 @@ W6 = np.array([1.0, 2.0, 1.0, 1.0, 1.0, 2.0])
 
 def _pairwise_auc(y, s, w):
     """The definition: weighted P(signal outscores background), ties 1/2, by an explicit double loop."""
-    num = sum(wi * wj * (1.0 if si > sj else 0.5 if si == sj else 0.0)
-              for si, wi, yi in zip(s, w, y) if yi == 1 for sj, wj, yj in zip(s, w, y) if yj != 1)
+    num = sum(
+        wi * wj * (1.0 if si > sj else 0.5 if si == sj else 0.0)
+        for si, wi, yi in zip(s, w, y)
+        if yi == 1
+        for sj, wj, yj in zip(s, w, y)
+        if yj != 1
+    )
     return num / (w[y == 1].sum() * w[y != 1].sum())
 
 
@@ -42,6 +48,7 @@ def _flavour_sample(n=6000, seed=0, strength=0.3):
 
 
 # --- AUC and ROC -------------------------------------------------------------------------------
+
 
 def test_weighted_auc_matches_hand_computation_and_sklearn():
     # pairs: 0.9 beats all (1*4); 0.6 beats 0.4, 0.1 (2*3); 0.4 ties 0.4 (1/2) and beats 0.1 (2) -> 12.5 / 16
@@ -105,6 +112,7 @@ def test_class_without_positive_weight_is_an_error_not_a_nan():
 
 # --- statistical errors ------------------------------------------------------------------------
 
+
 def test_n_eff_is_n_for_equal_weights_and_shrinks_for_spread_weights():
     assert metrics.n_effective(np.full(37, 0.3)) == pytest.approx(37)
     assert metrics.n_effective([1, 1, 2, 2]) == pytest.approx(36 / 10)
@@ -127,7 +135,8 @@ def test_auc_uncertainty_uses_effective_numbers_of_weighted_events():
     assert metrics.auc_uncertainty(y, s, w) == pytest.approx(expected, rel=1e-12)
     # equal weights of any size: the unweighted counts
     assert metrics.auc_uncertainty(y, s, np.full(y.size, 7.5)) == pytest.approx(
-        metrics.hanley_mcneil(metrics.auc(y, s), (y == 1).sum(), (y == 0).sum()), rel=1e-12)
+        metrics.hanley_mcneil(metrics.auc(y, s), (y == 1).sum(), (y == 0).sum()), rel=1e-12
+    )
     # spread weights carry less information than as many equal ones
     assert metrics.auc_uncertainty(y, s, w) > metrics.auc_uncertainty(y, s)
 
@@ -183,6 +192,7 @@ def test_bootstrap_drops_replicates_that_lose_a_class():
 
 # --- ROC band ----------------------------------------------------------------------------------
 
+
 def test_fpr_at_tpr_interpolates_and_takes_the_first_crossing():
     fpr, tpr = np.array([0, 0, 0.5, 1.0]), np.array([0, 0.5, 0.5, 1.0])
     np.testing.assert_allclose(metrics.fpr_at_tpr(fpr, tpr, [0.0, 0.25, 0.5, 0.75, 1.0]), [0, 0, 0, 0.75, 1.0])
@@ -200,6 +210,7 @@ def test_roc_band_brackets_the_curve_and_is_deterministic():
 
 
 # --- multi-class -------------------------------------------------------------------------------
+
 
 def test_macro_auc_is_one_for_separated_classes_and_half_for_random_scores():
     labels = np.repeat(np.arange(4), 50)
@@ -232,12 +243,17 @@ def test_weighted_accuracy_by_hand():
 
 # --- flavour tagging ---------------------------------------------------------------------------
 
+
 def test_discriminant_b_by_hand_and_finite_at_zero_probabilities():
-    probs = np.array([[0.5, 0.25, 0.25, 0.0],   # denominator 0.2*0.25 + 0.8*0.25 = 0.25
-                      [0.8, 0.1, 0.1, 0.0],     # 0.1
-                      [0.1, 0.5, 0.4, 0.0],     # 0.42
-                      [0.0, 0.5, 0.5, 0.0],     # p_b = 0
-                      [1.0, 0.0, 0.0, 0.0]])    # denominator 0
+    probs = np.array(
+        [
+            [0.5, 0.25, 0.25, 0.0],  # denominator 0.2*0.25 + 0.8*0.25 = 0.25
+            [0.8, 0.1, 0.1, 0.0],  # 0.1
+            [0.1, 0.5, 0.4, 0.0],  # 0.42
+            [0.0, 0.5, 0.5, 0.0],  # p_b = 0
+            [1.0, 0.0, 0.0, 0.0],
+        ]
+    )  # denominator 0
     d = metrics.discriminant_b(probs, f_c=0.2)
     np.testing.assert_allclose(d[:3], np.log([2.0, 8.0, 0.1 / 0.42]), rtol=1e-8)
     assert np.all(np.isfinite(d)) and d[3] < -20 and d[4] > 20
@@ -254,7 +270,7 @@ def test_rejection_at_working_point_by_hand():
     out = metrics.rejection_at_efficiency(disc, is_sig, ~is_sig, (0.5, 0.7, 0.75, 1.0), w)
     # 75% and 70%: cut at 2 keeps 3/4 of the signal; background above: 2.5, 3.5, 4.5 = 3 of 6 -> R = 2
     n_eff = 36 / 8
-    err = math.sqrt(0.5 * 0.5 / n_eff) / 0.5 ** 2
+    err = math.sqrt(0.5 * 0.5 / n_eff) / 0.5**2
     assert out[0.75] == pytest.approx((2.0, err, 2.0)) and out[0.7] == pytest.approx((2.0, err, 2.0))
     # 50%: cut at 3, background 3.5 and 4.5 = 2 of 6 -> R = 3
     assert out[0.5][0] == pytest.approx(3.0) and out[0.5][2] == 3.0
@@ -282,8 +298,13 @@ def test_rejection_agrees_with_atlas_ftag_tools():
     labels, probs, w = _flavour_sample(20_000)
     disc = metrics.discriminant_b(probs, f_c=0.2)
     ours = metrics.rejection_at_efficiency(disc, labels == 0, labels == 2, weight=w)
-    theirs = ftag_metrics.calculate_rejection(disc[labels == 0], disc[labels == 2], np.array(metrics.WORKING_POINTS),
-                                              sig_weights=w[labels == 0], bkg_weights=w[labels == 2])
+    theirs = ftag_metrics.calculate_rejection(
+        disc[labels == 0],
+        disc[labels == 2],
+        np.array(metrics.WORKING_POINTS),
+        sig_weights=w[labels == 0],
+        bkg_weights=w[labels == 2],
+    )
     np.testing.assert_allclose([ours[e][0] for e in metrics.WORKING_POINTS], theirs, rtol=0.02)
 
 
@@ -318,6 +339,7 @@ def test_flavour_summary_leaves_out_keys_of_absent_flavours():
 
 
 # --- summaries, bins, weights ------------------------------------------------------------------
+
 
 def test_binary_summary_values():
     y, s, w = _sample(2000)

@@ -1,4 +1,5 @@
 """The sequence backbone, masked-token pretraining and classifiers on synthetic token batches (CPU, seeded)."""
+
 from __future__ import annotations
 
 import lightning as L
@@ -8,8 +9,18 @@ import torch
 import torch.nn.functional as F
 
 from treasure_lib.errors import ConfigError, InputFileError
-from treasure_lib.models import (BackboneConfig, MaskedTokenModel, SequenceBackbone, SequenceClassifier, count_parameters,
-                                 mask_flat, mask_objects, pool, range_lookup, raw_config_matching)
+from treasure_lib.models import (
+    BackboneConfig,
+    MaskedTokenModel,
+    SequenceBackbone,
+    SequenceClassifier,
+    count_parameters,
+    mask_flat,
+    mask_objects,
+    pool,
+    range_lookup,
+    raw_config_matching,
+)
 from treasure_lib.models.classifier import catch_up
 from treasure_lib.models.masking import IGNORE
 from treasure_lib.models.pretrain import probe_auc
@@ -40,7 +51,8 @@ TYPE_NAMES = {"1": "event", "2": "tracks"}
 
 
 def _batch(n=64, seed=0, signal=None):
-    """Grouped layout: [CLS] [event: 4 bins] tracks (3 levels + EMPTY) [SEP] PAD...; signal rows have level-0 track codes < 4."""
+    """Grouped layout: [CLS] [event: 4 bins] tracks (3 levels + EMPTY) [SEP] PAD...;
+    signal rows have level-0 track codes < 4."""
     g = np.random.default_rng(seed)
     L_ = 1 + 1 + SLOTS + 1
     tokens = np.zeros((n, L_, WIDTH), np.int64)  # PAD everywhere to start
@@ -54,13 +66,18 @@ def _batch(n=64, seed=0, signal=None):
         types[r, 1] = 1
         k = g.integers(3, SLOTS + 1)
         low = np.where(label[r] == 1, g.integers(0, 4, k), g.integers(4, K, k))
-        tokens[r, 2:2 + k, :Q] = np.stack([low, g.integers(0, K, k), g.integers(0, K, k)], -1) + tr
-        tokens[r, 2:2 + k, Q:] = EMPTY
-        types[r, 2:2 + k] = 2
+        tokens[r, 2 : 2 + k, :Q] = np.stack([low, g.integers(0, K, k), g.integers(0, K, k)], -1) + tr
+        tokens[r, 2 : 2 + k, Q:] = EMPTY
+        types[r, 2 : 2 + k] = 2
         tokens[r, 2 + k] = [SEP] + [EMPTY] * (WIDTH - 1)
-        mask[r, :3 + k] = True
-    return {"tokens": torch.from_numpy(tokens), "type_ids": torch.from_numpy(types), "mask": torch.from_numpy(mask),
-            "label": torch.from_numpy(label), "weight": torch.ones(n)}
+        mask[r, : 3 + k] = True
+    return {
+        "tokens": torch.from_numpy(tokens),
+        "type_ids": torch.from_numpy(types),
+        "mask": torch.from_numpy(mask),
+        "label": torch.from_numpy(label),
+        "weight": torch.ones(n),
+    }
 
 
 def _flatten(batch):
@@ -72,29 +89,48 @@ def _flatten(batch):
     tokens = torch.zeros(len(rows), length, 1, dtype=torch.long)
     types = torch.zeros(len(rows), length, dtype=torch.long)
     for i, r in enumerate(rows):
-        tokens[i, :len(r), 0] = torch.tensor([t for t, _ in r])
-        types[i, :len(r)] = torch.tensor([ty for _, ty in r])
+        tokens[i, : len(r), 0] = torch.tensor([t for t, _ in r])
+        types[i, : len(r)] = torch.tensor([ty for _, ty in r])
     return {**batch, "tokens": tokens, "type_ids": types, "mask": tokens[..., 0] != PAD}
 
 
 def _cfg(**kw):
-    base = {"vocab_size": VOCAB.size, "n_types": 3, "max_len": SLOTS + 3, "levels": WIDTH, "d_model": 32, "n_layers": 2,
-            "n_heads": 4, "d_ff": 64, "dropout": 0.1}
+    base = {
+        "vocab_size": VOCAB.size,
+        "n_types": 3,
+        "max_len": SLOTS + 3,
+        "levels": WIDTH,
+        "d_model": 32,
+        "n_layers": 2,
+        "n_heads": 4,
+        "d_ff": 64,
+        "dropout": 0.1,
+    }
     return BackboneConfig(**{**base, **kw})
 
 
 def _pad(batch, extra):
     """The same rows with `extra` more padded positions at the end."""
     n = len(batch["label"])
-    return {**batch,
-            "tokens": torch.cat([batch["tokens"], torch.full((n, extra, batch["tokens"].shape[2]), PAD)], 1),
-            "type_ids": torch.cat([batch["type_ids"], torch.zeros(n, extra, dtype=torch.long)], 1),
-            "mask": torch.cat([batch["mask"], torch.zeros(n, extra, dtype=torch.bool)], 1)}
+    return {
+        **batch,
+        "tokens": torch.cat([batch["tokens"], torch.full((n, extra, batch["tokens"].shape[2]), PAD)], 1),
+        "type_ids": torch.cat([batch["type_ids"], torch.zeros(n, extra, dtype=torch.long)], 1),
+        "mask": torch.cat([batch["mask"], torch.zeros(n, extra, dtype=torch.bool)], 1),
+    }
 
 
 def _trainer(epochs=1, **kw):
-    return L.Trainer(accelerator="cpu", max_epochs=epochs, enable_progress_bar=False, logger=False,
-                     enable_checkpointing=False, enable_model_summary=False, num_sanity_val_steps=0, **kw)
+    return L.Trainer(
+        accelerator="cpu",
+        max_epochs=epochs,
+        enable_progress_bar=False,
+        logger=False,
+        enable_checkpointing=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        **kw,
+    )
 
 
 def _loader(batches):
@@ -106,6 +142,7 @@ def _sigma(p, n):
 
 
 # ---------------------------------------------------------------------------------------------- masking
+
 
 @pytest.mark.parametrize("rate,p_mask,p_random", [(0.15, 0.8, 0.1), (0.3, 0.5, 0.3)])
 def test_bert_masking_statistics_match_the_configured_rates(rate, p_mask, p_random):
@@ -120,11 +157,15 @@ def test_bert_masking_statistics_match_the_configured_rates(rate, p_mask, p_rand
     orig, new = tokens[selected], inputs[selected]
     start, size, _ = LOOKUP
     replaced = (new != MASK) & (new != orig)
-    assert ((new[replaced] >= start[orig[replaced]]) & (new[replaced] < start[orig[replaced]] + size[orig[replaced]])).all(), \
-        "a random replacement stays in the original id's range (same collection and level)"
+    assert (
+        (new[replaced] >= start[orig[replaced]]) & (new[replaced] < start[orig[replaced]] + size[orig[replaced]])
+    ).all(), "a random replacement stays in the original id's range (same collection and level)"
     p_stay = 1 - p_mask - p_random + p_random / size[orig].float().mean()  # a random draw may hit the original id
-    for observed, expected in (((new == MASK).float().mean(), p_mask), ((new == orig).float().mean(), p_stay),
-                               (replaced.float().mean(), 1 - p_mask - float(p_stay))):
+    for observed, expected in (
+        ((new == MASK).float().mean(), p_mask),
+        ((new == orig).float().mean(), p_stay),
+        (replaced.float().mean(), 1 - p_mask - float(p_stay)),
+    ):
         assert abs(float(observed) - float(expected)) < 4 * _sigma(float(expected), n)
 
 
@@ -137,7 +178,9 @@ def test_whole_object_masking_corrupts_whole_objects_and_never_empty_levels():
     assert not (picked & ~objects).any(), "CLS, SEP and padding are never picked"
     n_obj, n = float(objects.sum()), float(picked.sum())
     assert abs(n / n_obj - 0.15) < 4 * _sigma(0.15, n_obj)
-    assert torch.equal(targets != IGNORE, picked[..., None] & (tokens >= 5)), "all real levels of a picked object, EMPTY never"
+    assert torch.equal(targets != IGNORE, picked[..., None] & (tokens >= 5)), (
+        "all real levels of a picked object, EMPTY never"
+    )
     assert (inputs[tokens == EMPTY] == EMPTY).all() and torch.equal(inputs[~picked], tokens[~picked])
     real = tokens >= 5
     all_masked = ((inputs == MASK) | ~real).all(-1) & picked
@@ -146,7 +189,9 @@ def test_whole_object_masking_corrupts_whole_objects_and_never_empty_levels():
     assert abs(float(all_masked.sum()) / n - 0.8) < 4 * _sigma(0.8, n)
     start, size, _ = LOOKUP
     swapped = picked[..., None] & real & (inputs != MASK)
-    assert ((inputs[swapped] >= start[tokens[swapped]]) & (inputs[swapped] < start[tokens[swapped]] + size[tokens[swapped]])).all()
+    assert (
+        (inputs[swapped] >= start[tokens[swapped]]) & (inputs[swapped] < start[tokens[swapped]] + size[tokens[swapped]])
+    ).all()
 
 
 def test_masking_is_a_pure_function_of_the_generator_and_rejects_bad_rates():
@@ -161,13 +206,14 @@ def test_masking_is_a_pure_function_of_the_generator_and_rejects_bad_rates():
 
 # ---------------------------------------------------------------------------------------------- backbone
 
+
 @pytest.mark.parametrize("group_attention", [False, True])
 def test_padding_never_changes_the_outputs_of_real_positions(group_attention):
     torch.manual_seed(0)
     model = SequenceBackbone(_cfg(max_len=40, group_attention=group_attention)).eval()
     batch = _batch(n=8)
     a, b = model(batch), model(_pad(batch, 10))
-    torch.testing.assert_close(a[batch["mask"]], b[:, :a.shape[1]][batch["mask"]])
+    torch.testing.assert_close(a[batch["mask"]], b[:, : a.shape[1]][batch["mask"]])
     assert torch.isfinite(b).all(), "padded queries attend to the real keys of their row: no NaN"
     empty = {k: v[:1] for k, v in _pad(batch, 0).items()}
     empty["mask"] = torch.zeros_like(empty["mask"])
@@ -216,14 +262,20 @@ def test_raw_feature_model_is_parameter_matched_to_the_token_model(d_model, feat
     assert abs(n_raw / n_tok - 1) < 0.02, (n_tok, n_raw)
     torch.manual_seed(0)
     model = SequenceBackbone(raw).eval()
-    feats = {"features": torch.randn(4, 10, feature_dim), "type_ids": torch.ones(4, 10, dtype=torch.long),
-             "mask": torch.ones(4, 10, dtype=torch.bool)}
+    feats = {
+        "features": torch.randn(4, 10, feature_dim),
+        "type_ids": torch.ones(4, 10, dtype=torch.long),
+        "mask": torch.ones(4, 10, dtype=torch.bool),
+    }
     out = model(feats)
     feats["features"][1] += 1.0
-    assert torch.allclose(out[0], model(feats)[0]) and not torch.allclose(out[1], model(feats)[1]), "rows are independent"
+    assert torch.allclose(out[0], model(feats)[0]) and not torch.allclose(out[1], model(feats)[1]), (
+        "rows are independent"
+    )
 
 
 # ---------------------------------------------------------------------------------------------- pretraining
+
 
 def _train(module, batches, steps, lr=3e-3):
     opt = torch.optim.AdamW([p for p in module.parameters() if p.requires_grad], lr=lr)
@@ -286,9 +338,17 @@ def test_validation_mask_is_identical_every_epoch_and_metrics_are_logged(layout)
     assert len(first) == 2 and all(torch.equal(a, b) for a, b in zip(first, second)), "same validation mask every epoch"
     assert not torch.equal(first[0], first[1]), "each validation batch has its own mask"
     m = {k: float(v) for k, v in trainer.callback_metrics.items()}
-    expected = {"val/loss", "val/masked_accuracy", "val/masked_accuracy/level_1", "val/masked_accuracy/level_2",
-                "val/masked_accuracy/level_3", "val/masked_accuracy/level_4", "val/masked_accuracy/event",
-                "val/masked_accuracy/tracks", "val/probe_auc"}
+    expected = {
+        "val/loss",
+        "val/masked_accuracy",
+        "val/masked_accuracy/level_1",
+        "val/masked_accuracy/level_2",
+        "val/masked_accuracy/level_3",
+        "val/masked_accuracy/level_4",
+        "val/masked_accuracy/event",
+        "val/masked_accuracy/tracks",
+        "val/probe_auc",
+    }
     assert expected <= set(m), sorted(m)
     assert all(0 <= m[k] <= 1 for k in expected - {"val/loss"}) and m["val/loss"] > 0
     assert model.hparams.ranges == VOCAB.ranges and model.hparams.vocabulary_hash == "h"
@@ -309,11 +369,13 @@ def test_probe_auc_is_the_weighted_auc_binary_and_macro():
     expected = roc_auc_score(y3, probs3, sample_weight=w3, multi_class="ovr", average="macro")
     assert probe_auc(y3, probs3, w3) == pytest.approx(expected, abs=1e-3)
     assert np.isnan(probe_auc(np.zeros(5, int), probs2[:5], w[:5])), "one class only: undefined"
-    assert probe_auc(np.r_[y2, -np.ones(50, int)], np.r_[probs2, probs2[:50]], np.r_[w, w[:50]]) == \
-        pytest.approx(roc_auc_score(y2, p2, sample_weight=w), abs=1e-9), "unlabelled rows (-1) are left out"
+    assert probe_auc(np.r_[y2, -np.ones(50, int)], np.r_[probs2, probs2[:50]], np.r_[w, w[:50]]) == pytest.approx(
+        roc_auc_score(y2, p2, sample_weight=w), abs=1e-9
+    ), "unlabelled rows (-1) are left out"
 
 
 # ---------------------------------------------------------------------------------------------- classifiers
+
 
 @pytest.fixture(scope="module")
 def pretrained(tmp_path_factory):
@@ -363,11 +425,21 @@ def test_finetune_and_slow_modes_train_the_backbone_slow_starts_at_the_factor(pr
             lrs.append([g["lr"] for g in trainer.optimizers[0].param_groups])
 
     for mode in ("finetune", "slow"):
-        clf = SequenceClassifier(_cfg().to_dict(), 2, ["b", "s"], "vocab-a", mode=mode, warmup_steps=1,
-                                 backbone_lr_factor=0.1, catch_up_epochs=2)
+        clf = SequenceClassifier(
+            _cfg().to_dict(),
+            2,
+            ["b", "s"],
+            "vocab-a",
+            mode=mode,
+            warmup_steps=1,
+            backbone_lr_factor=0.1,
+            catch_up_epochs=2,
+        )
         clf.load_backbone(path)
         _trainer(epochs=1, callbacks=[Lrs()]).fit(clf, _loader([_batch(n=32, seed=s) for s in range(3)]))
-        assert any(not torch.equal(v, weights[k]) for k, v in clf.backbone.state_dict().items()), f"{mode} trains the backbone"
+        assert any(not torch.equal(v, weights[k]) for k, v in clf.backbone.state_dict().items()), (
+            f"{mode} trains the backbone"
+        )
         head_lr, backbone_lr = lrs[-3]
         assert backbone_lr == pytest.approx(head_lr * (1.0 if mode == "finetune" else 0.1))
     assert catch_up(0, 10, 2, 0.1) == pytest.approx(0.1) and catch_up(10, 10, 2, 0.1) == pytest.approx(0.55)
@@ -406,7 +478,9 @@ def test_backbone_loading_is_strict_and_names_the_file_and_keys(pretrained, tmp_
         SequenceClassifier(_cfg().to_dict(), 2, ["b", "s"], "vocab-b", mode="finetune").load_backbone(path)
     other_ranges = [{**r, "start": r["start"] + 1} for r in VOCAB.ranges]
     with pytest.raises(ConfigError, match="other vocabulary id ranges"):
-        SequenceClassifier(_cfg().to_dict(), 2, ["b", "s"], "vocab-a", mode="finetune", ranges=other_ranges).load_backbone(path)
+        SequenceClassifier(
+            _cfg().to_dict(), 2, ["b", "s"], "vocab-a", mode="finetune", ranges=other_ranges
+        ).load_backbone(path)
     with pytest.raises(ConfigError, match=r"another architecture \(n_heads 4 != 2"):
         clf(n_heads=2).load_backbone(path)
     with pytest.raises(ConfigError, match=r"n_layers 2 != 3"):
@@ -416,7 +490,9 @@ def test_backbone_loading_is_strict_and_names_the_file_and_keys(pretrained, tmp_
         clf().load_backbone(tmp_path / "junk.ckpt")
     with pytest.raises(InputFileError, match="none.ckpt: no pretrained checkpoint here"):
         clf().load_backbone(tmp_path / "none.ckpt")
-    good = SequenceClassifier(_cfg(dropout=0.3).to_dict(), 2, ["b", "s"], "vocab-a", mode="finetune", ranges=VOCAB.ranges)
+    good = SequenceClassifier(
+        _cfg(dropout=0.3).to_dict(), 2, ["b", "s"], "vocab-a", mode="finetune", ranges=VOCAB.ranges
+    )
     good.load_backbone(path)  # dropout is a training choice, not architecture
     assert good.backbone_source == str(path)
 
@@ -458,7 +534,7 @@ def test_a_masked_target_is_scored_only_against_its_own_vocabulary_range():
         full = model.heads[level](hidden[i])
         start, size, _ = (t[targets[i, level]] for t in model.lookup)
         ruled_out = torch.full_like(full, float("-inf"))
-        ruled_out[start:start + size] = full[start:start + size]
+        ruled_out[start : start + size] = full[start : start + size]
         losses.append(F.cross_entropy(ruled_out[None], targets[i, level][None]))
         correct.append(bool(ruled_out.argmax() == targets[i, level]))
     assert torch.isclose(loss, torch.stack(losses).mean(), atol=1e-5)

@@ -1,5 +1,6 @@
 """Paired comparisons over training seeds: statistics that recompute their working point, the paired bootstrap
 (one draw of test rows for every model and seed), the one significance rule and the verdict sentence."""
+
 from __future__ import annotations
 
 import math
@@ -33,6 +34,7 @@ def _events(n=4000, seed=0):
 
 
 # --- the statistics of one prediction ------------------------------------------------------------
+
 
 def test_perfect_tagger_rejects_every_background_jet():
     labels, _ = _jets()
@@ -97,8 +99,10 @@ def test_binary_statistics_match_hand_computation():
     # weight needs the cut at 0.4 (all signal passes); keeping >= 10% needs 0.7 (only the 0.9 signal, 1 of 4).
     y, s, w = [1, 1, 1, 0, 0, 0], [0.9, 0.6, 0.4, 0.7, 0.4, 0.1], [1.0, 2.0, 1.0, 1.0, 1.0, 2.0]
     stats = metrics.binary_statistics(y, s, w)
-    assert stats == pytest.approx({"auc": 12.5 / 16, "signal_efficiency_at_rejection_50": 1.0,
-                                   "signal_efficiency_at_rejection_90": 0.25}, abs=1e-15)
+    assert stats == pytest.approx(
+        {"auc": 12.5 / 16, "signal_efficiency_at_rejection_50": 1.0, "signal_efficiency_at_rejection_90": 0.25},
+        abs=1e-15,
+    )
 
 
 def test_binary_statistics_of_a_random_score_keep_one_minus_the_rejection():
@@ -118,6 +122,7 @@ def test_multiclass_statistics_are_the_one_vs_rest_aucs():
 
 # --- the paired bootstrap ------------------------------------------------------------------------
 
+
 def test_recomputed_working_point_widens_the_light_rejection_error():
     labels, probs = _jets()
     threshold = metrics.efficiency_thresholds(metrics.discriminant_b(probs, 0.2, 0.01), labels == B, [0.77])[0]
@@ -136,8 +141,9 @@ def test_recomputed_working_point_widens_the_light_rejection_error():
 
 def test_identical_models_are_not_significantly_different():
     labels, probs = _jets()
-    boot = metrics.paired_bootstrap(metrics.flavour_statistics, labels, None, {"a": [probs], "b": [probs.copy()]},
-                                    n_boot=50)
+    boot = metrics.paired_bootstrap(
+        metrics.flavour_statistics, labels, None, {"a": [probs], "b": [probs.copy()]}, n_boot=50
+    )
     comparison = boot.compare("a", "b", "light_rejection_at_77")
     assert (comparison.diff, comparison.err_test, comparison.err) == (0.0, 0.0, 0.0)
     assert not comparison.significant and math.isnan(comparison.z)
@@ -172,8 +178,13 @@ def test_seed_spread_enters_the_error():
 
 def test_a_single_seed_has_no_seed_spread():
     labels, score, rng = _events()
-    boot = metrics.paired_bootstrap(metrics.binary_statistics, labels, None,
-                                    {"a": [score], "b": [score + rng.normal(0.0, 0.3, score.size)]}, n_boot=50)
+    boot = metrics.paired_bootstrap(
+        metrics.binary_statistics,
+        labels,
+        None,
+        {"a": [score], "b": [score + rng.normal(0.0, 0.3, score.size)]},
+        n_boot=50,
+    )
     assert math.isnan(boot.summary("a")["auc_seed_std"])
     comparison = boot.compare("a", "b", "auc")
     assert comparison.err_seed == 0.0 and comparison.err == comparison.err_test
@@ -216,8 +227,9 @@ def test_replicates_without_signal_are_nan_and_void_the_error():
     rng = np.random.default_rng(6)
     labels = np.zeros(30, dtype=int)
     labels[0] = 1  # one signal event: about a third of the replicates draw none
-    boot = metrics.paired_bootstrap(metrics.binary_statistics, labels, None, {"a": [rng.random(30)],
-                                                                             "b": [rng.random(30)]}, n_boot=100)
+    boot = metrics.paired_bootstrap(
+        metrics.binary_statistics, labels, None, {"a": [rng.random(30)], "b": [rng.random(30)]}, n_boot=100
+    )
     assert 0.1 < np.isnan(boot.replicates["a"][:, 0, 0]).mean() < 0.6
     comparison = boot.compare("a", "b", "auc")
     assert comparison.dropped_fraction > 0.1 and math.isnan(comparison.err) and not comparison.significant
@@ -235,6 +247,7 @@ def test_unknown_model_or_statistic_is_named():
 
 # --- the rule and the sentence -------------------------------------------------------------------
 
+
 def test_significance_is_two_sigma_inclusive_and_silent_without_an_error():
     assert metrics.SIGNIFICANCE_THRESHOLD == 2.0
     assert metrics.significance(2.0, 1.0) and metrics.significance(-3.0, 1.0)
@@ -245,18 +258,35 @@ def test_significance_is_two_sigma_inclusive_and_silent_without_an_error():
 
 
 def _comparison(**changes):
-    base = dict(a="ft", b="tok", stat="light_rejection_at_77", diff=2.2, err_test=0.6, err_seed=0.5,
-                err=math.hypot(0.6, 0.5), z=2.2 / math.hypot(0.6, 0.5), significant=True, value_a=12.3, err_a=1.1,
-                n_seeds_a=3, value_b=10.1, err_b=0.9, n_seeds_b=3, dropped_fraction=0.0)
+    base = dict(
+        a="ft",
+        b="tok",
+        stat="light_rejection_at_77",
+        diff=2.2,
+        err_test=0.6,
+        err_seed=0.5,
+        err=math.hypot(0.6, 0.5),
+        z=2.2 / math.hypot(0.6, 0.5),
+        significant=True,
+        value_a=12.3,
+        err_a=1.1,
+        n_seeds_a=3,
+        value_b=10.1,
+        err_b=0.9,
+        n_seeds_b=3,
+        dropped_fraction=0.0,
+    )
     return metrics.Comparison(**{**base, **changes})
 
 
 def test_sentence_states_who_is_ahead_by_how_much_and_how_it_was_measured():
     c = _comparison()
     text = metrics.difference_sentence(c, "tokens, fine-tuned", "tokens", "light-jet rejection at 77% b-efficiency")
-    assert text == (f"By light-jet rejection at 77% b-efficiency, tokens, fine-tuned ({fmt(12.3, 1.1)}) is ahead of "
-                    f"tokens ({fmt(10.1, 0.9)}) by {fmt(2.2, c.err)} (2.8 sigma; paired bootstrap over the same test "
-                    "jets, 3 seeds each).")
+    assert text == (
+        f"By light-jet rejection at 77% b-efficiency, tokens, fine-tuned ({fmt(12.3, 1.1)}) is ahead of "
+        f"tokens ({fmt(10.1, 0.9)}) by {fmt(2.2, c.err)} (2.8 sigma; paired bootstrap over the same test "
+        "jets, 3 seeds each)."
+    )
     behind = metrics.difference_sentence(c, "A", "B", "validation loss", higher_is_better=False, rows="events")
     assert " A (" in behind and " is behind B (" in behind and "same test events" in behind
 
@@ -264,12 +294,15 @@ def test_sentence_states_who_is_ahead_by_how_much_and_how_it_was_measured():
 def test_sentence_for_an_insignificant_or_unmeasurable_difference():
     quiet = _comparison(diff=0.3, z=0.3 / 0.78, significant=False, n_seeds_b=1)
     text = metrics.difference_sentence(quiet, "A", "B", "AUC")
-    assert text == (f"By AUC, A ({fmt(12.3, 1.1)}) is not significantly different from B ({fmt(10.1, 0.9)}): the "
-                    f"difference is {fmt(0.3, quiet.err)} (0.4 sigma; paired bootstrap over the same test jets, "
-                    "3 and 1 seeds).")
+    assert text == (
+        f"By AUC, A ({fmt(12.3, 1.1)}) is not significantly different from B ({fmt(10.1, 0.9)}): the "
+        f"difference is {fmt(0.3, quiet.err)} (0.4 sigma; paired bootstrap over the same test jets, "
+        "3 and 1 seeds)."
+    )
     void = _comparison(err_test=math.nan, err=math.nan, z=math.nan, significant=False, dropped_fraction=0.3)
     assert "cannot be compared: over 10% of the bootstrap replicates give no finite value" in (
-        metrics.difference_sentence(void, "A", "B", "AUC"))
+        metrics.difference_sentence(void, "A", "B", "AUC")
+    )
 
 
 def test_seeds_that_agree_exactly_have_a_spread_of_exactly_zero():
@@ -280,8 +313,9 @@ def test_seeds_that_agree_exactly_have_a_spread_of_exactly_zero():
     score = y + rng.normal(0, 1, 300)
     from treasure_lib.metrics import paired
 
-    boot = paired.paired_bootstrap(paired.binary_statistics, y, None, {"gbdt": [score, score.copy(), score.copy()]},
-                                   n_boot=20, seed=1)
+    boot = paired.paired_bootstrap(
+        paired.binary_statistics, y, None, {"gbdt": [score, score.copy(), score.copy()]}, n_boot=20, seed=1
+    )
     summary = boot.summary("gbdt")
     assert summary["signal_efficiency_at_rejection_50_seed_std"] == 0.0 and summary["auc_seed_std"] == 0.0
 
@@ -293,8 +327,9 @@ def test_one_seed_has_no_spread_and_no_numpy_warning():
 
     rng = np.random.default_rng(4)
     y = rng.integers(0, 2, 200)
-    boot = paired.paired_bootstrap(paired.binary_statistics, y, None, {"tokens": [y + rng.normal(0, 1, 200)]},
-                                   n_boot=10, seed=1)
+    boot = paired.paired_bootstrap(
+        paired.binary_statistics, y, None, {"tokens": [y + rng.normal(0, 1, 200)]}, n_boot=10, seed=1
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a page must not show numpy's degrees-of-freedom warning
         summary = boot.summary("tokens")

@@ -1,4 +1,5 @@
 """Classifiers trained side by side in worker processes come out exactly as when trained one after another."""
+
 from __future__ import annotations
 
 import copy
@@ -13,7 +14,9 @@ def _run(token_files, folder, jobs):  # noqa: F811
     params, tokens, _ = token_files
     p = copy.deepcopy(params)
     p["model"].update(d_model=16, n_layers=1, n_heads=2, d_ff=32)
-    p["classify"]["tasks"] = {"t": {"classes": {"bkg": ["events_zz", "events_top"], "sig": ["events_sig", "events_qcd"]}}}
+    p["classify"]["tasks"] = {
+        "t": {"classes": {"bkg": ["events_zz", "events_top"], "sig": ["events_sig", "events_qcd"]}}
+    }
     p["classify"]["task"] = "t"
     p["classify"]["jobs"] = jobs
     p["classify"]["train"].update(max_epochs=2, batch_size=64, limit_train_batches=4, progress_bar=False)

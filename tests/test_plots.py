@@ -1,4 +1,5 @@
 """Figures: one style, labelled axes with units, PNGs written where asked, small random inputs."""
+
 from __future__ import annotations
 
 import matplotlib
@@ -65,7 +66,7 @@ def test_roc_curves_with_bootstrap_bands_as_rejection_and_roc(rng, tmp_path):
 
 def test_roc_curves_accept_a_precomputed_band(tmp_path):
     grid = np.linspace(0, 1, 21)
-    band = {"tpr_grid": grid, "fpr": grid ** 2, "fpr_low": 0.9 * grid ** 2, "fpr_high": 1.1 * grid ** 2}
+    band = {"tpr_grid": grid, "fpr": grid**2, "fpr_low": 0.9 * grid**2, "fpr_high": 1.1 * grid**2}
     check(plots.roc_curves({"given": band}, kind="roc", save_to=tmp_path, name="band"), tmp_path, "band")
 
 
@@ -74,25 +75,39 @@ def test_flavour_rejection_vs_efficiency_has_a_panel_per_background(rng, tmp_pat
     probs = rng.dirichlet(np.ones(4), 600)
     probs[np.arange(600), labels] += 1.0
     probs /= probs.sum(1, keepdims=True)
-    fig = plots.rejection_vs_efficiency({"tokens": (labels, probs), "raw": (labels, np.full((600, 4), 0.25))},
-                                        efficiencies=np.linspace(0.6, 0.9, 7), save_to=tmp_path)
+    fig = plots.rejection_vs_efficiency(
+        {"tokens": (labels, probs), "raw": (labels, np.full((600, 4), 0.25))},
+        efficiencies=np.linspace(0.6, 0.9, 7),
+        save_to=tmp_path,
+    )
     check(fig, tmp_path, "rejection_vs_efficiency")
     ylabels = [ax.get_ylabel() for ax in fig.axes]
     assert any("$c$-jet rejection" in y for y in ylabels) and any("Light-jet rejection" in y for y in ylabels)
-    assert all("efficiency" in ax.get_xlabel() for ax in fig.axes[len(fig.axes) // 2:])
+    assert all("efficiency" in ax.get_xlabel() for ax in fig.axes[len(fig.axes) // 2 :])
 
 
 def test_performance_vs_jet_pt_in_gev(tmp_path):
-    fig = plots.performance_vs_variable([20, 50, 100, 250], {"tokens": [10, 20, np.nan], "raw": [12, 25, 30]},
-                                        {"tokens": [1, 2, 3], "raw": [1, 1, 1]}, logy=True, save_to=tmp_path)
+    fig = plots.performance_vs_variable(
+        [20, 50, 100, 250],
+        {"tokens": [10, 20, np.nan], "raw": [12, 25, 30]},
+        {"tokens": [1, 2, 3], "raw": [1, 1, 1]},
+        logy=True,
+        save_to=tmp_path,
+    )
     check(fig, tmp_path, "performance_vs_variable", units=["GeV"])
-    rows = [{"low": 20.0, "high": 50.0, "n": 9, "light_rejection_at_77": 10.0, "light_rejection_at_77_err": 1.0},
-            {"low": 50.0, "high": 100.0, "n": 0, "error": "no b jets"}]  # as metrics.in_bins writes them
+    rows = [
+        {"low": 20.0, "high": 50.0, "n": 9, "light_rejection_at_77": 10.0, "light_rejection_at_77_err": 1.0},
+        {"low": 50.0, "high": 100.0, "n": 0, "error": "no b jets"},
+    ]  # as metrics.in_bins writes them
     edges, values, errs = plots.from_bins(rows, "light_rejection_at_77")
     np.testing.assert_array_equal(edges, [20, 50, 100])
     assert values[0] == 10.0 and np.isnan(values[1]) and errs[0] == 1.0
-    check(plots.performance_vs_variable(edges, values, errs, save_to=tmp_path, name="from_bins"), tmp_path,
-          "from_bins", units=["GeV"])
+    check(
+        plots.performance_vs_variable(edges, values, errs, save_to=tmp_path, name="from_bins"),
+        tmp_path,
+        "from_bins",
+        units=["GeV"],
+    )
 
 
 def test_label_efficiency_uses_a_log_fraction_axis(tmp_path):
@@ -114,19 +129,35 @@ def test_reconstruction_figures_name_their_units(rng, tmp_path):
     fig = plots.distributions(orig, reco, "Track $p_T$", "GeV", 20, save_to=tmp_path, filename="pt")
     check(fig, tmp_path, "pt", units=["GeV"])
     assert fig.axes[0].get_legend() is not None and len(fig.axes) == 2  # overlay + ratio panel
-    res = {"pt": reco - orig, "phi": rng.normal(0, 0.01, 500), "d0": rng.normal(0, 0.02, 500), "eta": rng.normal(size=500)}
+    res = {
+        "pt": reco - orig,
+        "phi": rng.normal(0, 0.01, 500),
+        "d0": rng.normal(0, 0.02, 500),
+        "eta": rng.normal(size=500),
+    }
     fig = plots.residuals(res, {"pt": "GeV", "phi": "rad", "d0": "mm"}, save_to=tmp_path)
     check(fig, tmp_path, "residuals", units=["GeV", "rad", "mm"])
-    check(plots.correlation_2d(orig, reco, "Track $p_T$", "GeV", save_to=tmp_path, filename="corr"), tmp_path,
-          "corr", units=["GeV"])
-    fig = plots.response_vs_pt([1, 5, 20, 100], {"1 level": [0.2, 0.1, 0.05], "3 levels": [0.1, 0.05, 0.02]},
-                               {"1 level": [0.01, 0.0, -0.01], "3 levels": [0.0, 0.0, 0.0]}, logx=True, save_to=tmp_path)
+    check(
+        plots.correlation_2d(orig, reco, "Track $p_T$", "GeV", save_to=tmp_path, filename="corr"),
+        tmp_path,
+        "corr",
+        units=["GeV"],
+    )
+    fig = plots.response_vs_pt(
+        [1, 5, 20, 100],
+        {"1 level": [0.2, 0.1, 0.05], "3 levels": [0.1, 0.05, 0.02]},
+        {"1 level": [0.01, 0.0, -0.01], "3 levels": [0.0, 0.0, 0.0]},
+        logx=True,
+        save_to=tmp_path,
+    )
     check(fig, tmp_path, "response_vs_pt", units=["GeV"])
 
 
 def test_codebook_figures_from_health_reports(rng, tmp_path):
-    health = {"tracks": diagnostics.codebook_health(rng.integers(0, 40, (300, 3)), 64),
-              "electrons": diagnostics.codebook_health(rng.integers(0, 5, (30, 2)), 16)}
+    health = {
+        "tracks": diagnostics.codebook_health(rng.integers(0, 40, (300, 3)), 64),
+        "electrons": diagnostics.codebook_health(rng.integers(0, 5, (30, 2)), 16),
+    }
     fig = plots.codebook_usage(health, save_to=tmp_path)
     check(fig, tmp_path, "codebook_usage")
     assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["tracks", "electrons"]
@@ -139,8 +170,14 @@ def test_codebook_figures_from_health_reports(rng, tmp_path):
 
 def test_leakage_table_renders_as_a_figure(tmp_path):
     table = diagnostics.leakage_table({"multiplicity": (0.7, 0.01), "tokens": (0.9, 0.004)})
-    fig = plots.table_figure(table, ["row", "name", "auc_text"], "Leakage checks", headers=["#", "Input", "AUC"],
-                             save_to=tmp_path, name="leakage")
+    fig = plots.table_figure(
+        table,
+        ["row", "name", "auc_text"],
+        "Leakage checks",
+        headers=["#", "Input", "AUC"],
+        save_to=tmp_path,
+        name="leakage",
+    )
     png = tmp_path / "leakage.png"
     assert isinstance(fig, Figure) and png.stat().st_size > 1000
     texts = {cell.get_text().get_text() for cell in fig.axes[0].tables[0].get_celld().values()}
@@ -178,8 +215,9 @@ def test_a_model_has_one_colour_on_every_figure(rng, tmp_path):
     roc = plots.roc_curves({"tokens, fine-tuned": (y, score), "raw features": (y, score + 0.1)}, n_boot=5)
     pt = plots.performance_vs_variable([20, 50, 100], {"raw features": [3, 4], "tokens, fine-tuned": [2, 3]})
     eff = plots.label_efficiency([0.1, 1.0], {"raw features": ([0.7, 0.8], [0.6, 0.7], [0.8, 0.9])})
-    roc_colours = {line.get_label().split(" (")[0]: matplotlib.colors.to_hex(line.get_color())
-                   for line in roc.axes[0].get_lines()}
+    roc_colours = {
+        line.get_label().split(" (")[0]: matplotlib.colors.to_hex(line.get_color()) for line in roc.axes[0].get_lines()
+    }
     assert roc_colours["raw features"] == "#000000" and roc_colours["tokens, fine-tuned"] == "#d55e00"
     pt_colours = {c.get_label(): matplotlib.colors.to_hex(c.lines[0].get_color()) for c in pt.axes[0].containers}
     assert pt_colours == {"raw features": "#000000", "tokens, fine-tuned": "#d55e00"}
@@ -194,8 +232,10 @@ def test_no_ratio_panel_for_a_background_of_a_handful_of_jets(rng):
     probs = rng.dirichlet(np.ones(4), n)
     probs[np.arange(n), labels] += 1.0
     probs /= probs.sum(1, keepdims=True)
-    curves = {m: plots.flavour_rejection_curves(labels, probs * s, efficiencies=np.linspace(0.6, 0.9, 7))
-              for m, s in (("raw features", 1.0), ("tokens, from scratch", 0.9))}
+    curves = {
+        m: plots.flavour_rejection_curves(labels, probs * s, efficiencies=np.linspace(0.6, 0.9, 7))
+        for m, s in (("raw features", 1.0), ("tokens, from scratch", 0.9))
+    }
     assert 20 < curves["raw features"]["n_background"]["tau"] < 100 < curves["raw features"]["n_background"]["light"]
     fig = plots.rejection_vs_efficiency(curves, backgrounds=["light", "tau"], efficiencies=np.linspace(0.6, 0.9, 7))
     light_ratio, tau_ratio = fig.axes[2], fig.axes[3]  # row 2 of the 2 x 2 grid
@@ -206,8 +246,9 @@ def test_no_ratio_panel_for_a_background_of_a_handful_of_jets(rng):
 def test_on_a_log_axis_lower_error_bars_stop_above_zero_so_the_range_fits_the_data():
     """Light rejection per pT bin with an error as large as the value: the lower bar stops at a tenth of it
     instead of dragging the log axis down to 1e-1 or below."""
-    fig = plots.performance_vs_variable([20, 50, 100], {"raw features": [80.0, 20.0]},
-                                        {"raw features": [90.0, 5.0]}, logy=True)
+    fig = plots.performance_vs_variable(
+        [20, 50, 100], {"raw features": [80.0, 20.0]}, {"raw features": [90.0, 5.0]}, logy=True
+    )
     ax = fig.axes[0]
     low = ax.get_ylim()[0]
     assert low >= 1.0, f"the axis reaches {low}: an error bar crossed zero"

@@ -1,5 +1,6 @@
 """Figures say what made the samples (Pythia 8 + a parametric emulation, not ATLAS simulation) and call tokens
 turned back into features "decoded"; residual panels show the core and count what falls outside."""
+
 from __future__ import annotations
 
 import matplotlib
@@ -17,11 +18,13 @@ def _texts(fig) -> str:
 
 def test_every_figure_label_is_honest_about_the_samples(tmp_path):
     rng = np.random.default_rng(2)
-    figs = [plots.distributions(rng.normal(50, 10, 500), rng.normal(50, 11, 500), "$p_T$", "GeV"),
-            plots.correlation_2d(rng.normal(size=300), rng.normal(size=300), "η", None),
-            plots.response_vs_pt([20, 40, 60], [0.2, 0.1], [0.05, -0.05]),
-            plots.roc_curves({"tokens": (rng.integers(0, 2, 200), rng.normal(size=200))}, n_boot=2),
-            plots.codebook_usage({"jets": [0.5, 0.25]})]
+    figs = [
+        plots.distributions(rng.normal(50, 10, 500), rng.normal(50, 11, 500), "$p_T$", "GeV"),
+        plots.correlation_2d(rng.normal(size=300), rng.normal(size=300), "η", None),
+        plots.response_vs_pt([20, 40, 60], [0.2, 0.1], [0.05, -0.05]),
+        plots.roc_curves({"tokens": (rng.integers(0, 2, 200), rng.normal(size=200))}, n_boot=2),
+        plots.codebook_usage({"jets": [0.5, 0.25]}),
+    ]
     for fig in figs:
         text = _texts(fig)
         assert "Pythia 8 + parametric detector emulation" in text

@@ -1,4 +1,5 @@
 """Feature scalers: exact inverses, valid-only fitting, categories, JSON state, streaming samples."""
+
 from __future__ import annotations
 
 import json
@@ -13,14 +14,25 @@ from treasure_lib.preprocessing import CollectionScaler, FeatureScaler, reservoi
 
 def _physics_like(n=20_000, seed=0):
     rng = np.random.default_rng(seed)
-    return {"pt": np.exp(rng.normal(9.5, 1.0, n)),             # MeV, log-normal
-            "d0": rng.standard_t(3, n) * 0.05,                  # mm, heavy tails
-            "mass": np.where(rng.random(n) < 0.1, 0.0, rng.exponential(5e3, n)),
-            "charge": rng.choice([-1.0, 1.0], n)}
+    return {
+        "pt": np.exp(rng.normal(9.5, 1.0, n)),  # MeV, log-normal
+        "d0": rng.standard_t(3, n) * 0.05,  # mm, heavy tails
+        "mass": np.where(rng.random(n) < 0.1, 0.0, rng.exponential(5e3, n)),
+        "charge": rng.choice([-1.0, 1.0], n),
+    }
 
 
-@pytest.mark.parametrize("kind, feature", [("identity", "d0"), ("standard", "d0"), ("log_standard", "pt"),
-                                           ("log_standard", "mass"), ("quantile", "d0"), ("log_quantile", "pt")])
+@pytest.mark.parametrize(
+    "kind, feature",
+    [
+        ("identity", "d0"),
+        ("standard", "d0"),
+        ("log_standard", "pt"),
+        ("log_standard", "mass"),
+        ("quantile", "d0"),
+        ("log_quantile", "pt"),
+    ],
+)
 def test_scalers_invert_exactly(kind, feature):
     x = _physics_like()[feature]
     s = FeatureScaler(feature, kind).fit(x)
@@ -95,7 +107,9 @@ def test_reservoir_sample_is_bounded_and_seeded(jet_collections):
     assert len(a[0]) == int(5000 / per_row) < 10_000
     assert a.mask.any(1).all()
     # rows from late batches are represented (uniform over the stream, not just the first rows)
-    late = np.concatenate([bt["tracks"].features for bt in batches[5:]]).reshape(-1, 40 * len(jet_collections["tracks"].features))
+    late = np.concatenate([bt["tracks"].features for bt in batches[5:]]).reshape(
+        -1, 40 * len(jet_collections["tracks"].features)
+    )
     kept = a[0].reshape(len(a[0]), -1)
     assert np.isin(kept[:, 0], late[:, 0]).mean() > 0.3
 
@@ -107,7 +121,9 @@ def test_reservoir_sample_knows_every_category_of_the_stream_not_only_the_sample
     rare.mask[0, :] = True
     sample = reservoir_sample(iter(batches), "tracks", max_objects=500, seed=0, categorical=("leptonID",))
     assert 11.0 in sample.categories["leptonID"]
-    scaler = CollectionScaler.for_collection(jet_collections["tracks"]).fit(sample.features, sample.mask, sample.categories)
+    scaler = CollectionScaler.for_collection(jet_collections["tracks"]).fit(
+        sample.features, sample.mask, sample.categories
+    )
     assert 11.0 in scaler.scalers[jet_collections["tracks"].index("leptonID")].categories
 
 

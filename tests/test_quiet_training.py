@@ -1,5 +1,6 @@
 """Training prints only what matters: Lightning's notes, adverts and warnings about its own internals are gone, a
 real warning still shows, and under `treasure run` the epoch and validation loss reach the runner's status line."""
+
 from __future__ import annotations
 
 import json
@@ -12,7 +13,7 @@ from .conftest import ROOT
 
 # a small fit through the project's Trainer factory, with an IterableDataset that has __len__ (as our streams do),
 # fewer batches than the logging interval, and one warning of the model's own
-FIT = textwrap.dedent('''
+FIT = textwrap.dedent("""
     import warnings
     from pathlib import Path
     import torch, lightning as L
@@ -44,17 +45,28 @@ FIT = textwrap.dedent('''
     out = Path(__import__("sys").argv[1]) / "classify" / "flavour" / "tokens"
     make_trainer(train, out, monitor="val/loss").fit(Fit(), loader(4), loader(2))
     make_trainer(train, None, logs=False, single_device=True).validate(Fit(), loader(2), verbose=False)
-''')
+""")
 
-NOTES = ("GPU available", "TPU available", "Tip", "litlogger", "LeafSpec", "`IterableDataset` has `__len__`",
-         "smaller than the logging interval", "Trainer.fit` stopped", "Loading `train_dataloader`", "site-packages")
+NOTES = (
+    "GPU available",
+    "TPU available",
+    "Tip",
+    "litlogger",
+    "LeafSpec",
+    "`IterableDataset` has `__len__`",
+    "smaller than the logging interval",
+    "Trainer.fit` stopped",
+    "Loading `train_dataloader`",
+    "site-packages",
+)
 
 
 def test_a_fit_shows_no_lightning_notes_but_keeps_real_warnings_and_reports_epochs(tmp_path):
     live = tmp_path / "live.json"
     env = {**os.environ, "TREASURE_LIVE_FILE": str(live), "PYTHONWARNINGS": "default"}
-    proc = subprocess.run([sys.executable, "-c", FIT, str(tmp_path)], capture_output=True, text=True, cwd=ROOT,
-                          env=env, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", FIT, str(tmp_path)], capture_output=True, text=True, cwd=ROOT, env=env, timeout=300
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     shown = proc.stdout + proc.stderr
     assert not [note for note in NOTES if note in shown], shown
@@ -82,7 +94,9 @@ def test_a_model_is_named_by_its_kind_and_output_folder():
     class VQVAEModule:
         pass
 
-    assert label(SequenceClassifier(), "runs/jets/default/artifacts/.classify-x.partial-h-1/flavour/tokens") == \
-        "classifier flavour/tokens"
+    assert (
+        label(SequenceClassifier(), "runs/jets/default/artifacts/.classify-x.partial-h-1/flavour/tokens")
+        == "classifier flavour/tokens"
+    )
     assert label(VQVAEModule(), "runs/jets/default/artifacts/.tokenizers.partial-h-2/tracks") == "tokenizer tracks"
     assert label(SequenceClassifier(), None) == "classifier"

@@ -1,4 +1,5 @@
 """The one number formatter: a metric reads the same everywhere the book prints it."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -7,17 +8,20 @@ import pytest
 from treasure_lib.study.report import ChapterReport, fmt, markdown_table
 
 
-@pytest.mark.parametrize("value, err, text", [
-    (0.8512, 0.0213, "0.851 ± 0.021"),
-    (20.7, 2.04, "20.7 ± 2.0"),
-    (1234.5, 156, "1230 ± 160"),
-    (0.91234, 0.0041, "0.9123 ± 0.0041"),
-    (312.44, 12.3, "312 ± 12"),
-    (0.0995, 0.0996, "0.10 ± 0.10"),        # 0.0996 rounds up to 0.10: still two significant figures
-    (0.17603, 0.00497, "0.1760 ± 0.0050"),   # trailing zeros kept: the value has the uncertainty's decimals
-    (-0.0001, 0.01, "0.000 ± 0.010"),         # no "-0.000"
-    (np.float32(0.5), np.float64(0.25), "0.50 ± 0.25"),
-])
+@pytest.mark.parametrize(
+    "value, err, text",
+    [
+        (0.8512, 0.0213, "0.851 ± 0.021"),
+        (20.7, 2.04, "20.7 ± 2.0"),
+        (1234.5, 156, "1230 ± 160"),
+        (0.91234, 0.0041, "0.9123 ± 0.0041"),
+        (312.44, 12.3, "312 ± 12"),
+        (0.0995, 0.0996, "0.10 ± 0.10"),  # 0.0996 rounds up to 0.10: still two significant figures
+        (0.17603, 0.00497, "0.1760 ± 0.0050"),  # trailing zeros kept: the value has the uncertainty's decimals
+        (-0.0001, 0.01, "0.000 ± 0.010"),  # no "-0.000"
+        (np.float32(0.5), np.float64(0.25), "0.50 ± 0.25"),
+    ],
+)
 def test_uncertainty_has_two_significant_figures_and_the_value_its_decimal_place(value, err, text):
     assert fmt(value, err) == text
 
@@ -28,11 +32,22 @@ def test_the_same_number_reads_the_same_with_either_kind_of_uncertainty():
     assert fmt(0.851, 0.02) == "0.851 ± 0.020"
 
 
-@pytest.mark.parametrize("value, text", [
-    (0.8512, "0.851"), (1234.5, "1230"), (-4720.3, "-4720"), (9.996, "10.0"), (1.0, "1.00"), (0.0, "0"),
-    (0.000228, "0.000228"), (3e-5, "3.00e-05"), (1.5e7, "1.50e+07"),
-    (22526, "22526"), (np.int64(512), "512"),  # integers as integers
-])
+@pytest.mark.parametrize(
+    "value, text",
+    [
+        (0.8512, "0.851"),
+        (1234.5, "1230"),
+        (-4720.3, "-4720"),
+        (9.996, "10.0"),
+        (1.0, "1.00"),
+        (0.0, "0"),
+        (0.000228, "0.000228"),
+        (3e-5, "3.00e-05"),
+        (1.5e7, "1.50e+07"),
+        (22526, "22526"),
+        (np.int64(512), "512"),  # integers as integers
+    ],
+)
 def test_without_uncertainty_three_significant_figures(value, text):
     assert fmt(value) == text
 

@@ -3,6 +3,7 @@
 The toy project has the layout of the repository (params/, notebooks/NN_name.py, data files)
 so chapters run from its root exactly as `treasure run` runs the real ones.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,20 +30,23 @@ study: {name: toy, kind: jets, seed: 7}
 data: {files: ["data/*.h5"]}
 """
 
-PARAMETERS = '''\
+PARAMETERS = """\
 # %% tags=["parameters"]
 params_file = "params/toy.yaml"
 run_dir = "runs/jets/toy"
 overrides = []
-'''
+"""
 
 # reads its params, logs metrics, saves a matplotlib figure into run.figures and displays it
-CHAPTER_PLOT = '''\
+CHAPTER_PLOT = (
+    """\
 # %% [markdown]
 # # Toy data
 # A chapter that reads its params, logs a number and shows a figure.
 
-''' + PARAMETERS + '''
+"""
+    + PARAMETERS
+    + """
 # %%
 from treasure_lib import runs
 run = runs.open_run(params_file, run_dir, overrides)
@@ -54,20 +58,27 @@ ax.plot([0, 1], [0, run.seed])
 run.save_figure(fig, "line")
 run.log_metrics({"codebook.tracks.level_1.utilization": run.seed / 10, "export.rows_per_s": 1234.5})
 plt.show()
-'''
+"""
+)
 
-CHAPTER_SECOND = '''\
+CHAPTER_SECOND = (
+    """\
 # %% [markdown]
 # # Toy second
-''' + PARAMETERS + '''
+"""
+    + PARAMETERS
+    + """
 # %%
 from treasure_lib import runs
 run = runs.open_run(params_file, run_dir, overrides)
 run.log_metrics({"pretrain.masked_accuracy": 0.5})
-'''
+"""
+)
 
 # raises in its 3rd cell
-CHAPTER_FAIL = PARAMETERS + '''
+CHAPTER_FAIL = (
+    PARAMETERS
+    + """
 # %%
 x = 1
 
@@ -76,7 +87,8 @@ raise ValueError("no tracks in this toy")
 
 # %%
 y = 2
-'''
+"""
+)
 
 
 def make_project(root: Path, chapters: dict[str, str]) -> Path:
@@ -295,8 +307,12 @@ def test_runs_sharing_a_folder_build_a_stage_once_and_link_it(tmp_path, monkeypa
     assert len(built) == 2 and (path_b / "weights.txt").read_text() == "build 2"
     assert (path_a / "weights.txt").read_text() == "build 1", "another point's artifact is never overwritten"
     assert sorted(p.name for p in shared.iterdir() if not p.name.startswith(".")) == sorted(
-        [f"tokenizers-{Stage(a, 'tokenizers', {'k': k, 'data': data}).hash[:16]}{ext}" for k in (8, 16)
-         for ext in ("", ".stage.json")])
+        [
+            f"tokenizers-{Stage(a, 'tokenizers', {'k': k, 'data': data}).hash[:16]}{ext}"
+            for k in (8, 16)
+            for ext in ("", ".stage.json")
+        ]
+    )
     # the same inputs in another place hash the same: where a file lies is not what it holds
     moved = tmp_path / "elsewhere" / "data.h5"
     moved.parent.mkdir()
@@ -310,8 +326,10 @@ def test_runs_sharing_a_folder_build_a_stage_once_and_link_it(tmp_path, monkeypa
     Stage(b, "tokenizers", {"k": 8, "data": data}, shared=shared)(build)
     Stage(a, "tokenizers", {"k": 8, "data": data}, shared=shared)(build)
     assert len(built) == 3 and (path_a / "weights.txt").read_text() == "build 3"
-    assert json.loads(entry.record.read_text())["content_sha256"] == \
-        json.loads(entry.shared_record.read_text())["content_sha256"], "the local record follows the shared entry"
+    assert (
+        json.loads(entry.record.read_text())["content_sha256"]
+        == json.loads(entry.shared_record.read_text())["content_sha256"]
+    ), "the local record follows the shared entry"
     failing = Stage(tmp_path / "c" / "artifacts", "tokenizers", {"k": 32, "data": data}, shared=shared)
     with pytest.raises(RuntimeError):  # a failed shared build leaves nothing that looks complete
         failing(lambda out: (out.mkdir(), (_ for _ in ()).throw(RuntimeError("diverged"))))
@@ -393,8 +411,20 @@ def test_run_command_line(project, capsys):
     parser = argparse.ArgumentParser()
     sub = parser.add_subparsers(dest="command")
     runs.register(sub, cli._add_params, cli._params)
-    args = parser.parse_args(["run", "--params", "params/toy.yaml", "--run-dir", "runs/jets/toy",
-                              "--chapters", "02_second", "study.seed=5", "-o", "data.chunk_size=7"])
+    args = parser.parse_args(
+        [
+            "run",
+            "--params",
+            "params/toy.yaml",
+            "--run-dir",
+            "runs/jets/toy",
+            "--chapters",
+            "02_second",
+            "study.seed=5",
+            "-o",
+            "data.chunk_size=7",
+        ]
+    )
     assert args.chapters == ["02_second", "study.seed=5"] and args.override == ["data.chunk_size=7"]
     assert args.func(args) == 0
     params = yaml.safe_load((project / "runs/jets/toy/params.yaml").read_text())
@@ -420,7 +450,9 @@ def test_stage_hashes_follow_what_changes_the_result_and_nothing_else(project, m
     from treasure_lib.study import stages
 
     seen = {}
-    monkeypatch.setattr(Stage, "__call__", lambda self, fn: seen.setdefault(self.name, []).append(self.hash) or self.path)
+    monkeypatch.setattr(
+        Stage, "__call__", lambda self, fn: seen.setdefault(self.name, []).append(self.hash) or self.path
+    )
     (project / "params" / "objects.yaml").write_text((ROOT_PARAMS / "objects.yaml").read_text())
 
     def tokenizer_hash(*overrides):

@@ -1,4 +1,5 @@
 """Parameter scans: expansion and ids, bad scan files, resume, the Snakemake DAG, and a real 2-point scan."""
+
 from __future__ import annotations
 
 import json
@@ -41,45 +42,72 @@ def test_grid_times_zip_gives_every_point_once_with_stable_readable_ids(tmp_path
     s = scans.load_scan(_write(tmp_path / "a.yaml", SCAN.format(name="a", base=base, chapters="null")))
     points = scans.expand(s)
     assert len(points) == 3 * 2 * 2
-    combos = {(p.params["tokenizer"]["codebook_size"], p.params["tokenizer"]["num_quantizers"],
-               p.params["tokenizer"]["encoder"], p.params["tokenizer"]["size"]) for p in points}
-    assert len(combos) == 12 and all((e, z) in {("mlp", "small"), ("transformer", "medium")} for *_, e, z in combos), \
+    combos = {
+        (
+            p.params["tokenizer"]["codebook_size"],
+            p.params["tokenizer"]["num_quantizers"],
+            p.params["tokenizer"]["encoder"],
+            p.params["tokenizer"]["size"],
+        )
+        for p in points
+    }
+    assert len(combos) == 12 and all((e, z) in {("mlp", "small"), ("transformer", "medium")} for *_, e, z in combos), (
         "zipped axes advance together"
+    )
     first = points[0]
     assert re.fullmatch(r"codebook_size-64_encoder-mlp_num_quantizers-1_size-small-[0-9a-f]{10}", first.id)
     assert first.dir == Path("runs/scans/a/points") / first.id
     # another name, another axis order: the same points (ids hash the resolved params, not the file)
     reordered = SCAN.format(name="b", base=base, chapters="[02_tokenization]").replace(
         "  tokenizer.codebook_size: [64, 256, 1024]\n  tokenizer.num_quantizers: [1, 2]\n",
-        "  tokenizer.num_quantizers: [1, 2]\n  tokenizer.codebook_size: [64, 256, 1024]\n")
+        "  tokenizer.num_quantizers: [1, 2]\n  tokenizer.codebook_size: [64, 256, 1024]\n",
+    )
     again = scans.expand(scans.load_scan(_write(tmp_path / "b.yaml", reordered)))
     assert sorted(p.id for p in again) == sorted(p.id for p in points)
-    shifted = scans.expand(scans.load_scan(_write(tmp_path / "c.yaml", SCAN.format(name="c", base=base, chapters="null")
-                                                  .replace("chapters: null", "chapters: null\noverrides: [study.seed=1]"))))
+    shifted = scans.expand(
+        scans.load_scan(
+            _write(
+                tmp_path / "c.yaml",
+                SCAN.format(name="c", base=base, chapters="null").replace(
+                    "chapters: null", "chapters: null\noverrides: [study.seed=1]"
+                ),
+            )
+        )
+    )
     assert not set(p.id for p in shifted) & set(p.id for p in points), "other params, other ids"
     assert all(p.params["study"]["shared_artifacts"] == "runs/scans/shared" for p in points)
 
 
-@pytest.mark.parametrize("edit,message", [
-    (lambda t: t.replace("tokenizer.num_quantizers:", "tokenizer.num_quantizer:"),
-     r"unknown key 'tokenizer.num_quantizer'; did you mean 'tokenizer.num_quantizers'"),
-    (lambda t: t.replace("tokenizer.size: [small, medium]", "tokenizer.size: [small]"), r"zip\[0\].*equal lengths"),
-    (lambda t: t.replace("gpu: 1", "gpus: 1"), r"unknown resources \['gpus'\]"),
-    (lambda t: t.replace("[64, 256, 1024]", "[64, 256, big]"), r"tokenizer.codebook_size.*must be int"),
-    (lambda t: t.replace("name: x\n", ""), r"missing required key 'name'"),
-])
+@pytest.mark.parametrize(
+    "edit,message",
+    [
+        (
+            lambda t: t.replace("tokenizer.num_quantizers:", "tokenizer.num_quantizer:"),
+            r"unknown key 'tokenizer.num_quantizer'; did you mean 'tokenizer.num_quantizers'",
+        ),
+        (lambda t: t.replace("tokenizer.size: [small, medium]", "tokenizer.size: [small]"), r"zip\[0\].*equal lengths"),
+        (lambda t: t.replace("gpu: 1", "gpus: 1"), r"unknown resources \['gpus'\]"),
+        (lambda t: t.replace("[64, 256, 1024]", "[64, 256, big]"), r"tokenizer.codebook_size.*must be int"),
+        (lambda t: t.replace("name: x\n", ""), r"missing required key 'name'"),
+    ],
+)
 def test_a_bad_scan_file_names_the_file_and_the_key(tmp_path, edit, message):
-    path = _write(tmp_path / "bad.yaml", edit(SCAN.format(name="x", base=ROOT / "params" / "default.yaml", chapters="null")))
+    path = _write(
+        tmp_path / "bad.yaml", edit(SCAN.format(name="x", base=ROOT / "params" / "default.yaml", chapters="null"))
+    )
     with pytest.raises(ConfigError, match=message) as err:
         scans.expand(scans.load_scan(path))
     assert "bad.yaml" in str(err.value)
 
 
 # a toy project: chapters that count their executions and fail while a flag file exists
-COUNTING = '''\
+COUNTING = (
+    """\
 # %% [markdown]
 # # Toy chapter
-''' + PARAMETERS + '''
+"""
+    + PARAMETERS
+    + """
 # %%
 from pathlib import Path
 from treasure_lib import runs
@@ -89,7 +117,8 @@ with open(Path(run.dir) / "executions.txt", "a") as fh:
 if Path(f"fail-{run.seed}").exists():
     raise RuntimeError(f"seed {run.seed} diverged")
 run.log_metrics({"codebook.tracks.level_1.utilization": run.seed / 10})
-'''
+"""
+)
 
 TOY_SCAN = """\
 name: toy
@@ -147,7 +176,9 @@ def _job_counts(stdout: str) -> dict:
 
 
 def _dry_run(scan, **kw):
-    done = subprocess.run(scans.snakemake_command(scan, dry_run=True, **kw), capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        scans.snakemake_command(scan, dry_run=True, **kw), capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     scheduled = set(re.findall(r"wildcards: point=(\S+)", done.stdout))
     return _job_counts(done.stdout), scheduled, done.stdout
@@ -173,13 +204,16 @@ def test_snakemake_dry_run_builds_one_job_per_point_to_run(toy):
 
 def test_first_alone_makes_every_other_point_wait_for_the_first(toy):
     root, _ = toy
-    scan = scans.load_scan(_write(root / "scans" / "first.yaml", TOY_SCAN.replace("name: toy", "name: first")
-                                  + "first_alone: true\n"))
+    scan = scans.load_scan(
+        _write(root / "scans" / "first.yaml", TOY_SCAN.replace("name: toy", "name: first") + "first_alone: true\n")
+    )
     first = scans.expand(scan)[0]
     counts, scheduled, out = _dry_run(scan)
     blocks = [b for b in out.split("rule point:")[1:] if "wildcards: point=" in b]
-    waits = {re.search(r"wildcards: point=(\S+)", b).group(1): f"{first.id}/done.json" in b.split("output:")[0]
-             for b in blocks}
+    waits = {
+        re.search(r"wildcards: point=(\S+)", b).group(1): f"{first.id}/done.json" in b.split("output:")[0]
+        for b in blocks
+    }
     assert waits == {p.id: p.id != first.id for p in scans.expand(scan)}
 
 
@@ -207,26 +241,41 @@ def test_two_point_scan_on_tiny_params_shares_its_tokenizer_and_is_summarised(tm
     from treasure_lib.generate import generate
 
     data = tmp_path / "data"
-    generate(config.load([ROOT / "params" / "default.yaml"], [f"generate.output_dir={data}", "generate.layouts=[jets]",
-                                                              "generate.samples={ttbar: 300, Zprime_qq: 150}",
-                                                              "study.seed=5"]), progress=False)
-    path = _write(tmp_path / "scan.yaml", f"""\
+    generate(
+        config.load(
+            [ROOT / "params" / "default.yaml"],
+            [
+                f"generate.output_dir={data}",
+                "generate.layouts=[jets]",
+                "generate.samples={ttbar: 300, Zprime_qq: 150}",
+                "study.seed=5",
+            ],
+        ),
+        progress=False,
+    )
+    path = _write(
+        tmp_path / "scan.yaml",
+        f"""\
 name: tiny
-base: {ROOT / 'tests' / 'data' / 'tiny_jets.yaml'}
-output_dir: {tmp_path / 'scan'}
-shared_artifacts: {tmp_path / 'shared'}
+base: {ROOT / "tests" / "data" / "tiny_jets.yaml"}
+output_dir: {tmp_path / "scan"}
+shared_artifacts: {tmp_path / "shared"}
 overrides: ["data.files=[{data}/jets_*.h5]", classify.compare=false]
 chapters: [02_tokenization, 06_classification]
 grid:
   classify.seed: [1, 2]
 metrics: [tokenizer.tracks.pt.response_iqr_over_median, classify.flavour.tokens.auc_macro]
-""")
+""",
+    )
     scan = scans.load_scan(path)
     monkeypatch.chdir(ROOT)
     outcome = scans.run_local(scan, jobs=2, progress=False, log=lambda _: None)
     assert sorted(outcome.values()) == ["complete", "complete"], [scans.state(p) for p in scans.expand(scan)]
-    shared = sorted(p.name for p in (tmp_path / "shared").iterdir() if not p.name.startswith(".")
-                    and not p.name.endswith(".stage.json"))
+    shared = sorted(
+        p.name
+        for p in (tmp_path / "shared").iterdir()
+        if not p.name.startswith(".") and not p.name.endswith(".stage.json")
+    )
     assert [n.rsplit("-", 1)[0] for n in shared].count("tokenizers") == 1, f"one tokenizer for both points: {shared}"
     assert [n.rsplit("-", 1)[0] for n in shared].count("classify-flavour-tokens-100") == 2, shared
     links = {os.path.realpath(p.dir / "artifacts" / "tokenizers") for p in scans.expand(scan)}
@@ -236,8 +285,10 @@ metrics: [tokenizer.tracks.pt.response_iqr_over_median, classify.flavour.tokens.
     for p in scans.expand(scan):
         metrics = json.loads((p.dir / "metrics.json").read_text())
         assert rows[p.id]["headline"] == metrics["classify.flavour.tokens.auc_macro"]
-        assert rows[p.id]["tokenizer.tracks.pt.response_iqr_over_median"] == \
-            metrics["tokenizer.tracks.pt.response_iqr_over_median"]
+        assert (
+            rows[p.id]["tokenizer.tracks.pt.response_iqr_over_median"]
+            == metrics["tokenizer.tracks.pt.response_iqr_over_median"]
+        )
     assert len({r["headline"] for r in rows.values()}) == 2, "two seeds, two trainings"
     page = out["page"].read_text()
     assert "figures/auc_per_point.png" in page and (tmp_path / "scan" / "figures" / "auc_per_point.png").is_file()

@@ -1,4 +1,5 @@
 """The sequence contract (TokenizerSet) and export on toy cards: layouts, switches, round trips, exact cards."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -34,8 +35,18 @@ def _toy_files(folder, n=400, names=("events_a", "events_b")):
             oa = batch[c]
             oa.features[..., oa.names.index("charge")] = np.where(oa.mask, np.where(oa.features[..., 3] > 0, 1, -1), 0)
         path = folder / f"{name}.h5"
-        write_batches(path, [batch], cols, metadata={"dsid": 700000 + i, "process": name, "n_events": n,
-                                                    "sum_of_weights": float(n), "cross_section_pb": 1.5})
+        write_batches(
+            path,
+            [batch],
+            cols,
+            metadata={
+                "dsid": 700000 + i,
+                "process": name,
+                "n_events": n,
+                "sum_of_weights": float(n),
+                "cross_section_pb": 1.5,
+            },
+        )
         paths.append(path)
     return paths
 
@@ -50,7 +61,9 @@ def _kmeans_card(c, batch, levels=3, size=8, seed=0):
 
 def _binning_card(c, batch, bins=4):
     x = batch[c.name].features[:, 0]
-    edges = np.stack([np.quantile(x[:, f], np.linspace(0, 1, bins + 1)) + np.arange(bins + 1) * 1e-6 for f in range(x.shape[1])])
+    edges = np.stack(
+        [np.quantile(x[:, f], np.linspace(0, 1, bins + 1)) + np.arange(bins + 1) * 1e-6 for f in range(x.shape[1])]
+    )
     centres = 0.5 * (edges[:, 1:] + edges[:, :-1])
     scaler = CollectionScaler.for_collection(c).fit(batch[c.name].features, batch[c.name].mask)
     return BinningTokenizer(_collection_info(c), edges, centres, scaler)
@@ -67,7 +80,9 @@ def _cards(root, files, combined=False):
         from treasure_lib.tokenizers.train import to_combined
 
         cc = combined_collection(objects)
-        tok = _kmeans_card(cc, Batch({"objects": to_combined(batch, objects)}, batch.labels, batch.weights, batch.event_index))
+        tok = _kmeans_card(
+            cc, Batch({"objects": to_combined(batch, objects)}, batch.labels, batch.weights, batch.event_index)
+        )
         tok.collection["members"] = list(objects)
         tok.collection["member_type_ids"] = {n: c.type_id for n, c in objects.items()}
         save(tok, root / "objects" / "card")
@@ -79,11 +94,21 @@ def _cards(root, files, combined=False):
 
 
 def _params(tmp_path, files, *extra):
-    return config.load([ROOT / "params" / "studies" / "events.yaml"], [
-        f"data.files=[{', '.join(map(str, files))}]", f"tokenizer.output_dir={tmp_path}/cards",
-        f"export.output_dir={tmp_path}/tokens", f"tokenizer.collections=[{', '.join(STUDY)}]", "data.label={}",
-        "data.weight={}", "data.phi_reference_collections=[electrons, muons]", f"data.collections=[{', '.join(STUDY)}]",
-        "sequence.order=[event, electrons, muons, met]", *extra])
+    return config.load(
+        [ROOT / "params" / "studies" / "events.yaml"],
+        [
+            f"data.files=[{', '.join(map(str, files))}]",
+            f"tokenizer.output_dir={tmp_path}/cards",
+            f"export.output_dir={tmp_path}/tokens",
+            f"tokenizer.collections=[{', '.join(STUDY)}]",
+            "data.label={}",
+            "data.weight={}",
+            "data.phi_reference_collections=[electrons, muons]",
+            f"data.collections=[{', '.join(STUDY)}]",
+            "sequence.order=[event, electrons, muons, met]",
+            *extra,
+        ],
+    )
 
 
 @pytest.fixture()
@@ -137,9 +162,16 @@ def test_flat_layout_holds_exactly_each_objects_codes(study):
     np.testing.assert_array_equal(seq.mask.sum(1), 1 + 4 + 3 * n_e + 1 + 3 * n_mu + 1 + 3)
 
 
-@pytest.mark.parametrize("extra", [[], ["export.layout=flat"], ["sequence.slots=fixed"],
-                                   ["sequence.slots=fixed", "sequence.sep=false", "sequence.type_ids=false"],
-                                   ["export.layout=flat", "sequence.sep=false"]])
+@pytest.mark.parametrize(
+    "extra",
+    [
+        [],
+        ["export.layout=flat"],
+        ["sequence.slots=fixed"],
+        ["sequence.slots=fixed", "sequence.sep=false", "sequence.type_ids=false"],
+        ["export.layout=flat", "sequence.sep=false"],
+    ],
+)
 def test_split_inverts_assemble_and_decode_returns_physical_features(study, extra):
     tmp_path, files = study
     ts, batch, (seq, local) = _sequences(_params(tmp_path, files, *extra), files)
@@ -155,8 +187,9 @@ def test_split_inverts_assemble_and_decode_returns_physical_features(study, extr
 
 def test_fixed_slots_put_every_collection_at_the_same_positions(study):
     tmp_path, files = study
-    ts, batch, (seq, _) = _sequences(_params(tmp_path, files, "sequence.slots=fixed", "sequence.sep=false",
-                                             "sequence.type_ids=false"), files)
+    ts, batch, (seq, _) = _sequences(
+        _params(tmp_path, files, "sequence.slots=fixed", "sequence.sep=false", "sequence.type_ids=false"), files
+    )
     assert (seq.type_ids == 0).all()
     assert seq.tokens.shape[1] == 1 + 1 + 4 + 4 + 1
     assert seq.mask[:, [0, 1, 10]].all(), "CLS, event and MET sit at fixed positions in every row"
@@ -177,7 +210,9 @@ def test_raw_features_sit_at_the_token_positions(study):
 
 def test_the_sequence_order_must_list_each_tokenized_collection_once(study):
     tmp_path, files = study
-    with pytest.raises(ConfigError, match=r"sequence.order .* must list each tokenized collection once.*missing: \['met'\]"):
+    with pytest.raises(
+        ConfigError, match=r"sequence.order .* must list each tokenized collection once.*missing: \['met'\]"
+    ):
         TokenizerSet.from_params(_params(tmp_path, files, "sequence.order=[event, electrons, muons]"))
 
 
@@ -191,8 +226,10 @@ def test_export_writes_split_normalisation_and_a_set_readable_from_metadata(stud
     assert set(table.column("split").to_pylist()) == {"train", "val", "test"}
     assert table.column("sum_of_weights")[0].as_py() == 400.0 and table.column("n_events_generated")[0].as_py() == 400
     numbers = table.column("event_number").to_numpy()
-    np.testing.assert_array_equal(splits.codes_from_names(table.column("split").to_pylist()),
-                                  splits.assign("dsid:700000", numbers, splits.SplitSpec.from_params(params)))
+    np.testing.assert_array_equal(
+        splits.codes_from_names(table.column("split").to_pylist()),
+        splits.assign("dsid:700000", numbers, splits.SplitSpec.from_params(params)),
+    )
     ts = TokenizerSet.from_metadata(read_metadata(out), out, load_cards=True, base=tmp_path / "tokens")
     seq = Sequences(tokens_array(table), list_column(table, "type_ids"), list_column(table, "mask"))
     assert set(ts.decode(seq)) == {"electrons", "muons", "met", "event"}
@@ -236,7 +273,9 @@ def test_export_redoes_outputs_made_with_other_cards_and_keeps_current_ones(stud
     cols = {k: EVENTS[k] for k in STUDY}
     from treasure_lib.io.reader import H5Stream
 
-    save(_kmeans_card(EVENTS["muons"], H5Stream(files, cols).read_all(), seed=99), tmp_path / "cards" / "muons" / "card")
+    save(
+        _kmeans_card(EVENTS["muons"], H5Stream(files, cols).read_all(), seed=99), tmp_path / "cards" / "muons" / "card"
+    )
     again = export(params, progress=False)
     assert not any(r["skipped"] for r in again), "outputs made with another muon card are redone"
 
@@ -254,5 +293,7 @@ def test_a_missing_card_is_a_clear_error(study):
     import shutil
 
     shutil.rmtree(tmp_path / "cards" / "muons")
-    with pytest.raises(InputFileError, match=r"no tokenizer card for \['muons'\].*run `treasure train-tokenizer` first"):
+    with pytest.raises(
+        InputFileError, match=r"no tokenizer card for \['muons'\].*run `treasure train-tokenizer` first"
+    ):
         export(_params(tmp_path, files), progress=False)

@@ -1,14 +1,15 @@
 """The setup files say what is true: pixi installs this project with every extra (no second package list to drift),
 constraints.txt points to a README section that exists, every `make` target the README names exists, and the
 torch index is a Make variable that reaches pip."""
+
 from __future__ import annotations
 
 import re
 import shutil
 import subprocess
-import tomllib
 
 import pytest
+import tomllib
 
 from .conftest import ROOT
 
@@ -42,8 +43,9 @@ def test_every_make_target_the_readme_names_exists():
 @pytest.mark.skipif(shutil.which("make") is None, reason="make not installed")
 def test_the_torch_index_reaches_pip_only_when_given():
     def dry_run(*args):  # -n: print the commands; -B: as if .venv had to be built
-        return subprocess.run(["make", "-n", "-B", "venv", *args], cwd=ROOT, capture_output=True, text=True,
-                              check=True).stdout
+        return subprocess.run(
+            ["make", "-n", "-B", "venv", *args], cwd=ROOT, capture_output=True, text=True, check=True
+        ).stdout
 
     cpu = "https://download.pytorch.org/whl/cpu"
     torch_line = next(ln for ln in dry_run(f"TORCH_INDEX={cpu}").splitlines() if "torch==2.13.0" in ln)

@@ -1,4 +1,5 @@
 """One train / val / test assignment for every stage, and training streams that mix files."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -89,7 +90,7 @@ def test_interleaved_blocks_spread_every_file_over_the_pass():
 def test_by_objects_batches_hold_the_requested_number_of_objects_without_splitting_rows():
     rng = np.random.default_rng(0)
     mask = rng.random((1000, 5)) < 0.3
-    parts = [{"mask": mask[i:i + 70], "row": np.arange(i, min(i + 70, 1000))} for i in range(0, 1000, 70)]
+    parts = [{"mask": mask[i : i + 70], "row": np.arange(i, min(i + 70, 1000))} for i in range(0, 1000, 70)]
     batches = list(mixing.by_objects(iter(parts), 64))
     counts = [b["mask"].sum() for b in batches]
     assert all(c >= 64 for c in counts[:-1]) and all(c < 64 + 5 for c in counts[:-1])
@@ -106,8 +107,9 @@ def test_first_training_batches_hold_rows_from_every_file_in_proportion(tmp_path
     stream = H5Stream(paths, jet_collections, split=SPEC, select_split=splits.TRAIN, chunk_size=1000)
     first = stream.read_block(0, 0, 500)["tracks"]
     scaler = CollectionScaler.for_collection(jet_collections["tracks"]).fit(first.features, first.mask)
-    sets = CollectionSets(stream, "tracks", scaler, objects_per_batch=2000, shuffle=True, seed=0,
-                          buffer_rows=1500, block_rows=100)
+    sets = CollectionSets(
+        stream, "tracks", scaler, objects_per_batch=2000, shuffle=True, seed=0, buffer_rows=1500, block_rows=100
+    )
     expected = np.array(sizes) / sum(sizes)
     for epoch in range(2):
         batches = list(sets.arrays())

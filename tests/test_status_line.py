@@ -1,5 +1,6 @@
 """The one updating terminal line of `treasure run`: chapter, cell n of N, and the model in training with its epoch and
 validation loss, from the file the kernel reports to; a warning is printed above it, never into it."""
+
 from __future__ import annotations
 
 import io
@@ -50,5 +51,7 @@ def test_reports_outside_treasure_run_go_nowhere(monkeypatch, tmp_path):
     monkeypatch.delenv(live.ENV, raising=False)
     live.report(what="tokenizer tracks", epoch=1)  # no file named: nothing happens, nothing fails
     assert live.read(tmp_path / "missing.json") == {}
-    assert live.describe({"what": "pretraining", "epoch": 2, "max_epochs": None, "val_loss": None}) == \
-        "pretraining: epoch 2"
+    assert (
+        live.describe({"what": "pretraining", "epoch": 2, "max_epochs": None, "val_loss": None})
+        == "pretraining: epoch 2"
+    )

@@ -1,4 +1,5 @@
 """The real chapters, end to end on tiny params for both studies, and the book built from those runs (slow)."""
+
 from __future__ import annotations
 
 import json
@@ -15,16 +16,31 @@ from .conftest import ROOT
 from .test_book import _assert_png_shown
 
 pytestmark = pytest.mark.slow
-CHAPTERS = ["01_data", "02_tokenization", "03_codebook_diagnostics", "04_leakage", "05_pretraining", "06_classification",
-            "07_generalisation"]
-SAMPLES = "{ttbar: 500, Zprime_qq: 200, ggH_ZZ4l: 300, qqZZ_4l: 600, Zjets: 200, Wjets: 150, WZ_3lnu: 100, Ztautau: 150, QCD: 150}"
+CHAPTERS = [
+    "01_data",
+    "02_tokenization",
+    "03_codebook_diagnostics",
+    "04_leakage",
+    "05_pretraining",
+    "06_classification",
+    "07_generalisation",
+]
+SAMPLES = (
+    "{ttbar: 500, Zprime_qq: 200, ggH_ZZ4l: 300, qqZZ_4l: 600, Zjets: 200, Wjets: 150, WZ_3lnu: 100, Ztautau: 150, "
+    "QCD: 150}"
+)
 
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     out = tmp_path_factory.mktemp("data")
-    generate(config.load([ROOT / "params" / "default.yaml"], [f"generate.output_dir={out}", f"generate.samples={SAMPLES}",
-                                                               "study.seed=11"]), progress=False)
+    generate(
+        config.load(
+            [ROOT / "params" / "default.yaml"],
+            [f"generate.output_dir={out}", f"generate.samples={SAMPLES}", "study.seed=11"],
+        ),
+        progress=False,
+    )
     return out
 
 
@@ -32,8 +48,12 @@ def _run(study: str, data, tmp_path_factory):
     run_dir = tmp_path_factory.mktemp(study) / "run"
     prefix = "jets" if study == "tiny_jets" else "events"
     # the generator settings the data were made with: chapter 01 then finds them up to date and keeps them
-    overrides = [f"data.files=[{data}/{prefix}_*.h5]", f"generate.output_dir={data}", f"generate.samples={SAMPLES}",
-                 "generate.seed=11"]
+    overrides = [
+        f"data.files=[{data}/{prefix}_*.h5]",
+        f"generate.output_dir={data}",
+        f"generate.samples={SAMPLES}",
+        "generate.seed=11",
+    ]
     result = execute([ROOT / "tests" / "data" / f"{study}.yaml"], run_dir, overrides=overrides, cwd=ROOT)
     return run_dir, result
 
@@ -61,43 +81,69 @@ def _check_run(run_dir, result, expected_keys):
 
 
 def test_every_chapter_runs_for_the_jets_study(jets_run):
-    metrics = _check_run(*jets_run, [r"tokenizer\.tracks\.pt\.response_iqr_over_median", r"codebook\.tracks\.level_1\.utilization",
-                                     r"tokenizer\.jets\.track_sum_pt\.response_iqr_over_median", r"pretrain\.masked_accuracy",
-                                     r"classify\.flavour\.tokens\.light_rejection_at_77", r"classify\.flavour\.raw\.auc_macro",
-                                     r"classify\.flavour\.decoded\.auc_macro", r"leakage\.flavour\.multiplicity\.auc_b$",
-                                     r"generalisation\.ttbar_to_ttbar\.light_rejection_at_77",
-                                     r"classify\.flavour\.tokens\.light_rejection_at_77_seed_std",
-                                     r"classify\.flavour\.compare\.tokens_finetuned_vs_tokens\.light_rejection_at_77\.z",
-                                     r"leakage\.flavour\.structure\.converged", r"tokenizer\.tracks\.converged",
-                                     r"pretrain\.baseline\.level_1\.most_frequent_share",
-                                     r"classify\.flavour\.tokens_finetuned\.label_fraction_50\.auc_macro"])
+    metrics = _check_run(
+        *jets_run,
+        [
+            r"tokenizer\.tracks\.pt\.response_iqr_over_median",
+            r"codebook\.tracks\.level_1\.utilization",
+            r"tokenizer\.jets\.track_sum_pt\.response_iqr_over_median",
+            r"pretrain\.masked_accuracy",
+            r"classify\.flavour\.tokens\.light_rejection_at_77",
+            r"classify\.flavour\.raw\.auc_macro",
+            r"classify\.flavour\.decoded\.auc_macro",
+            r"leakage\.flavour\.multiplicity\.auc_b$",
+            r"generalisation\.ttbar_to_ttbar\.light_rejection_at_77",
+            r"classify\.flavour\.tokens\.light_rejection_at_77_seed_std",
+            r"classify\.flavour\.compare\.tokens_finetuned_vs_tokens\.light_rejection_at_77\.z",
+            r"leakage\.flavour\.structure\.converged",
+            r"tokenizer\.tracks\.converged",
+            r"pretrain\.baseline\.level_1\.most_frequent_share",
+            r"classify\.flavour\.tokens_finetuned\.label_fraction_50\.auc_macro",
+        ],
+    )
     assert 0 <= metrics["codebook.tracks.level_1.utilization"] <= 1
     seeds = [metrics[f"classify.flavour.tokens.seed_{s}.auc_macro"] for s in (1, 2)]
-    assert metrics["classify.flavour.tokens.auc_macro"] == pytest.approx(np.mean(seeds), abs=0.02), \
+    assert metrics["classify.flavour.tokens.auc_macro"] == pytest.approx(np.mean(seeds), abs=0.02), (
         "the headline is the seed mean (bootstrap statistic), never one seed's or a leakage row's number"
+    )
     leak = [k for k in metrics if k.startswith("leakage.flavour.structure.")]
     assert leak and not any(".leakage" in k for k in metrics if k.startswith("classify."))
 
 
 def test_every_chapter_runs_for_the_events_study(events_run):
-    _check_run(*events_run, [r"tokenizer\.leptons\.m4l\.peak_shift_gev", r"classify\.h_vs_zz_sr\.tokens\.auc",
-                             r"classify\.h_vs_zz_sr\.gbdt\.auc", r"classify\.h_vs_zz_sr\.mass_window\.auc",
-                             r"classify\.h_vs_zz_sr\.compare\.tokens_vs_gbdt\.auc\.z",
-                             r"leakage\.h_vs_all\.shape_fraction", r"data\.ggH_ZZ4l\.h4l\.m4l_window\.events",
-                             r"classify\.multiclass\.raw\.auc_macro", r"codebook\.electrons\.level_1\.perplexity"])
+    _check_run(
+        *events_run,
+        [
+            r"tokenizer\.leptons\.m4l\.peak_shift_gev",
+            r"classify\.h_vs_zz_sr\.tokens\.auc",
+            r"classify\.h_vs_zz_sr\.gbdt\.auc",
+            r"classify\.h_vs_zz_sr\.mass_window\.auc",
+            r"classify\.h_vs_zz_sr\.compare\.tokens_vs_gbdt\.auc\.z",
+            r"leakage\.h_vs_all\.shape_fraction",
+            r"data\.ggH_ZZ4l\.h4l\.m4l_window\.events",
+            r"classify\.multiclass\.raw\.auc_macro",
+            r"codebook\.electrons\.level_1\.perplexity",
+        ],
+    )
 
 
 def test_the_book_builds_from_the_tiny_runs_and_shows_their_figures(jets_run, events_run, tmp_path):
     from treasure_lib.book import build_book
 
-    html = build_book([("Jets", jets_run[0]), ("Events", events_run[0])], out=tmp_path / "book",
-                      templates=ROOT / "book", warnings_as_errors=True)
+    html = build_book(
+        [("Jets", jets_run[0]), ("Events", events_run[0])],
+        out=tmp_path / "book",
+        templates=ROOT / "book",
+        warnings_as_errors=True,
+    )
     pages = {p.name for p in html.rglob("*.html")}
     for chapter in CHAPTERS:
         assert any(chapter in name for name in pages), chapter
     results = (html / "results.html").read_text()
     metrics = json.loads((jets_run[0] / "metrics.json").read_text())
     assert "classify.flavour.{tokens,tokens_finetuned,decoded,raw}.light_rejection_at_77" in results
-    assert "codebook.tracks.level_1.utilization" in results and metrics["codebook.tracks.level_1.utilization"] is not None
+    assert (
+        "codebook.tracks.level_1.utilization" in results and metrics["codebook.tracks.level_1.utilization"] is not None
+    )
     chapter = next(p for p in html.rglob("*02_tokenization.html"))
     _assert_png_shown(chapter, tmp_path)

@@ -1,4 +1,5 @@
 """Chapter 03's wording and table, decided by small functions of numbers (synthetic codebooks here)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -9,10 +10,19 @@ from treasure_lib.study import codebook_health as cb
 
 
 def _row(util, objects, k, used=None, entropy=0.9, level=1, collection="taus"):
-    return {"collection": collection, "level": level, "objects": objects, "codebook_size": k,
-            "used_codes": used if used is not None else round(util * k), "utilization": util,
-            "uniform_utilization": cb.uniform_utilization(objects, k), "dead_codes": k - round(util * k),
-            "perplexity": 10.0, "normalized_entropy": entropy, "reencode": 0.9}
+    return {
+        "collection": collection,
+        "level": level,
+        "objects": objects,
+        "codebook_size": k,
+        "used_codes": used if used is not None else round(util * k),
+        "utilization": util,
+        "uniform_utilization": cb.uniform_utilization(objects, k),
+        "dead_codes": k - round(util * k),
+        "perplexity": 10.0,
+        "normalized_entropy": entropy,
+        "reencode": 0.9,
+    }
 
 
 def test_codebook_metric_keys_are_documented():
@@ -42,8 +52,11 @@ def test_level_rows_carry_the_health_numbers_and_the_reencode_share_per_level():
 
 
 def test_least_used_codebook_breaks_ties_by_the_least_even_use():
-    rows = [_row(1.0, 5000, 64, entropy=0.99, collection="a"), _row(1.0, 5000, 64, entropy=0.8, collection="b"),
-            _row(0.9, 5000, 64, entropy=0.95, collection="c")]
+    rows = [
+        _row(1.0, 5000, 64, entropy=0.99, collection="a"),
+        _row(1.0, 5000, 64, entropy=0.8, collection="b"),
+        _row(0.9, 5000, 64, entropy=0.95, collection="c"),
+    ]
     assert cb.least_used_codebook(rows)["collection"] == "c"
     assert cb.least_used_codebook(rows[:2])["collection"] == "b"
     assert cb.least_used_codebook([]) is None
@@ -51,8 +64,10 @@ def test_least_used_codebook_breaks_ties_by_the_least_even_use():
 
 def test_a_fully_used_codebook_is_called_fully_used():
     text = cb.least_used_sentence(_row(1.0, 22526, 512, collection="tracks", level=3))
-    assert text.startswith("Every code of every codebook appears on held-out objects; the least even use is tracks "
-                           "level 3 (perplexity 10.0 of 512 codes")
+    assert text.startswith(
+        "Every code of every codebook appears on held-out objects; the least even use is tracks "
+        "level 3 (perplexity 10.0 of 512 codes"
+    )
 
 
 def test_unused_codes_are_blamed_on_the_sample_when_objects_are_fewer_than_codes():
@@ -88,13 +103,16 @@ def test_reencode_sentence_calls_the_identity_only_above_99_percent():
 
 
 def _history(values_by_level):
-    return {f"train/replaced_level_{q}": (np.arange(len(v)), np.asarray(v, dtype=float))
-            for q, v in enumerate(values_by_level, start=1)}
+    return {
+        f"train/replaced_level_{q}": (np.arange(len(v)), np.asarray(v, dtype=float))
+        for q, v in enumerate(values_by_level, start=1)
+    }
 
 
 def test_replacement_history_takes_every_level_of_every_card():
-    out = cb.replacement_history({"tracks": _history([[0.1, 0.0], [0.2, 0.0]]) | {"train/loss": (np.arange(2),) * 2},
-                                  "jets": {}})
+    out = cb.replacement_history(
+        {"tracks": _history([[0.1, 0.0], [0.2, 0.0]]) | {"train/loss": (np.arange(2),) * 2}, "jets": {}}
+    )
     assert list(out) == ["tracks level 1", "tracks level 2"]
 
 

@@ -1,4 +1,5 @@
 """Chapter 01's H -> 4l cut flow: per sample across files, with cross-section weights in fb, and its sentences."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -15,8 +16,16 @@ from .test_higgs4l import _arrays, _event
 from .test_sequences import EVENTS, STUDY
 
 # each event fails one step later than the one before (the first passes everything), as in test_higgs4l
-LADDER = [_event(), _event(m_x=150.0, m2=40.0), _event(m2=8.0), _event(m1=40.0, m2=30.0),
-          _event(iso=(0.0, 0.0, 0.4, 0.0)), _event(scale=0.6), _event(charges=(-1, -1, -1, 1)), _event()[:3]]
+LADDER = [
+    _event(),
+    _event(m_x=150.0, m2=40.0),
+    _event(m2=8.0),
+    _event(m1=40.0, m2=30.0),
+    _event(iso=(0.0, 0.0, 0.4, 0.0)),
+    _event(scale=0.6),
+    _event(charges=(-1, -1, -1, 1)),
+    _event()[:3],
+]
 
 
 def _write(path, events, process, sigma_pb, start):
@@ -28,9 +37,18 @@ def _write(path, events, process, sigma_pb, start):
         batch[name].mask[:] = built.mask
     batch["event"].truth["mcEventWeight"][:] = 1.0
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_batches(path, [batch], cols, metadata={"process": process, "dsid": 900000 + start // 1000,
-                                                 "cross_section_pb": sigma_pb, "n_events": len(events),
-                                                 "sum_of_weights": float(len(events))})
+    write_batches(
+        path,
+        [batch],
+        cols,
+        metadata={
+            "process": process,
+            "dsid": 900000 + start // 1000,
+            "cross_section_pb": sigma_pb,
+            "n_events": len(events),
+            "sum_of_weights": float(len(events)),
+        },
+    )
     return path
 
 
@@ -39,14 +57,26 @@ def flow(tmp_path_factory):
     """The signal in two files (24 + 8 events, cross sections 2 and 4 fb), ZZ* in one, and a sample with no
     four-lepton event."""
     tmp = tmp_path_factory.mktemp("cutflow")
-    files = [_write(tmp / "events_ggH_ZZ4l_000.h5", LADDER * 3, "ggH_ZZ4l", 0.002, 1000),
-             _write(tmp / "events_ggH_ZZ4l_001.h5", LADDER, "ggH_ZZ4l", 0.004, 2000),
-             _write(tmp / "events_qqZZ_4l_000.h5", [_event(m_x=m, m2=20.0) for m in (118.0, 127.0, 140.0)] * 4,
-                    "qqZZ_4l", 0.008, 3000),
-             _write(tmp / "events_Zjets_000.h5", [_event()[:2]] * 50, "Zjets", 800.0, 4000)]
-    params = config.load([ROOT / "params" / "studies" / "events.yaml"], [
-        f"data.files=[{', '.join(map(str, files))}]", f"data.collections=[{', '.join(STUDY)}]",
-        "data.phi_reference_collections=[electrons, muons]"])
+    files = [
+        _write(tmp / "events_ggH_ZZ4l_000.h5", LADDER * 3, "ggH_ZZ4l", 0.002, 1000),
+        _write(tmp / "events_ggH_ZZ4l_001.h5", LADDER, "ggH_ZZ4l", 0.004, 2000),
+        _write(
+            tmp / "events_qqZZ_4l_000.h5",
+            [_event(m_x=m, m2=20.0) for m in (118.0, 127.0, 140.0)] * 4,
+            "qqZZ_4l",
+            0.008,
+            3000,
+        ),
+        _write(tmp / "events_Zjets_000.h5", [_event()[:2]] * 50, "Zjets", 800.0, 4000),
+    ]
+    params = config.load(
+        [ROOT / "params" / "studies" / "events.yaml"],
+        [
+            f"data.files=[{', '.join(map(str, files))}]",
+            f"data.collections=[{', '.join(STUDY)}]",
+            "data.phi_reference_collections=[electrons, muons]",
+        ],
+    )
     return data.cut_flow(params)
 
 
@@ -116,12 +146,17 @@ def test_the_stacked_m4l_figure_puts_the_signal_on_top_of_zz(tmp_path):
     from treasure_lib.plots import samples
 
     bins = np.arange(100.0, 151.0, 1.0)
-    fig = samples.stacked({"ZZ*": (np.array([120.5, 125.5]), np.array([1.0, 2.0])),
-                           "H": (np.array([125.5]), np.array([4.0]))}, "m4l [GeV]", bins=bins, lines=(115, 130),
-                          save_to=tmp_path, name="m4l")
+    fig = samples.stacked(
+        {"ZZ*": (np.array([120.5, 125.5]), np.array([1.0, 2.0])), "H": (np.array([125.5]), np.array([4.0]))},
+        "m4l [GeV]",
+        bins=bins,
+        lines=(115, 130),
+        save_to=tmp_path,
+        name="m4l",
+    )
     ax = fig.axes[0]
     assert (tmp_path / "m4l.png").is_file() and ax.get_ylabel() == "fb / 1 GeV"
     stairs = [a for a in ax.get_children() if a.__class__.__name__ == "StepPatch"]
-    assert len(stairs) == 2                                  # ZZ* at the bottom, H stacked on it: 2 + 4 fb at 125 GeV
+    assert len(stairs) == 2  # ZZ* at the bottom, H stacked on it: 2 + 4 fb at 125 GeV
     assert stairs[1].get_data().values[25] == pytest.approx(6.0)
     assert stairs[0].get_data().values[20] == pytest.approx(1.0)

@@ -1,4 +1,5 @@
 """Training histories from Lightning's metrics.csv: step metrics averaged per epoch, epoch metrics as they are."""
+
 from __future__ import annotations
 
 import numpy as np

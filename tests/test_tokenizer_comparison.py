@@ -1,5 +1,6 @@
 """The tokenizer comparison page (`comparison: tokenizers`): kinds grouped by bits per track with their seeds, one
 paired bootstrap on the same test jets, and verdicts that name a best kind only when it is significantly ahead."""
+
 from __future__ import annotations
 
 import json
@@ -43,8 +44,15 @@ def _boot(models: dict, labels, weight, n_boot=60):
 
 def test_a_kind_far_ahead_of_every_other_is_called_the_best_at_its_budget():
     y, w = _jets()
-    boot = _boot({"a": [_tagger(y, 1.5, s) for s in (1, 2)], "b": [_tagger(y, 0.5, s) for s in (3, 4)],
-                  "raw": [_tagger(y, 1.6, s) for s in (5, 6)]}, y, w)
+    boot = _boot(
+        {
+            "a": [_tagger(y, 1.5, s) for s in (1, 2)],
+            "b": [_tagger(y, 0.5, s) for s in (3, 4)],
+            "raw": [_tagger(y, 1.6, s) for s in (5, 6)],
+        },
+        y,
+        w,
+    )
     labels = {"a": "FSQ", "b": "per-feature binning", "raw": "raw features"}
     text = cmp.budget_verdict(18, ["a", "b"], labels, {"a": True, "b": True, "raw": True}, boot, STAT, QUANTITY, "raw")
     best = boot.summary("a")[STAT]
@@ -56,8 +64,15 @@ def test_a_kind_far_ahead_of_every_other_is_called_the_best_at_its_budget():
 
 def test_two_kinds_within_their_uncertainty_are_not_ranked():
     y, w = _jets(n=1500)
-    boot = _boot({"a": [_tagger(y, 1.2, s) for s in (1, 2)], "c": [_tagger(y, 1.2, s) for s in (7, 8)],
-                  "b": [_tagger(y, 0.3, s) for s in (3, 4)]}, y, w)
+    boot = _boot(
+        {
+            "a": [_tagger(y, 1.2, s) for s in (1, 2)],
+            "c": [_tagger(y, 1.2, s) for s in (7, 8)],
+            "b": [_tagger(y, 0.3, s) for s in (3, 4)],
+        },
+        y,
+        w,
+    )
     labels = {"a": "VQ-VAE (MLP)", "b": "per-feature binning", "c": "residual k-means"}
     text = cmp.budget_verdict(27, ["a", "b", "c"], labels, dict.fromkeys("abc", True), boot, STAT, QUANTITY)
     level = [k for k in "ac" if k != max("ac", key=lambda k: boot.summary(k)[STAT])][0]
@@ -70,10 +85,12 @@ def test_an_entry_whose_classifier_did_not_converge_carries_no_verdict():
     y, w = _jets(n=1500)
     boot = _boot({"a": [_tagger(y, 1.2, 1)], "b": [_tagger(y, 1.6, 2)], "raw": [_tagger(y, 1.2, 3)]}, y, w)
     labels = {"a": "FSQ", "b": "VQ-VAE (transformer)", "raw": "raw features"}
-    text = cmp.budget_verdict(36, ["a", "b"], labels, {"a": True, "b": False, "raw": False}, boot, STAT, QUANTITY,
-                              "raw")
-    assert "FSQ reaches the highest" in text and "the only kind judged at this budget" in text, \
+    text = cmp.budget_verdict(
+        36, ["a", "b"], labels, {"a": True, "b": False, "raw": False}, boot, STAT, QUANTITY, "raw"
+    )
+    assert "FSQ reaches the highest" in text and "the only kind judged at this budget" in text, (
         "the better but unconverged transformer is not ranked"
+    )
     assert text.endswith("Not judged (a classifier seed did not finish learning): VQ-VAE (transformer).")
     assert "raw features did not finish learning: no verdict against the reference" in text
     none = cmp.budget_verdict(36, ["b"], labels, {"b": False}, boot, STAT, QUANTITY)
@@ -81,20 +98,30 @@ def test_an_entry_whose_classifier_did_not_converge_carries_no_verdict():
 
 
 def test_reconstruction_verdict_prefers_the_lowest_response_spread_and_tests_the_gap():
-    text = cmp.reconstruction_verdict(18, {"FSQ": (0.20, 0.004), "binning": (0.35, 0.006), "k-means": (0.21, 0.004)},
-                                      "jet pT response IQR/median")
-    assert text == ("At 18 bits per track, FSQ has the best jet pT response IQR/median, 0.2000 ± 0.0040; k-means is "
-                    "not significantly worse (0.2100 ± 0.0040, a difference of 0.0100 ± 0.0057).")
+    text = cmp.reconstruction_verdict(
+        18, {"FSQ": (0.20, 0.004), "binning": (0.35, 0.006), "k-means": (0.21, 0.004)}, "jet pT response IQR/median"
+    )
+    assert text == (
+        "At 18 bits per track, FSQ has the best jet pT response IQR/median, 0.2000 ± 0.0040; k-means is "
+        "not significantly worse (0.2100 ± 0.0040, a difference of 0.0100 ± 0.0057)."
+    )
     far = cmp.reconstruction_verdict(27, {"FSQ": (0.20, 0.004), "binning": (0.35, 0.006)}, "x")
     assert "binning is significantly worse" in far
     assert cmp.reconstruction_verdict(27, {"FSQ": (math.nan, 0.1)}, "x") == "At 27 bits per track no kind has a x."
 
 
-@pytest.mark.parametrize("overrides, kind", [
-    ([], "VQ-VAE (MLP)"), (["tokenizer.encoder=transformer"], "VQ-VAE (transformer)"),
-    (["tokenizer.quantizer=rfsq"], "FSQ"), (["tokenizer.kind=kmeans"], "residual k-means"),
-    (["tokenizer.kind=binning"], "per-feature binning"), (["classify.inputs=features"], "raw features"),
-    (["tokenizer.per_collection={tracks: {kind: kmeans}}"], "residual k-means")])
+@pytest.mark.parametrize(
+    "overrides, kind",
+    [
+        ([], "VQ-VAE (MLP)"),
+        (["tokenizer.encoder=transformer"], "VQ-VAE (transformer)"),
+        (["tokenizer.quantizer=rfsq"], "FSQ"),
+        (["tokenizer.kind=kmeans"], "residual k-means"),
+        (["tokenizer.kind=binning"], "per-feature binning"),
+        (["classify.inputs=features"], "raw features"),
+        (["tokenizer.per_collection={tracks: {kind: kmeans}}"], "residual k-means"),
+    ],
+)
 def test_kind_of_a_point_reads_its_tracks_tokenizer(overrides, kind):
     assert cmp.kind_of(config.load([ROOT / "params" / "default.yaml"], overrides)) == kind
 
@@ -124,14 +151,25 @@ def _fake_point(p, labels, separation, bits, jet_response):
     c = p.params["classify"]
     stage = p.dir / "artifacts" / f"classify-flavour-{variant_name(p.params)}-100" / "flavour"
     stage.mkdir(parents=True)
-    np.savez(stage / "predictions.npz", probs=_tagger(labels, separation, c["seed"]), label=labels,
-             weight=np.ones(labels.size, np.float32), event_number=np.arange(labels.size))
+    np.savez(
+        stage / "predictions.npz",
+        probs=_tagger(labels, separation, c["seed"]),
+        label=labels,
+        weight=np.ones(labels.size, np.float32),
+        event_number=np.arange(labels.size),
+    )
     prefix = metrics_prefix(p.params)
-    metrics = {f"{prefix}.converged": 1.0, f"{prefix}.light_rejection_at_77": 1.0,
-               "tokenizer.tracks.bits_per_object": bits, "tokenizer.tracks.pt.response_iqr_over_median": 0.3,
-               "tokenizer.jets.track_sum_pt.response_iqr_over_median": jet_response,
-               "tokenizer.jets.track_sum_pt.response_iqr_over_median_err": 0.002, "export.rows_per_s": 1000.0 * bits,
-               "codebook.tracks.level_1.utilization": 1.0, "tokenizer.tracks.train_seconds": 5.0}
+    metrics = {
+        f"{prefix}.converged": 1.0,
+        f"{prefix}.light_rejection_at_77": 1.0,
+        "tokenizer.tracks.bits_per_object": bits,
+        "tokenizer.tracks.pt.response_iqr_over_median": 0.3,
+        "tokenizer.jets.track_sum_pt.response_iqr_over_median": jet_response,
+        "tokenizer.jets.track_sum_pt.response_iqr_over_median_err": 0.002,
+        "export.rows_per_s": 1000.0 * bits,
+        "codebook.tracks.level_1.utilization": 1.0,
+        "tokenizer.tracks.train_seconds": 5.0,
+    }
     (p.dir / "metrics.json").write_text(json.dumps(metrics))
     mark(p, state="complete", chapters=["02_tokenization", "03_codebook_diagnostics", "06_classification"])
 
@@ -150,8 +188,12 @@ def test_scan_page_groups_seeds_by_kind_and_budget_and_pairs_them_against_raw(tm
         _fake_point(p, labels, separation, bits, 0.2 if kind == "FSQ" else 0.3)
     found = cmp.entries(points, {p.id: "complete" for p in points})
     assert [(e.kind, e.bits, len(e.points)) for e in found] == [
-        ("FSQ", 18, 2), ("residual k-means", 18, 2), ("FSQ", 27, 2), ("residual k-means", 27, 2),
-        ("raw features", math.inf, 2)]
+        ("FSQ", 18, 2),
+        ("residual k-means", 18, 2),
+        ("FSQ", 27, 2),
+        ("residual k-means", 27, 2),
+        ("raw features", math.inf, 2),
+    ]
     assert [p.params["classify"]["seed"] for p in found[0].points] == [1, 2]
     out = scans.summarize(scan)
     page = out["page"].read_text()

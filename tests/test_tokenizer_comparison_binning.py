@@ -1,5 +1,6 @@
 """Per-feature binning of object collections (`tokenizer.kind: binning`), the no-network row of the tokenizer
 comparison: the bits it spends, what the features it leaves out decode to, and its card round trip."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -18,8 +19,12 @@ from .test_tokenizers import TRACKS, _physical
 
 def _sample(n=3000, seed=0):
     features, mask = _physical(n, seed)  # the tokenizer tests' toy tracks, charge as +-1
-    rows = Batch({"tracks": ObjectArrays(features, mask, TRACKS.features)}, np.zeros(n, int),
-                 np.ones(n, np.float32), np.arange(n))
+    rows = Batch(
+        {"tracks": ObjectArrays(features, mask, TRACKS.features)},
+        np.zeros(n, int),
+        np.ones(n, np.float32),
+        np.arange(n),
+    )
     return features, mask, reservoir_sample(iter([rows]), "tracks", 100_000, 0, categorical=("charge",))
 
 

@@ -1,5 +1,6 @@
 """The transformer tokenizer's export forward runs in chunks of rows, so its transient memory is bounded by the
 chunk, not by the export batch (benchmarks/export.py: peak RSS of a 10x file within 10% of a 1x file)."""
+
 from __future__ import annotations
 
 import torch
@@ -12,8 +13,17 @@ TRANSFORMER = {"kind": "transformer", "width": 32, "depth": 1, "heads": 2}
 
 def _model_and_inputs(rows=40, width=12):
     torch.manual_seed(0)
-    model = ObjectVQVAE(VQVAEConfig(n_continuous=4, n_categories=(2,), encoder=TRANSFORMER, decoder=TRANSFORMER,
-                                    latent_dim=8, codebook_size=32, num_quantizers=3)).eval()
+    model = ObjectVQVAE(
+        VQVAEConfig(
+            n_continuous=4,
+            n_categories=(2,),
+            encoder=TRANSFORMER,
+            decoder=TRANSFORMER,
+            latent_dim=8,
+            codebook_size=32,
+            num_quantizers=3,
+        )
+    ).eval()
     g = torch.Generator().manual_seed(1)
     cont = torch.randn(rows, width, 4, generator=g)
     cat = torch.randint(0, 2, (rows, width, 1), generator=g)
@@ -25,8 +35,21 @@ def _model_and_inputs(rows=40, width=12):
 def test_row_chunks_hold_whole_sets_up_to_the_object_budget(monkeypatch):
     monkeypatch.setitem(vqvae.INFERENCE_OBJECTS, "cpu", 100)
     chunks = vqvae.row_chunks(torch.ones(25, 40, dtype=torch.bool))
-    assert [(c.start, c.stop) for c in chunks] == [(0, 2), (2, 4), (4, 6), (6, 8), (8, 10), (10, 12), (12, 14),
-                                                   (14, 16), (16, 18), (18, 20), (20, 22), (22, 24), (24, 26)]
+    assert [(c.start, c.stop) for c in chunks] == [
+        (0, 2),
+        (2, 4),
+        (4, 6),
+        (6, 8),
+        (8, 10),
+        (10, 12),
+        (12, 14),
+        (14, 16),
+        (16, 18),
+        (18, 20),
+        (20, 22),
+        (22, 24),
+        (24, 26),
+    ]
     monkeypatch.setitem(vqvae.INFERENCE_OBJECTS, "cpu", 10)
     assert len(vqvae.row_chunks(torch.ones(3, 40, dtype=torch.bool))) == 3, "a set wider than the budget goes alone"
 

@@ -1,6 +1,7 @@
 """benchmarks/gpu_path.py runs on a CPU with tiny sizes, so that the GPU measurement is a rerun of tested code:
 the export path (bf16 only where its indices agree with fp32, reader workers, the npz written), pretraining of two
 backbones and tokenizer training, with the numbers in its JSON."""
+
 from __future__ import annotations
 
 import json
@@ -32,8 +33,12 @@ def test_gpu_path_script_runs_on_a_cpu_and_writes_every_number(gpu_path, tmp_pat
     assert e["end_to_end"]["workers"] == 1 and e["end_to_end"]["pinned_memory"] is False
     assert 0.0 <= e["bf16_track_agreement"] <= 1.0
     assert e["precision"] == ("bf16" if e["bf16_track_agreement"] >= gpu_path.AGREEMENT else "fp32")
-    for value in (e["end_to_end"]["jets_per_s"], e["bare_forward_jets_per_s"]["fp32"],
-                  e["bare_forward_jets_per_s"]["bf16"], e["peer_residualvq_forward_jets_per_s"]):
+    for value in (
+        e["end_to_end"]["jets_per_s"],
+        e["bare_forward_jets_per_s"]["fp32"],
+        e["bare_forward_jets_per_s"]["bf16"],
+        e["peer_residualvq_forward_jets_per_s"],
+    ):
         assert np.isfinite(value) and value > 0
     p = result["pretraining"]
     assert p["large"]["parameters"] > p["default"]["parameters"] and p["default"]["d_model"] == 32
@@ -49,8 +54,9 @@ def test_bf16_index_forward_keeps_padding_and_mostly_the_fp32_codes(gpu_path):
 
     torch.manual_seed(0)
     net = {"kind": "transformer", "width": 16, "depth": 1, "heads": 2}
-    model = ObjectVQVAE(VQVAEConfig(n_continuous=3, encoder=net, decoder=net, latent_dim=4, codebook_size=16,
-                                    num_quantizers=2)).eval()
+    model = ObjectVQVAE(
+        VQVAEConfig(n_continuous=3, encoder=net, decoder=net, latent_dim=4, codebook_size=16, num_quantizers=2)
+    ).eval()
     cont, mask = torch.randn(20, 6, 3), torch.rand(20, 6) < 0.8
     cat = torch.zeros(20, 6, 0, dtype=torch.long)
     fp32 = gpu_path.index_forward(model, cont, cat, mask, bf16=False)

@@ -1,4 +1,5 @@
 """Tokenizers end to end on generated samples: train, card, export (slow: runs Pythia and training)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -22,22 +23,38 @@ from .conftest import ROOT
 
 pytestmark = pytest.mark.slow
 DEFAULT = ROOT / "params" / "default.yaml"
-FAST_TRAIN = ["tokenizer.train.batch_objects=1024", "tokenizer.train.max_epochs=3", "tokenizer.train.limit_train_batches=12",
-              "tokenizer.train.progress_bar=false", "tokenizer.codebook_size=64", "tokenizer.scaler_sample_objects=20000"]
+FAST_TRAIN = [
+    "tokenizer.train.batch_objects=1024",
+    "tokenizer.train.max_epochs=3",
+    "tokenizer.train.limit_train_batches=12",
+    "tokenizer.train.progress_bar=false",
+    "tokenizer.codebook_size=64",
+    "tokenizer.scaler_sample_objects=20000",
+]
 
 
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("data")
-    params = config.load([DEFAULT], [f"generate.output_dir={out}", "generate.samples={ttbar: 500, Zjets: 250, ggH_ZZ4l: 250}",
-                                     "study.seed=5"])
+    params = config.load(
+        [DEFAULT],
+        [f"generate.output_dir={out}", "generate.samples={ttbar: 500, Zjets: 250, ggH_ZZ4l: 250}", "study.seed=5"],
+    )
     generate(params, progress=False)
     return out
 
 
 def _jet_params(data_dir, tmp, *extra):
-    return config.load([DEFAULT], [f"data.files=[{data_dir}/jets_*.h5]", f"tokenizer.output_dir={tmp}/cards",
-                                   f"export.output_dir={tmp}/tokens", *FAST_TRAIN, *extra])
+    return config.load(
+        [DEFAULT],
+        [
+            f"data.files=[{data_dir}/jets_*.h5]",
+            f"tokenizer.output_dir={tmp}/cards",
+            f"export.output_dir={tmp}/tokens",
+            *FAST_TRAIN,
+            *extra,
+        ],
+    )
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +71,9 @@ def test_reconstruction_improves_with_each_quantizer_level_on_generated_tracks(j
     assert levels[0] > levels[1] > levels[2], levels
     assert metrics["val/usage_level_1"] > 0.5
     pt = [metrics[f"reco.pt.level_{q}.response_iqr_over_median"] for q in (1, 2, 3)]
-    assert pt[0] > pt[2] and metrics["reco.pt.response_iqr_over_median"] == pt[2], "physical-unit pT resolution per level"
+    assert pt[0] > pt[2] and metrics["reco.pt.response_iqr_over_median"] == pt[2], (
+        "physical-unit pT resolution per level"
+    )
 
 
 def test_card_metrics_describe_the_saved_weights(jet_cards):
@@ -77,8 +96,10 @@ def test_card_records_provenance_and_reloads_to_identical_indices(jet_cards, dat
     assert tok.card["training"]["split"]["train"] == 0.8
     batch = next(iter(H5Stream([data_dir / "jets_ttbar_000.h5"], {"tracks": _tracks(params)}, chunk_size=500)))
     again = card.load(cards["tracks"])
-    np.testing.assert_array_equal(tok.encode(batch["tracks"].features, batch["tracks"].mask),
-                                  again.encode(batch["tracks"].features, batch["tracks"].mask))
+    np.testing.assert_array_equal(
+        tok.encode(batch["tracks"].features, batch["tracks"].mask),
+        again.encode(batch["tracks"].features, batch["tracks"].mask),
+    )
     torch_idx = card.load(cards["tracks"], backend="torch").encode(batch["tracks"].features, batch["tracks"].mask)
     faiss_idx = card.load(cards["tracks"], backend="faiss").encode(batch["tracks"].features, batch["tracks"].mask)
     assert (torch_idx == faiss_idx).mean() > 0.999
@@ -130,7 +151,8 @@ def test_jet_export_writes_documented_parquet_and_npz(jet_cards, data_dir):
 
 
 def test_no_row_is_in_two_splits_across_tokenizer_training_export_and_later_readers(jet_cards):
-    """Rows the tokenizer trained on are `train` in the token file; rows it validated on are `val`; test rows never seen."""
+    """Rows the tokenizer trained on are `train` in the token file; rows it validated on are `val`;
+    test rows never seen."""
     from treasure_lib import splits
     from treasure_lib.tokenizers.data import CollectionSets
 
@@ -145,7 +167,9 @@ def test_no_row_is_in_two_splits_across_tokenizer_training_export_and_later_read
     split_of = {}
     for r in export(params, progress=False):
         t = pq.read_table(r["outputs"][0], columns=["split", "event_number", "source_file"])
-        for s, e, f in zip(t.column("split").to_pylist(), t.column("event_number").to_pylist(), t.column("source_file").to_pylist()):
+        for s, e, f in zip(
+            t.column("split").to_pylist(), t.column("event_number").to_pylist(), t.column("source_file").to_pylist()
+        ):
             split_of[(f, e)] = s
     assert all(split_of[(str(f), e)] == "train" for f, e in seen["train"])
     assert all(split_of[(str(f), e)] == "val" for f, e in seen["val"])
@@ -161,22 +185,35 @@ def test_export_fails_cleanly_on_a_file_missing_a_feature(jet_cards, data_dir, t
         keep = [n for n in tracks.dtype.names if n != "d0"]
         dst["tracks"] = np.array(tracks[keep].tolist(), dtype=[(n, tracks.dtype[n]) for n in keep])
     out = tmp_path / "tokens"
-    p = config.load([DEFAULT], [f"export.files=[{bad}]", f"export.output_dir={out}",
-                                f"export.cards_dir={params['tokenizer']['output_dir']}"])
+    p = config.load(
+        [DEFAULT],
+        [f"export.files=[{bad}]", f"export.output_dir={out}", f"export.cards_dir={params['tokenizer']['output_dir']}"],
+    )
     with pytest.raises(InputFileError, match="feature 'd0' missing"):
         export(p, progress=False)
     assert not out.exists() or not any(out.iterdir()), "nothing half-written"
 
 
 def test_transformer_tokenizer_trains_in_context_and_exports_flat(data_dir, tmp_path):
-    params = _jet_params(data_dir, tmp_path, "tokenizer.encoder=transformer", "tokenizer.width=32", "tokenizer.depth=1",
-                         "tokenizer.heads=2", "export.layout=flat", "export.npz=false",
-                         f"export.files=[{data_dir}/jets_Zjets_000.h5]")
+    params = _jet_params(
+        data_dir,
+        tmp_path,
+        "tokenizer.encoder=transformer",
+        "tokenizer.width=32",
+        "tokenizer.depth=1",
+        "tokenizer.heads=2",
+        "export.layout=flat",
+        "export.npz=false",
+        f"export.files=[{data_dir}/jets_Zjets_000.h5]",
+    )
     cards = train_tokenizers(params)
     assert card.load(cards["tracks"]).model.cfg.encoder["kind"] == "transformer"
     r = export(params, progress=False)[0]
-    assert [Path(o).name.split(".", 1)[1] for o in r["outputs"]] == \
-        ["tokens.parquet", "features.parquet", "decoded.parquet"]  # tokens, raw features, decoded tokens
+    assert [Path(o).name.split(".", 1)[1] for o in r["outputs"]] == [
+        "tokens.parquet",
+        "features.parquet",
+        "decoded.parquet",
+    ]  # tokens, raw features, decoded tokens
     table = pq.read_table(r["outputs"][0])
     tokens = tokens_array(table)
     assert tokens.shape == (r["rows"], 1 + 3 + 40 * 3 + 1)
@@ -185,16 +222,31 @@ def test_transformer_tokenizer_trains_in_context_and_exports_flat(data_dir, tmp_
 
 
 def _event_params(data_dir, tmp, *extra):
-    return config.load([DEFAULT], ["study.kind=events", "data.collection_set=events", "data.cuts=[]", "data.label={}",
-                                   f"data.files=[{data_dir}/events_*.h5]", f"tokenizer.output_dir={tmp}/cards",
-                                   f"export.output_dir={tmp}/tokens", "tokenizer.collections=[electrons, muons, jets, met]",
-                                   "tokenizer.binning.bins=16", "sequence.order=null", "export.columns={}",
-                                   "tokenizer.per_collection={electrons: {codebook_size: 16}, muons: {codebook_size: 16}}",
-                                   *FAST_TRAIN, *extra])
+    return config.load(
+        [DEFAULT],
+        [
+            "study.kind=events",
+            "data.collection_set=events",
+            "data.cuts=[]",
+            "data.label={}",
+            f"data.files=[{data_dir}/events_*.h5]",
+            f"tokenizer.output_dir={tmp}/cards",
+            f"export.output_dir={tmp}/tokens",
+            "tokenizer.collections=[electrons, muons, jets, met]",
+            "tokenizer.binning.bins=16",
+            "sequence.order=null",
+            "export.columns={}",
+            "tokenizer.per_collection={electrons: {codebook_size: 16}, muons: {codebook_size: 16}}",
+            *FAST_TRAIN,
+            *extra,
+        ],
+    )
 
 
 def test_event_export_object_mode_concatenates_collections_with_type_ids(data_dir, tmp_path):
-    params = _event_params(data_dir, tmp_path, "data.label={metadata: process, classes: {ggH_ZZ4l: 1, Zjets: 0, ttbar: 0}}")
+    params = _event_params(
+        data_dir, tmp_path, "data.label={metadata: process, classes: {ggH_ZZ4l: 1, Zjets: 0, ttbar: 0}}"
+    )
     cards = train_tokenizers(params)
     assert set(cards) == {"electrons", "muons", "jets", "met"}
     results = export(params, progress=False)
@@ -215,8 +267,13 @@ def test_event_export_object_mode_concatenates_collections_with_type_ids(data_di
 
 
 def test_event_export_combined_and_separate_modes(data_dir, tmp_path):
-    combined = _event_params(data_dir, tmp_path / "c", "tokenizer.mode=combined", "tokenizer.kind=kmeans",
-                             f"export.files=[{data_dir}/events_Zjets_000.h5]")
+    combined = _event_params(
+        data_dir,
+        tmp_path / "c",
+        "tokenizer.mode=combined",
+        "tokenizer.kind=kmeans",
+        f"export.files=[{data_dir}/events_Zjets_000.h5]",
+    )
     cards = train_tokenizers(combined)
     assert set(cards) == {"objects", "met"}
     tok = card.load(cards["objects"])
@@ -224,8 +281,13 @@ def test_event_export_combined_and_separate_modes(data_dir, tmp_path):
     r = export(combined, progress=False)[0]
     types = list_column(pq.read_table(r["outputs"][0]), "type_ids")
     assert set(np.unique(types)) <= {0, 1, 2, 5, 7} and (types == 5).any(), "objects keep their own type ids"
-    separate = _event_params(data_dir, tmp_path / "s", "tokenizer.mode=separate", "tokenizer.kind=kmeans",
-                             f"export.files=[{data_dir}/events_Zjets_000.h5]")
+    separate = _event_params(
+        data_dir,
+        tmp_path / "s",
+        "tokenizer.mode=separate",
+        "tokenizer.kind=kmeans",
+        f"export.files=[{data_dir}/events_Zjets_000.h5]",
+    )
     train_tokenizers(separate)
     outs = [o for o in export(separate, progress=False)[0]["outputs"] if o.endswith(".tokens.parquet")]
     assert sorted(o.rsplit(".", 3)[-3] for o in outs) == ["electrons", "jets", "met", "muons"]
@@ -247,9 +309,15 @@ def test_dead_code_replacement_stays_small_for_rare_electrons_once_trained(data_
     """Generated events: electrons are rare (a few hundred per epoch); the replaced fraction per step stays small."""
     import csv
 
-    params = _event_params(data_dir, tmp_path, "tokenizer.collections=[electrons]", "tokenizer.train.max_epochs=6",
-                           "tokenizer.train.limit_train_batches=null", "tokenizer.per_collection={electrons: "
-                           "{codebook_size: 32, train: {batch_objects: 128}}}", "tokenizer.train.patience=6")
+    params = _event_params(
+        data_dir,
+        tmp_path,
+        "tokenizer.collections=[electrons]",
+        "tokenizer.train.max_epochs=6",
+        "tokenizer.train.limit_train_batches=null",
+        "tokenizer.per_collection={electrons: {codebook_size: 32, train: {batch_objects: 128}}}",
+        "tokenizer.train.patience=6",
+    )
     cards = train_tokenizers(params)
     metrics = card.load(cards["electrons"]).card["metrics"]
     assert all(f"val/usage_level_{q}" in metrics for q in (1, 2, 3)), "utilisation is reported per level"

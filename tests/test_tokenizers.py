@@ -1,4 +1,5 @@
 """Tokenizer behaviour on controlled inputs: search, masking, dead codes, k-means init, cards, baselines."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -22,7 +23,9 @@ TRANSFORMER = {"kind": "transformer", "width": 32, "depth": 1, "heads": 2}
 
 def _model(**kw):
     torch.manual_seed(0)
-    base = dict(n_continuous=4, n_categories=(2,), encoder=NET, decoder=NET, latent_dim=8, codebook_size=32, num_quantizers=3)
+    base = dict(
+        n_continuous=4, n_categories=(2,), encoder=NET, decoder=NET, latent_dim=8, codebook_size=32, num_quantizers=3
+    )
     base.update(kw)
     return ObjectVQVAE(VQVAEConfig(**base))
 
@@ -56,7 +59,9 @@ def test_index_only_search_agrees_with_residual_vq_and_faiss(cosine):
 def _init(model, cont, cat, mask, objects_per_batch=None):
     """Codebooks initialised from the valid objects' latents, as training does."""
     latents = model.encode_latents(cont, cat, mask)
-    codebooks.init_from_sample(model.quantizer, latents, iters=5, seed=0, objects_per_batch=objects_per_batch or len(latents))
+    codebooks.init_from_sample(
+        model.quantizer, latents, iters=5, seed=0, objects_per_batch=objects_per_batch or len(latents)
+    )
 
 
 def test_padded_entries_never_change_codebook_statistics():
@@ -70,7 +75,9 @@ def test_padded_entries_never_change_codebook_statistics():
         model.train()
         for _ in range(3):
             result = model(c, cat, mask)
-            codebooks.replace_dead_codes(model.quantizer, result["latent"].detach(), 0.5, torch.Generator().manual_seed(0))
+            codebooks.replace_dead_codes(
+                model.quantizer, result["latent"].detach(), 0.5, torch.Generator().manual_seed(0)
+            )
         states.append({k: v.clone() for k, v in model.quantizer.state_dict().items()})
     for key in states[0]:
         torch.testing.assert_close(states[0][key], states[1][key], msg=f"padding changed quantizer buffer {key}")
@@ -87,7 +94,9 @@ def test_dead_code_replacement_happens_and_draws_only_valid_objects():
     result = model(cont, cat, mask)
     book.cluster_size.data[0][:8] = 0.0  # eight codes lost all their objects: dead
     before = book.embed[0].clone()
-    replaced = codebooks.replace_dead_codes(model.quantizer, result["latent"].detach(), 0.1, torch.Generator().manual_seed(1))
+    replaced = codebooks.replace_dead_codes(
+        model.quantizer, result["latent"].detach(), 0.1, torch.Generator().manual_seed(1)
+    )
     assert replaced[0] >= 8, "the dead codes were replaced"
     changed = (book.embed[0] != before).any(-1)
     assert int(changed.sum()) >= 8
@@ -106,6 +115,7 @@ def _rare_object_stream(per_batch=330, seed=0):
     def batch():
         which = torch.randint(64, (per_batch,), generator=g)
         return centres[which] + 0.5 * torch.randn(per_batch, 8, generator=g)
+
     return batch
 
 
@@ -117,8 +127,12 @@ def test_relative_dead_code_rule_spares_healthy_codes_of_rare_objects():
     torch.manual_seed(0)
     draw = _rare_object_stream()
     sample = torch.cat([draw() for _ in range(16)])  # ~20 K objects for k-means
-    fixed = ResidualVQ(dim=8, codebook_size=256, num_quantizers=1, kmeans_init=True, threshold_ema_dead_code=2, decay=0.9)
-    ours = ResidualVQ(dim=8, codebook_size=256, num_quantizers=1, kmeans_init=False, threshold_ema_dead_code=0, decay=0.9)
+    fixed = ResidualVQ(
+        dim=8, codebook_size=256, num_quantizers=1, kmeans_init=True, threshold_ema_dead_code=2, decay=0.9
+    )
+    ours = ResidualVQ(
+        dim=8, codebook_size=256, num_quantizers=1, kmeans_init=False, threshold_ema_dead_code=0, decay=0.9
+    )
     codebooks.init_from_sample(ours, sample, iters=10, seed=0, objects_per_batch=330)
     fixed.train(), ours.train()
     g = torch.Generator().manual_seed(3)
@@ -132,15 +146,21 @@ def test_relative_dead_code_rule_spares_healthy_codes_of_rare_objects():
         ours(x)
         replaced_ours.append(codebooks.replace_dead_codes(ours, x[0], 0.05, g)[0] / 256)
     late = slice(60, None)
-    assert np.mean(replaced_fixed[late]) > 0.3, f"the fixed threshold should churn the codebook: {np.mean(replaced_fixed[late]):.2f}"
-    assert np.mean(replaced_ours[late]) < 0.02, f"replaced fraction per step once trained: {np.mean(replaced_ours[late]):.3f}"
+    assert np.mean(replaced_fixed[late]) > 0.3, (
+        f"the fixed threshold should churn the codebook: {np.mean(replaced_fixed[late]):.2f}"
+    )
+    assert np.mean(replaced_ours[late]) < 0.02, (
+        f"replaced fraction per step once trained: {np.mean(replaced_ours[late]):.3f}"
+    )
 
 
 def test_codebooks_initialise_from_a_sample_not_the_first_batch():
     """k-means on ~9 K sampled objects uses (nearly) every code, with EMA counts of one batch's objects."""
     draw = _rare_object_stream()
     sample = torch.cat([draw() for _ in range(7)])  # 2310 objects
-    model = ObjectVQVAE(VQVAEConfig(n_continuous=8, encoder=NET, decoder=NET, latent_dim=8, codebook_size=256, num_quantizers=2))
+    model = ObjectVQVAE(
+        VQVAEConfig(n_continuous=8, encoder=NET, decoder=NET, latent_dim=8, codebook_size=256, num_quantizers=2)
+    )
     stats = codebooks.init_from_sample(model.quantizer, sample, iters=10, seed=0, objects_per_batch=330)
     assert stats[0]["objects"] == len(sample)
     idx = nearest(sample, model.quantizer.layers[0]._codebook.embed[0])
@@ -155,8 +175,11 @@ def test_too_few_training_objects_for_the_codebook_is_a_clear_error():
 
     c = Collection(name="taus", layout="per_feature", path="objects/taus", features=("pt",), type_id=3, max_objects=3)
     t = {"codebook_size": 256, "min_objects_per_code": 4, "kind": "vqvae", "quantizer": "rvq"}
-    with pytest.raises(ConfigError, match=r"'taus': 840 training objects are too few for codebook_size 256.*"
-                                          r"tokenizer.per_collection.taus.codebook_size to at most 210"):
+    with pytest.raises(
+        ConfigError,
+        match=r"'taus': 840 training objects are too few for codebook_size 256.*"
+        r"tokenizer.per_collection.taus.codebook_size to at most 210",
+    ):
         _check_sample_size(c, t, 840)
 
 
@@ -183,8 +206,17 @@ def test_residual_fsq_quantizer_encodes_and_decodes():
     assert rec.shape == cont.shape and rec_cat.shape == cat.shape
 
 
-TRACKS = Collection(name="tracks", layout="compound", path="tracks", features=("pt", "d0", "z0", "eta", "charge"),
-                    type_id=2, log_features=("pt",), categorical=("charge",), max_objects=12, order_by="pt")
+TRACKS = Collection(
+    name="tracks",
+    layout="compound",
+    path="tracks",
+    features=("pt", "d0", "z0", "eta", "charge"),
+    type_id=2,
+    log_features=("pt",),
+    categorical=("charge",),
+    max_objects=12,
+    order_by="pt",
+)
 
 
 def _physical(n=400, seed=0):
@@ -196,8 +228,17 @@ def _physical(n=400, seed=0):
 
 def _vqvae_tokenizer(feats, mask):
     scaler = CollectionScaler.for_collection(TRACKS).fit(feats, mask)
-    model = ObjectVQVAE(VQVAEConfig(n_continuous=4, n_categories=(2,), encoder=NET, decoder=NET, latent_dim=8,
-                                    codebook_size=32, num_quantizers=3))
+    model = ObjectVQVAE(
+        VQVAEConfig(
+            n_continuous=4,
+            n_categories=(2,),
+            encoder=NET,
+            decoder=NET,
+            latent_dim=8,
+            codebook_size=32,
+            num_quantizers=3,
+        )
+    )
     cont, cat = scaler.transform(feats, mask)
     _init(model, torch.from_numpy(cont), torch.from_numpy(cat), torch.from_numpy(mask))
     info = {"name": "tracks", "features": list(TRACKS.features), "type_id": 2, "max_objects": 12}
@@ -233,7 +274,9 @@ def test_card_loading_refuses_edited_weights_and_foreign_folders(tmp_path):
 def test_tokenizer_names_a_missing_feature():
     feats, mask = _physical()
     tok = _vqvae_tokenizer(feats, mask)
-    with pytest.raises(InputFileError, match=r"file\.h5: tokenizer for collection 'tracks' needs feature\(s\) \['d0'\]"):
+    with pytest.raises(
+        InputFileError, match=r"file\.h5: tokenizer for collection 'tracks' needs feature\(s\) \['d0'\]"
+    ):
         tok.check_features(["pt", "z0", "eta", "charge"], "file.h5")
 
 
@@ -242,7 +285,9 @@ def test_kmeans_baseline_reconstruction_improves_with_levels(tmp_path):
 
     feats, mask = _physical(n=2000)
     scaler = CollectionScaler.for_collection(TRACKS).fit(feats, mask)
-    params = {"tokenizer": {"scaler_sample_objects": 100_000, "codebook_size": 16, "num_quantizers": 3, "per_collection": {}}}
+    params = {
+        "tokenizer": {"scaler_sample_objects": 100_000, "codebook_size": 16, "num_quantizers": 3, "per_collection": {}}
+    }
     sample = reservoir_sample(iter([_batch(feats, mask)]), "tracks", 100_000, 0, categorical=("charge",))
     tok, _ = train_kmeans(params, TRACKS, scaler, sample, seed=0)
     idx = tok.encode(feats, mask)
@@ -256,7 +301,9 @@ def _batch(feats, mask):
     from treasure_lib.io.batch import Batch, ObjectArrays
 
     n = len(mask)
-    return Batch({"tracks": ObjectArrays(feats, mask, TRACKS.features)}, np.zeros(n, int), np.ones(n, np.float32), np.arange(n))
+    return Batch(
+        {"tracks": ObjectArrays(feats, mask, TRACKS.features)}, np.zeros(n, int), np.ones(n, np.float32), np.arange(n)
+    )
 
 
 def test_binning_tokenizer_clips_and_decodes_to_bin_means(tmp_path):
@@ -297,9 +344,21 @@ def test_combined_card_keeps_each_members_type_id_in_the_vocabulary():
 def test_fsq_tokenizer_codebooks_have_the_documented_shape():
     feats, mask = _physical()
     scaler = CollectionScaler.for_collection(TRACKS).fit(feats, mask)
-    model = ObjectVQVAE(VQVAEConfig(n_continuous=4, n_categories=(2,), encoder=NET, decoder=NET, latent_dim=8,
-                                    quantizer="rfsq", fsq_levels=(5, 4, 4), num_quantizers=2))
-    tok = VQVAETokenizer({"name": "tracks", "features": list(TRACKS.features), "type_id": 2, "max_objects": 12}, scaler, model)
+    model = ObjectVQVAE(
+        VQVAEConfig(
+            n_continuous=4,
+            n_categories=(2,),
+            encoder=NET,
+            decoder=NET,
+            latent_dim=8,
+            quantizer="rfsq",
+            fsq_levels=(5, 4, 4),
+            num_quantizers=2,
+        )
+    )
+    tok = VQVAETokenizer(
+        {"name": "tracks", "features": list(TRACKS.features), "type_id": 2, "max_objects": 12}, scaler, model
+    )
     assert tok.codebook_size == 80 and tok.codebooks().shape == (2, 80, 3)
     idx = tok.encode(feats, mask)
     assert idx.max() < 80 and (idx[~mask] == -1).all()
@@ -328,7 +387,9 @@ def test_cosine_search_is_chunked_and_equals_the_full_similarity_argmax(monkeypa
     monkeypatch.setattr(search, "CHUNK_ELEMENTS", 257 * 100)  # at most 100 rows x 257 codes at a time
     calls = []
     original = torch.Tensor.argmax
-    monkeypatch.setattr(torch.Tensor, "argmax", lambda self, *a, **k: calls.append(self.shape) or original(self, *a, **k))
+    monkeypatch.setattr(
+        torch.Tensor, "argmax", lambda self, *a, **k: calls.append(self.shape) or original(self, *a, **k)
+    )
     chunked = residual_indices(x, [book], cosine=True)[:, 0]
     assert torch.equal(chunked, full)
     assert max(s[0] for s in calls) <= 100, "no [M, K] similarity matrix for the whole batch"

@@ -1,4 +1,5 @@
 """Pretraining and classification runs on toy token files: documented metrics, determinism, resume."""
+
 from __future__ import annotations
 
 import copy
@@ -9,14 +10,16 @@ import pytest
 from treasure_lib import metric_keys
 from treasure_lib.training import classify, pretrain
 
-from .test_datamodules import token_files  # noqa: F401  (the module fixture)
+from .test_datamodules import token_files  # noqa: F401, F811  (the module fixture)
 
 
-def _params(token_files, tmp_path, **classify_overrides):
+def _params(token_files, tmp_path, **classify_overrides):  # noqa: F811  (the fixture's value)
     params, _, _ = token_files
     p = copy.deepcopy(params)
     p["model"].update(d_model=16, n_layers=1, n_heads=2, d_ff=32)
-    p["classify"]["tasks"] = {"t": {"classes": {"bkg": ["events_zz", "events_top"], "sig": ["events_sig", "events_qcd"]}}}
+    p["classify"]["tasks"] = {
+        "t": {"classes": {"bkg": ["events_zz", "events_top"], "sig": ["events_sig", "events_qcd"]}}
+    }
     p["classify"]["task"] = "t"
     p["classify"].update(classify_overrides)
     for section in ("pretrain", "classify"):
@@ -30,7 +33,9 @@ def test_the_same_params_and_seed_give_identical_metrics(token_files, tmp_path):
     b = classify(_params(token_files, tmp_path / "b"))
     metric_keys.check(a)
     assert a["classify.t.tokens.auc"] == b["classify.t.tokens.auc"], "weights are drawn after seeding"
-    assert a == {k: b[k] for k in a if not k.endswith("train_seconds")} | {k: a[k] for k in a if k.endswith("train_seconds")}
+    assert a == {k: b[k] for k in a if not k.endswith("train_seconds")} | {
+        k: a[k] for k in a if k.endswith("train_seconds")
+    }
 
 
 def test_pretraining_reports_documented_metrics_and_fine_tuning_loads_its_backbone(token_files, tmp_path):  # noqa: F811
@@ -38,8 +43,11 @@ def test_pretraining_reports_documented_metrics_and_fine_tuning_loads_its_backbo
     numbers = pretrain(p)
     metric_keys.check(numbers)
     assert 0 <= numbers["pretrain.masked_accuracy"] <= 1 and "pretrain.masked_accuracy.level_1" in numbers
-    tuned = classify(_params(token_files, tmp_path, mode="finetune",
-                             backbone=str(tmp_path / "pretrain" / "checkpoints" / "best.ckpt")))
+    tuned = classify(
+        _params(
+            token_files, tmp_path, mode="finetune", backbone=str(tmp_path / "pretrain" / "checkpoints" / "best.ckpt")
+        )
+    )
     assert "classify.t.tokens_finetuned.auc" in tuned
 
 
@@ -53,7 +61,8 @@ def test_fine_tuning_without_a_pretrained_backbone_says_what_to_run(token_files,
 def test_a_label_fraction_trains_as_many_steps_as_all_labels(token_files, tmp_path):  # noqa: F811
     """The label-efficiency curve compares labels, not training time: a quarter of the labels, four times the epochs."""
     from treasure_lib.datamodules.tasks import Task
-    from treasure_lib.training import _streams, equal_steps, token_files as files_of
+    from treasure_lib.training import _streams, equal_steps
+    from treasure_lib.training import token_files as files_of
 
     p = _params(token_files, tmp_path, label_fraction=0.25)
     p["classify"]["train"].update(limit_train_batches=None, max_epochs=2, patience=1)
@@ -71,7 +80,8 @@ def test_pretraining_reads_every_training_row_not_only_the_probe_tasks(token_fil
     """Masked-token pretraining uses no labels: rows outside the probe task (here the top and qcd samples of a
     sig-vs-zz probe) must still be pretrained on; the probe learns from the rows its task labels."""
     from treasure_lib.datamodules.tasks import Task
-    from treasure_lib.training import _streams, token_files as files_of
+    from treasure_lib.training import _streams
+    from treasure_lib.training import token_files as files_of
 
     p = _params(token_files, tmp_path)
     p["classify"]["tasks"] = {"t": {"classes": {"bkg": ["events_zz"], "sig": ["events_sig"]}, "others": "drop"}}
@@ -88,7 +98,8 @@ def test_pretraining_reads_every_training_row_not_only_the_probe_tasks(token_fil
 def test_a_label_fraction_is_selected_on_the_same_fraction_of_validation_labels(token_files, tmp_path):  # noqa: F811
     """At 10% of the labels a model must not be chosen with all validation labels (which it is assumed not to have)."""
     from treasure_lib.datamodules.tasks import Task
-    from treasure_lib.training import _streams, token_files as files_of
+    from treasure_lib.training import _streams
+    from treasure_lib.training import token_files as files_of
 
     p = _params(token_files, tmp_path)
     files, task = files_of(p), Task.from_params(p)
@@ -129,6 +140,10 @@ def test_the_b_tagging_discriminant_counts_tau_jets_as_background():
     probs = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
     task = Task("flavour", ("b", "c", "light", "tau"), column="label")
     rows = {"label": y, "weight": np.ones(n)}
-    out = {f: evaluate(task, rows, probs, {"classify": {"f_c": 0.2, "f_tau": f, "pt_bins_gev": [20, 1000]},
-                                           "study": {"seed": 0}}) for f in (0.0, 0.3)}
+    out = {
+        f: evaluate(
+            task, rows, probs, {"classify": {"f_c": 0.2, "f_tau": f, "pt_bins_gev": [20, 1000]}, "study": {"seed": 0}}
+        )
+        for f in (0.0, 0.3)
+    }
     assert out[0.3]["tau_rejection_at_77"] > 1.2 * out[0.0]["tau_rejection_at_77"]

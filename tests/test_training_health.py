@@ -1,4 +1,5 @@
 """Did a model finish learning: early stopping fired, and the loss left the class prior."""
+
 from __future__ import annotations
 
 import math
@@ -68,8 +69,10 @@ def test_without_a_prior_only_early_stopping_decides():
     assert h["below_prior"] and h["converged"] and math.isnan(h["prior_entropy"])
 
 
-@pytest.mark.parametrize("losses, problem", [([], "no validation loss was recorded"),
-                                             ([1.0, 0.8, math.nan, 0.9, 0.9, 0.9], "not finite at epoch 2")])
+@pytest.mark.parametrize(
+    "losses, problem",
+    [([], "no validation loss was recorded"), ([1.0, 0.8, math.nan, 0.9, 0.9, 0.9], "not finite at epoch 2")],
+)
 def test_missing_or_non_finite_losses_are_not_converged(losses, problem):
     h = training_health.health(losses, 3, prior_entropy=LN4)
     assert not h["converged"] and problem in training_health.reason(h)
@@ -77,11 +80,17 @@ def test_missing_or_non_finite_losses_are_not_converged(losses, problem):
 
 def test_metric_items_carry_the_verdict_as_numbers():
     h = training_health.health([1.2, 0.9, 0.7, 0.75, 0.74, 0.73], 3, prior_entropy=LN4)
-    assert training_health.metric_items("classify.flavour.tokens", h) == pytest.approx({
-        "classify.flavour.tokens.converged": 1.0, "classify.flavour.tokens.early_stopped": 1.0,
-        "classify.flavour.tokens.left_prior": 1.0, "classify.flavour.tokens.best_epoch": 2.0,
-        "classify.flavour.tokens.epochs_run": 6.0, "classify.flavour.tokens.best_val_loss": 0.7,
-        "classify.flavour.tokens.prior_entropy": LN4})
+    assert training_health.metric_items("classify.flavour.tokens", h) == pytest.approx(
+        {
+            "classify.flavour.tokens.converged": 1.0,
+            "classify.flavour.tokens.early_stopped": 1.0,
+            "classify.flavour.tokens.left_prior": 1.0,
+            "classify.flavour.tokens.best_epoch": 2.0,
+            "classify.flavour.tokens.epochs_run": 6.0,
+            "classify.flavour.tokens.best_val_loss": 0.7,
+            "classify.flavour.tokens.prior_entropy": LN4,
+        }
+    )
     assert "pretrain.prior_entropy" not in training_health.metric_items("pretrain", training_health.health([1.0], 3))
 
 

@@ -1,5 +1,6 @@
 """The verdict sentences of the classification chapters, on synthetic numbers: a verdict only from a paired,
 significant difference between models that finished learning."""
+
 from __future__ import annotations
 
 from types import SimpleNamespace
@@ -10,8 +11,9 @@ from treasure_lib.study import wording
 def _c(diff, err, a="tokens_finetuned", b="tokens"):
     from treasure_lib.metrics import significance
 
-    return SimpleNamespace(a=a, b=b, diff=diff, err=err, z=diff / err if err else float("nan"),
-                           significant=significance(diff, err))
+    return SimpleNamespace(
+        a=a, b=b, diff=diff, err=err, z=diff / err if err else float("nan"), significant=significance(diff, err)
+    )
 
 
 def test_a_difference_within_its_paired_error_is_not_called_a_gain():
@@ -21,8 +23,9 @@ def test_a_difference_within_its_paired_error_is_not_called_a_gain():
 
 def test_a_significant_difference_names_the_better_model_first():
     text = wording.difference_verdict(_c(-3.0, 1.0), "tokens_finetuned", "tokens", "light-jet rejection")
-    assert "tokens, from scratch is ahead of tokens, fine-tuned by 3.0 ± 1.0, 3.0 σ" in text, \
+    assert "tokens, from scratch is ahead of tokens, fine-tuned by 3.0 ± 1.0, 3.0 σ" in text, (
         "the lead is the better model minus the other: positive, whichever order the pair was given in"
+    )
 
 
 def test_no_verdict_from_a_model_that_did_not_finish_learning():
@@ -47,15 +50,35 @@ def test_label_efficiency_helps_everywhere_and_most_where_labels_are_scarce():
 def test_label_efficiency_without_significant_differences_says_nothing_is_gained():
     points = [(0.1, _c(1.0, 1.0)), (1.0, _c(-0.5, 1.0))]
     assert "No difference is significant" in wording.label_efficiency_verdict(points, "x")
-    assert "significant only at 10%" in wording.label_efficiency_verdict([(0.1, _c(3.0, 1.0)), (1.0, _c(0.5, 1.0))], "x")
+    assert "significant only at 10%" in wording.label_efficiency_verdict(
+        [(0.1, _c(3.0, 1.0)), (1.0, _c(0.5, 1.0))], "x"
+    )
 
 
 def test_convergence_sentence_names_each_unconverged_seed_and_why():
-    health = {"tokens": [{"seed": 1, "converged": 1.0, "best_epoch": 3, "epochs_run": 7},
-                         {"seed": 2, "converged": 0.0, "best_epoch": 9, "epochs_run": 10, "prior_entropy": 1.0,
-                          "best_val_loss": 0.8}],
-              "raw": [{"seed": 1, "converged": 0.0, "best_epoch": 4, "epochs_run": 8, "prior_entropy": 1.01,
-                       "best_val_loss": 1.026}]}
+    health = {
+        "tokens": [
+            {"seed": 1, "converged": 1.0, "best_epoch": 3, "epochs_run": 7},
+            {
+                "seed": 2,
+                "converged": 0.0,
+                "best_epoch": 9,
+                "epochs_run": 10,
+                "prior_entropy": 1.0,
+                "best_val_loss": 0.8,
+            },
+        ],
+        "raw": [
+            {
+                "seed": 1,
+                "converged": 0.0,
+                "best_epoch": 4,
+                "epochs_run": 8,
+                "prior_entropy": 1.01,
+                "best_val_loss": 1.026,
+            }
+        ],
+    }
     text = wording.convergence_sentence(health)
     assert text.startswith("2 of 3 models did not finish learning")
     assert "tokens, from scratch (seed 2): still improving: best epoch 10 of 10" in text
@@ -65,18 +88,30 @@ def test_convergence_sentence_names_each_unconverged_seed_and_why():
 
 
 def test_cost_sentence_says_where_information_is_lost_and_what_tokens_keep():
-    summaries = {"raw": {"x": 80.0, "x_err": 5.0}, "decoded": {"x": 40.0, "x_err": 4.0}, "tokens": {"x": 20.0, "x_err": 3.0}}
-    text = wording.cost_sentence(summaries, "x", "light-jet rejection at 77% b-efficiency", _c(40.0, 6.0, "raw", "decoded"),
-                                 _c(20.0, 5.0, "decoded", "tokens"))
+    summaries = {
+        "raw": {"x": 80.0, "x_err": 5.0},
+        "decoded": {"x": 40.0, "x_err": 4.0},
+        "tokens": {"x": 20.0, "x_err": 3.0},
+    }
+    text = wording.cost_sentence(
+        summaries,
+        "x",
+        "light-jet rejection at 77% b-efficiency",
+        _c(40.0, 6.0, "raw", "decoded"),
+        _c(20.0, 5.0, "decoded", "tokens"),
+    )
     assert "Quantisation (raw minus decoded): 40.0 ± 6.0, 6.7 σ — significant" in text
     assert "Tokens keep 25% of the raw-feature light-jet rejection" in text
     above = {"raw": {"x": 0.80}, "decoded": {"x": 0.82}, "tokens": {"x": 0.85}}
-    text = wording.cost_sentence(above, "x", "ROC AUC", _c(-0.02, 0.01), _c(-0.03, 0.01), _c(-0.05, 0.01, "raw", "tokens"))
+    text = wording.cost_sentence(
+        above, "x", "ROC AUC", _c(-0.02, 0.01), _c(-0.03, 0.01), _c(-0.05, 0.01, "raw", "tokens")
+    )
     assert "the raw-feature model is the one to question" in text, "tokens above raw indict the raw baseline"
     auc = {"raw": {"x": 0.72}, "decoded": {"x": 0.72}, "tokens": {"x": 0.68}}
     text = wording.cost_sentence(auc, "x", "ROC AUC", _c(0.0, 0.01), _c(0.04, 0.01))
-    assert "Tokens keep 82% of the raw features' separation above chance, (AUC − 0.5)." in text, \
+    assert "Tokens keep 82% of the raw features' separation above chance, (AUC − 0.5)." in text, (
         "an AUC keeps (0.68 - 0.5) / (0.72 - 0.5), as chapter 04 counts it, not 0.68 / 0.72"
+    )
 
 
 def test_a_rejection_whose_bootstrap_is_undefined_says_so_instead_of_dropping_the_uncertainty():

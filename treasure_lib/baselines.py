@@ -6,9 +6,10 @@ scanning the window width traces its ROC) and a gradient-boosted classifier on t
 (`treasure_lib.higgs4l.VARIABLES`: m12, m34, m4l, pt4l, eta4l and the five decay angles). Both take arrays and
 return arrays; the split (train / val / test) is the study's, never an internal random one.
 """
+
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -32,8 +33,9 @@ def _matrix(rows: Mapping[str, np.ndarray], features: Sequence[str], part: str) 
     need = list(features) + ["label", "weight"]
     missing = [k for k in need if k not in rows]
     if missing:
-        raise ConfigError(f"gradient_boosted: the {part} rows lack {missing}; expected a dict of arrays with "
-                          f"{', '.join(need)}")
+        raise ConfigError(
+            f"gradient_boosted: the {part} rows lack {missing}; expected a dict of arrays with {', '.join(need)}"
+        )
     n = len(rows["label"])
     bad = [k for k in need if len(rows[k]) != n]
     if bad:
@@ -42,10 +44,19 @@ def _matrix(rows: Mapping[str, np.ndarray], features: Sequence[str], part: str) 
     return x, np.asarray(rows["label"]).astype(np.int64), np.asarray(rows["weight"], dtype=np.float64)
 
 
-def gradient_boosted(train: Mapping[str, np.ndarray], val: Mapping[str, np.ndarray], test: Mapping[str, np.ndarray],
-                     features: Sequence[str] = CLASSIC_FEATURES, *, seed: int, max_iter: int = 500,
-                     learning_rate: float = 0.1, n_iter_no_change: int = 20, n_threads: int | None = None,
-                     **hyper) -> dict:
+def gradient_boosted(
+    train: Mapping[str, np.ndarray],
+    val: Mapping[str, np.ndarray],
+    test: Mapping[str, np.ndarray],
+    features: Sequence[str] = CLASSIC_FEATURES,
+    *,
+    seed: int,
+    max_iter: int = 500,
+    learning_rate: float = 0.1,
+    n_iter_no_change: int = 20,
+    n_threads: int | None = None,
+    **hyper,
+) -> dict:
     """A scikit-learn `HistGradientBoostingClassifier` on `features`, trained on the train rows with their weights
     and early-stopped on the validation rows (their weights too), evaluated on the test rows.
 
@@ -65,15 +76,26 @@ def gradient_boosted(train: Mapping[str, np.ndarray], val: Mapping[str, np.ndarr
     x_test, _, _ = _matrix(test, features, "test")
     if len(np.unique(y_train)) < 2:
         raise ConfigError(f"gradient_boosted: the train rows hold only class(es) {np.unique(y_train).tolist()}")
-    model = HistGradientBoostingClassifier(learning_rate=learning_rate, max_iter=max_iter, early_stopping=True,
-                                           n_iter_no_change=n_iter_no_change, scoring="loss", random_state=seed,
-                                           **hyper)
+    model = HistGradientBoostingClassifier(
+        learning_rate=learning_rate,
+        max_iter=max_iter,
+        early_stopping=True,
+        n_iter_no_change=n_iter_no_change,
+        scoring="loss",
+        random_state=seed,
+        **hyper,
+    )
     with threadpool_limits(limits=n_threads, user_api="openmp"):
         model.fit(x_train, y_train, sample_weight=w_train, X_val=x_val, y_val=y_val, sample_weight_val=w_val)
         proba = model.predict_proba(x_test)
-    return {"test_score": proba[:, 1] if proba.shape[1] == 2 else proba, "n_iter": int(model.n_iter_),
-            "early_stopped": bool(model.n_iter_ < max_iter), "validation_loss": -np.asarray(model.validation_score_),
-            "features": list(features), "model": model}
+    return {
+        "test_score": proba[:, 1] if proba.shape[1] == 2 else proba,
+        "n_iter": int(model.n_iter_),
+        "early_stopped": bool(model.n_iter_ < max_iter),
+        "validation_loss": -np.asarray(model.validation_score_),
+        "features": list(features),
+        "model": model,
+    }
 
 
 __all__ = ["CLASSIC_FEATURES", "NO_QUADRUPLET_SCORE", "mass_window_score", "gradient_boosted"]

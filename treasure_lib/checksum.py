@@ -1,4 +1,5 @@
 """File checksums for provenance (cards, token files, run folders)."""
+
 from __future__ import annotations
 
 import hashlib

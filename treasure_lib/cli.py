@@ -3,6 +3,7 @@
 Every subcommand takes `--params FILE` (repeatable; later files override earlier ones) and
 `KEY=VALUE` overrides such as `tokenizer.codebook_size=8192`.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -54,8 +55,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("inspect", help="show what H5 files hold and which collections they can serve")
     p.add_argument("files", nargs="+", type=Path)
-    p.add_argument("--objects", default="params/objects.yaml" if Path("params/objects.yaml").is_file() else None,
-                   help="objects YAML to check the files against (default params/objects.yaml)")
+    p.add_argument(
+        "--objects",
+        default="params/objects.yaml" if Path("params/objects.yaml").is_file() else None,
+        help="objects YAML to check the files against (default params/objects.yaml)",
+    )
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_inspect)
 
@@ -74,15 +78,19 @@ def cmd_generate(args) -> int:
     params = _params(args)
     results = generate(params, workers=args.workers, progress=not args.quiet)
     for r in results:
-        print(f"{r['process']:<12} {r['events']:>7} events {r['jets']:>8} jets  sigma = {r['cross_section_pb']:.4g} pb  "
-              + " ".join(r["files"]))
+        print(
+            f"{r['process']:<12} {r['events']:>7} events {r['jets']:>8} jets  sigma = {r['cross_section_pb']:.4g} pb  "
+            + " ".join(r["files"])
+        )
     return 0
 
 
 def _register_generate(sub, add_params, _):
     p = sub.add_parser("generate", help="generate samples: Pythia 8 + FastJet + ATLAS-like detector emulation -> H5")
     add_params(p)
-    p.add_argument("--workers", type=int, default=None, help="parallel processes (default: generate.workers or all cores)")
+    p.add_argument(
+        "--workers", type=int, default=None, help="parallel processes (default: generate.workers or all cores)"
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_generate)
 
@@ -119,12 +127,17 @@ def cmd_export(args) -> int:
         if r["skipped"]:
             print(f"{r['file']}: outputs exist, skipped (export.overwrite=true to redo)")
         else:
-            print(f"{r['file']}: {r['rows']} rows in {r['seconds']:.1f} s ({r['rows_per_s']:.0f}/s) -> " + " ".join(r["outputs"]))
+            print(
+                f"{r['file']}: {r['rows']} rows in {r['seconds']:.1f} s ({r['rows_per_s']:.0f}/s) -> "
+                + " ".join(r["outputs"])
+            )
     return 0
 
 
 def _register_tokenizers(sub, add_params, _):
-    p = sub.add_parser("train-tokenizer", help="fit scalers and train a tokenizer per collection; writes tokenizer cards")
+    p = sub.add_parser(
+        "train-tokenizer", help="fit scalers and train a tokenizer per collection; writes tokenizer cards"
+    )
     add_params(p)
     p.set_defaults(func=cmd_train_tokenizer)
     p = sub.add_parser("export", help="encode H5 files into token Parquet (and npz for jets) with trained cards")
@@ -201,8 +214,14 @@ from .book import register as _register_book  # noqa: E402
 from .runs import register as _register_run  # noqa: E402
 from .scan import register as _register_scan  # noqa: E402
 
-_EXTRA_COMMANDS: list = [_register_generate, _register_tokenizers, _register_models, _register_run, _register_book,
-                         _register_scan]
+_EXTRA_COMMANDS: list = [
+    _register_generate,
+    _register_tokenizers,
+    _register_models,
+    _register_run,
+    _register_book,
+    _register_scan,
+]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -210,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
     passthrough: list[str] = []
     if "--" in argv:  # what follows `--` goes to the tool a command wraps (treasure scan run ... -- <snakemake args>)
         cut = argv.index("--")
-        argv, passthrough = argv[:cut], argv[cut + 1:]
+        argv, passthrough = argv[:cut], argv[cut + 1 :]
     args = build_parser().parse_args(argv)
     args.passthrough = passthrough
     level = logging.INFO if args.verbose else logging.WARNING

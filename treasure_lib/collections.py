@@ -3,11 +3,12 @@
 A collection is data (name, layout, path, features, ...). The reader, writer, scalers and
 tokenizers take `Collection` objects; none of them knows a collection by name.
 """
+
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
 
 import yaml
 
@@ -22,7 +23,14 @@ FLAVOUR_NAMES: tuple[str, ...] = ("b", "c", "light", "tau")
 
 #: Track truth origin (the FTAG `ftagTruthOriginLabel` enumeration).
 TRUTH_ORIGINS: dict[str, int] = {
-    "Pileup": 0, "Fake": 1, "Primary": 2, "FromB": 3, "FromBC": 4, "FromC": 5, "FromTau": 6, "OtherSecondary": 7,
+    "Pileup": 0,
+    "Fake": 1,
+    "Primary": 2,
+    "FromB": 3,
+    "FromBC": 4,
+    "FromC": 5,
+    "FromTau": 6,
+    "OtherSecondary": 7,
 }
 
 
@@ -44,7 +52,7 @@ class Collection:
     valid: str = "valid"
     mask: str = "mask"
     scalers: tuple = ()  # ((feature, scaler kind), ...): defaults beyond log_features/categorical, e.g. asinh for d0
-    units: tuple = ()    # ((feature, unit), ...) as stored (MeV, mm, rad); a feature left out is dimensionless
+    units: tuple = ()  # ((feature, unit), ...) as stored (MeV, mm, rad); a feature left out is dimensionless
 
     @property
     def is_scalar(self) -> bool:
@@ -66,8 +74,22 @@ class Collection:
         return dict(self.units).get(feature)
 
 
-_ALLOWED = {"layout", "path", "kind", "features", "log_features", "categorical", "truth", "type_id",
-            "max_objects", "order_by", "valid", "mask", "scalers", "units"}
+_ALLOWED = {
+    "layout",
+    "path",
+    "kind",
+    "features",
+    "log_features",
+    "categorical",
+    "truth",
+    "type_id",
+    "max_objects",
+    "order_by",
+    "valid",
+    "mask",
+    "scalers",
+    "units",
+}
 
 
 def _as_names(origin: str, key: str, value) -> tuple[str, ...]:
@@ -120,15 +142,31 @@ def parse_collection(name: str, spec: Mapping, origin: str) -> Collection:
 
     for feat, kind in scalers.items():
         if feat not in features:
-            raise ConfigError(f"{where}: scalers names feature {feat!r}, which is not among its features {list(features)}")
+            raise ConfigError(
+                f"{where}: scalers names feature {feat!r}, which is not among its features {list(features)}"
+            )
         if kind not in SCALER_KINDS:
-            raise ConfigError(f"{where}: scaler kind {kind!r} for feature {feat!r} is unknown; known: {', '.join(SCALER_KINDS)}")
+            raise ConfigError(
+                f"{where}: scaler kind {kind!r} for feature {feat!r} is unknown; known: {', '.join(SCALER_KINDS)}"
+            )
     units = _units(where, spec.get("units"), features + _as_names(where, "truth", spec.get("truth")))
-    return Collection(name=name, layout=layout, path=str(spec["path"]).strip("/"), features=features,
-                      type_id=type_id, kind=kind, log_features=log_features, categorical=categorical,
-                      truth=_as_names(where, "truth", spec.get("truth")), max_objects=max_objects,
-                      order_by=order_by, valid=spec.get("valid", "valid"), mask=spec.get("mask", "mask"),
-                      scalers=tuple(scalers.items()), units=units)
+    return Collection(
+        name=name,
+        layout=layout,
+        path=str(spec["path"]).strip("/"),
+        features=features,
+        type_id=type_id,
+        kind=kind,
+        log_features=log_features,
+        categorical=categorical,
+        truth=_as_names(where, "truth", spec.get("truth")),
+        max_objects=max_objects,
+        order_by=order_by,
+        valid=spec.get("valid", "valid"),
+        mask=spec.get("mask", "mask"),
+        scalers=tuple(scalers.items()),
+        units=units,
+    )
 
 
 def _units(where: str, units, fields: tuple[str, ...]) -> tuple:

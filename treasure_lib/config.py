@@ -3,12 +3,14 @@
 The resolved parameters are plain data (dicts, lists, str, int, float, bool, None) so that
 papermill can inject them and `dump` can write them back as YAML.
 """
+
 from __future__ import annotations
 
 import copy
 import difflib
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import yaml
 
@@ -142,7 +144,7 @@ def check_keys(data: Mapping, schema: Mapping, origin: str, prefix: str = "") ->
             close = difflib.get_close_matches(str(key), siblings, n=1, cutoff=0.6)
             if not close:
                 full = _known(schema, prefix)
-                close = [c[len(prefix):] for c in difflib.get_close_matches(dotted, full, n=1, cutoff=0.6)]
+                close = [c[len(prefix) :] for c in difflib.get_close_matches(dotted, full, n=1, cutoff=0.6)]
             hint = f"; did you mean '{prefix}{close[0]}'?" if close else f"; known keys here: {', '.join(siblings)}"
             raise ConfigError(f"{origin}: unknown key '{dotted}'{hint}")
         if isinstance(spec, Mapping):
@@ -186,7 +188,9 @@ def _validate(params: dict, schema: Mapping, prefix: str) -> dict:
             if key in schema:
                 continue
             dotted = f"{prefix}{key}"
-            out[key] = _validate(value, inner, dotted + ".") if isinstance(inner, Mapping) else inner.check(dotted, value)
+            out[key] = (
+                _validate(value, inner, dotted + ".") if isinstance(inner, Mapping) else inner.check(dotted, value)
+            )
     return out
 
 

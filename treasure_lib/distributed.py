@@ -10,6 +10,7 @@ started the process), so a stage that asks for more than one device on this node
 command under `torchrun --standalone` (`run_distributed`). Several nodes: submit the command
 itself with srun (README, "Scans and scale-out").
 """
+
 from __future__ import annotations
 
 import json
@@ -17,8 +18,9 @@ import os
 import subprocess
 import sys
 import tempfile
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import torch
 
@@ -112,8 +114,18 @@ def run_distributed(args: Sequence[str], params: Mapping, nproc: int, metrics_ou
     tmp = Path(tempfile.mkdtemp(prefix="treasure-ddp-"))
     params_file = tmp / "params.yaml"
     config.dump(params, params_file)
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
-           "-m", "treasure_lib.cli", *args, "--params", str(params_file)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc-per-node={nproc}",
+        "-m",
+        "treasure_lib.cli",
+        *args,
+        "--params",
+        str(params_file),
+    ]
     if metrics_out is not None:
         cmd += ["--metrics-out", str(metrics_out)]
     tail: deque = deque(maxlen=30)
@@ -122,8 +134,10 @@ def run_distributed(args: Sequence[str], params: Mapping, nproc: int, metrics_ou
             print(line, end="", flush=True)
             tail.append(line)
     if proc.returncode:
-        raise TreasureError(f"distributed training failed (exit {proc.returncode}): {' '.join(cmd)}\n"
-                            f"(params kept in {params_file}); last output:\n" + "".join(tail))
+        raise TreasureError(
+            f"distributed training failed (exit {proc.returncode}): {' '.join(cmd)}\n"
+            f"(params kept in {params_file}); last output:\n" + "".join(tail)
+        )
     import shutil
 
     shutil.rmtree(tmp, ignore_errors=True)
@@ -138,8 +152,10 @@ def fit_here_or_distributed(command: str, params: Mapping, train: Mapping, here,
     if n <= 1 or launched():
         return here()
     if train["num_nodes"] > 1:
-        raise ConfigError(f"{command}: num_nodes = {train['num_nodes']} needs one process per device on every node; "
-                          f"submit `srun treasure {command} --params ...` (README, 'Scans and scale-out') instead of "
-                          f"running it from a chapter")
+        raise ConfigError(
+            f"{command}: num_nodes = {train['num_nodes']} needs one process per device on every node; "
+            f"submit `srun treasure {command} --params ...` (README, 'Scans and scale-out') instead of "
+            f"running it from a chapter"
+        )
     run_distributed([command], params, n, metrics_out)
     return json.loads(Path(metrics_out).read_text()) if metrics_out is not None else None

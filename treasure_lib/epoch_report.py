@@ -5,6 +5,7 @@ epoch and the last validation loss from what this Lightning callback reports. It
 runner named (`TREASURE_LIVE_FILE`) and prints nothing, so the notebook and the book never see it; outside
 `treasure run` the trainer factories do not add it (`for_trainer`).
 """
+
 from __future__ import annotations
 
 import math
@@ -35,9 +36,12 @@ class EpochReport(Callback):
         self.val_loss: float | None = None
 
     def _report(self, trainer, module) -> None:
-        live.report(what=label(module, self.out_dir), epoch=int(trainer.current_epoch) + 1,
-                    max_epochs=int(trainer.max_epochs) if trainer.max_epochs and trainer.max_epochs > 0 else None,
-                    val_loss=self.val_loss)
+        live.report(
+            what=label(module, self.out_dir),
+            epoch=int(trainer.current_epoch) + 1,
+            max_epochs=int(trainer.max_epochs) if trainer.max_epochs and trainer.max_epochs > 0 else None,
+            val_loss=self.val_loss,
+        )
 
     def on_train_epoch_start(self, trainer, pl_module) -> None:
         if trainer.is_global_zero:

@@ -10,11 +10,12 @@ Everything is vectorised over events: the at most 4 + 4 leptons of an event give
 candidate quadruplets, evaluated for all events at once. Momenta are MeV in and GeV out (masses and
 momenta of the results), as the names say.
 """
+
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
-from typing import Iterable, Mapping
 
 import numpy as np
 
@@ -24,8 +25,8 @@ from .physics import ELECTRON_MASS_MEV, MUON_MASS_MEV, Z_MASS_GEV, four_vectors
 
 GEV = 1000.0
 ELECTRON, MUON = 11, 13
-ELECTRON_IDS = ("LHLoose", "LHMedium", "LHTight")                       # 0/1 flags of the electron collection
-MUON_QUALITY = {"Tight": 0, "Medium": 1, "Loose": 2, "VeryLoose": 3}   # the muons' `quality` values
+ELECTRON_IDS = ("LHLoose", "LHMedium", "LHTight")  # 0/1 flags of the electron collection
+MUON_QUALITY = {"Tight": 0, "Medium": 1, "Loose": 2, "VeryLoose": 3}  # the muons' `quality` values
 # cut-flow steps in order; each counts the events passing it and every step before
 STEPS = ("all", "four_leptons", "two_sfos_pairs", "lepton_pt", "isolation", "m12", "m34", "m4l_window")
 # steps a quadruplet is ranked by (how far it gets), after the two event-level steps
@@ -59,18 +60,21 @@ class H4lCuts:
         if self.electron_id not in ELECTRON_IDS:
             raise ConfigError(f"{where}.electron_id must be one of {', '.join(ELECTRON_IDS)}; got {self.electron_id!r}")
         if self.muon_quality not in MUON_QUALITY:
-            raise ConfigError(f"{where}.muon_quality must be one of {', '.join(MUON_QUALITY)}; "
-                              f"got {self.muon_quality!r}")
+            raise ConfigError(
+                f"{where}.muon_quality must be one of {', '.join(MUON_QUALITY)}; got {self.muon_quality!r}"
+            )
         if not 1 <= len(self.lepton_pt_min_gev) <= 4:
-            raise ConfigError(f"{where}.lepton_pt_min_gev needs 1 to 4 thresholds (leading lepton first); "
-                              f"got {list(self.lepton_pt_min_gev)}")
+            raise ConfigError(
+                f"{where}.lepton_pt_min_gev needs 1 to 4 thresholds (leading lepton first); "
+                f"got {list(self.lepton_pt_min_gev)}"
+            )
         for name in ("m12_gev", "m34_gev", "m4l_window_gev"):
             lo_hi = getattr(self, name)
             if len(lo_hi) != 2 or not lo_hi[0] < lo_hi[1]:
                 raise ConfigError(f"{where}.{name} must be [low, high] with low < high (GeV); got {list(lo_hi)}")
 
     @classmethod
-    def from_params(cls, section: Mapping | "H4lCuts" | None) -> "H4lCuts":
+    def from_params(cls, section: Mapping | H4lCuts | None) -> H4lCuts:
         """From the `selection.h4l` mapping (an `H4lCuts` passes through; None gives the defaults)."""
         if isinstance(section, H4lCuts):
             return section
@@ -92,11 +96,11 @@ def _mass(p: np.ndarray) -> np.ndarray:
 def boost_to_rest_frame(p: np.ndarray, frame: np.ndarray) -> np.ndarray:
     """Four-vectors `p` seen in the rest frame of `frame` (both [..., 4], broadcast; `frame` time-like)."""
     beta = frame[..., 1:] / frame[..., :1]
-    b2 = (beta ** 2).sum(-1, keepdims=True)
+    b2 = (beta**2).sum(-1, keepdims=True)
     gamma = 1.0 / np.sqrt(1.0 - b2)
     bp = (beta * p[..., 1:]).sum(-1, keepdims=True)
     # (gamma - 1) / beta^2 written as gamma^2 / (gamma + 1): finite for a frame at rest
-    vec = p[..., 1:] + (gamma ** 2 / (gamma + 1.0) * bp - gamma * p[..., :1]) * beta
+    vec = p[..., 1:] + (gamma**2 / (gamma + 1.0) * bp - gamma * p[..., :1]) * beta
     return np.concatenate([gamma * (p[..., :1] - bp), vec], axis=-1)
 
 
@@ -159,8 +163,8 @@ def quadruplet_table(n_electrons: int, n_muons: int) -> np.ndarray:
     Charges and validity are checked per event; the table only says which slots could pair.
     """
     slots = [list(range(n_electrons)), list(range(n_electrons, n_electrons + n_muons))]
-    pairs = [(a, b) for block in slots for i, a in enumerate(block) for b in block[i + 1:]]
-    quads = [(*p, *q) for i, p in enumerate(pairs) for q in pairs[i + 1:] if not set(p) & set(q)]
+    pairs = [(a, b) for block in slots for i, a in enumerate(block) for b in block[i + 1 :]]
+    quads = [(*p, *q) for i, p in enumerate(pairs) for q in pairs[i + 1 :] if not set(p) & set(q)]
     return np.array(quads, dtype=np.int64).reshape(-1, 4)
 
 
@@ -173,10 +177,10 @@ class Quadruplets:
     (ATLAS: thresholds, then the best pairing, then the mass cuts on it); the m4l window is applied to it.
     """
 
-    leptons: np.ndarray             # [n, 4, 4] (E, px, py, pz) MeV: Z1 l-, Z1 l+, Z2 l-, Z2 l+ (zeros: none)
-    flavour: np.ndarray             # [n, 2] |pdg id| of the Z1 and Z2 pairs (11, 13; 0: none)
-    n_leptons: np.ndarray           # [n] leptons passing the object cuts (pT, eta, ID)
-    passed: dict                    # step name (STEPS) -> [n] bool: passes this step and every one before
+    leptons: np.ndarray  # [n, 4, 4] (E, px, py, pz) MeV: Z1 l-, Z1 l+, Z2 l-, Z2 l+ (zeros: none)
+    flavour: np.ndarray  # [n, 2] |pdg id| of the Z1 and Z2 pairs (11, 13; 0: none)
+    n_leptons: np.ndarray  # [n] leptons passing the object cuts (pT, eta, ID)
+    passed: dict  # step name (STEPS) -> [n] bool: passes this step and every one before
 
     def __len__(self) -> int:
         return len(self.n_leptons)
@@ -201,8 +205,10 @@ def _lepton_arrays(oa: ObjectArrays, kind: str, id_field: str) -> dict:
     have = set(oa.names) | set(oa.truth)
     missing = [f for f in need if f not in have]
     if missing:
-        raise InputFileError(f"the H -> 4l selection needs {kind} feature(s) {missing}; the {kind} collection has "
-                             f"{', '.join(oa.names)} (params/objects.yaml, events set)")
+        raise InputFileError(
+            f"the H -> 4l selection needs {kind} feature(s) {missing}; the {kind} collection has "
+            f"{', '.join(oa.names)} (params/objects.yaml, events set)"
+        )
     return {f: np.asarray(oa.field(f), dtype=np.float64) for f in need} | {"mask": np.asarray(oa.mask, bool)}
 
 
@@ -212,8 +218,9 @@ def quadruplets(electrons: ObjectArrays, muons: ObjectArrays, cuts: H4lCuts | Ma
     el = _lepton_arrays(electrons, "electrons", cuts.electron_id)
     mu = _lepton_arrays(muons, "muons", "quality")
     if len(el["pt"]) != len(mu["pt"]):
-        raise InputFileError(f"electrons and muons must hold the same events; got {len(el['pt'])} and "
-                             f"{len(mu['pt'])} rows")
+        raise InputFileError(
+            f"electrons and muons must hold the same events; got {len(el['pt'])} and {len(mu['pt'])} rows"
+        )
     n, n_e, n_mu = len(el["pt"]), el["pt"].shape[1], mu["pt"].shape[1]
     ok_e = el["mask"] & (el["pt"] > cuts.electron_pt_min_gev * GEV) & (np.abs(el["eta"]) < cuts.electron_eta_max)
     ok_e &= el[cuts.electron_id] > 0
@@ -222,49 +229,49 @@ def quadruplets(electrons: ObjectArrays, muons: ObjectArrays, cuts: H4lCuts | Ma
     cat = lambda f: np.concatenate([el[f], mu[f]], axis=1)  # noqa: E731
     good = np.concatenate([ok_e, ok_mu], axis=1)
     mass = np.concatenate([np.full((n, n_e), ELECTRON_MASS_MEV), np.full((n, n_mu), MUON_MASS_MEV)], axis=1)
-    p4 = np.stack(four_vectors(cat("pt"), cat("eta"), cat("phi"), mass), axis=-1)          # [n, L, 4]
+    p4 = np.stack(four_vectors(cat("pt"), cat("eta"), cat("phi"), mass), axis=-1)  # [n, L, 4]
     charge, iso, pt = cat("charge"), cat("trk_iso03"), cat("pt")
     flavour = np.concatenate([np.full(n_e, ELECTRON), np.full(n_mu, MUON)])
 
     passed = {"all": np.ones(n, bool), "four_leptons": good.sum(1) >= 4}
-    table = quadruplet_table(n_e, n_mu)                                                     # [T, 4] slots
+    table = quadruplet_table(n_e, n_mu)  # [T, 4] slots
     if not len(table):  # fewer than four lepton slots: no event can hold a quadruplet
         none = np.zeros(n, bool)
         passed |= {s: none for s in STEPS[2:]}
         return Quadruplets(np.zeros((n, 4, 4)), np.zeros((n, 2), int), good.sum(1), passed)
     rows = np.arange(n)
-    c = charge[rows[:, None, None], table]                                                  # [n, T, 4]
+    c = charge[rows[:, None, None], table]  # [n, T, 4]
     valid = good[rows[:, None, None], table].all(-1) & (c[..., 0] * c[..., 1] < 0) & (c[..., 2] * c[..., 3] < 0)
-    lep = p4[rows[:, None, None], table]                                                    # [n, T, 4, 4]
+    lep = p4[rows[:, None, None], table]  # [n, T, 4, 4]
     m_a, m_b = _mass(lep[:, :, 0] + lep[:, :, 1]) / GEV, _mass(lep[:, :, 2] + lep[:, :, 3]) / GEV
-    swap = np.abs(m_b - Z_MASS_GEV) < np.abs(m_a - Z_MASS_GEV)          # the pair closest to m_Z leads
+    swap = np.abs(m_b - Z_MASS_GEV) < np.abs(m_a - Z_MASS_GEV)  # the pair closest to m_Z leads
     order = np.where(swap[..., None], [2, 3, 0, 1], [0, 1, 2, 3])
     plus_first = np.take_along_axis(c, order, -1)[..., [0, 0, 2, 2]] > 0
-    order = np.where(plus_first, order[..., [1, 0, 3, 2]], order)       # the negative lepton first in each pair
-    slots = np.take_along_axis(np.broadcast_to(table, c.shape), order, -1)                # [n, T, 4] ordered
+    order = np.where(plus_first, order[..., [1, 0, 3, 2]], order)  # the negative lepton first in each pair
+    slots = np.take_along_axis(np.broadcast_to(table, c.shape), order, -1)  # [n, T, 4] ordered
     m12, m34 = np.where(swap, m_b, m_a), np.where(swap, m_a, m_b)
     m4l = _mass(lep.sum(2)) / GEV
 
     pts = -np.sort(-pt[rows[:, None, None], table], axis=-1)
     thresholds = np.asarray(cuts.lepton_pt_min_gev) * GEV
     quad_pass = {
-        "lepton_pt": (pts[..., :len(thresholds)] > thresholds).all(-1),
+        "lepton_pt": (pts[..., : len(thresholds)] > thresholds).all(-1),
         "isolation": (iso[rows[:, None, None], table] < cuts.isolation_max).all(-1),
         "m12": (m12 > cuts.m12_gev[0]) & (m12 < cuts.m12_gev[1]),
         "m34": (m34 > cuts.m34_gev[0]) & (m34 < cuts.m34_gev[1]),
     }
-    depth = np.where(valid, 0, -1)                                      # consecutive quadruplet steps passed
+    depth = np.where(valid, 0, -1)  # consecutive quadruplet steps passed
     still = valid.copy()
     for step in _QUADRUPLET_STEPS:
         still &= quad_pass[step]
         depth += still
-    top = depth == depth.max(axis=1, keepdims=True)                    # furthest, then m12, then m34 closest to m_Z
+    top = depth == depth.max(axis=1, keepdims=True)  # furthest, then m12, then m34 closest to m_Z
     d12 = np.where(top, np.abs(m12 - Z_MASS_GEV), np.inf)
     top &= d12 == d12.min(axis=1, keepdims=True)
     best = np.argmin(np.where(top, np.abs(m34 - Z_MASS_GEV), np.inf), axis=1)
     found = valid[rows, best]
     chosen_depth = np.where(found, depth[rows, best], -1)
-    chosen = slots[rows, best]                                                              # [n, 4]
+    chosen = slots[rows, best]  # [n, 4]
     in_window = (m4l[rows, best] > cuts.m4l_window_gev[0]) & (m4l[rows, best] < cuts.m4l_window_gev[1])
 
     passed["two_sfos_pairs"] = found
@@ -280,8 +287,10 @@ def quadruplets_of(batch: Batch, cuts: H4lCuts | Mapping | None = None) -> Quadr
     """`quadruplets` on a batch of the events set (its `electrons` and `muons` collections)."""
     missing = [c for c in ("electrons", "muons") if c not in batch.collections]
     if missing:
-        raise InputFileError(f"{batch.source_file or 'batch'}: the H -> 4l selection needs collection(s) {missing}; "
-                             f"the batch holds {', '.join(batch.collections)}")
+        raise InputFileError(
+            f"{batch.source_file or 'batch'}: the H -> 4l selection needs collection(s) {missing}; "
+            f"the batch holds {', '.join(batch.collections)}"
+        )
     return quadruplets(batch["electrons"], batch["muons"], cuts)
 
 
@@ -295,8 +304,13 @@ def high_level_variables(quads: Quadruplets) -> dict[str, np.ndarray]:
     x = z1 + z2
     pt4l = np.hypot(x[:, 1], x[:, 2])
     with np.errstate(invalid="ignore", divide="ignore"):
-        out = {"m12": _mass(z1) / GEV, "m34": _mass(z2) / GEV, "m4l": _mass(x) / GEV, "pt4l": pt4l / GEV,
-               "eta4l": np.arcsinh(x[:, 3] / pt4l)}
+        out = {
+            "m12": _mass(z1) / GEV,
+            "m34": _mass(z2) / GEV,
+            "m4l": _mass(x) / GEV,
+            "pt4l": pt4l / GEV,
+            "eta4l": np.arcsinh(x[:, 3] / pt4l),
+        }
         out |= decay_angles(lep[:, 0], lep[:, 1], lep[:, 2], lep[:, 3])
     return {k: np.where(quads.found, out[k], np.nan) for k in VARIABLES}
 
@@ -309,19 +323,28 @@ class CutFlow:
     weighted: dict
     unit: str = "sum of weights"
 
-    def __add__(self, other: "CutFlow") -> "CutFlow":
+    def __add__(self, other: CutFlow) -> CutFlow:
         if self.unit != other.unit:
             raise ValueError(f"cannot add cut flows in {self.unit!r} and {other.unit!r}")
-        return CutFlow({s: self.events[s] + other.events[s] for s in STEPS},
-                       {s: self.weighted[s] + other.weighted[s] for s in STEPS}, self.unit)
+        return CutFlow(
+            {s: self.events[s] + other.events[s] for s in STEPS},
+            {s: self.weighted[s] + other.weighted[s] for s in STEPS},
+            self.unit,
+        )
 
     def rows(self) -> list[dict]:
         """One row per step: events, weighted, and the fraction of the previous step's events kept."""
         out, before = [], None
         for s in STEPS:
             n = self.events[s]
-            out.append({"step": s, "events": n, "weighted": self.weighted[s],
-                        "efficiency": (n / before if before else float("nan")) if before is not None else 1.0})
+            out.append(
+                {
+                    "step": s,
+                    "events": n,
+                    "weighted": self.weighted[s],
+                    "efficiency": (n / before if before else float("nan")) if before is not None else 1.0,
+                }
+            )
             before = n
         return out
 
@@ -331,8 +354,9 @@ def cut_flow(quads: Quadruplets, weights: np.ndarray | None = None, unit: str = 
     w = np.ones(len(quads)) if weights is None else np.asarray(weights, dtype=np.float64)
     if len(w) != len(quads):
         raise ValueError(f"weights has {len(w)} entries for {len(quads)} events")
-    return CutFlow({s: int(quads.passed[s].sum()) for s in STEPS},
-                   {s: float(w[quads.passed[s]].sum()) for s in STEPS}, unit)
+    return CutFlow(
+        {s: int(quads.passed[s].sum()) for s in STEPS}, {s: float(w[quads.passed[s]].sum()) for s in STEPS}, unit
+    )
 
 
 def cross_section_weights(batch: Batch) -> tuple[np.ndarray, str]:
@@ -358,6 +382,19 @@ def derived_columns(batch: Batch, selection_params: H4lCuts | Mapping | None = N
     return out
 
 
-__all__ = ["H4lCuts", "Quadruplets", "CutFlow", "STEPS", "VARIABLES", "quadruplets", "quadruplets_of",
-           "quadruplet_table", "decay_angles", "boost_to_rest_frame", "high_level_variables", "cut_flow",
-           "cross_section_weights", "derived_columns"]
+__all__ = [
+    "H4lCuts",
+    "Quadruplets",
+    "CutFlow",
+    "STEPS",
+    "VARIABLES",
+    "quadruplets",
+    "quadruplets_of",
+    "quadruplet_table",
+    "decay_angles",
+    "boost_to_rest_frame",
+    "high_level_variables",
+    "cut_flow",
+    "cross_section_weights",
+    "derived_columns",
+]

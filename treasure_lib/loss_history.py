@@ -6,6 +6,7 @@ survives a resume through the checkpoint, ignores Lightning's sanity check, and 
 it stops training on `training_health.stalled`, the same rule `health` judges by, so "early stopping fired"
 and "converged" can never disagree.
 """
+
 from __future__ import annotations
 
 import math
@@ -20,8 +21,14 @@ class LossHistory(Callback):
     (a control that must learn to count objects through noise) is not stopped on that plateau by the ordinary
     patience: until its best loss is below the floor it gets `floor_patience` epochs without improvement."""
 
-    def __init__(self, monitor: str = "val/loss", patience: int | None = None, min_delta: float = 0.0,
-                 floor: float | None = None, floor_patience: int = 10):
+    def __init__(
+        self,
+        monitor: str = "val/loss",
+        patience: int | None = None,
+        min_delta: float = 0.0,
+        floor: float | None = None,
+        floor_patience: int = 10,
+    ):
         self.monitor = monitor
         self.patience, self.min_delta = patience, min_delta
         self.floor, self.floor_patience = floor, floor_patience

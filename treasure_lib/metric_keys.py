@@ -6,10 +6,11 @@ a level number (1 = after the first quantizer level), `{task}` a classification 
 how a classifier saw the data, `{wp}` a working point in percent (70, 77, 80, 85).
 Every number has an uncertainty key beside it where one is defined (`..._err`).
 """
+
 from __future__ import annotations
 
 import re
-from typing import Iterable, Mapping
+from collections.abc import Iterable, Mapping
 
 from .errors import ConfigError
 
@@ -32,7 +33,8 @@ KEYS: dict[str, str] = {
     "tokenizer.{collection}.best_epoch": "epoch of the weights the card holds",
     "tokenizer.{collection}.train_seconds": "wall time of training the card [s]",
     "tokenizer.{collection}.epochs_run": "epochs the card's VQ-VAE trained",
-    "tokenizer.{collection}.converged": "1 when early stopping ended the VQ-VAE's training (its best epoch is not among "
+    "tokenizer.{collection}.converged": "1 when early stopping ended the VQ-VAE's training "
+    "(its best epoch is not among "
     "the last `patience`), 0 when the epoch budget did",
     "tokenizer.{collection}.bits_per_object": "Q x log2 K: what one object's tokens can carry [bits]",
     "tokenizer.jets.track_sum_pt.response_iqr_over_median": "jet pT from decoded vs original tracks: (q75 - q25) / "
@@ -49,9 +51,9 @@ KEYS: dict[str, str] = {
     "tokenizer.leptons.{mass}.peak_shift_gev": "shift of the Z (m_ll) or H (m_4l) peak position [GeV]",
     "tokenizer.leptons.{mass}.events": "events with the mass defined on both sides",
     "tokenizer.leptons.sr.{mass}.{number}": "signal-region test events (study.lepton_peaks): the H (m4l) or Z (mll) "
-                                            "peak's sigma68 from original (orig_gev) and decoded (decoded_gev) "
-                                            "leptons, their ratio (ratio, ratio_err), the per-event residual "
-                                            "sigma68 (residual_gev) and the events (n)",
+    "peak's sigma68 from original (orig_gev) and decoded (decoded_gev) "
+    "leptons, their ratio (ratio, ratio_err), the per-event residual "
+    "sigma68 (residual_gev) and the events (n)",
     # codebooks
     "codebook.{collection}.level_{q}.utilization": "fraction of the K codes used on held-out objects",
     "codebook.{collection}.level_{q}.dead_codes": "codes never used on held-out objects",
@@ -122,7 +124,8 @@ KEYS: dict[str, str] = {
     "classify.{task}.compare.{a}_vs_{b}.label_fraction_{pct}.{number}.{part}": "the same at a label fraction",
     # leakage
     "leakage.{task}.{row}.auc": "AUC of one leakage-report row (multiplicity, structure, shuffled, fixed_slots, "
-    "tokens, raw) of a binary task; multi-class tasks: .auc_macro, flavour: .auc_b (b vs rest, what the table compares)",
+    "tokens, raw) of a binary task; multi-class tasks: .auc_macro, "
+    "flavour: .auc_b (b vs rest, what the table compares)",
     "leakage.{task}.{row}.auc_err": "its uncertainty",
     "leakage.{task}.{row}.auc_b": "b vs rest AUC of a flavour leakage row (D_b as the score)",
     "leakage.{task}.{row}.auc_b_err": "its uncertainty",
@@ -147,7 +150,7 @@ _PART = r"[A-Za-z0-9_+\-]+"
 def _regex(pattern: str) -> re.Pattern:
     out, pos = "", 0
     for m in re.finditer(r"\{(\w+)\}", pattern):
-        out += re.escape(pattern[pos:m.start()])
+        out += re.escape(pattern[pos : m.start()])
         out += f"(?P<{m.group(1)}{m.start()}>{QUANTITIES})" if m.group(1) == "quantity" else f"{_PART}"
         pos = m.end()
     return re.compile("^" + out + re.escape(pattern[pos:]) + "$")
@@ -179,4 +182,3 @@ def prefixed(prefix: str, numbers: Mapping[str, float]) -> dict[str, float]:
             continue
         out[f"{prefix}.{k}"] = float(v)
     return out
-

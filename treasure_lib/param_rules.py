@@ -6,17 +6,29 @@ Each rule names the key(s) and what was expected. The schema (`schema.py`) check
 what one key cannot: `model.d_model` against `model.n_heads`, a rate against [0, 1], `devices` against the forms
 Lightning accepts, a run name against the folder it names.
 """
+
 from __future__ import annotations
 
-from typing import Any, Iterator, Mapping
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 from .config import get_dotted
 from .errors import ConfigError
 
 TRAINING_SECTIONS = ("tokenizer.train", "pretrain.train", "classify.train")
 #: Probabilities and fractions: closed interval [0, 1] unless the rule says otherwise.
-RATES = ("model.dropout", "model.level_dropout", "classify.head_dropout", "pretrain.p_mask", "pretrain.p_random",
-         "classify.f_c", "classify.f_tau", "data.split.train", "data.split.val", "data.split.test")
+RATES = (
+    "model.dropout",
+    "model.level_dropout",
+    "classify.head_dropout",
+    "pretrain.p_mask",
+    "pretrain.p_random",
+    "classify.f_c",
+    "classify.f_tau",
+    "data.split.train",
+    "data.split.val",
+    "data.split.test",
+)
 
 
 def check(params: Mapping) -> None:
@@ -30,8 +42,10 @@ def problems(params: Mapping) -> Iterator[str]:
     for section in TRAINING_SECTIONS:
         devices = get_dotted(params, f"{section}.devices")
         if not _devices_ok(devices):
-            yield (f"key '{section}.devices' must be a number of devices >= 1 (or -1), a non-empty list of device "
-                   f"ids, or 'auto'; got {devices!r}")
+            yield (
+                f"key '{section}.devices' must be a number of devices >= 1 (or -1), a non-empty list of device "
+                f"ids, or 'auto'; got {devices!r}"
+            )
     yield from _rates(params)
     yield from _model(params)
     yield from _fractions(params)
@@ -40,14 +54,23 @@ def problems(params: Mapping) -> Iterator[str]:
 def _names(params: Mapping) -> Iterator[str]:
     name = get_dotted(params, "study.name")
     if name is not None and not plain_name(name):
-        yield (f"key 'study.name' must be a plain folder name (no '/' or '\\', not "
-               f"starting with '.'): the run folder is runs/<kind>/<name>; got {name!r}")
+        yield (
+            f"key 'study.name' must be a plain folder name (no '/' or '\\', not "
+            f"starting with '.'): the run folder is runs/<kind>/<name>; got {name!r}"
+        )
 
 
 def plain_name(name: Any) -> bool:
     """A name that stays one folder inside its parent: no separators, not '.', '..' or hidden."""
-    return (isinstance(name, str) and bool(name) and "/" not in name and "\\" not in name and "\0" not in name
-            and not name.startswith(".") and name.strip() == name)
+    return (
+        isinstance(name, str)
+        and bool(name)
+        and "/" not in name
+        and "\\" not in name
+        and "\0" not in name
+        and not name.startswith(".")
+        and name.strip() == name
+    )
 
 
 def _devices_ok(devices: Any) -> bool:
@@ -72,35 +95,46 @@ def _rates(params: Mapping) -> Iterator[str]:
             yield f"key '{key}' is a probability or fraction: it must lie in [0, 1]; got {value!r}"
     mask_rate = get_dotted(params, "pretrain.mask_rate")
     if mask_rate is not None and not 0.0 < mask_rate <= 1.0:
-        yield (f"key 'pretrain.mask_rate' is the fraction of positions to predict: it must lie in (0, 1]; "
-               f"got {mask_rate!r}")
+        yield (
+            f"key 'pretrain.mask_rate' is the fraction of positions to predict: it must lie in (0, 1]; "
+            f"got {mask_rate!r}"
+        )
     p_mask, p_random = get_dotted(params, "pretrain.p_mask"), get_dotted(params, "pretrain.p_random")
     if p_mask is not None and p_random is not None and p_mask + p_random > 1.0:
-        yield (f"keys 'pretrain.p_mask' + 'pretrain.p_random' share the selected positions: their sum must be <= 1; "
-               f"got {p_mask} + {p_random}")
+        yield (
+            f"keys 'pretrain.p_mask' + 'pretrain.p_random' share the selected positions: their sum must be <= 1; "
+            f"got {p_mask} + {p_random}"
+        )
     f_c, f_tau = get_dotted(params, "classify.f_c"), get_dotted(params, "classify.f_tau")
     if f_c is not None and f_tau is not None and f_c + f_tau > 1.0:
-        yield (f"keys 'classify.f_c' + 'classify.f_tau' must be <= 1 (the light fraction is the rest); "
-               f"got {f_c} + {f_tau}")
+        yield (
+            f"keys 'classify.f_c' + 'classify.f_tau' must be <= 1 (the light fraction is the rest); got {f_c} + {f_tau}"
+        )
     margin = get_dotted(params, "classify.convergence_margin")
     if margin is not None and not 0.0 <= margin < 1.0:
         yield f"key 'classify.convergence_margin' must lie in [0, 1); got {margin!r}"
     split = get_dotted(params, "data.split") or {}
     fractions = [split.get(k) for k in ("train", "val", "test")]
     if all(isinstance(f, (int, float)) for f in fractions) and abs(sum(fractions) - 1.0) > 1e-6:
-        yield (f"keys 'data.split.train', '.val' and '.test' must sum to 1; got {fractions[0]} + {fractions[1]} + "
-               f"{fractions[2]} = {sum(fractions):g}")
+        yield (
+            f"keys 'data.split.train', '.val' and '.test' must sum to 1; got {fractions[0]} + {fractions[1]} + "
+            f"{fractions[2]} = {sum(fractions):g}"
+        )
 
 
 def _model(params: Mapping) -> Iterator[str]:
     d_model, n_heads = get_dotted(params, "model.d_model"), get_dotted(params, "model.n_heads")
     if d_model and n_heads and d_model % n_heads:
-        yield (f"key 'model.d_model' ({d_model}) must be divisible by 'model.n_heads' ({n_heads}): each head "
-               f"attends over d_model / n_heads dimensions")
+        yield (
+            f"key 'model.d_model' ({d_model}) must be divisible by 'model.n_heads' ({n_heads}): each head "
+            f"attends over d_model / n_heads dimensions"
+        )
     groups = get_dotted(params, "model.group_attention_groups")
     if get_dotted(params, "model.group_attention") and d_model and groups and d_model % groups:
-        yield (f"key 'model.d_model' ({d_model}) must be divisible by 'model.group_attention_groups' ({groups}) "
-               f"with model.group_attention")
+        yield (
+            f"key 'model.d_model' ({d_model}) must be divisible by 'model.group_attention_groups' ({groups}) "
+            f"with model.group_attention"
+        )
 
 
 def _fractions(params: Mapping) -> Iterator[str]:
@@ -109,5 +143,7 @@ def _fractions(params: Mapping) -> Iterator[str]:
         yield f"key 'classify.label_fraction' must lie in (0, 1] (1: every label); got {fraction!r}"
     for i, value in enumerate(get_dotted(params, "classify.label_fractions") or []):
         if not 0.0 < value < 1.0:
-            yield (f"key 'classify.label_fractions[{i}]' must lie in (0, 1): the curve's points below all labels; "
-                   f"got {value!r}")
+            yield (
+                f"key 'classify.label_fractions[{i}]' must lie in (0, 1): the curve's points below all labels; "
+                f"got {value!r}"
+            )

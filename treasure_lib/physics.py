@@ -1,4 +1,5 @@
 """Small physics helpers for objects stored as (pt [MeV], eta, phi): invariant masses, Z candidates."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -11,13 +12,13 @@ Z_MASS_GEV = 91.1876
 def four_vectors(pt, eta, phi, mass):
     """(E, px, py, pz) in MeV from arrays of any shape."""
     px, py, pz = pt * np.cos(phi), pt * np.sin(phi), pt * np.sinh(eta)
-    return np.sqrt(px ** 2 + py ** 2 + pz ** 2 + mass ** 2), px, py, pz
+    return np.sqrt(px**2 + py**2 + pz**2 + mass**2), px, py, pz
 
 
 def invariant_mass(pt, eta, phi, mass, axis: int = -1) -> np.ndarray:
     """Invariant mass (MeV) of the objects summed along `axis`."""
     e, px, py, pz = (c.sum(axis=axis) for c in four_vectors(pt, eta, phi, mass))
-    return np.sqrt(np.clip(e ** 2 - px ** 2 - py ** 2 - pz ** 2, 0.0, None))
+    return np.sqrt(np.clip(e**2 - px**2 - py**2 - pz**2, 0.0, None))
 
 
 def best_z_candidate(pt, eta, phi, mass, charge, flavour, good) -> np.ndarray:

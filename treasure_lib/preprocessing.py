@@ -14,11 +14,13 @@ optional `scalers` mapping such as `{d0: asinh}`), overridable per study (`token
 Continuous features become float32 model inputs; categorical ones become int64 category
 indices (the model embeds or one-hot encodes them). The state is plain JSON: no pickles.
 """
+
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Iterable, Mapping, NamedTuple, Sequence
+from typing import NamedTuple
 
 import numpy as np
 from scipy.special import ndtr, ndtri
@@ -35,8 +37,14 @@ MAX_CATEGORIES = 64
 def default_kinds(collection: Collection) -> dict[str, str]:
     """The collection's declared `scalers`, else log_standard for log_features, categorical for categorical ones,
     standard otherwise."""
-    kinds = {f: "categorical" if f in collection.categorical else "log_standard" if f in collection.log_features
-             else "standard" for f in collection.features}
+    kinds = {
+        f: "categorical"
+        if f in collection.categorical
+        else "log_standard"
+        if f in collection.log_features
+        else "standard"
+        for f in collection.features
+    }
     kinds.update(dict(collection.scalers))
     return kinds
 
@@ -50,10 +58,10 @@ class FeatureScaler:
     mean: float = 0.0
     std: float = 1.0
     shift: float = 0.0
-    grid: list = field(default_factory=list)        # quantile: values at probabilities `probs`
+    grid: list = field(default_factory=list)  # quantile: values at probabilities `probs`
     categories: list = field(default_factory=list)  # categorical: the values, sorted
-    center: float = 0.0                             # asinh: median
-    width: float = 1.0                              # asinh: median absolute deviation (the core width)
+    center: float = 0.0  # asinh: median
+    width: float = 1.0  # asinh: median absolute deviation (the core width)
 
     @property
     def is_categorical(self) -> bool:
@@ -63,7 +71,7 @@ class FeatureScaler:
     def is_log(self) -> bool:
         return self.kind.startswith("log_")
 
-    def fit(self, values: np.ndarray, categories: np.ndarray | None = None) -> "FeatureScaler":
+    def fit(self, values: np.ndarray, categories: np.ndarray | None = None) -> FeatureScaler:
         """Fit on valid entries; `categories` (all values seen in the whole training stream) for categorical ones."""
         values = np.asarray(values, dtype=np.float64)
         if values.size == 0:
@@ -71,8 +79,10 @@ class FeatureScaler:
         if self.is_categorical:
             cats = np.unique(values if categories is None else np.concatenate([values, categories]))
             if len(cats) > MAX_CATEGORIES:
-                raise ConfigError(f"feature '{self.name}' is declared categorical but has {len(cats)} distinct values "
-                                  f"(> {MAX_CATEGORIES}); declare it continuous")
+                raise ConfigError(
+                    f"feature '{self.name}' is declared categorical but has {len(cats)} distinct values "
+                    f"(> {MAX_CATEGORIES}); declare it continuous"
+                )
             self.categories = cats.tolist()
             return self
         if self.is_log:
@@ -133,8 +143,17 @@ class FeatureScaler:
         return y
 
     def state(self) -> dict:
-        return {"name": self.name, "kind": self.kind, "mean": self.mean, "std": self.std, "shift": self.shift,
-                "grid": list(self.grid), "categories": list(self.categories), "center": self.center, "width": self.width}
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "mean": self.mean,
+            "std": self.std,
+            "shift": self.shift,
+            "grid": list(self.grid),
+            "categories": list(self.categories),
+            "center": self.center,
+            "width": self.width,
+        }
 
 
 class CollectionScaler:
@@ -151,7 +170,7 @@ class CollectionScaler:
         self.scalers = [FeatureScaler(f, kinds.get(f, "standard")) for f in self.features]
 
     @classmethod
-    def for_collection(cls, collection: Collection, overrides: Mapping[str, str] | None = None) -> "CollectionScaler":
+    def for_collection(cls, collection: Collection, overrides: Mapping[str, str] | None = None) -> CollectionScaler:
         kinds = default_kinds(collection)
         kinds.update(overrides or {})
         return cls(collection.features, kinds)
@@ -168,7 +187,9 @@ class CollectionScaler:
     def n_categories(self) -> list[int]:
         return [len(self.scalers[i].categories) for i in self.categorical]
 
-    def fit(self, features: np.ndarray, mask: np.ndarray, categories: Mapping[str, np.ndarray] | None = None) -> "CollectionScaler":
+    def fit(
+        self, features: np.ndarray, mask: np.ndarray, categories: Mapping[str, np.ndarray] | None = None
+    ) -> CollectionScaler:
         """Fit on valid entries of a (bounded) sample: features [n, m, F], mask [n, m].
 
         `categories` maps categorical feature names to every value seen in the whole training stream,
@@ -187,9 +208,11 @@ class CollectionScaler:
         for i in self.categorical:
             bad = self.scalers[i].unseen(features[..., i][mask])
             if len(bad):
-                raise InputFileError(f"{where + ': ' if where else ''}feature '{self.features[i]}' has value(s) "
-                                     f"{bad[:10].tolist()} never seen when the scaler was fitted (known categories: "
-                                     f"{self.scalers[i].categories}); refit the tokenizer on data that has them")
+                raise InputFileError(
+                    f"{where + ': ' if where else ''}feature '{self.features[i]}' has value(s) "
+                    f"{bad[:10].tolist()} never seen when the scaler was fitted (known categories: "
+                    f"{self.scalers[i].categories}); refit the tokenizer on data that has them"
+                )
         valid = features[mask]  # only valid entries are transformed (most slots of a set are padding)
         cont = np.zeros(mask.shape + (len(self.continuous),), dtype=np.float32)
         cat = np.zeros(mask.shape + (len(self.categorical),), dtype=np.int64)
@@ -213,7 +236,7 @@ class CollectionScaler:
         return {"features": list(self.features), "scalers": [s.state() for s in self.scalers]}
 
     @classmethod
-    def from_state(cls, state: Mapping) -> "CollectionScaler":
+    def from_state(cls, state: Mapping) -> CollectionScaler:
         obj = cls(state["features"], {s["name"]: s["kind"] for s in state["scalers"]})
         for s, st in zip(obj.scalers, state["scalers"]):
             s.mean, s.std, s.shift = st["mean"], st["std"], st["shift"]
@@ -228,13 +251,14 @@ class CollectionScaler:
 class Sample(NamedTuple):
     """A bounded sample of rows of one collection, and every categorical value seen in the whole stream."""
 
-    features: np.ndarray                 # float32 [n, m, F]
-    mask: np.ndarray                     # bool [n, m]
-    categories: dict[str, np.ndarray]    # categorical feature -> sorted unique values over all rows read
+    features: np.ndarray  # float32 [n, m, F]
+    mask: np.ndarray  # bool [n, m]
+    categories: dict[str, np.ndarray]  # categorical feature -> sorted unique values over all rows read
 
 
-def reservoir_sample(batches: Iterable, collection: str, max_objects: int, seed: int,
-                     categorical: Sequence[str] = ()) -> Sample:
+def reservoir_sample(
+    batches: Iterable, collection: str, max_objects: int, seed: int, categorical: Sequence[str] = ()
+) -> Sample:
     """A bounded uniform sample of the rows of one collection that hold at least one valid object.
 
     Keeps at most enough rows to hold ~`max_objects` valid objects, so fitting never needs the

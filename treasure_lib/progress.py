@@ -1,5 +1,6 @@
 """Whether long work shows a progress bar: yes at a terminal and in JupyterLab, no in a chapter executed for the
 book (`treasure run` sets TREASURE_NO_PROGRESS=1 for its kernels: thousands of bar updates would fill the pages)."""
+
 from __future__ import annotations
 
 import os

@@ -13,6 +13,7 @@ terminal and the run's log (`treasure run` copies what a chapter wrote to stderr
 The trainer factories call it (`training.make_trainer`, `tokenizers.train._trainer`), so every process that builds
 a Trainer is quiet without having to remember it.
 """
+
 from __future__ import annotations
 
 import logging

@@ -10,9 +10,10 @@ reco - orig is summarised the same way for VQ-VAE, k-means and binning, so they 
   (q75 - q25) / median of reco / orig that the field quotes for pT;
 - categorical features: `accuracy`.
 """
+
 from __future__ import annotations
 
-from typing import Iterable, Mapping
+from collections.abc import Iterable, Mapping
 
 import numpy as np
 
@@ -30,8 +31,12 @@ def summarise(orig: np.ndarray, reco: np.ndarray, categorical: bool, log_scaled:
     res = reco - orig
     q16, q84 = np.quantile(res, [0.16, 0.84])
     corr = float(np.corrcoef(orig, reco)[0, 1]) if orig.std() > 0 and reco.std() > 0 else float("nan")
-    out = {"bias": float(res.mean()), "mae": float(np.abs(res).mean()), "resolution": float(0.5 * (q84 - q16)),
-           "corr": corr}
+    out = {
+        "bias": float(res.mean()),
+        "mae": float(np.abs(res).mean()),
+        "resolution": float(0.5 * (q84 - q16)),
+        "corr": corr,
+    }
     if log_scaled and (orig > 0).all():
         ratio = reco / orig
         q25, q50, q75 = np.quantile(ratio, [0.25, 0.5, 0.75])

@@ -10,12 +10,13 @@ and the slot layout, and converts both ways without a Python loop per event:
 Sequence: `[CLS]` then the collections in `sequence.order`, each object collection followed by
 `[SEP]`; layouts and the EMPTY id are specified in DESIGN.md ("Sequence layouts").
 """
+
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Mapping
 
 import numpy as np
 
@@ -27,17 +28,19 @@ LAYOUTS, SLOTS = ("grouped", "flat"), ("compact", "fixed")
 
 @dataclass(frozen=True)
 class Layout:
-    tokens: str = "grouped"   # grouped [L][Q] | flat [L']
-    slots: str = "compact"    # compact (padding at the end) | fixed (max_objects positions per collection)
-    sep: bool = True          # [SEP] after each object collection
-    type_ids: bool = True     # false: every type id is 0
+    tokens: str = "grouped"  # grouped [L][Q] | flat [L']
+    slots: str = "compact"  # compact (padding at the end) | fixed (max_objects positions per collection)
+    sep: bool = True  # [SEP] after each object collection
+    type_ids: bool = True  # false: every type id is 0
 
     def __post_init__(self):
         if self.tokens not in LAYOUTS or self.slots not in SLOTS:
-            raise ConfigError(f"token layout must be one of {LAYOUTS} with slots one of {SLOTS}; got {self.tokens}/{self.slots}")
+            raise ConfigError(
+                f"token layout must be one of {LAYOUTS} with slots one of {SLOTS}; got {self.tokens}/{self.slots}"
+            )
 
     @classmethod
-    def from_params(cls, params: Mapping, tokens: str | None = None) -> "Layout":
+    def from_params(cls, params: Mapping, tokens: str | None = None) -> Layout:
         s = params["sequence"]
         return cls(tokens or params["export"]["layout"], s["slots"], s["sep"], s["type_ids"])
 
@@ -66,13 +69,19 @@ class Sequences:
 class TokenizerSet:
     """The ordered cards of a study, their vocabulary and slot layout (DESIGN.md, "Sequence layouts")."""
 
-    def __init__(self, vocabulary: Vocabulary, groups: list[Group], layout: Layout,
-                 tokenizers: Mapping | None = None, cards: Mapping | None = None):
+    def __init__(
+        self,
+        vocabulary: Vocabulary,
+        groups: list[Group],
+        layout: Layout,
+        tokenizers: Mapping | None = None,
+        cards: Mapping | None = None,
+    ):
         self.vocabulary = vocabulary
         self.groups = list(groups)
         self.layout = layout
-        self.tokenizers = dict(tokenizers or {})   # card name -> Tokenizer (None when read from metadata only)
-        self.cards = dict(cards or {})             # card name -> {"hash", "path"}
+        self.tokenizers = dict(tokenizers or {})  # card name -> Tokenizer (None when read from metadata only)
+        self.cards = dict(cards or {})  # card name -> {"hash", "path"}
         self.levels = max(g.levels for g in self.groups)
 
     # ------------------------------------------------------------------ sizes
@@ -98,8 +107,10 @@ class TokenizerSet:
         """(physical features [n, m, F] in the card's feature order, valid [n, m]) of one group."""
         tok = self.tokenizers[group.card]
         if group.name not in batch.collections:
-            raise InputFileError(f"{batch.source_file}: the sequence needs collection '{group.name}', which the data "
-                                 f"set does not read (data.collections)")
+            raise InputFileError(
+                f"{batch.source_file}: the sequence needs collection '{group.name}', which the data "
+                f"set does not read (data.collections)"
+            )
         oa = batch[group.name]
         names = list(oa.names)
         if "type" in tok.features and "type" not in names:  # combined card: the type id is a feature
@@ -124,10 +135,10 @@ class TokenizerSet:
             feats, mask = self.card_inputs(batch, card)
             idx = np.empty(mask.shape + (tok.num_quantizers,), dtype=np.int32)  # codes < 2^31; half the bytes to move
             for s in range(0, len(mask), batch_size):  # in-context encoders see all of a card's groups at once
-                idx[s:s + batch_size] = tok.encode(feats[s:s + batch_size], mask[s:s + batch_size])
+                idx[s : s + batch_size] = tok.encode(feats[s : s + batch_size], mask[s : s + batch_size])
             start = 0
             for g, (_, m) in zip(groups, parts):
-                out[g.name] = idx[:, start:start + m.shape[1]]
+                out[g.name] = idx[:, start : start + m.shape[1]]
                 start += m.shape[1]
         return out
 
@@ -151,7 +162,7 @@ class TokenizerSet:
         types = np.zeros((n, L), dtype=np.int32)
         slots = tokens.view(item).reshape(-1)  # one item per position
         flat_types = types.reshape(-1)
-        index = np.int32 if n * L < 2 ** 31 else np.int64  # position arithmetic in the narrowest safe type
+        index = np.int32 if n * L < 2**31 else np.int64  # position arithmetic in the narrowest safe type
         row_base = np.arange(n, dtype=index) * L
         cls, sep = (np.array([t] + [EMPTY] * (width - 1), np.int32).view(item) for t in (CLS, SEP))
         slots[row_base] = cls
@@ -162,11 +173,15 @@ class TokenizerSet:
             v = idx[..., 0] >= 0
             m, q = v.shape[1], g.levels
             sel = np.flatnonzero(v)  # valid objects, row-major
-            rows = np.ascontiguousarray(idx, dtype=np.int32).reshape(n * m, q).view(np.dtype((np.void, 4 * q))).reshape(-1)
+            rows = (
+                np.ascontiguousarray(idx, dtype=np.int32).reshape(n * m, q).view(np.dtype((np.void, 4 * q))).reshape(-1)
+            )
             values = np.take(rows, sel).view(np.int32).reshape(-1, q)  # [Nv, q], one item per object
             per_object = 1 if grouped else q
             # compact: an object's place among the valid ones of its row (any input order); fixed: its slot
-            rank = np.cumsum(v, axis=1, dtype=index) - 1 if self.layout.slots == "compact" else np.arange(m, dtype=index)
+            rank = (
+                np.cumsum(v, axis=1, dtype=index) - 1 if self.layout.slots == "compact" else np.arange(m, dtype=index)
+            )
             first = (row_base + start)[:, None] + per_object * rank  # each slot's first position, dense
             lin = np.take(first.reshape(-1), sel)
             type_id = g.type_id if self.layout.type_ids else 0
@@ -236,7 +251,8 @@ class TokenizerSet:
         return max(self._card(c).scaler_width() for c in self.tokenizers)
 
     def features(self, batch) -> Sequences:
-        """Scaled object features (continuous, then one-hot categories) at the grouped positions: tokens -> [n, L, F]."""
+        """Scaled object features (continuous, then one-hot categories) at the grouped positions:
+        tokens -> [n, L, F]."""
         return self._place_features(batch, {g.name: self._inputs(batch, g) for g in self.groups})
 
     def decoded_features(self, batch, local: Mapping[str, np.ndarray]) -> Sequences:
@@ -250,7 +266,7 @@ class TokenizerSet:
             start = 0
             for g in groups:
                 m = local[g.name].shape[1]
-                inputs[g.name] = (decoded[:, start:start + m], local[g.name][:, :, 0] >= 0)
+                inputs[g.name] = (decoded[:, start : start + m], local[g.name][:, :, 0] >= 0)
                 start += m
         return self._place_features(batch, inputs)
 
@@ -259,24 +275,39 @@ class TokenizerSet:
         for g in self.groups:
             feats, valid = inputs[g.name]
             order = np.argsort(~valid, axis=1, kind="stable")  # valid first, as assemble places them
-            payload[g.name] = np.take_along_axis(self._card(g.card).scaled_inputs(feats, valid), order[..., None], axis=1)
-            local[g.name] = np.repeat(np.where(np.take_along_axis(valid, order, axis=1), 0, -1)[..., None], g.levels, -1)
+            payload[g.name] = np.take_along_axis(
+                self._card(g.card).scaled_inputs(feats, valid), order[..., None], axis=1
+            )
+            local[g.name] = np.repeat(
+                np.where(np.take_along_axis(valid, order, axis=1), 0, -1)[..., None], g.levels, -1
+            )
         seq, placed = self._assemble(local, grouped=True, want_positions=True)
         out = np.zeros(seq.mask.shape + (self.feature_width(),), dtype=np.float32)
         for g in self.groups:
             r, j, p = placed[g.name]
-            out[r, p, :payload[g.name].shape[-1]] = payload[g.name][r, j]
+            out[r, p, : payload[g.name].shape[-1]] = payload[g.name][r, j]
         return Sequences(out, seq.type_ids, seq.mask)
 
     # ------------------------------------------------------------------ metadata (token Parquet schema)
     def metadata(self) -> dict[str, str]:
-        layout = {**asdict(self.layout), "levels": self.levels, "length": self.length,
-                  "object_length": self.object_length, "groups": [asdict(g) for g in self.groups]}
+        layout = {
+            **asdict(self.layout),
+            "levels": self.levels,
+            "length": self.length,
+            "object_length": self.object_length,
+            "groups": [asdict(g) for g in self.groups],
+        }
         return {"vocabulary": self.vocabulary.to_json(), "layout": json.dumps(layout), "cards": json.dumps(self.cards)}
 
     @classmethod
-    def from_metadata(cls, meta: Mapping[str, str], where: str = "", load_cards: bool = False,
-                      base: Path | None = None, device: str = "cpu") -> "TokenizerSet":
+    def from_metadata(
+        cls,
+        meta: Mapping[str, str],
+        where: str = "",
+        load_cards: bool = False,
+        base: Path | None = None,
+        device: str = "cpu",
+    ) -> TokenizerSet:
         try:
             vocab = Vocabulary.from_json(meta["vocabulary"])
             layout_data = json.loads(meta["layout"])
@@ -294,14 +325,22 @@ class TokenizerSet:
                 if not (path / "card.json").is_file():
                     raise InputFileError(f"{where}: its tokenizer card '{name}' is not at {path} (moved or deleted?)")
                 if card_hash(path) != info["hash"]:
-                    raise InputFileError(f"{where}: the card at {path} is not the one the tokens were made with "
-                                         f"(hash {card_hash(path)} != {info['hash']}); re-export")
+                    raise InputFileError(
+                        f"{where}: the card at {path} is not the one the tokens were made with "
+                        f"(hash {card_hash(path)} != {info['hash']}); re-export"
+                    )
                 tokenizers[name] = load(path, device=device)
         return cls(vocab, groups, layout, tokenizers, cards)
 
     @classmethod
-    def from_params(cls, params: Mapping, device: str = "cpu", backend: str | None = None,
-                    cards_dir: str | Path | None = None, only: list[str] | None = None) -> "TokenizerSet":
+    def from_params(
+        cls,
+        params: Mapping,
+        device: str = "cpu",
+        backend: str | None = None,
+        cards_dir: str | Path | None = None,
+        only: list[str] | None = None,
+    ) -> TokenizerSet:
         """Exactly the cards the params name (tokenizer.collections and mode), in `sequence.order`.
 
         A missing card is an error; cards lying in the folder that the params do not name are ignored.
@@ -315,22 +354,26 @@ class TokenizerSet:
         names = [n for n in expected_cards(params) if only is None or n in only]
         missing = [n for n in names if not (root / n / "card" / "card.json").is_file()]
         if missing:
-            raise InputFileError(f"{root}: no tokenizer card for {missing} (expected <name>/card/card.json for "
-                                 f"tokenizer.collections in mode '{params['tokenizer']['mode']}'); run "
-                                 f"`treasure train-tokenizer` first")
+            raise InputFileError(
+                f"{root}: no tokenizer card for {missing} (expected <name>/card/card.json for "
+                f"tokenizer.collections in mode '{params['tokenizer']['mode']}'); run "
+                f"`treasure train-tokenizer` first"
+            )
         backend = backend or params["export"]["backend"]
         tokenizers = {n: load(root / n / "card", device=device, backend=backend) for n in names}
         collections = collections_from_params(params)
         card_of = {}
         for name, tok in tokenizers.items():
-            for member in (tok.collection.get("members") or [name]):
+            for member in tok.collection.get("members") or [name]:
                 card_of[member] = name
         order = params["sequence"]["order"] or [c for c in collections if c in card_of]
         unknown = [c for c in order if c not in card_of]
         absent = [c for c in card_of if c not in order]
         if unknown or absent or len(set(order)) != len(order):
-            raise ConfigError(f"sequence.order {order} must list each tokenized collection once: "
-                              f"{sorted(card_of)} (not tokenized: {unknown}; missing: {absent})")
+            raise ConfigError(
+                f"sequence.order {order} must list each tokenized collection once: "
+                f"{sorted(card_of)} (not tokenized: {unknown}; missing: {absent})"
+            )
         if only is not None:
             order = [c for c in order if c in card_of]
         vocab = Vocabulary()
@@ -338,9 +381,25 @@ class TokenizerSet:
             tok = tokenizers[card]
             kind = "binned" if tok.kind == "binning" else tok.kind
             members = tok.collection.get("member_type_ids") if card == COMBINED else None
-            vocab.add(card, tok.collection["type_id"], tok.num_quantizers, tok.codebook_size, kind,
-                      tok.level_features if tok.kind == "binning" else None, members)
-        groups = [Group(c, card_of[c], collections[c].type_id, collections[c].max_objects,
-                        tokenizers[card_of[c]].num_quantizers, collections[c].is_scalar) for c in order]
+            vocab.add(
+                card,
+                tok.collection["type_id"],
+                tok.num_quantizers,
+                tok.codebook_size,
+                kind,
+                tok.level_features if tok.kind == "binning" else None,
+                members,
+            )
+        groups = [
+            Group(
+                c,
+                card_of[c],
+                collections[c].type_id,
+                collections[c].max_objects,
+                tokenizers[card_of[c]].num_quantizers,
+                collections[c].is_scalar,
+            )
+            for c in order
+        ]
         cards = {n: {"hash": card_hash(root / n / "card"), "path": str((root / n / "card").resolve())} for n in names}
         return cls(vocab, groups, Layout.from_params(params), tokenizers, cards)

@@ -7,12 +7,13 @@ in the same split. Without an event number the identity is (file stem, row index
 not depend on chunk size, file order or which stage asks, so tokenizer fit, export, pretraining and
 classification can never disagree (DESIGN.md, "Splits").
 """
+
 from __future__ import annotations
 
 import zlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
 
 import numpy as np
 
@@ -36,17 +37,25 @@ class SplitSpec:
     def __post_init__(self):
         fractions = (self.train, self.val, self.test)
         if any(f < 0 for f in fractions) or abs(sum(fractions) - 1.0) > 1e-6:
-            raise ConfigError(f"data.split fractions must be >= 0 and sum to 1; got train={self.train}, "
-                              f"val={self.val}, test={self.test}")
+            raise ConfigError(
+                f"data.split fractions must be >= 0 and sum to 1; got train={self.train}, "
+                f"val={self.val}, test={self.test}"
+            )
 
     @classmethod
-    def from_params(cls, params: Mapping) -> "SplitSpec":
+    def from_params(cls, params: Mapping) -> SplitSpec:
         s = params["data"]["split"]
         return cls(s["train"], s["val"], s["test"], s["salt"])
 
     def to_dict(self) -> dict:
-        return {"train": self.train, "val": self.val, "test": self.test, "salt": self.salt,
-                "identity": "(sample, eventNumber) or (file stem, row index)", "names": list(NAMES)}
+        return {
+            "train": self.train,
+            "val": self.val,
+            "test": self.test,
+            "salt": self.salt,
+            "identity": "(sample, eventNumber) or (file stem, row index)",
+            "names": list(NAMES),
+        }
 
 
 def _mix64(x: np.ndarray) -> np.ndarray:
@@ -85,8 +94,11 @@ def fingerprint(sample: str, numbers: np.ndarray) -> np.ndarray:
     stages, without carrying strings. Collisions are negligible at any sample size this project reads."""
     key = np.uint64(zlib.crc32(sample.encode()))
     with np.errstate(over="ignore"):
-        return _mix64(np.asarray(numbers).astype(np.int64).astype(np.uint64) * np.uint64(0xD6E8FEB86659FD93)
-                      ^ (key << np.uint64(32)) ^ key)
+        return _mix64(
+            np.asarray(numbers).astype(np.int64).astype(np.uint64) * np.uint64(0xD6E8FEB86659FD93)
+            ^ (key << np.uint64(32))
+            ^ key
+        )
 
 
 def fingerprints_of_columns(columns: Mapping[str, np.ndarray]) -> np.ndarray:

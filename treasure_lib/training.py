@@ -6,13 +6,14 @@ from the last checkpoint, run bf16 on a GPU and scale with Lightning DDP through
 (`devices`, `num_nodes`, `strategy`). Classification is evaluated once, on the test split, with
 physics weights; the numbers come back as documented metrics keys (`treasure_lib.metric_keys`).
 """
+
 from __future__ import annotations
 
 import json
 import logging
 import time
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 import numpy as np
 import torch
@@ -23,8 +24,8 @@ from .datamodules.tasks import Task
 from .errors import ConfigError, InputFileError
 from .loss_history import LossHistory
 from .models import BackboneConfig, MaskedTokenModel, SequenceClassifier, count_parameters, raw_config_matching
-from .tokenizers.export import tokens_dir
 from .progress import shown
+from .tokenizers.export import tokens_dir
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +38,10 @@ def token_files(params: Mapping, content: str = "tokens") -> TokenFiles:
     folder = tokens_dir(params)
     paths = sorted(folder.glob(f"*.{content}.parquet"))
     if not paths:
-        raise InputFileError(f"{folder}: no *.{content}.parquet files; run `treasure export` first"
-                             + (" with export.features=true" if content == "features" else ""))
+        raise InputFileError(
+            f"{folder}: no *.{content}.parquet files; run `treasure export` first"
+            + (" with export.features=true" if content == "features" else "")
+        )
     return TokenFiles(paths, content)
 
 
@@ -46,15 +49,32 @@ def backbone_config(params: Mapping, files: TokenFiles) -> BackboneConfig:
     m = params["model"]
     vocab = files.vocabulary
     n_types = max(vocab.type_ids.values()) + 1
-    cfg = BackboneConfig(vocab_size=vocab.size, n_types=n_types, max_len=files.set.length, levels=files.levels,
-                         d_model=m["d_model"], n_layers=m["n_layers"], n_heads=m["n_heads"], d_ff=m["d_ff"],
-                         dropout=m["dropout"], group_attention=m["group_attention"], level_dropout=m["level_dropout"],
-                         group_attention_groups=m["group_attention_groups"])
+    cfg = BackboneConfig(
+        vocab_size=vocab.size,
+        n_types=n_types,
+        max_len=files.set.length,
+        levels=files.levels,
+        d_model=m["d_model"],
+        n_layers=m["n_layers"],
+        n_heads=m["n_heads"],
+        d_ff=m["d_ff"],
+        dropout=m["dropout"],
+        group_attention=m["group_attention"],
+        level_dropout=m["level_dropout"],
+        group_attention_groups=m["group_attention_groups"],
+    )
     return cfg
 
 
-def make_trainer(train: Mapping, out_dir: Path | None, monitor: str | None = None, mode: str = "min", logs: bool = True,
-                 single_device: bool = False, extra_callbacks=()):
+def make_trainer(
+    train: Mapping,
+    out_dir: Path | None,
+    monitor: str | None = None,
+    mode: str = "min",
+    logs: bool = True,
+    single_device: bool = False,
+    extra_callbacks=(),
+):
     """A Lightning Trainer from training params: accelerator, precision, DDP, checkpoints, offline logs.
 
     With `monitor`, a `LossHistory` on it (`train.patience`, `train.min_delta`) records every epoch and is the early
@@ -73,33 +93,48 @@ def make_trainer(train: Mapping, out_dir: Path | None, monitor: str | None = Non
     gpu = torch.cuda.is_available() and train["accelerator"] in ("auto", "gpu", "cuda")
     callbacks, loggers = [], []
     if monitor is not None and out_dir is not None:
-        callbacks = [LossHistory(monitor, train["patience"], train["min_delta"]),
-                     ModelCheckpoint(dirpath=out_dir / "checkpoints", filename="best", monitor=monitor, mode=mode,
-                                     save_last=True)]
+        callbacks = [
+            LossHistory(monitor, train["patience"], train["min_delta"]),
+            ModelCheckpoint(
+                dirpath=out_dir / "checkpoints", filename="best", monitor=monitor, mode=mode, save_last=True
+            ),
+        ]
     callbacks += list(extra_callbacks)
     if logs and out_dir is not None:
         loggers = [CSVLogger(str(out_dir), name="logs"), TensorBoardLogger(str(out_dir), name="tensorboard")]
         if train.get("wandb"):
             loggers.append(wandb_logger(out_dir))
     reporting = epoch_report.for_trainer(out_dir) if monitor is not None and out_dir is not None else []
-    return L.Trainer(max_epochs=train["max_epochs"], accelerator="gpu" if gpu else "cpu",
-                     devices=1 if single_device else train["devices"], num_nodes=1 if single_device else train["num_nodes"],
-                     strategy="auto" if single_device else train["strategy"],
-                     precision=train["precision"] or ("bf16-mixed" if gpu else "32-true"), deterministic=not gpu,
-                     default_root_dir=str(out_dir) if out_dir else None, callbacks=callbacks + reporting,
-                     logger=loggers or False,
-                     enable_checkpointing=bool(callbacks), enable_progress_bar=shown(train["progress_bar"]) and bool(callbacks),
-                     enable_model_summary=False, num_sanity_val_steps=0, log_every_n_steps=10,
-                     limit_train_batches=None, use_distributed_sampler=False)
+    return L.Trainer(
+        max_epochs=train["max_epochs"],
+        accelerator="gpu" if gpu else "cpu",
+        devices=1 if single_device else train["devices"],
+        num_nodes=1 if single_device else train["num_nodes"],
+        strategy="auto" if single_device else train["strategy"],
+        precision=train["precision"] or ("bf16-mixed" if gpu else "32-true"),
+        deterministic=not gpu,
+        default_root_dir=str(out_dir) if out_dir else None,
+        callbacks=callbacks + reporting,
+        logger=loggers or False,
+        enable_checkpointing=bool(callbacks),
+        enable_progress_bar=shown(train["progress_bar"]) and bool(callbacks),
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        log_every_n_steps=10,
+        limit_train_batches=None,
+        use_distributed_sampler=False,
+    )
 
 
 def wandb_logger(out_dir: Path):
-    """Weights & Biases, offline, beside the CSV and TensorBoard logs: only when params ask (`<section>.train.wandb`)."""
+    """Weights & Biases, offline, beside the CSV and TensorBoard logs: only when params ask
+    (`<section>.train.wandb`)."""
     try:
         import wandb  # noqa: F401
     except ImportError:
-        raise ConfigError("train.wandb is true but wandb is not installed: pip install wandb "
-                          "(or set <section>.train.wandb=false)") from None
+        raise ConfigError(
+            "train.wandb is true but wandb is not installed: pip install wandb (or set <section>.train.wandb=false)"
+        ) from None
     from lightning.pytorch.loggers import WandbLogger
 
     return WandbLogger(save_dir=str(out_dir), offline=True)
@@ -117,10 +152,24 @@ def _streams(params: Mapping, section: str, files: TokenFiles, task: Task | None
     a label-efficiency point must not choose its model with labels it is assumed not to have."""
     t = params[section]["train"]
     seed = training_seed(params, section)
-    common = dict(cache_rows=t["cache_rows"], keep_unlabelled=section == "pretrain", label_fraction=label_fraction,
-                  label_seed=params["classify"]["label_seed"])
-    train = TokenStream(files, task, "train", t["batch_size"], shuffle=True, seed=seed, buffer_rows=t["buffer_rows"],
-                        block_rows=t["block_rows"], max_batches=t["limit_train_batches"], **common)
+    common = dict(
+        cache_rows=t["cache_rows"],
+        keep_unlabelled=section == "pretrain",
+        label_fraction=label_fraction,
+        label_seed=params["classify"]["label_seed"],
+    )
+    train = TokenStream(
+        files,
+        task,
+        "train",
+        t["batch_size"],
+        shuffle=True,
+        seed=seed,
+        buffer_rows=t["buffer_rows"],
+        block_rows=t["block_rows"],
+        max_batches=t["limit_train_batches"],
+        **common,
+    )
     val = TokenStream(files, task, "val", t["batch_size"], shuffle=False, **common)
     loader = lambda ds: torch.utils.data.DataLoader(ds, batch_size=None, num_workers=t["num_workers"])  # noqa: E731
     return loader(train), loader(val), train, val
@@ -129,9 +178,19 @@ def _streams(params: Mapping, section: str, files: TokenFiles, task: Task | None
 def _whole_val(params: Mapping, section: str, files: TokenFiles, task: Task | None, label_fraction=1.0):
     """Every val row in one process (the main process re-validating the saved weights after DDP)."""
     t = params[section]["train"]
-    val = TokenStream(files, task, "val", t["batch_size"], shuffle=False, rank=0, world_size=1,
-                      cache_rows=t["cache_rows"], keep_unlabelled=section == "pretrain", label_fraction=label_fraction,
-                      label_seed=params["classify"]["label_seed"])
+    val = TokenStream(
+        files,
+        task,
+        "val",
+        t["batch_size"],
+        shuffle=False,
+        rank=0,
+        world_size=1,
+        cache_rows=t["cache_rows"],
+        keep_unlabelled=section == "pretrain",
+        label_fraction=label_fraction,
+        label_seed=params["classify"]["label_seed"],
+    )
     return torch.utils.data.DataLoader(val, batch_size=None, num_workers=t["num_workers"])
 
 
@@ -163,17 +222,29 @@ def pretrain(params: Mapping) -> dict:
     import lightning as L
 
     L.seed_everything(params["study"]["seed"], workers=True, verbose=False)  # before the weights are drawn
-    model = MaskedTokenModel(cfg.to_dict(), files.vocabulary.ranges, files.vocabulary_hash, type_names,
-                             n_classes=task.n_classes, pooling="mean", mask_rate=p["mask_rate"],
-                             p_mask=p["p_mask"], p_random=p["p_random"], lr=p["train"]["lr"],
-                             weight_decay=p["train"]["weight_decay"], warmup_steps=p["train"]["warmup_steps"],
-                             seed=params["study"]["seed"])
+    model = MaskedTokenModel(
+        cfg.to_dict(),
+        files.vocabulary.ranges,
+        files.vocabulary_hash,
+        type_names,
+        n_classes=task.n_classes,
+        pooling="mean",
+        mask_rate=p["mask_rate"],
+        p_mask=p["p_mask"],
+        p_random=p["p_random"],
+        lr=p["train"]["lr"],
+        weight_decay=p["train"]["weight_decay"],
+        warmup_steps=p["train"]["warmup_steps"],
+        seed=params["study"]["seed"],
+    )
     trainer = make_trainer(p["train"], out, monitor="val/loss")
     history = history_of(trainer)
     train_loader, val_loader, train_stream, val_stream = _streams(params, "pretrain", files, task)
     last = out / "checkpoints" / "last.ckpt"
     t0 = time.perf_counter()
-    trainer.fit(model, train_loader, val_loader, ckpt_path=str(last) if p["train"]["resume"] and last.exists() else None)
+    trainer.fit(
+        model, train_loader, val_loader, ckpt_path=str(last) if p["train"]["resume"] and last.exists() else None
+    )
     seconds = time.perf_counter() - t0
     if trainer.global_rank != 0:
         return {}  # DDP: the main process evaluates and reports
@@ -181,16 +252,26 @@ def pretrain(params: Mapping) -> dict:
     if best is None:
         raise ConfigError("pretraining produced no checkpoint (no validation ran?)")
     results = make_trainer(p["train"], None, logs=False, single_device=True).validate(
-        best, _whole_val(params, "pretrain", files, task), verbose=False)[0]
+        best, _whole_val(params, "pretrain", files, task), verbose=False
+    )[0]
     epoch = int(torch.load(path, map_location="cpu", weights_only=True)["epoch"])
-    out_metrics = {"pretrain.loss": results["val/loss"], "pretrain.masked_accuracy": results["val/masked_accuracy"],
-                   "pretrain.probe_auc": results["val/probe_auc"], "pretrain.best_epoch": epoch,
-                   "pretrain.train_seconds": seconds, "pretrain.train_rows": float(train_stream.summary["rows"])}
+    out_metrics = {
+        "pretrain.loss": results["val/loss"],
+        "pretrain.masked_accuracy": results["val/masked_accuracy"],
+        "pretrain.probe_auc": results["val/probe_auc"],
+        "pretrain.best_epoch": epoch,
+        "pretrain.train_seconds": seconds,
+        "pretrain.train_rows": float(train_stream.summary["rows"]),
+    }
     for key, value in results.items():
         if key.startswith("val/masked_accuracy/"):
             out_metrics[f"pretrain.masked_accuracy.{key.rsplit('/', 1)[1]}"] = value
-    out_metrics.update(training_health.metric_items("pretrain", training_health.health(
-        history.values, p["train"]["patience"], min_delta=p["train"]["min_delta"])))
+    out_metrics.update(
+        training_health.metric_items(
+            "pretrain",
+            training_health.health(history.values, p["train"]["patience"], min_delta=p["train"]["min_delta"]),
+        )
+    )
     record_rows(out / "rows_read.npz", train=train_stream, val=val_stream)
     metric_keys.check(out_metrics)
     return {k: float(v) for k, v in out_metrics.items()}
@@ -207,15 +288,18 @@ def variant_name(params: Mapping) -> str:
         return "raw"
     if c["inputs"] == "decoded":
         return "decoded"
-    return {"scratch": "tokens", "finetune": "tokens_finetuned", "frozen": "tokens_frozen", "slow": "tokens_slow"}[c["mode"]]
+    return {"scratch": "tokens", "finetune": "tokens_finetuned", "frozen": "tokens_frozen", "slow": "tokens_slow"}[
+        c["mode"]
+    ]
 
 
 def metrics_prefix(params: Mapping) -> str:
     """`classify.<task>.<variant>[.label_fraction_<pct>]`: where the classifier these params describe logs."""
     c = params["classify"]
     fraction = c["label_fraction"]
-    return f"classify.{c['task']}.{variant_name(params)}" + ("" if fraction == 1 else
-                                                             f".label_fraction_{round(100 * fraction)}")
+    return f"classify.{c['task']}.{variant_name(params)}" + (
+        "" if fraction == 1 else f".label_fraction_{round(100 * fraction)}"
+    )
 
 
 def classify(params: Mapping) -> dict:
@@ -237,47 +321,90 @@ def classify(params: Mapping) -> dict:
     import lightning as L
 
     L.seed_everything(training_seed(params, "classify"), workers=True, verbose=False)  # before the weights are drawn
-    model = SequenceClassifier(cfg.to_dict(), task.n_classes, list(task.class_names), files.vocabulary_hash, mode=c["mode"],
-                               pooling=params["model"]["pooling"], head_hidden=c["head_hidden"],
-                               head_dropout=c["head_dropout"], lr=c["train"]["lr"], weight_decay=c["train"]["weight_decay"],
-                               warmup_steps=c["train"]["warmup_steps"], backbone_lr_factor=c["backbone_lr_factor"],
-                               catch_up_epochs=c["catch_up_epochs"])
+    model = SequenceClassifier(
+        cfg.to_dict(),
+        task.n_classes,
+        list(task.class_names),
+        files.vocabulary_hash,
+        mode=c["mode"],
+        pooling=params["model"]["pooling"],
+        head_hidden=c["head_hidden"],
+        head_dropout=c["head_dropout"],
+        lr=c["train"]["lr"],
+        weight_decay=c["train"]["weight_decay"],
+        warmup_steps=c["train"]["warmup_steps"],
+        backbone_lr_factor=c["backbone_lr_factor"],
+        catch_up_epochs=c["catch_up_epochs"],
+    )
     if c["mode"] != "scratch":
         model.load_backbone(c["backbone"] or run_dir(params) / "artifacts" / "pretrain" / "checkpoints" / "best.ckpt")
     train_loader, val_loader, train_stream, val_stream = _streams(params, "classify", files, task, fraction)
     schedule = equal_steps(params, files, task, train_stream)
-    prior = training_health.prior_entropy(np.asarray(val_stream.summary["class_weights"])
-                                          * np.asarray(val_stream.summary["class_factors"]))
+    prior = training_health.prior_entropy(
+        np.asarray(val_stream.summary["class_weights"]) * np.asarray(val_stream.summary["class_factors"])
+    )
     trainer = make_trainer(schedule, out, monitor="val/loss")
     history = history_of(trainer)
     history.floor = (1.0 - c["convergence_margin"]) * prior  # patience counts once the model has left the prior
     history.floor_patience = max(schedule["patience"], round(schedule["max_epochs"] / 4))
     last = out / "checkpoints" / "last.ckpt"
     t0 = time.perf_counter()
-    trainer.fit(model, train_loader, val_loader, ckpt_path=str(last) if c["train"]["resume"] and last.exists() else None)
+    trainer.fit(
+        model, train_loader, val_loader, ckpt_path=str(last) if c["train"]["resume"] and last.exists() else None
+    )
     seconds = time.perf_counter() - t0
     if trainer.global_rank != 0:
         return {}  # DDP: the main process evaluates on the test split and reports
     best, path = _best(trainer, SequenceClassifier)
     best = best or model
-    epoch = int(torch.load(path, map_location="cpu", weights_only=True)["epoch"]) if path else int(trainer.current_epoch)
+    epoch = (
+        int(torch.load(path, map_location="cpu", weights_only=True)["epoch"]) if path else int(trainer.current_epoch)
+    )
     rows = read_split(files, task, "test", extra=["jet_pt", "process", "event_number", "source_file"])
     probs = predict(best, rows, c["train"]["batch_size"])
-    np.savez(out / "predictions.npz", probs=probs, label=rows["label"], weight=rows["weight"],
-             **{k: rows[k] for k in ("jet_pt", "event_number") if k in rows})
+    np.savez(
+        out / "predictions.npz",
+        probs=probs,
+        label=rows["label"],
+        weight=rows["weight"],
+        **{k: rows[k] for k in ("jet_pt", "event_number") if k in rows},
+    )
     summary = evaluate(task, rows, probs, params)
     prefix = metrics_prefix(params)
     result = metric_keys.prefixed(prefix, summary)
-    health = training_health.health(history.values, schedule["patience"], prior_entropy=prior,
-                                    margin=c["convergence_margin"], min_delta=schedule["min_delta"])
+    health = training_health.health(
+        history.values,
+        schedule["patience"],
+        prior_entropy=prior,
+        margin=c["convergence_margin"],
+        min_delta=schedule["min_delta"],
+    )
     result.update(training_health.metric_items(prefix, health))
-    result.update({f"{prefix}.parameters": float(count_parameters(best)), f"{prefix}.best_epoch": float(epoch),
-                   f"{prefix}.train_seconds": seconds})
+    result.update(
+        {
+            f"{prefix}.parameters": float(count_parameters(best)),
+            f"{prefix}.best_epoch": float(epoch),
+            f"{prefix}.train_seconds": seconds,
+        }
+    )
     metric_keys.check(result)
-    record_rows(out / "rows_read.npz", train=train_stream, val=val_stream,
-                test=TokenStream(files, task, "test", c["train"]["batch_size"], shuffle=False))
-    (out / "summary.json").write_text(json.dumps({"train_rows": train_stream.summary, "val_rows": val_stream.summary,
-                                                  "val_loss_by_epoch": history.values, "metrics": result}, indent=1))
+    record_rows(
+        out / "rows_read.npz",
+        train=train_stream,
+        val=val_stream,
+        test=TokenStream(files, task, "test", c["train"]["batch_size"], shuffle=False),
+    )
+    (out / "summary.json").write_text(
+        json.dumps(
+            {
+                "train_rows": train_stream.summary,
+                "val_rows": val_stream.summary,
+                "val_loss_by_epoch": history.values,
+                "metrics": result,
+            },
+            indent=1,
+        )
+    )
     return result
 
 
@@ -306,7 +433,7 @@ def predict(model, rows: Mapping, batch_size: int) -> np.ndarray:
     keys = [k for k in ("tokens", "features", "type_ids", "mask") if k in rows]
     out = []
     for s in range(0, len(rows["label"]), batch_size):
-        batch = {k: torch.from_numpy(np.ascontiguousarray(rows[k][s:s + batch_size])) for k in keys}
+        batch = {k: torch.from_numpy(np.ascontiguousarray(rows[k][s : s + batch_size])) for k in keys}
         out.append(model.predict_proba(batch).cpu().numpy())
     return np.concatenate(out)
 
@@ -336,6 +463,7 @@ MIN_JETS_PER_BIN = 50  # b and light jets a pT bin needs for a rejection (fewer:
 def _bin_summary(f_c: float, f_tau: float = 0.0):
     """A flat 77% b-efficiency working point *in each bin* (its own D_b cut per bin), the convention the
     performance-vs-pT figures state on their axis."""
+
     def fn(y, probs, w):
         n = {"n": float(len(y)), "n_b": float((y == 0).sum()), "n_light": float((y == 2).sum())}
         if min(n["n_b"], n["n_light"]) < MIN_JETS_PER_BIN:
@@ -343,4 +471,5 @@ def _bin_summary(f_c: float, f_tau: float = 0.0):
         disc = metrics.discriminant_b(probs, f_c, f_tau)
         r = metrics.rejection_at_efficiency(disc, y == 0, y == 2, (0.77,), w)[0.77]
         return {"light_rejection_at_77": r[0], "light_rejection_at_77_err": r[1], **n}
+
     return fn

@@ -5,6 +5,7 @@ so the epoch budget did not cut it short while still improving) and its best val
 class-prior entropy (a model that learnt nothing but the class fractions scores exactly that). Comparing two
 models of which one stopped mid-descent measures the budget, not the method.
 """
+
 from __future__ import annotations
 
 import math
@@ -21,8 +22,9 @@ def prior_entropy(class_weights) -> float:
     balanced classes give ln(n_classes)."""
     w = np.asarray(class_weights, dtype=np.float64)
     if w.ndim != 1 or w.size == 0 or not np.all(np.isfinite(w)) or np.any(w < 0) or not w.sum() > 0:
-        raise MetricInputError(f"class_weights must be finite, non-negative per-class totals with a positive sum, "
-                               f"got {w.tolist()}")
+        raise MetricInputError(
+            f"class_weights must be finite, non-negative per-class totals with a positive sum, got {w.tolist()}"
+        )
     fractions = w[w > 0] / w.sum()
     return float(-np.sum(fractions * np.log(fractions)))
 
@@ -33,12 +35,18 @@ def stalled(val_losses: Sequence[float], patience: int, min_delta: float = 0.0) 
     losses = np.asarray(val_losses, dtype=np.float64).reshape(-1)
     if losses.size <= patience or not np.isfinite(losses).all():
         return False
-    before, last = losses[:losses.size - patience].min(), losses[losses.size - patience:].min()
+    before, last = losses[: losses.size - patience].min(), losses[losses.size - patience :].min()
     return bool(last > before - min_delta * abs(before) or (min_delta == 0 and last >= before))
 
 
-def health(val_losses: Sequence[float], patience: int, *, prior_entropy: float | None = None,
-           margin: float = 0.02, min_delta: float = 0.0) -> dict:
+def health(
+    val_losses: Sequence[float],
+    patience: int,
+    *,
+    prior_entropy: float | None = None,
+    margin: float = 0.02,
+    min_delta: float = 0.0,
+) -> dict:
     """best_epoch (0-based, first on ties), epochs_run, early_stopped (`stalled`: with min_delta 0, best_epoch <
     epochs_run - patience; with min_delta > 0, the last `patience` epochs gained less than that fraction),
     best_val_loss, prior_entropy (NaN when not given), below_prior (best < (1 - margin) * prior; True without a
@@ -54,16 +62,31 @@ def health(val_losses: Sequence[float], patience: int, *, prior_entropy: float |
     if prior_entropy is not None and not (math.isfinite(prior) and prior >= 0):
         raise MetricInputError(f"prior_entropy must be a finite entropy >= 0 in nats, got {prior_entropy}")
     finite = np.isfinite(losses)
-    problem = ("no validation loss was recorded" if losses.size == 0 else
-               f"its validation loss is not finite at epoch {int(np.argmin(finite))}" if not finite.all() else "")
+    problem = (
+        "no validation loss was recorded"
+        if losses.size == 0
+        else f"its validation loss is not finite at epoch {int(np.argmin(finite))}"
+        if not finite.all()
+        else ""
+    )
     best_epoch = int(np.argmin(np.where(finite, losses, np.inf))) if finite.any() else -1
     best = float(losses[best_epoch]) if best_epoch >= 0 else float("nan")
-    early_stopped = bool(not problem and (best_epoch < losses.size - patience if min_delta == 0 else
-                                          stalled(losses, patience, min_delta)))
+    early_stopped = bool(
+        not problem
+        and (best_epoch < losses.size - patience if min_delta == 0 else stalled(losses, patience, min_delta))
+    )
     below_prior = bool(prior_entropy is None or best < (1.0 - margin) * prior)
-    return {"best_epoch": best_epoch, "epochs_run": int(losses.size), "early_stopped": early_stopped,
-            "best_val_loss": best, "prior_entropy": prior, "below_prior": below_prior, "patience": int(patience),
-            "converged": bool(not problem and early_stopped and below_prior), "problem": problem}
+    return {
+        "best_epoch": best_epoch,
+        "epochs_run": int(losses.size),
+        "early_stopped": early_stopped,
+        "best_val_loss": best,
+        "prior_entropy": prior,
+        "below_prior": below_prior,
+        "patience": int(patience),
+        "converged": bool(not problem and early_stopped and below_prior),
+        "problem": problem,
+    }
 
 
 def reason(health: dict) -> str:
@@ -72,23 +95,30 @@ def reason(health: dict) -> str:
     if health["problem"]:
         return health["problem"]
     if not health["below_prior"]:
-        return (f"never left the class prior: validation loss {health['best_val_loss']:.3f} "
-                f"vs prior entropy {health['prior_entropy']:.3f}")
+        return (
+            f"never left the class prior: validation loss {health['best_val_loss']:.3f} "
+            f"vs prior entropy {health['prior_entropy']:.3f}"
+        )
     if not health["early_stopped"]:
-        return (f"still improving: its best epoch ({health['best_epoch'] + 1}, counted from 1) is among the last {health['patience']} "
-                f"of {health['epochs_run']}")
+        return (
+            f"still improving: its best epoch ({health['best_epoch'] + 1}, counted from 1) "
+            f"is among the last {health['patience']} "
+            f"of {health['epochs_run']}"
+        )
     return ""
 
 
 def metric_items(prefix: str, health: dict) -> dict[str, float]:
     """The metrics.json entries: <prefix>.converged (1.0 / 0.0), .early_stopped and .left_prior (its two parts),
     .best_epoch, .epochs_run, .best_val_loss and, when known, .prior_entropy."""
-    out = {f"{prefix}.converged": 1.0 if health["converged"] else 0.0,
-           f"{prefix}.early_stopped": 1.0 if health["early_stopped"] else 0.0,
-           f"{prefix}.left_prior": 1.0 if health["below_prior"] else 0.0,
-           f"{prefix}.best_epoch": float(health["best_epoch"]),
-           f"{prefix}.epochs_run": float(health["epochs_run"]),
-           f"{prefix}.best_val_loss": float(health["best_val_loss"])}
+    out = {
+        f"{prefix}.converged": 1.0 if health["converged"] else 0.0,
+        f"{prefix}.early_stopped": 1.0 if health["early_stopped"] else 0.0,
+        f"{prefix}.left_prior": 1.0 if health["below_prior"] else 0.0,
+        f"{prefix}.best_epoch": float(health["best_epoch"]),
+        f"{prefix}.epochs_run": float(health["epochs_run"]),
+        f"{prefix}.best_val_loss": float(health["best_val_loss"]),
+    }
     if math.isfinite(health["prior_entropy"]):
         out[f"{prefix}.prior_entropy"] = float(health["prior_entropy"])
     return out
@@ -96,5 +126,8 @@ def metric_items(prefix: str, health: dict) -> dict[str, float]:
 
 def unconverged(metrics: Mapping) -> list[str]:
     """The models of a run's metrics.json that did not finish learning (their `<prefix>.converged` is 0)."""
-    return sorted(k[: -len(".converged")] for k, v in metrics.items() if k.endswith(".converged") and v is not None
-                  and float(v) != 1.0)
+    return sorted(
+        k[: -len(".converged")]
+        for k, v in metrics.items()
+        if k.endswith(".converged") and v is not None and float(v) != 1.0
+    )

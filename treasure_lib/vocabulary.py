@@ -6,11 +6,12 @@ start at 5. Type ids: 0 for special positions, then each collection's configured
 tokenizer's range lists its `members`, and every member keeps its own type id, so a type id always
 maps back to a collection (DESIGN.md, "Token vocabulary").
 """
+
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import numpy as np
 
@@ -26,16 +27,32 @@ class Vocabulary:
     ranges: list = field(default_factory=list)
     type_ids: dict = field(default_factory=lambda: {"special": 0})
 
-    def add(self, collection: str, type_id: int, levels: int, size: int, kind: str = "vq",
-            features: Sequence[str] | None = None, members: dict[str, int] | None = None) -> None:
+    def add(
+        self,
+        collection: str,
+        type_id: int,
+        levels: int,
+        size: int,
+        kind: str = "vq",
+        features: Sequence[str] | None = None,
+        members: dict[str, int] | None = None,
+    ) -> None:
         """Ranges for one card: `levels` levels of `size` codes. `members` (combined mode): collection -> type id."""
         if any(r["collection"] == collection for r in self.ranges):
             raise ValueError(f"vocabulary already has ranges for '{collection}'")
         start = self.size
         for q in range(levels):
-            self.ranges.append({"collection": collection, "level": q, "start": start, "size": int(size), "kind": kind,
-                                "feature": features[q] if features else None,
-                                "members": list(members) if members else None})
+            self.ranges.append(
+                {
+                    "collection": collection,
+                    "level": q,
+                    "start": start,
+                    "size": int(size),
+                    "kind": kind,
+                    "feature": features[q] if features else None,
+                    "members": list(members) if members else None,
+                }
+            )
             start += int(size)
         for name, tid in (members or {collection: type_id}).items():
             if tid in [v for k, v in self.type_ids.items() if k != name]:
@@ -84,15 +101,19 @@ class Vocabulary:
         return {"level": level, "start": start, "size": size}
 
     def to_json(self) -> str:
-        return json.dumps({"special": SPECIAL_TOKENS, "ranges": self.ranges, "type_ids": self.type_ids, "size": self.size})
+        return json.dumps(
+            {"special": SPECIAL_TOKENS, "ranges": self.ranges, "type_ids": self.type_ids, "size": self.size}
+        )
 
     @classmethod
-    def from_json(cls, text: str | bytes) -> "Vocabulary":
+    def from_json(cls, text: str | bytes) -> Vocabulary:
         data = json.loads(text)
         if data.get("special", {}).get("EMPTY") != EMPTY:
             raise ValueError("token file written with an older vocabulary (no EMPTY id); re-export it")
-        return cls(ranges=[{**{"members": None, "feature": None}, **r} for r in data["ranges"]],
-                   type_ids=dict(data["type_ids"]))
+        return cls(
+            ranges=[{**{"members": None, "feature": None}, **r} for r in data["ranges"]],
+            type_ids=dict(data["type_ids"]),
+        )
 
 
 def to_global(indices: np.ndarray, offsets: np.ndarray) -> np.ndarray:

@@ -7,13 +7,14 @@ with its executed chapters, scan pages, _toc.yml, _config.yml) from the template
 `book/intro.md` and `book/config.yml`; the HTML is built in a staging folder and moved to
 `<out>/_build/html` only when the build succeeded.
 """
+
 from __future__ import annotations
 
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
 
 from ..runs import atomic
 from .assemble import BookError, write_source
@@ -35,15 +36,22 @@ def _jupyter_book() -> list[str]:
 
 
 def _templates(out: Path, templates: str | Path | None) -> Path:
-    for folder in ([Path(templates)] if templates else [out, REPO_BOOK]):
+    for folder in [Path(templates)] if templates else [out, REPO_BOOK]:
         if (folder / "intro.md").is_file():
             return folder
     raise BookError(f"book templates not found: expected intro.md in {templates or out} (or {REPO_BOOK})")
 
 
-def build_book(run_dirs: Sequence[tuple[str, str | Path]], out: str | Path = "book", scan_pages: Sequence[str | Path] = (),
-               warnings_as_errors: bool = False, templates: str | Path | None = None, title: str | None = None,
-               rows: Callable[[Mapping], list] = headline_rows, quiet: bool = True) -> Path:
+def build_book(
+    run_dirs: Sequence[tuple[str, str | Path]],
+    out: str | Path = "book",
+    scan_pages: Sequence[str | Path] = (),
+    warnings_as_errors: bool = False,
+    templates: str | Path | None = None,
+    title: str | None = None,
+    rows: Callable[[Mapping], list] = headline_rows,
+    quiet: bool = True,
+) -> Path:
     """Build the book from (study title, run folder) pairs; returns `<out>/_build/html`.
 
     `scan_pages`: markdown files of scan summaries (their local figures are copied with them).
@@ -56,8 +64,9 @@ def build_book(run_dirs: Sequence[tuple[str, str | Path]], out: str | Path = "bo
         raise BookError("build_book: no run folder given")
     folder = _templates(out, templates)
     source = out / GENERATED
-    write_source(source, studies, [Path(p) for p in scan_pages], folder / "intro.md", folder / "config.yml",
-                 title, rows)
+    write_source(
+        source, studies, [Path(p) for p in scan_pages], folder / "intro.md", folder / "config.yml", title, rows
+    )
 
     build = out / "_build"
     staging = build / ".staging"
@@ -92,10 +101,17 @@ def cmd_book(args) -> int:
 def register(sub, add_params=None, _params=None) -> None:
     """Add `treasure book` to the CLI (cli._EXTRA_COMMANDS)."""
     p = sub.add_parser("book", help="build the Jupyter Book (HTML) from executed run folders, without re-executing")
-    p.add_argument("--run", action="append", required=True, metavar="TITLE=RUN_DIR",
-                   help="a study part: its title and run folder, e.g. 'Jet flavour tagging=runs/jets/default' (repeatable)")
+    p.add_argument(
+        "--run",
+        action="append",
+        required=True,
+        metavar="TITLE=RUN_DIR",
+        help="a study part: its title and run folder, e.g. 'Jet flavour tagging=runs/jets/default' (repeatable)",
+    )
     p.add_argument("--scan-page", action="append", metavar="MD", help="a scan summary page (markdown; repeatable)")
-    p.add_argument("--out", default="book", help="book folder (default book): source in _generated/, HTML in _build/html/")
+    p.add_argument(
+        "--out", default="book", help="book folder (default book): source in _generated/, HTML in _build/html/"
+    )
     p.add_argument("-W", "--warnings-as-errors", action="store_true", help="fail on any Sphinx warning")
     p.set_defaults(func=cmd_book)
 

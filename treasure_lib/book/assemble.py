@@ -3,12 +3,13 @@
 Chapters are copied as executed notebooks and never re-executed: a chapter is taken only when
 the run's status.json records it complete for the run's current params.yaml.
 """
+
 from __future__ import annotations
 
 import re
 import shutil
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
 
 import yaml
 
@@ -23,12 +24,23 @@ MARKER = ".treasure-generated"  # only a folder holding this file is ever wiped
 OFFLINE = {
     "only_build_toc_files": True,
     "execute": {"execute_notebooks": "off"},
-    "launch_buttons": {"notebook_interface": "classic", "binderhub_url": "", "jupyterhub_url": "", "thebe": False,
-                       "colab_url": "", "deepnote_url": ""},
+    "launch_buttons": {
+        "notebook_interface": "classic",
+        "binderhub_url": "",
+        "jupyterhub_url": "",
+        "thebe": False,
+        "colab_url": "",
+        "deepnote_url": "",
+    },
     "repository": {"url": "", "path_to_book": "", "branch": ""},
-    "html": {"use_repository_button": False, "use_issues_button": False, "use_edit_page_button": False,
-             "baseurl": "", "comments": {"hypothesis": False, "utterances": False},
-             "analytics": {"google_analytics_id": "", "plausible_analytics_domain": ""}},
+    "html": {
+        "use_repository_button": False,
+        "use_issues_button": False,
+        "use_edit_page_button": False,
+        "baseurl": "",
+        "comments": {"hypothesis": False, "utterances": False},
+        "analytics": {"google_analytics_id": "", "plausible_analytics_domain": ""},
+    },
 }
 
 
@@ -70,14 +82,18 @@ def completed_notebooks(run_dir: Path) -> list[Path]:
 
 
 def results_page(studies: Sequence[tuple[str, Path]], rows_for: Callable[[Mapping], list]) -> str:
-    lines = ["# Results", "",
-             "Every number on this page is read from the run's `metrics.json` when the book is built "
-             "(`treasure_lib.book.results`). A classifier's number is the mean over its training seeds, "
-             "with the test-sample uncertainty (a bootstrap of the test rows with the working point "
-             "recomputed in every replicate) and the seed spread; an uncertainty is rounded to two "
-             "significant figures and its value to match. "
-             f"{results.MISSING} means not recorded; {results.UNCONVERGED} marks a number from a model "
-             "that did not finish learning.", ""]
+    lines = [
+        "# Results",
+        "",
+        "Every number on this page is read from the run's `metrics.json` when the book is built "
+        "(`treasure_lib.book.results`). A classifier's number is the mean over its training seeds, "
+        "with the test-sample uncertainty (a bootstrap of the test rows with the working point "
+        "recomputed in every replicate) and the seed spread; an uncertainty is rounded to two "
+        "significant figures and its value to match. "
+        f"{results.MISSING} means not recorded; {results.UNCONVERGED} marks a number from a model "
+        "that did not finish learning.",
+        "",
+    ]
     for title, run_dir in studies:
         params = config.read_yaml(run_dir / PARAMS)
         metrics = atomic.read_json(run_dir / METRICS, {}) or {}
@@ -85,18 +101,25 @@ def results_page(studies: Sequence[tuple[str, Path]], rows_for: Callable[[Mappin
         git = prov.get("git", {})
         commit = str(git.get("commit", "unknown"))[:12]
         dirty = " with uncommitted changes" if git.get("dirty") is True else ""
-        lines += [f"## {title}", "",
-                  f"Run folder `{run_dir}` (study `{params['study']['kind']}`, run `{params['study']['name']}`, "
-                  f"seed {params['study']['seed']}); code commit `{commit}`{dirty}; "
-                  f"finished {prov.get('finished') or 'unknown'} on {prov.get('device', {}).get('name', 'unknown')}.", "",
-                  results.tables(metrics, rows_for(params)), "", results.resolution(metrics, params), ""]
+        lines += [
+            f"## {title}",
+            "",
+            f"Run folder `{run_dir}` (study `{params['study']['kind']}`, run `{params['study']['name']}`, "
+            f"seed {params['study']['seed']}); code commit `{commit}`{dirty}; "
+            f"finished {prov.get('finished') or 'unknown'} on {prov.get('device', {}).get('name', 'unknown')}.",
+            "",
+            results.tables(metrics, rows_for(params)),
+            "",
+            results.resolution(metrics, params),
+            "",
+        ]
     return "\n".join(lines)
 
 
 _IMAGE_PATTERNS = (
-    re.compile(r"!\[[^\]]*\]\(\s*<?([^)\s>]+)>?"),                          # ![alt](path "title")
+    re.compile(r"!\[[^\]]*\]\(\s*<?([^)\s>]+)>?"),  # ![alt](path "title")
     re.compile(r"^\s*(?:```+|:::+)\s*\{(?:figure|image)\}\s+(\S+)", re.M),  # ```{figure} path
-    re.compile(r"<img\b[^>]*\bsrc=[\"']([^\"']+)[\"']", re.I),             # <img src="path">
+    re.compile(r"<img\b[^>]*\bsrc=[\"']([^\"']+)[\"']", re.I),  # <img src="path">
 )
 
 
@@ -138,8 +161,15 @@ def book_config(template: Path | None, title: str | None) -> dict:
     return cfg
 
 
-def write_source(source: Path, studies: Sequence[tuple[str, Path]], scan_pages: Sequence[Path], intro: Path,
-                 config_template: Path | None, title: str | None, rows_for: Callable[[Mapping], list]) -> None:
+def write_source(
+    source: Path,
+    studies: Sequence[tuple[str, Path]],
+    scan_pages: Sequence[Path],
+    intro: Path,
+    config_template: Path | None,
+    title: str | None,
+    rows_for: Callable[[Mapping], list],
+) -> None:
     """Write the whole book source folder `source` (wiped first; it must be ours or absent)."""
     notebooks = [completed_notebooks(run_dir) for _, run_dir in studies]  # every run is checked before any write
     if not intro.is_file():

@@ -5,6 +5,7 @@
 Every stage skips what is already done (existing samples, completed chapters, reusable artifacts),
 so a second `make book` only rebuilds the HTML.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -15,8 +16,10 @@ from pathlib import Path
 from .. import config
 from ..errors import TreasureError
 
-STUDIES = (("Jet flavour tagging from tracks", "params/default.yaml"),
-           ("Event classification: H -> 4l and backgrounds", "params/studies/events.yaml"))
+STUDIES = (
+    ("Jet flavour tagging from tracks", "params/default.yaml"),
+    ("Event classification: H -> 4l and backgrounds", "params/studies/events.yaml"),
+)
 
 
 def _stage(name: str, times: list, fn):
@@ -46,8 +49,11 @@ def make_book(studies=STUDIES, scan_pages=(), force: bool = False, warnings_as_e
     for title, params_file in studies:
         params = config.load([params_file])
         run_dir = Path("runs") / params["study"]["kind"] / params["study"]["name"]
-        _stage(f"study '{params['study']['name']}' ({params_file})", times,
-               lambda p=params_file, d=run_dir: execute([p], d, force=force))
+        _stage(
+            f"study '{params['study']['name']}' ({params_file})",
+            times,
+            lambda p=params_file, d=run_dir: execute([p], d, force=force),
+        )
         runs.append((title, run_dir))
     found = sorted(Path("runs/scans").glob("*/summary.md"))  # every scan summarised here so far
     pages = list(dict.fromkeys([Path(p) for p in scan_pages if Path(p).is_file()] + found))
@@ -73,15 +79,23 @@ def _report_health(runs) -> None:
             continue
         bad = unconverged(json.loads(path.read_text()))
         flags = sum(1 for k in json.loads(path.read_text()) if k.endswith(".converged"))
-        print(f"{run_dir}: {flags - len(bad)} of {flags} trained models finished learning"
-              + (f"; not: {', '.join(bad)}" if bad else ""))
+        print(
+            f"{run_dir}: {flags - len(bad)} of {flags} trained models finished learning"
+            + (f"; not: {', '.join(bad)}" if bad else "")
+        )
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--params", action="append", metavar="YAML", help="study params (repeatable; default: both studies)")
-    ap.add_argument("--scan-page", action="append", default=[],
-                    help="further scan summary pages (runs/scans/*/summary.md are included anyway)")
+    ap.add_argument(
+        "--params", action="append", metavar="YAML", help="study params (repeatable; default: both studies)"
+    )
+    ap.add_argument(
+        "--scan-page",
+        action="append",
+        default=[],
+        help="further scan summary pages (runs/scans/*/summary.md are included anyway)",
+    )
     ap.add_argument("--force", action="store_true", help="re-run every chapter")
     ap.add_argument("-W", "--warnings-as-errors", action="store_true")
     args = ap.parse_args(argv)

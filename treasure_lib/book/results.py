@@ -7,10 +7,11 @@ keys a run did not record are left out. Every number goes through the book's one
 finish learning is marked † (its `<prefix>.converged` is 0): no verdict rests on it. The metrics.json
 keys are listed under each table, not in it.
 """
+
 from __future__ import annotations
 
 import math
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 from ..config import get_dotted
 from ..study import names
@@ -19,8 +20,9 @@ from ..study.report import fmt
 Row = tuple[str, str, "str | None"]
 
 #: Columns of the comparison table: ({variant} value, header).
-COMPARE: tuple[tuple[str, str], ...] = tuple((v, names.first_upper(names.model(v)))
-                                            for v in ("tokens", "tokens_finetuned", "decoded", "raw"))
+COMPARE: tuple[tuple[str, str], ...] = tuple(
+    (v, names.first_upper(names.model(v))) for v in ("tokens", "tokens_finetuned", "decoded", "raw")
+)
 
 MISSING = "\u2014"
 UNCONVERGED = "\u2020"
@@ -28,9 +30,18 @@ UNCONVERGED = "\u2020"
 
 def _flavour_rows(task: str) -> list[Row]:
     c = f"classify.{task}.{{variant}}"
-    return [(names.first_upper(names.statistic(s)), f"{c}.{s}", f"{c}.{s}_err")
-            for s in ("light_rejection_at_77", "c_rejection_at_77", "light_rejection_at_70", "light_rejection_at_85",
-                      "tau_rejection_at_77", "auc_b", "auc_macro")]
+    return [
+        (names.first_upper(names.statistic(s)), f"{c}.{s}", f"{c}.{s}_err")
+        for s in (
+            "light_rejection_at_77",
+            "c_rejection_at_77",
+            "light_rejection_at_70",
+            "light_rejection_at_85",
+            "tau_rejection_at_77",
+            "auc_b",
+            "auc_macro",
+        )
+    ]
 
 
 def headline_rows(params: Mapping) -> list[Row]:
@@ -41,37 +52,70 @@ def headline_rows(params: Mapping) -> list[Row]:
     if params["study"]["kind"] == "jets":
         rows += _flavour_rows(task)
         rows += [
-            ("Track pT response resolution after all levels, (q75 - q25) / median",
-             "tokenizer.tracks.pt.response_iqr_over_median", None),
-            ("Jet pT (summed decoded tracks) response resolution, (q75 - q25) / median",
-             "tokenizer.jets.track_sum_pt.response_iqr_over_median", "tokenizer.jets.track_sum_pt.response_iqr_over_median_err"),
+            (
+                "Track pT response resolution after all levels, (q75 - q25) / median",
+                "tokenizer.tracks.pt.response_iqr_over_median",
+                None,
+            ),
+            (
+                "Jet pT (summed decoded tracks) response resolution, (q75 - q25) / median",
+                "tokenizer.jets.track_sum_pt.response_iqr_over_median",
+                "tokenizer.jets.track_sum_pt.response_iqr_over_median_err",
+            ),
             ("Codebook utilisation, tracks, level 1", "codebook.tracks.level_1.utilization", None),
             ("Tracks surviving decode -> encode", "codebook.tracks.reencode_fraction", None),
-            (f"Leakage: {names.task(task)} from multiplicities only (b vs rest AUC)",
-             f"leakage.{task}.multiplicity.auc_b", f"leakage.{task}.multiplicity.auc_b_err"),
+            (
+                f"Leakage: {names.task(task)} from multiplicities only (b vs rest AUC)",
+                f"leakage.{task}.multiplicity.auc_b",
+                f"leakage.{task}.multiplicity.auc_b_err",
+            ),
             ("Leakage: share of the separation event shape alone explains", f"leakage.{task}.shape_fraction", None),
-            ("Generalisation: ttbar-trained, light rejection at 77% on ttbar test jets",
-             "generalisation.ttbar_to_ttbar.light_rejection_at_77", "generalisation.ttbar_to_ttbar.light_rejection_at_77_err"),
-            ("Generalisation: ttbar-trained, light rejection at 77% on Z' test jets",
-             "generalisation.ttbar_to_Zprime_qq.light_rejection_at_77",
-             "generalisation.ttbar_to_Zprime_qq.light_rejection_at_77_err"),
+            (
+                "Generalisation: ttbar-trained, light rejection at 77% on ttbar test jets",
+                "generalisation.ttbar_to_ttbar.light_rejection_at_77",
+                "generalisation.ttbar_to_ttbar.light_rejection_at_77_err",
+            ),
+            (
+                "Generalisation: ttbar-trained, light rejection at 77% on Z' test jets",
+                "generalisation.ttbar_to_Zprime_qq.light_rejection_at_77",
+                "generalisation.ttbar_to_Zprime_qq.light_rejection_at_77_err",
+            ),
         ]
     else:
-        rows += [("ROC AUC", f"{c}.auc", f"{c}.auc_err"),
-                 (names.first_upper(names.statistic("signal_efficiency_at_rejection_90")),
-                  f"{c}.signal_efficiency_at_rejection_90", f"{c}.signal_efficiency_at_rejection_90_err"),
-                 ("m4l from decoded leptons: resolution [GeV]", "tokenizer.leptons.m4l.residual_sigma68_gev", None),
-                 ("m4l peak shift [GeV]", "tokenizer.leptons.m4l.peak_shift_gev", None),
-                 ("m_ll (Z candidate) resolution [GeV]", "tokenizer.leptons.mll.residual_sigma68_gev", None)]
+        rows += [
+            ("ROC AUC", f"{c}.auc", f"{c}.auc_err"),
+            (
+                names.first_upper(names.statistic("signal_efficiency_at_rejection_90")),
+                f"{c}.signal_efficiency_at_rejection_90",
+                f"{c}.signal_efficiency_at_rejection_90_err",
+            ),
+            ("m4l from decoded leptons: resolution [GeV]", "tokenizer.leptons.m4l.residual_sigma68_gev", None),
+            ("m4l peak shift [GeV]", "tokenizer.leptons.m4l.peak_shift_gev", None),
+            ("m_ll (Z candidate) resolution [GeV]", "tokenizer.leptons.mll.residual_sigma68_gev", None),
+        ]
         for t in get_dotted(params, "classify.leakage_tasks") or [task]:
-            rows += [(f"Leakage, {names.task(t)}: multiplicities only (AUC)", f"leakage.{t}.multiplicity.auc",
-                      f"leakage.{t}.multiplicity.auc_err"),
-                     (f"Leakage, {names.task(t)}: full tokens (AUC)", f"leakage.{t}.tokens.auc", f"leakage.{t}.tokens.auc_err"),
-                     (f"Leakage, {names.task(t)}: share event shape explains", f"leakage.{t}.shape_fraction", None)]
+            rows += [
+                (
+                    f"Leakage, {names.task(t)}: multiplicities only (AUC)",
+                    f"leakage.{t}.multiplicity.auc",
+                    f"leakage.{t}.multiplicity.auc_err",
+                ),
+                (
+                    f"Leakage, {names.task(t)}: full tokens (AUC)",
+                    f"leakage.{t}.tokens.auc",
+                    f"leakage.{t}.tokens.auc_err",
+                ),
+                (f"Leakage, {names.task(t)}: share event shape explains", f"leakage.{t}.shape_fraction", None),
+            ]
         for t in get_dotted(params, "classify.also") or []:
-            rows += [(f"{names.task(t)}: AUC", f"classify.{t}.{{variant}}.auc", f"classify.{t}.{{variant}}.auc_err"),
-                     (f"{names.task(t)}: macro AUC", f"classify.{t}.{{variant}}.auc_macro",
-                      f"classify.{t}.{{variant}}.auc_macro_err")]
+            rows += [
+                (f"{names.task(t)}: AUC", f"classify.{t}.{{variant}}.auc", f"classify.{t}.{{variant}}.auc_err"),
+                (
+                    f"{names.task(t)}: macro AUC",
+                    f"classify.{t}.{{variant}}.auc_macro",
+                    f"classify.{t}.{{variant}}.auc_macro_err",
+                ),
+            ]
     rows += [
         ("Masked-token accuracy (pretraining)", "pretrain.masked_accuracy", None),
         ("Most frequent code's share (its chance level)", "pretrain.baseline.most_frequent_share", None),
@@ -116,8 +160,10 @@ def tables(metrics: Mapping, rows: Sequence[Row]) -> str:
     compare, single, compare_keys, single_keys = [], [], [], []
     for label, key, err_key in rows:
         if "{variant}" in key:
-            cells = [_cell(metrics, key.format(variant=v), err_key.format(variant=v) if err_key else None)
-                     for v, _ in COMPARE]
+            cells = [
+                _cell(metrics, key.format(variant=v), err_key.format(variant=v) if err_key else None)
+                for v, _ in COMPARE
+            ]
             if any(c is not None for c in cells):
                 compare.append([label, *[c or MISSING for c in cells]])
                 compare_keys.append(key.format(variant="{" + ",".join(v for v, _ in COMPARE) + "}"))
@@ -129,14 +175,21 @@ def tables(metrics: Mapping, rows: Sequence[Row]) -> str:
     parts = []
     if compare:
         parts.append(_markdown_table(["Quantity", *[h for _, h in COMPARE]], compare))
-        parts.append(_keys_note(compare_keys, "mean over training seeds ± test-sample uncertainty (bootstrap, working "
-                                              "point recomputed), seed spread in brackets"))
+        parts.append(
+            _keys_note(
+                compare_keys,
+                "mean over training seeds ± test-sample uncertainty (bootstrap, working "
+                "point recomputed), seed spread in brackets",
+            )
+        )
     if single:
         parts.append(_markdown_table(["Quantity", "Value"], single))
         parts.append(_keys_note(single_keys))
     if any(UNCONVERGED in c for row in compare + single for c in row):
-        parts.append(f"{UNCONVERGED} from a model that did not finish learning (its `converged` flag is 0): no verdict "
-                     f"rests on it.")
+        parts.append(
+            f"{UNCONVERGED} from a model that did not finish learning (its `converged` flag is 0): no verdict "
+            f"rests on it."
+        )
     if not compare and not single:
         parts.append(f"No headline number is recorded in this run's metrics.json yet ({len(metrics)} keys).")
     return "\n\n".join(parts)
@@ -150,6 +203,7 @@ def _keys_note(keys: Sequence[str], what: str = "") -> str:
 def _markdown_table(header: Sequence[str], body: Sequence[Sequence[str]]) -> str:
     def line(cells):
         return "| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |"
+
     return "\n".join([line(header), line(["---"] * len(header)), *map(line, body)])
 
 
@@ -168,17 +222,26 @@ def resolution(metrics: Mapping, params: Mapping) -> str:
         spread = metrics.get(f"classify.{task}.{variant}.{stat}_seed_std")
         if isinstance(value, (int, float)) and isinstance(err, (int, float)) and value:
             seeds = f", seed spread {fmt(spread)}" if isinstance(spread, (int, float)) and math.isfinite(spread) else ""
-            rows.append(f"{names.model(variant)} {fmt(value, err)} ({abs(err / value):.0%} from the test sample{seeds})")
+            rows.append(
+                f"{names.model(variant)} {fmt(value, err)} ({abs(err / value):.0%} from the test sample{seeds})"
+            )
     if not rows:
         return ""
     counts = ""
     if flavour:
         n_b, n_light = (metrics.get(f"classify.{task}.tokens.seed_1.{k}") for k in ("n_b", "n_light"))
         if n_b and n_light:
-            counts = (f" The test split holds {int(n_b)} b-jets and {int(n_light)} light jets: at a light rejection of "
-                      f"100 only about {int(n_light) // 100} light jets pass the 77% working point, so rejections "
-                      f"carry tens of per cent of counting uncertainty.")
-    return (f"**What this CPU-scale run can resolve.** {names.first_upper(names.statistic(stat))}: " + "; ".join(rows) + "."
-            + counts + f" A difference between two models counts only when it exceeds {SIGNIFICANCE_THRESHOLD:g} times "
-            "its paired uncertainty (test sample and seeds together); smaller differences are not resolved here, and "
-            "the GPU-scale parameters in params/studies/ exist to resolve them.")
+            counts = (
+                f" The test split holds {int(n_b)} b-jets and {int(n_light)} light jets: at a light rejection of "
+                f"100 only about {int(n_light) // 100} light jets pass the 77% working point, so rejections "
+                f"carry tens of per cent of counting uncertainty."
+            )
+    return (
+        f"**What this CPU-scale run can resolve.** {names.first_upper(names.statistic(stat))}: "
+        + "; ".join(rows)
+        + "."
+        + counts
+        + f" A difference between two models counts only when it exceeds {SIGNIFICANCE_THRESHOLD:g} times "
+        "its paired uncertainty (test sample and seeds together); smaller differences are not resolved here, and "
+        "the GPU-scale parameters in params/studies/ exist to resolve them."
+    )

@@ -7,6 +7,7 @@ its whole height (up to `MAX_HEIGHT` pixels): a table cut off at the right, a fi
 stderr box shows in the PNG. The page height is measured first (a copy of the page beside it, so its relative links
 hold, reports `scrollHeight` into the DOM Chromium dumps), then the screenshot is taken with a window that tall.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -15,17 +16,28 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 CHAPTERS = ("02", "04", "06")
-WIDTH = 1280           # px: a laptop screen, sidebar shown
-MAX_HEIGHT = 12000     # px: longer pages are cut (a PNG per page stays a few MB)
+WIDTH = 1280  # px: a laptop screen, sidebar shown
+MAX_HEIGHT = 12000  # px: longer pages are cut (a PNG per page stays a few MB)
 BROWSERS = ("chromium", "chromium-browser", "google-chrome")
-FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run",
-         "--disable-component-update", "--disable-sync", "--hide-scrollbars", "--force-device-scale-factor=1")
-PROBE = ('<script>window.addEventListener("load", () => { document.body.setAttribute("data-page-height", '
-         "Math.ceil(document.documentElement.scrollHeight)); });</script></body>")
+FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--no-first-run",
+    "--disable-component-update",
+    "--disable-sync",
+    "--hide-scrollbars",
+    "--force-device-scale-factor=1",
+)
+PROBE = (
+    '<script>window.addEventListener("load", () => { document.body.setAttribute("data-page-height", '
+    "Math.ceil(document.documentElement.scrollHeight)); });</script></body>"
+)
 
 
 class ScreenshotError(RuntimeError):
@@ -49,9 +61,10 @@ def pages(html: str | Path, chapters: Sequence[str] = CHAPTERS) -> list[Path]:
     html = Path(html)
     found = [html / "results.html"]
     order = _book_order(html)
-    studies = sorted((p for p in html.iterdir()
-                      if p.is_dir() and not p.name.startswith(("_", ".")) and p.name != "scans"),
-                     key=lambda p: (order.index(p.name) if p.name in order else len(order), p.name))
+    studies = sorted(
+        (p for p in html.iterdir() if p.is_dir() and not p.name.startswith(("_", ".")) and p.name != "scans"),
+        key=lambda p: (order.index(p.name) if p.name in order else len(order), p.name),
+    )
     for folder in studies:
         for number in chapters:
             found += sorted(folder.glob(f"{number}_*.html"))
@@ -71,8 +84,9 @@ def page_height(browser: str, page: Path, profile: Path) -> int:
     probe = page.with_name(f".{page.stem}.probe.html")
     probe.write_text(page.read_text().replace("</body>", PROBE, 1))
     try:
-        proc = _run(browser, profile, f"--window-size={WIDTH},1000", "--virtual-time-budget=5000", "--dump-dom",
-                    probe.as_uri())
+        proc = _run(
+            browser, profile, f"--window-size={WIDTH},1000", "--virtual-time-budget=5000", "--dump-dom", probe.as_uri()
+        )
     finally:
         probe.unlink(missing_ok=True)
     found = re.search(r'data-page-height="(\d+)"', proc.stdout)
@@ -86,8 +100,14 @@ def shoot(page: Path, png: Path, browser: str, profile: Path, max_height: int = 
     height = min(max(page_height(browser, page, profile), 600), max_height)
     png.parent.mkdir(parents=True, exist_ok=True)
     png.unlink(missing_ok=True)
-    proc = _run(browser, profile, f"--window-size={WIDTH},{height}", "--virtual-time-budget=5000",
-                f"--screenshot={png}", page.as_uri())
+    proc = _run(
+        browser,
+        profile,
+        f"--window-size={WIDTH},{height}",
+        "--virtual-time-budget=5000",
+        f"--screenshot={png}",
+        page.as_uri(),
+    )
     if not png.is_file():
         raise ScreenshotError(f"chromium wrote no screenshot of {page}: {proc.stderr.strip()[-500:]}")
     return png
@@ -98,8 +118,12 @@ def name_of(page: Path, html: Path) -> str:
     return "-".join(page.relative_to(html).with_suffix(".png").parts)
 
 
-def take(html: str | Path = "book/_build/html", out: str | Path = "runs/screenshots",
-         chapters: Sequence[str] = CHAPTERS, max_height: int = MAX_HEIGHT) -> list[Path]:
+def take(
+    html: str | Path = "book/_build/html",
+    out: str | Path = "runs/screenshots",
+    chapters: Sequence[str] = CHAPTERS,
+    max_height: int = MAX_HEIGHT,
+) -> list[Path]:
     """Screenshot the results page and chapters `chapters` of every study of the book in `html`; returns the PNGs."""
     html, out = Path(html).resolve(), Path(out).resolve()  # file:// URIs need absolute paths
     if not (html / "index.html").is_file():
@@ -108,18 +132,21 @@ def take(html: str | Path = "book/_build/html", out: str | Path = "runs/screensh
     if browser is None:
         raise ScreenshotError("chromium not found: `make browser` installs Debian's chromium")
     with tempfile.TemporaryDirectory(prefix="treasure-chromium-") as profile:
-        return [shoot(page, out / name_of(page, html), browser, Path(profile), max_height)
-                for page in pages(html, chapters)]
+        return [
+            shoot(page, out / name_of(page, html), browser, Path(profile), max_height) for page in pages(html, chapters)
+        ]
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--html", default="book/_build/html", help="the built book (default book/_build/html)")
     ap.add_argument("--out", default="runs/screenshots", help="where the PNGs go (default runs/screenshots)")
-    ap.add_argument("--chapters", nargs="+", default=list(CHAPTERS), metavar="NN",
-                    help="chapter numbers (default 02 04 06)")
-    ap.add_argument("--max-height", type=int, default=MAX_HEIGHT,
-                    help=f"cut pages taller than this [px] (default {MAX_HEIGHT})")
+    ap.add_argument(
+        "--chapters", nargs="+", default=list(CHAPTERS), metavar="NN", help="chapter numbers (default 02 04 06)"
+    )
+    ap.add_argument(
+        "--max-height", type=int, default=MAX_HEIGHT, help=f"cut pages taller than this [px] (default {MAX_HEIGHT})"
+    )
     args = ap.parse_args(argv)
     try:
         shots = take(args.html, args.out, args.chapters, args.max_height)

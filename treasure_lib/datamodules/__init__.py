@@ -1,4 +1,5 @@
 """Model inputs from token Parquet: tasks (labels, weights, selection) and the streaming dataset."""
+
 from .stream import INPUTS, TokenFiles, TokenStream, model_inputs, read_split
 from .tasks import Task
 

@@ -6,17 +6,26 @@ in length (a jet has 2 to 40 tracks) while a batch is as long as its longest row
 by length within windows of `window` batches of a shuffled epoch (length bucketing): batches are
 shorter, and which rows meet in a batch still changes every epoch. The batch order is shuffled too.
 """
+
 from __future__ import annotations
 
-from typing import Iterator, Mapping
+from collections.abc import Iterator, Mapping
 
 import numpy as np
 
 WINDOW_BATCHES = 16  # batches per length-sorting window: wide enough to cut padding, narrow enough to keep mixing
 
 
-def batch_indices(lengths: np.ndarray, batch_size: int, rng: np.random.Generator | None, *, shard: int = 0,
-                  shards: int = 1, equal: bool = False, window: int = WINDOW_BATCHES) -> list[np.ndarray]:
+def batch_indices(
+    lengths: np.ndarray,
+    batch_size: int,
+    rng: np.random.Generator | None,
+    *,
+    shard: int = 0,
+    shards: int = 1,
+    equal: bool = False,
+    window: int = WINDOW_BATCHES,
+) -> list[np.ndarray]:
     """Row indices of each batch of one epoch for one shard.
 
     `rng` None: no shuffling (validation), rows sorted by length. Shards (DDP ranks x workers) take
@@ -31,11 +40,11 @@ def batch_indices(lengths: np.ndarray, batch_size: int, rng: np.random.Generator
     else:
         span = max(batch_size * window, 1)
         for start in range(0, len(order), span):
-            chunk = order[start:start + span]
-            order[start:start + span] = chunk[np.argsort(lengths[chunk], kind="stable")]
+            chunk = order[start : start + span]
+            order[start : start + span] = chunk[np.argsort(lengths[chunk], kind="stable")]
     per_shard = n // shards if equal else len(order)
     stop = per_shard // batch_size * batch_size if equal else len(order)
-    batches = [order[s:s + batch_size] for s in range(0, stop, batch_size)]
+    batches = [order[s : s + batch_size] for s in range(0, stop, batch_size)]
     if rng is not None:
         batches = [batches[i] for i in rng.permutation(len(batches))]
     return batches
@@ -52,8 +61,17 @@ def take(rows: Mapping[str, np.ndarray], idx: np.ndarray) -> dict:
     return {k: v[idx] for k, v in rows.items()}
 
 
-def epoch(rows: Mapping[str, np.ndarray], lengths: np.ndarray, batch_size: int, rng, *, shard: int = 0,
-          shards: int = 1, equal: bool = False, max_batches: int | None = None) -> Iterator[dict]:
+def epoch(
+    rows: Mapping[str, np.ndarray],
+    lengths: np.ndarray,
+    batch_size: int,
+    rng,
+    *,
+    shard: int = 0,
+    shards: int = 1,
+    equal: bool = False,
+    max_batches: int | None = None,
+) -> Iterator[dict]:
     """One epoch's batches (dicts of arrays) for one shard."""
     for i, idx in enumerate(batch_indices(lengths, batch_size, rng, shard=shard, shards=shards, equal=equal)):
         if max_batches and i >= max_batches:

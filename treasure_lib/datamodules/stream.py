@@ -7,12 +7,13 @@ the same number of batches (required by DDP). Rows come from one split only, as 
 re-split), with the task's labels, weights and selection; `label_fraction` keeps a fixed, nested
 subset of labelled training rows. A batch holds only the model inputs and targets (DESIGN.md).
 """
+
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -30,8 +31,19 @@ from . import tasks as T
 INPUTS = {"tokens": ("tokens", "type_ids", "mask"), "features": ("features", "type_ids", "mask")}
 #: Columns every token (or feature) file must hold besides its model inputs.
 REQUIRED_COLUMNS = ("label", "weight", "split")
-ROW_COLUMNS = ("label", "weight", "split", "event_number", "process", "dsid", "source_file", "cross_section_pb",
-               "filter_efficiency", "k_factor", "sum_of_weights")
+ROW_COLUMNS = (
+    "label",
+    "weight",
+    "split",
+    "event_number",
+    "process",
+    "dsid",
+    "source_file",
+    "cross_section_pb",
+    "filter_efficiency",
+    "k_factor",
+    "sum_of_weights",
+)
 
 
 class TokenFiles:
@@ -45,11 +57,15 @@ class TokenFiles:
         metas = [read_metadata(p) for p in self.paths]
         for p, meta in zip(self.paths, metas):
             if meta.get("content") != content:
-                raise InputFileError(f"{p}: holds {meta.get('content')!r}, expected {content!r} (the *.{content}.parquet files)")
+                raise InputFileError(
+                    f"{p}: holds {meta.get('content')!r}, expected {content!r} (the *.{content}.parquet files)"
+                )
             for key in ("vocabulary", "layout"):
                 if meta[key] != metas[0][key]:
-                    raise InputFileError(f"{p}: its {key} differs from {self.paths[0]}'s; all files of a study must come "
-                                         f"from the same tokenizer cards")
+                    raise InputFileError(
+                        f"{p}: its {key} differs from {self.paths[0]}'s; all files of a study must come "
+                        f"from the same tokenizer cards"
+                    )
         self.metadata = metas[0]
         self.set = TokenizerSet.from_metadata(self.metadata, str(self.paths[0]))
         self.vocabulary = self.set.vocabulary
@@ -68,14 +84,18 @@ class TokenFiles:
             names = set(pq.read_schema(path).names)
             missing = [c for c in required if c not in names]
             if missing:
-                raise InputFileError(f"{path}: a {self.content} Parquet without column(s) {missing} (every file needs "
-                                     f"{', '.join(required)}); re-export it")
+                raise InputFileError(
+                    f"{path}: a {self.content} Parquet without column(s) {missing} (every file needs "
+                    f"{', '.join(required)}); re-export it"
+                )
             if first is None:
                 first = names
             elif names != first:
                 differ = sorted(names ^ first)
-                raise InputFileError(f"{path}: its columns differ from {self.paths[0]}'s ({', '.join(differ)}); all "
-                                     f"files of a study must come from one export")
+                raise InputFileError(
+                    f"{path}: its columns differ from {self.paths[0]}'s ({', '.join(differ)}); all "
+                    f"files of a study must come from one export"
+                )
         return first
 
     def _sample_sums(self) -> list[float] | None:
@@ -92,7 +112,9 @@ class TokenFiles:
                 samples.append(str(path))
                 sums.append(0.0)
                 continue
-            first = pq.ParquetFile(path).read_row_group(0, columns=[c for c in (key, "sum_of_weights") if c]).slice(0, 1)
+            first = (
+                pq.ParquetFile(path).read_row_group(0, columns=[c for c in (key, "sum_of_weights") if c]).slice(0, 1)
+            )
             samples.append(str(first.column(key)[0].as_py()) if key else str(path))
             sums.append(float(first.column("sum_of_weights")[0].as_py()))
         total: dict[str, float] = {}
@@ -117,7 +139,9 @@ class TokenFiles:
         return {g.type_id: g.levels for g in self.set.groups}
 
     def read(self, i: int, row_group: int, columns: Sequence[str]) -> dict[str, np.ndarray]:
-        table = pq.ParquetFile(self.paths[i]).read_row_group(row_group, columns=[c for c in columns if c in self.columns])
+        table = pq.ParquetFile(self.paths[i]).read_row_group(
+            row_group, columns=[c for c in columns if c in self.columns]
+        )
         out = {}
         for name in table.column_names:
             if name in ("tokens", "type_ids", "mask"):
@@ -134,10 +158,26 @@ class TokenFiles:
 class TokenStream(IterableDataset):
     """Batches {tokens or features, type_ids, mask, label, weight} of one split for a task."""
 
-    def __init__(self, files: TokenFiles, task: T.Task | None, split: str, batch_size: int, *, shuffle: bool,
-                 seed: int = 0, buffer_rows: int = 20_000, block_rows: int = 256, label_fraction: float = 1.0,
-                 label_seed: int = 0, rank: int | None = None, world_size: int | None = None, equal_batches: bool = False,
-                 max_batches: int | None = None, cache_rows: int = 0, keep_unlabelled: bool = False):
+    def __init__(
+        self,
+        files: TokenFiles,
+        task: T.Task | None,
+        split: str,
+        batch_size: int,
+        *,
+        shuffle: bool,
+        seed: int = 0,
+        buffer_rows: int = 20_000,
+        block_rows: int = 256,
+        label_fraction: float = 1.0,
+        label_seed: int = 0,
+        rank: int | None = None,
+        world_size: int | None = None,
+        equal_batches: bool = False,
+        max_batches: int | None = None,
+        cache_rows: int = 0,
+        keep_unlabelled: bool = False,
+    ):
         super().__init__()
         if not 0 < label_fraction <= 1:
             raise ConfigError(f"label_fraction must be in (0, 1], got {label_fraction}")
@@ -170,8 +210,14 @@ class TokenStream(IterableDataset):
         if self.label_fraction < 1:
             keep &= self._label_subset(cols)
         if self.task is not None and self.task.select and "type_ids" in cols:
-            keep &= T.selected(self.task, cols["type_ids"], cols["mask"], self.files.vocabulary, where,
-                               self.files.positions_per_object())
+            keep &= T.selected(
+                self.task,
+                cols["type_ids"],
+                cols["mask"],
+                self.files.vocabulary,
+                where,
+                self.files.positions_per_object(),
+            )
         if self.task is not None and self.task.require:  # a physics selection the exporter computed (export.derived)
             keep &= T.required(self.task, cols, where)
         if self.task is not None and self.task.sample_fractions:
@@ -220,19 +266,28 @@ class TokenStream(IterableDataset):
             per_file.append(rows_i)
             n_rows += rows_i
         if n_rows == 0:
-            raise InputFileError(f"no rows of the '{splits.NAMES[self.split]}' split"
-                                 f"{' for task ' + repr(self.task.name) if self.task else ''} in "
-                                 f"{', '.join(map(str, self.files.paths[:3]))}{' ...' if len(self.files.paths) > 3 else ''}")
+            raise InputFileError(
+                f"no rows of the '{splits.NAMES[self.split]}' split"
+                f"{' for task ' + repr(self.task.name) if self.task else ''} in "
+                f"{', '.join(map(str, self.files.paths[:3]))}{' ...' if len(self.files.paths) > 3 else ''}"
+            )
         factors = np.ones(n_classes)
         if self.task is not None and self.task.balance:
             if (totals <= 0).any():
-                raise InputFileError(f"task '{self.task.name}': class(es) "
-                                     f"{[self.task.class_names[i] for i in np.flatnonzero(totals <= 0)]} have no rows in "
-                                     f"the '{splits.NAMES[self.split]}' split")
+                raise InputFileError(
+                    f"task '{self.task.name}': class(es) "
+                    f"{[self.task.class_names[i] for i in np.flatnonzero(totals <= 0)]} have no rows in "
+                    f"the '{splits.NAMES[self.split]}' split"
+                )
             factors = (totals.sum() / n_classes) / totals
         scale = n_rows / float((totals * factors).sum()) if (totals * factors).sum() > 0 else 1.0
-        return {"rows": n_rows, "rows_per_file": per_file, "class_counts": counts.tolist(),
-                "class_weights": totals.tolist(), "class_factors": (factors * scale).tolist()}
+        return {
+            "rows": n_rows,
+            "rows_per_file": per_file,
+            "class_counts": counts.tolist(),
+            "class_weights": totals.tolist(),
+            "class_factors": (factors * scale).tolist(),
+        }
 
     # ------------------------------------------------------------------ iteration
     def _blocks(self, rng, ordered: bool = False) -> list[tuple[int, int, int, int]]:
@@ -241,8 +296,11 @@ class TokenStream(IterableDataset):
         each file in proportion to its size."""
         per_file = []
         for i, meta in enumerate(self.files.row_groups):
-            blocks = [(i, rg, s, min(s + self.block_rows, meta.row_group(rg).num_rows))
-                      for rg in range(meta.num_row_groups) for s in range(0, meta.row_group(rg).num_rows, self.block_rows)]
+            blocks = [
+                (i, rg, s, min(s + self.block_rows, meta.row_group(rg).num_rows))
+                for rg in range(meta.num_row_groups)
+                for s in range(0, meta.row_group(rg).num_rows, self.block_rows)
+            ]
             per_file.append(blocks)
         if ordered or not self.shuffle:
             return [b for blocks in per_file for b in blocks]
@@ -271,7 +329,9 @@ class TokenStream(IterableDataset):
             if not self.keep_unlabelled:  # pretraining reads every object; a task's model reads its collections
                 part = T.restrict(self.task, part, self.files.vocabulary, where)
             part["label"] = lab[kept]
-            part["weight"] = (w[kept] * (factors[np.maximum(lab[kept], 0)] if self.task is not None else 1.0)).astype(np.float32)
+            part["weight"] = (w[kept] * (factors[np.maximum(lab[kept], 0)] if self.task is not None else 1.0)).astype(
+                np.float32
+            )
             yield part
 
     def _batches(self, parts: Iterator[dict]) -> Iterator[dict]:
@@ -281,7 +341,7 @@ class TokenStream(IterableDataset):
             n = len(rows["label"])
             full = n // self.batch_size * self.batch_size
             for s in range(0, full, self.batch_size):
-                yield trim({k: v[s:s + self.batch_size] for k, v in rows.items()})
+                yield trim({k: v[s : s + self.batch_size] for k, v in rows.items()})
             carry = {k: v[full:] for k, v in rows.items()} if full < n else None
         if carry is not None and not self.equal_batches:
             yield trim(carry)
@@ -335,8 +395,9 @@ class TokenStream(IterableDataset):
         if self._memory is None:
             parts = list(self._parts(self._blocks(None, ordered=True)))
             if not parts:
-                raise InputFileError(f"{splits.NAMES[self.split]} split: no usable rows in "
-                                     f"{', '.join(map(str, self.files.paths[:3]))}")
+                raise InputFileError(
+                    f"{splits.NAMES[self.split]} split: no usable rows in {', '.join(map(str, self.files.paths[:3]))}"
+                )
             rows = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
             self._memory = (rows, in_memory.sequence_lengths(rows["mask"]))
         return self._memory
@@ -348,8 +409,16 @@ class TokenStream(IterableDataset):
         shard, shards = self._shard()
         if self.in_memory:
             rows, lengths = self._load()
-            for batch in in_memory.epoch(rows, lengths, self.batch_size, rng if self.shuffle else None, shard=shard,
-                                         shards=shards, equal=self.equal_batches, max_batches=self.max_batches):
+            for batch in in_memory.epoch(
+                rows,
+                lengths,
+                self.batch_size,
+                rng if self.shuffle else None,
+                shard=shard,
+                shards=shards,
+                equal=self.equal_batches,
+                max_batches=self.max_batches,
+            ):
                 yield trim(batch)
             return
         blocks = self._blocks(rng)[shard::shards]
@@ -371,9 +440,11 @@ class TokenStream(IterableDataset):
             if quota is None or produced >= quota or not blocks:
                 return  # equal batches: a shard that ran out of rows starts its blocks again
             if produced == before:  # a whole pass gave nothing: going round again would never end
-                raise InputFileError(f"{splits.NAMES[self.split]} split, shard {shard} of {shards}: its blocks hold "
-                                     f"fewer usable rows than one batch of {self.batch_size} (other ranks have "
-                                     f"{quota} batches); use fewer devices, a smaller batch_size or smaller block_rows")
+                raise InputFileError(
+                    f"{splits.NAMES[self.split]} split, shard {shard} of {shards}: its blocks hold "
+                    f"fewer usable rows than one batch of {self.batch_size} (other ranks have "
+                    f"{quota} batches); use fewer devices, a smaller batch_size or smaller block_rows"
+                )
 
     def __iter__(self):
         for b in self.arrays():
@@ -392,15 +463,23 @@ def trim(batch: dict) -> dict:
     return {k: (v[:, :length] if k in ("tokens", "features", "type_ids", "mask") else v) for k, v in batch.items()}
 
 
-def read_split(files: TokenFiles, task: T.Task | None, split: str, extra: Sequence[str] = (),
-               label_fraction: float = 1.0, label_seed: int = 0) -> dict[str, np.ndarray]:
+def read_split(
+    files: TokenFiles,
+    task: T.Task | None,
+    split: str,
+    extra: Sequence[str] = (),
+    label_fraction: float = 1.0,
+    label_seed: int = 0,
+) -> dict[str, np.ndarray]:
     """All rows of a split in file order, with model inputs, labels, physics weights and `extra` columns
     (e.g. jet_pt, process, event_number) for evaluation: these never reach a model."""
-    stream = TokenStream(files, task, split, batch_size=1 << 30, shuffle=False, label_fraction=label_fraction,
-                         label_seed=label_seed)
+    stream = TokenStream(
+        files, task, split, batch_size=1 << 30, shuffle=False, label_fraction=label_fraction, label_seed=label_seed
+    )
     stream.summary["class_factors"] = [1.0] * len(stream.summary["class_factors"])  # evaluation: physics weights
-    columns = list(stream.inputs) + [c for c in set(stream.row_columns()) | set(extra)
-                                     if c in files.columns and c not in stream.inputs]
+    columns = list(stream.inputs) + [
+        c for c in set(stream.row_columns()) | set(extra) if c in files.columns and c not in stream.inputs
+    ]
     parts = []
     for i, p in enumerate(files.paths):
         for rg in range(files.row_groups[i].num_row_groups):

@@ -20,10 +20,11 @@ A task is data in params (`classify.tasks.<name>`):
   every split) and scales their weights by its inverse, so cross-section totals stay right: a task over many
   samples need not train on every event of a sample that was generated large for another task.
 """
+
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping
 
 import numpy as np
 
@@ -37,16 +38,16 @@ WEIGHTINGS = ("cross_section", "none")
 class Task:
     name: str
     class_names: tuple[str, ...]
-    column: str | None = None                         # take labels from this column
-    classes: dict = field(default_factory=dict)       # sample -> class index (from `classes`)
-    others: str = "error"                             # samples in no class: error | drop
+    column: str | None = None  # take labels from this column
+    classes: dict = field(default_factory=dict)  # sample -> class index (from `classes`)
+    others: str = "error"  # samples in no class: error | drop
     weights: str = "none"
     balance: bool = False
     select: tuple = ()
-    samples: tuple = ()                               # keep rows of these samples only (empty: all)
-    require: tuple = ()                               # boolean token-file columns that must be true
+    samples: tuple = ()  # keep rows of these samples only (empty: all)
+    require: tuple = ()  # boolean token-file columns that must be true
     sample_fractions: dict = field(default_factory=dict)  # sample -> fraction of its rows kept (weights scaled up)
-    collections: tuple = ()                           # objects a model reads (empty: every collection of the sequence)
+    collections: tuple = ()  # objects a model reads (empty: every collection of the sequence)
 
     @property
     def n_classes(self) -> int:
@@ -57,16 +58,29 @@ class Task:
         return self.n_classes == 2
 
     @classmethod
-    def from_params(cls, params: Mapping, name: str | None = None) -> "Task":
+    def from_params(cls, params: Mapping, name: str | None = None) -> Task:
         c = params["classify"]
         name = name or c["task"]
         tasks = c["tasks"]
         if name not in tasks:
-            raise ConfigError(f"classify.task {name!r} is not defined; classify.tasks has: {', '.join(tasks) or '(none)'}")
+            raise ConfigError(
+                f"classify.task {name!r} is not defined; classify.tasks has: {', '.join(tasks) or '(none)'}"
+            )
         spec = dict(tasks[name])
         where = f"classify.tasks.{name}"
-        unknown = set(spec) - {"column", "names", "classes", "others", "weights", "balance", "select", "samples",
-                               "require", "sample_fractions", "collections"}
+        unknown = set(spec) - {
+            "column",
+            "names",
+            "classes",
+            "others",
+            "weights",
+            "balance",
+            "select",
+            "samples",
+            "require",
+            "sample_fractions",
+            "collections",
+        }
         if unknown:
             raise ConfigError(f"{where}: unknown key(s) {sorted(unknown)}")
         weights = spec.get("weights", "none")
@@ -84,21 +98,41 @@ class Task:
             names = spec.get("names")
             if not names:
                 raise ConfigError(f"{where}: a task on column {spec['column']!r} needs `names`, one per class index")
-            return cls(name, tuple(names), column=spec["column"], others=others, weights=weights,
-                       balance=bool(spec.get("balance", False)), select=select, samples=samples, require=require,
-                       sample_fractions=fractions, collections=reads)
+            return cls(
+                name,
+                tuple(names),
+                column=spec["column"],
+                others=others,
+                weights=weights,
+                balance=bool(spec.get("balance", False)),
+                select=select,
+                samples=samples,
+                require=require,
+                sample_fractions=fractions,
+                collections=reads,
+            )
         classes = spec.get("classes")
         if not isinstance(classes, Mapping) or len(classes) < 2:
             raise ConfigError(f"{where}: needs `column` or `classes`, a mapping of >= 2 class names to sample lists")
         sample_class = {}
-        for index, (class_name, members) in enumerate(classes.items()):
+        for index, members in enumerate(classes.values()):
             for sample in members if isinstance(members, list) else [members]:
                 if sample in sample_class:
                     raise ConfigError(f"{where}: sample {sample!r} is in two classes")
                 sample_class[str(sample)] = index
-        return cls(name, tuple(classes), classes=sample_class, others=others, weights=weights,
-                   balance=bool(spec.get("balance", False)), select=select, samples=samples, require=require,
-                   sample_fractions=fractions, collections=reads)
+        return cls(
+            name,
+            tuple(classes),
+            classes=sample_class,
+            others=others,
+            weights=weights,
+            balance=bool(spec.get("balance", False)),
+            select=select,
+            samples=samples,
+            require=require,
+            sample_fractions=fractions,
+            collections=reads,
+        )
 
 
 def visible(task: Task, type_ids: np.ndarray, vocabulary: Vocabulary, where: str) -> np.ndarray | None:
@@ -108,8 +142,10 @@ def visible(task: Task, type_ids: np.ndarray, vocabulary: Vocabulary, where: str
         return None
     unknown = [c for c in task.collections if c not in vocabulary.type_ids]
     if unknown:
-        raise InputFileError(f"{where}: task '{task.name}' reads collection(s) {unknown}, which the sequences do not hold "
-                             f"({', '.join(k for k in vocabulary.type_ids if k != 'special')})")
+        raise InputFileError(
+            f"{where}: task '{task.name}' reads collection(s) {unknown}, which the sequences do not hold "
+            f"({', '.join(k for k in vocabulary.type_ids if k != 'special')})"
+        )
     ids = [0] + [vocabulary.type_ids[c] for c in task.collections]
     return np.isin(type_ids, ids)
 
@@ -125,8 +161,9 @@ def restrict(task: Task | None, rows: dict, vocabulary: Vocabulary, where: str) 
 
 def _check_fractions(where: str, spec) -> dict:
     if not isinstance(spec, Mapping) or not all(isinstance(v, (int, float)) and 0 < v <= 1 for v in spec.values()):
-        raise ConfigError(f"{where}.sample_fractions: expected {{sample: fraction in (0, 1]}}, e.g. {{qqZZ_4l: 0.1}}; "
-                          f"got {spec!r}")
+        raise ConfigError(
+            f"{where}.sample_fractions: expected {{sample: fraction in (0, 1]}}, e.g. {{qqZZ_4l: 0.1}}; got {spec!r}"
+        )
     return {str(k): float(v) for k, v in spec.items()}
 
 
@@ -138,8 +175,9 @@ def subsample(task: Task, columns: Mapping[str, np.ndarray], where: str) -> tupl
     if not task.sample_fractions:
         return keep, factor
     if "process" not in columns:
-        raise InputFileError(f"{where}: task '{task.name}' keeps sample fractions but the token file has no 'process' "
-                             f"column")
+        raise InputFileError(
+            f"{where}: task '{task.name}' keeps sample fractions but the token file has no 'process' column"
+        )
     from .. import splits
 
     process = np.asarray(columns["process"]).astype(str)
@@ -159,7 +197,9 @@ def _check_require(where: str, spec) -> tuple[str, ...]:
 
 def _check_selection(where: str, spec) -> dict:
     if not isinstance(spec, Mapping) or "types" not in spec or not ({"min", "max"} & set(spec)):
-        raise ConfigError(f"{where}.select: each entry needs `types` (collections) and `min` and/or `max`; got {spec!r}")
+        raise ConfigError(
+            f"{where}.select: each entry needs `types` (collections) and `min` and/or `max`; got {spec!r}"
+        )
     return {"types": list(spec["types"]), "min": spec.get("min"), "max": spec.get("max")}
 
 
@@ -168,8 +208,10 @@ def labels(task: Task, columns: Mapping[str, np.ndarray], where: str) -> np.ndar
     out = _labels(task, columns, where)
     if task.samples:
         if "process" not in columns:
-            raise InputFileError(f"{where}: task '{task.name}' keeps samples {list(task.samples)} but the token file has "
-                                 f"no 'process' column")
+            raise InputFileError(
+                f"{where}: task '{task.name}' keeps samples {list(task.samples)} but the token file has "
+                f"no 'process' column"
+            )
         out = np.where(np.isin(np.asarray(columns["process"]).astype(str), task.samples), out, -1)
     return out
 
@@ -177,24 +219,32 @@ def labels(task: Task, columns: Mapping[str, np.ndarray], where: str) -> np.ndar
 def _labels(task: Task, columns: Mapping[str, np.ndarray], where: str) -> np.ndarray:
     if task.column is not None:
         if task.column not in columns:
-            raise InputFileError(f"{where}: task '{task.name}' needs column '{task.column}', which the token file lacks")
+            raise InputFileError(
+                f"{where}: task '{task.name}' needs column '{task.column}', which the token file lacks"
+            )
         out = np.asarray(columns[task.column], dtype=np.int64)
         bad = (out >= task.n_classes) | (out < -1)
         if bad.any():
-            raise InputFileError(f"{where}: column '{task.column}' has value(s) {sorted(set(out[bad].tolist()))[:5]} outside "
-                                 f"the task's classes 0..{task.n_classes - 1} ({', '.join(task.class_names)})")
+            raise InputFileError(
+                f"{where}: column '{task.column}' has value(s) {sorted(set(out[bad].tolist()))[:5]} outside "
+                f"the task's classes 0..{task.n_classes - 1} ({', '.join(task.class_names)})"
+            )
         return out
     if "process" not in columns:
-        raise InputFileError(f"{where}: task '{task.name}' maps samples to classes but the token file has no 'process' column")
+        raise InputFileError(
+            f"{where}: task '{task.name}' maps samples to classes but the token file has no 'process' column"
+        )
     process = np.asarray(columns["process"]).astype(str)
     out = np.full(len(process), -1, dtype=np.int64)
     for sample in np.unique(process).tolist():
         if sample in task.classes:
             out[process == sample] = task.classes[sample]
         elif task.others == "error":
-            raise InputFileError(f"{where}: sample {sample!r} is in no class of task '{task.name}' "
-                                 f"({dict((n, [s for s, i in task.classes.items() if i == k]) for k, n in enumerate(task.class_names))}); "
-                                 f"add it to a class or set classify.tasks.{task.name}.others: drop")
+            raise InputFileError(
+                f"{where}: sample {sample!r} is in no class of task '{task.name}' "
+                f"({ {n: [s for s, i in task.classes.items() if i == k] for k, n in enumerate(task.class_names)} }); "
+                f"add it to a class or set classify.tasks.{task.name}.others: drop"
+            )
     return out
 
 
@@ -204,13 +254,16 @@ def required(task: Task, columns: Mapping[str, np.ndarray], where: str) -> np.nd
     keep = np.ones(n, dtype=bool)
     for name in task.require:
         if name not in columns:
-            raise InputFileError(f"{where}: task '{task.name}' requires column '{name}' (classify.tasks.{task.name}."
-                                 f"require), which the token file lacks; the exporter writes the H -> 4l selection's "
-                                 f"columns (pass_h4l_preselection, pass_h4l_sr, ...) with export.derived: [h4l]")
+            raise InputFileError(
+                f"{where}: task '{task.name}' requires column '{name}' (classify.tasks.{task.name}."
+                f"require), which the token file lacks; the exporter writes the H -> 4l selection's "
+                f"columns (pass_h4l_preselection, pass_h4l_sr, ...) with export.derived: [h4l]"
+            )
         value = np.asarray(columns[name])
         if value.dtype != bool:
-            raise InputFileError(f"{where}: task '{task.name}' requires column '{name}' to be boolean; it holds "
-                                 f"{value.dtype}")
+            raise InputFileError(
+                f"{where}: task '{task.name}' requires column '{name}' to be boolean; it holds {value.dtype}"
+            )
         keep &= value
     return keep
 
@@ -223,8 +276,10 @@ def sample_weights(task: Task, columns: Mapping[str, np.ndarray], where: str) ->
     need = ["cross_section_pb", "sum_of_weights"]
     missing = [k for k in need if k not in columns]
     if missing:
-        raise InputFileError(f"{where}: cross-section weights need column(s) {missing}; the token file lacks them "
-                             f"(set classify.tasks.{task.name}.weights: none for unweighted samples)")
+        raise InputFileError(
+            f"{where}: cross-section weights need column(s) {missing}; the token file lacks them "
+            f"(set classify.tasks.{task.name}.weights: none for unweighted samples)"
+        )
     sow = np.asarray(columns["sum_of_weights"], dtype=np.float64)
     if not (np.isfinite(sow) & (sow > 0)).all():
         raise InputFileError(f"{where}: sum_of_weights must be a positive number for cross-section weights")
@@ -243,8 +298,14 @@ def balance_factors(labels_: np.ndarray, weights: np.ndarray, n_classes: int) ->
     return (n / n_classes) / totals
 
 
-def selected(task: Task, type_ids: np.ndarray, mask: np.ndarray, vocabulary: Vocabulary, where: str,
-             positions_per_object: Mapping[int, int] | None = None) -> np.ndarray:
+def selected(
+    task: Task,
+    type_ids: np.ndarray,
+    mask: np.ndarray,
+    vocabulary: Vocabulary,
+    where: str,
+    positions_per_object: Mapping[int, int] | None = None,
+) -> np.ndarray:
     """Rows passing the task's selection on object multiplicities (all rows when there is none).
 
     `positions_per_object` (flat layout: the levels of each type) turns counted positions into objects.
@@ -255,8 +316,10 @@ def selected(task: Task, type_ids: np.ndarray, mask: np.ndarray, vocabulary: Voc
         try:
             ids = [vocabulary.type_ids[t] for t in s["types"]]
         except KeyError as exc:
-            raise InputFileError(f"{where}: selection names collection {exc.args[0]!r}, which the sequences do not hold "
-                                 f"({', '.join(k for k in vocabulary.type_ids if k != 'special')})") from None
+            raise InputFileError(
+                f"{where}: selection names collection {exc.args[0]!r}, which the sequences do not hold "
+                f"({', '.join(k for k in vocabulary.type_ids if k != 'special')})"
+            ) from None
         count = sum(((type_ids == t) & mask).sum(1) // per.get(t, 1) for t in ids)
         if s["min"] is not None:
             keep &= count >= s["min"]

@@ -7,6 +7,7 @@
 Results are plain dicts with short keys; the caller adds the metrics.json prefix
 (`codebook.tracks.level_0.utilization`).
 """
+
 from .codebook import (
     CodebookInputError,
     codebook_health,

@@ -10,6 +10,7 @@ Entropies use the natural log: H = -sum_k p_k log p_k over the codes' usage freq
 perplexity = exp(H) (the number of equally used codes with the same entropy: 1 for a single
 code, K for uniform use), normalized_entropy = H / log K (0 for one code, 1 for uniform use).
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
@@ -44,8 +45,10 @@ def level_usage(codes, codebook_size: int) -> dict:
     codes = np.asarray(codes).reshape(-1)
     present = codes[codes >= 0]
     if present.size and present.max() >= k:
-        raise CodebookInputError(f"code {int(present.max())} is outside a codebook of {k} codes "
-                                 "(pass local indices 0..K-1, not vocabulary ids)")
+        raise CodebookInputError(
+            f"code {int(present.max())} is outside a codebook of {k} codes "
+            "(pass local indices 0..K-1, not vocabulary ids)"
+        )
     if np.any(codes < -1):
         raise CodebookInputError(f"token indices below -1 ({int(codes.min())}); -1 is the only absent marker")
     counts = np.bincount(present, minlength=k)
@@ -122,7 +125,7 @@ def reencode_agreement(encode_fn: Callable, decode_fn: Callable, indices, batch_
     rows_per_batch = max(1, batch_size // max(m, 1))
     same_all = same_level = n_objects = 0
     for start in range(0, n, rows_per_batch):
-        part = np.ascontiguousarray(arr[start:start + rows_per_batch])
+        part = np.ascontiguousarray(arr[start : start + rows_per_batch])
         mask = part[..., 0] >= 0
         again = np.asarray(encode_fn(decode_fn(part), mask))
         if again.shape != part.shape:
@@ -133,8 +136,11 @@ def reencode_agreement(encode_fn: Callable, decode_fn: Callable, indices, batch_
         n_objects += int(np.count_nonzero(mask))
     if n_objects == 0:
         return {"fraction": float("nan"), "level_fraction": np.full(q, np.nan), "n_objects": 0}
-    return {"fraction": same_all / n_objects, "level_fraction": np.asarray(same_level) / n_objects,
-            "n_objects": n_objects}
+    return {
+        "fraction": same_all / n_objects,
+        "level_fraction": np.asarray(same_level) / n_objects,
+        "n_objects": n_objects,
+    }
 
 
 def reencode_fraction(encode_fn: Callable, decode_fn: Callable, indices, batch_size: int = 65536) -> float:

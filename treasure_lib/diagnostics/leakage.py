@@ -19,6 +19,7 @@ PAD 0, CLS 1, SEP 2, MASK 3, EMPTY 4. The data checks at the end guard the input
 no row in two splits across stages, and no label proxy (file, process, event number, truth)
 among a model's input columns.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
@@ -39,8 +40,13 @@ LEAKAGE_ROWS = (
 )
 SHAPE_ROWS = ("multiplicity", "structure", "shuffled")  # inputs that see the event shape only
 # Fraction of the full-token separation explained by shape -> words (first threshold reached).
-VERDICT_WORDS = ((0.9, "nearly all"), (0.6, "most"), (0.3, "a substantial part"), (0.1, "a small part"),
-                 (-np.inf, "almost none"))
+VERDICT_WORDS = (
+    (0.9, "nearly all"),
+    (0.6, "most"),
+    (0.3, "a substantial part"),
+    (0.1, "a small part"),
+    (-np.inf, "almost none"),
+)
 LABEL_PROXIES = {
     "source_file": "the input file names the sample",
     "process": "sample metadata names the process",
@@ -61,13 +67,16 @@ LABEL_PROXIES = {
 
 # ---------------------------------------------------------------- event shape as features
 
+
 def _check_sequences(type_ids, mask, tokens=None) -> tuple[np.ndarray, np.ndarray]:
     type_ids, mask = np.asarray(type_ids), np.asarray(mask, dtype=bool)
     if type_ids.ndim != 2 or type_ids.shape != mask.shape:
         raise LeakageError(f"type_ids and mask must both be [n, L], got {type_ids.shape} and {mask.shape}")
     if tokens is not None and (np.ndim(tokens) != 3 or np.shape(tokens)[:2] != mask.shape):
-        raise LeakageError(f"tokens must be grouped [n, L, Q] matching mask {mask.shape}, got {np.shape(tokens)} "
-                           "(flat-layout tokens: regroup them per object first)")
+        raise LeakageError(
+            f"tokens must be grouped [n, L, Q] matching mask {mask.shape}, got {np.shape(tokens)} "
+            "(flat-layout tokens: regroup them per object first)"
+        )
     if type_ids.size and type_ids.min() < 0:
         raise LeakageError(f"type_ids must be >= 0, got {int(type_ids.min())}")
     return type_ids.astype(np.int64, copy=False), mask
@@ -105,8 +114,9 @@ def _split_codes(split) -> np.ndarray:
     return codes
 
 
-def multiplicity_classifier(features, labels, weights, split, seed: int = 0, *, max_iter: int = 200,
-                            n_boot: int = 200) -> dict:
+def multiplicity_classifier(
+    features, labels, weights, split, seed: int = 0, *, max_iter: int = 200, n_boot: int = 200
+) -> dict:
     """Gradient-boosted trees (scikit-learn HistGradientBoostingClassifier) on `features` of the
     train rows, early-stopped on the val rows when there are any, evaluated on the test rows.
 
@@ -125,17 +135,24 @@ def multiplicity_classifier(features, labels, weights, split, seed: int = 0, *, 
     w = np.ones(y.size) if weights is None else np.asarray(weights, dtype=np.float64).reshape(-1)
     s = _split_codes(split).reshape(-1)
     if not (x.ndim == 2 and len(x) == y.size == w.size == s.size):
-        raise LeakageError(f"features {x.shape}, labels {y.shape}, weights {w.shape}, split {s.shape}: "
-                           "need [n, F] and three [n] arrays")
+        raise LeakageError(
+            f"features {x.shape}, labels {y.shape}, weights {w.shape}, split {s.shape}: "
+            "need [n, F] and three [n] arrays"
+        )
     train, val, test = (s == 0), (s == 1), (s == 2)
     if np.unique(y[train]).size < 2 or not test.any():
-        raise LeakageError(f"need train rows of at least two classes and some test rows, got "
-                           f"classes {np.unique(y[train]).tolist()} in train and {int(test.sum())} test rows")
+        raise LeakageError(
+            f"need train rows of at least two classes and some test rows, got "
+            f"classes {np.unique(y[train]).tolist()} in train and {int(test.sum())} test rows"
+        )
     model = HistGradientBoostingClassifier(max_iter=max_iter, early_stopping=bool(val.any()), random_state=seed)
     extra = {}
     if val.any():
-        extra = {"X_val": x[val], "y_val": y[val],
-                 "sample_weight_val": metrics.normalise_weights(w[val], y[val], balance=True)}
+        extra = {
+            "X_val": x[val],
+            "y_val": y[val],
+            "sample_weight_val": metrics.normalise_weights(w[val], y[val], balance=True),
+        }
     model.fit(x[train], y[train], sample_weight=metrics.normalise_weights(w[train], y[train], balance=True), **extra)
     proba = model.predict_proba(x[test])
     n_classes = max(int(y.max()) + 1, 2)
@@ -154,6 +171,7 @@ def multiplicity_classifier(features, labels, weights, split, seed: int = 0, *, 
 
 # ---------------------------------------------------------------- token transforms
 
+
 def constant_per_type(tokens, type_ids, mask, first_id_of_type: Mapping[int, int | Iterable[int]]) -> np.ndarray:
     """Tokens with every code of an object replaced by a constant of its type: the event keeps its
     shape (positions, multiplicities, type ids) and loses all content.
@@ -171,7 +189,7 @@ def constant_per_type(tokens, type_ids, mask, first_id_of_type: Mapping[int, int
         ids = np.atleast_1d(np.asarray(ids, dtype=np.int64))
         if ids.size > q:
             raise LeakageError(f"type {t}: {ids.size} constant ids for {q} levels")
-        table[int(t), :ids.size] = ids
+        table[int(t), : ids.size] = ids
         if ids.size == 1:  # one id for every level
             table[int(t), :] = ids[0]
     replace = (mask & (type_ids > 0))[..., None] & (tokens >= N_SPECIAL)
@@ -205,6 +223,7 @@ def shuffle_within_type(tokens, type_ids, mask, rng) -> np.ndarray:
 
 # ---------------------------------------------------------------- the report
 
+
 def _auc_of(summary) -> tuple[float, float]:
     if isinstance(summary, Mapping):
         auc = summary.get("auc", summary.get("auc_macro"))
@@ -221,15 +240,20 @@ def _extra(summary) -> dict:
     if not isinstance(summary, Mapping):
         return {"converged": None, "at_prior": False, "fom": None, "fom_err": None}
     converged = summary.get("converged")
-    return {"converged": None if converged is None else bool(converged), "at_prior": bool(summary.get("at_prior")),
-            "fom": summary.get("fom"), "fom_err": summary.get("fom_err")}
+    return {
+        "converged": None if converged is None else bool(converged),
+        "at_prior": bool(summary.get("at_prior")),
+        "fom": summary.get("fom"),
+        "fom_err": summary.get("fom_err"),
+    }
 
 
 def leakage_table(results: Mapping[str, Mapping | tuple | float]) -> list[dict]:
     """The six rows of the leakage report in `LEAKAGE_ROWS` order, missing results kept as empty rows.
 
     `results` {row key: summary dict with auc and auc_err (or auc_macro, auc_macro_err), optionally
-    converged (did the row's model finish learning), at_prior (it finished at the class prior) and fom / fom_err (the task's figure of merit, e.g.
+    converged (did the row's model finish learning), at_prior (it finished at the class prior) and fom / fom_err
+    (the task's figure of merit, e.g.
     light rejection), or an (auc, err) pair}; keys: multiplicity, structure, shuffled, fixed_slots, tokens, raw.
     Each row: row (1-6), key, name, auc, auc_err (None when missing), auc_text ("0.912 ± 0.004"
     or "—"), fraction_of_full ((auc - 0.5) / (auc_full - 0.5), None without both), converged, fom, fom_err.
@@ -246,8 +270,18 @@ def leakage_table(results: Mapping[str, Mapping | tuple | float]) -> list[dict]:
         text = "—" if auc is None else (f"{auc:.3f}" if np.isnan(err) else f"{auc:.3f} ± {err:.3f}")
         fraction = (auc - 0.5) / (full - 0.5) if auc is not None and full is not None and full != 0.5 else None
         extra = _extra(results.get(key) if key in results else None)
-        rows.append({"row": i, "key": key, "name": name, "auc": auc, "auc_err": err, "auc_text": text,
-                     "fraction_of_full": fraction, **extra})
+        rows.append(
+            {
+                "row": i,
+                "key": key,
+                "name": name,
+                "auc": auc,
+                "auc_err": err,
+                "auc_text": text,
+                "fraction_of_full": fraction,
+                **extra,
+            }
+        )
     return rows
 
 
@@ -288,63 +322,91 @@ def leakage_verdict(table: list[dict], fom_name: str | None = None) -> str:
     text = []
     unconverged = [r for r in rows.values() if r.get("converged") is False]
     if unconverged:
-        text.append("Did not finish learning, so bounding nothing: " + ", ".join(
-            f"{_lower(r['name'])} ({_fmt(r)})" for r in unconverged) + ".")
+        text.append(
+            "Did not finish learning, so bounding nothing: "
+            + ", ".join(f"{_lower(r['name'])} ({_fmt(r)})" for r in unconverged)
+            + "."
+        )
     if full.get("converged") is False:
         return " ".join(text + ["The full-token model itself did not finish learning: no leakage verdict."])
     shapes = [rows[k] for k in SHAPE_ROWS if k in rows and rows[k].get("converged") is not False]
     if not shapes:
-        return " ".join(text + [f"Full tokens reach {_fmt(full)}; no usable event-shape result (rows 1-3) to compare "
-                                f"with."])
+        return " ".join(
+            text + [f"Full tokens reach {_fmt(full)}; no usable event-shape result (rows 1-3) to compare with."]
+        )
     best = max(shapes, key=lambda r: r["auc"])
     margin = full["auc"] - 0.5
     full_err = 0.0 if np.isnan(full["auc_err"]) else full["auc_err"]
     if margin <= max(0.01, 2.0 * full_err):
-        text.append(f"Full tokens barely separate the classes ({_fmt(full)}), so the share explained by event "
-                    f"shape is not meaningful; the best shape-only input ({_lower(best['name'])}) reaches {_fmt(best)}.")
+        text.append(
+            f"Full tokens barely separate the classes ({_fmt(full)}), so the share explained by event "
+            f"shape is not meaningful; the best shape-only input ({_lower(best['name'])}) reaches {_fmt(best)}."
+        )
     else:
         f = (best["auc"] - 0.5) / margin
         words = next(w for threshold, w in VERDICT_WORDS if f >= threshold)
-        text.append(f"Event shape alone ({_lower(best['name'])}, {_fmt(best)}) explains {words} of the full-token "
-                    f"separation ({_fmt(full)}): (AUC_shape - 0.5) / (AUC_full - 0.5) = {f:.2f}.")
+        text.append(
+            f"Event shape alone ({_lower(best['name'])}, {_fmt(best)}) explains {words} of the full-token "
+            f"separation ({_fmt(full)}): (AUC_shape - 0.5) / (AUC_full - 0.5) = {f:.2f}."
+        )
         if f > 1.0:
-            text.append("The shape-only input even beats the full tokens: the token model misses information "
-                        "that the multiplicities carry.")
+            text.append(
+                "The shape-only input even beats the full tokens: the token model misses information "
+                "that the multiplicities carry."
+            )
         elif f >= 0.6:
-            text.append("The classifier can score this well by counting objects; credit the tokens only for "
-                        "the gain beyond it.")
+            text.append(
+                "The classifier can score this well by counting objects; credit the tokens only for the gain beyond it."
+            )
         elif f >= 0.3:
             text.append("Event shape and token content both contribute; the tokens add the rest.")
         else:
             text.append("The separation comes mainly from the token content, not from the multiplicities.")
     below = [r for r in shapes if r["auc"] + 2.0 * (0.0 if np.isnan(r["auc_err"]) else r["auc_err"]) < 0.5]
     if below:
-        text.append("Below 0.5 by more than twice its uncertainty: " + ", ".join(
-            f"{_lower(r['name'])} ({_fmt(r)})" for r in below) + (". These controls" if len(below) > 1 else
-                                                                  ". That control")
+        text.append(
+            "Below 0.5 by more than twice its uncertainty: "
+            + ", ".join(f"{_lower(r['name'])} ({_fmt(r)})" for r in below)
+            + (". These controls" if len(below) > 1 else ". That control")
             + " learned nothing usable and rank some class backwards (a rare class whose output merely follows the "
-            "object count); they bound nothing, so the verdict rests on the other rows.")
+            "object count); they bound nothing, so the verdict rests on the other rows."
+        )
     if "fixed_slots" in rows and rows["fixed_slots"].get("converged") is not False:
         fixed = rows["fixed_slots"]
-        text.append(f"With fixed slots and no SEP / type ids the tokens reach {_fmt(fixed)} "
-                    f"({fixed['auc'] - full['auc']:+.3f} against the full tokens).")
+        text.append(
+            f"With fixed slots and no SEP / type ids the tokens reach {_fmt(fixed)} "
+            f"({fixed['auc'] - full['auc']:+.3f} against the full tokens)."
+        )
     raw = rows.get("raw")
     if raw is not None and raw.get("converged") is not False and raw["auc"] != 0.5:
         if fom_name and full.get("fom") and raw.get("fom"):
             kept = full["fom"] / raw["fom"]
-            text.append(f"Raw features reach {_fmt(raw)}; in {fom_name} the tokens keep {kept:.0%} of the raw "
-                        f"features' ({full['fom']:.3g} against {raw['fom']:.3g})"
-                        + (": above 100%, tokens cannot hold more than the features they encode, so the raw-feature "
-                           "model is undertrained or the difference is noise." if kept > 1 else "."))
+            text.append(
+                f"Raw features reach {_fmt(raw)}; in {fom_name} the tokens keep {kept:.0%} of the raw "
+                f"features' ({full['fom']:.3g} against {raw['fom']:.3g})"
+                + (
+                    ": above 100%, tokens cannot hold more than the features they encode, so the raw-feature "
+                    "model is undertrained or the difference is noise."
+                    if kept > 1
+                    else "."
+                )
+            )
         else:
             kept = (full["auc"] - 0.5) / (raw["auc"] - 0.5)
-            text.append(f"Raw features reach {_fmt(raw)}; the tokens keep {kept:.0%} of their separation above 0.5"
-                        + (" (above 100%: tokens cannot hold more than the features they encode, so the raw-feature "
-                           "model is undertrained or the difference is noise)." if kept > 1 else "."))
+            text.append(
+                f"Raw features reach {_fmt(raw)}; the tokens keep {kept:.0%} of their separation above 0.5"
+                + (
+                    " (above 100%: tokens cannot hold more than the features they encode, so the raw-feature "
+                    "model is undertrained or the difference is noise)."
+                    if kept > 1
+                    else "."
+                )
+            )
     return " ".join(text)
 
 
 # ---------------------------------------------------------------- data checks
+
 
 def _identity_keys(ids) -> np.ndarray:
     arr = np.asarray(ids)
@@ -353,8 +415,9 @@ def _identity_keys(ids) -> np.ndarray:
     return arr
 
 
-def check_disjoint_splits(ids_by_stage: Mapping[str, tuple], expected: Mapping[str, Iterable] | None = None,
-                          raise_error: bool = True) -> dict:
+def check_disjoint_splits(
+    ids_by_stage: Mapping[str, tuple], expected: Mapping[str, Iterable] | None = None, raise_error: bool = True
+) -> dict:
     """No row identity in two splits, across all stages (tokenizer fit, pretraining, training, test).
 
     `ids_by_stage` {stage: (identity [n] or [n, k], split [n])}; identities of all stages are
@@ -397,8 +460,14 @@ def check_disjoint_splits(ids_by_stage: Mapping[str, tuple], expected: Mapping[s
             extra = {SPLIT_NAMES[c]: int(counts[c]) for c in range(3) if counts[c] and c not in allowed}
             if extra:
                 unexpected[stage] = extra
-    report = {"ok": not bad.size and not unexpected, "n_identities": len(uniq), "n_overlapping": int(bad.size),
-              "examples": examples, "stages": stages, "unexpected": unexpected}
+    report = {
+        "ok": not bad.size and not unexpected,
+        "n_identities": len(uniq),
+        "n_overlapping": int(bad.size),
+        "examples": examples,
+        "stages": stages,
+        "unexpected": unexpected,
+    }
     if raise_error and not report["ok"]:
         lines = []
         if bad.size:
@@ -446,7 +515,9 @@ def _heldout_entropy(cells: np.ndarray, target: np.ndarray, train: np.ndarray, n
     """Cross entropy [nats] on the held-out rows of p(target | cell) estimated on the training rows (add-one
     smoothing), so a fine-grained input cannot look predictive by memorising a few rows per cell."""
     n_cells = int(cells.max(initial=0)) + 1
-    counts = np.bincount(cells[train] * n_target + target[train], minlength=n_cells * n_target).reshape(n_cells, n_target)
+    counts = np.bincount(cells[train] * n_target + target[train], minlength=n_cells * n_target).reshape(
+        n_cells, n_target
+    )
     probs = (counts + 1.0) / (counts.sum(1, keepdims=True) + n_target)
     test = ~train
     return float(-np.mean(np.log(probs[cells[test], target[test]]))) if test.any() else float("nan")

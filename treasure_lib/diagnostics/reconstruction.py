@@ -10,9 +10,10 @@
 - the cost table: bits per object (Q log2 K) beside the reconstruction floor.
 Inputs are arrays; `held_out` reads the rows (test split by default) with the study's reader.
 """
+
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -46,8 +47,13 @@ def _robust(x: np.ndarray) -> dict[str, float]:
     if len(x) == 0:
         return {"n": 0}
     q16, q25, q50, q75, q84 = np.quantile(x, [0.16, 0.25, 0.5, 0.75, 0.84])
-    return {"n": int(len(x)), "median": float(q50), "iqr": float(q75 - q25), "sigma68": float(0.5 * (q84 - q16)),
-            "mean": float(x.mean())}
+    return {
+        "n": int(len(x)),
+        "median": float(q50),
+        "iqr": float(q75 - q25),
+        "sigma68": float(0.5 * (q84 - q16)),
+        "mean": float(x.mean()),
+    }
 
 
 def sigma68(x) -> float:
@@ -68,8 +74,12 @@ def response(reco: np.ndarray, orig: np.ndarray) -> dict[str, float]:
         s = r[rng.integers(0, len(r), len(r))]
         b25, b50, b75 = np.quantile(s, [0.25, 0.5, 0.75])
         boot.append((b75 - b25) / b50)
-    return {"n": int(len(r)), "median": float(q50), "iqr_over_median": float((q75 - q25) / q50),
-            "iqr_over_median_err": float(np.std(boot))}
+    return {
+        "n": int(len(r)),
+        "median": float(q50),
+        "iqr_over_median": float((q75 - q25) / q50),
+        "iqr_over_median_err": float(np.std(boot)),
+    }
 
 
 def response_in_bins(variable: np.ndarray, reco: np.ndarray, orig: np.ndarray, edges) -> list[dict]:
@@ -90,28 +100,46 @@ def track_jet(pt: np.ndarray, deta: np.ndarray, dphi: np.ndarray, mask: np.ndarr
     e_pt = np.where(mask, pt, 0.0)
     px, py = (e_pt * np.cos(dphi)).sum(1), (e_pt * np.sin(dphi)).sum(1)
     pz = (e_pt * np.sinh(eta)).sum(1)
-    energy = np.where(mask, np.sqrt((pt * np.cosh(eta)) ** 2 + PION_MASS_MEV ** 2), 0.0).sum(1)
+    energy = np.where(mask, np.sqrt((pt * np.cosh(eta)) ** 2 + PION_MASS_MEV**2), 0.0).sum(1)
     jet_pt = np.hypot(px, py)
-    p = np.sqrt(jet_pt ** 2 + pz ** 2)
-    return {"pt": jet_pt, "eta": np.arcsinh(np.divide(pz, jet_pt, out=np.zeros_like(pz), where=jet_pt > 0)),
-            "phi": np.arctan2(py, px), "mass": np.sqrt(np.clip(energy ** 2 - p ** 2, 0, None))}
+    p = np.sqrt(jet_pt**2 + pz**2)
+    return {
+        "pt": jet_pt,
+        "eta": np.arcsinh(np.divide(pz, jet_pt, out=np.zeros_like(pz), where=jet_pt > 0)),
+        "phi": np.arctan2(py, px),
+        "mass": np.sqrt(np.clip(energy**2 - p**2, 0, None)),
+    }
 
 
-def jet_report(tracks_orig: np.ndarray, tracks_reco: np.ndarray, mask: np.ndarray, names, jet_eta: np.ndarray,
-               jet_pt_gev: np.ndarray, pt_edges_gev=(20, 40, 60, 100, 150, 250, 400, 1000)) -> dict:
+def jet_report(
+    tracks_orig: np.ndarray,
+    tracks_reco: np.ndarray,
+    mask: np.ndarray,
+    names,
+    jet_eta: np.ndarray,
+    jet_pt_gev: np.ndarray,
+    pt_edges_gev=(20, 40, 60, 100, 150, 250, 400, 1000),
+) -> dict:
     """Jets summed from original vs decoded tracks: pT response overall and in jet-pT bins, mass, eta, phi."""
     i = {n: k for k, n in enumerate(names)}
     orig = track_jet(*(tracks_orig[..., i[f]] for f in ("pt", "deta", "dphi")), mask, jet_eta)
     reco = track_jet(*(tracks_reco[..., i[f]] for f in ("pt", "deta", "dphi")), mask, jet_eta)
     has = mask.any(1)
-    out = {"pt_response": response(reco["pt"][has], orig["pt"][has]),
-           "mass_residual_gev": _robust((reco["mass"] - orig["mass"])[has] / 1e3),
-           "mass_response": response(reco["mass"][has], orig["mass"][has]),
-           "eta_residual": _robust((reco["eta"] - orig["eta"])[has]),
-           "phi_residual": _robust((reco["phi"] - orig["phi"])[has]),
-           "pt_response_in_bins": response_in_bins(jet_pt_gev[has], reco["pt"][has], orig["pt"][has], list(pt_edges_gev))}
-    out["arrays"] = {"pt_orig": orig["pt"][has], "pt_reco": reco["pt"][has], "mass_orig": orig["mass"][has],
-                     "mass_reco": reco["mass"][has], "jet_pt_gev": jet_pt_gev[has]}
+    out = {
+        "pt_response": response(reco["pt"][has], orig["pt"][has]),
+        "mass_residual_gev": _robust((reco["mass"] - orig["mass"])[has] / 1e3),
+        "mass_response": response(reco["mass"][has], orig["mass"][has]),
+        "eta_residual": _robust((reco["eta"] - orig["eta"])[has]),
+        "phi_residual": _robust((reco["phi"] - orig["phi"])[has]),
+        "pt_response_in_bins": response_in_bins(jet_pt_gev[has], reco["pt"][has], orig["pt"][has], list(pt_edges_gev)),
+    }
+    out["arrays"] = {
+        "pt_orig": orig["pt"][has],
+        "pt_reco": reco["pt"][has],
+        "mass_orig": orig["mass"][has],
+        "mass_reco": reco["mass"][has],
+        "jet_pt_gev": jet_pt_gev[has],
+    }
     return out
 
 
@@ -122,7 +150,9 @@ def leptons(electrons: tuple[np.ndarray, np.ndarray], muons: tuple[np.ndarray, n
     """Electrons and muons side by side: pt [MeV], eta, phi, mass, charge, flavour (11 / 13), valid."""
     cols = {}
     for key in ("pt", "eta", "phi", "charge"):
-        cols[key] = np.concatenate([electrons[0][..., list(e_names).index(key)], muons[0][..., list(mu_names).index(key)]], 1)
+        cols[key] = np.concatenate(
+            [electrons[0][..., list(e_names).index(key)], muons[0][..., list(mu_names).index(key)]], 1
+        )
     valid = np.concatenate([electrons[1], muons[1]], 1)
     flavour = np.concatenate([np.full(electrons[1].shape, 11), np.full(muons[1].shape, 13)], 1)
     mass = np.where(flavour == 11, ELECTRON_MASS_MEV, MUON_MASS_MEV)
@@ -146,10 +176,12 @@ def lepton_mass_report(orig: Mapping, reco: Mapping) -> dict:
         both = np.isfinite(a) & np.isfinite(b)
         peak_a = a[both & (a > window[0]) & (a < window[1])]
         peak_b = b[both & (b > window[0]) & (b < window[1])]
-        out[name] = {"residual_gev": _robust(b[both] - a[both]),
-                     "peak_orig_gev": float(np.median(peak_a)) if len(peak_a) else float("nan"),
-                     "peak_reco_gev": float(np.median(peak_b)) if len(peak_b) else float("nan"),
-                     "n": int(both.sum())}
+        out[name] = {
+            "residual_gev": _robust(b[both] - a[both]),
+            "peak_orig_gev": float(np.median(peak_a)) if len(peak_a) else float("nan"),
+            "peak_reco_gev": float(np.median(peak_b)) if len(peak_b) else float("nan"),
+            "n": int(both.sum()),
+        }
         out[name]["peak_shift_gev"] = out[name]["peak_reco_gev"] - out[name]["peak_orig_gev"]
         out[name]["arrays"] = {"orig": a[both], "reco": b[both]}
     return out
@@ -167,8 +199,13 @@ def collection_report(tok, features: np.ndarray, mask: np.ndarray) -> dict:
     indices = tok.encode(features, mask)
     report = reconstruction(tok, features, mask, indices)
     decoded = {q: tok.decode(indices, levels=q) for q in levels_of(tok)}
-    return {"levels": report, "indices": indices, "orig": features[mask], "reco": decoded[max(decoded)][mask],
-            "decoded": decoded}
+    return {
+        "levels": report,
+        "indices": indices,
+        "orig": features[mask],
+        "reco": decoded[max(decoded)][mask],
+        "decoded": decoded,
+    }
 
 
 def bits_per_object(tok) -> float:
@@ -180,9 +217,14 @@ def cost_row(name: str, tok, report: Mapping, key_feature: str = "pt") -> dict:
     """One row of the cost table: bits, and the reconstruction floor of a key feature after all levels."""
     last = report["levels"][max(report["levels"])]
     numbers = last.get(key_feature, {})
-    return {"collection": name, "levels": tok.num_quantizers, "codebook_size": tok.codebook_size,
-            "bits_per_object": bits_per_object(tok), f"{key_feature}_response_iqr_over_median":
-                numbers.get("response_iqr_over_median", float("nan")), f"{key_feature}_mae": numbers.get("mae", float("nan"))}
+    return {
+        "collection": name,
+        "levels": tok.num_quantizers,
+        "codebook_size": tok.codebook_size,
+        "bits_per_object": bits_per_object(tok),
+        f"{key_feature}_response_iqr_over_median": numbers.get("response_iqr_over_median", float("nan")),
+        f"{key_feature}_mae": numbers.get("mae", float("nan")),
+    }
 
 
 def metric_items(collection: str, report: Mapping) -> dict[str, float]:

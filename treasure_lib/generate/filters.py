@@ -10,10 +10,11 @@ A process block in params/processes.yaml may hold
     filter: {leptons: 4, pt_min_gev: 4.0, eta_max: 2.7}
 (at least `leptons` final-state electrons or muons with pT > pt_min_gev and |eta| < eta_max).
 """
+
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
-from typing import Mapping
 
 import awkward as ak
 import numpy as np
@@ -30,7 +31,7 @@ class LeptonFilter:
     eta_max: float = 2.7
 
     @classmethod
-    def from_block(cls, spec: Mapping, where: str) -> "LeptonFilter":
+    def from_block(cls, spec: Mapping, where: str) -> LeptonFilter:
         names = [f.name for f in fields(cls)]
         if not isinstance(spec, Mapping) or set(spec) - set(names):
             raise ConfigError(f"{where}: 'filter' must be a mapping of {', '.join(names)}; got {spec!r}")

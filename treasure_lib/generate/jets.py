@@ -6,6 +6,7 @@ jet only), then hadronic taus, else light. DL1d/GN2 scores are *emulated*: drawn
 flavour-dependent distributions whose means are set so that the 77% b-efficiency working
 point gives ATLAS-like light and c rejections (see `TaggerConfig`).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -33,8 +34,8 @@ class Jets:
     eta: np.ndarray
     phi: np.ndarray
     mass: np.ndarray
-    const_jet: np.ndarray   # for each constituent: its jet
-    const_row: np.ndarray   # for each constituent: its truth row
+    const_jet: np.ndarray  # for each constituent: its jet
+    const_row: np.ndarray  # for each constituent: its truth row
 
     def __len__(self) -> int:
         return len(self.evt)
@@ -50,7 +51,9 @@ def _silence_banner() -> None:
     try:
         with open(os.devnull, "w") as null:
             os.dup2(null.fileno(), 1)
-            fastjet.ClusterSequence([fastjet.PseudoJet(1.0, 0.0, 0.0, 1.0)], fastjet.JetDefinition(fastjet.antikt_algorithm, 0.4))
+            fastjet.ClusterSequence(
+                [fastjet.PseudoJet(1.0, 0.0, 0.0, 1.0)], fastjet.JetDefinition(fastjet.antikt_algorithm, 0.4)
+            )
     finally:
         os.dup2(saved, 1)
         os.close(saved)
@@ -62,8 +65,9 @@ _silence_banner()
 def cluster(truth: Truth, rows: np.ndarray, radius: float, min_pt_mev: float) -> Jets:
     """Anti-kt on the given truth rows (ascending, so grouped by event), vectorised over events."""
     counts = np.bincount(truth.evt[rows], minlength=truth.n_events)
-    particles = ak.unflatten(ak.zip({"px": truth.px[rows], "py": truth.py[rows], "pz": truth.pz[rows], "E": truth.e[rows]}),
-                             counts)
+    particles = ak.unflatten(
+        ak.zip({"px": truth.px[rows], "py": truth.py[rows], "pz": truth.pz[rows], "E": truth.e[rows]}), counts
+    )
     seq = fastjet.ClusterSequence(particles, fastjet.JetDefinition(fastjet.antikt_algorithm, radius))
     index = seq.constituent_index(min_pt=min_pt_mev)
     jets_per_event = ak.to_numpy(ak.num(index, axis=1))
@@ -73,18 +77,28 @@ def cluster(truth: Truth, rows: np.ndarray, radius: float, min_pt_mev: float) ->
     const_jet = np.repeat(np.arange(len(jet_evt)), const_per_jet)
     row_offsets = np.concatenate([[0], np.cumsum(counts)])
     const_row = rows[row_offsets[jet_evt[const_jet]] + local]
-    sums = {k: np.bincount(const_jet, weights=getattr(truth, k)[const_row], minlength=len(jet_evt)) for k in ("px", "py", "pz", "e")}
+    sums = {
+        k: np.bincount(const_jet, weights=getattr(truth, k)[const_row], minlength=len(jet_evt))
+        for k in ("px", "py", "pz", "e")
+    }
     pt = np.hypot(sums["px"], sums["py"])
     mass = np.sqrt(np.clip(sums["e"] ** 2 - sums["px"] ** 2 - sums["py"] ** 2 - sums["pz"] ** 2, 0, None))
-    return Jets(jet_evt, pt, eta_of(sums["px"], sums["py"], sums["pz"]), np.arctan2(sums["py"], sums["px"]), mass,
-                const_jet, const_row)
+    return Jets(
+        jet_evt,
+        pt,
+        eta_of(sums["px"], sums["py"], sums["pz"]),
+        np.arctan2(sums["py"], sums["px"]),
+        mass,
+        const_jet,
+        const_row,
+    )
 
 
 def smear_jets(rng, jets: Jets, mu: np.ndarray, cfg: DetectorConfig) -> Jets:
     """JES/JER: sigma/pT = N/pT (+) S/sqrt(pT) (+) C, with the noise term growing with pileup."""
     pt_gev = jets.pt / GEV
     noise = cfg.jer_noise_mev / GEV * np.sqrt(mu[jets.evt] / 50.0)
-    sigma = np.sqrt((noise / pt_gev) ** 2 + cfg.jer_stochastic ** 2 / pt_gev + cfg.jer_constant ** 2)
+    sigma = np.sqrt((noise / pt_gev) ** 2 + cfg.jer_stochastic**2 / pt_gev + cfg.jer_constant**2)
     scale = cfg.jes_scale * np.clip(1.0 + sigma * rng.standard_normal(len(jets)), 0.1, None)
     sigma_angle = np.hypot(cfg.jet_angular_resolution_const, cfg.jet_angular_resolution_gev / pt_gev)
     eta = jets.eta + sigma_angle * rng.standard_normal(len(jets))
@@ -96,8 +110,15 @@ def select(jets: Jets, keep: np.ndarray) -> Jets:
     """Keep some jets (constituent lists follow, with jet indices renumbered)."""
     new_index = np.cumsum(keep) - 1
     ck = keep[jets.const_jet]
-    return Jets(jets.evt[keep], jets.pt[keep], jets.eta[keep], jets.phi[keep], jets.mass[keep],
-                new_index[jets.const_jet[ck]], jets.const_row[ck])
+    return Jets(
+        jets.evt[keep],
+        jets.pt[keep],
+        jets.eta[keep],
+        jets.phi[keep],
+        jets.mass[keep],
+        new_index[jets.const_jet[ck]],
+        jets.const_row[ck],
+    )
 
 
 def nearest_within(evt_a, eta_a, phi_a, evt_j, eta_j, phi_j, n_events: int, cone: float):
@@ -123,8 +144,9 @@ def _counts_in_cone(evt_a, eta_a, phi_a, jets: Jets, n_events, cone):
     return np.bincount(ij[inside], minlength=len(jets))
 
 
-def flavour_labels(truth: Truth, jets: Jets, weak_b: np.ndarray, weak_c: np.ndarray, taus: dict,
-                   dec_xyz: tuple) -> dict:
+def flavour_labels(
+    truth: Truth, jets: Jets, weak_b: np.ndarray, weak_c: np.ndarray, taus: dict, dec_xyz: tuple
+) -> dict:
     """HadronConeExcl (and Extended), HadronGhost (and Extended), PartonTruthLabelID, label-hadron info."""
     n, ne = len(jets), truth.n_events
     out = {}
@@ -139,10 +161,14 @@ def flavour_labels(truth: Truth, jets: Jets, weak_b: np.ndarray, weak_c: np.ndar
     counts = {}
     for flav in (5, 4):
         rows = hadrons[flav]
-        jet, dr = nearest_within(truth.evt[rows], truth.eta[rows], truth.phi[rows], jets.evt, jets.eta, jets.phi, ne, LABEL_CONE)
+        jet, dr = nearest_within(
+            truth.evt[rows], truth.eta[rows], truth.phi[rows], jets.evt, jets.eta, jets.phi, ne, LABEL_CONE
+        )
         ok = jet >= 0
         counts[flav] = np.bincount(jet[ok], minlength=n)
-        counts[f"ghost{flav}"] = _counts_in_cone(truth.evt[rows], truth.eta[rows], truth.phi[rows], jets, ne, GHOST_CONE)
+        counts[f"ghost{flav}"] = _counts_in_cone(
+            truth.evt[rows], truth.eta[rows], truth.phi[rows], jets, ne, GHOST_CONE
+        )
         # the leading labelling hadron's pT, decay length and distance (b first, then c)
         order = np.argsort(truth.pt[rows[ok]])  # ascending: the last write (highest pT) wins
         j, r = jet[ok][order], rows[ok][order]
@@ -150,23 +176,29 @@ def flavour_labels(truth: Truth, jets: Jets, weak_b: np.ndarray, weak_c: np.ndar
         label_pt[j[unset]] = truth.pt[r[unset]]
         label_lxy[j[unset]] = np.hypot(dec_xyz[0][r[unset]], dec_xyz[1][r[unset]])
         label_dr[j[unset]] = dr[ok][order][unset]
-    tj, _ = nearest_within(taus["evt"][tau_sel], taus["eta"][tau_sel], taus["phi"][tau_sel], jets.evt, jets.eta, jets.phi, ne, LABEL_CONE)
+    tj, _ = nearest_within(
+        taus["evt"][tau_sel], taus["eta"][tau_sel], taus["phi"][tau_sel], jets.evt, jets.eta, jets.phi, ne, LABEL_CONE
+    )
     ntau = np.bincount(tj[tj >= 0], minlength=n)
     ghost_tau = _counts_in_cone(taus["evt"][tau_sel], taus["eta"][tau_sel], taus["phi"][tau_sel], jets, ne, GHOST_CONE)
     nb, nc = counts[5], counts[4]
     out["HadronConeExclTruthLabelID"] = np.select([nb > 0, nc > 0, ntau > 0], [5, 4, 15], 0)
     out["HadronConeExclExtendedTruthLabelID"] = np.select(
-        [nb >= 2, (nb == 1) & (nc >= 1), nb == 1, nc >= 2, nc == 1, ntau > 0], [55, 54, 5, 44, 4, 15], 0)
+        [nb >= 2, (nb == 1) & (nc >= 1), nb == 1, nc >= 2, nc == 1, ntau > 0], [55, 54, 5, 44, 4, 15], 0
+    )
     gb, gc = counts["ghost5"], counts["ghost4"]
     out["HadronGhostTruthLabelID"] = np.select([gb > 0, gc > 0, ghost_tau > 0], [5, 4, 15], 0)
     out["HadronGhostExtendedTruthLabelID"] = np.select(
-        [gb >= 2, (gb == 1) & (gc >= 1), gb == 1, gc >= 2, gc == 1, ghost_tau > 0], [55, 54, 5, 44, 4, 15], 0)
+        [gb >= 2, (gb == 1) & (gc >= 1), gb == 1, gc >= 2, gc == 1, ghost_tau > 0], [55, 54, 5, 44, 4, 15], 0
+    )
     out["HadronConeExclTruthLabelPt"] = label_pt
     out["HadronConeExclTruthLabelLxy"] = label_lxy
     out["HadronConeExclTruthLabelDR"] = label_dr
     # parton label: the most energetic quark or gluon (pT > 5 GeV) within DeltaR < 0.4
     apid = np.abs(truth.pid)
-    partons = np.flatnonzero(((apid <= 5) & (apid >= 1) | (apid == 21)) & (truth.pt > HADRON_LABEL_PT_MIN_MEV) & (truth.status < 0))
+    partons = np.flatnonzero(
+        ((apid <= 5) & (apid >= 1) | (apid == 21)) & (truth.pt > HADRON_LABEL_PT_MIN_MEV) & (truth.status < 0)
+    )
     ip, ij = event_pairs(truth.evt[partons], jets.evt, ne)
     inside = delta_r(truth.eta[partons[ip]], truth.phi[partons[ip]], jets.eta[ij], jets.phi[ij]) < GHOST_CONE
     ip, ij = ip[inside], ij[inside]
@@ -206,9 +238,16 @@ def track_jet_features(tracks: Tracks, it: np.ndarray, ij: np.ndarray, jets: Jet
     # lifetime sign: positive when the track crosses the jet axis downstream of the PV
     sd0 = np.sign(np.sin(dphi) * d0) * np.abs(d0)
     sz0 = np.sign(-deta * z0st) * np.abs(z0st)
-    return {"deta": deta, "dphi": dphi, "ptfrac": t.pt[it] / jets.pt[ij], "z0SinTheta": z0st,
-            "lifetimeSignedD0": sd0, "lifetimeSignedD0Significance": sd0 / t.d0_unc[it],
-            "lifetimeSignedZ0SinTheta": sz0, "lifetimeSignedZ0SinThetaSignificance": sz0 / t.z0sintheta_unc[it]}
+    return {
+        "deta": deta,
+        "dphi": dphi,
+        "ptfrac": t.pt[it] / jets.pt[ij],
+        "z0SinTheta": z0st,
+        "lifetimeSignedD0": sd0,
+        "lifetimeSignedD0Significance": sd0 / t.d0_unc[it],
+        "lifetimeSignedZ0SinTheta": sz0,
+        "lifetimeSignedZ0SinThetaSignificance": sz0 / t.z0sintheta_unc[it],
+    }
 
 
 def quark_gluon_variables(tracks: Tracks, it: np.ndarray, ij: np.ndarray, jets: Jets, width: int = 20) -> dict:
@@ -229,8 +268,8 @@ def quark_gluon_variables(tracks: Tracks, it: np.ndarray, ij: np.ndarray, jets: 
     eta = np.where(mask, tracks.eta[it][idx], 0.0)
     phi = np.where(mask, tracks.phi[it][idx], 0.0)
     drij = np.hypot(eta[:, :, None] - eta[:, None, :], delta_phi(phi[:, :, None], phi[:, None, :]))
-    pair = p[:, :, None] * p[:, None, :] * drij ** 0.2
-    c1 = np.divide(0.5 * pair.sum(axis=(1, 2)), sum_pt ** 2, out=np.zeros(n), where=sum_pt > 0)
+    pair = p[:, :, None] * p[:, None, :] * drij**0.2
+    c1 = np.divide(0.5 * pair.sum(axis=(1, 2)), sum_pt**2, out=np.zeros(n), where=sum_pt > 0)
     return {"n_trk": n_trk, "QG_nTracks": n_qg, "QG_tracksWidth": width_, "QG_tracksC1": c1}
 
 

@@ -3,6 +3,7 @@
 Each (process, file index) is one job with its own seed derived from the study seed and
 the job's name, so the same params give byte-identical files whatever the number of workers.
 """
+
 from __future__ import annotations
 
 import logging
@@ -10,9 +11,9 @@ import multiprocessing as mp
 import os
 import time
 import zlib
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Mapping
 
 import awkward as ak
 import numpy as np
@@ -22,11 +23,11 @@ from tqdm import tqdm
 from ..collections import load_sets
 from ..errors import ConfigError
 from ..io.h5_writer import H5Writer
+from ..progress import shown
 from .detector import detector_config
 from .filters import LeptonFilter, filter_of_block
 from .simulate import JetSelection, simulate_batch
 from .truth import ParticleTable, flatten
-from ..progress import shown
 
 log = logging.getLogger(__name__)
 PB_PER_MB = 1e9
@@ -46,8 +47,10 @@ def load_processes(path: str | Path) -> dict:
         if not isinstance(block, dict) or not isinstance(block.get("settings"), list):
             raise ConfigError(f"{path}: process '{name}' needs 'settings', a list of Pythia setting strings")
         if not isinstance(block.get("generator_cut", ""), str):
-            raise ConfigError(f"{path}: process '{name}': 'generator_cut' must be text describing the cut the "
-                              f"settings make, got {block['generator_cut']!r}")
+            raise ConfigError(
+                f"{path}: process '{name}': 'generator_cut' must be text describing the cut the "
+                f"settings make, got {block['generator_cut']!r}"
+            )
         filter_of_block(block, f"{path}: process '{name}'")
     return data
 
@@ -74,8 +77,8 @@ class Job:
     jet_selection: dict
     first_event_number: int
     gzip_level: int = 1
-    generator_cut: str = ""                 # the phase-space cut the settings make (text, for the metadata)
-    generator_filter: dict | None = None    # a LeptonFilter's fields: events failing it are generated, not kept
+    generator_cut: str = ""  # the phase-space cut the settings make (text, for the metadata)
+    generator_filter: dict | None = None  # a LeptonFilter's fields: events failing it are generated, not kept
 
 
 def make_pythia(settings, seed: int):
@@ -125,7 +128,9 @@ def run_job(job: Job, progress=None) -> dict:
     writers = {}
     try:
         if job.events_path:
-            writers["events"] = H5Writer(job.events_path, chunk_rows=min(1000, job.n_events), compression_opts=job.gzip_level)
+            writers["events"] = H5Writer(
+                job.events_path, chunk_rows=min(1000, job.n_events), compression_opts=job.gzip_level
+            )
         if job.jets_path:
             writers["jets"] = H5Writer(job.jets_path, chunk_rows=1000, compression_opts=job.gzip_level)
         event_filter = None if job.generator_filter is None else LeptonFilter(**job.generator_filter)
@@ -145,16 +150,25 @@ def run_job(job: Job, progress=None) -> dict:
                 tried, sum_of_weights_tried = tried + n_tried, sum_of_weights_tried + w_tried
                 n = len(events)
                 if tried > MAX_TRIED_PER_EVENT * job.n_events + job.batch_size and done + n < job.n_events:
-                    raise ConfigError(f"process {job.process}: its filter ({event_filter.describe()}) kept {done + n} "
-                                      f"of {tried} events; loosen it or change the process settings")
+                    raise ConfigError(
+                        f"process {job.process}: its filter ({event_filter.describe()}) kept {done + n} "
+                        f"of {tried} events; loosen it or change the process settings"
+                    )
                 if n == 0:
                     continue
             truth = flatten(events, particles)
             sum_of_weights += float(weights.astype(np.float64).sum())
             numbers = np.arange(job.first_event_number + done, job.first_event_number + done + n, dtype=np.int64)
-            out = simulate_batch(rng, truth, weights, numbers, cfg,
-                                 sets["events"] if "events" in writers else None,
-                                 sets["jets"] if "jets" in writers else None, sel)
+            out = simulate_batch(
+                rng,
+                truth,
+                weights,
+                numbers,
+                cfg,
+                sets["events"] if "events" in writers else None,
+                sets["jets"] if "jets" in writers else None,
+                sel,
+            )
             for key, writer in writers.items():
                 writer.append(out[key])
             if "jets" in out:
@@ -163,15 +177,30 @@ def run_job(job: Job, progress=None) -> dict:
             if progress is not None:
                 progress.put(n)
         info = pythia.infoPython()
-        meta = {"dsid": job.dsid, "process": job.process, "cross_section_pb": float(info.sigmaGen() * PB_PER_MB),
-                "cross_section_err_pb": float(info.sigmaErr() * PB_PER_MB), "filter_efficiency": 1.0, "k_factor": 1.0,
-                "sqrt_s_tev": 13.6, "is_mc": True, "n_events": job.n_events, "sum_of_weights": sum_of_weights, "seed": job.seed,
-                "generator": "Pythia 8.317 + TREASURE parametric ATLAS-like emulation"}
+        meta = {
+            "dsid": job.dsid,
+            "process": job.process,
+            "cross_section_pb": float(info.sigmaGen() * PB_PER_MB),
+            "cross_section_err_pb": float(info.sigmaErr() * PB_PER_MB),
+            "filter_efficiency": 1.0,
+            "k_factor": 1.0,
+            "sqrt_s_tev": 13.6,
+            "is_mc": True,
+            "n_events": job.n_events,
+            "sum_of_weights": sum_of_weights,
+            "seed": job.seed,
+            "generator": "Pythia 8.317 + TREASURE parametric ATLAS-like emulation",
+        }
         if job.generator_cut:  # already in Pythia's phase space: sigmaGen refers to it, no efficiency to apply
             meta["generator_cut"] = job.generator_cut
         if keep_event:
-            meta.update({"generator_filter": event_filter.describe(), "n_events_tried": tried,
-                         "filter_efficiency": sum_of_weights / sum_of_weights_tried})
+            meta.update(
+                {
+                    "generator_filter": event_filter.describe(),
+                    "n_events_tried": tried,
+                    "filter_efficiency": sum_of_weights / sum_of_weights_tried,
+                }
+            )
         for writer in writers.values():
             writer.set_metadata(meta)
         for writer in writers.values():
@@ -181,9 +210,16 @@ def run_job(job: Job, progress=None) -> dict:
         for writer in writers.values():
             writer.abort()
         raise
-    return {"process": job.process, "index": job.index, "events": job.n_events, "jets": n_jets,
-            "cross_section_pb": meta["cross_section_pb"], "files": [p for p in (job.events_path, job.jets_path) if p],
-            "pythia_init_s": init_s, "generation_s": loop_s}
+    return {
+        "process": job.process,
+        "index": job.index,
+        "events": job.n_events,
+        "jets": n_jets,
+        "cross_section_pb": meta["cross_section_pb"],
+        "files": [p for p in (job.events_path, job.jets_path) if p],
+        "pythia_init_s": init_s,
+        "generation_s": loop_s,
+    }
 
 
 def plan_jobs(params: Mapping) -> list[Job]:
@@ -191,8 +227,10 @@ def plan_jobs(params: Mapping) -> list[Job]:
     processes = load_processes(g["processes_file"])
     unknown = [p for p in g["samples"] if p not in processes]
     if unknown:
-        raise ConfigError(f"generate.samples names unknown process(es) {unknown}; known in {g['processes_file']}: "
-                          f"{', '.join(processes)}")
+        raise ConfigError(
+            f"generate.samples names unknown process(es) {unknown}; known in {g['processes_file']}: "
+            f"{', '.join(processes)}"
+        )
     seed = g["seed"] if g["seed"] is not None else params["study"]["seed"]
     out_dir = Path(g["output_dir"])
     jobs = []
@@ -206,12 +244,26 @@ def plan_jobs(params: Mapping) -> list[Job]:
         for k in range(n_files):
             n = min(g["events_per_file"], int(n_total) - k * g["events_per_file"])
             stem = f"{process}_{k:03d}"
-            jobs.append(Job(process, k, n, job_seed(seed, stem), settings, int(block.get("dsid", 0)),
-                            str(out_dir / f"events_{stem}.h5") if "events" in g["layouts"] else None,
-                            str(out_dir / f"jets_{stem}.h5") if "jets" in g["layouts"] else None,
-                            g["batch_size"], dict(g["detector"]), params["data"]["objects_file"], dict(g["jet_selection"]),
-                            k * g["events_per_file"], g["gzip_level"], str(block.get("generator_cut", "")),
-                            None if filt is None else asdict(filt)))
+            jobs.append(
+                Job(
+                    process,
+                    k,
+                    n,
+                    job_seed(seed, stem),
+                    settings,
+                    int(block.get("dsid", 0)),
+                    str(out_dir / f"events_{stem}.h5") if "events" in g["layouts"] else None,
+                    str(out_dir / f"jets_{stem}.h5") if "jets" in g["layouts"] else None,
+                    g["batch_size"],
+                    dict(g["detector"]),
+                    params["data"]["objects_file"],
+                    dict(g["jet_selection"]),
+                    k * g["events_per_file"],
+                    g["gzip_level"],
+                    str(block.get("generator_cut", "")),
+                    None if filt is None else asdict(filt),
+                )
+            )
     return jobs
 
 
@@ -253,7 +305,9 @@ def stale_files(params: Mapping) -> list[str]:
     from ..runs import atomic
 
     record = atomic.read_json(Path(params["generate"]["output_dir"]) / RECORD, {}) or {}
-    return [p.name for j in plan_jobs(params) for p in job_outputs(j) if p.is_file() and record.get(p.name) != job_key(j)]
+    return [
+        p.name for j in plan_jobs(params) for p in job_outputs(j) if p.is_file() and record.get(p.name) != job_key(j)
+    ]
 
 
 def _remember(params: Mapping, jobs: list[Job]) -> None:
@@ -266,7 +320,9 @@ def _remember(params: Mapping, jobs: list[Job]) -> None:
         atomic.write_json(out / RECORD, record)
 
 
-def generate(params: Mapping, workers: int | None = None, progress: bool = True, only_missing: bool = False) -> list[dict]:
+def generate(
+    params: Mapping, workers: int | None = None, progress: bool = True, only_missing: bool = False
+) -> list[dict]:
     """Run every job of `params['generate']` (`only_missing`: only those whose files do not exist; files that exist
     are never rewritten then), in parallel; returns one summary per file (pair)."""
     jobs = missing_jobs(params) if only_missing else plan_jobs(params)
@@ -281,9 +337,11 @@ def generate(params: Mapping, workers: int | None = None, progress: bool = True,
     t0 = time.perf_counter()
     bar = tqdm(total=total, unit="ev", desc="generate", disable=not shown(progress))
     if workers == 1:
+
         class _Bar:
             def put(self, n):
                 bar.update(n)
+
         results = [run_job(j, _Bar()) for j in jobs]
     else:
         ctx = mp.get_context("spawn")

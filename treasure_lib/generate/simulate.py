@@ -4,10 +4,11 @@
 pileup, leptons, photons, taus, jets and their labels, taggers, MET, and the arrays that
 the H5 writer stores (per-feature event arrays and compound jet/track arrays).
 """
+
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 import numpy as np
 
@@ -26,12 +27,14 @@ class JetSelection:
 
     pt_min_mev: float = 20000.0
     eta_max: float = 2.5
-    jvt_min: float = 0.5            # applied below DetectorConfig.jvt_pt_max_mev
-    track_d0_max_mm: float = 3.5    # GN2-style track selection
+    jvt_min: float = 0.5  # applied below DetectorConfig.jvt_pt_max_mev
+    track_d0_max_mm: float = 3.5  # GN2-style track selection
     track_z0sintheta_max_mm: float = 5.0
 
 
-def pack(evt: np.ndarray, pt: np.ndarray, columns: Mapping[str, np.ndarray], n_rows: int, width: int) -> tuple[dict, np.ndarray]:
+def pack(
+    evt: np.ndarray, pt: np.ndarray, columns: Mapping[str, np.ndarray], n_rows: int, width: int
+) -> tuple[dict, np.ndarray]:
     """Flat objects -> padded [n_rows, width] arrays ordered by pT (descending), and the mask."""
     idx, mask = jt.pad_by_group(evt, -pt, n_rows, width)
     out = {}
@@ -45,9 +48,16 @@ def _objects_columns(o: det.Objects) -> dict:
     return {"pt": o.pt, "eta": o.eta, "phi": o.phi, **o.columns}
 
 
-def simulate_batch(rng: np.random.Generator, truth: Truth, weights: np.ndarray, event_numbers: np.ndarray,
-                   cfg: det.DetectorConfig, event_collections: Mapping[str, Collection] | None,
-                   jet_collections: Mapping[str, Collection] | None, jet_sel: JetSelection = JetSelection()) -> dict:
+def simulate_batch(
+    rng: np.random.Generator,
+    truth: Truth,
+    weights: np.ndarray,
+    event_numbers: np.ndarray,
+    cfg: det.DetectorConfig,
+    event_collections: Mapping[str, Collection] | None,
+    jet_collections: Mapping[str, Collection] | None,
+    jet_sel: JetSelection = JetSelection(),
+) -> dict:
     """Emulate reconstruction for one batch; returns {'events': {path: array}, 'jets': {name: structured}} for the
     requested layouts and 'tracks', the batch's reconstructed `Tracks` (flat, with truth rows; for diagnostics)."""
     ne = truth.n_events
@@ -69,17 +79,26 @@ def simulate_batch(rng: np.random.Generator, truth: Truth, weights: np.ndarray, 
     # jets from visible particles, without neutrinos, muons, and isolated identified electrons and photons
     apid = np.abs(truth.pid[final])
     used = np.zeros(len(truth.pid), dtype=bool)
-    iso_e = electrons.truth_row[(electrons.columns["LHMedium"] == 1) & (electrons.columns["trk_iso03"] < 0.15) & (electrons.truth_row >= 0)]
+    iso_e = electrons.truth_row[
+        (electrons.columns["LHMedium"] == 1) & (electrons.columns["trk_iso03"] < 0.15) & (electrons.truth_row >= 0)
+    ]
     iso_g = photons.truth_row[(photons.columns["isTight"] == 1) & (photons.columns["trk_iso03"] < 0.15)]
     used[iso_e] = True
     used[iso_g] = True
-    visible = final[~np.isin(apid, (12, 14, 16, 13)) & (np.abs(truth.eta[final]) < 4.9) & ~used[final]
-                    & (truth.e[final] > cfg.jet_constituent_e_min_mev)]
+    visible = final[
+        ~np.isin(apid, (12, 14, 16, 13))
+        & (np.abs(truth.eta[final]) < 4.9)
+        & ~used[final]
+        & (truth.e[final] > cfg.jet_constituent_e_min_mev)
+    ]
     raw_jets = jt.cluster(truth, visible, cfg.jet_radius, 0.5 * cfg.jet_pt_min_mev)
     # particle-level ("truth") jets: the same clustering plus the muons and isolated e/gamma it excluded
     excluded = final[np.isin(apid, (13,)) | used[final]]
     ie, ij_ex = jt.event_pairs(truth.evt[excluded], raw_jets.evt, ne)
-    near = jt.delta_r(truth.eta[excluded[ie]], truth.phi[excluded[ie]], raw_jets.eta[ij_ex], raw_jets.phi[ij_ex]) < cfg.jet_radius
+    near = (
+        jt.delta_r(truth.eta[excluded[ie]], truth.phi[excluded[ie]], raw_jets.eta[ij_ex], raw_jets.phi[ij_ex])
+        < cfg.jet_radius
+    )
     truth_jet_pt = raw_jets.pt + np.bincount(ij_ex[near], weights=truth.pt[excluded[ie[near]]], minlength=len(raw_jets))
     jets = jt.smear_jets(rng, raw_jets, cond.mu, cfg)
     truth_dr = jt.delta_r(jets.eta, jets.phi, raw_jets.eta, raw_jets.phi)
@@ -105,8 +124,8 @@ def simulate_batch(rng: np.random.Generator, truth: Truth, weights: np.ndarray, 
     is_pu = np.concatenate([np.zeros(len(jets), np.int8), np.ones(npj, np.int8)])
     jvt = np.where(is_pu == 1, rng.beta(1.0, 5.0, len(all_evt)), rng.beta(8.0, 1.0, len(all_evt))).astype(np.float32)
     label_all = {k: np.concatenate([v, np.zeros(npj, v.dtype)]) for k, v in labels.items()}
-    label_all["HadronConeExclTruthLabelLxy"][len(jets):] = 0
-    label_all["HadronConeExclTruthLabelDR"][len(jets):] = -1
+    label_all["HadronConeExclTruthLabelLxy"][len(jets) :] = 0
+    label_all["HadronConeExclTruthLabelDR"][len(jets) :] = -1
     alljets = jt.Jets(all_evt, all_pt, all_eta, all_phi, all_mass, jets.const_jet, jets.const_row)
 
     it, ij = jt.associate_tracks(tracks, alljets, ne)
@@ -127,16 +146,21 @@ def simulate_batch(rng: np.random.Generator, truth: Truth, weights: np.ndarray, 
     my = np.zeros(ne)
     sumet = np.zeros(ne)
     hard_jet = (is_pu == 0) | (jvt > jet_sel.jvt_min)
-    for evt, pt, phi in ((electrons.evt, electrons.pt, electrons.phi), (muons.evt, muons.pt, muons.phi),
-                         (photons.evt, photons.pt, photons.phi),
-                         (all_evt[hard_jet], all_pt[hard_jet], all_phi[hard_jet])):
+    for evt, pt, phi in (
+        (electrons.evt, electrons.pt, electrons.phi),
+        (muons.evt, muons.pt, muons.phi),
+        (photons.evt, photons.pt, photons.phi),
+        (all_evt[hard_jet], all_pt[hard_jet], all_phi[hard_jet]),
+    ):
         mx -= np.bincount(evt, weights=pt * np.cos(phi), minlength=ne)
         my -= np.bincount(evt, weights=pt * np.sin(phi), minlength=ne)
         sumet += np.bincount(evt, weights=pt, minlength=ne)
     r = cfg.met_soft_response
     mx -= r * np.bincount(truth.evt[soft], weights=truth.px[soft], minlength=ne)
     my -= r * np.bincount(truth.evt[soft], weights=truth.py[soft], minlength=ne)
-    sumet += r * np.bincount(truth.evt[soft], weights=truth.pt[soft], minlength=ne) + cond.mu * cfg.pileup_sumet_mev_per_mu
+    sumet += (
+        r * np.bincount(truth.evt[soft], weights=truth.pt[soft], minlength=ne) + cond.mu * cfg.pileup_sumet_mev_per_mu
+    )
     noise = cfg.met_soft_noise_mev_per_sqrt_mu * np.sqrt(cond.mu)
     mx += noise * rng.standard_normal(ne)
     my += noise * rng.standard_normal(ne)
@@ -149,32 +173,89 @@ def simulate_batch(rng: np.random.Generator, truth: Truth, weights: np.ndarray, 
             "muons": (muons.evt, muons.pt, _objects_columns(muons)),
             "photons": (photons.evt, photons.pt, _objects_columns(photons)),
             "taus": (taus.evt, taus.pt, _objects_columns(taus)),
-            "jets": (all_evt, all_pt, {"pt": all_pt, "eta": all_eta, "phi": all_phi, "mass": all_mass, **qg,
-                                       "DL1d_pb": dl1["DL1dv01_pb"], "DL1d_pc": dl1["DL1dv01_pc"], "DL1d_pu": dl1["DL1dv01_pu"],
-                                       "GN2_pb": gn2["GN2v01_pb"], "GN2_pc": gn2["GN2v01_pc"], "GN2_pu": gn2["GN2v01_pu"],
-                                       "HadronConeExclTruthLabelID": lab, "jvt": jvt, "isPileupJet": is_pu}),
-            "tracks": (tracks.evt[from_pv], tracks.pt[from_pv],
-                       {k: v[from_pv] for k, v in
-                        {"pt": tracks.pt, "eta": tracks.eta, "phi": tracks.phi, "d0": tracks.d0, "z0": tracks.z0,
-                         "qOverP": tracks.qoverp, "chiSquared": tracks.chi2, "nDoF": tracks.ndof,
-                         "ftagTruthOriginLabel": tracks.origin}.items()}),
+            "jets": (
+                all_evt,
+                all_pt,
+                {
+                    "pt": all_pt,
+                    "eta": all_eta,
+                    "phi": all_phi,
+                    "mass": all_mass,
+                    **qg,
+                    "DL1d_pb": dl1["DL1dv01_pb"],
+                    "DL1d_pc": dl1["DL1dv01_pc"],
+                    "DL1d_pu": dl1["DL1dv01_pu"],
+                    "GN2_pb": gn2["GN2v01_pb"],
+                    "GN2_pc": gn2["GN2v01_pc"],
+                    "GN2_pu": gn2["GN2v01_pu"],
+                    "HadronConeExclTruthLabelID": lab,
+                    "jvt": jvt,
+                    "isPileupJet": is_pu,
+                },
+            ),
+            "tracks": (
+                tracks.evt[from_pv],
+                tracks.pt[from_pv],
+                {
+                    k: v[from_pv]
+                    for k, v in {
+                        "pt": tracks.pt,
+                        "eta": tracks.eta,
+                        "phi": tracks.phi,
+                        "d0": tracks.d0,
+                        "z0": tracks.z0,
+                        "qOverP": tracks.qoverp,
+                        "chiSquared": tracks.chi2,
+                        "nDoF": tracks.ndof,
+                        "ftagTruthOriginLabel": tracks.origin,
+                    }.items()
+                },
+            ),
         }
         scalars = {
             "met": {"met": np.hypot(mx, my), "phi": np.arctan2(my, mx), "sumet": sumet},
-            "event": {"mu": cond.mu, "pvx": cond.pv_reco[:, 0], "pvy": cond.pv_reco[:, 1], "pvz": cond.pv_reco[:, 2],
-                      "eventNumber": event_numbers, "mcEventWeight": weights},
+            "event": {
+                "mu": cond.mu,
+                "pvx": cond.pv_reco[:, 0],
+                "pvy": cond.pv_reco[:, 1],
+                "pvz": cond.pv_reco[:, 2],
+                "eventNumber": event_numbers,
+                "mcEventWeight": weights,
+            },
         }
         out["events"] = event_arrays(event_collections, obj_cols, scalars, ne)
 
     if jet_collections is not None:
-        out["jets"] = jet_arrays(jet_collections, alljets, tracks, it, ij, label_all, qg, gn2, dl1, jvt, is_pu,
-                                 truth_jet_pt, truth_dr, cond, weights, event_numbers, cfg, jet_sel)
+        out["jets"] = jet_arrays(
+            jet_collections,
+            alljets,
+            tracks,
+            it,
+            ij,
+            label_all,
+            qg,
+            gn2,
+            dl1,
+            jvt,
+            is_pu,
+            truth_jet_pt,
+            truth_dr,
+            cond,
+            weights,
+            event_numbers,
+            cfg,
+            jet_sel,
+        )
     return out
 
 
 def _dtype_for(name: str, values: np.ndarray, categorical: tuple) -> np.dtype:
     if values.dtype.kind in "iub":
-        return np.dtype(np.int64) if name == "eventNumber" else (np.dtype(np.int8) if name in categorical or values.dtype == np.int8 else np.dtype(np.int32))
+        return (
+            np.dtype(np.int64)
+            if name == "eventNumber"
+            else (np.dtype(np.int8) if name in categorical or values.dtype == np.int8 else np.dtype(np.int32))
+        )
     return np.dtype(np.float32)
 
 
@@ -185,7 +266,9 @@ def event_arrays(collections: Mapping[str, Collection], obj_cols: dict, scalars:
         if c.is_scalar:
             cols = scalars[name]
             for f in c.features + c.truth:
-                arrays[c.feature_path(f)] = np.asarray(cols[f]).astype(_dtype_for(f, np.asarray(cols[f]), c.categorical))
+                arrays[c.feature_path(f)] = np.asarray(cols[f]).astype(
+                    _dtype_for(f, np.asarray(cols[f]), c.categorical)
+                )
             continue
         evt, pt, cols = obj_cols[name]
         padded, mask = pack(evt, pt, {f: cols[f] for f in c.features + c.truth}, n_events, c.max_objects)
@@ -204,8 +287,26 @@ def _structured(columns: Mapping[str, np.ndarray], names: list[str], categorical
     return rec
 
 
-def jet_arrays(collections, jets, tracks, it, ij, labels, qg, gn2, dl1, jvt, is_pu, truth_jet_pt, truth_dr, cond,
-               weights, event_numbers, cfg: det.DetectorConfig, sel: JetSelection) -> dict:
+def jet_arrays(
+    collections,
+    jets,
+    tracks,
+    it,
+    ij,
+    labels,
+    qg,
+    gn2,
+    dl1,
+    jvt,
+    is_pu,
+    truth_jet_pt,
+    truth_dr,
+    cond,
+    weights,
+    event_numbers,
+    cfg: det.DetectorConfig,
+    sel: JetSelection,
+) -> dict:
     """Compound layout: `jets` (N,) and `tracks` (N, 40) with `valid`, for jets passing `sel`."""
     n_all = len(jets)
     n_hs = len(truth_jet_pt)  # hard-scatter jets come first, stochastic pileup jets after
@@ -215,19 +316,39 @@ def jet_arrays(collections, jets, tracks, it, ij, labels, qg, gn2, dl1, jvt, is_
     new_index = np.full(n_all, -1)
     new_index[jet_rows] = np.arange(len(jet_rows))
     # GN2-style track selection, then tracks of kept jets ordered by pT
-    t_ok = (np.abs(tracks.d0[it]) < sel.track_d0_max_mm) & (np.abs(tracks.z0[it] * np.sin(tracks.theta[it])) < sel.track_z0sintheta_max_mm)
+    t_ok = (np.abs(tracks.d0[it]) < sel.track_d0_max_mm) & (
+        np.abs(tracks.z0[it] * np.sin(tracks.theta[it])) < sel.track_z0sintheta_max_mm
+    )
     t_ok &= keep[ij]
     it, ij = it[t_ok], new_index[ij[t_ok]]
-    kept = jt.Jets(jets.evt[jet_rows], jets.pt[jet_rows], jets.eta[jet_rows], jets.phi[jet_rows], jets.mass[jet_rows],
-                   np.zeros(0, int), np.zeros(0, int))
+    kept = jt.Jets(
+        jets.evt[jet_rows],
+        jets.pt[jet_rows],
+        jets.eta[jet_rows],
+        jets.phi[jet_rows],
+        jets.mass[jet_rows],
+        np.zeros(0, int),
+        np.zeros(0, int),
+    )
     feats = jt.track_jet_features(tracks, it, ij, kept)
-    tcols = {"pt": tracks.pt[it], "d0": tracks.d0[it], "d0Uncertainty": tracks.d0_unc[it],
-             "z0SinThetaUncertainty": tracks.z0sintheta_unc[it], "theta": tracks.theta[it],
-             "thetaUncertainty": tracks.theta_unc[it], "phiUncertainty": tracks.phi_unc[it], "qOverP": tracks.qoverp[it],
-             "qOverPUncertainty": tracks.qoverp_unc[it], "chiSquared": tracks.chi2[it], "numberDoF": tracks.ndof[it],
-             "leptonID": tracks.lepton_id[it], "ftagTruthOriginLabel": tracks.origin[it],
-             "ftagTruthParentBarcode": tracks.parent[it].astype(np.int32), **feats,
-             **{k: v[it] for k, v in tracks.hits.items()}}
+    tcols = {
+        "pt": tracks.pt[it],
+        "d0": tracks.d0[it],
+        "d0Uncertainty": tracks.d0_unc[it],
+        "z0SinThetaUncertainty": tracks.z0sintheta_unc[it],
+        "theta": tracks.theta[it],
+        "thetaUncertainty": tracks.theta_unc[it],
+        "phiUncertainty": tracks.phi_unc[it],
+        "qOverP": tracks.qoverp[it],
+        "qOverPUncertainty": tracks.qoverp_unc[it],
+        "chiSquared": tracks.chi2[it],
+        "numberDoF": tracks.ndof[it],
+        "leptonID": tracks.lepton_id[it],
+        "ftagTruthOriginLabel": tracks.origin[it],
+        "ftagTruthParentBarcode": tracks.parent[it].astype(np.int32),
+        **feats,
+        **{k: v[it] for k, v in tracks.hits.items()},
+    }
     # jet-local truth vertex index: 0 primary, then 1, 2, ... per distinct decaying parent, -1 pileup/fake
     parent = tracks.parent[it]
     vtx = np.full(len(it), -1, dtype=np.int64)
@@ -252,13 +373,22 @@ def jet_arrays(collections, jets, tracks, it, ij, labels, qg, gn2, dl1, jvt, is_
     hs = r < n_hs
     hs_row = np.minimum(r, max(n_hs - 1, 0))
     matched = hs & (np.where(hs, truth_dr[hs_row] if n_hs else 0.0, 1.0) < 0.3)
-    jcols = {"pt": jets.pt[r], "eta": jets.eta[r], "mass": jets.mass[r], **{k: v[r] for k, v in labels.items()},
-             "isTruthJetMatched": matched.astype(np.int8),
-             "truthJetPt": np.where(matched, truth_jet_pt[hs_row] if n_hs else 0.0, 0.0),
-             "truthJetDR": np.where(matched, truth_dr[hs_row] if n_hs else -1.0, -1.0),
-             "jvt": jvt[r], "isPileupJet": is_pu[r], **{k: v[r] for k, v in gn2.items()}, **{k: v[r] for k, v in dl1.items()},
-             "eventNumber": event_numbers[evt], "mcEventWeight": weights[evt].astype(np.float32),
-             "averageInteractionsPerCrossing": cond.mu[evt]}
+    jcols = {
+        "pt": jets.pt[r],
+        "eta": jets.eta[r],
+        "mass": jets.mass[r],
+        **{k: v[r] for k, v in labels.items()},
+        "isTruthJetMatched": matched.astype(np.int8),
+        "truthJetPt": np.where(matched, truth_jet_pt[hs_row] if n_hs else 0.0, 0.0),
+        "truthJetDR": np.where(matched, truth_dr[hs_row] if n_hs else -1.0, -1.0),
+        "jvt": jvt[r],
+        "isPileupJet": is_pu[r],
+        **{k: v[r] for k, v in gn2.items()},
+        **{k: v[r] for k, v in dl1.items()},
+        "eventNumber": event_numbers[evt],
+        "mcEventWeight": weights[evt].astype(np.float32),
+        "averageInteractionsPerCrossing": cond.mu[evt],
+    }
     c_jets = collections["jets"]
     jet_rec = _structured(jcols, list(c_jets.features + c_jets.truth), c_jets.categorical)
     return {c_jets.path: jet_rec, c_tracks.path: track_rec}

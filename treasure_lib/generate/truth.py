@@ -5,6 +5,7 @@ particle (`evt` says which event) and answer every truth question with array ope
 hadron flavour from PDG ids, nearest weakly decaying b/c hadron and tau ancestors, whether a
 lepton or photon is prompt. Momenta in MeV, positions in mm.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -38,21 +39,21 @@ def heaviest_quark(pid: np.ndarray) -> np.ndarray:
 class Truth:
     """One batch of events, one row per particle of the full event record."""
 
-    evt: np.ndarray        # int64 event number within the batch
+    evt: np.ndarray  # int64 event number within the batch
     pid: np.ndarray
     status: np.ndarray
-    mother: np.ndarray     # global row of mother1 (-1 for the event's root)
+    mother: np.ndarray  # global row of mother1 (-1 for the event's root)
     px: np.ndarray
     py: np.ndarray
     pz: np.ndarray
     e: np.ndarray
     mass: np.ndarray
-    vx: np.ndarray         # production vertex, mm
+    vx: np.ndarray  # production vertex, mm
     vy: np.ndarray
     vz: np.ndarray
     charge: np.ndarray
     n_events: int
-    offsets: np.ndarray    # first row of each event, length n_events + 1
+    offsets: np.ndarray  # first row of each event, length n_events + 1
     pt: np.ndarray = None  # derived once in __post_init__: every step below reads them
     eta: np.ndarray = None
     phi: np.ndarray = None
@@ -106,7 +107,7 @@ class ParticleTable:
         return self.charge[pos], self.heavy[pos]
 
 
-def flatten(events: ak.Array, table: "ParticleTable") -> Truth:
+def flatten(events: ak.Array, table: ParticleTable) -> Truth:
     """Awkward Pythia events -> `Truth` (charges and hadron flavours from the `ParticleTable`)."""
     prt = events.prt
     counts = ak.to_numpy(ak.num(prt))
@@ -120,10 +121,24 @@ def flatten(events: ak.Array, table: "ParticleTable") -> Truth:
     vx, vy, vz = _production_vertices(flat_prt.vProd)
     charge, heavy = table.lookup(pid)
     p = flat_prt.p
-    return Truth(evt=evt, pid=pid, status=col(flat_prt.status).astype(np.int64), mother=mother,
-                 px=col(p.px) * GEV, py=col(p.py) * GEV, pz=col(p.pz) * GEV, e=col(p.e) * GEV,
-                 mass=col(flat_prt.m) * GEV, vx=vx, vy=vy, vz=vz, charge=charge, n_events=len(counts), offsets=offsets,
-                 heavy=heavy)
+    return Truth(
+        evt=evt,
+        pid=pid,
+        status=col(flat_prt.status).astype(np.int64),
+        mother=mother,
+        px=col(p.px) * GEV,
+        py=col(p.py) * GEV,
+        pz=col(p.pz) * GEV,
+        e=col(p.e) * GEV,
+        mass=col(flat_prt.m) * GEV,
+        vx=vx,
+        vy=vy,
+        vz=vz,
+        charge=charge,
+        n_events=len(counts),
+        offsets=offsets,
+        heavy=heavy,
+    )
 
 
 def _production_vertices(vprod: ak.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -141,13 +156,13 @@ def _production_vertices(vprod: ak.Array) -> tuple[np.ndarray, np.ndarray, np.nd
 class Ancestry:
     """For each particle: nearest ancestors of interest (global rows, -1 if none)."""
 
-    weak_b: np.ndarray      # weakly decaying b hadron
-    weak_c: np.ndarray      # weakly decaying c hadron
-    tau: np.ndarray         # the decaying tau lepton
+    weak_b: np.ndarray  # weakly decaying b hadron
+    weak_c: np.ndarray  # weakly decaying c hadron
+    tau: np.ndarray  # the decaying tau lepton
     from_hadron: np.ndarray  # a hadron is met before any W/Z/H/top (non-prompt)
-    from_boson: np.ndarray   # a W/Z/H/top is met before any hadron (prompt)
+    from_boson: np.ndarray  # a W/Z/H/top is met before any hadron (prompt)
 
-    def split(self, n: int) -> tuple["Ancestry", "Ancestry"]:
+    def split(self, n: int) -> tuple[Ancestry, Ancestry]:
         """The first n rows and the rest, as two Ancestry objects."""
         parts = [getattr(self, k) for k in ("weak_b", "weak_c", "tau", "from_hadron", "from_boson")]
         return Ancestry(*(p[:n] for p in parts)), Ancestry(*(p[n:] for p in parts))

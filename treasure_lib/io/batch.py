@@ -1,8 +1,9 @@
 """In-memory form of one chunk of rows: every collection as padded arrays plus a mask."""
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import numpy as np
 
@@ -32,8 +33,10 @@ class ObjectArrays:
         """A feature or truth field by name, [n, max_n]."""
         return self.truth[name] if name in self.truth else self.feature(name)
 
-    def take(self, rows: np.ndarray) -> "ObjectArrays":
-        return ObjectArrays(self.features[rows], self.mask[rows], self.names, {k: v[rows] for k, v in self.truth.items()})
+    def take(self, rows: np.ndarray) -> ObjectArrays:
+        return ObjectArrays(
+            self.features[rows], self.mask[rows], self.names, {k: v[rows] for k, v in self.truth.items()}
+        )
 
     @property
     def n_valid(self) -> int:
@@ -45,13 +48,13 @@ class Batch:
     """A chunk of rows (events or jets) from one file."""
 
     collections: dict[str, ObjectArrays]
-    labels: np.ndarray          # int64 [n], -1 where unlabelled
-    weights: np.ndarray         # float32 [n]
-    event_index: np.ndarray     # int64 [n], row in the source file
+    labels: np.ndarray  # int64 [n], -1 where unlabelled
+    weights: np.ndarray  # float32 [n]
+    event_index: np.ndarray  # int64 [n], row in the source file
     source_file: str = ""
     metadata: dict = field(default_factory=dict)
     truncated: dict[str, int] = field(default_factory=dict)
-    split: np.ndarray | None = None         # int8 [n]: 0 train, 1 val, 2 test (treasure_lib.splits)
+    split: np.ndarray | None = None  # int8 [n]: 0 train, 1 val, 2 test (treasure_lib.splits)
     event_number: np.ndarray | None = None  # int64 [n]: the row's event number (its identity within the sample)
 
     def __len__(self) -> int:
@@ -64,11 +67,19 @@ class Batch:
         """A scalar collection as [n, F]."""
         return self.collections[name].features[:, 0, :]
 
-    def take(self, rows: np.ndarray) -> "Batch":
+    def take(self, rows: np.ndarray) -> Batch:
         pick = lambda a: None if a is None else a[rows]  # noqa: E731
-        return Batch({k: v.take(rows) for k, v in self.collections.items()}, self.labels[rows], self.weights[rows],
-                     self.event_index[rows], self.source_file, dict(self.metadata), dict(self.truncated),
-                     pick(self.split), pick(self.event_number))
+        return Batch(
+            {k: v.take(rows) for k, v in self.collections.items()},
+            self.labels[rows],
+            self.weights[rows],
+            self.event_index[rows],
+            self.source_file,
+            dict(self.metadata),
+            dict(self.truncated),
+            pick(self.split),
+            pick(self.event_number),
+        )
 
 
 def concat(batches: Sequence[Batch]) -> Batch:
@@ -79,15 +90,31 @@ def concat(batches: Sequence[Batch]) -> Batch:
     cols = {}
     for name, oa in first.collections.items():
         parts = [b.collections[name] for b in batches]
-        cols[name] = ObjectArrays(np.concatenate([p.features for p in parts]), np.concatenate([p.mask for p in parts]),
-                                  oa.names, {k: np.concatenate([p.truth[k] for p in parts]) for k in oa.truth})
+        cols[name] = ObjectArrays(
+            np.concatenate([p.features for p in parts]),
+            np.concatenate([p.mask for p in parts]),
+            oa.names,
+            {k: np.concatenate([p.truth[k] for p in parts]) for k in oa.truth},
+        )
     truncated: dict[str, int] = {}
     for b in batches:
         for k, v in b.truncated.items():
             truncated[k] = truncated.get(k, 0) + v
     sources = sorted({b.source_file for b in batches})
-    joined = lambda name: (None if any(getattr(b, name) is None for b in batches)  # noqa: E731
-                           else np.concatenate([getattr(b, name) for b in batches]))
-    return Batch(cols, np.concatenate([b.labels for b in batches]), np.concatenate([b.weights for b in batches]),
-                 np.concatenate([b.event_index for b in batches]), ";".join(sources), dict(first.metadata), truncated,
-                 joined("split"), joined("event_number"))
+
+    def joined(name):
+        if any(getattr(b, name) is None for b in batches):
+            return None
+        return np.concatenate([getattr(b, name) for b in batches])
+
+    return Batch(
+        cols,
+        np.concatenate([b.labels for b in batches]),
+        np.concatenate([b.weights for b in batches]),
+        np.concatenate([b.event_index for b in batches]),
+        ";".join(sources),
+        dict(first.metadata),
+        truncated,
+        joined("split"),
+        joined("event_number"),
+    )

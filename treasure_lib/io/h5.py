@@ -8,13 +8,14 @@ Layouts (DESIGN.md):
 The streaming reader is `io.reader.H5Stream`, the writer `io.h5_writer.H5Writer`, `treasure
 inspect` is `io.inspect`.
 """
+
 from __future__ import annotations
 
 import glob
 import logging
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import h5py
 import numpy as np
@@ -102,9 +103,9 @@ class _Source:
 
     collection: Collection
     n_rows: int
-    width: int                                  # objects per row in the file (1 for scalars)
-    fields: tuple[str, ...]                     # features in order
-    truth: tuple[str, ...]                      # truth fields present in the file
+    width: int  # objects per row in the file (1 for scalars)
+    fields: tuple[str, ...]  # features in order
+    truth: tuple[str, ...]  # truth fields present in the file
     dtypes: dict[str, np.dtype] = field(default_factory=dict)
 
 
@@ -122,26 +123,42 @@ def check_collection(f: h5py.File, c: Collection, extra: Sequence[str] = ()) -> 
         if not isinstance(ds, h5py.Dataset) or ds.dtype.names is None:
             return None, [f"{where}: '{c.path}' is not a compound (structured) dataset"]
         names = ds.dtype.names
-        problems = [f"{where}: feature '{n}' missing from dataset '{c.path}'; available: {_listing(names)}"
-                    for n in wanted if n not in names]
+        problems = [
+            f"{where}: feature '{n}' missing from dataset '{c.path}'; available: {_listing(names)}"
+            for n in wanted
+            if n not in names
+        ]
         want_ndim = 1 if c.is_scalar else 2
         if ds.ndim != want_ndim:
-            problems.append(f"{where}: dataset '{c.path}' has shape {ds.shape}, expected "
-                            f"{'(N,)' if c.is_scalar else '(N, max_objects)'}")
+            problems.append(
+                f"{where}: dataset '{c.path}' has shape {ds.shape}, expected "
+                f"{'(N,)' if c.is_scalar else '(N, max_objects)'}"
+            )
         if not c.is_scalar:
             if c.valid not in names:
-                problems.append(f"{where}: dataset '{c.path}' has no '{c.valid}' field marking valid objects; "
-                                f"available: {_listing(names)}")
+                problems.append(
+                    f"{where}: dataset '{c.path}' has no '{c.valid}' field marking valid objects; "
+                    f"available: {_listing(names)}"
+                )
             elif ds.dtype[c.valid] != np.bool_:
                 problems.append(f"{where}: field '{c.valid}' of '{c.path}' must be bool, got {ds.dtype[c.valid]}")
         dtypes = {n: ds.dtype[n] for n in names}
         for n in wanted:
             if n in dtypes and not _numeric(dtypes[n]):
-                problems.append(f"{where}: feature '{n}' of '{c.path}' has dtype {dtypes[n]}, expected a number or bool")
+                problems.append(
+                    f"{where}: feature '{n}' of '{c.path}' has dtype {dtypes[n]}, expected a number or bool"
+                )
         if problems:
             return None, problems
-        return _Source(c, ds.shape[0], 1 if c.is_scalar else ds.shape[1], c.features,
-                       tuple(t for t in c.truth if t in names and t not in wanted) + tuple(e for e in extra if e not in c.features), dtypes), []
+        return _Source(
+            c,
+            ds.shape[0],
+            1 if c.is_scalar else ds.shape[1],
+            c.features,
+            tuple(t for t in c.truth if t in names and t not in wanted)
+            + tuple(e for e in extra if e not in c.features),
+            dtypes,
+        ), []
 
     # per_feature
     if c.path not in f or not isinstance(f[c.path], h5py.Group):
@@ -150,14 +167,20 @@ def check_collection(f: h5py.File, c: Collection, extra: Sequence[str] = ()) -> 
         return None, [f"{where}: no group '{c.path}'; {'/' + parent if parent else 'the file'} has: {_listing(have)}"]
     group = f[c.path]
     present = [k for k in group.keys() if isinstance(group[k], h5py.Dataset)]
-    problems = [f"{where}: feature '{n}' missing: no dataset '{c.feature_path(n)}'; available in '{c.path}': {_listing(present)}"
-                for n in wanted if n not in group]
+    problems = [
+        f"{where}: feature '{n}' missing: no dataset '{c.feature_path(n)}'; "
+        f"available in '{c.path}': {_listing(present)}"
+        for n in wanted
+        if n not in group
+    ]
     if problems:
         return None, problems
     if c.is_scalar:
         shape = group[wanted[0]].shape
         if len(shape) != 1:
-            problems.append(f"{where}: dataset '{c.feature_path(wanted[0])}' has shape {shape}, expected (N,) for scalars")
+            problems.append(
+                f"{where}: dataset '{c.feature_path(wanted[0])}' has shape {shape}, expected (N,) for scalars"
+            )
     else:
         if c.mask not in group:
             return None, [f"{where}: no mask dataset '{c.mask_path}'; available in '{c.path}': {_listing(present)}"]
@@ -173,11 +196,19 @@ def check_collection(f: h5py.File, c: Collection, extra: Sequence[str] = ()) -> 
         ds = group[n]
         dtypes[n] = ds.dtype
         if ds.shape != shape:
-            problems.append(f"{where}: dataset '{c.feature_path(n)}' has shape {ds.shape}, but "
-                            f"{'the first feature' if c.is_scalar else 'the mask'} has {shape}")
+            problems.append(
+                f"{where}: dataset '{c.feature_path(n)}' has shape {ds.shape}, but "
+                f"{'the first feature' if c.is_scalar else 'the mask'} has {shape}"
+            )
         if not _numeric(ds.dtype):
             problems.append(f"{where}: dataset '{c.feature_path(n)}' has dtype {ds.dtype}, expected a number or bool")
     if problems:
         return None, problems
-    return _Source(c, shape[0], 1 if c.is_scalar else shape[1], c.features,
-                   truth + tuple(e for e in extra if e not in c.features), dtypes), []
+    return _Source(
+        c,
+        shape[0],
+        1 if c.is_scalar else shape[1],
+        c.features,
+        truth + tuple(e for e in extra if e not in c.features),
+        dtypes,
+    ), []

@@ -1,9 +1,10 @@
 """Writing ATLAS-style H5 files: an atomic, chunked, compressed writer in either layout."""
+
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Iterable, Mapping
 
 import h5py
 import numpy as np
@@ -21,8 +22,15 @@ class H5Writer:
     so nothing half-written is ever left under the target name.
     """
 
-    def __init__(self, path: str | Path, *, compression: str | None = "gzip", compression_opts: int | None = 4,
-                 chunk_rows: int = 1000, metadata: Mapping | None = None):
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        compression: str | None = "gzip",
+        compression_opts: int | None = 4,
+        chunk_rows: int = 1000,
+        metadata: Mapping | None = None,
+    ):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.tmp = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}")
@@ -53,19 +61,29 @@ class H5Writer:
             for key, arr in arrays.items():
                 arr = np.asarray(arr)
                 chunks = (max(1, min(self.chunk_rows, max(len(arr), 1))),) + arr.shape[1:]
-                self._file.create_dataset(key, shape=(0,) + arr.shape[1:], maxshape=(None,) + arr.shape[1:],
-                                          dtype=arr.dtype, chunks=chunks, compression=self.compression,
-                                          compression_opts=self.compression_opts)
+                self._file.create_dataset(
+                    key,
+                    shape=(0,) + arr.shape[1:],
+                    maxshape=(None,) + arr.shape[1:],
+                    dtype=arr.dtype,
+                    chunks=chunks,
+                    compression=self.compression,
+                    compression_opts=self.compression_opts,
+                )
         elif keys != self._keys:
-            raise ValueError(f"{self.path}: appended datasets {list(keys)} differ from the first block's {list(self._keys)}")
+            raise ValueError(
+                f"{self.path}: appended datasets {list(keys)} differ from the first block's {list(self._keys)}"
+            )
         n = next(iter(lengths.values()), 0)
         for key, arr in arrays.items():
             ds = self._file[key]
             arr = np.asarray(arr)
             if arr.shape[1:] != ds.shape[1:]:
-                raise ValueError(f"{self.path}: '{key}' rows have shape {arr.shape[1:]}, the dataset's are {ds.shape[1:]}")
+                raise ValueError(
+                    f"{self.path}: '{key}' rows have shape {arr.shape[1:]}, the dataset's are {ds.shape[1:]}"
+                )
             ds.resize(self.rows + n, axis=0)
-            ds[self.rows:self.rows + n] = arr
+            ds[self.rows : self.rows + n] = arr
         self.rows += n
 
     def close(self) -> Path:
@@ -85,7 +103,7 @@ class H5Writer:
                 self._file = None
                 self.tmp.unlink(missing_ok=True)
 
-    def __enter__(self) -> "H5Writer":
+    def __enter__(self) -> H5Writer:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
@@ -125,12 +143,16 @@ def batch_to_arrays(batch: Batch, collections: Mapping[str, Collection]) -> dict
     return out
 
 
-def write_batches(path: str | Path, batches: Iterable[Batch], collections: Mapping[str, Collection], *,
-                  metadata: Mapping | None = None, **writer_kw) -> Path:
+def write_batches(
+    path: str | Path,
+    batches: Iterable[Batch],
+    collections: Mapping[str, Collection],
+    *,
+    metadata: Mapping | None = None,
+    **writer_kw,
+) -> Path:
     """Write batches to one file in each collection's layout, atomically."""
     with H5Writer(path, metadata=metadata, **writer_kw) as writer:
         for batch in batches:
             writer.append(batch_to_arrays(batch, collections))
     return Path(path)
-
-

@@ -1,8 +1,9 @@
 """`treasure inspect`: what an H5 file holds, and which configured collections it can serve."""
+
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 import h5py
 
@@ -18,8 +19,12 @@ def inspect_file(path: str | Path, sets: Mapping[str, Mapping[str, Collection]] 
 
         def visit(name, obj):
             if isinstance(obj, h5py.Dataset):
-                entry = {"path": name, "shape": list(obj.shape), "dtype": str(obj.dtype) if obj.dtype.names is None else "compound",
-                         "compression": obj.compression}
+                entry = {
+                    "path": name,
+                    "shape": list(obj.shape),
+                    "dtype": str(obj.dtype) if obj.dtype.names is None else "compound",
+                    "compression": obj.compression,
+                }
                 if obj.dtype.names is not None:
                     entry["fields"] = {n: str(obj.dtype[n]) for n in obj.dtype.names}
                 datasets.append(entry)
@@ -32,8 +37,14 @@ def inspect_file(path: str | Path, sets: Mapping[str, Mapping[str, Collection]] 
             for name, c in members.items():
                 _, problems = check_collection(f, c)
                 serves[set_name][name] = {"ok": not problems, "problems": problems}
-        return {"file": str(path), "size_bytes": path.stat().st_size, "rows": rows, "datasets": datasets,
-                "metadata": read_metadata(f), "serves": serves}
+        return {
+            "file": str(path),
+            "size_bytes": path.stat().st_size,
+            "rows": rows,
+            "datasets": datasets,
+            "metadata": read_metadata(f),
+            "serves": serves,
+        }
 
 
 def format_inspection(report: Mapping) -> str:
@@ -49,8 +60,10 @@ def format_inspection(report: Mapping) -> str:
             lines.append(f"      .{n:<36} {dt}")
     for set_name, members in report["serves"].items():
         ok = [n for n, r in members.items() if r["ok"]]
-        lines.append(f"collection set '{set_name}': serves {len(ok)}/{len(members)}" + (f" ({', '.join(ok)})" if ok else ""))
-        for name, r in members.items():
+        lines.append(
+            f"collection set '{set_name}': serves {len(ok)}/{len(members)}" + (f" ({', '.join(ok)})" if ok else "")
+        )
+        for r in members.values():
             for p in r["problems"]:
                 lines.append(f"  - {p}")
     return "\n".join(lines)

@@ -6,15 +6,17 @@ here reads small blocks of rows in an order where every file's blocks are spread
 pass (so any stretch of the pass holds every file in proportion to its size), and a shuffle buffer
 of a bounded number of rows mixes rows across those blocks. The order is new every epoch.
 """
+
 from __future__ import annotations
 
-from typing import Iterable, Iterator
+from collections.abc import Iterable, Iterator
 
 import numpy as np
 
 
-def interleaved_blocks(sizes: list[int], block_rows: int, rng: np.random.Generator,
-                       keep_order: bool = False) -> list[tuple[int, int, int]]:
+def interleaved_blocks(
+    sizes: list[int], block_rows: int, rng: np.random.Generator, keep_order: bool = False
+) -> list[tuple[int, int, int]]:
     """(file, start, stop) blocks of every file, ordered so each file's blocks spread evenly over the pass.
 
     A file with b blocks puts its k-th block (in a random order) at position (k + u) / b with u uniform,
@@ -26,7 +28,9 @@ def interleaved_blocks(sizes: list[int], block_rows: int, rng: np.random.Generat
         starts = np.arange(0, int(n), block_rows)
         if not len(starts):
             continue
-        starts = np.roll(starts, -int(rng.integers(len(starts)))) if keep_order else starts[rng.permutation(len(starts))]
+        starts = (
+            np.roll(starts, -int(rng.integers(len(starts)))) if keep_order else starts[rng.permutation(len(starts))]
+        )
         keys.append((np.arange(len(starts)) + rng.random(len(starts))) / len(starts))
         blocks += [(i, int(s), int(min(s + block_rows, n))) for s in starts]
     if not blocks:
@@ -68,8 +72,9 @@ def shuffled(parts: Iterable[dict], capacity: int, rng: np.random.Generator) -> 
         yield {k: v[perm] for k, v in rows.items()}
 
 
-def by_objects(parts: Iterable[dict], objects_per_batch: int, mask_key: str = "mask",
-               drop_last: bool = False) -> Iterator[dict]:
+def by_objects(
+    parts: Iterable[dict], objects_per_batch: int, mask_key: str = "mask", drop_last: bool = False
+) -> Iterator[dict]:
     """Re-batch rows so each batch holds at least `objects_per_batch` valid objects (rows are never split).
 
     Batching by objects, not rows, keeps the number of objects per code per step the same for

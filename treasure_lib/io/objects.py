@@ -5,9 +5,10 @@ so event studies express every phi relative to the leading object of the event
 (`data.phi_reference: leading`): the highest-pt object among the collections that carry both
 `pt` and `phi`, after cuts. MET's phi is rotated the same way. Jets' tracks already use dphi.
 """
+
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 

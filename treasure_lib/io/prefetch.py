@@ -1,9 +1,11 @@
 """Overlap I/O with compute: read the next item of an iterator in a background thread."""
+
 from __future__ import annotations
 
 import queue
 import threading
-from typing import Iterable, Iterator, TypeVar
+from collections.abc import Iterable, Iterator
+from typing import TypeVar
 
 T = TypeVar("T")
 _DONE = object()

@@ -6,11 +6,12 @@ and its train / val / test assignment. Collections that decide any of these (cut
 weights, the leading object, the event number) are read even when the caller did not ask for
 them, so a tracks-only reader and a full reader see identical rows.
 """
+
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Iterable, Iterator, Mapping
 
 import h5py
 import numpy as np
@@ -52,12 +53,23 @@ class H5Stream:
     `select_split` keeps only rows of one split (0 train, 1 val, 2 test).
     """
 
-    def __init__(self, files: Iterable[str | Path], collections: Mapping[str, Collection], *,
-                 chunk_size: int = 10_000, cuts: Iterable[str] = (), nan_policy: str = "error",
-                 label: Mapping | None = None, weight: Mapping | None = None, max_rows: int | None = None,
-                 split: splits.SplitSpec | None = None, select_split: int | None = None,
-                 context: Mapping[str, Collection] | None = None, phi_reference: str = "none",
-                 phi_reference_collections: list[str] | None = None):
+    def __init__(
+        self,
+        files: Iterable[str | Path],
+        collections: Mapping[str, Collection],
+        *,
+        chunk_size: int = 10_000,
+        cuts: Iterable[str] = (),
+        nan_policy: str = "error",
+        label: Mapping | None = None,
+        weight: Mapping | None = None,
+        max_rows: int | None = None,
+        split: splits.SplitSpec | None = None,
+        select_split: int | None = None,
+        context: Mapping[str, Collection] | None = None,
+        phi_reference: str = "none",
+        phi_reference_collections: list[str] | None = None,
+    ):
         self.files = expand_files(files)
         if not self.files:
             raise InputFileError("no input files given (data.files is empty)")
@@ -87,27 +99,49 @@ class H5Stream:
             self.phi_collections = list(phi_reference_collections or reference_collections(universe))
             bad = [n for n in self.phi_collections if n not in reference_collections(universe)]
             if bad:
-                raise ConfigError(f"data.phi_reference_collections: {bad} are not object collections with pt and phi; "
-                                  f"candidates: {', '.join(reference_collections(universe))}")
+                raise ConfigError(
+                    f"data.phi_reference_collections: {bad} are not object collections with pt and phi; "
+                    f"candidates: {', '.join(reference_collections(universe))}"
+                )
         needed = [c.collection for c in self.cuts] + list(_label_fields(self.label, self.weight)) + self.phi_collections
         needed += [self.identity] if self.identity else []
         self.read_collections = {**self.collections, **{n: universe[n] for n in needed if n not in self.collections}}
-        self.stats = {"rows_read": 0, "rows_kept": 0, "truncated": {c: 0 for c in self.collections},
-                      "nan_entries": {}, "files": len(self.files)}
+        self.stats = {
+            "rows_read": 0,
+            "rows_kept": 0,
+            "truncated": {c: 0 for c in self.collections},
+            "nan_entries": {},
+            "files": len(self.files),
+        }
         self._open: dict[int, _OpenFile] = {}
 
     @classmethod
-    def from_params(cls, params: Mapping, collections: Mapping[str, Collection] | None = None,
-                    files: Iterable[str | Path] | None = None, select_split: int | None = None) -> "H5Stream":
+    def from_params(
+        cls,
+        params: Mapping,
+        collections: Mapping[str, Collection] | None = None,
+        files: Iterable[str | Path] | None = None,
+        select_split: int | None = None,
+    ) -> H5Stream:
         from ..collections import from_params, load_collections
 
         data = params["data"]
         universe = load_collections(data["objects_file"], data["collection_set"])
-        return cls(files if files is not None else data["files"], collections or from_params(params),
-                   chunk_size=data["chunk_size"], cuts=data["cuts"], nan_policy=data["nan_policy"],
-                   label=data["label"], weight=data["weight"], max_rows=data["max_rows"],
-                   split=splits.SplitSpec.from_params(params), select_split=select_split, context=universe,
-                   phi_reference=data["phi_reference"], phi_reference_collections=data["phi_reference_collections"])
+        return cls(
+            files if files is not None else data["files"],
+            collections or from_params(params),
+            chunk_size=data["chunk_size"],
+            cuts=data["cuts"],
+            nan_policy=data["nan_policy"],
+            label=data["label"],
+            weight=data["weight"],
+            max_rows=data["max_rows"],
+            split=splits.SplitSpec.from_params(params),
+            select_split=select_split,
+            context=universe,
+            phi_reference=data["phi_reference"],
+            phi_reference_collections=data["phi_reference_collections"],
+        )
 
     # -- files
     def _check_file(self, path: Path, f: h5py.File) -> _OpenFile:
@@ -132,8 +166,10 @@ class H5Stream:
             raise InputFileError(f"{path}: zero rows in {', '.join(rows)}; nothing to read")
         meta = read_metadata(f)
         if "metadata" in self.label and self.label["metadata"] not in meta:
-            raise InputFileError(f"{path}: data.label needs metadata attribute '{self.label['metadata']}'; "
-                                 f"the file has: {', '.join(sorted(meta)) or '(nothing)'}")
+            raise InputFileError(
+                f"{path}: data.label needs metadata attribute '{self.label['metadata']}'; "
+                f"the file has: {', '.join(sorted(meta)) or '(nothing)'}"
+            )
         if self.max_rows is not None:
             n_rows = min(n_rows, self.max_rows)
         return _OpenFile(path, f, sources, meta, n_rows)
@@ -165,7 +201,8 @@ class H5Stream:
             if c.layout == "compound":
                 raw = f[c.path][start:stop]  # whole rows: each gzip chunk is decompressed once
                 feats = np.ascontiguousarray(
-                    rfn.structured_to_unstructured(raw[list(src.fields)], dtype=np.float32, copy=False))
+                    rfn.structured_to_unstructured(raw[list(src.fields)], dtype=np.float32, copy=False)
+                )
                 truth = {t: raw[t] for t in src.truth}
                 mask = np.ones(raw.shape, dtype=bool) if c.is_scalar else raw[c.valid]
             else:
@@ -174,8 +211,10 @@ class H5Stream:
                 truth = {t: group[t][start:stop] for t in src.truth}
                 mask = np.ones(feats.shape[:-1], dtype=bool) if c.is_scalar else group[c.mask][start:stop]
         except OSError as exc:
-            raise InputFileError(f"{path}: collection '{c.name}': reading rows {start}-{stop} failed; the file is "
-                                 f"truncated or corrupt ({exc})") from None
+            raise InputFileError(
+                f"{path}: collection '{c.name}': reading rows {start}-{stop} failed; the file is "
+                f"truncated or corrupt ({exc})"
+            ) from None
         if c.is_scalar:
             feats, mask = feats[:, None, :], mask[:, None]
             truth = {k: v[:, None] for k, v in truth.items()}
@@ -192,8 +231,10 @@ class H5Stream:
             self.stats["nan_entries"][key] = self.stats["nan_entries"].get(key, 0) + int(per_feature[i])
         if self.nan_policy == "error":
             worst = ", ".join(f"'{oa.names[i]}' ({int(per_feature[i])} entries)" for i in np.flatnonzero(per_feature))
-            raise InputFileError(f"{path}: collection '{name}': NaN/inf in valid entries of feature(s) {worst} "
-                                 f"in rows {start}-{stop}; set data.nan_policy to 'zero' or 'drop' to accept them")
+            raise InputFileError(
+                f"{path}: collection '{name}': NaN/inf in valid entries of feature(s) {worst} "
+                f"in rows {start}-{stop}; set data.nan_policy to 'zero' or 'drop' to accept them"
+            )
         if self.nan_policy == "zero":
             oa.features[bad] = 0.0
         else:  # drop: the object, or the whole row for a scalar collection
@@ -213,8 +254,10 @@ class H5Stream:
             value = meta[self.label["metadata"]]
             classes = self.label["classes"]
             if value not in classes:
-                raise InputFileError(f"{path}: metadata {self.label['metadata']}={value!r} is not among the label "
-                                     f"classes {dict(classes)}")
+                raise InputFileError(
+                    f"{path}: metadata {self.label['metadata']}={value!r} is not among the label "
+                    f"classes {dict(classes)}"
+                )
             labels[:] = int(classes[value])
         weights = np.ones(n, dtype=np.float32)
         if "collection" in self.weight:
@@ -254,9 +297,17 @@ class H5Stream:
             numbers = next((truth[k][:, 0].astype(np.int64) for k in splits.EVENT_NUMBER_FIELDS if k in truth), None)
         sample = splits.sample_key(path, of.metadata, numbers is not None)
         split = splits.assign(sample, numbers if numbers is not None else event_index, self.split)
-        batch = Batch({name: cols[name] for name in self.collections}, labels, weights, event_index, str(path),
-                      of.metadata, {k: v for k, v in truncated.items() if k in self.collections}, split,
-                      numbers if numbers is not None else event_index.copy())
+        batch = Batch(
+            {name: cols[name] for name in self.collections},
+            labels,
+            weights,
+            event_index,
+            str(path),
+            of.metadata,
+            {k: v for k, v in truncated.items() if k in self.collections},
+            split,
+            numbers if numbers is not None else event_index.copy(),
+        )
         if self.select_split is not None:
             keep &= split == self.select_split
         self.stats["rows_read"] += n
@@ -281,8 +332,12 @@ class H5Stream:
             self.close()
         for name, n in self.stats["truncated"].items():
             if n:
-                log.warning("collection '%s': %d objects beyond max_objects=%d were truncated", name, n,
-                            self.collections[name].max_objects)
+                log.warning(
+                    "collection '%s': %d objects beyond max_objects=%d were truncated",
+                    name,
+                    n,
+                    self.collections[name].max_objects,
+                )
 
     def read_all(self) -> Batch:
         """Everything at once (small files and tests only: streaming code iterates instead)."""

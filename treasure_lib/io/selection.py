@@ -1,10 +1,11 @@
 """What a row keeps and what it is labelled: simple cuts, class labels and per-row weights."""
+
 from __future__ import annotations
 
 import operator
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 import numpy as np
 
@@ -26,18 +27,22 @@ class Cut:
     value: float
 
     @classmethod
-    def parse(cls, text: str, collections: Mapping[str, Collection]) -> "Cut":
+    def parse(cls, text: str, collections: Mapping[str, Collection]) -> Cut:
         m = _CUT.match(text)
         if not m:
-            raise ConfigError(f"cut {text!r}: expected '<collection>.<feature> <op> <number>' with op one of "
-                              f"{', '.join(_OPS)} (e.g. 'jets.pt > 20e3')")
+            raise ConfigError(
+                f"cut {text!r}: expected '<collection>.<feature> <op> <number>' with op one of "
+                f"{', '.join(_OPS)} (e.g. 'jets.pt > 20e3')"
+            )
         coll, feat, op, raw = m.groups()
         if coll not in collections:
             raise ConfigError(f"cut {text!r}: no collection '{coll}'; available: {_listing(collections)}")
         c = collections[coll]
         if feat not in c.features and feat not in c.truth:
-            raise ConfigError(f"cut {text!r}: collection '{coll}' has no feature '{feat}'; "
-                              f"available: {_listing(c.features + c.truth)}")
+            raise ConfigError(
+                f"cut {text!r}: collection '{coll}' has no feature '{feat}'; "
+                f"available: {_listing(c.features + c.truth)}"
+            )
         try:
             value = float(raw)
         except ValueError:
@@ -76,10 +81,14 @@ def _check_label_spec(label: Mapping, weight: Mapping, collections: Mapping[str,
                 raise ConfigError(f"{name}: 'metadata' labels need 'classes', a mapping of value -> class index")
             names = spec.get("names")
             if names is not None and (not isinstance(names, list) or len(names) <= max(spec["classes"].values())):
-                raise ConfigError(f"{name}: 'names' must list a name for every class index 0..{max(spec['classes'].values())}, "
-                                  f"got {names!r}")
+                raise ConfigError(
+                    f"{name}: 'names' must list a name for every class index 0..{max(spec['classes'].values())}, "
+                    f"got {names!r}"
+                )
         else:
-            raise ConfigError(f"{name}: expected {{collection, field[, table]}} or {{metadata, classes}}; got {dict(spec)}")
+            raise ConfigError(
+                f"{name}: expected {{collection, field[, table]}} or {{metadata, classes}}; got {dict(spec)}"
+            )
 
 
 def map_flavour(raw: np.ndarray, where: str) -> np.ndarray:
@@ -93,8 +102,10 @@ def map_flavour(raw: np.ndarray, where: str) -> np.ndarray:
     out[inside] = lut[raw[inside]]
     if (out < 0).any():
         bad = sorted(set(np.unique(raw[out < 0]).tolist()))
-        raise InputFileError(f"{where}: flavour label value(s) {bad} are not in the flavour table "
-                             f"{dict(FLAVOUR_LABELS)} (0 light, 4 c, 5 b, 15 tau)")
+        raise InputFileError(
+            f"{where}: flavour label value(s) {bad} are not in the flavour table "
+            f"{dict(FLAVOUR_LABELS)} (0 light, 4 c, 5 b, 15 tau)"
+        )
     return out
 
 

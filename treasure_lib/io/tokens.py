@@ -8,13 +8,14 @@ list<int32> [L']), `type_ids`, `mask`, `label`, `weight`, `split`, `event_index`
 fractions, class names and library versions are in the Parquet schema metadata under
 `treasure.*` keys, so a reader needs nothing else.
 """
+
 from __future__ import annotations
 
 import json
 import os
 import zipfile
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Iterator, Mapping, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -53,13 +54,22 @@ def ragged_list(values: np.ndarray, mask: np.ndarray) -> pa.Array:
     return pa.ListArray.from_arrays(pa.array(offsets), inner)
 
 
-def token_table(sequence_column: str, values: np.ndarray, type_ids: np.ndarray, mask: np.ndarray,
-                columns: Mapping[str, np.ndarray], constants: Mapping[str, object]) -> pa.Table:
+def token_table(
+    sequence_column: str,
+    values: np.ndarray,
+    type_ids: np.ndarray,
+    mask: np.ndarray,
+    columns: Mapping[str, np.ndarray],
+    constants: Mapping[str, object],
+) -> pa.Table:
     """One Arrow table of rows: the sequence (`tokens`, or `features` stored ragged), type ids, mask, other columns."""
     n = len(mask)
     sequence = ragged_list(values, mask) if sequence_column == "features" else nested_list(values)
-    cols = {sequence_column: sequence, "type_ids": nested_list(type_ids.astype(np.int32)),
-            "mask": nested_list(mask.astype(bool))}
+    cols = {
+        sequence_column: sequence,
+        "type_ids": nested_list(type_ids.astype(np.int32)),
+        "mask": nested_list(mask.astype(bool)),
+    }
     for key, value in columns.items():
         cols[key] = pa.array(value)
     for key, value in constants.items():
@@ -126,7 +136,7 @@ def read_metadata(path: str | Path) -> dict[str, str]:
         meta = pq.read_schema(path).metadata or {}
     except (OSError, pa.ArrowInvalid) as exc:
         raise InputFileError(f"{path}: not a readable Parquet file ({exc})") from None
-    out = {k.decode()[len(META_PREFIX):]: v.decode() for k, v in meta.items() if k.decode().startswith(META_PREFIX)}
+    out = {k.decode()[len(META_PREFIX) :]: v.decode() for k, v in meta.items() if k.decode().startswith(META_PREFIX)}
     if "vocabulary" not in out:
         raise InputFileError(f"{path}: not a TREASURE token file (no treasure.vocabulary in the Parquet metadata)")
     return out
@@ -137,7 +147,9 @@ def read_json_metadata(path: str | Path, key: str, default=None):
     return json.loads(meta[key]) if key in meta else default
 
 
-def iter_tokens(path: str | Path, batch_size: int = 10_000, columns: Sequence[str] | None = None) -> Iterator[pa.RecordBatch]:
+def iter_tokens(
+    path: str | Path, batch_size: int = 10_000, columns: Sequence[str] | None = None
+) -> Iterator[pa.RecordBatch]:
     """Stream a token Parquet in record batches (never the whole file)."""
     yield from pq.ParquetFile(path).iter_batches(batch_size=batch_size, columns=columns)
 
@@ -205,12 +217,20 @@ class NpzWriter:
         tmp = self.tmp_dir / "out.npz"
         with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
             with zf.open("indices.npy", "w", force_zip64=True) as fh, open(self.tmp_dir / "indices.raw", "rb") as raw:
-                np.lib.format.write_array_header_1_0(fh, {"descr": np.lib.format.dtype_to_descr(np.dtype(np.int32)),
-                                                          "fortran_order": False, "shape": (self.rows,) + self.shape})
+                np.lib.format.write_array_header_1_0(
+                    fh,
+                    {
+                        "descr": np.lib.format.dtype_to_descr(np.dtype(np.int32)),
+                        "fortran_order": False,
+                        "shape": (self.rows,) + self.shape,
+                    },
+                )
                 for block in iter(lambda: raw.read(self.BLOCK_BYTES), b""):
                     fh.write(block)
-            arrays = [("labels", np.concatenate(self.labels) if self.labels else np.zeros(0, np.int64)),
-                      ("codebooks", np.asarray(codebooks, dtype=np.float32))] + list((extra or {}).items())
+            arrays = [
+                ("labels", np.concatenate(self.labels) if self.labels else np.zeros(0, np.int64)),
+                ("codebooks", np.asarray(codebooks, dtype=np.float32)),
+            ] + list((extra or {}).items())
             for name, arr in arrays:
                 with zf.open(f"{name}.npy", "w") as fh:
                     np.lib.format.write_array(fh, arr, allow_pickle=False)

@@ -1,4 +1,5 @@
 """Random but schema-valid rows for tests and benchmarks (the generator makes realistic ones)."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -15,6 +15,7 @@ Conventions:
 - Summaries are flat dicts with short keys (`light_rejection_at_77`); the caller prefixes them
   (`classify.flavour.tokens.`). Working points are named by integer percent.
 """
+
 from ._checks import MetricInputError
 from .flavour import (
     WORKING_POINTS,
@@ -53,10 +54,39 @@ from .uncertainty import binomial_error, bootstrap, hanley_mcneil, n_effective
 from .weights import normalise_weights
 
 __all__ = [
-    "SIGNIFICANCE_THRESHOLD", "WORKING_POINTS", "Comparison", "MetricInputError", "PairedBootstrap", "RankedScores",
-    "accuracy", "auc", "auc_uncertainty", "binary_statistics", "binary_summary", "binomial_error", "bootstrap",
-    "bootstrap_auc", "bootstrap_macro_auc", "difference_sentence", "discriminant_b", "efficiency_thresholds",
-    "flavour_statistics", "flavour_summary", "fpr_at_tpr", "hanley_mcneil", "in_bins", "macro_auc",
-    "multiclass_statistics", "multiclass_summary", "n_effective", "normalise_weights", "one_vs_rest_aucs",
-    "paired_bootstrap", "passing_fraction", "rejection_at_efficiency", "roc_band", "roc_curve", "significance",
+    "SIGNIFICANCE_THRESHOLD",
+    "WORKING_POINTS",
+    "Comparison",
+    "MetricInputError",
+    "PairedBootstrap",
+    "RankedScores",
+    "accuracy",
+    "auc",
+    "auc_uncertainty",
+    "binary_statistics",
+    "binary_summary",
+    "binomial_error",
+    "bootstrap",
+    "bootstrap_auc",
+    "bootstrap_macro_auc",
+    "difference_sentence",
+    "discriminant_b",
+    "efficiency_thresholds",
+    "flavour_statistics",
+    "flavour_summary",
+    "fpr_at_tpr",
+    "hanley_mcneil",
+    "in_bins",
+    "macro_auc",
+    "multiclass_statistics",
+    "multiclass_summary",
+    "n_effective",
+    "normalise_weights",
+    "one_vs_rest_aucs",
+    "paired_bootstrap",
+    "passing_fraction",
+    "rejection_at_efficiency",
+    "roc_band",
+    "roc_curve",
+    "significance",
 ]

@@ -1,4 +1,5 @@
 """Input checks shared by the metrics: one place that says what a metric accepts."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -4,6 +4,7 @@ Classes follow `collections.FLAVOUR_NAMES` by fixed index: b 0, c 1, light 2, ta
 columns are in that order (a 3-column tagger without tau is accepted). A working point keeps at
 least the requested weighted b-jet efficiency: a jet is tagged when D_b >= threshold.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -74,7 +75,7 @@ def rejection_from_efficiency(efficiency, n_eff) -> tuple[np.ndarray, np.ndarray
     eff = np.asarray(efficiency, dtype=np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
         rej = np.where(eff > 0, 1.0 / eff, np.where(eff == 0, np.inf, np.nan))
-        err = np.where(eff > 0, binomial_error(eff, n_eff) / eff ** 2, np.nan)
+        err = np.where(eff > 0, binomial_error(eff, n_eff) / eff**2, np.nan)
     return rej, err
 
 
@@ -93,8 +94,17 @@ def rejection_at_efficiency(disc, is_signal, is_background, efficiencies=WORKING
     return {float(e): (float(r), float(s), float(t)) for e, r, s, t in zip(efficiencies, rej, err, thresholds)}
 
 
-def flavour_summary(labels, probs, weight=None, f_c: float = 0.2, efficiencies=WORKING_POINTS, *,
-                    f_tau: float = 0.0, n_boot: int = 200, seed: int = 0) -> dict:
+def flavour_summary(
+    labels,
+    probs,
+    weight=None,
+    f_c: float = 0.2,
+    efficiencies=WORKING_POINTS,
+    *,
+    f_tau: float = 0.0,
+    n_boot: int = 200,
+    seed: int = 0,
+) -> dict:
     """Flat dict of a jet flavour tagger's performance (short keys; the caller adds its prefix).
 
     Keys: auc_macro, auc_macro_err (bootstrap std), accuracy, n_<flavour> (jets per class),

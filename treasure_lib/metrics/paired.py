@@ -13,6 +13,7 @@ b jets the b-efficiency moves ~1.4%, the light rejection ~20%); a bootstrap that
 Why seeds: a second training seed can move a number as much as the test sample does, so the seed spread enters
 every error below.
 """
+
 from __future__ import annotations
 
 import math
@@ -23,7 +24,7 @@ import numpy as np
 
 from ..collections import FLAVOUR_NAMES
 from . import _checks
-from .flavour import B, C, LIGHT, TAU, discriminant_b, efficiency_thresholds, percent, rejection_from_efficiency
+from .flavour import LIGHT, TAU, B, C, discriminant_b, efficiency_thresholds, percent, rejection_from_efficiency
 from .roc import RankedScores, _area, one_vs_rest_aucs
 from .uncertainty import resample_indices
 
@@ -39,6 +40,7 @@ def significance(diff: float, err: float, threshold: float = SIGNIFICANCE_THRESH
 
 
 # ----------------------------------------------------------------------------- statistics for one prediction
+
 
 def _percent_names(values) -> list[int]:
     names = [percent(v) for v in np.atleast_1d(values)]
@@ -57,8 +59,9 @@ def _passing(ranked: RankedScores, sorted_classes: np.ndarray, n_classes: int, t
     return cumulative[n_pass], cumulative[-1]
 
 
-def flavour_statistics(labels, probs, weight=None, *, f_c: float = 0.2, f_tau: float = 0.01,
-                       efficiencies=(0.70, 0.77, 0.85)) -> dict[str, float]:
+def flavour_statistics(
+    labels, probs, weight=None, *, f_c: float = 0.2, f_tau: float = 0.01, efficiencies=(0.70, 0.77, 0.85)
+) -> dict[str, float]:
     """A jet flavour tagger's numbers, each working point cut recomputed from THIS sample (so that a bootstrap
     replicate moves the cut as the real test sample would).
 
@@ -76,8 +79,10 @@ def flavour_statistics(labels, probs, weight=None, *, f_c: float = 0.2, f_tau: f
     if y.size != p.shape[0]:
         raise _checks.MetricInputError(f"labels has {y.size} rows but probs has {p.shape[0]}; expected one per jet")
     if f_tau and p.shape[1] < 4:
-        raise _checks.MetricInputError(f"f_tau={f_tau} needs a tau column, but probs has {p.shape[1]} columns "
-                                       "(b, c, light): pass f_tau=0 for a tagger without tau")
+        raise _checks.MetricInputError(
+            f"f_tau={f_tau} needs a tau column, but probs has {p.shape[1]} columns "
+            "(b, c, light): pass f_tau=0 for a tagger without tau"
+        )
     w = _checks.weights(weight, y.size)
     names = _percent_names(efficiencies)
     disc = discriminant_b(p, f_c, f_tau)
@@ -131,6 +136,7 @@ def multiclass_statistics(labels, probs, weight=None) -> dict[str, float]:
 
 
 # ----------------------------------------------------------------------------- the paired bootstrap
+
 
 def _replicate_std(values: np.ndarray) -> tuple[float, float]:
     """(std with ddof 1 of the finite replicates, fraction dropped); NaN std when over MAX_DROPPED_FRACTION of
@@ -224,13 +230,28 @@ class PairedBootstrap:
             err_test, dropped = _replicate_std(replicates_a - replicates_b)
         err_seed = math.sqrt(_seed_variance_of_mean(nominal_a) + _seed_variance_of_mean(nominal_b))
         err = math.hypot(err_test, err_seed)
-        alone = [math.hypot(_replicate_std(r)[0], math.sqrt(_seed_variance_of_mean(n)))
-                 for n, r in ((nominal_a, replicates_a), (nominal_b, replicates_b))]
-        return Comparison(a=a, b=b, stat=stat, diff=diff, err_test=err_test, err_seed=err_seed, err=err,
-                          z=diff / err if err > 0 else float("nan"), significant=significance(diff, err),
-                          value_a=float(np.mean(nominal_a)), err_a=alone[0], n_seeds_a=nominal_a.size,
-                          value_b=float(np.mean(nominal_b)), err_b=alone[1], n_seeds_b=nominal_b.size,
-                          dropped_fraction=dropped)
+        alone = [
+            math.hypot(_replicate_std(r)[0], math.sqrt(_seed_variance_of_mean(n)))
+            for n, r in ((nominal_a, replicates_a), (nominal_b, replicates_b))
+        ]
+        return Comparison(
+            a=a,
+            b=b,
+            stat=stat,
+            diff=diff,
+            err_test=err_test,
+            err_seed=err_seed,
+            err=err,
+            z=diff / err if err > 0 else float("nan"),
+            significant=significance(diff, err),
+            value_a=float(np.mean(nominal_a)),
+            err_a=alone[0],
+            n_seeds_a=nominal_a.size,
+            value_b=float(np.mean(nominal_b)),
+            err_b=alone[1],
+            n_seeds_b=nominal_b.size,
+            dropped_fraction=dropped,
+        )
 
 
 def _checked_predictions(predictions: Mapping[str, Sequence], n: int) -> dict[str, list[np.ndarray]]:
@@ -243,15 +264,23 @@ def _checked_predictions(predictions: Mapping[str, Sequence], n: int) -> dict[st
             raise _checks.MetricInputError(f"model {name!r} has no seed: expected a list with one prediction per seed")
         for i, a in enumerate(arrays):
             if a.ndim not in (1, 2) or a.shape[0] != n:
-                raise _checks.MetricInputError(f"model {name!r} seed {i}: prediction has shape {a.shape}, expected "
-                                               f"{n} rows (one per test row, in the order of labels)")
+                raise _checks.MetricInputError(
+                    f"model {name!r} seed {i}: prediction has shape {a.shape}, expected "
+                    f"{n} rows (one per test row, in the order of labels)"
+                )
         out[str(name)] = arrays
     return out
 
 
-def paired_bootstrap(stat_fn: Callable[..., Mapping[str, float]], labels, weight,
-                     predictions: Mapping[str, Sequence[np.ndarray]], *, n_boot: int = 200,
-                     seed: int = 0) -> PairedBootstrap:
+def paired_bootstrap(
+    stat_fn: Callable[..., Mapping[str, float]],
+    labels,
+    weight,
+    predictions: Mapping[str, Sequence[np.ndarray]],
+    *,
+    n_boot: int = 200,
+    seed: int = 0,
+) -> PairedBootstrap:
     """`stat_fn(labels, prediction, weight) -> {stat: value}` for every model and training seed, on the full test
     sample and on `n_boot` bootstrap replicates, each replicate ONE draw of row indices (`resample_indices`, so
     deterministic for a seed) applied to every model and seed: that makes differences paired.
@@ -271,8 +300,9 @@ def paired_bootstrap(stat_fn: Callable[..., Mapping[str, float]], labels, weight
     def row(values: Mapping[str, float]) -> list[float]:
         return [float(values.get(s, np.nan)) for s in stats]
 
-    nominal = {name: np.array([row(d) for d in dicts]).reshape(len(dicts), len(stats))
-               for name, dicts in nominal_dicts.items()}
+    nominal = {
+        name: np.array([row(d) for d in dicts]).reshape(len(dicts), len(stats)) for name, dicts in nominal_dicts.items()
+    }
     replicates = {name: np.full((n_boot, len(arrays), len(stats)), np.nan) for name, arrays in models.items()}
     for i, idx in enumerate(resample_indices(y.size, n_boot, seed)):
         y_i, w_i = y[idx], None if w is None else w[idx]
@@ -287,8 +317,16 @@ def paired_bootstrap(stat_fn: Callable[..., Mapping[str, float]], labels, weight
 
 # ----------------------------------------------------------------------------- the verdict in words
 
-def difference_sentence(comparison: Comparison, a_label: str, b_label: str, quantity: str, *,
-                        higher_is_better: bool = True, rows: str = "jets") -> str:
+
+def difference_sentence(
+    comparison: Comparison,
+    a_label: str,
+    b_label: str,
+    quantity: str,
+    *,
+    higher_is_better: bool = True,
+    rows: str = "jets",
+) -> str:
     """The book's verdict on a comparison, numbers formatted by the one formatter (`study.report.fmt`), e.g.
     "By light-jet rejection at 77% b-efficiency, tokens, fine-tuned (12.3 ± 1.1) is ahead of tokens (10.1 ± 0.9)
     by 2.2 ± 0.8 (2.8 sigma; paired bootstrap over the same test jets, 3 seeds each)." `rows` names the test rows
@@ -300,16 +338,24 @@ def difference_sentence(comparison: Comparison, a_label: str, b_label: str, quan
     c = comparison
     a = f"{a_label} ({fmt(c.value_a, c.err_a)})"
     b = f"{b_label} ({fmt(c.value_b, c.err_b)})"
-    seeds = (f"{c.n_seeds_a} seed{'s' if c.n_seeds_a != 1 else ''} each" if c.n_seeds_a == c.n_seeds_b
-             else f"{c.n_seeds_a} and {c.n_seeds_b} seeds")
+    seeds = (
+        f"{c.n_seeds_a} seed{'s' if c.n_seeds_a != 1 else ''} each"
+        if c.n_seeds_a == c.n_seeds_b
+        else f"{c.n_seeds_a} and {c.n_seeds_b} seeds"
+    )
     method = f"paired bootstrap over the same test {rows}, {seeds}"
     if not math.isfinite(c.err):
-        why = (f"over {MAX_DROPPED_FRACTION:.0%} of the bootstrap replicates give no finite value"
-               if c.dropped_fraction > MAX_DROPPED_FRACTION else "a value is not finite")
+        why = (
+            f"over {MAX_DROPPED_FRACTION:.0%} of the bootstrap replicates give no finite value"
+            if c.dropped_fraction > MAX_DROPPED_FRACTION
+            else "a value is not finite"
+        )
         return f"By {quantity}, {a} and {b} cannot be compared: {why} ({method})."
     sigma = f"{abs(c.z):.1f} sigma; " if math.isfinite(c.z) else ""
     if c.significant:
         verb = "ahead of" if (c.diff > 0) == higher_is_better else "behind"
         return f"By {quantity}, {a} is {verb} {b} by {fmt(abs(c.diff), c.err)} ({sigma}{method})."
-    return (f"By {quantity}, {a} is not significantly different from {b}: the difference is "
-            f"{fmt(c.diff, c.err)} ({sigma}{method}).")
+    return (
+        f"By {quantity}, {a} is not significantly different from {b}: the difference is "
+        f"{fmt(c.diff, c.err)} ({sigma}{method})."
+    )

@@ -5,6 +5,7 @@ point (as in sklearn), so a tie between a signal and a background event counts o
 AUC. Weights enter as they are, negative ones included (the sums stay unbiased estimates; the
 curve may then step backwards); a class whose total weight is not positive is an error.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -49,8 +50,10 @@ class RankedScores:
 
     def totals(self):
         """Total (signal, background) weight, checked positive."""
-        return (_checks.positive_total(self.weight[self.signal].sum(), "signal (y_true == 1)"),
-                _checks.positive_total(self.weight[~self.signal].sum(), "background (y_true != 1)"))
+        return (
+            _checks.positive_total(self.weight[self.signal].sum(), "signal (y_true == 1)"),
+            _checks.positive_total(self.weight[~self.signal].sum(), "background (y_true != 1)"),
+        )
 
 
 def _area(tps, fps):
@@ -133,8 +136,9 @@ def macro_auc(y_true, probs, weight=None, classes=None) -> float:
     return bootstrap_macro_auc(y_true, probs, weight, classes, n_boot=0)["value"]
 
 
-def bootstrap_macro_auc(y_true, probs, weight=None, classes=None, n_boot: int = 200, seed: int = 0,
-                        level: float = 0.68) -> dict:
+def bootstrap_macro_auc(
+    y_true, probs, weight=None, classes=None, n_boot: int = 200, seed: int = 0, level: float = 0.68
+) -> dict:
     """`bootstrap(macro_auc, ...)` with one sort per class; a replicate missing a class is dropped.
 
     Besides value/std/low/high: `per_class` {class: AUC} and `per_class_err` {class: Hanley-McNeil}.
@@ -146,8 +150,9 @@ def bootstrap_macro_auc(y_true, probs, weight=None, classes=None, n_boot: int = 
     aucs = {c: _area(*r.cumulative()) for c, r in ranked.items()}
     errs = {c: hanley_mcneil(aucs[c], *r.n_eff()) for c, r in ranked.items()}
     n = next(iter(ranked.values())).score.size
-    reps = [np.mean([_area(*r.cumulative(counts)) for r in ranked.values()])
-            for counts in resample_counts(n, n_boot, seed)]
+    reps = [
+        np.mean([_area(*r.cumulative(counts)) for r in ranked.values()]) for counts in resample_counts(n, n_boot, seed)
+    ]
     out = summarise_replicates(np.mean(list(aucs.values())), reps, level)
     return {**out, "per_class": aucs, "per_class_err": errs}
 

@@ -1,5 +1,6 @@
 """Flat summaries of a classifier (short keys; the caller adds the metrics.json prefix) and
 evaluation in bins of a variable (performance vs jet pT)."""
+
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
@@ -19,14 +20,22 @@ def binary_summary(y_true, score, weight=None, n_boot: int = 200, seed: int = 0)
     y = _checks.column(y_true, "y_true", dtype=np.int64)
     boot = bootstrap_auc(y, score, weight, n_boot=n_boot, seed=seed)
     n_eff_s, n_eff_b = class_n_eff(y, weight)
-    return {"auc": boot["value"], "auc_err": hanley_mcneil(boot["value"], n_eff_s, n_eff_b),
-            "auc_boot_std": boot["std"], "auc_boot_low": boot["low"], "auc_boot_high": boot["high"],
-            "n_signal": int(np.count_nonzero(y == 1)), "n_background": int(np.count_nonzero(y != 1)),
-            "n_eff_signal": n_eff_s, "n_eff_background": n_eff_b}
+    return {
+        "auc": boot["value"],
+        "auc_err": hanley_mcneil(boot["value"], n_eff_s, n_eff_b),
+        "auc_boot_std": boot["std"],
+        "auc_boot_low": boot["low"],
+        "auc_boot_high": boot["high"],
+        "n_signal": int(np.count_nonzero(y == 1)),
+        "n_background": int(np.count_nonzero(y != 1)),
+        "n_eff_signal": n_eff_s,
+        "n_eff_background": n_eff_b,
+    }
 
 
-def multiclass_summary(y_true, probs, weight=None, class_names: Sequence[str] | None = None,
-                       n_boot: int = 200, seed: int = 0) -> dict:
+def multiclass_summary(
+    y_true, probs, weight=None, class_names: Sequence[str] | None = None, n_boot: int = 200, seed: int = 0
+) -> dict:
     """auc_macro, auc_macro_err (bootstrap std), accuracy, and per class present: auc_<name>,
     auc_<name>_err (Hanley-McNeil, n_eff), n_<name>. Default names are the class indices."""
     p = _checks.probabilities(probs)
@@ -73,4 +82,3 @@ def in_bins(x, bins, fn: Callable, *arrays) -> list[dict]:
             row["error"] = str(err)
         rows.append(row)
     return rows
-

@@ -4,6 +4,7 @@ Weighted samples are treated as `n_eff = (sum w)^2 / sum w^2` unweighted events:
 "binomial with the effective number of weighted events" convention of ATLAS flavour tagging.
 With equal weights n_eff = n; spread or mixed-sign weights give fewer, as they should.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator

@@ -1,4 +1,5 @@
 """Weight helpers: rescale MC weights to a mean of 1, optionally balancing classes."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,8 +1,21 @@
 """The foundation-model half: the sequence backbone, masked-token pretraining and classifiers."""
+
 from .backbone import BackboneConfig, SequenceBackbone, count_parameters, pool, raw_config_matching
 from .classifier import MODES, SequenceClassifier, load_backbone_state
 from .masking import mask_flat, mask_objects, range_lookup
 from .pretrain import MaskedTokenModel
 
-__all__ = ["BackboneConfig", "SequenceBackbone", "count_parameters", "pool", "raw_config_matching", "MODES",
-           "SequenceClassifier", "load_backbone_state", "mask_flat", "mask_objects", "range_lookup", "MaskedTokenModel"]
+__all__ = [
+    "BackboneConfig",
+    "SequenceBackbone",
+    "count_parameters",
+    "pool",
+    "raw_config_matching",
+    "MODES",
+    "SequenceClassifier",
+    "load_backbone_state",
+    "mask_flat",
+    "mask_objects",
+    "range_lookup",
+    "MaskedTokenModel",
+]

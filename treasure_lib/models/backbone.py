@@ -10,6 +10,7 @@ into `groups` sub-vectors that attend to each other (residual + LayerNorm) befor
 position embeddings are added. A padded query attends to the real positions of its row (every row
 starts with CLS), so no position produces NaN; padded outputs are meaningless and never read.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
@@ -25,21 +26,21 @@ from ..vocabulary import EMPTY, PAD
 class BackboneConfig:
     """Everything that fixes the backbone's function (saved in checkpoints as `hyper_parameters["backbone"]`)."""
 
-    vocab_size: int                    # max(start + size) over the vocabulary ranges
-    n_types: int                       # type ids 0 (special) .. n_types - 1
-    max_len: int                       # longest sequence L (learned position embeddings)
-    levels: int = 1                    # Q of the grouped layout (1: flat); > 1 selects whole-object masking
+    vocab_size: int  # max(start + size) over the vocabulary ranges
+    n_types: int  # type ids 0 (special) .. n_types - 1
+    max_len: int  # longest sequence L (learned position embeddings)
+    levels: int = 1  # Q of the grouped layout (1: flat); > 1 selects whole-object masking
     d_model: int = 64
     n_layers: int = 2
     n_heads: int = 4
-    d_ff: int = 128                    # width of each block's MLP
-    dropout: float = 0.1               # after the embeddings and on each residual branch (not on attention weights)
-    inputs: str = "tokens"             # tokens | features (the raw baseline)
-    feature_dim: int = 0               # raw baseline: features per position
-    feature_hidden: int = 0            # raw baseline: width of the object-embedding MLP (raw_config_matching sets it)
-    group_attention: bool = False      # seed design: attention among sub-vectors of each token embedding
-    group_attention_groups: int = 4    # sub-vectors per embedding (d_model must divide)
-    level_dropout: float = 0.0         # training: with this probability an object keeps only its first k levels
+    d_ff: int = 128  # width of each block's MLP
+    dropout: float = 0.1  # after the embeddings and on each residual branch (not on attention weights)
+    inputs: str = "tokens"  # tokens | features (the raw baseline)
+    feature_dim: int = 0  # raw baseline: features per position
+    feature_hidden: int = 0  # raw baseline: width of the object-embedding MLP (raw_config_matching sets it)
+    group_attention: bool = False  # seed design: attention among sub-vectors of each token embedding
+    group_attention_groups: int = 4  # sub-vectors per embedding (d_model must divide)
+    level_dropout: float = 0.0  # training: with this probability an object keeps only its first k levels
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -207,4 +208,3 @@ def init_weights(module: nn.Module) -> None:
                 m.weight[m.padding_idx].zero_()
         if isinstance(m, nn.Linear) and m.bias is not None:
             nn.init.zeros_(m.bias)
-

@@ -14,6 +14,7 @@ Pretraining checkpoints are Lightning `.ckpt` files (format in `pretrain.py`), r
 config, `ranges`, `vocabulary_hash`). Logged: `train/loss`, `val/loss`, `val/auc` (weighted; binary:
 class 1 vs 0, multi-class: macro one-vs-rest). `predict_proba(batch)` gives softmax probabilities.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -31,39 +32,70 @@ from .pretrain import probe_auc, warmup_cosine
 
 MODES = ("scratch", "finetune", "frozen", "slow")
 # backbone settings that change the function but not the tensor shapes (dropout is a training choice)
-_ARCHITECTURE = ("vocab_size", "n_types", "max_len", "levels", "d_model", "n_layers", "n_heads", "d_ff", "inputs",
-                 "feature_dim", "feature_hidden", "group_attention", "group_attention_groups")
+_ARCHITECTURE = (
+    "vocab_size",
+    "n_types",
+    "max_len",
+    "levels",
+    "d_model",
+    "n_layers",
+    "n_heads",
+    "d_ff",
+    "inputs",
+    "feature_dim",
+    "feature_hidden",
+    "group_attention",
+    "group_attention_groups",
+)
 
 
 def load_backbone_state(path: str | Path) -> tuple[dict, dict]:
     """(backbone state dict, hyper-parameters) from a pretraining checkpoint (tensors and plain data only)."""
     path = Path(path)
     if not path.is_file():
-        raise InputFileError(f"{path}: no pretrained checkpoint here; run `treasure pretrain` first or set classify.backbone")
+        raise InputFileError(
+            f"{path}: no pretrained checkpoint here; run `treasure pretrain` first or set classify.backbone"
+        )
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # truncated file, not a torch file, or objects beyond tensors and plain data
-        raise InputFileError(f"{path}: cannot be read as a pretraining checkpoint ({type(err).__name__}: "
-                             f"{str(err).splitlines()[0] if str(err) else ''})") from err
+        raise InputFileError(
+            f"{path}: cannot be read as a pretraining checkpoint ({type(err).__name__}: "
+            f"{str(err).splitlines()[0] if str(err) else ''})"
+        ) from err
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt or "hyper_parameters" not in ckpt:
         raise InputFileError(f"{path}: not a Lightning checkpoint with state_dict and hyper_parameters")
-    state = {k[len("backbone."):]: v for k, v in ckpt["state_dict"].items() if k.startswith("backbone.")}
+    state = {k[len("backbone.") :]: v for k, v in ckpt["state_dict"].items() if k.startswith("backbone.")}
     if not state:
         raise InputFileError(f"{path}: the checkpoint holds no backbone weights (keys 'backbone.*')")
     return state, ckpt["hyper_parameters"]
 
 
 def catch_up(step: int, steps_per_epoch: int, epochs: int, factor: float) -> float:
-    """`slow` mode: the backbone's share of the learning rate, `factor` at step 0 rising linearly to 1 after `epochs`."""
+    """`slow` mode: the backbone's share of the learning rate, `factor` at step 0 rising linearly to 1
+    after `epochs`."""
     progress = min(1.0, step / (max(steps_per_epoch, 1) * max(epochs, 1)))
     return factor + (1 - factor) * progress
 
 
 class SequenceClassifier(L.LightningModule):
-    def __init__(self, backbone: dict, n_classes: int, class_names: list, vocabulary_hash: str, mode: str = "scratch",
-                 pooling: str = "cls", head_hidden: int = 64, head_dropout: float = 0.1, lr: float = 1e-3,
-                 weight_decay: float = 0.01, warmup_steps: int = 20, backbone_lr_factor: float = 0.1,
-                 catch_up_epochs: int = 3, ranges: list | None = None):
+    def __init__(
+        self,
+        backbone: dict,
+        n_classes: int,
+        class_names: list,
+        vocabulary_hash: str,
+        mode: str = "scratch",
+        pooling: str = "cls",
+        head_hidden: int = 64,
+        head_dropout: float = 0.1,
+        lr: float = 1e-3,
+        weight_decay: float = 0.01,
+        warmup_steps: int = 20,
+        backbone_lr_factor: float = 0.1,
+        catch_up_epochs: int = 3,
+        ranges: list | None = None,
+    ):
         super().__init__()
         if mode not in MODES:
             raise ConfigError(f"classify.mode must be one of {MODES}, got {mode!r}")
@@ -72,8 +104,9 @@ class SequenceClassifier(L.LightningModule):
         self.save_hyperparameters()
         cfg = BackboneConfig(**backbone)
         self.backbone = SequenceBackbone(cfg)
-        self.head = nn.Sequential(nn.Linear(cfg.d_model, head_hidden), nn.ReLU(), nn.Dropout(head_dropout),
-                                  nn.Linear(head_hidden, n_classes))
+        self.head = nn.Sequential(
+            nn.Linear(cfg.d_model, head_hidden), nn.ReLU(), nn.Dropout(head_dropout), nn.Linear(head_hidden, n_classes)
+        )
         init_weights(self)
         self.backbone_source: str | None = None  # where the backbone weights came from (None: drawn at random)
         if mode == "frozen":
@@ -82,27 +115,39 @@ class SequenceClassifier(L.LightningModule):
 
     # ------------------------------------------------------------------ backbone handling
     def load_backbone(self, path: str | Path) -> None:
-        """Load the pretrained backbone of a `MaskedTokenModel` checkpoint; anything that does not fit exactly is an error."""
+        """Load the pretrained backbone of a `MaskedTokenModel` checkpoint; anything that does not fit exactly
+        is an error."""
         state, hparams = load_backbone_state(path)
         if hparams.get("vocabulary_hash") != self.hparams.vocabulary_hash:
-            raise ConfigError(f"{path}: pretrained on another vocabulary or layout (hash {hparams.get('vocabulary_hash')}) "
-                              f"than these tokens ({self.hparams.vocabulary_hash}); pretrain on the same token files")
+            raise ConfigError(
+                f"{path}: pretrained on another vocabulary or layout (hash {hparams.get('vocabulary_hash')}) "
+                f"than these tokens ({self.hparams.vocabulary_hash}); pretrain on the same token files"
+            )
         if self.hparams.ranges is not None and _plain(hparams.get("ranges")) != _plain(self.hparams.ranges):
-            raise ConfigError(f"{path}: pretrained on other vocabulary id ranges than these tokens' "
-                              f"(same hash {self.hparams.vocabulary_hash}); re-export or re-pretrain")
+            raise ConfigError(
+                f"{path}: pretrained on other vocabulary id ranges than these tokens' "
+                f"(same hash {self.hparams.vocabulary_hash}); re-export or re-pretrain"
+            )
         theirs, ours = hparams.get("backbone") or {}, self.hparams.backbone
-        differ = [f"{k} {theirs.get(k)!r} != {ours.get(k)!r}" for k in _ARCHITECTURE
-                  if k in theirs and theirs.get(k) != ours.get(k)]
+        differ = [
+            f"{k} {theirs.get(k)!r} != {ours.get(k)!r}"
+            for k in _ARCHITECTURE
+            if k in theirs and theirs.get(k) != ours.get(k)
+        ]
         if differ:
-            raise ConfigError(f"{path}: the pretrained backbone has another architecture ({', '.join(differ)}; "
-                              f"checkpoint vs this classifier); use the pretraining's model settings")
+            raise ConfigError(
+                f"{path}: the pretrained backbone has another architecture ({', '.join(differ)}; "
+                f"checkpoint vs this classifier); use the pretraining's model settings"
+            )
         mine = self.backbone.state_dict()
         missing = sorted(set(mine) - set(state))
         unexpected = sorted(set(state) - set(mine))
         shapes = sorted(k for k in set(mine) & set(state) if mine[k].shape != state[k].shape)
         if missing or unexpected or shapes:
-            raise ConfigError(f"{path}: the pretrained backbone does not fit this classifier's: missing {missing[:5]}, "
-                              f"unexpected {unexpected[:5]}, other shapes {shapes[:5]} (backbone sizes must match)")
+            raise ConfigError(
+                f"{path}: the pretrained backbone does not fit this classifier's: missing {missing[:5]}, "
+                f"unexpected {unexpected[:5]}, other shapes {shapes[:5]} (backbone sizes must match)"
+            )
         self.backbone.load_state_dict(state, strict=True)
         self.backbone_source = str(path)
         if self.hparams.mode == "frozen":
@@ -113,8 +158,10 @@ class SequenceClassifier(L.LightningModule):
 
     def on_fit_start(self) -> None:
         if self.hparams.mode != "scratch" and self.backbone_source is None:
-            raise ConfigError(f"classify.mode={self.hparams.mode} needs a pretrained backbone: call load_backbone(path) "
-                              f"before fitting (classify.backbone), or use mode=scratch")
+            raise ConfigError(
+                f"classify.mode={self.hparams.mode} needs a pretrained backbone: call load_backbone(path) "
+                f"before fitting (classify.backbone), or use mode=scratch"
+            )
 
     def _freeze(self) -> None:
         for p in self.backbone.parameters():
@@ -174,8 +221,11 @@ class SequenceClassifier(L.LightningModule):
     def on_validation_epoch_end(self):
         v = merge_tallies(gather(self._trainer, self._val))  # every DDP rank: the same numbers
         self.log("val/loss", sum(v["loss"]) / max(sum(v["w"]), 1e-12), prog_bar=True)
-        self.log("val/auc", probe_auc(np.concatenate(v["labels"]), np.concatenate(v["probs"]), np.concatenate(v["weights"])),
-                 prog_bar=True)
+        self.log(
+            "val/auc",
+            probe_auc(np.concatenate(v["labels"]), np.concatenate(v["probs"]), np.concatenate(v["weights"])),
+            prog_bar=True,
+        )
 
     def configure_optimizers(self):
         h = self.hparams

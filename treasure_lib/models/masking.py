@@ -10,6 +10,7 @@ level-0 id is a code (equivalent to type_id > 0 and mask True, and still right w
 study writes every type id as 0). `lookup` is `range_lookup(vocabulary.ranges, vocab_size)`.
 The functions are pure: the same tokens and generator state give the same corruption.
 """
+
 from __future__ import annotations
 
 import torch
@@ -32,13 +33,24 @@ def range_lookup(ranges: list[dict], vocab_size: int) -> tuple[torch.Tensor, tor
 
 def _check_rates(rate: float, p_mask: float, p_random: float) -> None:
     if not (0 <= rate <= 1 and 0 <= p_mask and 0 <= p_random and p_mask + p_random <= 1):
-        raise ValueError(f"masking rates must be probabilities with p_mask + p_random <= 1: "
-                         f"rate={rate}, p_mask={p_mask}, p_random={p_random}")
+        raise ValueError(
+            f"masking rates must be probabilities with p_mask + p_random <= 1: "
+            f"rate={rate}, p_mask={p_mask}, p_random={p_random}"
+        )
 
 
-def _corrupt(tokens: torch.Tensor, selected: torch.Tensor, choice: torch.Tensor, start: torch.Tensor,
-             size: torch.Tensor, generator: torch.Generator, p_mask: float, p_random: float) -> torch.Tensor:
-    """Replace selected ids: MASK where choice < p_mask, a random id of the same range where choice < p_mask + p_random."""
+def _corrupt(
+    tokens: torch.Tensor,
+    selected: torch.Tensor,
+    choice: torch.Tensor,
+    start: torch.Tensor,
+    size: torch.Tensor,
+    generator: torch.Generator,
+    p_mask: float,
+    p_random: float,
+) -> torch.Tensor:
+    """Replace selected ids: MASK where choice < p_mask, a random id of the same range where
+    choice < p_mask + p_random."""
     out = tokens.clone()
     to_mask = selected & (choice < p_mask)
     to_random = selected & (choice >= p_mask) & (choice < p_mask + p_random)
@@ -50,8 +62,14 @@ def _corrupt(tokens: torch.Tensor, selected: torch.Tensor, choice: torch.Tensor,
     return out
 
 
-def mask_flat(tokens: torch.Tensor, lookup, generator: torch.Generator, rate: float = 0.15, p_mask: float = 0.8,
-              p_random: float = 0.1) -> tuple[torch.Tensor, torch.Tensor]:
+def mask_flat(
+    tokens: torch.Tensor,
+    lookup,
+    generator: torch.Generator,
+    rate: float = 0.15,
+    p_mask: float = 0.8,
+    p_random: float = 0.1,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """BERT masking of single tokens. tokens [B, L, 1] (or any shape); returns (inputs, targets)."""
     _check_rates(rate, p_mask, p_random)
     start, size, _ = lookup
@@ -63,8 +81,15 @@ def mask_flat(tokens: torch.Tensor, lookup, generator: torch.Generator, rate: fl
     return inputs, targets
 
 
-def mask_objects(tokens: torch.Tensor, mask: torch.Tensor, lookup, generator: torch.Generator,
-                 rate: float = 0.15, p_mask: float = 0.8, p_random: float = 0.1) -> tuple[torch.Tensor, torch.Tensor]:
+def mask_objects(
+    tokens: torch.Tensor,
+    mask: torch.Tensor,
+    lookup,
+    generator: torch.Generator,
+    rate: float = 0.15,
+    p_mask: float = 0.8,
+    p_random: float = 0.1,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Whole-object masking in the grouped layout: tokens [B, L, Q]; returns (inputs, targets [B, L, Q])."""
     _check_rates(rate, p_mask, p_random)
     start, size, _ = lookup

@@ -4,7 +4,8 @@ Flat layout: BERT masking, one head over the vocabulary. Grouped layout: whole o
 masked and one head per level predicts all Q codes. A masked target is scored only against the ids of
 its own vocabulary range (its collection and level, known from the unmasked type): the cross entropy
 and the accuracy are those of choosing among that range's K codes, and no head evaluates the thousands
-of ids of other collections (which dominated the cost of an events study's vocabulary). Validation masks are drawn from a generator
+of ids of other collections (which dominated the cost of an events study's vocabulary).
+Validation masks are drawn from a generator
 seeded by (seed, batch index), so validation numbers compare between epochs. Accuracy is logged
 overall, per level and per type; the probe (a Linear on the detached mean of the hidden states,
 trained on the labelled rows) logs its weighted validation AUC every epoch. It reads the mean,
@@ -22,6 +23,7 @@ Trainer, a torch pickle of plain containers and tensors that loads with `weights
 `hyper_parameters` (`backbone`: the `BackboneConfig` as a dict, `ranges`: the vocabulary id ranges,
 `vocabulary_hash`, `type_names`, the masking and optimiser settings, `seed`).
 """
+
 from __future__ import annotations
 
 import math
@@ -55,9 +57,22 @@ def warmup_cosine(step: int, warmup: int, total: int) -> float:
 
 
 class MaskedTokenModel(L.LightningModule):
-    def __init__(self, backbone: dict, ranges: list, vocabulary_hash: str, type_names: dict, n_classes: int = 2,
-                 pooling: str = "mean", mask_rate: float = 0.15, p_mask: float = 0.8, p_random: float = 0.1,
-                 lr: float = 1e-3, weight_decay: float = 0.01, warmup_steps: int = 50, seed: int = 0):
+    def __init__(
+        self,
+        backbone: dict,
+        ranges: list,
+        vocabulary_hash: str,
+        type_names: dict,
+        n_classes: int = 2,
+        pooling: str = "mean",
+        mask_rate: float = 0.15,
+        p_mask: float = 0.8,
+        p_random: float = 0.1,
+        lr: float = 1e-3,
+        weight_decay: float = 0.01,
+        warmup_steps: int = 50,
+        seed: int = 0,
+    ):
         super().__init__()
         self.save_hyperparameters()
         cfg = BackboneConfig(**backbone)
@@ -73,8 +88,15 @@ class MaskedTokenModel(L.LightningModule):
         tokens = batch["tokens"]
         lookup = tuple(t.to(tokens.device) for t in self.lookup)
         if self.grouped:
-            return mask_objects(tokens, batch["mask"], lookup, generator, self.hparams.mask_rate, self.hparams.p_mask,
-                                self.hparams.p_random)
+            return mask_objects(
+                tokens,
+                batch["mask"],
+                lookup,
+                generator,
+                self.hparams.mask_rate,
+                self.hparams.p_mask,
+                self.hparams.p_random,
+            )
         return mask_flat(tokens, lookup, generator, self.hparams.mask_rate, self.hparams.p_mask, self.hparams.p_random)
 
     def _range_logits(self, hidden: torch.Tensor, targets: torch.Tensor):
@@ -95,7 +117,7 @@ class MaskedTokenModel(L.LightningModule):
             for s in torch.unique(starts[:, q][level_picked]).tolist():
                 rows = level_picked & (starts[:, q] == s)
                 n = int(sizes[rows, q][0])
-                logits = F.linear(hidden[rows], head.weight[s:s + n], head.bias[s:s + n]).float()
+                logits = F.linear(hidden[rows], head.weight[s : s + n], head.bias[s : s + n]).float()
                 target = targets[rows, q] - s
                 total = total + F.cross_entropy(logits, target, reduction="sum")
                 count += int(rows.sum())
@@ -119,12 +141,15 @@ class MaskedTokenModel(L.LightningModule):
         probe_loss = hidden.new_zeros(())
         if labelled.any():
             w = batch["weight"][labelled]
-            probe_loss = (F.cross_entropy(probe_logits[labelled], batch["label"][labelled], reduction="none") * w).sum() / w.sum()
+            probe_loss = (
+                F.cross_entropy(probe_logits[labelled], batch["label"][labelled], reduction="none") * w
+            ).sum() / w.sum()
         return loss, probe_loss, hits, targets, positions, probe_logits
 
     def training_step(self, batch, batch_idx):
-        generator = seeded_generator(batch["tokens"].device, self.hparams.seed, TRAIN_STREAM, self.global_step,
-                                     self.global_rank)
+        generator = seeded_generator(
+            batch["tokens"].device, self.hparams.seed, TRAIN_STREAM, self.global_step, self.global_rank
+        )
         loss, probe_loss, *_ = self._step(batch, generator)
         n = len(batch["tokens"])
         self.log_dict({"train/loss": loss, "train/probe_loss": probe_loss}, prog_bar=True, batch_size=n)
@@ -167,8 +192,11 @@ class MaskedTokenModel(L.LightningModule):
         for key, total in v["total"].items():
             name = "val/masked_accuracy" if key == "all" else f"val/masked_accuracy/{key}"
             self.log(name, v["correct"][key] / max(total, 1))
-        self.log("val/probe_auc", probe_auc(np.concatenate(v["labels"]), np.concatenate(v["probs"]),
-                                            np.concatenate(v["weights"])), prog_bar=True)
+        self.log(
+            "val/probe_auc",
+            probe_auc(np.concatenate(v["labels"]), np.concatenate(v["probs"]), np.concatenate(v["weights"])),
+            prog_bar=True,
+        )
 
     def configure_optimizers(self):
         opt = torch.optim.AdamW(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)

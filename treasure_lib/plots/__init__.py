@@ -8,6 +8,7 @@ matplotlib Figure (made without pyplot: nothing to close), and with `save_to=<di
     plots.residuals({"pt": d_pt / 1e3}, units={"pt": "GeV"})
     plots.table_figure(diagnostics.leakage_table(results), ["row", "name", "auc_text"])
 """
+
 from . import style
 from .codebook import codebook_usage, token_frequency
 from .performance import (
@@ -24,7 +25,21 @@ from .samples import by_class
 from .tables import table_cells, table_figure
 
 __all__ = [
-    "by_class", "codebook_usage", "correlation_2d", "distributions", "flavour_rejection_curves", "from_bins", "label_efficiency",
-    "performance_vs_variable", "rejection_vs_efficiency", "residuals", "response_vs_pt", "roc_curves", "style",
-    "table_cells", "table_figure", "token_frequency", "training_curves",
+    "by_class",
+    "codebook_usage",
+    "correlation_2d",
+    "distributions",
+    "flavour_rejection_curves",
+    "from_bins",
+    "label_efficiency",
+    "performance_vs_variable",
+    "rejection_vs_efficiency",
+    "residuals",
+    "response_vs_pt",
+    "roc_curves",
+    "style",
+    "table_cells",
+    "table_figure",
+    "token_frequency",
+    "training_curves",
 ]

@@ -5,6 +5,7 @@ spectrum (share of objects per code, by rank).
     plots.codebook_usage(health)        # bars: collections on x, one bar per level
     plots.token_frequency(health)       # one line per collection and level
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -25,8 +26,14 @@ def _pretty(level: str) -> str:
     return level.replace("level_", "Level ").replace("_", " ")
 
 
-def codebook_usage(usage: Mapping, *, key: str = "utilization", ylabel: str = "Fraction of codes used",
-                   save_to=None, name: str = "codebook_usage"):
+def codebook_usage(
+    usage: Mapping,
+    *,
+    key: str = "utilization",
+    ylabel: str = "Fraction of codes used",
+    save_to=None,
+    name: str = "codebook_usage",
+):
     """Grouped bars: one group per collection, one bar per quantizer level.
 
     `usage` {collection: codebook_health report | {level: fraction} | [fraction per level]}; with
@@ -43,8 +50,7 @@ def codebook_usage(usage: Mapping, *, key: str = "utilization", ylabel: str = "F
     for j, level in enumerate(levels):
         heights = np.array([per.get(level, np.nan) for per in data.values()])
         bars = ax.bar(x + (j - (len(levels) - 1) / 2) * width, np.nan_to_num(heights), width, label=_pretty(level))
-        ax.bar_label(bars, labels=[fmt(h) if np.isfinite(h) else "" for h in heights], fontsize="small",
-                     padding=2)
+        ax.bar_label(bars, labels=[fmt(h) if np.isfinite(h) else "" for h in heights], fontsize="small", padding=2)
     ax.set_xticks(x, list(data))
     ax.tick_params(axis="x", which="minor", bottom=False, top=False)
     ax.set_xlim(-0.6, len(data) - 0.4)

@@ -1,21 +1,33 @@
 """Figures of the tokenizer comparison: numbers against bits per object (a line per kind, the raw-feature
 reference as a dashed line with its band), and one number per kind."""
+
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 
 from . import style
 
 
-def versus_bits(panels: Mapping[str, Mapping[str, tuple]], *, reference: Mapping[str, tuple] | None = None,
-                logy: bool = False, save_to=None, name: str = "versus_bits"):
+def versus_bits(
+    panels: Mapping[str, Mapping[str, tuple]],
+    *,
+    reference: Mapping[str, tuple] | None = None,
+    logy: bool = False,
+    save_to=None,
+    name: str = "versus_bits",
+):
     """`panels` {ylabel: {kind: (bits [n], y [n], low [n], high [n])}}, one panel each; `reference` {ylabel:
     (value, error)} draws a horizontal line with a band (what the kinds would reach with unlimited bits)."""
     width, height = style.panel_size(len(panels))
-    fig, axes = style.figure(1, len(panels), figsize=(width * (1.15 if len(panels) > 1 else 1.0), height),
-                             squeeze=False, gridspec_kw={"wspace": 0.45})
+    fig, axes = style.figure(
+        1,
+        len(panels),
+        figsize=(width * (1.15 if len(panels) > 1 else 1.0), height),
+        squeeze=False,
+        gridspec_kw={"wspace": 0.45},
+    )
     for ax, (ylabel, lines) in zip(axes[0], panels.items()):
         for kind, (x, y, low, high) in lines.items():
             x, y = np.asarray(x, float), np.asarray(y, float)

@@ -7,6 +7,7 @@ performance in bins of a variable, label efficiency and training curves.
 Curves given as arrays are evaluated here through `treasure_lib.metrics`; precomputed results
 (dicts as `metrics.roc_band` returns) are plotted as they are.
 """
+
 from __future__ import annotations
 
 import textwrap
@@ -67,9 +68,19 @@ def _ratio_limits(ax, curves) -> None:
         ax.set_ylim(max(low - pad, 0.0), high + pad)
 
 
-def roc_curves(curves: Mapping, *, kind: str = "rejection", n_boot: int = 100, seed: int = 0, grid=ROC_GRID,
-               min_efficiency: float = MIN_EFFICIENCY, signal: str = "Signal", background: str = "background",
-               save_to=None, name: str = "roc"):
+def roc_curves(
+    curves: Mapping,
+    *,
+    kind: str = "rejection",
+    n_boot: int = 100,
+    seed: int = 0,
+    grid=ROC_GRID,
+    min_efficiency: float = MIN_EFFICIENCY,
+    signal: str = "Signal",
+    background: str = "background",
+    save_to=None,
+    name: str = "roc",
+):
     """ROC curves with 68% bootstrap bands (`metrics.roc_band`), one per entry of `curves`.
 
     `curves` {label: (y, score) | (y, score, weight) | dict(tpr_grid, fpr, fpr_low, fpr_high[, auc])};
@@ -105,11 +116,14 @@ def roc_curves(curves: Mapping, *, kind: str = "rejection", n_boot: int = 100, s
                 reference = rej if reference is None else reference
                 ratios.append(_ratio(rej, reference))
                 ax_ratio.plot(x, ratios[-1], color=line.get_color())
-                ax_ratio.fill_between(x, _ratio(low, reference), _ratio(high, reference), color=line.get_color(),
-                                      alpha=0.25, linewidth=0)
+                ax_ratio.fill_between(
+                    x, _ratio(low, reference), _ratio(high, reference), color=line.get_color(), alpha=0.25, linewidth=0
+                )
         if kind != "rejection":
             (line,) = ax_roc.plot(band["fpr"], tpr, label=text, color=colour)
-            ax_roc.fill_betweenx(tpr, band["fpr_low"], band["fpr_high"], color=line.get_color(), alpha=0.25, linewidth=0)
+            ax_roc.fill_betweenx(
+                tpr, band["fpr_low"], band["fpr_high"], color=line.get_color(), alpha=0.25, linewidth=0
+            )
     if ax_rej is not None:
         ax_rej.set_yscale("log")
         ax_rej.set_ylabel(f"{style.first_upper(background)} rejection")
@@ -132,8 +146,9 @@ def roc_curves(curves: Mapping, *, kind: str = "rejection", n_boot: int = 100, s
     return style.finish(fig, save_to, name)
 
 
-def flavour_rejection_curves(labels, probs, weight=None, efficiencies=FLAVOUR_EFFICIENCIES, f_c: float = 0.2,
-                             backgrounds=("c", "light", "tau")) -> dict:
+def flavour_rejection_curves(
+    labels, probs, weight=None, efficiencies=FLAVOUR_EFFICIENCIES, f_c: float = 0.2, backgrounds=("c", "light", "tau")
+) -> dict:
     """b-tagging rejections along a b-efficiency scan: dict(efficiency, rejection {flavour: array},
     rejection_err {flavour: array}); D_b as `metrics.discriminant_b(probs, f_c)`, classes by the
     fixed index of `collections.FLAVOUR_NAMES` (b 0, c 1, light 2, tau 3). Flavours absent from
@@ -157,9 +172,17 @@ def flavour_rejection_curves(labels, probs, weight=None, efficiencies=FLAVOUR_EF
     return out
 
 
-def rejection_vs_efficiency(curves: Mapping, *, backgrounds=None, efficiencies=FLAVOUR_EFFICIENCIES, f_c: float = 0.2,
-                            signal: str = "$b$-jet", min_ratio_jets: float = MIN_RATIO_JETS, save_to=None,
-                            name: str = "rejection_vs_efficiency"):
+def rejection_vs_efficiency(
+    curves: Mapping,
+    *,
+    backgrounds=None,
+    efficiencies=FLAVOUR_EFFICIENCIES,
+    f_c: float = 0.2,
+    signal: str = "$b$-jet",
+    min_ratio_jets: float = MIN_RATIO_JETS,
+    save_to=None,
+    name: str = "rejection_vs_efficiency",
+):
     """Flavour-tagging rejection vs b-jet efficiency, one column per background flavour, with
     binomial error bands and a ratio panel to the first model.
 
@@ -168,13 +191,22 @@ def rejection_vs_efficiency(curves: Mapping, *, backgrounds=None, efficiencies=F
     `backgrounds` defaults to the flavours of the first model (c, light, tau order). A column whose background
     has fewer than `min_ratio_jets` (effective) test jets (`n_background` of a curve) gets no ratio panel.
     """
-    data = {m: dict(c) if isinstance(c, Mapping) else
-            flavour_rejection_curves(*(tuple(c) + (None,))[:3], efficiencies=efficiencies, f_c=f_c)
-            for m, c in curves.items()}
+    data = {
+        m: dict(c)
+        if isinstance(c, Mapping)
+        else flavour_rejection_curves(*(tuple(c) + (None,))[:3], efficiencies=efficiencies, f_c=f_c)
+        for m, c in curves.items()
+    }
     first = next(iter(data.values()))
     backgrounds = list(backgrounds or first["rejection"])
-    fig, axes = style.figure(2, len(backgrounds), figsize=style.panel_size(len(backgrounds)), squeeze=False,
-                             sharex=True, gridspec_kw={"height_ratios": [3, 1], "hspace": 0.06})
+    fig, axes = style.figure(
+        2,
+        len(backgrounds),
+        figsize=style.panel_size(len(backgrounds)),
+        squeeze=False,
+        sharex=True,
+        gridspec_kw={"height_ratios": [3, 1], "hspace": 0.06},
+    )
     for j, flavour in enumerate(backgrounds):
         ax, ax_ratio = axes[0, j], axes[1, j]
         reference, ratios = None, []
@@ -192,8 +224,9 @@ def rejection_vs_efficiency(curves: Mapping, *, backgrounds=None, efficiencies=F
             reference = rej if reference is None else reference
             ratios.append(_ratio(rej, reference))
             ax_ratio.plot(x, ratios[-1], color=line.get_color())
-            ax_ratio.fill_between(x, _ratio(low, reference), _ratio(high, reference), color=line.get_color(),
-                                  alpha=0.25, linewidth=0)
+            ax_ratio.fill_between(
+                x, _ratio(low, reference), _ratio(high, reference), color=line.get_color(), alpha=0.25, linewidth=0
+            )
         ax.set_yscale("log")
         ax.set_ylabel(f"{FLAVOUR_LABELS.get(flavour, flavour)} rejection")
         ax.tick_params(labelbottom=False)
@@ -202,8 +235,15 @@ def rejection_vs_efficiency(curves: Mapping, *, backgrounds=None, efficiencies=F
         ax_ratio.set_xlim(float(np.min(first["efficiency"])), float(np.max(first["efficiency"])))
         _ratio_limits(ax_ratio, ratios)
         if thin < min_ratio_jets:
-            ax_ratio.text(0.5, 0.5, f"no ratio: {thin:.0f} {FLAVOUR_LABELS.get(flavour, flavour)}s in the test set",
-                          transform=ax_ratio.transAxes, ha="center", va="center", fontsize="small")
+            ax_ratio.text(
+                0.5,
+                0.5,
+                f"no ratio: {thin:.0f} {FLAVOUR_LABELS.get(flavour, flavour)}s in the test set",
+                transform=ax_ratio.transAxes,
+                ha="center",
+                va="center",
+                fontsize="small",
+            )
         style.headroom(ax, 1.4, log=True)
         style.atlas_label(ax, extra=f"$f_c$ = {f_c:g}")
         ax.legend(loc="upper right")
@@ -220,9 +260,18 @@ def from_bins(rows, key: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return edges, values, errs
 
 
-def performance_vs_variable(bins, values, errs=None, labels=None, xlabel: str = "Jet $p_T$ [GeV]",
-                            ylabel: str = "Light-jet rejection", *, logy: bool = False, save_to=None,
-                            name: str = "performance_vs_variable"):
+def performance_vs_variable(
+    bins,
+    values,
+    errs=None,
+    labels=None,
+    xlabel: str = "Jet $p_T$ [GeV]",
+    ylabel: str = "Light-jet rejection",
+    *,
+    logy: bool = False,
+    save_to=None,
+    name: str = "performance_vs_variable",
+):
     """A metric in bins of a variable (e.g. light rejection at 77% vs jet pT): markers at bin
     centres with the bin width as x error and `errs` as y error.
 
@@ -244,8 +293,17 @@ def performance_vs_variable(bins, values, errs=None, labels=None, xlabel: str = 
         yerr = None if e is None else np.abs(np.asarray(e, dtype=np.float64)[ok])
         if yerr is not None and logy:  # a symmetric error below zero has no place on a log axis: the lower bar
             yerr = np.vstack([np.minimum(yerr, (1.0 - LOG_FLOOR) * v[ok]), yerr])  # stops at LOG_FLOOR x the value
-        ax.errorbar(centres[ok], v[ok], xerr=half[ok], yerr=yerr,
-                    fmt="o", markersize=5, capsize=0, label=label or None, color=style.colour(label, k))
+        ax.errorbar(
+            centres[ok],
+            v[ok],
+            xerr=half[ok],
+            yerr=yerr,
+            fmt="o",
+            markersize=5,
+            capsize=0,
+            label=label or None,
+            color=style.colour(label, k),
+        )
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     if logy:
@@ -257,8 +315,15 @@ def performance_vs_variable(bins, values, errs=None, labels=None, xlabel: str = 
     return style.finish(fig, save_to, name)
 
 
-def label_efficiency(fractions, results: Mapping, *, xlabel: str = "Fraction of labelled training data",
-                     ylabel: str = "AUC", save_to=None, name: str = "label_efficiency"):
+def label_efficiency(
+    fractions,
+    results: Mapping,
+    *,
+    xlabel: str = "Fraction of labelled training data",
+    ylabel: str = "AUC",
+    save_to=None,
+    name: str = "label_efficiency",
+):
     """A metric vs the fraction of labels used (log x): one line per model with its interval band.
 
     `results` {model: (mean [n], low [n], high [n])} on the points `fractions` [n].
@@ -282,8 +347,16 @@ def label_efficiency(fractions, results: Mapping, *, xlabel: str = "Fraction of 
     return style.finish(fig, save_to, name)
 
 
-def training_curves(history: Mapping, *, xlabel: str = "Epoch", ylabel: str = "Loss", logy: bool = False,
-                    references: Mapping[str, float] | None = None, save_to=None, name: str = "training_curves"):
+def training_curves(
+    history: Mapping,
+    *,
+    xlabel: str = "Epoch",
+    ylabel: str = "Loss",
+    logy: bool = False,
+    references: Mapping[str, float] | None = None,
+    save_to=None,
+    name: str = "training_curves",
+):
     """Training history: `history` {name: (epochs, values)}, e.g. {"train loss": ..., "val loss": ...};
     `references` {label: value} draws dashed horizontal lines (a chance level, a prior entropy)."""
     fig, ax = style.figure()

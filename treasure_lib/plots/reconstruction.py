@@ -8,6 +8,7 @@ axes; the library stores MeV and mm, so divide energies by 1e3 for GeV axes.
     plots.distributions(orig_pt / 1e3, decoded_pt / 1e3, "Track $p_T$", "GeV", bins=np.linspace(0, 50, 51))
     plots.residuals({"pT": d_pt / 1e3, "d0": d_d0}, units={"pT": "GeV", "d0": "mm"})
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -35,8 +36,20 @@ def _edges(values, bins) -> np.ndarray:
     return np.linspace(low, high, int(bins) + 1)
 
 
-def distributions(orig, decoded, name: str, unit: str | None, bins=50, *, weights=None, logy: bool = False,
-                  labels=(ORIGINAL, DECODED), entries: str = "Objects", save_to=None, filename: str | None = None):
+def distributions(
+    orig,
+    decoded,
+    name: str,
+    unit: str | None,
+    bins=50,
+    *,
+    weights=None,
+    logy: bool = False,
+    labels=(ORIGINAL, DECODED),
+    entries: str = "Objects",
+    save_to=None,
+    filename: str | None = None,
+):
     """Histograms of a feature before and after tokenization (encode -> decode), with a decoded / original
     ratio panel (statistical errors of the decoded counts). x axis: 'name [unit]'.
 
@@ -48,7 +61,7 @@ def distributions(orig, decoded, name: str, unit: str | None, bins=50, *, weight
     w_orig = None if weights is None else np.asarray(weights, dtype=np.float64)
     h_orig, _ = np.histogram(orig, edges, weights=w_orig)
     h_dec, _ = np.histogram(decoded, edges, weights=w_orig)
-    var_dec, _ = np.histogram(decoded, edges, weights=None if w_orig is None else w_orig ** 2)
+    var_dec, _ = np.histogram(decoded, edges, weights=None if w_orig is None else w_orig**2)
     fig, (ax, ax_ratio) = style.ratio_figure()
     ax.stairs(h_orig, edges, label=labels[0], linewidth=2)
     ax.stairs(h_dec, edges, label=labels[1], linewidth=2, linestyle="--")
@@ -89,9 +102,17 @@ def core_edges(values, bins=50, core: float | None = CORE_SIGMAS) -> np.ndarray:
     return np.linspace(centre - core * width, centre + core * width, int(bins) + 1)
 
 
-def residuals(residuals_by_feature: Mapping[str, np.ndarray], units: Mapping[str, str] | None = None, bins=50, *,
-              ncols: int = 3, core: float | None = CORE_SIGMAS, xlabel: str = "{name}: decoded \u2212 original",
-              save_to=None, name: str = "residuals"):
+def residuals(
+    residuals_by_feature: Mapping[str, np.ndarray],
+    units: Mapping[str, str] | None = None,
+    bins=50,
+    *,
+    ncols: int = 3,
+    core: float | None = CORE_SIGMAS,
+    xlabel: str = "{name}: decoded \u2212 original",
+    save_to=None,
+    name: str = "residuals",
+):
     """A grid of residual histograms (decoded - original), one panel per feature, each quoting the mean,
     sigma68 (half the 16-84% interval) and how many entries fall outside the range shown.
 
@@ -115,11 +136,14 @@ def residuals(residuals_by_feature: Mapping[str, np.ndarray], units: Mapping[str
         ax.set_xlabel(style.axis_label(xlabel.format(name=feature), units.get(feature)), fontsize="medium")
         ax.set_ylabel("Objects", fontsize="medium")
         unit = f" {units[feature]}" if units.get(feature) else ""
-        lines = [f"mean {fmt(np.mean(r) if r.size else np.nan)}{unit}", f"\u03c368 {fmt(sigma68(r))}{unit}",
-                 f"outside: {outside} ({fmt(100 * outside / max(r.size, 1))}%)"]
+        lines = [
+            f"mean {fmt(np.mean(r) if r.size else np.nan)}{unit}",
+            f"\u03c368 {fmt(sigma68(r))}{unit}",
+            f"outside: {outside} ({fmt(100 * outside / max(r.size, 1))}%)",
+        ]
         ax.text(0.96, 0.95, "\n".join(lines), transform=ax.transAxes, ha="right", va="top", fontsize="medium")
         style.headroom(ax, 1.45)
-    spare = list(axes.flat)[len(names):]
+    spare = list(axes.flat)[len(names) :]
     for ax in spare:
         ax.set_axis_off()
     if spare:
@@ -137,8 +161,9 @@ def correlation_2d(orig, decoded, name: str, unit: str | None, bins=60, *, save_
     fig, ax = style.figure()
     counts, _, _ = np.histogram2d(orig, decoded, [edges, edges])
     shown = np.where(counts > 0, counts, np.nan)
-    mesh = ax.pcolormesh(edges, edges, shown.T, norm=LogNorm(vmin=1, vmax=max(1.0, np.nanmax(counts, initial=1))),
-                         cmap="viridis")
+    mesh = ax.pcolormesh(
+        edges, edges, shown.T, norm=LogNorm(vmin=1, vmax=max(1.0, np.nanmax(counts, initial=1))), cmap="viridis"
+    )
     ax.plot(edges[[0, -1]], edges[[0, -1]], color="red", linestyle="--", linewidth=1)
     fig.colorbar(mesh, ax=ax, label="Objects")
     ax.set_xlabel(style.axis_label(f"{name}, original", unit))
@@ -147,9 +172,21 @@ def correlation_2d(orig, decoded, name: str, unit: str | None, bins=60, *, save_
     return style.finish(fig, save_to, filename or f"correlation_{_slug(name)}")
 
 
-def response_vs_pt(edges, resolution, bias, *, resolution_err=None, bias_err=None, labels=None,
-                   xlabel: str = "$p_T$ [GeV]", resolution_label: str = "Relative resolution",
-                   bias_label: str = "Relative bias", logx: bool = False, save_to=None, name: str = "response_vs_pt"):
+def response_vs_pt(
+    edges,
+    resolution,
+    bias,
+    *,
+    resolution_err=None,
+    bias_err=None,
+    labels=None,
+    xlabel: str = "$p_T$ [GeV]",
+    resolution_label: str = "Relative resolution",
+    bias_label: str = "Relative bias",
+    logx: bool = False,
+    save_to=None,
+    name: str = "response_vs_pt",
+):
     """Bias (top) and resolution (bottom) of the decoded pT in bins of the original pT.
 
     `edges` [n + 1] bin edges in the units of `xlabel` (GeV by default); `resolution`, `bias` one
@@ -163,8 +200,9 @@ def response_vs_pt(edges, resolution, bias, *, resolution_err=None, bias_err=Non
     res_err = style.as_series(resolution_err, list(res)) if resolution_err is not None else {}
     bia_err = style.as_series(bias_err, list(res)) if bias_err is not None else {}
     centres, half = 0.5 * (edges[1:] + edges[:-1]), 0.5 * np.diff(edges)
-    fig, (ax_bias, ax_res) = style.figure(2, 1, figsize=style.panel_size(1, 2), sharex=True,
-                                          gridspec_kw={"hspace": 0.08})
+    fig, (ax_bias, ax_res) = style.figure(
+        2, 1, figsize=style.panel_size(1, 2), sharex=True, gridspec_kw={"hspace": 0.08}
+    )
     for label in res:
         kw = {"fmt": "o", "markersize": 5, "label": label or None}
         line = ax_bias.errorbar(centres, bia[label], xerr=half, yerr=bia_err.get(label), **kw)

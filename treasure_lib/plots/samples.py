@@ -1,5 +1,6 @@
 """Sample figures: a distribution per class or process (unit area, to check the physics by eye) or weighted and
 stacked (how much of each process lies where)."""
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -10,8 +11,18 @@ import numpy as np
 from . import style
 
 
-def by_class(values: Mapping[str, np.ndarray], xlabel: str, *, bins=40, range_=None, logy: bool = False,
-             integer: bool = False, ylabel: str = "Fraction of entries", save_to=None, name: str = "by_class"):
+def by_class(
+    values: Mapping[str, np.ndarray],
+    xlabel: str,
+    *,
+    bins=40,
+    range_=None,
+    logy: bool = False,
+    integer: bool = False,
+    ylabel: str = "Fraction of entries",
+    save_to=None,
+    name: str = "by_class",
+):
     """One step histogram per class (unit area); `integer` centres bins on integers (multiplicities)."""
     fig, ax = style.figure()
     finite = [v[np.isfinite(v)] for v in values.values() if len(v)]
@@ -27,8 +38,13 @@ def by_class(values: Mapping[str, np.ndarray], xlabel: str, *, bins=40, range_=N
         if not len(v):
             continue
         counts, _ = np.histogram(np.clip(v, edges[0], edges[-1]), edges)
-        ax.stairs(counts / max(counts.sum(), 1), edges, label=f"{label} ({len(v)})", color=colours[k % len(colours)],
-                  linestyle=("-", "--", ":")[(k // len(colours)) % 3])
+        ax.stairs(
+            counts / max(counts.sum(), 1),
+            edges,
+            label=f"{label} ({len(v)})",
+            color=colours[k % len(colours)],
+            linestyle=("-", "--", ":")[(k // len(colours)) % 3],
+        )
     if logy:
         ax.set_yscale("log")
     ax.set_xlabel(xlabel)
@@ -39,8 +55,17 @@ def by_class(values: Mapping[str, np.ndarray], xlabel: str, *, bins=40, range_=N
     return style.finish(fig, save_to, name)
 
 
-def stacked(values: Mapping[str, tuple[np.ndarray, np.ndarray]], xlabel: str, *, bins, unit: str = "fb",
-            bin_unit: str = "GeV", lines=(), save_to=None, name: str = "stacked"):
+def stacked(
+    values: Mapping[str, tuple[np.ndarray, np.ndarray]],
+    xlabel: str,
+    *,
+    bins,
+    unit: str = "fb",
+    bin_unit: str = "GeV",
+    lines=(),
+    save_to=None,
+    name: str = "stacked",
+):
     """Weighted histograms stacked in order (the first at the bottom), in `unit` per bin: how much of each sample
     lies where (e.g. the m4l of H on top of ZZ*). `values`: label -> (values, weights). `lines`: x positions
     marked by dashed vertical lines (a window's edges)."""
@@ -51,8 +76,15 @@ def stacked(values: Mapping[str, tuple[np.ndarray, np.ndarray]], xlabel: str, *,
     for k, (label, (v, w)) in enumerate(values.items()):
         v, w = np.asarray(v, dtype=np.float64), np.asarray(w, dtype=np.float64)
         counts, _ = np.histogram(v, edges, weights=w)
-        ax.stairs(bottom + counts, edges, baseline=bottom, fill=True, alpha=0.7, color=colours[k % len(colours)],
-                  label=f"{label} ({len(v)} events)")
+        ax.stairs(
+            bottom + counts,
+            edges,
+            baseline=bottom,
+            fill=True,
+            alpha=0.7,
+            color=colours[k % len(colours)],
+            label=f"{label} ({len(v)} events)",
+        )
         bottom = bottom + counts
     for x in lines:
         ax.axvline(x, color="grey", linestyle="--", linewidth=1)

@@ -1,15 +1,24 @@
 """Scan figures: a metric against one axis (a line per setting of the others), and a metric per point."""
+
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
 from . import style
 
 
-def metric_vs_axis(lines: Mapping[str, tuple], *, xlabel: str, ylabel: str, logx: bool = False, logy: bool = False,
-                   save_to=None, name: str = "metric_vs_axis"):
+def metric_vs_axis(
+    lines: Mapping[str, tuple],
+    *,
+    xlabel: str,
+    ylabel: str,
+    logx: bool = False,
+    logy: bool = False,
+    save_to=None,
+    name: str = "metric_vs_axis",
+):
     """`lines` {label: (x [n], y [n], low [n] or None, high [n] or None)}: markers and lines, with a band when
     low/high are given (seed spread, bootstrap interval)."""
     fig, ax = style.figure()
@@ -18,8 +27,14 @@ def metric_vs_axis(lines: Mapping[str, tuple], *, xlabel: str, ylabel: str, logx
         order = np.argsort(x)
         (line,) = ax.plot(x[order], y[order], marker="o", markersize=5, label=label)
         if low is not None and high is not None:
-            ax.fill_between(x[order], np.asarray(low, float)[order], np.asarray(high, float)[order],
-                            color=line.get_color(), alpha=0.25, linewidth=0)
+            ax.fill_between(
+                x[order],
+                np.asarray(low, float)[order],
+                np.asarray(high, float)[order],
+                color=line.get_color(),
+                alpha=0.25,
+                linewidth=0,
+            )
     if logx:
         ax.set_xscale("log")
     if logy:
@@ -40,8 +55,14 @@ def per_point(labels: Sequence[str], panels: Mapping[str, tuple], *, save_to=Non
     fig, axes = style.figure(1, len(panels), figsize=(width, max(height, 0.45 * n + 1.8)), squeeze=False)
     y = np.arange(n)
     for ax, (xlabel, (values, errors)) in zip(axes[0], panels.items()):
-        ax.errorbar(np.asarray(values, float), y, xerr=None if errors is None else np.asarray(errors, float),
-                    fmt="o", markersize=5, capsize=2)
+        ax.errorbar(
+            np.asarray(values, float),
+            y,
+            xerr=None if errors is None else np.asarray(errors, float),
+            fmt="o",
+            markersize=5,
+            capsize=2,
+        )
         ax.set_yticks(y, labels if ax is axes[0][0] else [""] * n, fontsize="x-small")
         ax.set_ylim(-0.7, n - 0.3 + 0.25 * n)
         ax.set_xlabel(xlabel)

@@ -9,6 +9,7 @@ no GUI backend needed, and a notebook shows the returned figure once. Every plot
 of `treasure_lib.plots` calls `use()` (applied once per process) and ends with `finish()`,
 which saves `<save_to>/<name>.png` when `save_to` is given.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -80,14 +81,28 @@ def label_lines(text: str = LABEL_TEXT, com: float | None = SQRT_S_TEV, extra: s
     return [text] + ([second] if second else [])
 
 
-def study_label(ax, text: str = LABEL_TEXT, com: float | None = SQRT_S_TEV, extra: str | None = None,
-                x: float = 0.04, y: float = 0.95) -> None:
+def study_label(
+    ax,
+    text: str = LABEL_TEXT,
+    com: float | None = SQRT_S_TEV,
+    extra: str | None = None,
+    x: float = 0.04,
+    y: float = 0.95,
+) -> None:
     """The sample label in the top left corner (axes coordinates x, y): `text`, and sqrt(s) and `extra` below."""
     first, *rest = label_lines(text, com, extra)
     head = ax.text(x, y, first, transform=ax.transAxes, ha="left", va="top", fontsize="medium", fontweight="bold")
     if rest:  # one line lower, whatever the panel's height
-        ax.annotate(rest[0], (x, y), xycoords="axes fraction", xytext=(0, -1.5 * head.get_fontsize()),
-                    textcoords="offset points", ha="left", va="top", fontsize="medium")
+        ax.annotate(
+            rest[0],
+            (x, y),
+            xycoords="axes fraction",
+            xytext=(0, -1.5 * head.get_fontsize()),
+            textcoords="offset points",
+            ha="left",
+            va="top",
+            fontsize="medium",
+        )
 
 
 def figure_label(fig, text: str = LABEL_TEXT, com: float | None = SQRT_S_TEV, extra: str | None = None) -> None:

@@ -1,8 +1,9 @@
 """Tables as figures, for the book and the group-meeting slides (e.g. the leakage table).
 
-    table = diagnostics.leakage_table(results)
-    plots.table_figure(table, ["row", "name", "auc_text"], "Leakage checks", headers=["", "Input", "AUC"])
+table = diagnostics.leakage_table(results)
+plots.table_figure(table, ["row", "name", "auc_text"], "Leakage checks", headers=["", "Input", "AUC"])
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
@@ -35,8 +36,15 @@ def table_cells(rows: Sequence, columns: Sequence[str] | None = None) -> tuple[l
     return columns, [[_cell(v) for v in r] for r in rows]
 
 
-def table_figure(rows: Sequence, columns: Sequence[str] | None = None, title: str | None = None, *,
-                 headers: Sequence[str] | None = None, save_to=None, name: str = "table"):
+def table_figure(
+    rows: Sequence,
+    columns: Sequence[str] | None = None,
+    title: str | None = None,
+    *,
+    headers: Sequence[str] | None = None,
+    save_to=None,
+    name: str = "table",
+):
     """A table drawn as a figure: bold header row, one line per row, the figure sized to the text.
 
     `rows` dicts or sequences (see `table_cells`); `headers` the printed column names (default the
@@ -49,8 +57,14 @@ def table_figure(rows: Sequence, columns: Sequence[str] | None = None, title: st
     widths = [2 + max([len(str(h))] + [len(r[j]) for r in cells]) for j, h in enumerate(headers)]
     fig, ax = style.figure(figsize=(0.105 * sum(widths), 0.32 * (len(cells) + 1) + (0.35 if title else 0.0)))
     ax.set_axis_off()
-    table = ax.table(cellText=cells or [[""] * len(columns)], colLabels=headers, cellLoc="left", colLoc="left",
-                     colWidths=[w / sum(widths) for w in widths], bbox=[0.0, 0.0, 1.0, 1.0])
+    table = ax.table(
+        cellText=cells or [[""] * len(columns)],
+        colLabels=headers,
+        cellLoc="left",
+        colLoc="left",
+        colWidths=[w / sum(widths) for w in widths],
+        bbox=[0.0, 0.0, 1.0, 1.0],
+    )
     table.auto_set_font_size(False)
     table.set_fontsize(11)
     for (r, _), cell in table.get_celld().items():

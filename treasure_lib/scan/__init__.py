@@ -2,13 +2,28 @@
 or as Slurm jobs through Snakemake, share their common stages, and are summarised into a table, figures
 and a book page. `treasure scan run | status | point | summarize`; see `spec` for the scan file.
 """
+
 from .executors import run_local, run_point, run_snakemake, snakemake_command
 from .points import Point, expand, find, readable, state
 from .spec import Scan, load_scan
 from .summary import collect, summarize
 
-__all__ = ["Scan", "Point", "load_scan", "expand", "find", "readable", "state", "run_point", "run_local",
-           "run_snakemake", "snakemake_command", "collect", "summarize", "register"]
+__all__ = [
+    "Scan",
+    "Point",
+    "load_scan",
+    "expand",
+    "find",
+    "readable",
+    "state",
+    "run_point",
+    "run_local",
+    "run_snakemake",
+    "snakemake_command",
+    "collect",
+    "summarize",
+    "register",
+]
 
 
 def register(sub, add_params, _params=None) -> None:

@@ -1,4 +1,5 @@
 """`treasure scan run | status | list | point | summarize`: the scan commands."""
+
 from __future__ import annotations
 
 from ..errors import ConfigError
@@ -33,21 +34,31 @@ def _cmd(args) -> int:
         if args.executor == "local":
             outcome = run_local(scan, jobs=args.jobs or 1, retry_failed=args.retry_failed)
             failed = sorted(k for k, v in outcome.items() if v not in ("complete", "skipped-complete"))
-            print(f"scan {scan.name}: " + ", ".join(f"{sum(v == o for v in outcome.values())} {o}"
-                                                   for o in sorted(set(outcome.values()))))
+            print(
+                f"scan {scan.name}: "
+                + ", ".join(f"{sum(v == o for v in outcome.values())} {o}" for o in sorted(set(outcome.values())))
+            )
             if args.summarize:
                 print(f"-> {summarize(scan)['page']}")
             return 1 if failed else 0
         extra = getattr(args, "passthrough", [])
-        return run_snakemake(scan, profile=args.profile, jobs=args.jobs, dry_run=args.dry_run,
-                             retry_failed=args.retry_failed, extra=extra)
+        return run_snakemake(
+            scan,
+            profile=args.profile,
+            jobs=args.jobs,
+            dry_run=args.dry_run,
+            retry_failed=args.retry_failed,
+            extra=extra,
+        )
     if args.scan_command == "point":
         outcome = run_point(scan, find(scan, args.id), retry_failed=args.retry_failed)
         return 1 if outcome == "busy" else 0  # a failure is recorded (point.json, done.json): the job itself succeeded
     if args.scan_command == "summarize":
         out = summarize(scan)
-        print(f"{len(out['rows'])} points -> {out['parquet']}, {out['csv']}, {out['page']} "
-              f"({len(out['figures'])} figures)")
+        print(
+            f"{len(out['rows'])} points -> {out['parquet']}, {out['csv']}, {out['page']} "
+            f"({len(out['figures'])} figures)"
+        )
         return 0
     if args.scan_command == "list":
         for p in expand(scan):
@@ -67,10 +78,15 @@ def register(sub, add_params, _params=None) -> None:
     r.add_argument("--retry-failed", action="store_true", help="run points that failed before again")
     r.add_argument("--summarize", action="store_true", help="local: write the summary afterwards")
     r.add_argument("--profile", default=None, help="Snakemake profile folder, e.g. params/profiles/slurm")
-    r.add_argument("--dry-run", action="store_true", help="run nothing: Snakemake shows its jobs, local each point's state")
+    r.add_argument(
+        "--dry-run", action="store_true", help="run nothing: Snakemake shows its jobs, local each point's state"
+    )
     r.epilog = "Arguments after `--` go to snakemake as they are (e.g. -- --default-resources slurm_account=...)."
-    for verb, text in (("status", "each point's state"), ("list", "each point's id and overrides"),
-                       ("summarize", "table, figures and summary.md of the scan")):
+    for verb, text in (
+        ("status", "each point's state"),
+        ("list", "each point's id and overrides"),
+        ("summarize", "table, figures and summary.md of the scan"),
+    ):
         v = verbs.add_parser(verb, help=text)
         v.add_argument("scan")
     v = verbs.add_parser("point", help="run one point here (what each executor job runs)")

@@ -17,12 +17,13 @@ Verdict sentences come from `budget_verdict` and `reconstruction_verdict` (pure 
 a difference is real only by `metrics.paired.significance`; an entry whose classifiers did not all finish
 learning carries no verdict.
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -41,8 +42,11 @@ NUMBERS = (
     ("track pT IQR/median", f"tokenizer.{COLLECTION}.pt.response_iqr_over_median", None),
     ("d0 signif. σ68", f"tokenizer.{COLLECTION}.lifetimeSignedD0Significance.resolution", None),
     ("z0 signif. σ68", f"tokenizer.{COLLECTION}.lifetimeSignedZ0SinThetaSignificance.resolution", None),
-    ("jet pT IQR/median", "tokenizer.jets.track_sum_pt.response_iqr_over_median",
-     "tokenizer.jets.track_sum_pt.response_iqr_over_median_err"),
+    (
+        "jet pT IQR/median",
+        "tokenizer.jets.track_sum_pt.response_iqr_over_median",
+        "tokenizer.jets.track_sum_pt.response_iqr_over_median_err",
+    ),
     ("level-1 codes used", f"codebook.{COLLECTION}.level_1.utilization", None),
     ("level-1 entropy / log K", f"codebook.{COLLECTION}.level_1.normalized_entropy", None),
     ("tokenizer training s", f"tokenizer.{COLLECTION}.train_seconds", None),
@@ -97,8 +101,9 @@ class Entry:
         """A number each seed's classifier recorded (`<prefix>.<short>`), per seed."""
         from ..training import metrics_prefix
 
-        return [float(m.get(f"{metrics_prefix(p.params)}.{short}", math.nan))
-                for p, m in zip(self.points, self.metrics)]
+        return [
+            float(m.get(f"{metrics_prefix(p.params)}.{short}", math.nan)) for p, m in zip(self.points, self.metrics)
+        ]
 
     @property
     def converged(self) -> bool:
@@ -110,8 +115,10 @@ def _bits(params: Mapping, metrics: Mapping) -> float:
     key = f"tokenizer.{COLLECTION}.bits_per_object"
     if isinstance(metrics.get(key), (int, float)):
         return float(metrics[key])
-    raise ConfigError(f"{key} is missing from a complete point's metrics.json (chapter 03 logs it): add "
-                      f"03_codebook_diagnostics to the scan's chapters")
+    raise ConfigError(
+        f"{key} is missing from a complete point's metrics.json (chapter 03 logs it): add "
+        f"03_codebook_diagnostics to the scan's chapters"
+    )
 
 
 def entries(points: Sequence[Point], states: Mapping[str, str]) -> list[Entry]:
@@ -166,14 +173,22 @@ def paired(found: Sequence[Entry], n_boot: int | None = None) -> PairedBootstrap
     for e in found:
         for p, pred in zip(e.points, preds[e.name]):
             same = np.array_equal(pred["label"], first["label"]) and (
-                "event_number" not in pred or np.array_equal(pred["event_number"], first["event_number"]))
+                "event_number" not in pred or np.array_equal(pred["event_number"], first["event_number"])
+            )
             if not same:
-                raise ConfigError(f"point {p.id} was evaluated on other test rows than {found[0].points[0].id}: the "
-                                  f"comparison needs one split (same data, cuts and data.split for every point)")
+                raise ConfigError(
+                    f"point {p.id} was evaluated on other test rows than {found[0].points[0].id}: the "
+                    f"comparison needs one split (same data, cuts and data.split for every point)"
+                )
     c = params["classify"]
-    return paired_bootstrap(statistic(Task.from_params(params), params), first["label"], first["weight"],
-                            {e.name: [p["probs"] for p in preds[e.name]] for e in found},
-                            n_boot=c["n_boot"] if n_boot is None else n_boot, seed=params["study"]["seed"])
+    return paired_bootstrap(
+        statistic(Task.from_params(params), params),
+        first["label"],
+        first["weight"],
+        {e.name: [p["probs"] for p in preds[e.name]] for e in found},
+        n_boot=c["n_boot"] if n_boot is None else n_boot,
+        seed=params["study"]["seed"],
+    )
 
 
 def total_error(summary: Mapping, stat: str) -> float:
@@ -190,8 +205,16 @@ def _join(labels: Sequence[str]) -> str:
     return labels[0] if len(labels) == 1 else ", ".join(labels[:-1]) + " and " + labels[-1]
 
 
-def budget_verdict(bits: float, names: Sequence[str], labels: Mapping[str, str], converged: Mapping[str, bool],
-                   boot: PairedBootstrap, stat: str, quantity: str, reference: str | None = None) -> str:
+def budget_verdict(
+    bits: float,
+    names: Sequence[str],
+    labels: Mapping[str, str],
+    converged: Mapping[str, bool],
+    boot: PairedBootstrap,
+    stat: str,
+    quantity: str,
+    reference: str | None = None,
+) -> str:
     """Which kind is best at one budget and whether that is significant, then how far the raw features are.
 
     `names`: the bootstrap's entries at this budget; `reference`: the raw-feature entry. The best is the highest
@@ -200,7 +223,7 @@ def budget_verdict(bits: float, names: Sequence[str], labels: Mapping[str, str],
     usable = [n for n in names if converged.get(n)]
     skipped = [labels[n] for n in names if not converged.get(n)]
     head = f"At {bits:g} bits per track"
-    note = (f" Not judged (a classifier seed did not finish learning): {_join(skipped)}." if skipped else "")
+    note = f" Not judged (a classifier seed did not finish learning): {_join(skipped)}." if skipped else ""
     if not usable:
         return f"{head}, no kind has every classifier seed converged: no verdict.{note}"
     summaries = {n: boot.summary(n) for n in usable}
@@ -217,12 +240,14 @@ def budget_verdict(bits: float, names: Sequence[str], labels: Mapping[str, str],
         if not level:
             text += f" and is significantly ahead of every other kind ({_join(ahead)}): it is the best at this budget."
         else:
-            text += (f"; it is not significantly ahead of {_join(level)}, so no single kind is best at this budget"
-                     + (f" (it is significantly ahead of {_join(ahead)})." if ahead else "."))
+            text += f"; it is not significantly ahead of {_join(level)}, so no single kind is best at this budget" + (
+                f" (it is significantly ahead of {_join(ahead)})." if ahead else "."
+            )
         text += " " + difference_sentence(comparisons[ranked[1]], labels[best], labels[ranked[1]], quantity)
     if reference is not None and converged.get(reference):
-        text += " " + difference_sentence(boot.compare(reference, best, stat), labels[reference], labels[best],
-                                          quantity)
+        text += " " + difference_sentence(
+            boot.compare(reference, best, stat), labels[reference], labels[best], quantity
+        )
     elif reference is not None:
         text += f" {labels[reference]} did not finish learning: no verdict against the reference."
     return text + note
@@ -273,12 +298,14 @@ def table(found: Sequence[Entry], boot: PairedBootstrap | None, reference: str |
             for stat in STATS:
                 short = stat.replace("_rejection_at_77", " rej. @77%")
                 spread = s[f"{stat}_seed_std"]
-                row[short] = fmt(s[stat], s[f"{stat}_err"]) + (f" (seeds ± {fmt(spread)})" if math.isfinite(spread)
-                                                                 else "")
+                row[short] = fmt(s[stat], s[f"{stat}_err"]) + (
+                    f" (seeds ± {fmt(spread)})" if math.isfinite(spread) else ""
+                )
                 if reference is not None:
                     c = boot.compare(e.name, reference, stat) if e.name != reference else None
-                    row[f"{short} − raw"] = (f"{fmt(c.diff, c.err)} ({abs(c.z):.1f} σ)" if c is not None and
-                                             math.isfinite(c.z) else "—")
+                    row[f"{short} − raw"] = (
+                        f"{fmt(c.diff, c.err)} ({abs(c.z):.1f} σ)" if c is not None and math.isfinite(c.z) else "—"
+                    )
         trained = e.number(f"tokenizer.{COLLECTION}.converged")
         row["tokenizer converged"] = "—" if not math.isfinite(trained) else ("yes" if trained == 1.0 else "no")
         row["classifiers converged"] = "yes" if e.converged else "no †"
@@ -303,10 +330,10 @@ def _lines(found: Sequence[Entry], value) -> dict:
 
 def section(scan, rows: Sequence[Mapping], folder: Path) -> tuple[str, list[Path]]:
     """The comparison's part of the scan page (markdown) and its figures, written to `folder`/figures."""
+    from ..datamodules.tasks import Task
     from ..plots import comparison as plots
     from ..study.report import markdown_table
     from ..study.seeds import figure_of_merit
-    from ..datamodules.tasks import Task
 
     states = {r["point"]: r["state"] for r in rows}
     found = entries(expand(scan), states)
@@ -321,21 +348,26 @@ def section(scan, rows: Sequence[Mapping], folder: Path) -> tuple[str, list[Path
     converged = {e.name: e.converged for e in found}
     budgets = sorted({e.bits for e in kinds})
     figures_dir = folder / "figures"
-    lines += [f"{len(kinds)} tokenizer entries ({len({e.kind for e in kinds})} kinds at {len(budgets)} budgets of bits "
-              f"per track: {', '.join(f'{b:g}' for b in budgets)})"
-              + (f" and the raw-feature reference ({len(found[-1].points)} seeds)" if reference else "")
-              + ". Every classifier is evaluated on the same test jets; each entry's seeds and the reference enter one "
-              "paired bootstrap, so differences carry the test sample's and the seeds' uncertainty. Bits per track = "
-              "levels × log2(codes per level) (binning: binned features × log2 bins).", "",
-              markdown_table(table(found, boot, reference)), "",
-              "Rejections: the seed mean ± its test-sample uncertainty (bootstrap of the test jets, working point "
-              "recomputed in every replicate) and the spread over seeds; − raw: the paired difference to the raw "
-              "features ± its uncertainty (test sample and seeds), in σ. "
-              "†: a classifier seed did not finish learning; no verdict rests on that entry. A tokenizer that did "
-              "not converge (its early stopping never fired; k-means and binning have no such training) may "
-              "reconstruct better with more epochs. Reconstruction and "
-              "codebook numbers are the tokenizer's on held-out test jets (chapters 02 and 03); export jets/s is the "
-              "run's H5 → token Parquet speed.", ""]
+    lines += [
+        f"{len(kinds)} tokenizer entries ({len({e.kind for e in kinds})} kinds at {len(budgets)} budgets of bits "
+        f"per track: {', '.join(f'{b:g}' for b in budgets)})"
+        + (f" and the raw-feature reference ({len(found[-1].points)} seeds)" if reference else "")
+        + ". Every classifier is evaluated on the same test jets; each entry's seeds and the reference enter one "
+        "paired bootstrap, so differences carry the test sample's and the seeds' uncertainty. Bits per track = "
+        "levels × log2(codes per level) (binning: binned features × log2 bins).",
+        "",
+        markdown_table(table(found, boot, reference)),
+        "",
+        "Rejections: the seed mean ± its test-sample uncertainty (bootstrap of the test jets, working point "
+        "recomputed in every replicate) and the spread over seeds; − raw: the paired difference to the raw "
+        "features ± its uncertainty (test sample and seeds), in σ. "
+        "†: a classifier seed did not finish learning; no verdict rests on that entry. A tokenizer that did "
+        "not converge (its early stopping never fired; k-means and binning have no such training) may "
+        "reconstruct better with more epochs. Reconstruction and "
+        "codebook numbers are the tokenizer's on held-out test jets (chapters 02 and 03); export jets/s is the "
+        "run's H5 → token Parquet speed.",
+        "",
+    ]
     lines += ["**Verdict.**", ""]
     for b in budgets:
         names = [e.name for e in kinds if e.bits == b]
@@ -343,18 +375,28 @@ def section(scan, rows: Sequence[Mapping], folder: Path) -> tuple[str, list[Path
         jet = {e.kind: (e.number(NUMBERS[3][1]), e.number(NUMBERS[3][2])) for e in kinds if e.bits == b}
         lines += ["- " + reconstruction_verdict(b, jet, "jet pT response IQR/median (from decoded tracks)")]
     lines += [""]
-    reco = {title: _lines(kinds, lambda e, k=key: (e.number(k), math.nan)) for title, key in
-            (("Track $p_T$ response IQR/median", NUMBERS[0][1]), ("Signed $d_0$ significance $\\sigma_{68}$",
-                                                                 NUMBERS[1][1]),
-             ("Jet $p_T$ response IQR/median", NUMBERS[3][1]))}
+    reco = {
+        title: _lines(kinds, lambda e, k=key: (e.number(k), math.nan))
+        for title, key in (
+            ("Track $p_T$ response IQR/median", NUMBERS[0][1]),
+            ("Signed $d_0$ significance $\\sigma_{68}$", NUMBERS[1][1]),
+            ("Jet $p_T$ response IQR/median", NUMBERS[3][1]),
+        )
+    }
     plots.versus_bits(reco, logy=True, save_to=figures_dir, name="reconstruction_vs_bits")
-    lines += ["![Reconstruction vs bits per track](figures/reconstruction_vs_bits.png)", "",
-              "Reconstruction in physical units against the bits each track's tokens can carry, a line per kind "
-              "(lower is better).", ""]
+    lines += [
+        "![Reconstruction vs bits per track](figures/reconstruction_vs_bits.png)",
+        "",
+        "Reconstruction in physical units against the bits each track's tokens can carry, a line per kind "
+        "(lower is better).",
+        "",
+    ]
     for s in STATS:
+
         def value(e, s=s):
             summary = boot.summary(e.name)
             return summary[s], total_error(summary, s)
+
         ref = None
         if reference:
             summary = boot.summary(reference)
@@ -363,17 +405,30 @@ def section(scan, rows: Sequence[Mapping], folder: Path) -> tuple[str, list[Path
 
         title = stat_name(s)
         ylabel = title[0].upper() + title[1:]
-        plots.versus_bits({ylabel: _lines(kinds, value)}, reference={ylabel: ref} if ref else None,
-                          save_to=figures_dir, name=f"{s}_vs_bits")
-        lines += [f"![{title} vs bits per track](figures/{s}_vs_bits.png)", "",
-                  f"The flavour classifier's {title} on the tokens of each kind (seed mean; band: test-sample and seed "
-                  "uncertainty)" + (", and on the raw features (dashed, with its band)." if ref else "."), ""]
+        plots.versus_bits(
+            {ylabel: _lines(kinds, value)},
+            reference={ylabel: ref} if ref else None,
+            save_to=figures_dir,
+            name=f"{s}_vs_bits",
+        )
+        lines += [
+            f"![{title} vs bits per track](figures/{s}_vs_bits.png)",
+            "",
+            f"The flavour classifier's {title} on the tokens of each kind (seed mean; band: test-sample and seed "
+            "uncertainty)" + (", and on the raw features (dashed, with its band)." if ref else "."),
+            "",
+        ]
     speed = {e.label: e.number(NUMBERS[7][1]) for e in kinds}
     plots.per_kind(speed, xlabel="Export [jets/s]", save_to=figures_dir, name="export_speed")
     fastest = max(speed, key=lambda k: speed[k] if math.isfinite(speed[k]) else -1)
-    lines += ["![Export speed per kind](figures/export_speed.png)", "",
-              f"H5 → token Parquet speed of each tokenizer in this scan (the fastest: {fastest}, "
-              f"{speed[fastest]:.0f} jets/s); a shared machine makes these numbers noisy.", ""]
-    drawn = [figures_dir / f"{n}.png" for n in ("reconstruction_vs_bits", *(f"{s}_vs_bits" for s in STATS),
-                                                 "export_speed")]
+    lines += [
+        "![Export speed per kind](figures/export_speed.png)",
+        "",
+        f"H5 → token Parquet speed of each tokenizer in this scan (the fastest: {fastest}, "
+        f"{speed[fastest]:.0f} jets/s); a shared machine makes these numbers noisy.",
+        "",
+    ]
+    drawn = [
+        figures_dir / f"{n}.png" for n in ("reconstruction_vs_bits", *(f"{s}_vs_bits" for s in STATS), "export_speed")
+    ]
     return "\n".join(lines), drawn

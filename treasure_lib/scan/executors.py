@@ -5,6 +5,7 @@ Every executor does the same for a point: skip it when complete, skip it when it
 (unless `retry_failed`), otherwise execute its chapters with `treasure run` into its folder and
 record the outcome. Points share stages through the scan's `shared_artifacts` folder.
 """
+
 from __future__ import annotations
 
 import os
@@ -12,15 +13,15 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
-from typing import Callable, Sequence
 
 from ..errors import ConfigError
+from ..progress import shown
 from ..runs import atomic, provenance
 from .points import POINT_LOCK, Point, expand, finished, mark, must_rerun, prepare, state
 from .spec import Scan
-from ..progress import shown
 
 SNAKEFILE = Path("workflow") / "Snakefile"
 
@@ -46,15 +47,34 @@ def run_point(scan: Scan, point: Point, retry_failed: bool = False, log: Callabl
             mark(point)
             log(f"{point.id}: failed earlier ({before.get('error', '?')}); not retried (--retry-failed retries it)")
             return "skipped-failed"
-        mark(point, state="running", started=provenance.now(), finished=None, error=None, host=socket.gethostname(),
-             pid=os.getpid(), chapters=list(scan.chapters or []), attempts=int(before.get("attempts", 0)) + 1)
+        mark(
+            point,
+            state="running",
+            started=provenance.now(),
+            finished=None,
+            error=None,
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            chapters=list(scan.chapters or []),
+            attempts=int(before.get("attempts", 0)) + 1,
+        )
         start = time.perf_counter()
         try:
-            execute(list(scan.base), point.dir, chapters=list(scan.chapters) if scan.chapters else None,
-                    overrides=list(point.overrides), log=lambda text: log(f"{point.id}: {text}"))
+            execute(
+                list(scan.base),
+                point.dir,
+                chapters=list(scan.chapters) if scan.chapters else None,
+                overrides=list(point.overrides),
+                log=lambda text: log(f"{point.id}: {text}"),
+            )
         except Exception as exc:  # noqa: BLE001 - a point's failure is recorded, the scan goes on
-            mark(point, state="failed", finished=provenance.now(), seconds=round(time.perf_counter() - start, 3),
-                 error=f"{type(exc).__name__}: {exc}")
+            mark(
+                point,
+                state="failed",
+                finished=provenance.now(),
+                seconds=round(time.perf_counter() - start, 3),
+                error=f"{type(exc).__name__}: {exc}",
+            )
             log(f"{point.id}: FAILED: {exc}")
             return "failed"
         except BaseException:
@@ -68,8 +88,9 @@ def _threads(jobs: int) -> int:
     return max(1, (os.cpu_count() or 1) // max(1, jobs))
 
 
-def run_local(scan: Scan, jobs: int = 1, retry_failed: bool = False, progress: bool = True,
-              log: Callable[[str], None] = print) -> dict[str, str]:
+def run_local(
+    scan: Scan, jobs: int = 1, retry_failed: bool = False, progress: bool = True, log: Callable[[str], None] = print
+) -> dict[str, str]:
     """Every point, `jobs` at a time, each in its own process (its log in points/<id>/scan.log); {id: outcome}.
 
     With the scan's `first_alone`, the first point to run goes before the others, which then link its stages."""
@@ -84,8 +105,10 @@ def run_local(scan: Scan, jobs: int = 1, retry_failed: bool = False, progress: b
             outcome[p.id] = f"skipped-{done}"
         else:
             todo.append(p)
-    log(f"scan {scan.name}: {len(points)} points, {len(todo)} to run, {len(points) - len(todo)} skipped "
-        f"({sum(v == 'skipped-failed' for v in outcome.values())} failed earlier); {jobs} at a time")
+    log(
+        f"scan {scan.name}: {len(points)} points, {len(todo)} to run, {len(points) - len(todo)} skipped "
+        f"({sum(v == 'skipped-failed' for v in outcome.values())} failed earlier); {jobs} at a time"
+    )
     env = {**os.environ, "OMP_NUM_THREADS": str(_threads(jobs)), "MKL_NUM_THREADS": str(_threads(jobs))}
 
     def one(p: Point) -> str:
@@ -97,9 +120,13 @@ def run_local(scan: Scan, jobs: int = 1, retry_failed: bool = False, progress: b
         if rc != 0 and recorded in ("pending", "running"):  # it died before it recorded an outcome (not Ctrl-C)
             with atomic.locked(p.dir / POINT_LOCK, blocking=False) as free:
                 if free:  # and nobody else runs it now
-                    mark(p, state="failed", finished=provenance.now(),
-                         error=f"the point's process exited with code {rc} before recording an outcome (killed? out "
-                               f"of memory?); see {p.dir / 'scan.log'}")
+                    mark(
+                        p,
+                        state="failed",
+                        finished=provenance.now(),
+                        error=f"the point's process exited with code {rc} before recording an outcome (killed? out "
+                        f"of memory?); see {p.dir / 'scan.log'}",
+                    )
         return state(p)["state"]
 
     bar = tqdm(total=len(todo), desc=f"scan {scan.name}", unit="point", disable=not shown(progress))
@@ -133,13 +160,27 @@ def snakefile() -> Path:
     raise ConfigError(f"no {SNAKEFILE} in {Path.cwd()} or {repo.parents[1]}: run scans from the project root")
 
 
-def snakemake_command(scan: Scan, profile: str | None = None, jobs: int | None = None, dry_run: bool = False,
-                      retry_failed: bool = False, extra: Sequence[str] = ()) -> list[str]:
+def snakemake_command(
+    scan: Scan,
+    profile: str | None = None,
+    jobs: int | None = None,
+    dry_run: bool = False,
+    retry_failed: bool = False,
+    extra: Sequence[str] = (),
+) -> list[str]:
     """The Snakemake invocation for a scan: one job per incomplete point, then the summary."""
     exe = Path(sys.executable).with_name("snakemake")
     cmd = [str(exe)] if exe.is_file() else [sys.executable, "-m", "snakemake"]
-    cmd += ["--snakefile", str(snakefile()), "--directory", str(Path.cwd()), "--config", f"scan={scan.path}",
-            "--rerun-triggers", "mtime"]  # a point is redone because it must be (below), never for a new flag
+    cmd += [
+        "--snakefile",
+        str(snakefile()),
+        "--directory",
+        str(Path.cwd()),
+        "--config",
+        f"scan={scan.path}",
+        "--rerun-triggers",
+        "mtime",
+    ]  # a point is redone because it must be (below), never for a new flag
     redo = [str(p.done_file) for p in expand(scan) if p.done_file.is_file() and must_rerun(scan, p, retry_failed)]
     if redo:
         cmd += ["--forcerun", *redo]

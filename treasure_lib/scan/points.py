@@ -13,14 +13,15 @@ for, so one failed point does not hold back the summary). A point that was inter
 `running` or `interrupted`: it is incomplete and runs again (its finished chapters are skipped by
 `treasure run`). A point finished with other chapters than the scan now asks for is pending again.
 """
+
 from __future__ import annotations
 
 import copy
 import itertools
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 from .. import config
 from ..errors import ConfigError
@@ -37,10 +38,10 @@ FINISHED = ("complete", "failed")
 @dataclass(frozen=True)
 class Point:
     id: str
-    values: dict        # axis key -> value
-    overrides: tuple    # the scan's overrides, then the axis values (KEY=VALUE)
-    params: dict        # fully resolved
-    dir: Path           # its run folder
+    values: dict  # axis key -> value
+    overrides: tuple  # the scan's overrides, then the axis values (KEY=VALUE)
+    params: dict  # fully resolved
+    dir: Path  # its run folder
 
     @property
     def state_file(self) -> Path:
@@ -103,8 +104,10 @@ def expand(scan: Scan) -> list[Point]:
             raise ConfigError(f"{scan.path}: point {values}: {exc}") from None
         digest = point_hash(params)
         if digest in seen:
-            raise ConfigError(f"{scan.path}: points {seen[digest]} and {values} resolve to the same params "
-                              f"(one axis overrides another, or two values mean the same, e.g. 1 and 1.0)")
+            raise ConfigError(
+                f"{scan.path}: points {seen[digest]} and {values} resolve to the same params "
+                f"(one axis overrides another, or two values mean the same, e.g. 1 and 1.0)"
+            )
         seen[digest] = values
         pid = f"{readable(values)}-{digest}"
         points.append(Point(pid, values, overrides, params, scan.points_dir / pid))
@@ -116,8 +119,10 @@ def find(scan: Scan, point_id: str) -> Point:
     for p in points:
         if p.id == point_id:
             return p
-    raise ConfigError(f"{scan.path}: no point '{point_id}'; the scan has: {', '.join(p.id for p in points[:8])}"
-                      + (" ..." if len(points) > 8 else ""))
+    raise ConfigError(
+        f"{scan.path}: no point '{point_id}'; the scan has: {', '.join(p.id for p in points[:8])}"
+        + (" ..." if len(points) > 8 else "")
+    )
 
 
 # ----------------------------------------------------------------------------- state
@@ -167,7 +172,7 @@ def _held(point: Point) -> bool:
 
 
 def finished(scan: Scan, point: Point) -> str | None:
-    """"complete" or "failed" when the point's last attempt ran the chapters the scan asks for; else None."""
+    """ "complete" or "failed" when the point's last attempt ran the chapters the scan asks for; else None."""
     s = state(point)
     if s["state"] in FINISHED and s.get("chapters") == list(scan.chapters or []):
         return s["state"]
@@ -200,8 +205,9 @@ def must_rerun(scan: Scan, point: Point, retry_failed: bool = False) -> bool:
     s = state(point)
     if s["state"] == "pending" and point.done_file.is_file():  # marked done, but what it wrote no longer verifies
         return True
-    return s["state"] in FINISHED and (s.get("chapters") != list(scan.chapters or [])
-                                       or (retry_failed and s["state"] == "failed"))
+    return s["state"] in FINISHED and (
+        s.get("chapters") != list(scan.chapters or []) or (retry_failed and s["state"] == "failed")
+    )
 
 
 def prepare(scan: Scan, retry_failed: bool = False) -> list[Point]:

@@ -21,6 +21,7 @@ files, then `overrides`, then its axis values. `resources` are Snakemake resourc
 (the Slurm executor plugin turns `gpu`, `cpus_per_task`, `mem_mb`, `runtime` [min], `slurm_partition`,
 `slurm_account`, `gpu_model`, `constraint`, `qos`, `slurm_extra` into sbatch options); no site values are built in.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -35,8 +36,21 @@ from ..param_rules import plain_name
 from ..schema import Key as K
 
 #: Snakemake resources a point may request (what the Slurm executor plugin understands, plus the generic ones).
-RESOURCES = ("gpu", "gpu_model", "cpus_per_task", "mem_mb", "runtime", "tasks", "nodes", "slurm_partition",
-             "slurm_account", "constraint", "qos", "slurm_extra", "disk_mb")
+RESOURCES = (
+    "gpu",
+    "gpu_model",
+    "cpus_per_task",
+    "mem_mb",
+    "runtime",
+    "tasks",
+    "nodes",
+    "slurm_partition",
+    "slurm_account",
+    "constraint",
+    "qos",
+    "slurm_extra",
+    "disk_mb",
+)
 
 SCAN_SCHEMA: dict = {
     "name": K("str", None, "scan name: its folder is <output_dir> (default runs/scans/<name>)", required=True),
@@ -45,20 +59,38 @@ SCAN_SCHEMA: dict = {
     "overrides": K("list", [], "dotted KEY=VALUE overrides applied to every point", item="str"),
     "grid": K("dict", {}, "axes of the full grid: {dotted key: [values]}"),
     "zip": K("list", [], "groups of axes advanced together: [{dotted key: [values], ...}, ...]"),
-    "points": K("list", [], "single points beside the grid x zip product, each {dotted key: value} (e.g. a "
-                "reference row: {classify.inputs: features})"),
-    "comparison": K("str", None, "a comparison section the summary page adds: tokenizers (tokenizer kinds at matched "
-                    "bits per object, paired against the raw-feature points on the same test rows)", nullable=True,
-                    choices=("tokenizers",)),
+    "points": K(
+        "list",
+        [],
+        "single points beside the grid x zip product, each {dotted key: value} (e.g. a "
+        "reference row: {classify.inputs: features})",
+    ),
+    "comparison": K(
+        "str",
+        None,
+        "a comparison section the summary page adds: tokenizers (tokenizer kinds at matched "
+        "bits per object, paired against the raw-feature points on the same test rows)",
+        nullable=True,
+        choices=("tokenizers",),
+    ),
     "chapters": K("list", None, "chapters each point runs (null: all)", nullable=True, item="str"),
-    "metrics": K("list", [], "metric keys (glob patterns) the summary table collects; [] collects every key",
-                 item="str"),
+    "metrics": K(
+        "list", [], "metric keys (glob patterns) the summary table collects; [] collects every key", item="str"
+    ),
     "output_dir": K("str", None, "where point folders and the summary go (null: runs/scans/<name>)", nullable=True),
-    "shared_artifacts": K("str", "runs/scans/shared", "stages shared between points (and scans): a tokenizer "
-                          "trained for one point is linked, not retrained, by every point with the same inputs"),
+    "shared_artifacts": K(
+        "str",
+        "runs/scans/shared",
+        "stages shared between points (and scans): a tokenizer "
+        "trained for one point is linked, not retrained, by every point with the same inputs",
+    ),
     "resources": K("dict", {}, f"Snakemake resources of one point's job: {', '.join(RESOURCES)}"),
-    "first_alone": K("bool", False, "run the first point before the others, which then link the stages it built "
-                     "(tokenizer, tokens, backbone) instead of waiting for them while holding their GPUs"),
+    "first_alone": K(
+        "bool",
+        False,
+        "run the first point before the others, which then link the stages it built "
+        "(tokenizer, tokens, backbone) instead of waiting for them while holding their GPUs",
+    ),
 }
 
 
@@ -79,7 +111,7 @@ class Scan:
     shared_artifacts: Path = Path("runs/scans/shared")
     resources: dict = field(default_factory=dict)
     first_alone: bool = False
-    points: tuple = ()                # single points beside the product: ({dotted key: value}, ...)
+    points: tuple = ()  # single points beside the product: ({dotted key: value}, ...)
     comparison: str | None = None
 
     @property
@@ -111,8 +143,10 @@ def load_scan(path: str | Path) -> Scan:
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from None
     if not plain_name(data["name"]):
-        raise ConfigError(f"{path}: 'name' must be a plain folder name (no '/' or '\\', not starting with '.'): the "
-                          f"scan's folder is runs/scans/<name>; got {data['name']!r}")
+        raise ConfigError(
+            f"{path}: 'name' must be a plain folder name (no '/' or '\\', not starting with '.'): the "
+            f"scan's folder is runs/scans/<name>; got {data['name']!r}"
+        )
     if data["chapters"]:
         _check_chapters(path, data["chapters"])
     base = data["base"] if isinstance(data["base"], list) else [data["base"]]
@@ -147,11 +181,23 @@ def load_scan(path: str | Path) -> Scan:
     if unknown:
         raise ConfigError(f"{path}: unknown resources {unknown}; known: {', '.join(RESOURCES)}")
     out = Path(data["output_dir"]) if data["output_dir"] else Path("runs") / "scans" / data["name"]
-    return Scan(path=path, name=data["name"], description=data["description"], base=files,
-                overrides=tuple(data["overrides"]), grid=grid, zip=tuple(groups),
-                chapters=tuple(data["chapters"]) if data["chapters"] else None, metrics=tuple(data["metrics"]),
-                output_dir=out, shared_artifacts=Path(data["shared_artifacts"]), resources=dict(data["resources"]),
-                first_alone=data["first_alone"], points=tuple(points), comparison=data["comparison"])
+    return Scan(
+        path=path,
+        name=data["name"],
+        description=data["description"],
+        base=files,
+        overrides=tuple(data["overrides"]),
+        grid=grid,
+        zip=tuple(groups),
+        chapters=tuple(data["chapters"]) if data["chapters"] else None,
+        metrics=tuple(data["metrics"]),
+        output_dir=out,
+        shared_artifacts=Path(data["shared_artifacts"]),
+        resources=dict(data["resources"]),
+        first_alone=data["first_alone"],
+        points=tuple(points),
+        comparison=data["comparison"],
+    )
 
 
 def notebooks_dir() -> Path:

@@ -8,6 +8,7 @@ setting of the other axes, seed axes as a band), the headline AUC per point, the
 curve per classifier mode with its seed band, and training time and export speed per point. The
 page `summary.md` (what the book includes) quotes the table's numbers, never typed ones.
 """
+
 from __future__ import annotations
 
 import fnmatch
@@ -62,23 +63,39 @@ def point_row(scan: Scan, point: Point) -> dict:
     except ValueError:
         metrics = {}
     documented = {k: v for k, v in metrics.items() if metric_keys.describe(k) is not None}
-    chosen = {k: v for k, v in documented.items()
-              if not scan.metrics or any(fnmatch.fnmatchcase(k, pat) for pat in scan.metrics)}
+    chosen = {
+        k: v
+        for k, v in documented.items()
+        if not scan.metrics or any(fnmatch.fnmatchcase(k, pat) for pat in scan.metrics)
+    }
     chapter_seconds = [v for k, v in documented.items() if re.fullmatch(r"run\.[^.]+\.seconds", k)]
-    row = {"point": point.id, "state": s["state"], "error": s.get("error"),
-           "seconds": float(sum(chapter_seconds)) if chapter_seconds else None,  # its chapters (metrics.json)
-           **{axis: _cell(v) for axis, v in point.values.items()}}
+    row = {
+        "point": point.id,
+        "state": s["state"],
+        "error": s.get("error"),
+        "seconds": float(sum(chapter_seconds)) if chapter_seconds else None,  # its chapters (metrics.json)
+        **{axis: _cell(v) for axis, v in point.values.items()},
+    }
     from ..training import metrics_prefix
 
     prefix = metrics_prefix(point.params)  # the classifier the point's params describe
     for quantity in ("auc_macro", "auc"):
         if f"{prefix}.{quantity}" in documented:
-            row.update({"headline.key": f"{prefix}.{quantity}", "headline": documented[f"{prefix}.{quantity}"],
-                        "headline_err": documented.get(f"{prefix}.{quantity}_err")})
+            row.update(
+                {
+                    "headline.key": f"{prefix}.{quantity}",
+                    "headline": documented[f"{prefix}.{quantity}"],
+                    "headline_err": documented.get(f"{prefix}.{quantity}_err"),
+                }
+            )
             break
     if f"{prefix}.light_rejection_at_77" in documented:  # flavour: what b-tagging is judged by
-        row.update({"light_rejection_at_77": documented[f"{prefix}.light_rejection_at_77"],
-                    "light_rejection_at_77_err": documented.get(f"{prefix}.light_rejection_at_77_err")})
+        row.update(
+            {
+                "light_rejection_at_77": documented[f"{prefix}.light_rejection_at_77"],
+                "light_rejection_at_77_err": documented.get(f"{prefix}.light_rejection_at_77_err"),
+            }
+        )
     train = [v for k, v in documented.items() if re.fullmatch(r"tokenizer\.[^.]+\.train_seconds", k)]
     if train:
         row["tokenizer.train_seconds_total"] = float(sum(train))
@@ -137,8 +154,12 @@ def _lines(rows: list[dict], x_axis: str, y_key: str, axes: list[str]) -> dict:
         xs = sorted(by_x)
         ys = [by_x[x] for x in xs]
         spread = any(len(v) > 1 for v in ys)
-        out[label] = (xs, [float(np.mean(v)) for v in ys], [min(v) for v in ys] if spread else None,
-                      [max(v) for v in ys] if spread else None)
+        out[label] = (
+            xs,
+            [float(np.mean(v)) for v in ys],
+            [min(v) for v in ys] if spread else None,
+            [max(v) for v in ys] if spread else None,
+        )
     return out
 
 
@@ -159,11 +180,22 @@ def figures(scan: Scan, rows: list[dict], folder: Path) -> list[dict]:
             lines = _lines(done, "tokenizer.codebook_size", key, axes)
             if lines:
                 name = f"resolution_vs_codebook_size_{coll}"
-                plots.metric_vs_axis(lines, xlabel="Codebook size K", ylabel=f"{coll} $p_T$ IQR / median of reco/orig",
-                                     logx=True, save_to=folder, name=name)
+                plots.metric_vs_axis(
+                    lines,
+                    xlabel="Codebook size K",
+                    ylabel=f"{coll} $p_T$ IQR / median of reco/orig",
+                    logx=True,
+                    save_to=folder,
+                    name=name,
+                )
                 best = min(done, key=lambda r: _or(r.get(key), math.inf))
-                out.append({"file": f"figures/{name}.png", "caption": f"{coll} pT resolution vs codebook size",
-                            "text": f"The best {coll} pT resolution, {best[key]:.4g}, is at point `{best['point']}`."})
+                out.append(
+                    {
+                        "file": f"figures/{name}.png",
+                        "caption": f"{coll} pT resolution vs codebook size",
+                        "text": f"The best {coll} pT resolution, {best[key]:.4g}, is at point `{best['point']}`.",
+                    }
+                )
         for key in _columns(done, r"codebook\.[^.]+\.level_1\.utilization")[:3]:
             coll = key.split(".")[1]
             values = {_number(r.get(key)) for r in done if math.isfinite(_number(r.get(key)))}
@@ -173,14 +205,19 @@ def figures(scan: Scan, rows: list[dict], folder: Path) -> list[dict]:
             if lines:
                 what = "fraction of level-1 codes used" if key.endswith("utilization") else "level-1 entropy / log K"
                 name = f"utilization_vs_codebook_size_{coll}"
-                plots.metric_vs_axis(lines, xlabel="Codebook size K", ylabel=f"{coll}: {what}", logx=True,
-                                     save_to=folder, name=name)
+                plots.metric_vs_axis(
+                    lines, xlabel="Codebook size K", ylabel=f"{coll}: {what}", logx=True, save_to=folder, name=name
+                )
                 low = min(done, key=lambda r: _or(r.get(key), math.inf))
-                text = (f"Every point uses all its level-1 {coll} codes; the lowest normalised entropy (1: uniform use) "
-                        f"is {low[key]:.3f} (point `{low['point']}`)." if key.endswith("entropy") else
-                        f"The lowest {coll} level-1 use is {100 * low[key]:.0f}% (point `{low['point']}`).")
-                out.append({"file": f"figures/{name}.png", "caption": f"{coll} codebook use vs codebook size",
-                            "text": text})
+                text = (
+                    f"Every point uses all its level-1 {coll} codes; the lowest normalised entropy (1: uniform use) "
+                    f"is {low[key]:.3f} (point `{low['point']}`)."
+                    if key.endswith("entropy")
+                    else f"The lowest {coll} level-1 use is {100 * low[key]:.0f}% (point `{low['point']}`)."
+                )
+                out.append(
+                    {"file": f"figures/{name}.png", "caption": f"{coll} codebook use vs codebook size", "text": text}
+                )
     with_auc = [r for r in done if math.isfinite(_number(r.get("headline")))]
     if "classify.label_fraction" in axes and with_auc:
         by_mode: dict = defaultdict(list)
@@ -188,51 +225,98 @@ def figures(scan: Scan, rows: list[dict], folder: Path) -> list[dict]:
             by_mode[r["headline.key"].split(".")[2]].append(r)
         lines = {}
         for mode, mode_rows in sorted(by_mode.items()):
-            for label, line in _lines(mode_rows, "classify.label_fraction", "headline",
-                                      [a for a in axes if a not in ("classify.mode", "classify.inputs")]).items():
+            for label, line in _lines(
+                mode_rows,
+                "classify.label_fraction",
+                "headline",
+                [a for a in axes if a not in ("classify.mode", "classify.inputs")],
+            ).items():
                 lines[mode if label == "headline" else f"{mode}, {label}"] = line
-        plots.metric_vs_axis(lines, xlabel="Fraction of labelled training data", ylabel="AUC", logx=True,
-                             save_to=folder, name="label_efficiency")
-        text = "; ".join(f"{m}: {line[1][0]:.3f} at {line[0][0]:g} -> {line[1][-1]:.3f} at {line[0][-1]:g}"
-                         for m, line in lines.items())
-        out.append({"file": "figures/label_efficiency.png", "caption": "Label efficiency (band: spread over seeds)",
-                    "text": f"Mean AUC over seeds per mode, from the fewest to the most labels: {text}."})
+        plots.metric_vs_axis(
+            lines,
+            xlabel="Fraction of labelled training data",
+            ylabel="AUC",
+            logx=True,
+            save_to=folder,
+            name="label_efficiency",
+        )
+        text = "; ".join(
+            f"{m}: {line[1][0]:.3f} at {line[0][0]:g} -> {line[1][-1]:.3f} at {line[0][-1]:g}"
+            for m, line in lines.items()
+        )
+        out.append(
+            {
+                "file": "figures/label_efficiency.png",
+                "caption": "Label efficiency (band: spread over seeds)",
+                "text": f"Mean AUC over seeds per mode, from the fewest to the most labels: {text}.",
+            }
+        )
     if with_auc:
         what = "Macro one-vs-rest AUC" if with_auc[0]["headline.key"].endswith("auc_macro") else "AUC"
-        panels = {f"{what} (test split)": ([r["headline"] for r in with_auc],
-                                           [_number(r.get("headline_err")) for r in with_auc])}
+        panels = {
+            f"{what} (test split)": (
+                [r["headline"] for r in with_auc],
+                [_number(r.get("headline_err")) for r in with_auc],
+            )
+        }
         if any(math.isfinite(_number(r.get("light_rejection_at_77"))) for r in with_auc):
-            panels["Light rejection at 77% b-eff."] = ([_number(r.get("light_rejection_at_77")) for r in with_auc],
-                                                      [_number(r.get("light_rejection_at_77_err")) for r in with_auc])
+            panels["Light rejection at 77% b-eff."] = (
+                [_number(r.get("light_rejection_at_77")) for r in with_auc],
+                [_number(r.get("light_rejection_at_77_err")) for r in with_auc],
+            )
         plots.per_point([r["point"] for r in with_auc], panels, save_to=folder, name="auc_per_point")
-        merit, merit_name = (("light_rejection_at_77", "light rejection at 77% b-efficiency") if len(panels) > 1
-                             else ("headline", what))
+        merit, merit_name = (
+            ("light_rejection_at_77", "light rejection at 77% b-efficiency") if len(panels) > 1 else ("headline", what)
+        )
         ranked = sorted(with_auc, key=lambda r: -_number(r.get(merit)))
         best = ranked[0]
-        text = (f"The best {merit_name} is {_number(best[merit]):.4g} ± {_number(best.get(merit + '_err')):.2g} "
-                f"(point `{best['point']}`)")
+        text = (
+            f"The best {merit_name} is {_number(best[merit]):.4g} ± {_number(best.get(merit + '_err')):.2g} "
+            f"(point `{best['point']}`)"
+        )
         if len(ranked) > 1:
             second = ranked[1]
             gap = _number(best[merit]) - _number(second[merit])
             err = math.hypot(_number(best.get(merit + "_err")), _number(second.get(merit + "_err")))
-            text += (f"; the next point is {'' if significance(gap, err) else 'not '}significantly worse "
-                     f"({_number(second[merit]):.4g}, a difference of {gap:.3g} ± {err:.2g})")
-        out.append({"file": "figures/auc_per_point.png", "caption": "Classifier performance per point (binomial uncertainties)",
-                    "text": text + "."})
-    timed = [r for r in done if math.isfinite(_number(r.get("tokenizer.train_seconds_total")))
-             or math.isfinite(_number(r.get("export.rows_per_s")))]
+            text += (
+                f"; the next point is {'' if significance(gap, err) else 'not '}significantly worse "
+                f"({_number(second[merit]):.4g}, a difference of {gap:.3g} ± {err:.2g})"
+            )
+        out.append(
+            {
+                "file": "figures/auc_per_point.png",
+                "caption": "Classifier performance per point (binomial uncertainties)",
+                "text": text + ".",
+            }
+        )
+    timed = [
+        r
+        for r in done
+        if math.isfinite(_number(r.get("tokenizer.train_seconds_total")))
+        or math.isfinite(_number(r.get("export.rows_per_s")))
+    ]
     if timed:
-        panels = {label: ([_number(r.get(key)) for r in timed], None) for label, key in
-                  (("Tokenizer training [s]", "tokenizer.train_seconds_total"), ("Export [rows/s]", "export.rows_per_s"),
-                   ("Chapters [s]", "seconds"))}
+        panels = {
+            label: ([_number(r.get(key)) for r in timed], None)
+            for label, key in (
+                ("Tokenizer training [s]", "tokenizer.train_seconds_total"),
+                ("Export [rows/s]", "export.rows_per_s"),
+                ("Chapters [s]", "seconds"),
+            )
+        }
         panels = {k: v for k, v in panels.items() if any(math.isfinite(x) for x in v[0])}
         plots.per_point([r["point"] for r in timed], panels, save_to=folder, name="time_and_speed")
         slow = max(timed, key=lambda r: _or(r.get("seconds"), -1))
-        out.append({"file": "figures/time_and_speed.png", "caption": "Training time and tokenization speed per point",
-                    "text": f"Tokenizer training time and export speed are those of the build each point used (points "
-                            f"that share a tokenizer show the same numbers); chapter time is the point's own, reused "
-                            f"stages included. The slowest point's chapters, `{slow['point']}`, took "
-                            f"{_number(slow.get('seconds')):.0f} s."})
+        out.append(
+            {
+                "file": "figures/time_and_speed.png",
+                "caption": "Training time and tokenization speed per point",
+                "text": f"Tokenizer training time and export speed are those of the build each point used (points "
+                f"that share a tokenizer show the same numbers); chapter time is the point's own, reused "
+                f"stages included. The slowest point's chapters, `{slow['point']}`, took "
+                f"{_number(slow.get('seconds')):.0f} s.",
+            }
+        )
     return out
 
 
@@ -250,24 +334,53 @@ def page(scan: Scan, rows: list[dict], shown: list[dict], section: str = "") -> 
     lines = [f"# Scan: {scan.name}", ""]
     if scan.description:
         lines += [scan.description.strip(), ""]
-    lines += [f"{len(rows)} points from `{scan.path}` ({', '.join(f'{n} {s}' for s, n in sorted(counts.items()))}); "
-              f"axes: {', '.join(f'`{a}`' for a in axes) or 'none'}; chapters: "
-              f"{', '.join(scan.chapters) if scan.chapters else 'all'}. Every number below is read from the points' "
-              f"`metrics.json` (table: `summary.parquet`, `summary.csv`).", ""]
+    lines += [
+        f"{len(rows)} points from `{scan.path}` ({', '.join(f'{n} {s}' for s, n in sorted(counts.items()))}); "
+        f"axes: {', '.join(f'`{a}`' for a in axes) or 'none'}; chapters: "
+        f"{', '.join(scan.chapters) if scan.chapters else 'all'}. Every number below is read from the points' "
+        f"`metrics.json` (table: `summary.parquet`, `summary.csv`).",
+        "",
+    ]
     if section:
         lines += [section, "## Points", ""]
-    extra = [c for c in ("headline", "headline_err", "light_rejection_at_77", "light_rejection_at_77_err",
-                         "tokenizer.train_seconds_total", "export.rows_per_s") if any(c in r for r in rows)]
-    chosen = [c for c in dict.fromkeys(k for r in rows for k in r)
-              if scan.metrics and c not in extra and c not in axes
-              and c not in ("point", "state", "seconds", "error", "headline.key")][:6]
+    extra = [
+        c
+        for c in (
+            "headline",
+            "headline_err",
+            "light_rejection_at_77",
+            "light_rejection_at_77_err",
+            "tokenizer.train_seconds_total",
+            "export.rows_per_s",
+        )
+        if any(c in r for r in rows)
+    ]
+    chosen = [
+        c
+        for c in dict.fromkeys(k for r in rows for k in r)
+        if scan.metrics
+        and c not in extra
+        and c not in axes
+        and c not in ("point", "state", "seconds", "error", "headline.key")
+    ][:6]
     keys = {r.get("headline.key") for r in rows if r.get("headline.key")}
-    named = {"headline": f"{keys.pop()}" if len(keys) == 1 else "headline AUC", "headline_err": "±",
-             "light_rejection_at_77": "light rej. @77%", "light_rejection_at_77_err": "± "}
+    named = {
+        "headline": f"{keys.pop()}" if len(keys) == 1 else "headline AUC",
+        "headline_err": "±",
+        "light_rejection_at_77": "light rej. @77%",
+        "light_rejection_at_77_err": "± ",
+    }
     chosen = [c for c in chosen if c != named["headline"]]
     axis_names = short_names(axes)
-    table_rows = [{**{axis_names[a]: r.get(a) for a in axes}, "state": r["state"],
-                   **{named.get(c, c): r.get(c) for c in extra + chosen}, "chapters s": r.get("seconds")} for r in rows]
+    table_rows = [
+        {
+            **{axis_names[a]: r.get(a) for a in axes},
+            "state": r["state"],
+            **{named.get(c, c): r.get(c) for c in extra + chosen},
+            "chapters s": r.get("seconds"),
+        }
+        for r in rows
+    ]
     lines += [markdown_table(table_rows), ""]
     for fig in shown:
         lines += [f"![{fig['caption']}]({fig['file']})", "", fig["text"], ""]
@@ -292,5 +405,10 @@ def summarize(scan: Scan) -> dict:
     else:
         shown = figures(scan, rows, folder / "figures")
     md = atomic.write_text(folder / "summary.md", page(scan, rows, shown, section))
-    return {"rows": rows, "parquet": parquet, "csv": csv, "page": md,
-            "figures": [folder / f["file"] for f in shown] + drawn}
+    return {
+        "rows": rows,
+        "parquet": parquet,
+        "csv": csv,
+        "page": md,
+        "figures": [folder / f["file"] for f in shown] + drawn,
+    }

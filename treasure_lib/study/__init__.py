@@ -2,10 +2,25 @@
 (data, tokenization, codebook health, leakage, pretraining, classification, generalisation), models trained with
 several seeds, and the wording of their verdicts. Chapters call these and show the results; the analyses
 themselves live in `diagnostics`, `metrics` and `training`."""
+
 from importlib import import_module
 
-_MODULES = ("data", "generalisation", "leakage", "stages", "seeds", "classification", "wording", "names",
-            "tokenization", "codebook_health", "pretraining", "history", "display", "report")
+_MODULES = (
+    "data",
+    "generalisation",
+    "leakage",
+    "stages",
+    "seeds",
+    "classification",
+    "wording",
+    "names",
+    "tokenization",
+    "codebook_health",
+    "pretraining",
+    "history",
+    "display",
+    "report",
+)
 __all__ = list(_MODULES)
 
 

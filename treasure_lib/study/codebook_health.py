@@ -11,9 +11,10 @@ not called unhealthy for the codes their sample cannot reach; only unused codes 
 expectation are blamed on the codebook. A codebook with fewer than `THIN_OBJECTS_PER_CODE` held-out objects per
 code is not judged at all: its used fraction, perplexity and dead codes say more about the sample than the codebook.
 """
+
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -24,10 +25,10 @@ from .history import read_history
 from .report import ChapterReport, fmt
 from .tokenization import HELD_OUT_ROWS, tokenizer_key
 
-CHANCE_P = 0.00135        # unused codes an even use leaves less often than this (one-sided 3 sigma) are not chance
-IDENTITY = 0.99           # decode -> encode returning 99% of the tokens is called the identity
+CHANCE_P = 0.00135  # unused codes an even use leaves less often than this (one-sided 3 sigma) are not chance
+IDENTITY = 0.99  # decode -> encode returning 99% of the tokens is called the identity
 REPLACED_COLUMN = "train/replaced_level_{q}"  # the tokenizer's logged share of a codebook re-drawn per step
-HISTORY_IN_SENTENCE = 6   # codebooks named in the dead-code sentence
+HISTORY_IN_SENTENCE = 6  # codebooks named in the dead-code sentence
 THIN_OBJECTS_PER_CODE = 20  # held-out objects per code below which a codebook's use is not judged
 
 
@@ -41,8 +42,10 @@ def codebook_key(card: str, quantity: str, level: str | None = None) -> str:
 
 def codebook_metrics(card: str, health: Mapping, reencode: float, bits: float) -> dict[str, float]:
     """The documented codebook numbers of one card."""
-    return (diagnostics.scalar_summary(health, codebook_key(card, ""))
-            | {codebook_key(card, "reencode_fraction"): reencode, tokenizer_key(card, "bits_per_object"): bits})
+    return diagnostics.scalar_summary(health, codebook_key(card, "")) | {
+        codebook_key(card, "reencode_fraction"): reencode,
+        tokenizer_key(card, "bits_per_object"): bits,
+    }
 
 
 # ---------------------------------------------------------------------------- pure functions of numbers
@@ -75,13 +78,21 @@ def level_rows(card: str, health: Mapping[str, Mapping], level_fraction: Sequenc
     utilization, dead codes, perplexity, normalised entropy and the share of codes unchanged by decode -> encode."""
     rows = []
     for j, (level, h) in enumerate(health.items()):
-        rows.append({"collection": card, "level": int(level.split("_")[-1]), "objects": h["n_objects"],
-                     "codebook_size": h["codebook_size"], "used_codes": h["used_codes"],
-                     "utilization": h["utilization"],
-                     "uniform_utilization": uniform_utilization(h["n_objects"], h["codebook_size"]),
-                     "dead_codes": h["dead_codes"], "perplexity": h["perplexity"],
-                     "normalized_entropy": h["normalized_entropy"],
-                     "reencode": float(level_fraction[j]) if j < len(level_fraction) else float("nan")})
+        rows.append(
+            {
+                "collection": card,
+                "level": int(level.split("_")[-1]),
+                "objects": h["n_objects"],
+                "codebook_size": h["codebook_size"],
+                "used_codes": h["used_codes"],
+                "utilization": h["utilization"],
+                "uniform_utilization": uniform_utilization(h["n_objects"], h["codebook_size"]),
+                "dead_codes": h["dead_codes"],
+                "perplexity": h["perplexity"],
+                "normalized_entropy": h["normalized_entropy"],
+                "reencode": float(level_fraction[j]) if j < len(level_fraction) else float("nan"),
+            }
+        )
     return rows
 
 
@@ -98,21 +109,37 @@ def thin_sentence(rows: Sequence[Mapping], per_code: float = THIN_OBJECTS_PER_CO
             thin[r["collection"]] = r
     if not thin:
         return ""
-    parts = [f"{c} ({r['objects']} held-out objects for {r['codebook_size']} codes, "
-             f"{fmt(r['objects'] / r['codebook_size'])} per code)" for c, r in thin.items()]
-    return (f"Too thin to judge: {', '.join(parts)}. With fewer than {per_code:g} held-out objects per code the "
-            "used fraction, perplexity and dead codes of these codebooks measure the sample more than the codebook; "
-            "they are left out of the verdict above (more events, or a smaller codebook, would make them judgeable).")
+    parts = [
+        f"{c} ({r['objects']} held-out objects for {r['codebook_size']} codes, "
+        f"{fmt(r['objects'] / r['codebook_size'])} per code)"
+        for c, r in thin.items()
+    ]
+    return (
+        f"Too thin to judge: {', '.join(parts)}. With fewer than {per_code:g} held-out objects per code the "
+        "used fraction, perplexity and dead codes of these codebooks measure the sample more than the codebook; "
+        "they are left out of the verdict above (more events, or a smaller codebook, would make them judgeable)."
+    )
 
 
 def table(rows: Sequence[Mapping]) -> list[dict]:
     """Display rows of the codebook table."""
-    return [{"Collection": r["collection"], "Level": r["level"], "Held-out objects": r["objects"],
-             "Codes K": r["codebook_size"], "Objects per code": r["objects"] / max(r["codebook_size"], 1),
-             "Used codes": r["used_codes"], "Used fraction": r["utilization"],
-             "Even use would reach": r["uniform_utilization"], "Dead codes": r["dead_codes"],
-             "Perplexity [codes]": r["perplexity"], "Normalised entropy": r["normalized_entropy"],
-             "Same code after decode → encode": r["reencode"]} for r in rows]
+    return [
+        {
+            "Collection": r["collection"],
+            "Level": r["level"],
+            "Held-out objects": r["objects"],
+            "Codes K": r["codebook_size"],
+            "Objects per code": r["objects"] / max(r["codebook_size"], 1),
+            "Used codes": r["used_codes"],
+            "Used fraction": r["utilization"],
+            "Even use would reach": r["uniform_utilization"],
+            "Dead codes": r["dead_codes"],
+            "Perplexity [codes]": r["perplexity"],
+            "Normalised entropy": r["normalized_entropy"],
+            "Same code after decode → encode": r["reencode"],
+        }
+        for r in rows
+    ]
 
 
 def least_used_codebook(rows: Sequence[Mapping]) -> Mapping | None:
@@ -131,23 +158,30 @@ def least_used_sentence(row: Mapping | None) -> str:
     if row is None:
         return "No card has a codebook to judge (binned quantities only)."
     where = f"{row['collection']} level {row['level']}"
-    spread = f"perplexity {fmt(row['perplexity'])} of {row['codebook_size']} codes, normalised entropy " \
-             f"{fmt(row['normalized_entropy'])}"
+    spread = (
+        f"perplexity {fmt(row['perplexity'])} of {row['codebook_size']} codes, normalised entropy "
+        f"{fmt(row['normalized_entropy'])}"
+    )
     if row["utilization"] >= 1:
-        return (f"Every code of every codebook appears on held-out objects; the least even use is {where} "
-                f"({spread}).")
-    text = (f"The least used codebook is {where}: {_percent(row['utilization'])} of its {row['codebook_size']} codes "
-            f"appear on {row['objects']} held-out objects, where an even use would reach "
-            f"{_percent(row['uniform_utilization'])} ({spread})")
+        return f"Every code of every codebook appears on held-out objects; the least even use is {where} ({spread})."
+    text = (
+        f"The least used codebook is {where}: {_percent(row['utilization'])} of its {row['codebook_size']} codes "
+        f"appear on {row['objects']} held-out objects, where an even use would reach "
+        f"{_percent(row['uniform_utilization'])} ({spread})"
+    )
     unused = row["codebook_size"] - row["used_codes"]
     if not unused_by_chance(unused, row["objects"], row["codebook_size"]):
         expected = expected_unused(row["objects"], row["codebook_size"])
         counted = f"{unused} code is" if unused == 1 else f"{unused} codes are"
-        return text + (f": {counted} unused where an even use would leave {fmt(expected)}, so the codebook has more "
-                       "codes than these objects need, or codes that collapsed onto others.")
+        return text + (
+            f": {counted} unused where an even use would leave {fmt(expected)}, so the codebook has more "
+            "codes than these objects need, or codes that collapsed onto others."
+        )
     if row["objects"] < row["codebook_size"]:
-        return text + ": fewer held-out objects than codes, so the unused codes say more about the sample than " \
-                      "the codebook."
+        return (
+            text + ": fewer held-out objects than codes, so the unused codes say more about the sample than "
+            "the codebook."
+        )
     return text + ": the unused codes are about what an even use leaves with this many objects."
 
 
@@ -159,8 +193,10 @@ def reencode_sentence(fractions: Mapping[str, float], identity: float = IDENTITY
     text = f"Decode → encode returns the same tokens (every level) for {shares} objects"
     if all(f >= identity for f in fractions.values() if np.isfinite(f)):
         return text + ": decoding then encoding is the identity on held-out objects."
-    return text + (": for the others the decoded features land on a neighbouring code when encoded again, so decoding "
-                   "is not the exact inverse of encoding.")
+    return text + (
+        ": for the others the decoded features land on a neighbouring code when encoded again, so decoding "
+        "is not the exact inverse of encoding."
+    )
 
 
 def replacement_history(histories: Mapping[str, Mapping[str, tuple]]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -180,17 +216,24 @@ def dead_code_sentence(history: Mapping[str, tuple], dead_code_fraction: float) 
         return ""
     first = max(float(v[1][0]) for v in history.values() if len(v[1]))
     last = {k: float(v[1][-1]) for k, v in history.items() if len(v[1])}
-    text = ("A code is re-drawn from the batch's objects when its running count falls below "
-            f"{100 * dead_code_fraction:g}% of a uniform share (`tokenizer.dead_code_fraction`), so rare collections are not churned. ")
+    text = (
+        "A code is re-drawn from the batch's objects when its running count falls below "
+        f"{100 * dead_code_fraction:g}% of a uniform share (`tokenizer.dead_code_fraction`), "
+        "so rare collections are not churned. "
+    )
     if max(last.values()) == 0 and first == 0:
         return text + "No code was replaced in the first or the last epoch: every code kept its share throughout."
     if max(last.values()) == 0:
-        return text + (f"No code was replaced in the last epoch (the first replaced up to {_percent(first)} of a "
-                       "codebook per step): every code kept its share by the end of training.")
+        return text + (
+            f"No code was replaced in the last epoch (the first replaced up to {_percent(first)} of a "
+            "codebook per step): every code kept its share by the end of training."
+        )
     named = list(last.items())[:HISTORY_IN_SENTENCE]
-    return text + (f"In the last epoch up to {_percent(max(last.values()))} of a codebook was still replaced per step "
-                   f"(first epoch: {_percent(first)}): codes were still being re-drawn when training stopped. Last "
-                   "epoch: " + ", ".join(f"{k} {_percent(v)}" for k, v in named) + ".")
+    return text + (
+        f"In the last epoch up to {_percent(max(last.values()))} of a codebook was still replaced per step "
+        f"(first epoch: {_percent(first)}): codes were still being re-drawn when training stopped. Last "
+        "epoch: " + ", ".join(f"{k} {_percent(v)}" for k, v in named) + "."
+    )
 
 
 # ---------------------------------------------------------------------------- the chapter's report
@@ -221,22 +264,36 @@ def report(run) -> ChapterReport:
         rep.metrics.update(codebook_metrics(card, health[card], reencode[card], bits))
         rows += level_rows(card, health[card], agreement["level_fraction"])
     rep.tables["codebooks"] = table(rows)
-    rep.captions["codebooks"] = ("Per collection and quantizer level, on held-out objects: the codes used, against the "
-                                 "share an even use would reach with as many objects (below "
-                                 f"{THIN_OBJECTS_PER_CODE} held-out objects per code a codebook is not judged); perplexity = exp(entropy), the "
-                                 "number of equally used codes with the same entropy; the share of objects whose "
-                                 "level code comes back after decode → encode.")
+    rep.captions["codebooks"] = (
+        "Per collection and quantizer level, on held-out objects: the codes used, against the "
+        "share an even use would reach with as many objects (below "
+        f"{THIN_OBJECTS_PER_CODE} held-out objects per code a codebook is not judged); perplexity = exp(entropy), the "
+        "number of equally used codes with the same entropy; the share of objects whose "
+        "level code comes back after decode → encode."
+    )
     judged = [r for r in rows if not too_thin(r)]
-    rep.text["usage"] = " ".join(t for t in (least_used_sentence(least_used_codebook(judged)) if judged or not rows else
-                                             "No codebook has enough held-out objects per code to judge its use.",
-                                             thin_sentence(rows), reencode_sentence(reencode)) if t)
+    rep.text["usage"] = " ".join(
+        t
+        for t in (
+            least_used_sentence(least_used_codebook(judged))
+            if judged or not rows
+            else "No codebook has enough held-out objects per code to judge its use.",
+            thin_sentence(rows),
+            reencode_sentence(reencode),
+        )
+        if t
+    )
     if health:
         rep.figures["usage"] = {"usage": health, "name": "codebook_usage"}
         rep.figures["frequency"] = {"freq": health, "name": "token_frequency"}
     history = replacement_history({card: read_history(cards / card) for card in health})
     if history:
-        rep.figures["dead_codes"] = {"history": history, "ylabel": "Codes replaced per step (fraction of K)",
-                                     "logy": False, "name": "dead_code_replacement"}
+        rep.figures["dead_codes"] = {
+            "history": history,
+            "ylabel": "Codes replaced per step (fraction of K)",
+            "logy": False,
+            "name": "dead_code_replacement",
+        }
         rep.text["dead_codes"] = dead_code_sentence(history, params["tokenizer"]["dead_code_fraction"])
     run.log_metrics(rep.metrics)
     return rep

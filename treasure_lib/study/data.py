@@ -1,8 +1,9 @@
 """Chapter 01's numbers: what the samples hold, how rows split, and a few physics distributions to trust them by."""
+
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -40,17 +41,23 @@ def summary(params: Mapping, max_rows_per_file: int | None = None) -> dict:
     rows = []
     for name, s in sorted(samples.items()):
         total = int(s["rows"].sum())
-        rows.append({"sample": name, "files": len(s["files"]), "rows": total,
-                     **{f"{splits.NAMES[i]}": int(s["rows"][i]) for i in range(3)},
-                     "cross_section_pb": s["cross_section_pb"],
-                     **{f"{c} per row": round(v / max(total, 1), 2) for c, v in s["objects"].items()}})
+        rows.append(
+            {
+                "sample": name,
+                "files": len(s["files"]),
+                "rows": total,
+                **{f"{splits.NAMES[i]}": int(s["rows"][i]) for i in range(3)},
+                "cross_section_pb": s["cross_section_pb"],
+                **{f"{c} per row": round(v / max(total, 1), 2) for c, v in s["objects"].items()},
+            }
+        )
     return {"table": rows, "arrays": {k: np.concatenate(v) for k, v in arrays.items()}}
 
 
 # ---------------------------------------------------------------------------- events: the H -> 4l cut flow
 
 SIGNAL, ZZ = "ggH_ZZ4l", "qqZZ_4l"
-ZERO_EVENT_LIMIT = 3.0   # no event passing out of N: the 95% CL upper limit on the passing share is 3 / N
+ZERO_EVENT_LIMIT = 3.0  # no event passing out of N: the 95% CL upper limit on the passing share is 3 / N
 
 
 def cut_flow(params: Mapping, max_rows_per_file: int | None = None) -> dict:
@@ -79,8 +86,9 @@ def cut_flow(params: Mapping, max_rows_per_file: int | None = None) -> dict:
         sow = float(batch.metadata.get("sum_of_weights") or batch.metadata.get("n_events") or 1.0)
         up_to_m34 = quads.passed["m34"]
         m4l = higgs4l.high_level_variables(quads)["m4l"][up_to_m34]
-        entry = per_file.setdefault(batch.source_file, {"sample": sample, "sow": sow, "unit": unit, "flow": None,
-                                                         "m4l": [], "w": [], "rows": 0})
+        entry = per_file.setdefault(
+            batch.source_file, {"sample": sample, "sow": sow, "unit": unit, "flow": None, "m4l": [], "w": [], "rows": 0}
+        )
         entry["flow"] = flow if entry["flow"] is None else entry["flow"] + flow
         entry["m4l"].append(m4l)
         entry["w"].append(weights[up_to_m34])
@@ -105,15 +113,22 @@ def _combine_files(per_file: Mapping, cuts) -> dict:
         m4l[f["sample"]][0].extend(f["m4l"])
         m4l[f["sample"]][1].extend([w * share for w in f["w"]])
     masses = {s: (np.concatenate(v[0]), np.concatenate(v[1])) for s, v in m4l.items()}
-    return {"flows": flows, "generated": dict(generated), "m4l": masses, "cuts": cuts,
-            "unit": units.pop() if len(units) == 1 else "mixed"}
+    return {
+        "flows": flows,
+        "generated": dict(generated),
+        "m4l": masses,
+        "cuts": cuts,
+        "unit": units.pop() if len(units) == 1 else "mixed",
+    }
 
 
 def sample_order(flows: Mapping) -> list[str]:
     """The signal, the ZZ* background, then the other samples by their weighted count after the last step."""
     first = [s for s in (SIGNAL, ZZ) if s in flows]
-    rest = sorted((s for s in flows if s not in first), key=lambda s: (-flows[s].weighted["m4l_window"],
-                                                                       -flows[s].weighted["all"], s))
+    rest = sorted(
+        (s for s in flows if s not in first),
+        key=lambda s: (-flows[s].weighted["m4l_window"], -flows[s].weighted["all"], s),
+    )
     return first + rest
 
 
@@ -123,9 +138,11 @@ def requirements(cuts) -> dict[str, str]:
     thresholds = " / ".join(f"{t:g}" for t in cuts.lepton_pt_min_gev)
     return {
         "all": "events read",
-        "four_leptons": (f"≥ 4 leptons: e with pT > {cuts.electron_pt_min_gev:g} GeV, |η| < {cuts.electron_eta_max:g}, "
-                         f"{cuts.electron_id}; μ with pT > {cuts.muon_pt_min_gev:g} GeV, |η| < {cuts.muon_eta_max:g}, "
-                         f"{cuts.muon_quality} or tighter"),
+        "four_leptons": (
+            f"≥ 4 leptons: e with pT > {cuts.electron_pt_min_gev:g} GeV, |η| < {cuts.electron_eta_max:g}, "
+            f"{cuts.electron_id}; μ with pT > {cuts.muon_pt_min_gev:g} GeV, |η| < {cuts.muon_eta_max:g}, "
+            f"{cuts.muon_quality} or tighter"
+        ),
         "two_sfos_pairs": "two same-flavour opposite-sign pairs (the preselection)",
         "lepton_pt": f"quadruplet leptons' pT above {thresholds} GeV (leading first)",
         "isolation": f"each quadruplet lepton's track isolation (ΔR < 0.3) below {cuts.isolation_max:g} of its pT",
@@ -163,23 +180,33 @@ def cut_flow_sentence(flows: Mapping, generated: Mapping, cuts, unit: str = "fb"
         return f"The cut flow needs both {SIGNAL} and {ZZ}; the study reads {', '.join(sorted(flows)) or 'neither'}."
     sig, zz = flows[SIGNAL], flows[ZZ]
     kept = lambda f: f.events["m4l_window"] / max(f.events["all"], 1)  # noqa: E731
-    text = (f"In the {lo:g}–{hi:g} GeV signal region the selection keeps {sig.events['m4l_window']} "
-            f"{names.sample(SIGNAL)} events ({fmt(100 * kept(sig))}% of those generated; "
-            f"{fmt(sig.weighted['m4l_window'])} {unit}) and {zz.events['m4l_window']} {names.sample(ZZ)} events "
-            f"({fmt(100 * kept(zz))}%; {fmt(zz.weighted['m4l_window'])} {unit}).")
+    text = (
+        f"In the {lo:g}–{hi:g} GeV signal region the selection keeps {sig.events['m4l_window']} "
+        f"{names.sample(SIGNAL)} events ({fmt(100 * kept(sig))}% of those generated; "
+        f"{fmt(sig.weighted['m4l_window'])} {unit}) and {zz.events['m4l_window']} {names.sample(ZZ)} events "
+        f"({fmt(100 * kept(zz))}%; {fmt(zz.weighted['m4l_window'])} {unit})."
+    )
     if zz.weighted["m4l_window"] > 0:
         text += f" Signal over ZZ* background: S/B = {fmt(sig.weighted['m4l_window'] / zz.weighted['m4l_window'])}."
     empty = [s for s in sample_order(flows) if s not in (SIGNAL, ZZ) and flows[s].events[STEPS[2]] == 0]
     if empty:
         bound = lambda s: ZERO_EVENT_LIMIT * flows[s].weighted["all"] / max(generated[s], 1)  # noqa: E731
         limits = ", ".join(f"{names.sample(s)} < {fmt(bound(s))} {unit}" for s in empty)
-        text += (f" No event of {len(empty)} other sample(s) passes the preselection; with the events generated, "
-                 f"their cross section after it is only bounded (95% CL): {limits}.")
+        text += (
+            f" No event of {len(empty)} other sample(s) passes the preselection; with the events generated, "
+            f"their cross section after it is only bounded (95% CL): {limits}."
+        )
     survivors = [s for s in sample_order(flows) if s not in (SIGNAL, ZZ) and flows[s].events[STEPS[2]] > 0]
     if survivors:
-        text += (" Other samples after the preselection: " + ", ".join(
-            f"{names.sample(s)} {flows[s].events[STEPS[2]]} events ({fmt(flows[s].weighted[STEPS[2]])} {unit}), "
-            f"{flows[s].events['m4l_window']} in the signal region" for s in survivors) + ".")
+        text += (
+            " Other samples after the preselection: "
+            + ", ".join(
+                f"{names.sample(s)} {flows[s].events[STEPS[2]]} events ({fmt(flows[s].weighted[STEPS[2]])} {unit}), "
+                f"{flows[s].events['m4l_window']} in the signal region"
+                for s in survivors
+            )
+            + "."
+        )
     return text
 
 
@@ -195,10 +222,13 @@ def peak_sentence(m4l: Mapping, cuts, unit: str = "fb") -> str:
     inside = {s: (m[(m > lo) & (m < hi)], w[(m > lo) & (m < hi)]) for s, (m, w) in m4l.items()}
     h, zz = inside[SIGNAL], inside[ZZ]
     width = sigma68(h[0])
-    return (f"Before the window, after m34: between {lo:g} and {hi:g} GeV, {names.sample(ZZ)} adds "
-            f"{fmt(zz[1].sum() / (hi - lo))} {unit}/GeV under the Higgs peak ({len(zz[0])} events), against "
-            f"{fmt(h[1].sum() / (hi - lo))} {unit}/GeV of signal ({len(h[0])} events) whose peak has "
-            f"σ68 = {fmt(width)} GeV from the reconstructed leptons: ZZ* is under the peak, so the window alone cannot remove it.")
+    return (
+        f"Before the window, after m34: between {lo:g} and {hi:g} GeV, {names.sample(ZZ)} adds "
+        f"{fmt(zz[1].sum() / (hi - lo))} {unit}/GeV under the Higgs peak ({len(zz[0])} events), against "
+        f"{fmt(h[1].sum() / (hi - lo))} {unit}/GeV of signal ({len(h[0])} events) whose peak has "
+        f"σ68 = {fmt(width)} GeV from the reconstructed leptons: ZZ* is under the peak, "
+        "so the window alone cannot remove it."
+    )
 
 
 def cut_flow_metrics(flows: Mapping) -> dict[str, float]:
@@ -218,8 +248,9 @@ def m4l_stack(flow: Mapping) -> dict:
     from . import names
 
     m4l = flow["m4l"]
-    order = [s for s in (ZZ, SIGNAL) if s in m4l] + [s for s in sample_order(flow["flows"])
-                                                     if s not in (ZZ, SIGNAL) and len(m4l.get(s, ((), ()))[0])]
+    order = [s for s in (ZZ, SIGNAL) if s in m4l] + [
+        s for s in sample_order(flow["flows"]) if s not in (ZZ, SIGNAL) and len(m4l.get(s, ((), ()))[0])
+    ]
     return {names.sample(s): m4l[s] for s in order}
 
 
@@ -232,10 +263,12 @@ def split_sentence(study_name: str, kind: str, n_files: int, rows: list[Mapping]
     split = {name: sum(r[name] for r in rows) for name in ("train", "val", "test")}
     pct = " / ".join(f"{100 * split[n] / max(total, 1):.1f}" for n in split)
     want = " / ".join(f"{configured[n]:.0%}" for n in split)
-    return (f"The {study_name} study reads **{n_files} files** with **{total} rows** "
-            f"({'jets' if kind == 'jets' else 'events'}) from {len(rows)} samples. The split assigns "
-            f"{split['train']} / {split['val']} / {split['test']} rows to train / val / test ({pct} %, configured "
-            f"{want}): every stage, from tokenizer fit to the final test, sees the same assignment.")
+    return (
+        f"The {study_name} study reads **{n_files} files** with **{total} rows** "
+        f"({'jets' if kind == 'jets' else 'events'}) from {len(rows)} samples. The split assigns "
+        f"{split['train']} / {split['val']} / {split['test']} rows to train / val / test ({pct} %, configured "
+        f"{want}): every stage, from tokenizer fit to the final test, sees the same assignment."
+    )
 
 
 def displaced_tracks_sentence(median_sd0: Mapping[str, float]) -> str:
@@ -243,9 +276,11 @@ def displaced_tracks_sentence(median_sd0: Mapping[str, float]) -> str:
     from .report import fmt
 
     get = lambda k: fmt(median_sd0.get(k, float("nan")))  # noqa: E731
-    return (f"b-jets carry displaced tracks: the median of the largest lifetime-signed $d_0$ significance is "
-            f"{get('b')} for b-jets, {get('c')} for c-jets and {get('light')} for light jets; that is what the flavour "
-            "tokens must keep.")
+    return (
+        f"b-jets carry displaced tracks: the median of the largest lifetime-signed $d_0$ significance is "
+        f"{get('b')} for b-jets, {get('c')} for c-jets and {get('light')} for light jets; that is what the flavour "
+        "tokens must keep."
+    )
 
 
 def four_lepton_sentence(four: Mapping[str, float]) -> str:
@@ -253,11 +288,15 @@ def four_lepton_sentence(four: Mapping[str, float]) -> str:
     from . import names
 
     others = {s: v for s, v in four.items() if s not in (SIGNAL, ZZ)}
-    text = (f"Four reconstructed leptons (any pT) are common in {names.sample(SIGNAL)} "
-            f"({100 * four.get(SIGNAL, float('nan')):.0f}% of events) and in {names.sample(ZZ)} "
-            f"({100 * four.get(ZZ, float('nan')):.0f}%)")
+    text = (
+        f"Four reconstructed leptons (any pT) are common in {names.sample(SIGNAL)} "
+        f"({100 * four.get(SIGNAL, float('nan')):.0f}% of events) and in {names.sample(ZZ)} "
+        f"({100 * four.get(ZZ, float('nan')):.0f}%)"
+    )
     if others:
         top = max(others, key=others.get)
         text += f", rare elsewhere (at most {100 * others[top]:.1f}%, {names.sample(top)})"
-    return (text + ": lepton counting alone separates the signal from most backgrounds, which is why the default task "
-            "compares H with ZZ* inside the signal region, where every event has four leptons.")
+    return (
+        text + ": lepton counting alone separates the signal from most backgrounds, which is why the default task "
+        "compares H with ZZ* inside the signal region, where every event has four leptons."
+    )

@@ -4,23 +4,47 @@ The data keep ATLAS's units (MeV, mm; `params/objects.yaml` records each feature
 reads energies in GeV, so a table or axis shows `pT [GeV]` and a bias of -4.72 GeV, not -4.72e+03 MeV.
 Names are the ones a physicist says (pT, η, Δφ, d0); a feature without one keeps its ATLAS variable name.
 """
+
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 #: stored unit -> (unit shown, factor from stored to shown)
 SHOWN: dict[str, tuple[str, float]] = {"MeV": ("GeV", 1e-3), "1/MeV": ("1/GeV", 1e3), "MeV^2": ("GeV^2", 1e-6)}
 
 NAMES: dict[str, str] = {
-    "pt": "pT", "eta": "\u03b7", "phi": "\u03c6", "deta": "\u0394\u03b7", "dphi": "\u0394\u03c6", "mass": "m",
-    "charge": "charge", "d0": "d0", "z0": "z0", "z0SinTheta": "z0 sin\u03b8", "d0Uncertainty": "\u03c3(d0)",
-    "z0SinThetaUncertainty": "\u03c3(z0 sin\u03b8)", "lifetimeSignedD0": "signed d0",
-    "lifetimeSignedD0Significance": "signed d0 / \u03c3(d0)", "lifetimeSignedZ0SinTheta": "signed z0 sin\u03b8",
-    "lifetimeSignedZ0SinThetaSignificance": "signed z0 sin\u03b8 / \u03c3", "theta": "\u03b8",
-    "thetaUncertainty": "\u03c3(\u03b8)", "phiUncertainty": "\u03c3(\u03c6)", "qOverP": "q/p",
-    "qOverPUncertainty": "\u03c3(q/p)", "ptfrac": "pT / pT(jet)", "chiSquared": "\u03c7\u00b2",
-    "numberDoF": "nDoF", "nDoF": "nDoF", "met": "ETmiss", "sumet": "\u03a3ET", "mu": "\u27e8\u03bc\u27e9",
-    "pvx": "PV x", "pvy": "PV y", "pvz": "PV z", "trk_iso03": "relative track isolation (\u0394R < 0.3)",
+    "pt": "pT",
+    "eta": "\u03b7",
+    "phi": "\u03c6",
+    "deta": "\u0394\u03b7",
+    "dphi": "\u0394\u03c6",
+    "mass": "m",
+    "charge": "charge",
+    "d0": "d0",
+    "z0": "z0",
+    "z0SinTheta": "z0 sin\u03b8",
+    "d0Uncertainty": "\u03c3(d0)",
+    "z0SinThetaUncertainty": "\u03c3(z0 sin\u03b8)",
+    "lifetimeSignedD0": "signed d0",
+    "lifetimeSignedD0Significance": "signed d0 / \u03c3(d0)",
+    "lifetimeSignedZ0SinTheta": "signed z0 sin\u03b8",
+    "lifetimeSignedZ0SinThetaSignificance": "signed z0 sin\u03b8 / \u03c3",
+    "theta": "\u03b8",
+    "thetaUncertainty": "\u03c3(\u03b8)",
+    "phiUncertainty": "\u03c3(\u03c6)",
+    "qOverP": "q/p",
+    "qOverPUncertainty": "\u03c3(q/p)",
+    "ptfrac": "pT / pT(jet)",
+    "chiSquared": "\u03c7\u00b2",
+    "numberDoF": "nDoF",
+    "nDoF": "nDoF",
+    "met": "ETmiss",
+    "sumet": "\u03a3ET",
+    "mu": "\u27e8\u03bc\u27e9",
+    "pvx": "PV x",
+    "pvy": "PV y",
+    "pvz": "PV z",
+    "trk_iso03": "relative track isolation (\u0394R < 0.3)",
 }
 #: the same names in matplotlib mathtext where plain text reads worse on an axis
 TEX: dict[str, str] = {"pt": "$p_{T}$", "met": "$E_{T}^{miss}$", "sumet": "$\\Sigma E_{T}$"}

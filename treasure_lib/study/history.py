@@ -6,12 +6,13 @@ metric is averaged over its epoch's steps, an epoch metric (one row per epoch) i
 
     curves = read_history(cards / "tracks")        # {"train/loss": (epochs, values), "val/loss": ...}
 """
+
 from __future__ import annotations
 
 import csv
 import re
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Iterable, Mapping
 
 import numpy as np
 
@@ -31,8 +32,9 @@ def latest_metrics_csv(folder: str | Path) -> Path | None:
     return None
 
 
-def epoch_means(rows: Iterable[Mapping[str, str]], columns: Iterable[str] | None = None
-                ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+def epoch_means(
+    rows: Iterable[Mapping[str, str]], columns: Iterable[str] | None = None
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """{column: (epochs, mean per epoch)} from CSV rows (dicts of strings, empty where not logged).
 
     Every metric column (not `epoch` / `step`) unless `columns` names some; a column never logged is left out.
@@ -48,8 +50,14 @@ def epoch_means(rows: Iterable[Mapping[str, str]], columns: Iterable[str] | None
                 continue
             sums.setdefault(key, {}).setdefault(int(float(epoch)), []).append(float(value))
     order = wanted if wanted is not None else sorted(sums)
-    return {k: (np.array(sorted(sums[k]), dtype=np.int64),
-                np.array([np.mean(sums[k][e]) for e in sorted(sums[k])], dtype=np.float64)) for k in order if k in sums}
+    return {
+        k: (
+            np.array(sorted(sums[k]), dtype=np.int64),
+            np.array([np.mean(sums[k][e]) for e in sorted(sums[k])], dtype=np.float64),
+        )
+        for k in order
+        if k in sums
+    }
 
 
 def read_history(folder: str | Path, columns: Iterable[str] | None = None) -> dict[str, tuple[np.ndarray, np.ndarray]]:

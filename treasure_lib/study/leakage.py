@@ -7,6 +7,7 @@ without SEP and type ids; (5) full tokens; (6) raw features. Rows 2-4 train the 
 as row 5 on rewritten copies of the token files, so only the information differs. Plus the data
 checks: no event in two splits across stages, no label proxy among the model inputs.
 """
+
 from __future__ import annotations
 
 import json
@@ -30,8 +31,9 @@ def _rewrite(src_files: list[Path], out_dir: Path, transform, metadata_update=No
     out_dir.mkdir(parents=True, exist_ok=True)
     for path in src_files:
         table = pq.read_table(path)
-        seq = transform(Sequences(list_column(table, "tokens"), list_column(table, "type_ids"), list_column(table, "mask")),
-                        table)
+        seq = transform(
+            Sequences(list_column(table, "tokens"), list_column(table, "type_ids"), list_column(table, "mask")), table
+        )
         for name, values in (("tokens", seq.tokens), ("type_ids", seq.type_ids), ("mask", seq.mask)):
             table = table.set_column(table.schema.get_field_index(name), name, nested_list(values))
         meta = dict(table.schema.metadata or {})
@@ -62,16 +64,25 @@ def variant_files(run, kind: str) -> Path:
         ts = TokenizerSet.from_metadata(json.loads(json.dumps(_meta(files[0]))), str(files[0]))
         if kind == "structure":
             first = {tid: [int(o) for o in ts.vocabulary.offsets(g.card)] for g in ts.groups for tid in [g.type_id]}
-            _rewrite(files, out, lambda s, t: Sequences(leakage.constant_per_type(s.tokens, s.type_ids, s.mask, first),
-                                                         s.type_ids, s.mask))
+            _rewrite(
+                files,
+                out,
+                lambda s, t: Sequences(
+                    leakage.constant_per_type(s.tokens, s.type_ids, s.mask, first), s.type_ids, s.mask
+                ),
+            )
         elif kind == "shuffled":
             _shuffled(files, out, seed=seed)
         else:
             fixed = TokenizerSet(ts.vocabulary, ts.groups, Layout(ts.layout.tokens, "fixed", sep=False, type_ids=False))
-            _rewrite(files, out, lambda s, t: fixed.assemble(_local_by_group(ts, s)), {"layout": fixed.metadata()["layout"]})
+            _rewrite(
+                files, out, lambda s, t: fixed.assemble(_local_by_group(ts, s)), {"layout": fixed.metadata()["layout"]}
+            )
 
-    return run.stage(f"leakage-{kind}", {"tokens": stages.identity(token_dir), "kind": kind, "seed": seed,
-                                         "code": stages.code("leakage")})(build)
+    return run.stage(
+        f"leakage-{kind}",
+        {"tokens": stages.identity(token_dir), "kind": kind, "seed": seed, "code": stages.code("leakage")},
+    )(build)
 
 
 def _meta(path: Path) -> dict:
@@ -87,7 +98,7 @@ def _local_by_group(ts: TokenizerSet, seq: Sequences) -> dict:
     for card, idx in by_card.items():
         groups = ts.groups_of(card)
         if len(groups) == 1:
-            out[groups[0].name] = idx[:, :groups[0].slots]
+            out[groups[0].name] = idx[:, : groups[0].slots]
             continue
         # combined card: the objects come in sequence order, group after group; count them per group by type id
         level0 = seq.tokens[..., 0] if seq.tokens.ndim == 3 else seq.tokens
@@ -117,7 +128,9 @@ def _shuffled(files: list[Path], out_dir: Path, seed: int) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     for path, table in zip(files, tables):
         n = table.num_rows
-        table = table.set_column(table.schema.get_field_index("tokens"), "tokens", nested_list(tokens[start:start + n]))
+        table = table.set_column(
+            table.schema.get_field_index("tokens"), "tokens", nested_list(tokens[start : start + n])
+        )
         pq.write_table(table, out_dir / path.name, compression="zstd")
         start += n
     return out_dir
@@ -133,8 +146,9 @@ def multiplicity_row(run, task: Task) -> dict:
     labels = np.concatenate([p["label"] for p in parts.values()])
     weights = np.concatenate([p["weight"] for p in parts.values()])
     split = np.concatenate([np.full(len(p["label"]), i) for i, p in enumerate(parts.values())])
-    out = leakage.multiplicity_classifier(feats, labels, weights, split, seed=run.params["study"]["seed"],
-                                          max_iter=MULTIPLICITY_MAX_ITER)
+    out = leakage.multiplicity_classifier(
+        feats, labels, weights, split, seed=run.params["study"]["seed"], max_iter=MULTIPLICITY_MAX_ITER
+    )
     summary = dict(out["summary"])
     summary["converged"] = summary["n_iter"] < MULTIPLICITY_MAX_ITER
     if seeds.is_flavour(task):
@@ -157,9 +171,18 @@ MULTIPLICITY_MAX_ITER = 300
 def jobs(run, task: Task) -> list[dict]:
     """The classifiers of one leakage report: each rewritten-token row (one seed) beside the headline models."""
     first_seed = run.params["classify"]["seeds"][0]
-    return [dict(name=f"{task.name}-leakage-{kind}", token_dir=variant_files(run, kind), seed=first_seed,
-                 classify__task=task.name, classify__mode="scratch", classify__inputs="tokens",
-                 log_as=f"leakage.{task.name}.{kind}") for kind in VARIANTS]
+    return [
+        dict(
+            name=f"{task.name}-leakage-{kind}",
+            token_dir=variant_files(run, kind),
+            seed=first_seed,
+            classify__task=task.name,
+            classify__mode="scratch",
+            classify__inputs="tokens",
+            log_as=f"leakage.{task.name}.{kind}",
+        )
+        for kind in VARIANTS
+    ]
 
 
 def _row(numbers: dict, prefix: str, key: str, stat: str | None, control: bool = False) -> dict:
@@ -169,8 +192,13 @@ def _row(numbers: dict, prefix: str, key: str, stat: str | None, control: bool =
     auc = get(key)
     stopped = get("early_stopped")
     converged = bool(stopped) if control and stopped is not None else bool(get("converged"))
-    return {"auc": auc, "auc_err": get(f"{key}_err") if get(f"{key}_err") is not None else float("nan"),
-            "converged": converged, "at_prior": get("left_prior") == 0.0, "fom": get(stat) if stat else None}
+    return {
+        "auc": auc,
+        "auc_err": get(f"{key}_err") if get(f"{key}_err") is not None else float("nan"),
+        "converged": converged,
+        "at_prior": get("left_prior") == 0.0,
+        "fom": get(stat) if stat else None,
+    }
 
 
 def leakage_auc(task: Task) -> str:
@@ -189,20 +217,28 @@ def report(run, task_name: str | None = None) -> dict:
     variant_jobs = jobs(run, task)
     # the study's task: every seed, and chapter 06's decoded model too, all trained together; another task: one seed
     own = params["classify"]["seeds"] if task.name == params["classify"]["task"] else params["classify"]["seeds"][:1]
-    headline = seeds.jobs(run, task.name, ["tokens", "raw", "decoded"] if task.name == params["classify"]["task"]
-                          else ["tokens", "raw"], seeds=own)
+    headline = seeds.jobs(
+        run,
+        task.name,
+        ["tokens", "raw", "decoded"] if task.name == params["classify"]["task"] else ["tokens", "raw"],
+        seeds=own,
+    )
     numbers = stages.classifiers(run, variant_jobs + headline)
     counted = multiplicity_row(run, task)  # compared by the table's AUC, like every other row
     if key in counted:  # flavour: b vs rest (the summary's own "auc" is the macro one)
         counted = {**counted, "auc": counted[key], "auc_err": counted.get(f"{key}_err", float("nan"))}
     rows = {"multiplicity": counted}
-    for kind, found in zip(VARIANTS, numbers[:len(VARIANTS)]):
+    for kind, found in zip(VARIANTS, numbers[: len(VARIANTS)]):
         rows[kind] = _row(found, f"leakage.{task.name}.{kind}", key, fom, control=kind in CONTROLS)
     models = seeds.load(run, task.name, ["tokens", "raw"], seeds=own)
     for kind, variant in (("tokens", "tokens"), ("raw", "raw")):
         s = models.summary(variant)
-        rows[kind] = {"auc": s[key], "auc_err": s[f"{key}_err"], "converged": models.converged(variant),
-                      "fom": s.get(fom) if fom else None}
+        rows[kind] = {
+            "auc": s[key],
+            "auc_err": s[f"{key}_err"],
+            "converged": models.converged(variant),
+            "fom": s.get(fom) if fom else None,
+        }
     table = leakage.leakage_table(rows)
     metrics = {}
     for row in table:
@@ -213,8 +249,15 @@ def report(run, task_name: str | None = None) -> dict:
                 metrics[f"leakage.{task.name}.{row['key']}.converged"] = float(row["converged"])
     metrics[f"leakage.{task.name}.shape_fraction"] = leakage.shape_fraction(table)
     run.log_metrics(metrics)
-    return {"table": table, "verdict": leakage.leakage_verdict(table, quantity if fom else None), "metrics": metrics,
-            "checks": checks(run), "fom": fom, "quantity": quantity, "auc": names.statistic(key)}
+    return {
+        "table": table,
+        "verdict": leakage.leakage_verdict(table, quantity if fom else None),
+        "metrics": metrics,
+        "checks": checks(run),
+        "fom": fom,
+        "quantity": quantity,
+        "auc": names.statistic(key),
+    }
 
 
 def _find(numbers: dict, key: str) -> str:
@@ -226,9 +269,10 @@ def row_records(run) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     fit's training rows, pretraining's train and val rows, every classifier's train, val and test rows."""
     records = {}
     fit = run.artifacts / "tokenizers" / stages.FIT_ROWS
-    found = [("tokenizer fit", fit)] + [(path.parent.name if path.parent.parent == run.artifacts else
-                                         path.relative_to(run.artifacts).parts[0], path)
-                                        for path in sorted(run.artifacts.glob("*/**/rows_read.npz"))]
+    found = [("tokenizer fit", fit)] + [
+        (path.parent.name if path.parent.parent == run.artifacts else path.relative_to(run.artifacts).parts[0], path)
+        for path in sorted(run.artifacts.glob("*/**/rows_read.npz"))
+    ]
     for stage, path in found:
         if not path.is_file():
             continue
@@ -274,8 +318,13 @@ def checks(run, task_name: str | None = None) -> dict:
     rows = {k: v[keep] for k, v in rows.items()}
     scores = leakage.proxy_scores(proxy_inputs(files, rows), rows["process"], rows["label"])
     flagged = {k: v for k, v in scores.items() if v >= leakage.PROXY_THRESHOLD}
-    return {"splits": split_report, "label_proxies": names, "proxy_scores": scores, "proxies": flagged,
-            "stages_checked": sorted(records)}
+    return {
+        "splits": split_report,
+        "label_proxies": names,
+        "proxy_scores": scores,
+        "proxies": flagged,
+        "stages_checked": sorted(records),
+    }
 
 
 PROXY_ROWS = 20_000  # training rows the proxy scores are measured on
@@ -300,19 +349,26 @@ def table_rows(rep: dict) -> list[dict]:
 def checks_sentence(checks: dict) -> str:
     """What the data checks found, in words."""
     s = checks["splits"]
-    text = (f"Split check: {s['n_identities']} event identities (one per event, whatever it holds: the split assigns "
-            f"whole events) across what {len(checks['stages_checked'])} stages read "
-            f"(the tokenizer fit, pretraining and every classifier's train, validation and test rows), "
-            f"{s['n_overlapping']} of them in two splits")
+    text = (
+        f"Split check: {s['n_identities']} event identities (one per event, whatever it holds: the split assigns "
+        f"whole events) across what {len(checks['stages_checked'])} stages read "
+        f"(the tokenizer fit, pretraining and every classifier's train, validation and test rows), "
+        f"{s['n_overlapping']} of them in two splits"
+    )
     text += "." if s["ok"] else f"; {', '.join(f'{k} reads {v}' for k, v in s['unexpected'].items())}."
     top = sorted(checks["proxy_scores"].items(), key=lambda kv: -kv[1])[:3]
-    text += (f" Label-proxy check: a model batch holds {', '.join(f'`{c}`' for c in checks['label_proxies'])} and "
-             f"nothing else. Of what those inputs say, the most that any one explains of which sample a row came from, "
-             f"beyond its label, is " + ", ".join(f"{name} {score:.2f}" for name, score in top)
-             + " (1 would name the sample; physics that differs between processes scores well below)")
+    text += (
+        f" Label-proxy check: a model batch holds {', '.join(f'`{c}`' for c in checks['label_proxies'])} and "
+        f"nothing else. Of what those inputs say, the most that any one explains of which sample a row came from, "
+        f"beyond its label, is "
+        + ", ".join(f"{name} {score:.2f}" for name, score in top)
+        + " (1 would name the sample; physics that differs between processes scores well below)"
+    )
     if checks["proxies"]:
-        text += ": **" + ", ".join(checks["proxies"]) + f" explain(s) at least {leakage.PROXY_THRESHOLD:.0%} and act as " \
-                "a label proxy**."
+        text += (
+            ": **" + ", ".join(checks["proxies"]) + f" explain(s) at least {leakage.PROXY_THRESHOLD:.0%} and act as "
+            "a label proxy**."
+        )
     else:
         text += f"; none reaches {leakage.PROXY_THRESHOLD:.0%}."
     return text

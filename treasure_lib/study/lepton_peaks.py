@@ -8,9 +8,10 @@ after encode -> decode through their cards. Compared, with sigma68 (half the 16-
 - m12, the leading pair's mass, of the events whose original m12 lies in the Z window (the Z peak).
 The requirement (issue 15): each decoded width within `WIDTH_LIMIT` times the original one.
 """
+
 from __future__ import annotations
 
-from typing import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -20,7 +21,7 @@ from ..io.batch import ObjectArrays
 from ..physics import ELECTRON_MASS_MEV, MUON_MASS_MEV, four_vectors
 from .report import fmt
 
-WIDTH_LIMIT = 1.2          # decoded peak width / original peak width allowed
+WIDTH_LIMIT = 1.2  # decoded peak width / original peak width allowed
 SIGNAL = "ggH_ZZ4l"
 LEPTONS = ("electrons", "muons")
 N_BOOT = 200
@@ -46,8 +47,9 @@ def decoded_leptons(tokens, batch, levels: Sequence[int | None] = (None,)) -> di
             for g in groups:
                 m = batch[g.name].mask.shape[1]
                 if g.name in LEPTONS:
-                    out[q][g.name] = ObjectArrays(decoded[:, start:start + m], mask[:, start:start + m],
-                                                  tuple(tok.features))
+                    out[q][g.name] = ObjectArrays(
+                        decoded[:, start : start + m], mask[:, start : start + m], tuple(tok.features)
+                    )
                 start += m
     missing = [c for c in LEPTONS if c not in out[levels[0]]]
     if missing:
@@ -57,8 +59,12 @@ def decoded_leptons(tokens, batch, levels: Sequence[int | None] = (None,)) -> di
 
 def _p4(electrons: ObjectArrays, muons: ObjectArrays) -> np.ndarray:
     """[n, slots, 4] four-vectors (MeV) of the electron slots then the muon slots, as the selection builds them."""
-    cat = lambda f: np.concatenate([np.asarray(electrons.feature(f), np.float64),  # noqa: E731
-                                    np.asarray(muons.feature(f), np.float64)], axis=1)
+
+    def cat(f):
+        return np.concatenate(
+            [np.asarray(electrons.feature(f), np.float64), np.asarray(muons.feature(f), np.float64)], axis=1
+        )
+
     n, n_e, n_mu = len(electrons), electrons.mask.shape[1], muons.mask.shape[1]
     mass = np.concatenate([np.full((n, n_e), ELECTRON_MASS_MEV), np.full((n, n_mu), MUON_MASS_MEV)], axis=1)
     return np.stack(four_vectors(cat("pt"), cat("eta"), cat("phi"), mass), axis=-1)
@@ -66,8 +72,8 @@ def _p4(electrons: ObjectArrays, muons: ObjectArrays) -> np.ndarray:
 
 def chosen_slots(quads: higgs4l.Quadruplets, electrons: ObjectArrays, muons: ObjectArrays) -> np.ndarray:
     """[n, 4] slots (electrons first, then muons) of the selected Z1-, Z1+, Z2-, Z2+ leptons (-1 where none)."""
-    slots_p4 = _p4(electrons, muons)                                                      # [n, S, 4]
-    dist = np.abs(quads.leptons[:, :, None, :] - slots_p4[:, None, :, :]).sum(-1)       # [n, 4, S]
+    slots_p4 = _p4(electrons, muons)  # [n, S, 4]
+    dist = np.abs(quads.leptons[:, :, None, :] - slots_p4[:, None, :, :]).sum(-1)  # [n, 4, S]
     valid = np.concatenate([electrons.mask, muons.mask], axis=1)
     dist = np.where(valid[:, None, :], dist, np.inf)
     return np.where(quads.found[:, None], dist.argmin(-1), -1)
@@ -76,14 +82,15 @@ def chosen_slots(quads: higgs4l.Quadruplets, electrons: ObjectArrays, muons: Obj
 def pair_masses(electrons: ObjectArrays, muons: ObjectArrays, slots: np.ndarray) -> dict[str, np.ndarray]:
     """m12 and m4l [GeV] of the leptons in the given slots ([n, 4], Z1 pair first; NaN where a slot is -1)."""
     p4 = _p4(electrons, muons)
-    lep = np.take_along_axis(p4, np.maximum(slots, 0)[..., None], axis=1)               # [n, 4, 4]
+    lep = np.take_along_axis(p4, np.maximum(slots, 0)[..., None], axis=1)  # [n, 4, 4]
     mass = lambda p: np.sqrt(np.clip(p[..., 0] ** 2 - (p[..., 1:] ** 2).sum(-1), 0, None)) / 1e3  # noqa: E731
     ok = (slots >= 0).all(1)
     return {"m12": np.where(ok, mass(lep[:, 0] + lep[:, 1]), np.nan), "m4l": np.where(ok, mass(lep.sum(1)), np.nan)}
 
 
-def signal_region_masses(tokens, batches: Iterable, cuts=None, signal: str = SIGNAL,
-                         levels: Sequence[int | None] = (None,)) -> dict:
+def signal_region_masses(
+    tokens, batches: Iterable, cuts=None, signal: str = SIGNAL, levels: Sequence[int | None] = (None,)
+) -> dict:
     """Stream batches (test split) into the original and decoded masses of the signal region's quadruplets, per
     decoded level: {level: {`m4l`: (orig, decoded) of the signal's events, `mll`: (orig, decoded) m12 of every
     sample's events whose original m12 is in the Z window, `events`: signal-region events read}}."""
@@ -121,8 +128,14 @@ def peak_widths(orig, decoded, n_boot: int = N_BOOT, seed: int = 0) -> dict[str,
     orig, decoded = orig[ok], decoded[ok]
     n = len(orig)
     if n < 2:
-        return {"n": n, "orig_gev": float("nan"), "decoded_gev": float("nan"), "ratio": float("nan"),
-                "ratio_err": float("nan"), "residual_gev": float("nan")}
+        return {
+            "n": n,
+            "orig_gev": float("nan"),
+            "decoded_gev": float("nan"),
+            "ratio": float("nan"),
+            "ratio_err": float("nan"),
+            "residual_gev": float("nan"),
+        }
     w_orig, w_dec = sigma68(orig), sigma68(decoded)
     rng = np.random.default_rng(seed)
     boot = []
@@ -130,8 +143,14 @@ def peak_widths(orig, decoded, n_boot: int = N_BOOT, seed: int = 0) -> dict[str,
         i = rng.integers(0, n, n)
         a = sigma68(orig[i])
         boot.append(sigma68(decoded[i]) / a if a > 0 else np.nan)
-    return {"n": n, "orig_gev": w_orig, "decoded_gev": w_dec, "ratio": w_dec / w_orig if w_orig > 0 else float("nan"),
-            "ratio_err": float(np.nanstd(boot)) if n_boot else float("nan"), "residual_gev": sigma68(decoded - orig)}
+    return {
+        "n": n,
+        "orig_gev": w_orig,
+        "decoded_gev": w_dec,
+        "ratio": w_dec / w_orig if w_orig > 0 else float("nan"),
+        "ratio_err": float(np.nanstd(boot)) if n_boot else float("nan"),
+        "residual_gev": sigma68(decoded - orig),
+    }
 
 
 def meets_requirement(widths: Mapping, limit: float = WIDTH_LIMIT) -> bool:
@@ -151,19 +170,26 @@ def requirement_sentence(widths: Mapping[str, Mapping], limit: float = WIDTH_LIM
             parts.append(f"{what}: too few test events in the signal region ({w['n']}) to measure")
             failed.append(key)
             continue
-        parts.append(f"{what} has σ68 = {fmt(w['decoded_gev'])} GeV from decoded leptons against {fmt(w['orig_gev'])} "
-                     f"GeV from the original ones ({fmt(w['ratio'], w['ratio_err'])} times as wide, {w['n']} {events}; "
-                     f"per-event residual σ68 = {fmt(w['residual_gev'])} GeV)")
+        parts.append(
+            f"{what} has σ68 = {fmt(w['decoded_gev'])} GeV from decoded leptons against {fmt(w['orig_gev'])} "
+            f"GeV from the original ones ({fmt(w['ratio'], w['ratio_err'])} times as wide, {w['n']} {events}; "
+            f"per-event residual σ68 = {fmt(w['residual_gev'])} GeV)"
+        )
         if not meets_requirement(w, limit):
             failed.append(key)
     if not parts:
         return "No test event of the signal region: the lepton peaks cannot be measured."
     text = "On test events of the signal region, " + "; ".join(parts) + "."
     if not failed:
-        return text + (f" Both stay within {limit:g} times the detector's width: the tokens keep the leptons at "
-                       "detector resolution.")
-    return text + (f" Not within {limit:g} times the detector's width: " + ", ".join(failed)
-                   + "; the tokens widen the peak the analysis relies on.")
+        return text + (
+            f" Both stay within {limit:g} times the detector's width: the tokens keep the leptons at "
+            "detector resolution."
+        )
+    return text + (
+        f" Not within {limit:g} times the detector's width: "
+        + ", ".join(failed)
+        + "; the tokens widen the peak the analysis relies on."
+    )
 
 
 def metric_items(widths: Mapping[str, Mapping], prefix: str = "tokenizer.leptons.sr") -> dict[str, float]:
@@ -171,8 +197,17 @@ def metric_items(widths: Mapping[str, Mapping], prefix: str = "tokenizer.leptons
     return {f"{prefix}.{mass}.{k}": float(v) for mass, w in widths.items() for k, v in w.items()}
 
 
-__all__ = ["WIDTH_LIMIT", "chosen_slots", "decoded_leptons", "meets_requirement", "metric_items", "pair_masses",
-           "peak_widths", "requirement_sentence", "signal_region_masses"]
+__all__ = [
+    "WIDTH_LIMIT",
+    "chosen_slots",
+    "decoded_leptons",
+    "meets_requirement",
+    "metric_items",
+    "pair_masses",
+    "peak_widths",
+    "requirement_sentence",
+    "signal_region_masses",
+]
 
 
 # ---------------------------------------------------------------------------- chapter 02's section
@@ -183,6 +218,7 @@ MASS_LABELS = {"m4l": "m4l (H)", "mll": "m_ll (Z)"}
 
 def level_rows(widths: Mapping[int, Mapping], reference: Mapping | None = None) -> list[dict]:
     """One display row per number of decoded levels (and the recorded reference design first, when given)."""
+
     def row(label, w):
         out = {"Decoded with": label}
         for mass in ("m4l", "mll"):
@@ -205,12 +241,17 @@ def reference_sentence(reference: Mapping | None, widths: Mapping[str, Mapping])
     if not reference:
         return ""
     before = reference["widths"]
-    parts = [f"{MASS_LABELS[m]} {fmt(before[m]['ratio'], before[m].get('ratio_err'))} times as wide"
-             for m in ("m4l", "mll") if m in before]
+    parts = [
+        f"{MASS_LABELS[m]} {fmt(before[m]['ratio'], before[m].get('ratio_err'))} times as wide"
+        for m in ("m4l", "mll")
+        if m in before
+    ]
     now = [f"{fmt(widths[m]['ratio'], widths[m]['ratio_err'])}" for m in ("m4l", "mll") if m in widths]
-    return (f"Before: {reference['design']} gave {' and '.join(parts)} as the original peaks (recorded by "
-            f"{reference['recorded_by']}, {reference['data']}; not recomputed in this run); these cards: "
-            f"{' and '.join(now)}.")
+    return (
+        f"Before: {reference['design']} gave {' and '.join(parts)} as the original peaks (recorded by "
+        f"{reference['recorded_by']}, {reference['data']}; not recomputed in this run); these cards: "
+        f"{' and '.join(now)}."
+    )
 
 
 def load_reference(path: str = REFERENCE) -> dict | None:
@@ -241,13 +282,21 @@ def add_to_report(rep, params: Mapping, tokens, reference: str | None = REFERENC
     ref = load_reference(reference) if reference else None
     rep.metrics.update(metric_items(final))
     rep.tables["lepton_peaks"] = level_rows(widths, ref)
-    rep.captions["lepton_peaks"] = (f"Test events of the signal region ({masses[levels[-1]]['events']}): σ68 of the H "
-                                    "peak (m4l of the signal) and of the Z peak (m12 in 81–101 GeV) from the original "
-                                    "leptons and from the same leptons decoded with the first q levels; width ratio = "
-                                    f"decoded / original (requirement ≤ {WIDTH_LIMIT:g}); residual = σ68 of decoded − "
-                                    "original, event by event.")
+    rep.captions["lepton_peaks"] = (
+        f"Test events of the signal region ({masses[levels[-1]]['events']}): σ68 of the H "
+        "peak (m4l of the signal) and of the Z peak (m12 in 81–101 GeV) from the original "
+        "leptons and from the same leptons decoded with the first q levels; width ratio = "
+        f"decoded / original (requirement ≤ {WIDTH_LIMIT:g}); residual = σ68 of decoded − "
+        "original, event by event."
+    )
     rep.text["lepton_peaks"] = " ".join(t for t in (requirement_sentence(final), reference_sentence(ref, final)) if t)
     orig, dec = masses[levels[-1]]["m4l"]
-    rep.figures["m4l_signal_region"] = {"orig": orig, "decoded": dec, "name": "$m_{4\\ell}$, H in the signal region",
-                                        "unit": "GeV", "bins": np.linspace(110.0, 140.0, 31), "entries": "Events",
-                                        "filename": "decoded_m4l_signal_region"}
+    rep.figures["m4l_signal_region"] = {
+        "orig": orig,
+        "decoded": dec,
+        "name": "$m_{4\\ell}$, H in the signal region",
+        "unit": "GeV",
+        "bins": np.linspace(110.0, 140.0, 31),
+        "entries": "Events",
+        "filename": "decoded_m4l_signal_region",
+    }

@@ -3,6 +3,7 @@
 One mapping, used by every chapter, report and the results page, so a page never shows
 `tokens_finetuned` or `h_vs_qqzz` and two pages never name one thing differently.
 """
+
 from __future__ import annotations
 
 from ..plots.style import first_upper  # noqa: F401  (one helper; names re-exports it for the study layer)

@@ -9,9 +9,10 @@ order every classifier's `predictions.npz` has, so the scores pair with them row
   balance), so it sees the same events and weights as the transformers.
 The variables are the token files' derived columns (`export.derived: [h4l]`), computed once from the input objects.
 """
+
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -27,12 +28,15 @@ def _rows(files: TokenFiles, task: T.Task, split: str, features) -> dict:
     need = list(dict.fromkeys([*features, "m4l"]))
     missing = [f for f in need if f not in files.columns]
     if missing:
-        raise InputFileError(f"{files.paths[0]}: the physics baselines need column(s) {missing}, which the token files "
-                             f"lack; export them with export.derived: [h4l]")
+        raise InputFileError(
+            f"{files.paths[0]}: the physics baselines need column(s) {missing}, which the token files "
+            f"lack; export them with export.derived: [h4l]"
+        )
     rows = read_split(files, task, split, extra=[*need, "event_number", "process"])
     if not len(rows["label"]):
-        raise InputFileError(f"task '{task.name}': no {split} rows in {files.paths[0].parent} for the physics "
-                             "baselines")
+        raise InputFileError(
+            f"task '{task.name}': no {split} rows in {files.paths[0].parent} for the physics baselines"
+        )
     return rows
 
 
@@ -45,23 +49,43 @@ def _loss_weights(task: T.Task, rows: Mapping) -> np.ndarray:
     return w * T.balance_factors(rows["label"], w, task.n_classes)[rows["label"]]
 
 
-def scores_from_files(files: TokenFiles, task: T.Task, *, seed: int, features=baselines.CLASSIC_FEATURES,
-                      n_threads: int | None = None, **hyper) -> dict:
+def scores_from_files(
+    files: TokenFiles,
+    task: T.Task,
+    *,
+    seed: int,
+    features=baselines.CLASSIC_FEATURES,
+    n_threads: int | None = None,
+    **hyper,
+) -> dict:
     """Baseline scores of `task`'s test rows (see the module docstring). Returns `label`, `weight` (physics weights,
     as the classifiers' predictions carry them), `event_number`, `process`, `mass_window` (binary tasks: -|m4l - m_H|
     [GeV]), `gbdt` (P(signal); [n, C] for more classes) and `gbdt_health` (iterations, early stopping fired, the
     validation loss per iteration, train / val rows)."""
     parts = {s: _rows(files, task, s, features) for s in SPLITS}
-    fit = {s: {**{f: parts[s][f] for f in features}, "label": parts[s]["label"],
-               "weight": _loss_weights(task, parts[s])} for s in SPLITS}
-    gbdt = baselines.gradient_boosted(fit["train"], fit["val"], fit["test"], features, seed=seed, n_threads=n_threads,
-                                      **hyper)
+    fit = {
+        s: {**{f: parts[s][f] for f in features}, "label": parts[s]["label"], "weight": _loss_weights(task, parts[s])}
+        for s in SPLITS
+    }
+    gbdt = baselines.gradient_boosted(
+        fit["train"], fit["val"], fit["test"], features, seed=seed, n_threads=n_threads, **hyper
+    )
     test = parts["test"]
-    out = {"label": test["label"], "weight": test["weight"], "event_number": test["event_number"],
-           "process": test["process"], "gbdt": gbdt["test_score"], "features": list(features),
-           "gbdt_health": {"n_iter": gbdt["n_iter"], "early_stopped": gbdt["early_stopped"],
-                           "validation_loss": gbdt["validation_loss"], "train_rows": len(parts["train"]["label"]),
-                           "val_rows": len(parts["val"]["label"])}}
+    out = {
+        "label": test["label"],
+        "weight": test["weight"],
+        "event_number": test["event_number"],
+        "process": test["process"],
+        "gbdt": gbdt["test_score"],
+        "features": list(features),
+        "gbdt_health": {
+            "n_iter": gbdt["n_iter"],
+            "early_stopped": gbdt["early_stopped"],
+            "validation_loss": gbdt["validation_loss"],
+            "train_rows": len(parts["train"]["label"]),
+            "val_rows": len(parts["val"]["label"]),
+        },
+    }
     if task.binary:
         out["mass_window"] = baselines.mass_window_score(test["m4l"])
     return out

@@ -5,18 +5,19 @@ with an uncertainty, the uncertainty is rounded to two significant figures and t
 same decimal place (`0.851 ± 0.021`, `20.7 ± 2.0`, `1230 ± 160`); without one, three significant
 figures (integers stay integers); undefined numbers are an em dash and infinities `∞`.
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
 DASH = "\u2014"
 INFINITY = "\u221e"
-SIGNIFICANT = 3       # figures of a number without an uncertainty
-ERR_SIGNIFICANT = 2   # figures of an uncertainty
+SIGNIFICANT = 3  # figures of a number without an uncertainty
+ERR_SIGNIFICANT = 2  # figures of an uncertainty
 FIXED_RANGE = (1e-4, 1e6)  # magnitudes written in fixed notation; outside it, scientific
 
 
@@ -78,7 +79,7 @@ def fmt(value, err=None) -> str:
     scale = max(abs(x), e)
     if not _in_fixed_range(scale):  # (1.23 ± 0.05)e-07: the same rule on the mantissas
         power = _exponent(scale)
-        return f"({fmt(x / 10 ** power, e / 10 ** power)})e{power:+03d}"
+        return f"({fmt(x / 10**power, e / 10**power)})e{power:+03d}"
     d = _decimals(e, ERR_SIGNIFICANT)
     return f"{_fixed(x, d)} ± {_fixed(e, d)}"
 

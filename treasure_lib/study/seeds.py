@@ -7,11 +7,12 @@ replicate resamples the same rows for both, so the test-sample fluctuation they 
 module loads what the classifier stages saved and turns it into those numbers; chapters 04, 06 and 07
 call it, and what it logs is documented in `metric_keys`.
 """
+
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -63,10 +64,15 @@ def jobs(run, task: str, variants: Sequence[str], fraction: float = 1.0, seeds: 
     """`stages.classifiers` jobs: every variant at every training seed."""
     seeds = list(seeds if seeds is not None else run.params["classify"]["seeds"])
     if not seeds:
-        raise ConfigError("classify.seeds is empty: headline classifiers need at least one training seed (3 or more "
-                          "to quote a seed spread)")
-    return [dict(seed=s, classify__task=task, classify__label_fraction=fraction, **VARIANTS[v])
-            for v in variants for s in seeds]
+        raise ConfigError(
+            "classify.seeds is empty: headline classifiers need at least one training seed (3 or more "
+            "to quote a seed spread)"
+        )
+    return [
+        dict(seed=s, classify__task=task, classify__label_fraction=fraction, **VARIANTS[v])
+        for v in variants
+        for s in seeds
+    ]
 
 
 def stage_name(task: str, variant: str, fraction: float, seed: int) -> str:
@@ -84,11 +90,11 @@ class SeededModels:
     task: Task
     fraction: float
     seeds: list[int]
-    rows: dict                    # label, weight (and jet_pt, event_number when saved) of the common test rows
-    probs: dict                   # variant -> [per-seed probs]
+    rows: dict  # label, weight (and jet_pt, event_number when saved) of the common test rows
+    probs: dict  # variant -> [per-seed probs]
     boot: paired.PairedBootstrap
-    recorded: dict                # variant -> [per-seed metrics of the stage]
-    stat_fn: object = None        # the statistic the bootstrap evaluates (its working points, D_b fractions)
+    recorded: dict  # variant -> [per-seed metrics of the stage]
+    stat_fn: object = None  # the statistic the bootstrap evaluates (its working points, D_b fractions)
 
     def summary(self, variant: str) -> dict:
         return self.boot.summary(variant)
@@ -111,8 +117,15 @@ def _recorded(numbers: Mapping, short: str) -> float:
     return float(hits[0]) if hits else float("nan")
 
 
-def load(run, task_name: str, variants: Sequence[str], fraction: float = 1.0, seeds: Sequence[int] | None = None,
-         n_boot: int | None = None, extra: Mapping[str, dict] | None = None) -> SeededModels:
+def load(
+    run,
+    task_name: str,
+    variants: Sequence[str],
+    fraction: float = 1.0,
+    seeds: Sequence[int] | None = None,
+    n_boot: int | None = None,
+    extra: Mapping[str, dict] | None = None,
+) -> SeededModels:
     """Train what is missing (in parallel), then evaluate every variant x seed on the same test rows.
 
     `extra` {name: {"scores": [per-seed test scores], "label": test labels, "converged": [per seed]}}: models made
@@ -120,17 +133,22 @@ def load(run, task_name: str, variants: Sequence[str], fraction: float = 1.0, se
     params = run.params
     seeds = list(seeds if seeds is not None else params["classify"]["seeds"])
     recorded = stages.classifiers(run, jobs(run, task_name, variants, fraction, seeds))
-    per_variant = {v: recorded[i * len(seeds):(i + 1) * len(seeds)] for i, v in enumerate(variants)}
+    per_variant = {v: recorded[i * len(seeds) : (i + 1) * len(seeds)] for i, v in enumerate(variants)}
     task = Task.from_params(stages.run_params(run), task_name)
     preds = {v: predictions(run, task_name, v, fraction, seeds) for v in variants}
     first = preds[variants[0]][0]
     for v, per_seed in preds.items():
         for s, p in zip(seeds, per_seed):
-            same = len(p["label"]) == len(first["label"]) and np.array_equal(p["label"], first["label"]) and (
-                "event_number" not in p or np.array_equal(p["event_number"], first["event_number"]))
+            same = (
+                len(p["label"]) == len(first["label"])
+                and np.array_equal(p["label"], first["label"])
+                and ("event_number" not in p or np.array_equal(p["event_number"], first["event_number"]))
+            )
             if not same:
-                raise ConfigError(f"classifier '{stage_name(task_name, v, fraction, s)}' was evaluated on other test rows "
-                                  f"than '{stage_name(task_name, variants[0], fraction, seeds[0])}'; rebuild both")
+                raise ConfigError(
+                    f"classifier '{stage_name(task_name, v, fraction, s)}' was evaluated on other test rows "
+                    f"than '{stage_name(task_name, variants[0], fraction, seeds[0])}'; rebuild both"
+                )
     rows = {k: first[k] for k in ("label", "weight", "jet_pt", "event_number") if k in first}
     probs = {v: [p["probs"] for p in per_seed] for v, per_seed in preds.items()}
     for name, other in (extra or {}).items():
@@ -140,8 +158,9 @@ def load(run, task_name: str, variants: Sequence[str], fraction: float = 1.0, se
         per_variant[name] = [{"x.converged": 1.0 if ok else 0.0} for ok in other["converged"]]
     n_boot = params["classify"]["n_boot"] if n_boot is None else n_boot
     stat_fn = statistic(task, params)
-    boot = paired.paired_bootstrap(stat_fn, rows["label"], rows["weight"], probs, n_boot=n_boot,
-                                   seed=params["study"]["seed"])
+    boot = paired.paired_bootstrap(
+        stat_fn, rows["label"], rows["weight"], probs, n_boot=n_boot, seed=params["study"]["seed"]
+    )
     return SeededModels(task, fraction, seeds, rows, probs, boot, per_variant, stat_fn)
 
 
@@ -154,8 +173,10 @@ def metric_items(models: SeededModels, variant: str, prefix: str) -> dict[str, f
 
 def comparison_items(comparison, prefix: str) -> dict[str, float]:
     """`<prefix>.diff|err_test|err_seed|err|z|significant` of a paired comparison."""
-    return {f"{prefix}.{k}": float(getattr(comparison, k)) for k in ("diff", "err_test", "err_seed", "err", "z",
-                                                                    "significant")}
+    return {
+        f"{prefix}.{k}": float(getattr(comparison, k))
+        for k in ("diff", "err_test", "err_seed", "err", "z", "significant")
+    }
 
 
 def prefix(task: str, variant: str, fraction: float = 1.0) -> str:
@@ -168,17 +189,37 @@ def comparison_prefix(task: str, a: str, b: str, stat: str, fraction: float = 1.
     return f"classify.{task}.compare.{a}_vs_{b}{part}.{stat}"
 
 
-def in_bins(models: SeededModels, variant: str, edges_gev: Sequence[float], stat: str, n_boot: int = 100,
-            min_jets: int = 50) -> list[dict]:
+def in_bins(
+    models: SeededModels, variant: str, edges_gev: Sequence[float], stat: str, n_boot: int = 100, min_jets: int = 50
+) -> list[dict]:
     """A statistic of a flavour model in bins of jet pT [GeV]: the seed mean, its test and seed uncertainties."""
     if "jet_pt" not in models.rows:
         raise ConfigError("these predictions carry no jet_pt (export.columns needs jet_pt: jets.pt)")
-    return binned(models.stat_fn, models.rows["label"], models.rows["weight"], models.probs[variant],
-                  models.rows["jet_pt"] / 1e3, edges_gev, stat, n_boot=n_boot, min_jets=min_jets)
+    return binned(
+        models.stat_fn,
+        models.rows["label"],
+        models.rows["weight"],
+        models.probs[variant],
+        models.rows["jet_pt"] / 1e3,
+        edges_gev,
+        stat,
+        n_boot=n_boot,
+        min_jets=min_jets,
+    )
 
 
-def binned(stat_fn, labels, weight, probs_by_seed: Sequence[np.ndarray], x, edges: Sequence[float], stat: str, *,
-           n_boot: int = 100, min_jets: int = 50) -> list[dict]:
+def binned(
+    stat_fn,
+    labels,
+    weight,
+    probs_by_seed: Sequence[np.ndarray],
+    x,
+    edges: Sequence[float],
+    stat: str,
+    *,
+    n_boot: int = 100,
+    min_jets: int = 50,
+) -> list[dict]:
     """`stat` of a flavour tagger in bins of x (e.g. jet pT in GeV), each bin with its own working point (the
     statistic recomputes the cut from the bin's b-jets: a flat b-efficiency in every bin). A bin with fewer
     than `min_jets` b-jets or light jets has no value (NaN): too few jets to quote a rejection."""
@@ -187,17 +228,41 @@ def binned(stat_fn, labels, weight, probs_by_seed: Sequence[np.ndarray], x, edge
     out = []
     for low, high in zip(edges[:-1], edges[1:]):
         sel = (x >= low) & (x < high)
-        row = {"low": float(low), "high": float(high), "n_b": int((y[sel] == 0).sum()), "n_light": int((y[sel] == 2).sum())}
+        row = {
+            "low": float(low),
+            "high": float(high),
+            "n_b": int((y[sel] == 0).sum()),
+            "n_light": int((y[sel] == 2).sum()),
+        }
         if min(row["n_b"], row["n_light"]) < min_jets:
             row.update(value=float("nan"), err=float("nan"), seed_std=float("nan"))
         else:
-            boot = paired.paired_bootstrap(stat_fn, y[sel], np.asarray(weight)[sel],
-                                           {"model": [p[sel] for p in probs_by_seed]}, n_boot=n_boot, seed=0)
+            boot = paired.paired_bootstrap(
+                stat_fn,
+                y[sel],
+                np.asarray(weight)[sel],
+                {"model": [p[sel] for p in probs_by_seed]},
+                n_boot=n_boot,
+                seed=0,
+            )
             summary = boot.summary("model")
             row.update(value=summary[stat], err=summary[f"{stat}_err"], seed_std=summary[f"{stat}_seed_std"])
         out.append(row)
     return out
 
 
-__all__ = ["VARIANTS", "SeededModels", "comparison_items", "comparison_prefix", "figure_of_merit", "in_bins", "is_flavour",
-           "jobs", "load", "metric_items", "prefix", "statistic", "binned"]
+__all__ = [
+    "VARIANTS",
+    "SeededModels",
+    "comparison_items",
+    "comparison_prefix",
+    "figure_of_merit",
+    "in_bins",
+    "is_flavour",
+    "jobs",
+    "load",
+    "metric_items",
+    "prefix",
+    "statistic",
+    "binned",
+]

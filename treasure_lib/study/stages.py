@@ -5,13 +5,14 @@ runs layer's `Stage`): the params that shape it (never where outputs go or how p
 input file contents, the content of the upstream artifacts, and the source of the library code
 that builds it. A chapter reads like a sentence: `cards = stages.tokenizers(run)`.
 """
+
 from __future__ import annotations
 
 import contextlib
 import copy
 import json
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 from .. import config
 from ..distributed import fit_here_or_distributed as _fit
@@ -67,29 +68,48 @@ def ensure_samples(params: Mapping, log=print) -> list[Path]:
         files = []
     extra = sorted(f.name for f in files if f.name not in planned)
     if stale:
-        log(f"note: {len(stale)} sample file(s) in {out}/ were made with other generator settings than these params "
+        log(
+            f"note: {len(stale)} sample file(s) in {out}/ were made with other generator settings than these params "
             f"({', '.join(stale[:4])}{' ...' if len(stale) > 4 else ''}); they are used as they are: "
-            f"`treasure generate` remakes them")
+            f"`treasure generate` remakes them"
+        )
     if extra:
-        log(f"note: data.files also matches {len(extra)} file(s) these generator settings do not make "
-            f"({', '.join(extra[:4])}{' ...' if len(extra) > 4 else ''}); they are read too")
+        log(
+            f"note: data.files also matches {len(extra)} file(s) these generator settings do not make "
+            f"({', '.join(extra[:4])}{' ...' if len(extra) > 4 else ''}); they are read too"
+        )
     return data_files(params)
 
 
 def _data_inputs(params: Mapping) -> dict:
     """The input files' content, the data section and the object definitions' content (features, scalers, ...)."""
-    return {"files": data_files(params), "data": _without(params["data"], "files", section="data"),
-            "objects": Path(params["data"]["objects_file"])}
+    return {
+        "files": data_files(params),
+        "data": _without(params["data"], "files", section="data"),
+        "objects": Path(params["data"]["objects_file"]),
+    }
 
 
 #: Each stage's entry point: its library code is what this function reaches (`runs.closure`: the functions of the
 #: study layer it names and the import closure of every module they import), derived from the source, never listed.
-CODE = {"tokenizers": "study.stages:tokenizers", "tokens": "study.stages:tokens", "pretrain": "study.stages:pretrained",
-        "classify": "study.stages:_classifier_stage", "leakage": "study.leakage:variant_files"}
+CODE = {
+    "tokenizers": "study.stages:tokenizers",
+    "tokens": "study.stages:tokens",
+    "pretrain": "study.stages:pretrained",
+    "classify": "study.stages:_classifier_stage",
+    "leakage": "study.leakage:variant_files",
+}
 #: The hashing helpers: they say what a stage is, not what it computes (not part of any stage's code).
-IDENTITY_HELPERS = ("study.stages:code", "study.stages:identity", "study.stages:_without",
-                    "study.stages:_data_inputs", "study.stages:card_hashes", "study.stages:token_file_hashes",
-                    "study.stages:backbone_weights", "study.stages:_backbone_identity")
+IDENTITY_HELPERS = (
+    "study.stages:code",
+    "study.stages:identity",
+    "study.stages:_without",
+    "study.stages:_data_inputs",
+    "study.stages:card_hashes",
+    "study.stages:token_file_hashes",
+    "study.stages:backbone_weights",
+    "study.stages:_backbone_identity",
+)
 #: Keys that say where outputs go or how progress looks, never what is built.
 NOT_INPUTS = ("output_dir", "cards_dir", "backbone", "progress_bar", "resume", "wandb")  # (builds start afresh)
 #: Chapter-06 and leakage switches: which classifiers a chapter trains, not how one is trained.
@@ -131,9 +151,16 @@ def tokenizers(run) -> Path:
         _fit("train-tokenizer", p, p["tokenizer"]["train"], lambda: train_tokenizers(p))
         record_fit_rows(p, out / FIT_ROWS)
 
-    return run.stage("tokenizers", {**_data_inputs(params), "tokenizer": _without(params["tokenizer"]),
-                                    "seed": params["study"]["seed"], "code": code("tokenizers")},
-                     content=card_hashes)(build)
+    return run.stage(
+        "tokenizers",
+        {
+            **_data_inputs(params),
+            "tokenizer": _without(params["tokenizer"]),
+            "seed": params["study"]["seed"],
+            "code": code("tokenizers"),
+        },
+        content=card_hashes,
+    )(build)
 
 
 FIT_ROWS = "fit_rows.npz"
@@ -167,10 +194,14 @@ def tokens(run) -> Path:
         seconds = sum(r.get("seconds", 0.0) for r in results)
         (out / "export.json").write_text(json.dumps({"rows": rows, "seconds": seconds}))
 
-    inputs = {**_data_inputs(params), "cards": identity(cards),
-              "export": _without(params["export"], "overwrite", section="export"),
-              "sequence": params["sequence"], "code": code("tokens"),
-              "selection": params["selection"] if params["export"]["derived"] else None}  # the derived columns'
+    inputs = {
+        **_data_inputs(params),
+        "cards": identity(cards),
+        "export": _without(params["export"], "overwrite", section="export"),
+        "sequence": params["sequence"],
+        "code": code("tokens"),
+        "selection": params["selection"] if params["export"]["derived"] else None,
+    }  # the derived columns'
     return run.stage("tokens", inputs, content=token_file_hashes)(build)
 
 
@@ -202,17 +233,31 @@ def pretrained(run) -> Path:
         (out / "metrics.json").write_text(json.dumps(numbers, indent=1))
 
     probe = params["pretrain"]["probe_task"] or params["classify"]["task"]  # the probe's labels
-    path = run.stage("pretrain", {"tokens": identity(token_dir), "pretrain": _without(params["pretrain"]),
-                                  "model": {k: v for k, v in params["model"].items() if k != "pooling"},  # the heads'
-                                  "seed": params["study"]["seed"], "code": code("pretrain"),
-                                  "probe_task": {probe: params["classify"]["tasks"].get(probe)}},
-                     content=backbone_weights)(build)
+    path = run.stage(
+        "pretrain",
+        {
+            "tokens": identity(token_dir),
+            "pretrain": _without(params["pretrain"]),
+            "model": {k: v for k, v in params["model"].items() if k != "pooling"},  # the heads'
+            "seed": params["study"]["seed"],
+            "code": code("pretrain"),
+            "probe_task": {probe: params["classify"]["tasks"].get(probe)},
+        },
+        content=backbone_weights,
+    )(build)
     run.log_metrics(json.loads((path / "metrics.json").read_text()))
     return path
 
 
-def _classifier_stage(run, name: str | None = None, token_dir: Path | None = None, seed: int | None = None,
-                      log_as: str | None = None, backbone: Path | None = None, **overrides):
+def _classifier_stage(
+    run,
+    name: str | None = None,
+    token_dir: Path | None = None,
+    seed: int | None = None,
+    log_as: str | None = None,
+    backbone: Path | None = None,
+    **overrides,
+):
     """(stage, build function, params, metrics prefix the model writes) of one classifier. `token_dir` and
     `backbone` given: upstream stages the caller has built (a worker process never builds them itself)."""
     if seed is not None:
@@ -224,8 +269,13 @@ def _classifier_stage(run, name: str | None = None, token_dir: Path | None = Non
     token_dir = Path(token_dir) if token_dir is not None else tokens(run)
     classify_inputs = _without(c, *CLASSIFY_SWITCHES, "tasks", section="classify")
     classify_inputs["task_definition"] = c["tasks"].get(c["task"])  # this task's, not every task's
-    inputs = {"tokens": identity(token_dir), "model": params["model"], "seed": params["study"]["seed"],
-              "classify": classify_inputs, "code": code("classify")}
+    inputs = {
+        "tokens": identity(token_dir),
+        "model": params["model"],
+        "seed": params["study"]["seed"],
+        "classify": classify_inputs,
+        "code": code("classify"),
+    }
     if c["mode"] == "scratch":
         backbone = None
     elif backbone is None:
@@ -253,8 +303,14 @@ def _classifier_stage(run, name: str | None = None, token_dir: Path | None = Non
     return run.stage(f"classify-{label}", inputs), build, params, metrics_prefix(params)
 
 
-def classifier(run, name: str | None = None, token_dir: Path | None = None, seed: int | None = None,
-               log_as: str | None = None, **overrides) -> dict:
+def classifier(
+    run,
+    name: str | None = None,
+    token_dir: Path | None = None,
+    seed: int | None = None,
+    log_as: str | None = None,
+    **overrides,
+) -> dict:
     """Train and evaluate one classifier (`overrides` as in run_params) on the run's token files, or on rewritten
     copies in `token_dir` (the leakage rows); returns and logs its metrics.
 
@@ -265,7 +321,7 @@ def classifier(run, name: str | None = None, token_dir: Path | None = None, seed
     path = stage(build)
     numbers = evaluated(path, params)
     target = log_as or (f"{prefix}.seed_{int(seed)}" if seed is not None else prefix)
-    numbers = {target + k[len(prefix):] if k.startswith(prefix + ".") else k: v for k, v in numbers.items()}
+    numbers = {target + k[len(prefix) :] if k.startswith(prefix + ".") else k: v for k, v in numbers.items()}
     run.log_metrics(numbers)
     return numbers
 
@@ -278,20 +334,25 @@ def classifiers(run, jobs: list[dict]) -> list[dict]:
     stages (token files, the pretrained backbone) are built first, here, so no two processes build them."""
     token_dir = tokens(run) if any(j.get("token_dir") is None for j in jobs) else None
     backbone = None
-    if any(run_params(run, **{k: v for k, v in j.items() if k.startswith("classify__")})["classify"]["mode"]
-           != "scratch" for j in jobs):
+    if any(
+        run_params(run, **{k: v for k, v in j.items() if k.startswith("classify__")})["classify"]["mode"] != "scratch"
+        for j in jobs
+    ):
         backbone = pretrained(run) / "checkpoints" / "best.ckpt"
     jobs = [{"token_dir": token_dir, **j, "backbone": backbone} for j in jobs]  # upstream resolved here, once
     pending = [j for j in jobs if not _classifier_stage(run, **j)[0].done]
     workers = min(len(pending), parallel_jobs(run.params))
     if workers > 1:
         import multiprocessing
+        import os
         from concurrent.futures import ProcessPoolExecutor
 
-        import os
-
-        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                                   initializer=_die_with_parent, initargs=(os.getpid(),))
+        pool = ProcessPoolExecutor(
+            workers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_die_with_parent,
+            initargs=(os.getpid(),),
+        )
         with run.writing("training classifiers"), pool:  # the workers build under this process's lock
             for done in pool.map(_build_in_worker, [(str(run.dir), run.params, j) for j in pending]):
                 del done

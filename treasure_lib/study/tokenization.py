@@ -9,11 +9,12 @@ pT across jet pT, and whether decoded leptons keep the Z and H peaks.
 "Decoded" is always tokens turned back into features by the card's decoder; detector reconstruction is
 something else. Values are stored in ATLAS units (MeV, mm) and shown converted (GeV) with `display`.
 """
+
 from __future__ import annotations
 
 import json
 import math
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -21,12 +22,12 @@ from ..diagnostics import reconstruction as reco
 from . import display, lepton_peaks, stages
 from .report import ChapterReport, fmt
 
-HELD_OUT_ROWS = 4000      # test rows read per input file: enough objects for percent-level quantiles, seconds to read
-RESIDUAL_PANELS = 6       # residual figure: the first continuous features of the main collection
-MIN_JETS_PER_BIN = 10     # a jet-pT bin's median response is quoted from more than this many jets
+HELD_OUT_ROWS = 4000  # test rows read per input file: enough objects for percent-level quantiles, seconds to read
+RESIDUAL_PANELS = 6  # residual figure: the first continuous features of the main collection
+MIN_JETS_PER_BIN = 10  # a jet-pT bin's median response is quoted from more than this many jets
 CLOSURE_TOLERANCE = 0.02  # a response within 2% of 1 closes; a spread across bins below 2% is flat
-KEEPS_PEAK = 0.5          # decoded-mass smearing below half the peak width keeps it (<12% wider in quadrature)
-SMEARS_PEAK = 2.0         # above twice the width the smearing dominates the peak (>2.2 times as wide)
+KEEPS_PEAK = 0.5  # decoded-mass smearing below half the peak width keeps it (<12% wider in quadrature)
+SMEARS_PEAK = 2.0  # above twice the width the smearing dominates the peak (>2.2 times as wide)
 MASS_PLOTS = {"mll": ("$m_{\\ell\\ell}$", (50.0, 130.0)), "m4l": ("$m_{4\\ell}$", (80.0, 300.0))}
 PEAK_WINDOWS = {"mll": reco.Z_WINDOW_GEV, "m4l": reco.H_WINDOW_GEV}
 KINDS = {"vqvae": "VQ-VAE", "kmeans": "k-means", "binning": "binning"}
@@ -67,8 +68,10 @@ def card_description(name: str, kind: str, levels: int, size: int) -> str:
 
 
 def intro_sentence(descriptions: Sequence[str], token_files: int, rows: int, split: str = "test") -> str:
-    return (f"Cards: {', '.join(descriptions)}; {token_files} token files. The numbers below are measured on {rows} "
-            f"held-out {split} rows (at most {HELD_OUT_ROWS} per input file) that no card saw in training.")
+    return (
+        f"Cards: {', '.join(descriptions)}; {token_files} token files. The numbers below are measured on {rows} "
+        f"held-out {split} rows (at most {HELD_OUT_ROWS} per input file) that no card saw in training."
+    )
 
 
 def level_refinement_sentence(collection: str, quantity: str, values: Sequence[float]) -> str:
@@ -80,9 +83,12 @@ def level_refinement_sentence(collection: str, quantity: str, values: Sequence[f
         return f"{collection}: {quantity} is {fmt(values[0])} with all its quantities binned."
     steps = " → ".join(fmt(v) for v in values)
     worse = [q + 2 for q, (a, b) in enumerate(zip(values, values[1:])) if not b < a]
-    verdict = ("each level refines the code of the level before (residual quantization)" if not worse else
-               "level " + ", ".join(map(str, worse)) + " does not improve on the level before: the extra codes "
-               "carry no information on this quantity")
+    verdict = (
+        "each level refines the code of the level before (residual quantization)"
+        if not worse
+        else "level " + ", ".join(map(str, worse)) + " does not improve on the level before: the extra codes "
+        "carry no information on this quantity"
+    )
     return f"{collection}: {quantity} goes {steps} after 1 → {len(values)} levels; {verdict}."
 
 
@@ -111,31 +117,41 @@ def jet_response_sentence(overall: Mapping, bins: Sequence[Mapping], tolerance: 
     """The paragraph on jets summed from decoded tracks: overall resolution and scale, then the trend across jet-pT
     bins (`bins`: rows with low, high [GeV], median, n) and the worst bin."""
     resolution = fmt(overall.get("iqr_over_median"), overall.get("iqr_over_median_err"))
-    text = (f"Jets summed from decoded tracks reproduce the track-jet pT with a response resolution, (q75 − q25) / "
-            f"median of pT(decoded) / pT(original), of {resolution} and a median response of {fmt(overall.get('median'))} ({fmt(overall.get('n'))} jets).")
+    text = (
+        f"Jets summed from decoded tracks reproduce the track-jet pT with a response resolution, (q75 − q25) / "
+        f"median of pT(decoded) / pT(original), of {resolution} and a median response of "
+        f"{fmt(overall.get('median'))} ({fmt(overall.get('n'))} jets)."
+    )
     if not bins:
         return text
     medians = [b["median"] for b in bins]
     trend = non_closure_trend(medians, tolerance)
-    text += (f" Across jet pT the median response goes {' → '.join(fmt(m) for m in medians)} from the "
-             f"{bins[0]['low']:g}–{bins[0]['high']:g} to the {bins[-1]['low']:g}–{bins[-1]['high']:g} GeV bin")
+    text += (
+        f" Across jet pT the median response goes {' → '.join(fmt(m) for m in medians)} from the "
+        f"{bins[0]['low']:g}–{bins[0]['high']:g} to the {bins[-1]['low']:g}–{bins[-1]['high']:g} GeV bin"
+    )
     pct = f"{100 * tolerance:g}"  # a chosen tolerance, not a measurement
     if trend in ("falling", "rising"):
         verb = "falls" if trend == "falling" else "rises"
         text += f": it {verb} with jet pT, a pT-dependent non-closure that the overall median hides"
         if trend == "falling" and medians[0] > 1 + tolerance and medians[-1] < 1 - tolerance:
-            text += (" (soft jets come out too hard and hard jets too soft, as when the decoder pulls track pT "
-                     "towards the bulk of the training sample)")
+            text += (
+                " (soft jets come out too hard and hard jets too soft, as when the decoder pulls track pT "
+                "towards the bulk of the training sample)"
+            )
     elif trend == "flat":
         closes = all(abs(m - 1) <= tolerance for m in medians)
-        text += f": flat within {pct}%" + (f" and within {pct}% of 1, so the scale closes" if closes else
-                                          ", with a common scale offset")
+        text += f": flat within {pct}%" + (
+            f" and within {pct}% of 1, so the scale closes" if closes else ", with a common scale offset"
+        )
     elif trend == "mixed":
         text += ": not monotonic in jet pT"
     worst = max(bins, key=lambda b: abs(b["median"] - 1))
     if abs(worst["median"] - 1) > tolerance:
-        text += (f"; the largest scale bias is {_signed_percent(worst['median'] - 1)} in the {worst['low']:g}–"
-                 f"{worst['high']:g} GeV bin ({fmt(worst.get('n'))} jets).")
+        text += (
+            f"; the largest scale bias is {_signed_percent(worst['median'] - 1)} in the {worst['low']:g}–"
+            f"{worst['high']:g} GeV bin ({fmt(worst.get('n'))} jets)."
+        )
     else:
         text += f"; no bin is off by more than {pct}%."
     return text
@@ -172,11 +188,13 @@ def lepton_mass_sentence(masses: Mapping[str, Mapping], widths: Mapping[str, flo
         if r is None:
             continue
         s68 = r["residual_gev"].get("sigma68", float("nan"))
-        parts.append(f"{names[key]} has a residual (decoded − original) of σ68 = {fmt(s68)} GeV ({fmt(r['n'])} "
-                     f"{events[key]}) against the original σ68 of {fmt(widths.get(key))} GeV of all events in "
-                     f"{PEAK_WINDOWS[key][0]:g}–{PEAK_WINDOWS[key][1]:g} GeV (every sample; the signal-region peaks "
-                     f"follow): "
-                     f"{mass_smearing_verdict(s68, widths.get(key, float('nan')))}.")
+        parts.append(
+            f"{names[key]} has a residual (decoded − original) of σ68 = {fmt(s68)} GeV ({fmt(r['n'])} "
+            f"{events[key]}) against the original σ68 of {fmt(widths.get(key))} GeV of all events in "
+            f"{PEAK_WINDOWS[key][0]:g}–{PEAK_WINDOWS[key][1]:g} GeV (every sample; the signal-region peaks "
+            f"follow): "
+            f"{mass_smearing_verdict(s68, widths.get(key, float('nan')))}."
+        )
     if not parts:
         return ""
     text = " ".join(["From decoded leptons, " + parts[0]] + [p[0].upper() + p[1:] for p in parts[1:]])
@@ -198,8 +216,10 @@ def peak_shift_sentence(masses: Mapping[str, Mapping]) -> str:
             empty.append(f"the {label[k]} peak cannot be placed: no original or no decoded mass in its {window} window")
     text = ""
     if moved:
-        text += ("The peak positions move: " + " and ".join(moved) + "; a window median barely reacts to smearing, "
-                 "the widths do.")
+        text += (
+            "The peak positions move: " + " and ".join(moved) + "; a window median barely reacts to smearing, "
+            "the widths do."
+        )
     if empty:
         joined = "; ".join(empty)
         text += (" " if text else "") + joined[0].upper() + joined[1:] + "."
@@ -213,8 +233,9 @@ def sigma_header(levels: Sequence[int]) -> str:
     return "σ68, level 1 → Q" if len(levels) > 1 else "σ68"
 
 
-def feature_rows(levels: Mapping[int, Mapping], features: Sequence[str], units: Mapping[str, str],
-                 categorical: Sequence[str] = ()) -> list[dict]:
+def feature_rows(
+    levels: Mapping[int, Mapping], features: Sequence[str], units: Mapping[str, str], categorical: Sequence[str] = ()
+) -> list[dict]:
     """One display row per feature from `reco.collection_report(...)["levels"]`: bias and sigma68 in the shown unit
     (GeV for MeV), sigma68 after each level, correlation, pT-like response resolution, categorical accuracy."""
     order = sorted(levels)
@@ -226,8 +247,14 @@ def feature_rows(levels: Mapping[int, Mapping], features: Sequence[str], units: 
         if not numbers:
             continue
         _, factor = display.shown_unit(units.get(f))
-        row = {"Feature": display.label(f, units.get(f)), "Bias": None, header: None, "Correlation": None,
-               "Response IQR/median": None, "Accuracy": None}
+        row = {
+            "Feature": display.label(f, units.get(f)),
+            "Bias": None,
+            header: None,
+            "Correlation": None,
+            "Response IQR/median": None,
+            "Accuracy": None,
+        }
         if f in categorical or "accuracy" in numbers:
             row["Accuracy"] = numbers.get("accuracy")
         else:
@@ -246,17 +273,35 @@ def key_feature(features: Sequence[str], categorical: Sequence[str] = ()) -> str
     return next((f for f in features if f not in categorical), features[0])
 
 
-def summary_row(card: str, kind: str, levels_q: int, size: int, bits: float, objects: int, levels: Mapping,
-                feature: str, unit: str | None) -> dict:
+def summary_row(
+    card: str,
+    kind: str,
+    levels_q: int,
+    size: int,
+    bits: float,
+    objects: int,
+    levels: Mapping,
+    feature: str,
+    unit: str | None,
+) -> dict:
     """One row of the short table: the card, what its tokens can carry, and its key feature after each level."""
     order = sorted(levels)
     _, factor = display.shown_unit(unit)
     last = levels[order[-1]].get(feature, {})
-    return {"Collection": card, "Tokenizer": KINDS.get(kind, kind), "Q": levels_q, "K": size, "Bits per object": bits,
-            "Held-out objects": objects, "Key feature": display.label(feature, unit),
-            "σ68, level 1 → Q": " → ".join(fmt(levels[q][feature]["resolution"] * factor) for q in order
-                                           if "resolution" in levels[q].get(feature, {})) or None,
-            "Response IQR/median": last.get("response_iqr_over_median")}
+    return {
+        "Collection": card,
+        "Tokenizer": KINDS.get(kind, kind),
+        "Q": levels_q,
+        "K": size,
+        "Bits per object": bits,
+        "Held-out objects": objects,
+        "Key feature": display.label(feature, unit),
+        "σ68, level 1 → Q": " → ".join(
+            fmt(levels[q][feature]["resolution"] * factor) for q in order if "resolution" in levels[q].get(feature, {})
+        )
+        or None,
+        "Response IQR/median": last.get("response_iqr_over_median"),
+    }
 
 
 # ---------------------------------------------------------------------------- the chapter's report
@@ -274,11 +319,14 @@ def report(run) -> ChapterReport:
     held = reco.held_out(params, "test", max_rows=HELD_OUT_ROWS)
     rep = ChapterReport()
     export = json.loads((token_dir / "export.json").read_text())
-    rep.metrics.update({export_rate_key(): export["rows"] / max(export["seconds"], 1e-9)}
-                       | stages.card_training_metrics(cards))
-    rep.text["intro"] = intro_sentence([card_description(n, t.kind, t.num_quantizers, t.codebook_size)
-                                        for n, t in tokens.tokenizers.items()],
-                                       len(list(token_dir.glob("*.tokens.parquet"))), len(held))
+    rep.metrics.update(
+        {export_rate_key(): export["rows"] / max(export["seconds"], 1e-9)} | stages.card_training_metrics(cards)
+    )
+    rep.text["intro"] = intro_sentence(
+        [card_description(n, t.kind, t.num_quantizers, t.codebook_size) for n, t in tokens.tokenizers.items()],
+        len(list(token_dir.glob("*.tokens.parquet"))),
+        len(held),
+    )
 
     reports, units = _collections(rep, tokens, held, collections_from_params(params))
     main = "tracks" if "tracks" in reports else next(iter(reports))
@@ -304,17 +352,32 @@ def _collections(rep: ChapterReport, tokens, held, collections: Mapping) -> tupl
         rep.metrics.update(reco.metric_items(card, reports[card]) | {tokenizer_key(card, "objects"): int(mask.sum())})
         categorical = tok.collection.get("categorical", ())
         key = key_feature(tok.features, categorical)
-        summary.append(summary_row(card, tok.kind, tok.num_quantizers, tok.codebook_size, reco.bits_per_object(tok),
-                                   int(mask.sum()), reports[card]["levels"], key, units[card].get(key)))
+        summary.append(
+            summary_row(
+                card,
+                tok.kind,
+                tok.num_quantizers,
+                tok.codebook_size,
+                reco.bits_per_object(tok),
+                int(mask.sum()),
+                reports[card]["levels"],
+                key,
+                units[card].get(key),
+            )
+        )
         rows = feature_rows(reports[card]["levels"], tok.features, units[card], categorical)
         rep.tables[f"features_{card}"] = rows
-        rep.captions[f"features_{card}"] = (f"**{card}** ({len(rows)} features): bias = mean of decoded − original "
-                                            "and σ68 = half its 16–84% interval, in the unit of each feature; "
-                                            "categorical features by the fraction decoded exactly.")
+        rep.captions[f"features_{card}"] = (
+            f"**{card}** ({len(rows)} features): bias = mean of decoded − original "
+            "and σ68 = half its 16–84% interval, in the unit of each feature; "
+            "categorical features by the fraction decoded exactly."
+        )
     rep.tables = {"summary": summary, **rep.tables}
-    rep.captions["summary"] = ("What each card keeps: Q levels of K codes (bits per object = Q log2 K) and its key "
-                               "feature's σ68 (decoded − original) after each level, in the unit shown; the response "
-                               "IQR/median is (q75 − q25) / median of decoded / original.")
+    rep.captions["summary"] = (
+        "What each card keeps: Q levels of K codes (bits per object = Q log2 K) and its key "
+        "feature's σ68 (decoded − original) after each level, in the unit shown; the response "
+        "IQR/median is (q75 − q25) / median of decoded / original."
+    )
     return reports, units
 
 
@@ -325,10 +388,14 @@ def _main_figures(rep: ChapterReport, main: str, tok, report_: Mapping, units: M
     key = key_feature(names, categorical)
     unit, factor = display.shown_unit(units.get(key))
     i = names.index(key)
-    rep.figures["key_feature"] = {"orig": report_["orig"][:, i] * factor, "decoded": report_["reco"][:, i] * factor,
-                                  "name": f"{main}: {display.name(key, tex=True)}", "unit": unit,
-                                  "logy": key in tok.collection.get("log_features", ()),
-                                  "filename": f"decoded_{main}_{key}"}
+    rep.figures["key_feature"] = {
+        "orig": report_["orig"][:, i] * factor,
+        "decoded": report_["reco"][:, i] * factor,
+        "name": f"{main}: {display.name(key, tex=True)}",
+        "unit": unit,
+        "logy": key in tok.collection.get("log_features", ()),
+        "filename": f"decoded_{main}_{key}",
+    }
     shown = [f for f in names if f not in categorical][:RESIDUAL_PANELS]
     residuals, panel_units = {}, {}
     for f in shown:
@@ -349,12 +416,14 @@ def _main_figures(rep: ChapterReport, main: str, tok, report_: Mapping, units: M
 
 def jet_metrics(jet: Mapping, bins: Sequence[Mapping]) -> dict[str, float]:
     """The documented `tokenizer.jets.track_sum_*` numbers of `reco.jet_report` (bins: the quoted ones)."""
-    out = {track_jet_key("pt", "response_iqr_over_median"): jet["pt_response"]["iqr_over_median"],
-           track_jet_key("pt", "response_iqr_over_median_err"): jet["pt_response"]["iqr_over_median_err"],
-           track_jet_key("pt", "response_median"): jet["pt_response"]["median"],
-           track_jet_key("mass", "response_iqr_over_median"): jet["mass_response"]["iqr_over_median"],
-           track_jet_key("eta", "sigma68"): jet["eta_residual"]["sigma68"],
-           track_jet_key("phi", "sigma68"): jet["phi_residual"]["sigma68"]}
+    out = {
+        track_jet_key("pt", "response_iqr_over_median"): jet["pt_response"]["iqr_over_median"],
+        track_jet_key("pt", "response_iqr_over_median_err"): jet["pt_response"]["iqr_over_median_err"],
+        track_jet_key("pt", "response_median"): jet["pt_response"]["median"],
+        track_jet_key("mass", "response_iqr_over_median"): jet["mass_response"]["iqr_over_median"],
+        track_jet_key("eta", "sigma68"): jet["eta_residual"]["sigma68"],
+        track_jet_key("phi", "sigma68"): jet["phi_residual"]["sigma68"],
+    }
     for b in bins:
         out[track_jet_key("pt", "response_iqr_over_median", (b["low"], b["high"]))] = b["iqr_over_median"]
         out[track_jet_key("pt", "response_median", (b["low"], b["high"]))] = b["median"]
@@ -378,10 +447,16 @@ def _jets(rep: ChapterReport, tokens, held, tracks_report: Mapping) -> None:
     rep.text["jets"] = jet_response_sentence(jet["pt_response"], bins)
     if bins:
         rep.figures["jet_response"] = {
-            "edges": [bins[0]["low"]] + [b["high"] for b in bins], "resolution": [b["iqr_over_median"] for b in bins],
-            "bias": [b["median"] - 1 for b in bins], "resolution_err": [b["iqr_over_median_err"] for b in bins],
-            "xlabel": "Jet $p_{T}$ [GeV]", "resolution_label": f"IQR / median of {RESPONSE_TEX}",
-            "bias_label": f"Median {RESPONSE_TEX} − 1", "logx": True, "name": "jet_pt_response"}
+            "edges": [bins[0]["low"]] + [b["high"] for b in bins],
+            "resolution": [b["iqr_over_median"] for b in bins],
+            "bias": [b["median"] - 1 for b in bins],
+            "resolution_err": [b["iqr_over_median_err"] for b in bins],
+            "xlabel": "Jet $p_{T}$ [GeV]",
+            "resolution_label": f"IQR / median of {RESPONSE_TEX}",
+            "bias_label": f"Median {RESPONSE_TEX} − 1",
+            "logx": True,
+            "name": "jet_pt_response",
+        }
 
 
 def lepton_metrics(masses: Mapping[str, Mapping]) -> dict[str, float]:
@@ -399,13 +474,24 @@ def _leptons(rep: ChapterReport, tokens, held, reports: Mapping) -> None:
     e_tok, m_tok = tokens.tokenizers["electrons"], tokens.tokenizers["muons"]
     e, m = held["electrons"], held["muons"]
     orig = reco.leptons((e.features, e.mask), (m.features, m.mask), e.names, m.names)
-    dec = reco.leptons((reports["electrons"]["decoded"][e_tok.num_quantizers], e.mask),
-                       (reports["muons"]["decoded"][m_tok.num_quantizers], m.mask), e_tok.features, m_tok.features)
+    dec = reco.leptons(
+        (reports["electrons"]["decoded"][e_tok.num_quantizers], e.mask),
+        (reports["muons"]["decoded"][m_tok.num_quantizers], m.mask),
+        e_tok.features,
+        m_tok.features,
+    )
     masses = reco.lepton_mass_report(orig, dec)
     rep.metrics.update(lepton_metrics(masses))
     widths = {name: peak_width(r["arrays"]["orig"], PEAK_WINDOWS[name]) for name, r in masses.items()}
     rep.text["leptons"] = lepton_mass_sentence(masses, widths)
     for name, r in masses.items():
         label, (low, high) = MASS_PLOTS[name]
-        rep.figures[name] = {"orig": r["arrays"]["orig"], "decoded": r["arrays"]["reco"], "name": label, "unit": "GeV",
-                             "bins": np.linspace(low, high, 41), "entries": "Events", "filename": f"decoded_{name}"}
+        rep.figures[name] = {
+            "orig": r["arrays"]["orig"],
+            "decoded": r["arrays"]["reco"],
+            "name": label,
+            "unit": "GeV",
+            "bins": np.linspace(low, high, 41),
+            "entries": "Events",
+            "filename": f"decoded_{name}",
+        }

@@ -5,10 +5,11 @@ is made here, never in a chapter. A difference is real only when the paired comp
 significant (`metrics.paired.significance`, the project's one rule); a number from a model that did
 not converge is named as such and never carries a verdict.
 """
+
 from __future__ import annotations
 
 import math
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 from . import names
 from .report import fmt
@@ -21,8 +22,12 @@ def value_text(summary: Mapping, stat: str) -> str:
     err = summary.get(f"{stat}_err")
     text = fmt(summary.get(stat), err)
     value = summary.get(stat)
-    if (f"{stat}_err" in summary and value is not None and math.isfinite(value)
-            and (err is None or not math.isfinite(err))):
+    if (
+        f"{stat}_err" in summary
+        and value is not None
+        and math.isfinite(value)
+        and (err is None or not math.isfinite(err))
+    ):
         text += " ± undefined (too few jets)"
     spread = summary.get(f"{stat}_seed_std")
     if spread is not None and math.isfinite(spread):
@@ -47,19 +52,23 @@ def difference_verdict(comparison, a: str, b: str, quantity: str, converged: Map
     missing = [m for m in (a, b) if converged.get(m) is False]
     la, lb = names.model(a), names.model(b)
     if missing:
-        return (f"No verdict on {la} against {lb}: {' and '.join(names.model(m) for m in missing)} did not finish "
-                f"learning (see the training health below).")
+        return (
+            f"No verdict on {la} against {lb}: {' and '.join(names.model(m) for m in missing)} did not finish "
+            f"learning (see the training health below)."
+        )
     if not comparison.significant:
-        return (f"By {quantity}, {la} and {lb} do not differ significantly "
-                f"({comparison_text(comparison)}; paired over the same test rows, seeds included).")
+        return (
+            f"By {quantity}, {la} and {lb} do not differ significantly "
+            f"({comparison_text(comparison)}; paired over the same test rows, seeds included)."
+        )
     ahead, behind = (la, lb) if comparison.diff > 0 else (lb, la)
     lead = f"{fmt(abs(comparison.diff), comparison.err)}, {abs(comparison.z):.1f} σ"  # ahead minus behind, > 0
-    return (f"By {quantity}, {ahead} is ahead of {behind} by {lead} "
-            f"(paired over the same test rows, seeds included).")
+    return f"By {quantity}, {ahead} is ahead of {behind} by {lead} (paired over the same test rows, seeds included)."
 
 
-def baseline_sentence(against_window: Mapping[str, object], quantity: str,
-                      converged: Mapping[str, bool] | None = None) -> str:
+def baseline_sentence(
+    against_window: Mapping[str, object], quantity: str, converged: Mapping[str, bool] | None = None
+) -> str:
     """Where the transformers stand against the simplest physics baseline, the m4l window: `against_window`
     {model: paired comparison of that model minus the window}. Said first, because every other verdict of the
     chapter compares models; if both fall below one variable, those verdicts compare two weak models."""
@@ -68,17 +77,24 @@ def baseline_sentence(against_window: Mapping[str, object], quantity: str,
     above = [m for m, c in against_window.items() if c.significant and c.diff > 0 and converged.get(m) is not False]
     parts = "; ".join(f"{names.model(m)} {comparison_text(c)}" for m, c in against_window.items())
     if len(below) == len(against_window):
-        return (f"Neither transformer reaches the m4l window alone ({quantity}, model minus window: {parts}): at "
-                "this sample size they do not learn what one high-level variable carries, although the decoded "
-                "leptons keep the m4l peak (chapter 02). The comparisons below are between models that are all "
-                "well short of the physics baselines.")
+        return (
+            f"Neither transformer reaches the m4l window alone ({quantity}, model minus window: {parts}): at "
+            "this sample size they do not learn what one high-level variable carries, although the decoded "
+            "leptons keep the m4l peak (chapter 02). The comparisons below are between models that are all "
+            "well short of the physics baselines."
+        )
     if len(above) == len(against_window):
         return f"Both transformers beat the m4l window alone ({quantity}, model minus window: {parts})."
-    return (f"Against the m4l window alone ({quantity}, model minus window: {parts}), "
-            + (f"{' and '.join(names.model(m) for m in below)} fall{'s' if len(below) == 1 else ''} short, "
-               if below else "")
-            + (f"{' and '.join(names.model(m) for m in above)} beat{'s' if len(above) == 1 else ''} it, " if above
-               else "") + "the rest are not significantly different.")
+    return (
+        f"Against the m4l window alone ({quantity}, model minus window: {parts}), "
+        + (
+            f"{' and '.join(names.model(m) for m in below)} fall{'s' if len(below) == 1 else ''} short, "
+            if below
+            else ""
+        )
+        + (f"{' and '.join(names.model(m) for m in above)} beat{'s' if len(above) == 1 else ''} it, " if above else "")
+        + "the rest are not significantly different."
+    )
 
 
 def label_efficiency_verdict(points: Sequence[tuple[float, object]], quantity: str) -> str:
@@ -94,17 +110,23 @@ def label_efficiency_verdict(points: Sequence[tuple[float, object]], quantity: s
     text = f"Fine-tuned minus from scratch, in {quantity}: " + "; ".join(parts) + ". "
     pct = lambda fs: ", ".join(f"{f:.0%}" for f in fs)  # noqa: E731
     if losses:
-        text += (f"Fine-tuning *lowers* it at {pct(losses)} of the labels"
-                 + (f" and raises it at {pct(gains)}" if gains else "") + ": pretraining does not help uniformly here.")
+        text += (
+            f"Fine-tuning *lowers* it at {pct(losses)} of the labels"
+            + (f" and raises it at {pct(gains)}" if gains else "")
+            + ": pretraining does not help uniformly here."
+        )
     elif len(gains) == len(points):
         smallest = min(points, key=lambda p: p[0])
         scarce = smallest[1].diff >= max(c.diff for _, c in points)
-        text += "Pretraining helps at every fraction" + (", most where labels are scarce." if scarce else
-                                                          ", but not most where labels are scarce.")
+        text += "Pretraining helps at every fraction" + (
+            ", most where labels are scarce." if scarce else ", but not most where labels are scarce."
+        )
     elif gains:
         text += f"The gain is significant only at {pct(gains)} of the labels."
     else:
-        text += "No difference is significant at this sample size: the pretrained backbone buys nothing measurable here."
+        text += (
+            "No difference is significant at this sample size: the pretrained backbone buys nothing measurable here."
+        )
     return text
 
 
@@ -112,10 +134,13 @@ def health_phrase(h: Mapping) -> str:
     """Why one trained model did not finish learning ('' when it did)."""
     if h.get("converged") == 1.0:
         return ""
-    best, run, prior, loss = (h.get(k, math.nan) for k in ("best_epoch", "epochs_run", "prior_entropy", "best_val_loss"))
+    best, run, prior, loss = (
+        h.get(k, math.nan) for k in ("best_epoch", "epochs_run", "prior_entropy", "best_val_loss")
+    )
     left = h.get("left_prior", math.nan)  # training_health's flag, with the run's margin; records from before it:
-    at_prior = (left == 0.0 if math.isfinite(left) else math.isfinite(prior) and math.isfinite(loss)
-                and loss >= prior * 0.98)
+    at_prior = (
+        left == 0.0 if math.isfinite(left) else math.isfinite(prior) and math.isfinite(loss) and loss >= prior * 0.98
+    )
     if at_prior:
         return f"never left the class prior (validation loss {loss:.3f} vs prior entropy {prior:.3f})"
     if math.isfinite(best) and math.isfinite(run):
@@ -133,32 +158,47 @@ def convergence_sentence(health: Mapping[str, Sequence[Mapping]]) -> str:
                 bad.append(f"{names.model(model)} (seed {h.get('seed')}): {phrase}")
     n = sum(len(v) for v in health.values())
     if not bad:
-        return (f"All {n} models finished learning: early stopping fired (the best epoch is not among the last "
-                f"`patience` epochs) and every validation loss is clearly below the class-prior entropy.")
-    return (f"{len(bad)} of {n} models did not finish learning, and their numbers carry no verdict: "
-            + "; ".join(bad) + ". More epochs or a larger sample would change them.")
+        return (
+            f"All {n} models finished learning: early stopping fired (the best epoch is not among the last "
+            f"`patience` epochs) and every validation loss is clearly below the class-prior entropy."
+        )
+    return (
+        f"{len(bad)} of {n} models did not finish learning, and their numbers carry no verdict: "
+        + "; ".join(bad)
+        + ". More epochs or a larger sample would change them."
+    )
 
 
-def cost_sentence(summaries: Mapping[str, Mapping], stat: str, quantity: str, quantisation, modelling,
-                  total=None) -> str:
+def cost_sentence(
+    summaries: Mapping[str, Mapping], stat: str, quantity: str, quantisation, modelling, total=None
+) -> str:
     """Where information is lost: raw -> decoded (quantisation), decoded -> tokens (the model on codes); `total`
     the paired raw-minus-tokens comparison. Tokens cannot carry more than the features they encode, so tokens
     significantly above raw features indict the raw-feature model, never credit the tokens."""
     raw, tok = summaries["raw"].get(stat), summaries["tokens"].get(stat)
-    text = (f"In {quantity}: raw features {value_text(summaries['raw'], stat)}, decoded tokens "
-            f"{value_text(summaries['decoded'], stat)}, tokens {value_text(summaries['tokens'], stat)}. ")
-    for label, c in (("Quantisation (raw minus decoded)", quantisation),
-                     ("The model on codes (decoded minus tokens)", modelling)):
+    text = (
+        f"In {quantity}: raw features {value_text(summaries['raw'], stat)}, decoded tokens "
+        f"{value_text(summaries['decoded'], stat)}, tokens {value_text(summaries['tokens'], stat)}. "
+    )
+    for label, c in (
+        ("Quantisation (raw minus decoded)", quantisation),
+        ("The model on codes (decoded minus tokens)", modelling),
+    ):
         text += f"{label}: {comparison_text(c)}" + (" — significant. " if c.significant else " — not significant. ")
     is_auc = "AUC" in quantity  # an AUC keeps its separation above chance, (AUC - 0.5), as chapter 04 counts it
     floor = 0.5 if is_auc else 0.0
     if tok is not None and raw is not None and math.isfinite(tok) and math.isfinite(raw) and raw > floor:
         kept = (tok - floor) / (raw - floor)
-        text += (f"Tokens keep {kept:.0%} of the raw features' separation above chance, (AUC − 0.5)." if is_auc else
-                 f"Tokens keep {kept:.0%} of the raw-feature {quantity.split(' at ')[0]}.")
+        text += (
+            f"Tokens keep {kept:.0%} of the raw features' separation above chance, (AUC − 0.5)."
+            if is_auc
+            else f"Tokens keep {kept:.0%} of the raw-feature {quantity.split(' at ')[0]}."
+        )
         if tok > raw and total is not None and total.significant:
-            text += (" Tokens cannot carry more than the features they encode: the raw-feature model is the one to "
-                     "question (undertrained or badly conditioned), not a gain of tokenization.")
+            text += (
+                " Tokens cannot carry more than the features they encode: the raw-feature model is the one to "
+                "question (undertrained or badly conditioned), not a gain of tokenization."
+            )
         elif tok > raw:
             text += " Above 100% only within the uncertainties: no sign that the tokens carry more than the features."
     return text.strip()

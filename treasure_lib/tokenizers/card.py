@@ -8,14 +8,15 @@ A card is a folder: `card.json` (kind, collection, config, scaler state, vocabul
 training-data checksums, metrics) and `weights.pt` (a plain state dict of tensors, loaded
 with `weights_only=True`). No pickled objects anywhere.
 """
+
 from __future__ import annotations
 
 import hashlib
 import json
 import os
 import shutil
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 import numpy as np
 import torch
@@ -35,7 +36,7 @@ class Tokenizer:
     kind = "base"
 
     def __init__(self, collection: Mapping, scaler: CollectionScaler | None):
-        self.collection = dict(collection)   # name, features, type_id, max_objects
+        self.collection = dict(collection)  # name, features, type_id, max_objects
         self.scaler = scaler
 
     @property
@@ -47,8 +48,10 @@ class Tokenizer:
         names = list(names)
         missing = [f for f in self.features if f not in names]
         if missing:
-            raise InputFileError(f"{where + ': ' if where else ''}tokenizer for collection '{self.collection['name']}' "
-                                 f"needs feature(s) {missing}, which the input does not have (it has: {', '.join(names)})")
+            raise InputFileError(
+                f"{where + ': ' if where else ''}tokenizer for collection '{self.collection['name']}' "
+                f"needs feature(s) {missing}, which the input does not have (it has: {', '.join(names)})"
+            )
         return [names.index(f) for f in self.features]
 
     def scaler_width(self) -> int:
@@ -64,8 +67,11 @@ class Tokenizer:
         return out
 
     def vocabulary(self) -> dict:
-        return {"num_quantizers": self.num_quantizers, "codebook_size": self.codebook_size,
-                "levels": [{"level": q, "size": self.codebook_size} for q in range(self.num_quantizers)]}
+        return {
+            "num_quantizers": self.num_quantizers,
+            "codebook_size": self.codebook_size,
+            "levels": [{"level": q, "size": self.codebook_size} for q in range(self.num_quantizers)],
+        }
 
     def state(self) -> dict:
         raise NotImplementedError
@@ -104,8 +110,12 @@ class VQVAETokenizer(Tokenizer):
     def encode(self, features: np.ndarray, mask: np.ndarray) -> np.ndarray:
         cont, cat = self.scaler.transform(features, mask)
         dev = self.device
-        idx = self.model.encode_indices(torch.from_numpy(cont).to(dev), torch.from_numpy(cat).to(dev),
-                                        torch.from_numpy(np.ascontiguousarray(mask)).to(dev), backend=self._backend())
+        idx = self.model.encode_indices(
+            torch.from_numpy(cont).to(dev),
+            torch.from_numpy(cat).to(dev),
+            torch.from_numpy(np.ascontiguousarray(mask)).to(dev),
+            backend=self._backend(),
+        )
         return idx.cpu().numpy()
 
     def decode(self, indices: np.ndarray, levels: int | None = None) -> np.ndarray:
@@ -147,7 +157,9 @@ class KMeansTokenizer(Tokenizer):
     def encode(self, features, mask) -> np.ndarray:
         x = self.scaled_inputs(features, mask)
         out = np.full(mask.shape + (self.num_quantizers,), -1, dtype=np.int64)
-        idx = residual_indices(torch.from_numpy(x[mask]), [torch.from_numpy(c) for c in self.centroids], backend="faiss")
+        idx = residual_indices(
+            torch.from_numpy(x[mask]), [torch.from_numpy(c) for c in self.centroids], backend="faiss"
+        )
         out[mask] = idx.numpy()
         return out
 
@@ -158,7 +170,7 @@ class KMeansTokenizer(Tokenizer):
         nc = len(self.scaler.continuous)
         cont, start, cats = x[..., :nc], nc, []
         for n in self.scaler.n_categories:
-            cats.append(x[..., start:start + n].argmax(-1))
+            cats.append(x[..., start : start + n].argmax(-1))
             start += n
         cat = np.stack(cats, -1) if cats else np.zeros(mask.shape + (0,), np.int64)
         out = self.scaler.inverse(cont, cat)
@@ -184,16 +196,25 @@ class BinningTokenizer(Tokenizer):
 
     kind = "binning"
 
-    def __init__(self, collection, edges: np.ndarray, centres: np.ndarray, scaler: CollectionScaler | None = None,
-                 binned: list[str] | None = None, fill: np.ndarray | None = None):
+    def __init__(
+        self,
+        collection,
+        edges: np.ndarray,
+        centres: np.ndarray,
+        scaler: CollectionScaler | None = None,
+        binned: list[str] | None = None,
+        fill: np.ndarray | None = None,
+    ):
         super().__init__(collection, scaler)  # the scaler serves the raw-feature baseline, not the bins
-        self.edges = np.asarray(edges, dtype=np.float64)      # [Q, K + 1]
+        self.edges = np.asarray(edges, dtype=np.float64)  # [Q, K + 1]
         self.centres = np.asarray(centres, dtype=np.float64)  # [Q, K]
         self.binned = list(binned) if binned is not None else list(self.features)[: self.edges.shape[0]]
         self.columns = [self.features.index(f) for f in self.binned]  # feature column of each level
         if len(self.columns) != self.edges.shape[0]:
-            raise ConfigError(f"binning card of '{self.collection['name']}': {len(self.columns)} binned features "
-                              f"but {self.edges.shape[0]} sets of edges")
+            raise ConfigError(
+                f"binning card of '{self.collection['name']}': {len(self.columns)} binned features "
+                f"but {self.edges.shape[0]} sets of edges"
+            )
         self.fill = np.zeros(len(self.features)) if fill is None else np.asarray(fill, dtype=np.float64)
 
     @property
@@ -234,8 +255,11 @@ class BinningTokenizer(Tokenizer):
         return out
 
     def tensors(self) -> dict[str, torch.Tensor]:
-        return {"edges": torch.from_numpy(self.edges), "centres": torch.from_numpy(self.centres),
-                "fill": torch.from_numpy(self.fill)}
+        return {
+            "edges": torch.from_numpy(self.edges),
+            "centres": torch.from_numpy(self.centres),
+            "fill": torch.from_numpy(self.fill),
+        }
 
 
 # ---------------------------------------------------------------------------- cards
@@ -256,7 +280,9 @@ def _without_locations(value):
     return value
 
 
-def save(tokenizer: Tokenizer, path: str | Path, *, metrics: Mapping | None = None, training: Mapping | None = None) -> Path:
+def save(
+    tokenizer: Tokenizer, path: str | Path, *, metrics: Mapping | None = None, training: Mapping | None = None
+) -> Path:
     """Write a card folder atomically (a temporary folder renamed into place)."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
@@ -264,10 +290,18 @@ def save(tokenizer: Tokenizer, path: str | Path, *, metrics: Mapping | None = No
     tmp.mkdir(parents=True)
     try:
         torch.save(tokenizer.tensors(), tmp / "weights.pt")
-        card = {"format": CARD_FORMAT, "version": CARD_VERSION, "kind": tokenizer.kind,
-                "collection": tokenizer.collection, **tokenizer.state(), "vocabulary": tokenizer.vocabulary(),
-                "training": _without_locations(dict(training or {})), "metrics": dict(metrics or {}),
-                "weights": "weights.pt", "weights_sha256": sha256_file(tmp / "weights.pt")}
+        card = {
+            "format": CARD_FORMAT,
+            "version": CARD_VERSION,
+            "kind": tokenizer.kind,
+            "collection": tokenizer.collection,
+            **tokenizer.state(),
+            "vocabulary": tokenizer.vocabulary(),
+            "training": _without_locations(dict(training or {})),
+            "metrics": dict(metrics or {}),
+            "weights": "weights.pt",
+            "weights_sha256": sha256_file(tmp / "weights.pt"),
+        }
         (tmp / "card.json").write_text(json.dumps(card, indent=2, default=float))
         if path.exists():
             shutil.rmtree(path)
@@ -288,24 +322,30 @@ def read_card(path: str | Path) -> dict:
     try:
         card = json.loads(card_file.read_text())
     except (ValueError, UnicodeDecodeError) as exc:
-        raise InputFileError(f"{card_file}: not valid JSON ({exc}); the card is truncated or corrupt: retrain it "
-                             f"with `treasure train-tokenizer`") from None
+        raise InputFileError(
+            f"{card_file}: not valid JSON ({exc}); the card is truncated or corrupt: retrain it "
+            f"with `treasure train-tokenizer`"
+        ) from None
     if not isinstance(card, dict) or card.get("format") != CARD_FORMAT:
         found = card.get("format") if isinstance(card, dict) else type(card).__name__
         raise InputFileError(f"{card_file}: not a {CARD_FORMAT} (format={found!r})")
     if card.get("version", 0) > CARD_VERSION:
         raise InputFileError(f"{card_file}: card version {card['version']} is newer than this library ({CARD_VERSION})")
     if card.get("version", 0) < CARD_VERSION:
-        raise InputFileError(f"{card_file}: card version {card.get('version')} was written by an older TREASURE "
-                             f"(first-batch k-means, fixed dead-code threshold, last-epoch metrics); retrain it with "
-                             f"`treasure train-tokenizer`")
+        raise InputFileError(
+            f"{card_file}: card version {card.get('version')} was written by an older TREASURE "
+            f"(first-batch k-means, fixed dead-code threshold, last-epoch metrics); retrain it with "
+            f"`treasure train-tokenizer`"
+        )
     missing = [k for k in ("kind", "collection", "vocabulary", "weights", "weights_sha256") if k not in card]
     if missing:
         raise InputFileError(f"{card_file}: card without {missing}; the card is corrupt: retrain it")
     weights_file = path / card["weights"]
     if not weights_file.is_file():
-        raise InputFileError(f"{weights_file}: missing (the card names it as its weights); the card is incomplete: "
-                             f"retrain it with `treasure train-tokenizer`")
+        raise InputFileError(
+            f"{weights_file}: missing (the card names it as its weights); the card is incomplete: "
+            f"retrain it with `treasure train-tokenizer`"
+        )
     if sha256_file(weights_file) != card["weights_sha256"]:
         raise InputFileError(f"{weights_file}: checksum differs from the card's; the card is corrupt or was edited")
     return card
@@ -335,8 +375,9 @@ def load(path: str | Path, device: str = "cpu", backend: str = "auto") -> Tokeni
         raise
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:  # a card.json edited by hand, or half written
         text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise InputFileError(f"{card_file}: does not describe its weights ({type(exc).__name__}: {text}); "
-                             f"retrain the card") from None
+        raise InputFileError(
+            f"{card_file}: does not describe its weights ({type(exc).__name__}: {text}); retrain the card"
+        ) from None
     tok.card = card
     tok.card_path = path
     return tok
@@ -354,12 +395,15 @@ def _tokenizer(card: Mapping, card_file: Path, tensors: Mapping, device: str, ba
         model.load_state_dict(tensors)
         tok: Tokenizer = VQVAETokenizer(card["collection"], CollectionScaler.from_state(card["scaler"]), model, backend)
     elif kind == "kmeans":
-        tok = KMeansTokenizer(card["collection"], CollectionScaler.from_state(card["scaler"]), tensors["centroids"].numpy())
+        tok = KMeansTokenizer(
+            card["collection"], CollectionScaler.from_state(card["scaler"]), tensors["centroids"].numpy()
+        )
     elif kind == "binning":
         scaler = CollectionScaler.from_state(card["scaler"]) if "scaler" in card else None
         fill = tensors["fill"].numpy() if "fill" in tensors else None
-        tok = BinningTokenizer(card["collection"], tensors["edges"].numpy(), tensors["centres"].numpy(), scaler,
-                               card.get("binned"), fill)
+        tok = BinningTokenizer(
+            card["collection"], tensors["edges"].numpy(), tensors["centres"].numpy(), scaler, card.get("binned"), fill
+        )
     else:
         raise ConfigError(f"{card_file}: unknown tokenizer kind {kind!r}")
     return tok

@@ -18,6 +18,7 @@ Under DDP (`distribute`) the library's EMA statistics are summed over ranks, so 
 the same counts and agrees on which codes are dead; the re-drawn codes come from the main
 process's batch and are broadcast, so the codebooks never diverge (`same_on_every_rank` checks).
 """
+
 from __future__ import annotations
 
 import torch
@@ -45,8 +46,14 @@ def level_inputs(quantizer, latents: torch.Tensor) -> list[torch.Tensor]:
         out.append(x)
         book = layer._codebook
         embed = book.embed[0]
-        x = x - embed[nearest(torch.nn.functional.normalize(x, dim=-1) if book.use_cosine_sim else x, embed,
-                              book.use_cosine_sim)]
+        x = (
+            x
+            - embed[
+                nearest(
+                    torch.nn.functional.normalize(x, dim=-1) if book.use_cosine_sim else x, embed, book.use_cosine_sim
+                )
+            ]
+        )
     return out
 
 
@@ -80,7 +87,7 @@ def init_from_sample(quantizer, latents: torch.Tensor, iters: int, seed: int, ob
     x = quantizer.project_in(latents.float())
     k_max = max(layer._codebook.codebook_size for layer in _layers(quantizer)) if has_codebooks(quantizer) else 1
     if len(x) > KMEANS_MAX_PER_CODE * k_max:
-        x = x[torch.randperm(len(x), generator=generator)[:KMEANS_MAX_PER_CODE * k_max].to(x.device)]
+        x = x[torch.randperm(len(x), generator=generator)[: KMEANS_MAX_PER_CODE * k_max].to(x.device)]
     stats = []
     for layer in _layers(quantizer):
         book = layer._codebook
@@ -92,8 +99,14 @@ def init_from_sample(quantizer, latents: torch.Tensor, iters: int, seed: int, ob
         book.cluster_size.data[0].copy_(size)
         book.initted.data.fill_(True)
         stats.append({"objects": int(len(x)), "codes_empty_after_init": int((counts == 0).sum())})
-        x = x - centres[nearest(torch.nn.functional.normalize(x, dim=-1) if book.use_cosine_sim else x, centres,
-                                book.use_cosine_sim)]
+        x = (
+            x
+            - centres[
+                nearest(
+                    torch.nn.functional.normalize(x, dim=-1) if book.use_cosine_sim else x, centres, book.use_cosine_sim
+                )
+            ]
+        )
     return stats
 
 
@@ -121,7 +134,11 @@ def replace_dead_codes(quantizer, latents: torch.Tensor, fraction: float, genera
             continue
         book = layer._codebook
         share = book.cluster_size[0].sum() / book.codebook_size
-        rows = torch.randperm(len(x), generator=generator)[:n] if len(x) >= n else torch.randint(len(x), (n,), generator=generator)
+        rows = (
+            torch.randperm(len(x), generator=generator)[:n]
+            if len(x) >= n
+            else torch.randint(len(x), (n,), generator=generator)
+        )
         drawn = x[rows.to(x.device)].to(book.embed.dtype)
         if book.use_cosine_sim:
             drawn = torch.nn.functional.normalize(drawn, dim=-1)
@@ -141,8 +158,10 @@ def distribute(quantizer, on: bool) -> None:
         return  # ResidualFSQ: a fixed grid, nothing to synchronise
     books = [layer._codebook for layer in _layers(quantizer)]
     if not all(hasattr(book, "all_reduce_fn") for book in books):
-        raise RuntimeError("vector-quantize-pytorch's codebook has no all_reduce_fn hook: its EMA statistics cannot be "
-                           "summed over DDP ranks with this version; train the tokenizer on one device")
+        raise RuntimeError(
+            "vector-quantize-pytorch's codebook has no all_reduce_fn hook: its EMA statistics cannot be "
+            "summed over DDP ranks with this version; train the tokenizer on one device"
+        )
     for book in books:
         book.all_reduce_fn = dist.all_reduce if on else (lambda *args, **kwargs: None)
 
@@ -166,9 +185,17 @@ def same_on_every_rank(quantizer) -> bool:
     only then would statistics that were not summed over ranks show as different."""
     import torch.distributed as dist
 
-    sums = torch.stack([t.double().sum() for layer in _layers(quantizer)
-                        for t in (layer._codebook.embed, layer._codebook.cluster_size, layer._codebook.embed_avg)]) \
-        if has_codebooks(quantizer) else torch.zeros(1, dtype=torch.float64)
+    sums = (
+        torch.stack(
+            [
+                t.double().sum()
+                for layer in _layers(quantizer)
+                for t in (layer._codebook.embed, layer._codebook.cluster_size, layer._codebook.embed_avg)
+            ]
+        )
+        if has_codebooks(quantizer)
+        else torch.zeros(1, dtype=torch.float64)
+    )
     sums = sums.to(next(iter(quantizer.buffers())).device) if list(quantizer.buffers()) else sums
     gathered = [torch.zeros_like(sums) for _ in range(dist.get_world_size())]
     dist.all_gather(gathered, sums)

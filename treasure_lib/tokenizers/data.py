@@ -5,9 +5,10 @@ shuffle buffer (`io.mixing`), in a new order every epoch; validation rows come f
 split in a fixed order. Batches are formed by object count, not row count, so every collection
 brings the same number of objects per code per step. Rows without a valid object are skipped.
 """
+
 from __future__ import annotations
 
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import torch
@@ -35,10 +36,23 @@ class CollectionSets(IterableDataset):
     all batches, e.g. the main process re-validating after training).
     """
 
-    def __init__(self, stream: H5Stream, collection: str, scaler: CollectionScaler, objects_per_batch: int, *,
-                 shuffle: bool, seed: int = 0, buffer_rows: int = 20_000, block_rows: int = 256,
-                 to_collection: Callable[[Batch], ObjectArrays] | None = None, max_batches: int | None = None,
-                 cache_rows: int = 0, rank: int | None = None, world_size: int | None = None):
+    def __init__(
+        self,
+        stream: H5Stream,
+        collection: str,
+        scaler: CollectionScaler,
+        objects_per_batch: int,
+        *,
+        shuffle: bool,
+        seed: int = 0,
+        buffer_rows: int = 20_000,
+        block_rows: int = 256,
+        to_collection: Callable[[Batch], ObjectArrays] | None = None,
+        max_batches: int | None = None,
+        cache_rows: int = 0,
+        rank: int | None = None,
+        world_size: int | None = None,
+    ):
         super().__init__()
         self._rank, self._world = rank, world_size
         self.stream = stream
@@ -50,7 +64,7 @@ class CollectionSets(IterableDataset):
         self.buffer_rows = buffer_rows
         self.block_rows = block_rows
         self.to_collection = to_collection
-        self.max_batches = max_batches      # per pass (Lightning's own limit skips validation on short iterables)
+        self.max_batches = max_batches  # per pass (Lightning's own limit skips validation on short iterables)
         self.cache_rows = cache_rows
         self._cache: dict | None = None
         self.epoch = 0
@@ -65,8 +79,13 @@ class CollectionSets(IterableDataset):
             if not len(rows):
                 continue
             cont, cat = self.scaler.transform(oa.features[rows], oa.mask[rows], where=batch.source_file)
-            yield {"cont": cont, "cat": cat, "mask": oa.mask[rows], "file": np.full(len(rows), i, np.int32),
-                   "event_number": batch.event_number[rows]}
+            yield {
+                "cont": cont,
+                "cat": cat,
+                "mask": oa.mask[rows],
+                "file": np.full(len(rows), i, np.int32),
+                "event_number": batch.event_number[rows],
+            }
 
     def arrays(self) -> Iterator[dict]:
         """One pass as dicts of numpy arrays (with the source file index of each row): what __iter__ batches."""
@@ -79,8 +98,9 @@ class CollectionSets(IterableDataset):
             return
         sizes = [self.stream.n_rows(i) for i in range(len(self.stream.files))]
         if self.shuffle:
-            parts = mixing.shuffled(self._parts(mixing.interleaved_blocks(sizes, self.block_rows, rng)),
-                                    self.buffer_rows, rng)
+            parts = mixing.shuffled(
+                self._parts(mixing.interleaved_blocks(sizes, self.block_rows, rng)), self.buffer_rows, rng
+            )
         else:
             chunk = self.stream.chunk_size
             parts = self._parts((i, s, min(s + chunk, n)) for i, n in enumerate(sizes) for s in range(0, n, chunk))

@@ -10,15 +10,16 @@ with encoding the current one.
 masses, angles and pass flags, `treasure_lib.higgs4l.derived_columns`) to every output of the file. They are
 bookkeeping for task selections (`classify.tasks.<name>.require`) and baselines, never model inputs.
 """
+
 from __future__ import annotations
 
 import hashlib
 import json
 import logging
 import time
+from collections.abc import Mapping
 from importlib import metadata as importlib_metadata
 from pathlib import Path
-from typing import Mapping
 
 import numpy as np
 import torch
@@ -111,13 +112,19 @@ def _outputs(path: Path, out_dir: Path, sets: Mapping[str, TokenizerSet], params
     key = output_key(path)
     e = params["export"]
     plan = {}
-    for name, ts in sets.items():
+    for name in sets:
         base = out_dir / (f"{key}.{name}" if name else key)
-        plan[name] = {"tokens": base.with_name(base.name + ".tokens.parquet"),
-                      "features": base.with_name(base.name + ".features.parquet") if e["features"] else None,
-                      "decoded": base.with_name(base.name + ".decoded.parquet") if e["decoded"] else None}
+        plan[name] = {
+            "tokens": base.with_name(base.name + ".tokens.parquet"),
+            "features": base.with_name(base.name + ".features.parquet") if e["features"] else None,
+            "decoded": base.with_name(base.name + ".decoded.parquet") if e["decoded"] else None,
+        }
     vq = [c for c, t in sets[next(iter(sets))].tokenizers.items() if t.kind != "binning"]
-    npz = out_dir / f"{key}.npz" if e["npz"] and params["study"]["kind"] == "jets" and len(sets) == 1 and len(vq) == 1 else None
+    npz = (
+        out_dir / f"{key}.npz"
+        if e["npz"] and params["study"]["kind"] == "jets" and len(sets) == 1 and len(vq) == 1
+        else None
+    )
     return {"sets": plan, "npz": npz, "npz_card": vq[0] if npz else None}
 
 
@@ -158,10 +165,19 @@ def _derived_current(plan: dict, record: dict) -> bool:
 
 def _metadata(ts: TokenizerSet, params: Mapping, out: Path, kind: str) -> dict[str, str]:
     meta = ts.metadata()
-    cards = {n: {"hash": i["hash"], "path": str(Path(_relative(Path(i["path"]), out.parent)))} for n, i in ts.cards.items()}
-    meta.update({"cards": json.dumps(cards), "split": json.dumps(splits.SplitSpec.from_params(params).to_dict()),
-                 "labels": json.dumps(class_names(params["data"]["label"])), "versions": json.dumps(versions()),
-                 "content": kind, "derived": json.dumps(derived_record(params), sort_keys=True)})
+    cards = {
+        n: {"hash": i["hash"], "path": str(Path(_relative(Path(i["path"]), out.parent)))} for n, i in ts.cards.items()
+    }
+    meta.update(
+        {
+            "cards": json.dumps(cards),
+            "split": json.dumps(splits.SplitSpec.from_params(params).to_dict()),
+            "labels": json.dumps(class_names(params["data"]["label"])),
+            "versions": json.dumps(versions()),
+            "content": kind,
+            "derived": json.dumps(derived_record(params), sort_keys=True),
+        }
+    )
     return meta
 
 
@@ -174,23 +190,33 @@ def _relative(target: Path, start: Path) -> str:
 def _columns(batch, params: Mapping) -> tuple[dict, dict]:
     """Per-row columns and per-file constants of a batch (labels, weights, split, identity, sample normalisation)."""
     meta = batch.metadata
-    columns = {"label": batch.labels.astype(np.int64), "weight": batch.weights.astype(np.float32),
-               "split": splits.names(batch.split).astype(str), "event_index": batch.event_index.astype(np.int64),
-               "event_number": batch.event_number.astype(np.int64)}
+    columns = {
+        "label": batch.labels.astype(np.int64),
+        "weight": batch.weights.astype(np.float32),
+        "split": splits.names(batch.split).astype(str),
+        "event_index": batch.event_index.astype(np.int64),
+        "event_number": batch.event_number.astype(np.int64),
+    }
     for name, spec in params["export"]["columns"].items():
         coll, _, feature = str(spec).partition(".")
         if coll not in batch.collections or feature not in batch[coll].names or batch[coll].features.shape[1] != 1:
-            raise ConfigError(f"export.columns.{name} = {spec!r}: expected '<scalar collection>.<feature>' read by the "
-                              f"study (collections: {', '.join(batch.collections)})")
+            raise ConfigError(
+                f"export.columns.{name} = {spec!r}: expected '<scalar collection>.<feature>' read by the "
+                f"study (collections: {', '.join(batch.collections)})"
+            )
         columns[name] = batch[coll].feature(feature)[:, 0].astype(np.float32)
     for derived in check_derived(params):
         for name, values in DERIVED[derived][0](batch, params).items():
             if name in columns:
-                raise ConfigError(f"export.derived {derived!r} writes column {name!r}, which export.columns (or the "
-                                  f"token file itself) already has")
+                raise ConfigError(
+                    f"export.derived {derived!r} writes column {name!r}, which export.columns (or the "
+                    f"token file itself) already has"
+                )
             if len(values) != len(batch):
-                raise ConfigError(f"export.derived {derived!r}: column {name!r} has {len(values)} values for "
-                                  f"{len(batch)} rows of {batch.source_file}")
+                raise ConfigError(
+                    f"export.derived {derived!r}: column {name!r} has {len(values)} values for "
+                    f"{len(batch)} rows of {batch.source_file}"
+                )
             columns[name] = values
     constants = {"source_file": str(batch.source_file)}
     constants.update({k: meta[k] for k in SAMPLE_COLUMNS if k in meta})
@@ -209,15 +235,21 @@ def export_file(path: Path, sets: Mapping[str, TokenizerSet], params: Mapping, o
     outputs += [str(plan["npz"])] if plan["npz"] is not None else []
     if not e["overwrite"] and _current(plan, sets) and _derived_current(plan, derived_record(params)):
         return {"file": str(path), "skipped": True, "outputs": outputs}
-    on_gpu = any(getattr(t, "device", None) is not None and t.device.type == "cuda"
-                 for ts in sets.values() for t in ts.tokenizers.values())
+    on_gpu = any(
+        getattr(t, "device", None) is not None and t.device.type == "cuda"
+        for ts in sets.values()
+        for t in ts.tokenizers.values()
+    )
     batch_size = e["batch_size"] or (GPU_BATCH if on_gpu else CPU_BATCH)
     writers = []
     for name, files in plan["sets"].items():
         ts = sets[name]
         w_tok = TokenWriter(files["tokens"], _metadata(ts, params, files["tokens"], "tokens"), e["row_group_size"])
-        extra = {kind: TokenWriter(files[kind], _metadata(ts, params, files[kind], kind), e["row_group_size"])
-                 for kind in ("features", "decoded") if files[kind] is not None}
+        extra = {
+            kind: TokenWriter(files[kind], _metadata(ts, params, files[kind], kind), e["row_group_size"])
+            for kind in ("features", "decoded")
+            if files[kind] is not None
+        }
         writers.append((ts, w_tok, extra))
     npz = None
     if plan["npz"] is not None:
@@ -258,13 +290,21 @@ def export_file(path: Path, sets: Mapping[str, TokenizerSet], params: Mapping, o
             npz.abort()
         raise
     seconds = time.perf_counter() - t0
-    return {"file": str(path), "skipped": False, "rows": rows, "seconds": seconds, "rows_per_s": rows / max(seconds, 1e-9),
-            "outputs": outputs}
+    return {
+        "file": str(path),
+        "skipped": False,
+        "rows": rows,
+        "seconds": seconds,
+        "rows_per_s": rows / max(seconds, 1e-9),
+        "outputs": outputs,
+    }
 
 
 def tokens_dir(params: Mapping) -> Path:
     out = params["export"]["output_dir"]
-    return Path(out) if out else Path("runs") / params["study"]["kind"] / params["study"]["name"] / "artifacts" / "tokens"
+    return (
+        Path(out) if out else Path("runs") / params["study"]["kind"] / params["study"]["name"] / "artifacts" / "tokens"
+    )
 
 
 def export(params: Mapping, progress: bool = True) -> list[dict]:

@@ -1,4 +1,5 @@
 """Lightning training of the object VQ-VAE: reconstruction + commitment, codebook upkeep, per-level monitoring."""
+
 from __future__ import annotations
 
 import lightning as L
@@ -17,8 +18,15 @@ class VQVAEModule(L.LightningModule):
     codebook usage per level (`val/usage_level_q`, fraction of codes used).
     """
 
-    def __init__(self, config: dict, lr: float = 1e-3, weight_decay: float = 0.0, loss: str = "l1",
-                 categorical_weight: float = 0.1, seed: int = 0):
+    def __init__(
+        self,
+        config: dict,
+        lr: float = 1e-3,
+        weight_decay: float = 0.0,
+        loss: str = "l1",
+        categorical_weight: float = 0.1,
+        seed: int = 0,
+    ):
         super().__init__()
         self.save_hyperparameters()
         self.model = ObjectVQVAE(VQVAEConfig(**config))
@@ -38,11 +46,21 @@ class VQVAEModule(L.LightningModule):
     def training_step(self, batch, _):
         total, rec, ce, result = self._losses(batch)
         n = int(batch[2].sum())
-        self.log_dict({"train/loss": total, "train/rec": rec, "train/ce": ce, "train/commit": result["commit_loss"],
-                       "train/objects": float(n)}, prog_bar=False, batch_size=n)
+        self.log_dict(
+            {
+                "train/loss": total,
+                "train/rec": rec,
+                "train/ce": ce,
+                "train/commit": result["commit_loss"],
+                "train/objects": float(n),
+            },
+            prog_bar=False,
+            batch_size=n,
+        )
         self.log("loss", total, prog_bar=True, logger=False, batch_size=n)
-        replaced = codebooks.replace_dead_codes(self.model.quantizer, result["latent"].detach(),
-                                                self.model.cfg.dead_code_fraction, self._generator)
+        replaced = codebooks.replace_dead_codes(
+            self.model.quantizer, result["latent"].detach(), self.model.cfg.dead_code_fraction, self._generator
+        )
         if self._ddp and any(replaced):  # every rank agrees on `replaced` (shared EMA counts): all broadcast
             codebooks.broadcast(self.model.quantizer)
         K = self.model.cfg.effective_codebook_size
@@ -60,8 +78,10 @@ class VQVAEModule(L.LightningModule):
 
     def on_train_batch_end(self, outputs, batch, batch_idx):
         if self._ddp and batch_idx == 0 and not codebooks.same_on_every_rank(self.model.quantizer):
-            raise RuntimeError("tokenizer codebook statistics differ between DDP ranks after a training step: the EMA "
-                               "updates were not summed over ranks (vector-quantize-pytorch internals changed?)")
+            raise RuntimeError(
+                "tokenizer codebook statistics differ between DDP ranks after a training step: the EMA "
+                "updates were not summed over ranks (vector-quantize-pytorch internals changed?)"
+            )
 
     def on_fit_end(self):
         if self._ddp:
@@ -69,7 +89,9 @@ class VQVAEModule(L.LightningModule):
 
     def on_validation_epoch_start(self):
         K = self.model.cfg.effective_codebook_size
-        self._used = [torch.zeros(K, dtype=torch.bool, device=self.device) for _ in range(self.model.cfg.num_quantizers)]
+        self._used = [
+            torch.zeros(K, dtype=torch.bool, device=self.device) for _ in range(self.model.cfg.num_quantizers)
+        ]
 
     def validation_step(self, batch, _):
         total, rec, ce, result = self._losses(batch)

@@ -3,6 +3,7 @@
 `mlp` sees each object alone (no context); `transformer` attends over the set with padding
 masked out (in context). Size presets: small, medium, large, or explicit numbers.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -19,14 +20,14 @@ PRESETS = {
 
 @dataclass(frozen=True)
 class NetworkConfig:
-    kind: str = "mlp"          # mlp | transformer
+    kind: str = "mlp"  # mlp | transformer
     width: int = 128
     depth: int = 2
     heads: int = 4
     dropout: float = 0.0
 
     @classmethod
-    def build(cls, kind: str, size: str | None = None, **explicit) -> "NetworkConfig":
+    def build(cls, kind: str, size: str | None = None, **explicit) -> NetworkConfig:
         base = dict(PRESETS[size]) if size else {}
         base.update({k: v for k, v in explicit.items() if v is not None})
         return cls(kind=kind, **base)
@@ -55,8 +56,15 @@ class SetTransformer(nn.Module):
     def __init__(self, d_in: int, d_out: int, cfg: NetworkConfig):
         super().__init__()
         self.embed = nn.Linear(d_in, cfg.width)
-        layer = nn.TransformerEncoderLayer(cfg.width, cfg.heads, dim_feedforward=2 * cfg.width, dropout=cfg.dropout,
-                                           activation="gelu", batch_first=True, norm_first=True)
+        layer = nn.TransformerEncoderLayer(
+            cfg.width,
+            cfg.heads,
+            dim_feedforward=2 * cfg.width,
+            dropout=cfg.dropout,
+            activation="gelu",
+            batch_first=True,
+            norm_first=True,
+        )
         self.blocks = nn.TransformerEncoder(layer, cfg.depth, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(cfg.width)
         self.out = nn.Linear(cfg.width, d_out)

@@ -4,14 +4,15 @@
 uses an exact IndexFlatL2 (IndexFlatIP for cosine codebooks), much faster on CPU. Both give
 the same indices up to exact distance ties (tested).
 """
+
 from __future__ import annotations
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-CHUNK_ELEMENTS = 2 ** 24  # rows x codes per distance block (64 MB of float32)
-GPU_CHUNK_ELEMENTS = 2 ** 28  # on a GPU (1 GB): small blocks would leave it waiting on kernel launches
+CHUNK_ELEMENTS = 2**24  # rows x codes per distance block (64 MB of float32)
+GPU_CHUNK_ELEMENTS = 2**28  # on a GPU (1 GB): small blocks would leave it waiting on kernel launches
 
 
 def nearest(x: torch.Tensor, codebook: torch.Tensor, cosine: bool = False) -> torch.Tensor:
@@ -25,12 +26,12 @@ def nearest(x: torch.Tensor, codebook: torch.Tensor, cosine: bool = False) -> to
     rows = max(1, chunk // max(codebook.shape[0], 1))
     out = torch.empty(x.shape[0], dtype=torch.long, device=x.device)
     for start in range(0, x.shape[0], rows):
-        xb = x[start:start + rows]
+        xb = x[start : start + rows]
         if cosine:
-            out[start:start + rows] = (xb @ codebook.T).argmax(-1)
+            out[start : start + rows] = (xb @ codebook.T).argmax(-1)
         else:
             dist = c2[None, :] - 2.0 * (xb @ codebook.T)  # ||x||^2 is the same for every code
-            out[start:start + rows] = dist.argmin(-1)
+            out[start : start + rows] = dist.argmin(-1)
     return out
 
 
@@ -43,7 +44,9 @@ def _faiss_nearest(x: np.ndarray, codebook: np.ndarray, cosine: bool) -> np.ndar
     return idx[:, 0]
 
 
-def residual_indices(x: torch.Tensor, codebooks: list[torch.Tensor], cosine: bool = False, backend: str = "torch") -> torch.Tensor:
+def residual_indices(
+    x: torch.Tensor, codebooks: list[torch.Tensor], cosine: bool = False, backend: str = "torch"
+) -> torch.Tensor:
     """Residual quantization indices [M, Q]: level q quantizes what levels < q left over."""
     residual = x.float()
     out = []

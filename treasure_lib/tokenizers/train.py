@@ -8,14 +8,15 @@ collections (MET, event info, the jet of a jet-level file) are binned.
 Everything is fitted on train-split rows only, mixed across files; a card's metrics are a fresh
 validation of the weights it holds, on val-split rows, in physical units (`reconstruction`).
 """
+
 from __future__ import annotations
 
 import copy
 import json
 import logging
 import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Callable, Mapping
 
 import numpy as np
 import torch
@@ -24,12 +25,12 @@ from .. import config, splits, training_health
 from ..checksum import sha256_file
 from ..collections import Collection, from_params, load_collections
 from ..distributed import is_main
-from ..progress import shown
 from ..errors import ConfigError
 from ..io.batch import Batch, ObjectArrays
 from ..io.reader import H5Stream
 from ..loss_history import LossHistory
 from ..preprocessing import CollectionScaler, reservoir_sample
+from ..progress import shown
 from ..reconstruction import accumulate, flatten, reconstruction
 from ..schema import TOKENIZER
 from .card import BinningTokenizer, KMeansTokenizer, Tokenizer, VQVAETokenizer, save
@@ -57,9 +58,18 @@ def combined_collection(collections: Mapping[str, Collection]) -> Collection:
     log_f = tuple(f for f in shared if any(f in c.log_features for c in objs))
     cat_f = tuple(f for f in shared if any(f in c.categorical for c in objs)) + ("type",)
     scalers = tuple((f, k) for f, k in objs[0].scalers if f in shared and all((f, k) in c.scalers for c in objs))
-    return Collection(name=COMBINED, layout="per_feature", path="", features=tuple(shared) + ("type",), type_id=0,
-                      log_features=log_f, categorical=cat_f, max_objects=sum(c.max_objects for c in objs), order_by=None,
-                      scalers=scalers)
+    return Collection(
+        name=COMBINED,
+        layout="per_feature",
+        path="",
+        features=tuple(shared) + ("type",),
+        type_id=0,
+        log_features=log_f,
+        categorical=cat_f,
+        max_objects=sum(c.max_objects for c in objs),
+        order_by=None,
+        scalers=scalers,
+    )
 
 
 def to_combined(batch: Batch, collections: Mapping[str, Collection]) -> ObjectArrays:
@@ -82,7 +92,11 @@ def to_combined(batch: Batch, collections: Mapping[str, Collection]) -> ObjectAr
 
 def tokenizer_dir(params: Mapping) -> Path:
     out = params["tokenizer"]["output_dir"]
-    return Path(out) if out else Path("runs") / params["study"]["kind"] / params["study"]["name"] / "artifacts" / "tokenizers"
+    return (
+        Path(out)
+        if out
+        else Path("runs") / params["study"]["kind"] / params["study"]["name"] / "artifacts" / "tokenizers"
+    )
 
 
 def collection_params(params: Mapping, name: str) -> dict:
@@ -103,16 +117,24 @@ def expected_cards(params: Mapping) -> list[str]:
     names = t["collections"] or list(collections)
     unknown = [n for n in names if n not in collections]
     if unknown:
-        raise ConfigError(f"tokenizer.collections names {unknown}, not in data.collection_set "
-                          f"'{params['data']['collection_set']}' ({', '.join(collections)})")
+        raise ConfigError(
+            f"tokenizer.collections names {unknown}, not in data.collection_set "
+            f"'{params['data']['collection_set']}' ({', '.join(collections)})"
+        )
     objects = [n for n in names if not collections[n].is_scalar]
     scalars = [n for n in names if collections[n].is_scalar]
     return ([COMBINED] if t["mode"] == "combined" and objects else objects) + scalars
 
 
 def _collection_info(c: Collection) -> dict:
-    return {"name": c.name, "features": list(c.features), "type_id": c.type_id, "max_objects": c.max_objects,
-            "categorical": list(c.categorical), "log_features": list(c.log_features)}
+    return {
+        "name": c.name,
+        "features": list(c.features),
+        "type_id": c.type_id,
+        "max_objects": c.max_objects,
+        "categorical": list(c.categorical),
+        "log_features": list(c.log_features),
+    }
 
 
 def _view(stream_fn: Callable[[], H5Stream], name: str, to_collection):
@@ -133,8 +155,10 @@ def held_out(stream_fn, c: Collection, to_collection, max_objects: int = HELD_OU
         if n >= max_objects:
             break
     if not parts or n == 0:
-        raise ConfigError(f"collection '{c.name}': no objects in the validation split to measure the tokenizer on "
-                          f"(data.split.val is {n} objects); generate more data or raise data.split.val")
+        raise ConfigError(
+            f"collection '{c.name}': no objects in the validation split to measure the tokenizer on "
+            f"(data.split.val is {n} objects); generate more data or raise data.split.val"
+        )
     return accumulate(parts)
 
 
@@ -147,14 +171,26 @@ def vqvae_config(t: Mapping, scaler: CollectionScaler) -> dict:
     explicit = {"width": t["width"], "depth": t["depth"], "heads": t["heads"]}
     enc = NetworkConfig.build(t["encoder"], t["size"], **explicit)
     dec = NetworkConfig.build(t["decoder"] or t["encoder"], t["size"], **explicit)
-    return {"n_continuous": len(scaler.continuous), "n_categories": tuple(scaler.n_categories),
-            "encoder": enc.__dict__, "decoder": dec.__dict__, "latent_dim": t["latent_dim"],
-            "category_embed_dim": t["category_embed_dim"], "quantizer": t["quantizer"], "codebook_size": t["codebook_size"],
-            "codebook_dim": t["codebook_dim"], "num_quantizers": t["num_quantizers"], "decay": t["decay"],
-            "kmeans_init": t["kmeans_init"], "kmeans_iters": t["kmeans_iters"],
-            "dead_code_fraction": t["dead_code_fraction"], "rotation_trick": t["rotation_trick"],
-            "use_cosine_sim": t["use_cosine_sim"], "commitment_weight": t["commitment_weight"],
-            "fsq_levels": tuple(t["fsq_levels"])}
+    return {
+        "n_continuous": len(scaler.continuous),
+        "n_categories": tuple(scaler.n_categories),
+        "encoder": enc.__dict__,
+        "decoder": dec.__dict__,
+        "latent_dim": t["latent_dim"],
+        "category_embed_dim": t["category_embed_dim"],
+        "quantizer": t["quantizer"],
+        "codebook_size": t["codebook_size"],
+        "codebook_dim": t["codebook_dim"],
+        "num_quantizers": t["num_quantizers"],
+        "decay": t["decay"],
+        "kmeans_init": t["kmeans_init"],
+        "kmeans_iters": t["kmeans_iters"],
+        "dead_code_fraction": t["dead_code_fraction"],
+        "rotation_trick": t["rotation_trick"],
+        "use_cosine_sim": t["use_cosine_sim"],
+        "commitment_weight": t["commitment_weight"],
+        "fsq_levels": tuple(t["fsq_levels"]),
+    }
 
 
 def _sets(params, t, c, scaler, stream_fn, to_collection, shuffle: bool, max_batches=None, whole: bool = False):
@@ -162,10 +198,20 @@ def _sets(params, t, c, scaler, stream_fn, to_collection, shuffle: bool, max_bat
     from .data import CollectionSets
 
     d = params["data"]
-    return CollectionSets(stream_fn(), c.name, scaler, t["train"]["batch_objects"], shuffle=shuffle,
-                          seed=params["study"]["seed"], buffer_rows=d["sample_buffer_rows"], block_rows=d["block_rows"],
-                          to_collection=to_collection, max_batches=max_batches, cache_rows=t["train"]["cache_rows"],
-                          **({"rank": 0, "world_size": 1} if whole else {}))
+    return CollectionSets(
+        stream_fn(),
+        c.name,
+        scaler,
+        t["train"]["batch_objects"],
+        shuffle=shuffle,
+        seed=params["study"]["seed"],
+        buffer_rows=d["sample_buffer_rows"],
+        block_rows=d["block_rows"],
+        to_collection=to_collection,
+        max_batches=max_batches,
+        cache_rows=t["train"]["cache_rows"],
+        **({"rank": 0, "world_size": 1} if whole else {}),
+    )
 
 
 def _trainer(t: Mapping, out_dir: Path | None, callbacks=(), loggers=False, single_device: bool = True):
@@ -182,13 +228,22 @@ def _trainer(t: Mapping, out_dir: Path | None, callbacks=(), loggers=False, sing
     gpu = torch.cuda.is_available() and tr["accelerator"] in ("auto", "gpu", "cuda")
     precision = tr["precision"] or ("bf16-mixed" if gpu else "32-true")
     ddp = {} if single_device else {"devices": tr["devices"], "num_nodes": tr["num_nodes"], "strategy": tr["strategy"]}
-    return L.Trainer(max_epochs=tr["max_epochs"], max_steps=tr["max_steps"] or -1, accelerator="gpu" if gpu else "cpu",
-                     **({"devices": 1} | ddp), precision=precision, deterministic=not gpu,
-                     default_root_dir=str(out_dir) if out_dir else None,
-                     callbacks=list(callbacks) + (epoch_report.for_trainer(out_dir) if callbacks else []), logger=loggers,
-                     enable_progress_bar=shown(tr["progress_bar"]) and bool(callbacks),
-                     enable_model_summary=False, num_sanity_val_steps=0, log_every_n_steps=1,
-                     enable_checkpointing=bool(callbacks))
+    return L.Trainer(
+        max_epochs=tr["max_epochs"],
+        max_steps=tr["max_steps"] or -1,
+        accelerator="gpu" if gpu else "cpu",
+        **({"devices": 1} | ddp),
+        precision=precision,
+        deterministic=not gpu,
+        default_root_dir=str(out_dir) if out_dir else None,
+        callbacks=list(callbacks) + (epoch_report.for_trainer(out_dir) if callbacks else []),
+        logger=loggers,
+        enable_progress_bar=shown(tr["progress_bar"]) and bool(callbacks),
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        log_every_n_steps=1,
+        enable_checkpointing=bool(callbacks),
+    )
 
 
 def _loader(ds):
@@ -202,8 +257,11 @@ def validate_vqvae(tok: VQVAETokenizer, params: Mapping, c: Collection, val_stre
     t = collection_params(params, c.name)
     module = VQVAEModule(tok.model.cfg.to_dict(), loss=t["loss"], categorical_weight=t["categorical_weight"])
     module.model.load_state_dict(tok.model.state_dict())
-    results = _trainer(t, None).validate(module, _loader(_sets(params, t, c, tok.scaler, val_stream_fn, to_collection,
-                                                               shuffle=False, whole=True)), verbose=False)
+    results = _trainer(t, None).validate(
+        module,
+        _loader(_sets(params, t, c, tok.scaler, val_stream_fn, to_collection, shuffle=False, whole=True)),
+        verbose=False,
+    )
     return {k: float(v) for k, v in results[0].items()}
 
 
@@ -215,8 +273,11 @@ def revalidate(card_path: str | Path, params: Mapping) -> dict:
     name = Path(card_path).parent.name
     collections = from_params(params)
     objects = {n: collections[n] for n in tok.collection.get("members", [])}
-    c = combined_collection(objects) if name == COMBINED else load_collections(
-        params["data"]["objects_file"], params["data"]["collection_set"])[name]
+    c = (
+        combined_collection(objects)
+        if name == COMBINED
+        else load_collections(params["data"]["objects_file"], params["data"]["collection_set"])[name]
+    )
     to_coll = (lambda b: to_combined(b, objects)) if name == COMBINED else None
     reads = objects if name == COMBINED else {name: collections[name]}
     val = lambda: H5Stream.from_params(params, reads, select_split=splits.VAL)  # noqa: E731
@@ -232,7 +293,9 @@ def card_metrics(tok: Tokenizer, params: Mapping, c: Collection, val_stream_fn, 
     return metrics
 
 
-def train_vqvae(params: Mapping, c: Collection, scaler: CollectionScaler, sample, streams, to_collection, out_dir: Path):
+def train_vqvae(
+    params: Mapping, c: Collection, scaler: CollectionScaler, sample, streams, to_collection, out_dir: Path
+):
     """Lightning training with early stopping and best/last checkpoints; returns the tokenizer at its best epoch."""
     import lightning as L
     from lightning.pytorch.callbacks import ModelCheckpoint
@@ -245,22 +308,39 @@ def train_vqvae(params: Mapping, c: Collection, scaler: CollectionScaler, sample
     tr = t["train"]
     seed = params["study"]["seed"]
     L.seed_everything(seed, workers=True, verbose=False)
-    module = VQVAEModule(vqvae_config(t, scaler), lr=tr["lr"], weight_decay=tr["weight_decay"], loss=t["loss"],
-                         categorical_weight=t["categorical_weight"], seed=seed)
+    module = VQVAEModule(
+        vqvae_config(t, scaler),
+        lr=tr["lr"],
+        weight_decay=tr["weight_decay"],
+        loss=t["loss"],
+        categorical_weight=t["categorical_weight"],
+        seed=seed,
+    )
     init = {}
     if t["kmeans_init"] and codebooks.has_codebooks(module.model.quantizer):
         cont, cat = scaler.transform(sample.features, sample.mask)
-        latents = module.model.encode_latents(torch.from_numpy(cont), torch.from_numpy(cat), torch.from_numpy(sample.mask))
-        stats = codebooks.init_from_sample(module.model.quantizer, latents, t["kmeans_iters"], seed, tr["batch_objects"])
+        latents = module.model.encode_latents(
+            torch.from_numpy(cont), torch.from_numpy(cat), torch.from_numpy(sample.mask)
+        )
+        stats = codebooks.init_from_sample(
+            module.model.quantizer, latents, t["kmeans_iters"], seed, tr["batch_objects"]
+        )
         init = {"init/objects": stats[0]["objects"], "init/empty_codes_level_1": stats[0]["codes_empty_after_init"]}
-    train_data = _sets(params, t, c, scaler, streams["train"], to_collection, shuffle=True,
-                       max_batches=tr["limit_train_batches"])
+    train_data = _sets(
+        params, t, c, scaler, streams["train"], to_collection, shuffle=True, max_batches=tr["limit_train_batches"]
+    )
     val_data = _sets(params, t, c, scaler, streams["val"], to_collection, shuffle=False)
-    ckpt = ModelCheckpoint(dirpath=out_dir / "checkpoints", filename="best", monitor="val/loss", mode="min", save_last=True)
+    ckpt = ModelCheckpoint(
+        dirpath=out_dir / "checkpoints", filename="best", monitor="val/loss", mode="min", save_last=True
+    )
     history = LossHistory("val/loss", tr["patience"], tr["min_delta"])  # records every epoch; the early stopping
-    trainer = _trainer(t, out_dir, [ckpt, history],
-                       [CSVLogger(str(out_dir), name="logs"), TensorBoardLogger(str(out_dir), name="tensorboard")],
-                       single_device=False)
+    trainer = _trainer(
+        t,
+        out_dir,
+        [ckpt, history],
+        [CSVLogger(str(out_dir), name="logs"), TensorBoardLogger(str(out_dir), name="tensorboard")],
+        single_device=False,
+    )
     trainer.fit(module, _loader(train_data), _loader(val_data))
     if trainer.global_rank != 0:
         return None, {}  # DDP: the main process evaluates the saved weights and writes the card
@@ -272,8 +352,13 @@ def train_vqvae(params: Mapping, c: Collection, scaler: CollectionScaler, sample
     module.model.cpu().eval()
     tok = VQVAETokenizer(_collection_info(c), scaler, module.model)
     health = training_health.health(history.values, tr["patience"], min_delta=tr["min_delta"])
-    training = {"best_epoch": best_epoch, "epochs_run": int(trainer.current_epoch), "converged": health["converged"],
-                "val_loss_by_epoch": [round(v, 6) for v in history.values], **init}
+    training = {
+        "best_epoch": best_epoch,
+        "epochs_run": int(trainer.current_epoch),
+        "converged": health["converged"],
+        "val_loss_by_epoch": [round(v, 6) for v in history.values],
+        **init,
+    }
     return tok, training
 
 
@@ -286,8 +371,9 @@ def train_kmeans(params: Mapping, c: Collection, scaler: CollectionScaler, sampl
     x = tok.scaled_inputs(sample.features, sample.mask)[sample.mask]
     residual, centroids, iterations = x, [], []
     for q in range(t["num_quantizers"]):
-        km = MiniBatchKMeans(n_clusters=t["codebook_size"], random_state=seed + q, batch_size=4096, n_init=3,
-                             max_iter=KMEANS_MAX_ITER).fit(residual)
+        km = MiniBatchKMeans(
+            n_clusters=t["codebook_size"], random_state=seed + q, batch_size=4096, n_init=3, max_iter=KMEANS_MAX_ITER
+        ).fit(residual)
         cb = km.cluster_centers_.astype(np.float32)
         centroids.append(cb)
         iterations.append(int(km.n_iter_))
@@ -309,8 +395,10 @@ def binned_features(c: Collection, b: Mapping) -> list[str]:
     chosen = list(b["features"]) if b["features"] else [f for f in c.features if f not in c.categorical]
     unknown = [f for f in chosen if f not in c.features]
     if unknown or not chosen:
-        raise ConfigError(f"tokenizer.binning.features for '{c.name}' names {unknown or 'no feature'}; the collection "
-                          f"has: {', '.join(c.features)}")
+        raise ConfigError(
+            f"tokenizer.binning.features for '{c.name}' names {unknown or 'no feature'}; the collection "
+            f"has: {', '.join(c.features)}"
+        )
     return chosen
 
 
@@ -346,8 +434,14 @@ def train_binning(params: Mapping, c: Collection, sample, scaler: CollectionScal
     fitted = [_edges_and_centres(valid[:, c.features.index(f)], b["bins"], b["method"]) for f in chosen]
     if scaler is None:
         scaler = CollectionScaler.for_collection(c).fit(sample.features, sample.mask, sample.categories)
-    tok = BinningTokenizer(_collection_info(c), np.stack([e for e, _ in fitted]), np.stack([m for _, m in fitted]),
-                           scaler, binned=chosen, fill=_fill_values(c, valid))
+    tok = BinningTokenizer(
+        _collection_info(c),
+        np.stack([e for e, _ in fitted]),
+        np.stack([m for _, m in fitted]),
+        scaler,
+        binned=chosen,
+        fill=_fill_values(c, valid),
+    )
     return tok, {}
 
 
@@ -361,10 +455,12 @@ def _check_sample_size(c: Collection, t: Mapping, n_objects: int) -> None:
     elif t["kind"] == "vqvae" and t["quantizer"] == "rfsq":
         return
     if n_objects < need * k:
-        raise ConfigError(f"collection '{c.name}': {n_objects} training objects are too few for codebook_size {k} "
-                          f"(tokenizer.min_objects_per_code = {need} needs {need * k}); set "
-                          f"tokenizer.per_collection.{c.name}.codebook_size to at most {max(2, n_objects // need)}, "
-                          f"or generate more data")
+        raise ConfigError(
+            f"collection '{c.name}': {n_objects} training objects are too few for codebook_size {k} "
+            f"(tokenizer.min_objects_per_code = {need} needs {need * k}); set "
+            f"tokenizer.per_collection.{c.name}.codebook_size to at most {max(2, n_objects // need)}, "
+            f"or generate more data"
+        )
 
 
 def train_tokenizers(params: Mapping) -> dict[str, Path]:
@@ -388,19 +484,28 @@ def train_tokenizers(params: Mapping) -> dict[str, Path]:
         tc = collection_params(params, name)
         out_dir = out_root / name
         reads = objects if combined else {name: collections[name]}  # (cut, phi and identity collections come along)
-        streams = {split: (lambda s=code, r=reads: H5Stream.from_params(params, r, select_split=s))
-                   for split, code in (("train", splits.TRAIN), ("val", splits.VAL))}
-        training = {"data_checksums": checksums, "seed": seed, "mode": t["mode"], "split": splits.SplitSpec.from_params(params).to_dict(),
-                    "params": {"tokenizer": copy.deepcopy(dict(tc))}}
+        streams = {
+            split: (lambda s=code, r=reads: H5Stream.from_params(params, r, select_split=s))
+            for split, code in (("train", splits.TRAIN), ("val", splits.VAL))
+        }
+        training = {
+            "data_checksums": checksums,
+            "seed": seed,
+            "mode": t["mode"],
+            "split": splits.SplitSpec.from_params(params).to_dict(),
+            "params": {"tokenizer": copy.deepcopy(dict(tc))},
+        }
         started = time.perf_counter()
-        sample = reservoir_sample(_view(streams["train"], name, to_coll), name, tc["scaler_sample_objects"], seed,
-                                  categorical=c.categorical)
+        sample = reservoir_sample(
+            _view(streams["train"], name, to_coll), name, tc["scaler_sample_objects"], seed, categorical=c.categorical
+        )
         if c.is_scalar:
             tok, extra = train_binning(params, c, sample)
         else:
             _check_sample_size(c, tc, int(sample.mask.sum()))
-            scaler = CollectionScaler.for_collection(c, tc["scalers"].get(name, {})).fit(sample.features, sample.mask,
-                                                                                          sample.categories)
+            scaler = CollectionScaler.for_collection(c, tc["scalers"].get(name, {})).fit(
+                sample.features, sample.mask, sample.categories
+            )
             if tc["kind"] == "kmeans":
                 tok, extra = train_kmeans(params, c, scaler, sample, seed)
             elif tc["kind"] == "binning":

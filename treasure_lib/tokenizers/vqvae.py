@@ -8,6 +8,7 @@ k-means and fixed-threshold dead-code replacement are off: `codebooks.py` initia
 sample and replaces dead codes with a scale-aware rule. With the `mlp` encoder objects are
 independent: only valid ones are computed.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
@@ -42,14 +43,14 @@ class VQVAEConfig:
     decoder: dict = field(default_factory=lambda: {"kind": "mlp", "width": 128, "depth": 2, "heads": 4})
     latent_dim: int = 32
     category_embed_dim: int = 4
-    quantizer: str = "rvq"               # rvq (ResidualVQ) | rfsq (ResidualFSQ)
+    quantizer: str = "rvq"  # rvq (ResidualVQ) | rfsq (ResidualFSQ)
     codebook_size: int = 512
     codebook_dim: int | None = None
     num_quantizers: int = 3
     decay: float = 0.9
-    kmeans_init: bool = True             # done by codebooks.init_from_sample, not the library
+    kmeans_init: bool = True  # done by codebooks.init_from_sample, not the library
     kmeans_iters: int = 20
-    dead_code_fraction: float = 0.05     # codebooks.replace_dead_codes
+    dead_code_fraction: float = 0.05  # codebooks.replace_dead_codes
     rotation_trick: bool = True
     use_cosine_sim: bool = False
     commitment_weight: float = 0.25
@@ -86,13 +87,22 @@ class ObjectVQVAE(nn.Module):
         self.encoder = networks.build(d_in, cfg.latent_dim, enc)
         self.decoder = networks.build(cfg.latent_dim, d_out, dec)
         if cfg.quantizer == "rvq":
-            self.quantizer = ResidualVQ(dim=cfg.latent_dim, codebook_size=cfg.codebook_size, num_quantizers=cfg.num_quantizers,
-                                        codebook_dim=cfg.codebook_dim, decay=cfg.decay, kmeans_init=False,
-                                        threshold_ema_dead_code=0, rotation_trick=cfg.rotation_trick,
-                                        use_cosine_sim=cfg.use_cosine_sim,
-                                        commitment_weight=cfg.commitment_weight)
+            self.quantizer = ResidualVQ(
+                dim=cfg.latent_dim,
+                codebook_size=cfg.codebook_size,
+                num_quantizers=cfg.num_quantizers,
+                codebook_dim=cfg.codebook_dim,
+                decay=cfg.decay,
+                kmeans_init=False,
+                threshold_ema_dead_code=0,
+                rotation_trick=cfg.rotation_trick,
+                use_cosine_sim=cfg.use_cosine_sim,
+                commitment_weight=cfg.commitment_weight,
+            )
         elif cfg.quantizer == "rfsq":
-            self.quantizer = ResidualFSQ(dim=cfg.latent_dim, levels=list(cfg.fsq_levels), num_quantizers=cfg.num_quantizers)
+            self.quantizer = ResidualFSQ(
+                dim=cfg.latent_dim, levels=list(cfg.fsq_levels), num_quantizers=cfg.num_quantizers
+            )
         else:
             raise ValueError(f"unknown quantizer {cfg.quantizer!r}; use rvq or rfsq")
 
@@ -108,7 +118,7 @@ class ObjectVQVAE(nn.Module):
         cont = out[..., : self.cfg.n_continuous]
         logits, start = [], self.cfg.n_continuous
         for n in self.cfg.n_categories:
-            logits.append(out[..., start:start + n])
+            logits.append(out[..., start : start + n])
             start += n
         return cont, logits
 
@@ -135,8 +145,15 @@ class ObjectVQVAE(nn.Module):
             indices = indices[mask]
             z = z[mask]
         rec_cont, logits = self.split_output(out)
-        return {"cont": rec_cont, "logits": logits, "indices": indices, "commit_loss": commit, "latent": z,
-                "target_cont": cont[mask], "target_cat": cat[mask]}
+        return {
+            "cont": rec_cont,
+            "logits": logits,
+            "indices": indices,
+            "commit_loss": commit,
+            "latent": z,
+            "target_cont": cont[mask],
+            "target_cat": cat[mask],
+        }
 
     # ------------------------------------------------------------------ inference
     @torch.no_grad()
@@ -189,7 +206,11 @@ class ObjectVQVAE(nn.Module):
                 parts = [self.decoder(zq[r], mask[r]) for r in row_chunks(mask)]
                 out = torch.cat(parts) if len(parts) > 1 else parts[0]
         cont, logits = self.split_output(out)
-        cat = torch.stack([lg.argmax(-1) for lg in logits], -1) if logits else cont.new_zeros(cont.shape[:-1] + (0,), dtype=torch.long)
+        cat = (
+            torch.stack([lg.argmax(-1) for lg in logits], -1)
+            if logits
+            else cont.new_zeros(cont.shape[:-1] + (0,), dtype=torch.long)
+        )
         return cont, cat
 
 
