@@ -13,12 +13,31 @@ from .conftest import ROOT
 DEFAULT = ROOT / "params" / "default.yaml"
 
 
-def test_default_params_resolve_to_plain_data_that_round_trips_through_yaml(tmp_path):
+def test_default_params_resolve_to_typed_sections_that_round_trip_through_yaml(tmp_path):
     params = config.load([DEFAULT])
-    assert params["data"]["chunk_size"] == 10_000
+    assert params.data.chunk_size == 10_000 and params["data"]["chunk_size"] == 10_000
+    assert isinstance(params.classify.train.lr, float) and isinstance(params.classify.seeds, list)
     out = tmp_path / "params.yaml"
     config.dump(params, out)
-    assert yaml.safe_load(out.read_text()) == params
+    assert yaml.safe_load(out.read_text()) == params.to_dict()
+    assert config.load([out]) == params
+
+
+def test_sections_are_frozen_and_variants_are_validated_copies():
+    params = config.load([DEFAULT])
+    with pytest.raises(Exception, match="frozen"):
+        params.classify.mode = "finetune"
+    variant = params.replace(classify={"mode": "finetune", "train": {"lr": 1e-4}})
+    assert (variant.classify.mode, variant.classify.train.lr) == ("finetune", 1e-4)
+    assert (params.classify.mode, params.classify.train.lr) == ("scratch", 2e-3)  # the original is untouched
+    assert variant.classify.train.patience == params.classify.train.patience  # a merge, not a replacement
+    assert params.classify.replace(label_fraction=0.5).label_fraction == 0.5
+    with pytest.raises(ConfigError, match="classify.mode.*one of"):
+        params.replace(classify={"mode": "finetuned"})
+    with pytest.raises(ConfigError, match="unknown key 'classify.moed'; did you mean 'classify.mode'"):
+        params.replace(classify={"moed": "finetune"})
+    with pytest.raises(ConfigError, match="must be divisible"):  # the rules between keys hold for variants too
+        params.replace(model={"n_heads": 5})
 
 
 def test_dotted_override_is_parsed_as_yaml_and_wins():

@@ -26,7 +26,7 @@ def _run(token_files, folder, jobs):  # noqa: F811
 
 
 def test_parallel_and_sequential_training_give_identical_numbers(token_files, tmp_path):  # noqa: F811
-    jobs = [dict(seed=s, classify__task="t") for s in (1, 2)]
+    jobs = [dict(seed=s, classify={"task": "t"}) for s in (1, 2)]
     parallel, token_dir = _run(token_files, tmp_path / "parallel", 2)
     alone, _ = _run(token_files, tmp_path / "alone", 2)
     both = stages.classifiers(parallel, [dict(j, token_dir=token_dir) for j in jobs])

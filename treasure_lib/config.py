@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 
 from .errors import ConfigError
-from .schema import SCHEMA, Key
+from .schema import SCHEMA, Key, Params, Section
 
 BASE_KEY = "base"  # a params file may name the file it extends, relative to itself
 
@@ -102,10 +102,11 @@ def _load_file_chain(path: Path, seen: tuple[Path, ...] = ()) -> list[tuple[Path
     return chain + [(path, data)]
 
 
-def load(files: Iterable[str | Path] = (), overrides: Iterable[str] = (), schema: Mapping = SCHEMA) -> dict:
+def load(files: Iterable[str | Path] = (), overrides: Iterable[str] = (), schema: Mapping = SCHEMA):
     """Resolve parameters: files in order (each may extend a `base:`), then dotted overrides.
 
-    Each file is checked for unknown keys on its own, so the message names the file.
+    Each file is checked for unknown keys on its own, so the message names the file. With the project's schema the
+    result is the typed, frozen `Params` (one section per top-level key); with another schema, plain validated data.
     """
     params: dict = {}
     for file in files:
@@ -118,7 +119,18 @@ def load(files: Iterable[str | Path] = (), overrides: Iterable[str] = (), schema
         set_dotted(partial, parts, value)
         check_keys(partial, schema, origin=f"override {text!r}")
         set_dotted(params, parts, value)
-    return validate(params, schema)
+    return resolve(params) if schema is SCHEMA else validate(params, schema)
+
+
+def resolve(params: Mapping) -> Params:
+    """Validated, typed params from plain data (a resolved params.yaml, a merged set): `validate`, then `Params`."""
+    if isinstance(params, Params):
+        return params
+    return Params.model_validate(validate(_plain(params)))
+
+
+def _plain(params: Mapping) -> dict:
+    return params.to_dict() if isinstance(params, Section) else dict(params)
 
 
 def _known(schema: Mapping, prefix: str) -> list[str]:
@@ -198,8 +210,21 @@ def dump(params: Mapping, path: str | Path) -> None:
     """Write resolved parameters back as YAML (atomically)."""
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(yaml.safe_dump(dict(params), sort_keys=False))
+    data = params.to_dict() if isinstance(params, Section) else dict(params)
+    tmp.write_text(yaml.safe_dump(data, sort_keys=False))
     tmp.replace(path)
 
 
-__all__ = ["Key", "load", "merge", "parse_override", "validate", "check_keys", "dump", "get_dotted", "read_yaml"]
+__all__ = [
+    "Key",
+    "Params",
+    "load",
+    "resolve",
+    "merge",
+    "parse_override",
+    "validate",
+    "check_keys",
+    "dump",
+    "get_dotted",
+    "read_yaml",
+]

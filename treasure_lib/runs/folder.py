@@ -57,7 +57,7 @@ class Run:
 
     def __init__(self, run_dir: str | Path, params: Mapping):
         self.dir = Path(run_dir)
-        self.params = dict(params)
+        self.params = config.resolve(params)  # typed and frozen: chapters make variants with `params.replace`
         self.figures = self.dir / "figures"
         self.artifacts = self.dir / "artifacts"
         for folder in (self.figures, self.artifacts, self.dir / "notebooks"):

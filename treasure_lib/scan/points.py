@@ -16,7 +16,6 @@ for, so one failed point does not hold back the summary). A point that was inter
 
 from __future__ import annotations
 
-import copy
 import itertools
 import re
 from collections.abc import Iterator
@@ -27,6 +26,7 @@ from .. import config
 from ..errors import ConfigError
 from ..runs import atomic
 from ..runs.provenance import params_hash
+from ..schema import Params
 from .spec import Scan, override_text
 
 ID_HASH_CHARS = 10
@@ -86,9 +86,10 @@ def readable(values: dict) -> str:
     return text[:READABLE_MAX]
 
 
-def point_hash(params: dict) -> str:
-    p = copy.deepcopy(params)
-    p.get("study", {}).pop("shared_artifacts", None)
+def point_hash(params: Params) -> str:
+    """A point's identity: its resolved params, without the shared-artifacts folder of the scan it runs in."""
+    p = params.to_dict()
+    p["study"].pop("shared_artifacts", None)
     return params_hash(p)[:ID_HASH_CHARS]
 
 

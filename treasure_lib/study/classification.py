@@ -233,7 +233,7 @@ def single(run) -> dict:
     params = stages.run_params(run)
     c = params["classify"]
     task = Task.from_params(params)
-    numbers = stages.classifier(run, classify__task=task.name)
+    numbers = stages.classifier(run, classify={"task": task.name})
     prefix = metrics_prefix(params)
     stat, quantity = seeds.figure_of_merit(task)
     value = numbers.get(f"{prefix}.{stat}", float("nan"))

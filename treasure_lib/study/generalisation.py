@@ -45,9 +45,7 @@ def events(run, task_name: str | None = None) -> dict:
     params = stages.run_params(run)
     task = Task.from_params(params, task_name or params["classify"]["task"])
     seed = params["classify"]["seeds"][0]
-    recorded = stages.classifier(
-        run, seed=seed, classify__task=task.name, classify__mode="scratch", classify__inputs="tokens"
-    )
+    recorded = stages.classifier(run, seed=seed, classify={"task": task.name, "mode": "scratch", "inputs": "tokens"})
     model = _model(run, seeds.stage_name(task.name, "tokens", 1.0, seed))  # chapter 06's first-seed classifier
     signal = [s for s, c in task.classes.items() if c == 1]
     trained_on = [s for s, c in task.classes.items() if c == 0]
@@ -224,7 +222,7 @@ def jets(run, train_task: str = "flavour_ttbar", test_samples=("ttbar", "Zprime_
     task = Task.from_params(params, train_task)
     seed = params["classify"]["seeds"][0]
     recorded = stages.classifier(
-        run, name=train_task, seed=seed, classify__task=task.name, classify__mode="scratch", classify__inputs="tokens"
+        run, name=train_task, seed=seed, classify={"task": task.name, "mode": "scratch", "inputs": "tokens"}
     )
     model = _model(run, f"{train_task}-s{seed}")
     files = TokenFiles(sorted(stages.tokens(run).glob("*.tokens.parquet")))

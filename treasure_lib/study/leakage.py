@@ -176,9 +176,7 @@ def jobs(run, task: Task) -> list[dict]:
             name=f"{task.name}-leakage-{kind}",
             token_dir=variant_files(run, kind),
             seed=first_seed,
-            classify__task=task.name,
-            classify__mode="scratch",
-            classify__inputs="tokens",
+            classify={"task": task.name, "mode": "scratch", "inputs": "tokens"},
             log_as=f"leakage.{task.name}.{kind}",
         )
         for kind in VARIANTS

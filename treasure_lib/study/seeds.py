@@ -23,10 +23,10 @@ from . import stages
 
 #: How each model of the comparison sees the data (chapter 06's columns).
 VARIANTS: dict[str, dict] = {
-    "tokens": {"classify__mode": "scratch", "classify__inputs": "tokens"},
-    "tokens_finetuned": {"classify__mode": "finetune", "classify__inputs": "tokens"},
-    "raw": {"classify__mode": "scratch", "classify__inputs": "features"},
-    "decoded": {"classify__mode": "scratch", "classify__inputs": "decoded"},
+    "tokens": {"mode": "scratch", "inputs": "tokens"},
+    "tokens_finetuned": {"mode": "finetune", "inputs": "tokens"},
+    "raw": {"mode": "scratch", "inputs": "features"},
+    "decoded": {"mode": "scratch", "inputs": "decoded"},
 }
 FLAVOUR_POINTS = (0.70, 0.77, 0.85)
 
@@ -69,7 +69,7 @@ def jobs(run, task: str, variants: Sequence[str], fraction: float = 1.0, seeds: 
             "to quote a seed spread)"
         )
     return [
-        dict(seed=s, classify__task=task, classify__label_fraction=fraction, **VARIANTS[v])
+        dict(seed=s, classify={"task": task, "label_fraction": fraction, **VARIANTS[v]})
         for v in variants
         for s in seeds
     ]

@@ -9,29 +9,25 @@ that builds it. A chapter reads like a sentence: `cards = stages.tokenizers(run)
 from __future__ import annotations
 
 import contextlib
-import copy
 import json
 from collections.abc import Mapping
 from pathlib import Path
 
-from .. import config
 from ..distributed import fit_here_or_distributed as _fit
 from ..errors import ConfigError
+from ..schema import Params
 
 
-def run_params(run, **sections) -> dict:
-    """The run's params with every output under its folder (so scan points and the default run never mix),
-    plus dotted overrides given as keyword arguments (`classify__mode="finetune"`)."""
-    params = copy.deepcopy(run.params)
+def run_params(run, classify: Mapping | None = None) -> Params:
+    """The run's params with every output under its folder (so scan points and the default run never mix);
+    `classify`: a classifier variant, keys merged into the classify section (`{"mode": "finetune"}`)."""
     art = run.artifacts
-    params["tokenizer"]["output_dir"] = str(art / "tokenizers")
-    params["export"]["output_dir"] = str(art / "tokens")
-    params["export"]["cards_dir"] = str(art / "tokenizers")
-    params["pretrain"]["output_dir"] = str(art / "pretrain")
-    params["classify"]["output_dir"] = str(art / "classify")
-    for key, value in sections.items():
-        config.set_dotted(params, key.split("__"), value)
-    return config.validate(params)
+    return run.params.replace(
+        tokenizer={"output_dir": str(art / "tokenizers")},
+        export={"output_dir": str(art / "tokens"), "cards_dir": str(art / "tokenizers")},
+        pretrain={"output_dir": str(art / "pretrain")},
+        classify={"output_dir": str(art / "classify"), **(classify or {})},
+    )
 
 
 def data_files(params: Mapping) -> list[Path]:
@@ -146,8 +142,7 @@ def tokenizers(run) -> Path:
     def build(out: Path) -> None:
         from ..tokenizers.train import train_tokenizers
 
-        p = copy.deepcopy(params)
-        p["tokenizer"]["output_dir"] = str(out)
+        p = params.replace(tokenizer={"output_dir": str(out)})
         _fit("train-tokenizer", p, p["tokenizer"]["train"], lambda: train_tokenizers(p))
         record_fit_rows(p, out / FIT_ROWS)
 
@@ -186,9 +181,7 @@ def tokens(run) -> Path:
     def build(out: Path) -> None:
         from ..tokenizers.export import export
 
-        p = copy.deepcopy(params)
-        p["export"]["output_dir"] = str(out)
-        p["export"]["overwrite"] = True
+        p = params.replace(export={"output_dir": str(out), "overwrite": True})
         results = export(p, progress=True)
         rows = sum(r.get("rows", 0) for r in results)
         seconds = sum(r.get("seconds", 0.0) for r in results)
@@ -198,9 +191,9 @@ def tokens(run) -> Path:
         **_data_inputs(params),
         "cards": identity(cards),
         "export": _without(params["export"], "overwrite", section="export"),
-        "sequence": params["sequence"],
+        "sequence": params.sequence.to_dict(),
         "code": code("tokens"),
-        "selection": params["selection"] if params["export"]["derived"] else None,
+        "selection": params.selection.to_dict() if params.export.derived else None,
     }  # the derived columns'
     return run.stage("tokens", inputs, content=token_file_hashes)(build)
 
@@ -225,9 +218,7 @@ def pretrained(run) -> Path:
     def build(out: Path) -> None:
         from ..training import pretrain
 
-        p = copy.deepcopy(params)
-        p["pretrain"]["output_dir"] = str(out)
-        p["pretrain"]["train"]["resume"] = False
+        p = params.replace(pretrain={"output_dir": str(out), "train": {"resume": False}})
         out.mkdir(parents=True, exist_ok=True)
         numbers = _fit("pretrain", p, p["pretrain"]["train"], lambda: pretrain(p), out / "metrics.json")
         (out / "metrics.json").write_text(json.dumps(numbers, indent=1))
@@ -256,23 +247,23 @@ def _classifier_stage(
     seed: int | None = None,
     log_as: str | None = None,
     backbone: Path | None = None,
-    **overrides,
+    classify: Mapping | None = None,
 ):
-    """(stage, build function, params, metrics prefix the model writes) of one classifier. `token_dir` and
-    `backbone` given: upstream stages the caller has built (a worker process never builds them itself)."""
-    if seed is not None:
-        overrides["classify__seed"] = int(seed)
-    params = run_params(run, **overrides)
-    c = params["classify"]
+    """(stage, build function, params, metrics prefix the model writes) of one classifier; `classify`: its variant
+    (keys of the classify section). `token_dir` and `backbone` given: upstream stages the caller has built (a worker
+    process never builds them itself)."""
+    variant = {**(classify or {}), **({"seed": int(seed)} if seed is not None else {})}
+    params = run_params(run, variant)
     if token_dir is not None:
-        params["export"]["output_dir"] = str(token_dir)
+        params = params.replace(export={"output_dir": str(token_dir)})
+    c = params.classify
     token_dir = Path(token_dir) if token_dir is not None else tokens(run)
     classify_inputs = _without(c, *CLASSIFY_SWITCHES, "tasks", section="classify")
     classify_inputs["task_definition"] = c["tasks"].get(c["task"])  # this task's, not every task's
     inputs = {
         "tokens": identity(token_dir),
-        "model": params["model"],
-        "seed": params["study"]["seed"],
+        "model": params.model.to_dict(),
+        "seed": params.study.seed,
         "classify": classify_inputs,
         "code": code("classify"),
     }
@@ -287,11 +278,8 @@ def _classifier_stage(
     def build(out: Path) -> None:
         from ..training import classify
 
-        p = copy.deepcopy(params)
-        p["classify"]["output_dir"] = str(out)
-        p["classify"]["train"]["resume"] = False
-        if backbone is not None:
-            p["classify"]["backbone"] = str(backbone)
+        located = {"output_dir": str(out), "train": {"resume": False}}
+        p = params.replace(classify={**located, **({"backbone": str(backbone)} if backbone is not None else {})})
         out.mkdir(parents=True, exist_ok=True)
         with torch_threads(threads_per_job(params)):  # the same thread count alone or in parallel: same numbers
             numbers = _fit("classify", p, p["classify"]["train"], lambda: classify(p), out / "metrics.json")
@@ -309,15 +297,15 @@ def classifier(
     token_dir: Path | None = None,
     seed: int | None = None,
     log_as: str | None = None,
-    **overrides,
+    classify: Mapping | None = None,
 ) -> dict:
-    """Train and evaluate one classifier (`overrides` as in run_params) on the run's token files, or on rewritten
-    copies in `token_dir` (the leakage rows); returns and logs its metrics.
+    """Train and evaluate one classifier (`classify`: its variant, keys of the classify section, as in run_params)
+    on the run's token files, or on rewritten copies in `token_dir` (the leakage rows); returns and logs its metrics.
 
     `seed`: one of several training seeds (`classify.seeds`): its numbers log under `<prefix>.seed_<seed>`, so the
     seeds of one model never overwrite each other. `log_as`: another prefix for its numbers (a leakage row logs
     under `leakage.<task>.<row>`, never over the classifier whose keys it would share)."""
-    stage, build, params, prefix = _classifier_stage(run, name, token_dir, seed, **overrides)
+    stage, build, params, prefix = _classifier_stage(run, name, token_dir, seed, classify=classify)
     path = stage(build)
     numbers = evaluated(path, params)
     target = log_as or (f"{prefix}.seed_{int(seed)}" if seed is not None else prefix)
@@ -334,10 +322,7 @@ def classifiers(run, jobs: list[dict]) -> list[dict]:
     stages (token files, the pretrained backbone) are built first, here, so no two processes build them."""
     token_dir = tokens(run) if any(j.get("token_dir") is None for j in jobs) else None
     backbone = None
-    if any(
-        run_params(run, **{k: v for k, v in j.items() if k.startswith("classify__")})["classify"]["mode"] != "scratch"
-        for j in jobs
-    ):
+    if any(run_params(run, j.get("classify")).classify.mode != "scratch" for j in jobs):
         backbone = pretrained(run) / "checkpoints" / "best.ckpt"
     jobs = [{"token_dir": token_dir, **j, "backbone": backbone} for j in jobs]  # upstream resolved here, once
     pending = [j for j in jobs if not _classifier_stage(run, **j)[0].done]
@@ -354,7 +339,7 @@ def classifiers(run, jobs: list[dict]) -> list[dict]:
             initargs=(os.getpid(),),
         )
         with run.writing("training classifiers"), pool:  # the workers build under this process's lock
-            for done in pool.map(_build_in_worker, [(str(run.dir), run.params, j) for j in pending]):
+            for done in pool.map(_build_in_worker, [(str(run.dir), run.params.to_dict(), j) for j in pending]):
                 del done
     return [classifier(run, **j) for j in jobs]
 

@@ -34,6 +34,7 @@ from ..io.reader import H5Stream
 from ..io.selection import class_names
 from ..io.tokens import SAMPLE_COLUMNS, NpzWriter, TokenWriter, read_metadata, token_table
 from ..progress import shown
+from ..runs import atomic
 from ..sequences import TokenizerSet
 
 log = logging.getLogger(__name__)
@@ -67,7 +68,7 @@ def derived_record(params: Mapping) -> dict:
         for key in DERIVED[name][1]:
             section = section[key]
         record[name] = section
-    return json.loads(json.dumps(record))  # as the metadata will read back
+    return json.loads(json.dumps(atomic.jsonable(record)))  # as the metadata will read back
 
 
 def _heap_trimmer():
