@@ -27,7 +27,7 @@ from treasure_lib.cli import main
 from treasure_lib.datamodules import TokenFiles
 from treasure_lib.errors import ConfigError, InputFileError
 from treasure_lib.runs import lock
-from treasure_lib.runs.folder import adopt_params
+from treasure_lib.runs.folder import Run
 from treasure_lib.runs.stage import Stage
 from treasure_lib.study import stages
 from treasure_lib.tokenizers import card as cards
@@ -448,7 +448,7 @@ def test_new_params_move_the_chapters_completion_aside_with_the_metrics(tmp_path
     run = runs.open_run(DEFAULT, tmp_path / "run")
     run.log_metrics({"pretrain.loss": 1.0})
     (run.dir / "status.json").write_text('{"chapters": {"02_tokenization": {"state": "complete"}}}')
-    adopt_params(run.dir, config.load([DEFAULT], ["tokenizer.codebook_size=8"]))
+    Run(run.dir, config.load([DEFAULT], ["tokenizer.codebook_size=8"])).adopt_params()
     assert not (run.dir / "status.json").exists() and (run.dir / "status.previous.json").exists()
 
 

@@ -19,7 +19,7 @@ import yaml
 from treasure_lib import cli, runs
 from treasure_lib.errors import ConfigError
 from treasure_lib.runs import provenance
-from treasure_lib.runs.folder import adopt_params
+from treasure_lib.runs.folder import Run
 
 from .conftest import ROOT
 
@@ -237,11 +237,11 @@ def test_log_metrics_merges_flat_documented_keys(project):
 def test_changed_params_move_earlier_metrics_aside(project):
     run = runs.open_run("params/toy.yaml", "runs/jets/toy")
     run.log_metrics({"pretrain.loss": 1.0})
-    params = dict(run.params, study={**run.params["study"], "seed": 99})
-    assert adopt_params(run.dir, params) is True
+    reseeded = Run(run.dir, run.params.replace(study={"seed": 99}))
+    assert reseeded.adopt_params() is True
     assert not (run.dir / "metrics.json").exists()
     assert json.loads((run.dir / "metrics.previous.json").read_text()) == {"pretrain.loss": 1.0}
-    assert adopt_params(run.dir, params) is False
+    assert reseeded.adopt_params() is False
 
 
 def test_stage_rebuilds_only_when_its_inputs_change(project):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
 import yaml
@@ -31,6 +31,11 @@ class Key:
     item: str | None = None
     required: bool = False
     minimum: float | None = None
+    #: What the key changes: "result" (what a stage builds: part of its identity), "where" (output locations),
+    #: "how" (progress display, resuming, logging), "speed" (how fast only: the bytes built come out the same),
+    #: "evaluation" (recomputed from a trained classifier's saved predictions), "chapter" (which models a chapter
+    #: trains, not how one is trained). Only "result" keys enter a stage's identity (`Section.stage_inputs`).
+    role: str = "result"
 
     def check(self, dotted: str, value: Any) -> Any:
         if value is None:
@@ -568,6 +573,27 @@ SELECTION = {  # physics selections that chapters, baselines and exporters apply
 }
 
 
+ROLES = ("result", "where", "how", "speed", "evaluation", "chapter")
+
+
+def _mark(section: dict, role: str, *keys: str) -> None:
+    """Declare the role of some keys of a section (and of its `train` block, for keys found there)."""
+    for block in (section, section.get("train", {})):
+        for key in keys:
+            if key in block:
+                block[key] = replace(block[key], role=role)
+
+
+for _section in (TOKENIZER, EXPORT, PRETRAIN, CLASSIFY):
+    _mark(_section, "where", "output_dir", "cards_dir", "backbone")
+    _mark(_section, "how", "progress_bar", "resume", "wandb")
+_mark(EXPORT, "how", "overwrite")
+_mark(DATA, "speed", "chunk_size")
+_mark(EXPORT, "speed", "batch_size")
+_mark(CLASSIFY, "speed", "jobs")
+_mark(CLASSIFY, "evaluation", "f_c", "f_tau", "pt_bins_gev", "n_boot")
+_mark(CLASSIFY, "chapter", "compare", "also", "label_fractions", "leakage_tasks", "seeds")
+
 SCHEMA: dict = {
     "study": STUDY,
     "data": DATA,
@@ -631,6 +657,20 @@ class Section(BaseModel):
         return NotImplemented
 
     __hash__ = None  # type: ignore[assignment]  (sections hold lists and dicts)
+
+    def stage_inputs(self, *drop: str) -> dict:
+        """What a stage built from this section depends on: its "result" keys (see `Key.role`), minus `drop`,
+        as plain data; sub-sections likewise."""
+        spec = _spec_at(self._path)
+        out = {}
+        for key, value in self.items():
+            if key in drop:
+                continue
+            if isinstance(value, Section):
+                out[key] = value.stage_inputs(*drop)
+            elif spec[key].role == "result":
+                out[key] = _plain(value)
+        return out
 
     def to_dict(self) -> dict:
         """Plain data (dicts, lists, scalars), as the YAML holds it."""
@@ -713,6 +753,9 @@ SECTIONS: dict[str, type[Section]] = {}
 
 def _register(path: str, model: type[Section]) -> None:
     SECTIONS[path] = model
+    if path:  # a module attribute of its own name, so sections pickle (worker processes receive them)
+        model.__module__, model.__qualname__ = __name__, model.__name__
+        globals()[model.__name__] = model
     for name, info in model.model_fields.items():
         sub = info.annotation
         if isinstance(sub, type) and issubclass(sub, Section):

@@ -23,7 +23,7 @@ from .. import config, progress
 from . import atomic, live, lock, provenance
 from .chapters import Chapter, Status, discover, input_hashes, select
 from .engine import engine_name
-from .folder import PARAMS, PROVENANCE, Run, RunError, adopt_params, default_run_dir
+from .folder import PARAMS, PROVENANCE, Run, RunError, default_run_dir
 from .runlog import RunLog, cell_error, cell_stderr
 
 PARAMETERS_TAG = "parameters"
@@ -190,7 +190,7 @@ def execute(params_files: Iterable[str | Path], run_dir: str | Path | None = Non
     chapters = [chapters] if isinstance(chapters, str) else chapters
     cwd = Path(os.path.abspath(cwd or os.getcwd()))
     params = config.load(list(params_files), overrides)
-    run_dir = Path(run_dir) if run_dir else default_run_dir(params)
+    run_dir = Path(run_dir) if run_dir else default_run_dir(params.study)
     every = discover(notebooks_dir)
     todo = select(every, chapters)
     hashes = input_hashes(every, params)
@@ -202,8 +202,8 @@ def execute(params_files: Iterable[str | Path], run_dir: str | Path | None = Non
             log(message)
             runlog.event(message)
 
-        adopt_params(run_dir, params)
         run = Run(run_dir, params)
+        run._adopt()  # (the lock is held: this process writes the folder)
         status = Status(run_dir)
         pending = [c for c in todo if force or not status.is_complete(
             c.name, hashes[c.name], run_dir / "notebooks" / f"{c.name}.ipynb")]

@@ -18,6 +18,7 @@ from typing import Any, Iterable, Mapping
 
 from .. import config
 from ..errors import TreasureError
+from ..schema import StudyParams
 from . import atomic, lock, provenance
 from .stage import Stage
 
@@ -62,6 +63,38 @@ class Run:
         self.artifacts = self.dir / "artifacts"
         for folder in (self.figures, self.artifacts, self.dir / "notebooks"):
             folder.mkdir(parents=True, exist_ok=True)
+
+
+    def adopt_params(self) -> bool:
+        """Make `params.yaml` hold this run's params; returns True if it changed.
+
+        metrics.json belongs to params.yaml: when the params change, the earlier metrics move to
+        metrics.previous.json so no number of other params is shown as this run's, and status.json to
+        status.previous.json (no chapter counts as complete for the new params). Written under the run folder's lock.
+        """
+        path = self.dir / PARAMS
+        old = config.read_yaml(path) if path.is_file() else None
+        if old is not None and provenance.params_hash(old) == provenance.params_hash(self.params):
+            return False
+        with lock.writing(self.dir, "adopting new params"):
+            return self._adopt()
+
+    def _adopt(self) -> bool:
+        """adopt_params under the lock (the params read again: another writer may have changed them meanwhile)."""
+        path = self.dir / PARAMS
+        old = config.read_yaml(path) if path.is_file() else None
+        if old is not None and provenance.params_hash(old) == provenance.params_hash(self.params):
+            return False
+        if old is not None:
+            changed = sorted(set(_diff(old, self.params.to_dict())))
+            print(f"{path}: params changed ({', '.join(changed[:8])}{' ...' if len(changed) > 8 else ''}); "
+                  f"earlier metrics moved to {METRICS.replace('.json', '.previous.json')}")
+            for name in (METRICS, STATUS):  # the numbers and the chapters' completion belonged to the old params
+                if (self.dir / name).is_file():
+                    os.replace(self.dir / name, self.dir / name.replace(".json", ".previous.json"))
+        self.dir.mkdir(parents=True, exist_ok=True)
+        config.dump(self.params, path)
+        return True
 
     def __repr__(self) -> str:
         return f"Run({str(self.dir)!r})"
@@ -182,38 +215,6 @@ def _check_params(run: Run, what: str) -> None:
                        f"run again")
 
 
-def adopt_params(run_dir: Path, params: Mapping) -> bool:
-    """Make `run_dir/params.yaml` hold `params`; returns True if it changed.
-
-    metrics.json belongs to params.yaml: when the params change, the earlier metrics move to
-    metrics.previous.json so no number of other params is shown as this run's, and status.json to
-    status.previous.json (no chapter counts as complete for the new params). Written under the run folder's lock.
-    """
-    path = run_dir / PARAMS
-    old = config.read_yaml(path) if path.is_file() else None
-    if old is not None and provenance.params_hash(old) == provenance.params_hash(params):
-        return False
-    with lock.writing(run_dir, "adopting new params"):
-        return _adopt(run_dir, params)
-
-
-def _adopt(run_dir: Path, params: Mapping) -> bool:
-    """adopt_params under the lock (the params read again: another writer may have changed them meanwhile)."""
-    path = run_dir / PARAMS
-    old = config.read_yaml(path) if path.is_file() else None
-    if old is not None and provenance.params_hash(old) == provenance.params_hash(params):
-        return False
-    if old is not None:
-        changed = sorted(set(_diff(old, params)))
-        print(f"{path}: params changed ({', '.join(changed[:8])}{' ...' if len(changed) > 8 else ''}); "
-              f"earlier metrics moved to {METRICS.replace('.json', '.previous.json')}")
-        for name in (METRICS, STATUS):  # the numbers and the chapters' completion belonged to the old params
-            if (run_dir / name).is_file():
-                os.replace(run_dir / name, run_dir / name.replace(".json", ".previous.json"))
-    config.dump(params, path)
-    return True
-
-
 def _diff(a: Any, b: Any, prefix: str = "") -> Iterable[str]:
     if isinstance(a, Mapping) and isinstance(b, Mapping):
         for key in set(a) | set(b):
@@ -222,19 +223,20 @@ def _diff(a: Any, b: Any, prefix: str = "") -> Iterable[str]:
         yield prefix.rstrip(".")
 
 
-def default_run_dir(params: Mapping) -> Path:
-    return Path("runs") / params["study"]["kind"] / params["study"]["name"]
+def default_run_dir(study: StudyParams) -> Path:
+    """runs/<study.kind>/<study.name>."""
+    return Path("runs") / study.kind / study.name
 
 
 OVERRIDES_HASH_CHARS = 8
 
 
-def interactive_run_dir(params: Mapping, overrides: Iterable[str] = ()) -> Path:
+def interactive_run_dir(study: StudyParams, overrides: Iterable[str] = ()) -> Path:
     """Where a chapter opened by hand writes: runs/<kind>/<name>, or `<name>-<8 hex of the overrides>` with overrides.
 
     The same overrides (in the same order: a later one wins) always name the same folder, so every chapter opened
     with them shares its artifacts, and the folder `make book` fills keeps its params and metrics."""
-    base = default_run_dir(params)
+    base = default_run_dir(study)
     overrides = [str(o) for o in overrides]
     if not overrides:
         return base
@@ -265,11 +267,11 @@ def open_run(params_file: str | Path = "params/default.yaml", run_dir: str | Pat
     if run_dir:
         run_dir = Path(run_dir)
     else:
-        run_dir = interactive_run_dir(params, overrides)
+        run_dir = interactive_run_dir(params.study, overrides)
         if overrides:
-            print(f"run folder: {run_dir} (overrides without a run_dir; {default_run_dir(params)} is left as it is)")
-    adopt_params(run_dir, params)  # under the run folder's lock: refused while another process writes it
+            print(f"run folder: {run_dir} (overrides without a run_dir; {default_run_dir(params.study)} is left as it is)")
     run = Run(run_dir, params)
+    run.adopt_params()  # under the run folder's lock: refused while another process writes it
     if not (run_dir / PROVENANCE).is_file():
         with run.writing("recording provenance"):
             atomic.write_json(run_dir / PROVENANCE, provenance.collect(params, mode="interactive"))

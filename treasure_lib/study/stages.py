@@ -81,7 +81,7 @@ def _data_inputs(params: Mapping) -> dict:
     """The input files' content, the data section and the object definitions' content (features, scalers, ...)."""
     return {
         "files": data_files(params),
-        "data": _without(params["data"], "files", section="data"),
+        "data": params.data.stage_inputs("files"),
         "objects": Path(params["data"]["objects_file"]),
     }
 
@@ -99,22 +99,12 @@ CODE = {
 IDENTITY_HELPERS = (
     "study.stages:code",
     "study.stages:identity",
-    "study.stages:_without",
     "study.stages:_data_inputs",
     "study.stages:card_hashes",
     "study.stages:token_file_hashes",
     "study.stages:backbone_weights",
     "study.stages:_backbone_identity",
 )
-#: Keys that say where outputs go or how progress looks, never what is built.
-NOT_INPUTS = ("output_dir", "cards_dir", "backbone", "progress_bar", "resume", "wandb")  # (builds start afresh)
-#: Chapter-06 and leakage switches: which classifiers a chapter trains, not how one is trained.
-CLASSIFY_SWITCHES = ("compare", "also", "label_fractions", "leakage_tasks", "seeds")
-#: How fast, not what, per params section: the bytes built come out the same whatever their value.
-PERFORMANCE_ONLY = {"data": ("chunk_size",), "export": ("batch_size",), "classify": ("jobs",)}
-#: What only the evaluation of a trained classifier reads: its numbers are recomputed from the stage's test-set
-#: predictions with the current values (`evaluated`), so changing them never retrains.
-EVALUATION_ONLY = {"classify": ("f_c", "f_tau", "pt_bins_gev", "n_boot")}
 
 
 def code(stage: str, lib_dir: Path | None = None) -> str:
@@ -123,16 +113,6 @@ def code(stage: str, lib_dir: Path | None = None) -> str:
     from ..runs.closure import LIB_DIR, code_hash
 
     return code_hash(CODE[stage], stop=[*CODE.values(), *IDENTITY_HELPERS], lib_dir=lib_dir or LIB_DIR)
-
-
-def _without(values: Mapping, *keys: str, section: str | None = None) -> dict:
-    """A params section minus output locations and display switches (also inside its `train` block), and minus
-    `section`'s performance-only and evaluation-only keys: what the stage's computation reads."""
-    drop = set(keys) | set(NOT_INPUTS) | set(PERFORMANCE_ONLY.get(section, ())) | set(EVALUATION_ONLY.get(section, ()))
-    out = {k: v for k, v in values.items() if k not in drop}
-    if isinstance(out.get("train"), Mapping):
-        out["train"] = {k: v for k, v in out["train"].items() if k not in drop}
-    return out
 
 
 def tokenizers(run) -> Path:
@@ -150,7 +130,7 @@ def tokenizers(run) -> Path:
         "tokenizers",
         {
             **_data_inputs(params),
-            "tokenizer": _without(params["tokenizer"]),
+            "tokenizer": params.tokenizer.stage_inputs(),
             "seed": params["study"]["seed"],
             "code": code("tokenizers"),
         },
@@ -190,7 +170,7 @@ def tokens(run) -> Path:
     inputs = {
         **_data_inputs(params),
         "cards": identity(cards),
-        "export": _without(params["export"], "overwrite", section="export"),
+        "export": params.export.stage_inputs(),
         "sequence": params.sequence.to_dict(),
         "code": code("tokens"),
         "selection": params.selection.to_dict() if params.export.derived else None,
@@ -228,7 +208,7 @@ def pretrained(run) -> Path:
         "pretrain",
         {
             "tokens": identity(token_dir),
-            "pretrain": _without(params["pretrain"]),
+            "pretrain": params.pretrain.stage_inputs(),
             "model": {k: v for k, v in params["model"].items() if k != "pooling"},  # the heads'
             "seed": params["study"]["seed"],
             "code": code("pretrain"),
@@ -258,7 +238,7 @@ def _classifier_stage(
         params = params.replace(export={"output_dir": str(token_dir)})
     c = params.classify
     token_dir = Path(token_dir) if token_dir is not None else tokens(run)
-    classify_inputs = _without(c, *CLASSIFY_SWITCHES, "tasks", section="classify")
+    classify_inputs = c.stage_inputs("tasks")
     classify_inputs["task_definition"] = c["tasks"].get(c["task"])  # this task's, not every task's
     inputs = {
         "tokens": identity(token_dir),
@@ -346,8 +326,8 @@ def classifiers(run, jobs: list[dict]) -> list[dict]:
 
 def evaluated(path: Path, params: Mapping) -> dict:
     """A classifier stage's numbers, its test-set evaluation redone from the predictions it saved with these params'
-    evaluation-only keys (`EVALUATION_ONLY`: f_c, f_tau, pT bins), which are not part of the stage's identity: a
-    trained model is never retrained for them, and its numbers always follow them."""
+    evaluation keys (role "evaluation" in the schema: f_c, f_tau, pT bins), which are not part of the stage's
+    identity: a trained model is never retrained for them, and its numbers always follow them."""
     import numpy as np
 
     from .. import metric_keys
