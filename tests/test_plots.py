@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from matplotlib.figure import Figure
 
-from treasure_lib import diagnostics, plots
+from treasure_lib import diagnostics, metrics, plots
 from treasure_lib.plots import style
 
 matplotlib.use("Agg")  # the plots never touch pyplot; Agg keeps any other test's pyplot headless
@@ -233,7 +233,7 @@ def test_no_ratio_panel_for_a_background_of_a_handful_of_jets(rng):
     probs[np.arange(n), labels] += 1.0
     probs /= probs.sum(1, keepdims=True)
     curves = {
-        m: plots.flavour_rejection_curves(labels, probs * s, efficiencies=np.linspace(0.6, 0.9, 7))
+        m: metrics.flavour_rejection_curves(labels, probs * s, efficiencies=np.linspace(0.6, 0.9, 7))
         for m, s in (("raw features", 1.0), ("tokens, from scratch", 0.9))
     }
     assert 20 < curves["raw features"]["n_background"]["tau"] < 100 < curves["raw features"]["n_background"]["light"]
