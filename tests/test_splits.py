@@ -100,7 +100,7 @@ def test_by_objects_batches_hold_the_requested_number_of_objects_without_splitti
 def test_first_training_batches_hold_rows_from_every_file_in_proportion(tmp_path, jet_collections):
     """Each file holds one process: the first batches of an epoch must not be one process."""
     from treasure_lib.preprocessing import CollectionScaler
-    from treasure_lib.tokenizers.data import CollectionSets
+    from treasure_lib.tokenizers.training_data import CollectionSets
 
     sizes = [2400, 1200, 600, 600]
     paths = _files(tmp_path, jet_collections, sizes)

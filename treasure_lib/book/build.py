@@ -115,4 +115,3 @@ def register(sub, add_params=None, _params=None) -> None:
     )
     p.add_argument("-W", "--warnings-as-errors", action="store_true", help="fail on any Sphinx warning")
     p.set_defaults(func=cmd_book)
-
