@@ -239,9 +239,9 @@ def performance_vs_variable(
     values,
     errs=None,
     labels=None,
-    xlabel: str = "Jet $p_T$ [GeV]",
-    ylabel: str = "Light-jet rejection",
     *,
+    xlabel: str,
+    ylabel: str = "Light-jet rejection",
     logy: bool = False,
     save_to=None,
     name: str = "performance_vs_variable",
@@ -249,7 +249,8 @@ def performance_vs_variable(
     """A metric in bins of a variable (e.g. light rejection at 77% vs jet pT): markers at bin
     centres with the bin width as x error and `errs` as y error.
 
-    `bins` edges [n + 1] (in the units of `xlabel`); `values` one array [n], a list, or {label: array};
+    `bins` edges [n + 1] in the units of `xlabel` (a stored feature's label: `study.display.feature_label`,
+    e.g. 'Jet $p_{T}$ [GeV]'); `values` one array [n], a list, or {label: array};
     `errs` the same shape or None; NaN values (a bin without jets) are left out. From the rows of
     `metrics.in_bins`: `performance_vs_variable(*from_bins(rows, "light_rejection_at_77"), ...)`.
     """
