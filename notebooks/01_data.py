@@ -47,12 +47,11 @@ show(study.data.split_sentence(params["study"]["name"], kind, len(files), rows, 
 # %% tags=["hide-input"]
 a = summary["arrays"]
 if kind == "jets":
-    from treasure_lib.collections import FLAVOUR_NAMES
+    from treasure_lib.collections import FLAVOUR_NAMES, from_params
 
     by_flavour = lambda x: {name: x[a["label"] == i] for i, name in enumerate(FLAVOUR_NAMES)}  # noqa: E731
-    fig_pt = plots.by_class(
-        by_flavour(a["jets_pt_gev"]), "Jet $p_T$ [GeV]", logy=True, save_to=run.figures, name="data_jet_pt"
-    )
+    jet_pt = study.display.feature_label(from_params(params)["jets"], "pt")  # "Jet $p_{T}$ [GeV]", from objects.yaml
+    fig_pt = plots.by_class(by_flavour(a["jets_pt_gev"]), jet_pt, logy=True, save_to=run.figures, name="data_jet_pt")
     fig_n = plots.by_class(by_flavour(a["n_tracks"].astype(float)), "Tracks per jet", integer=True,
                            save_to=run.figures, name="data_tracks_per_jet")
     fig_sd0 = plots.by_class(

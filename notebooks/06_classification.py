@@ -32,7 +32,8 @@ overrides = []
 # %% tags=["hide-input"]
 import numpy as np
 
-from treasure_lib import plots, runs, study
+from treasure_lib import metrics, plots, runs, study
+from treasure_lib.collections import from_params as collections_from_params
 from treasure_lib.study import names
 from treasure_lib.study.report import markdown_table, show
 
@@ -56,13 +57,14 @@ if c["compare"]:
                 for v in first}  # the curves are one seed's; the table quotes seed means
     y, w = models.rows["label"], models.rows["weight"]
     if study.seeds.is_flavour(rep["task"]):
-        curves = {shown_as[v]: plots.flavour_rejection_curves(y, p, w, f_c=c["f_c"]) for v, p in first.items()}
+        curves = {shown_as[v]: metrics.flavour_rejection_curves(y, p, w, f_c=c["f_c"]) for v, p in first.items()}
         fig_rej = plots.rejection_vs_efficiency(curves, backgrounds=["light", "c"], f_c=c["f_c"],
                                                 save_to=run.figures, name="rejection_vs_efficiency")
         bins = c["pt_bins_gev"]
         fig_pt = plots.performance_vs_variable(
             bins, {names.model(v): np.array([r["value"] for r in rows]) for v, rows in rep["pt_bins"].items()},
             {names.model(v): np.array([r["err"] for r in rows]) for v, rows in rep["pt_bins"].items()},
+            xlabel=study.display.feature_label(collections_from_params(params)["jets"], "pt"),
             ylabel="Light-jet rejection (flat 77% b-eff. per bin)", logy=True, save_to=run.figures,
             name="light_rejection_vs_pt")
     else:

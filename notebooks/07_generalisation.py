@@ -29,6 +29,7 @@ overrides = []
 import numpy as np
 
 from treasure_lib import plots, runs, study
+from treasure_lib.collections import from_params as collections_from_params
 from treasure_lib.study import names
 from treasure_lib.study.report import fmt, markdown_table, show
 
@@ -58,6 +59,7 @@ else:
         fig = plots.performance_vs_variable(
             bins, {f"tested on {names.sample(s)}": np.array([b["value"] for b in r["bins"]]) for s, r in shown.items()},
             {f"tested on {names.sample(s)}": np.array([b["err"] for b in r["bins"]]) for s, r in shown.items()},
+            xlabel=study.display.feature_label(collections_from_params(params)["jets"], "pt"),
             logy=True, ylabel="Light-jet rejection (flat 77% b-eff. per bin)", save_to=run.figures,
             name="generalisation_vs_pt")
     show(study.generalisation.jets_sentence(gen))

@@ -25,8 +25,9 @@ import pytest
 import yaml
 
 from treasure_lib import runs
-from treasure_lib.book import BookError, build_book, format_number
-from treasure_lib.book.assemble import completed_notebooks
+from treasure_lib.book.assemble import BookError, completed_notebooks
+from treasure_lib.book.build import build_book
+from treasure_lib.book.results import format_number
 from treasure_lib.runs import provenance
 
 from .conftest import inside

@@ -16,7 +16,8 @@ import nbformat
 import pytest
 
 from treasure_lib import runs
-from treasure_lib.book import build_book, screenshots
+from treasure_lib.book import screenshots
+from treasure_lib.book.build import build_book
 
 from .conftest import ROOT, inside
 from .test_runs import CHAPTER_FAIL, PARAMETERS, make_project

@@ -1,4 +1,4 @@
-"""Units are data: objects.yaml records each feature's stored unit, and chapters show MeV as GeV."""
+"""Units are data: objects.yaml gives each feature its stored unit (or none), and chapters show MeV as GeV."""
 
 from __future__ import annotations
 
@@ -26,6 +26,30 @@ def test_every_energy_of_the_shipped_collections_is_in_mev_and_every_length_in_m
     assert sets["events"]["event"].unit("pvz") == "mm" and sets["events"]["event"].unit("mu") is None
 
 
+def test_every_feature_of_objects_yaml_has_a_unit_or_is_declared_dimensionless(sets):
+    """A feature added to params/objects.yaml without a unit would be labelled as if dimensionless: say which."""
+    undeclared = {
+        f"{set_name}.{name}": c.undeclared_units()
+        for set_name, members in sets.items()
+        for name, c in members.items()
+        if c.undeclared_units()
+    }
+    assert not undeclared, f"features with neither `units` nor `dimensionless` in objects.yaml: {undeclared}"
+    assert (
+        sets["jets"]["jets"].dimensionless == ("eta",) and "numberOfPixelHits" in sets["jets"]["tracks"].dimensionless
+    )
+
+
+def test_an_axis_of_a_stored_feature_names_the_object_the_quantity_and_the_shown_unit(sets):
+    """One label function for every axis of a stored feature: jets' pt is stored in MeV and shown in GeV."""
+    jets, tracks = sets["jets"]["jets"], sets["jets"]["tracks"]
+    assert display.feature_label(jets, "pt") == "Jet $p_{T}$ [GeV]"
+    assert display.feature_label(jets, "pt", tex=False) == "Jet pT [GeV]"
+    assert display.feature_label(jets, "eta") == "Jet \u03b7" and display.feature_label(tracks, "d0") == "Track d0 [mm]"
+    assert display.feature_label(sets["events"]["met"], "met") == "$E_{T}^{miss}$ [GeV]"  # met names itself
+    assert display.feature_label(parse_collection("muons", SPEC, "test"), "pt") == "muons $p_{T}$"  # no display_name
+
+
 def test_units_are_optional_and_checked():
     assert parse_collection("muons", SPEC, "test").units == ()
     c = parse_collection("muons", {**SPEC, "units": {"pt": "MeV", "truthPt": "MeV"}}, "test")
@@ -36,6 +60,15 @@ def test_units_are_optional_and_checked():
         parse_collection("muons", {**SPEC, "units": {"pt": ""}}, "test")
     with pytest.raises(ConfigError, match="'units' must be a mapping"):
         parse_collection("muons", {**SPEC, "units": ["MeV"]}, "test")
+    c = parse_collection("muons", {**SPEC, "units": {"pt": "MeV", "phi": "rad"}, "dimensionless": ["eta"]}, "test")
+    assert c.dimensionless == ("eta",) and c.undeclared_units() == []
+    assert parse_collection("muons", SPEC, "test").undeclared_units() == ["pt", "eta", "phi"]
+    with pytest.raises(ConfigError, match="dimensionless names 'd0', which is not among its features"):
+        parse_collection("muons", {**SPEC, "dimensionless": ["d0"]}, "test")
+    with pytest.raises(ConfigError, match="'pt' is declared dimensionless and has the unit 'MeV'"):
+        parse_collection("muons", {**SPEC, "units": {"pt": "MeV"}, "dimensionless": ["pt"]}, "test")
+    with pytest.raises(ConfigError, match="display_name must be text"):
+        parse_collection("muons", {**SPEC, "display_name": 3}, "test")
 
 
 def test_mev_is_shown_as_gev_and_other_units_unchanged():

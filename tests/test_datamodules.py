@@ -10,7 +10,7 @@ import pytest
 
 from treasure_lib.datamodules import TokenFiles, TokenStream, read_split
 from treasure_lib.datamodules.tasks import Task
-from treasure_lib.diagnostics.leakage import check_no_label_proxy
+from treasure_lib.diagnostics.label_proxies import check_no_label_proxy
 from treasure_lib.errors import ConfigError, InputFileError
 from treasure_lib.tokenizers.export import export
 

@@ -1,4 +1,4 @@
-"""Leakage checks: event shape vs token content, sequence transforms, split and input hygiene."""
+"""Leakage checks: event shape vs token content, sequence transforms, the report and its verdict."""
 
 from __future__ import annotations
 
@@ -7,8 +7,6 @@ import pytest
 
 from treasure_lib.diagnostics import (
     LeakageError,
-    check_disjoint_splits,
-    check_no_label_proxy,
     constant_per_type,
     leakage_table,
     leakage_verdict,
@@ -157,38 +155,6 @@ def test_flat_tokens_are_refused_by_the_transforms():
         shuffle_within_type(np.zeros((2, 5), int), np.zeros((2, 5), int), np.ones((2, 5), bool), 0)
 
 
-def test_disjoint_split_check_catches_planted_overlap():
-    rng = np.random.default_rng(3)
-    events = np.column_stack([np.full(1000, 410470), np.arange(1000)])  # (dsid, event number)
-    split = rng.choice(3, size=1000, p=[0.7, 0.1, 0.2])
-    train, test = np.flatnonzero(split == 0), np.flatnonzero(split == 2)
-    stages = {
-        "tokenizer_fit": (events[train], split[train]),
-        "training": (events[split < 2], split[split < 2]),
-        "test": (events[test], np.array(["test"] * test.size)),
-    }
-    report = check_disjoint_splits(stages, expected={"tokenizer_fit": ["train"], "test": ["test"]})
-    assert report["ok"] and report["n_identities"] == 1000 and report["stages"]["test"]["test"] == test.size
-    planted = dict(stages, tokenizer_fit=(np.vstack([events[train], events[test[:1]]]), np.r_[split[train], 0]))
-    with pytest.raises(LeakageError, match=r"1 row identities are in more than one split.*tokenizer_fit:train"):
-        check_disjoint_splits(planted)
-    report = check_disjoint_splits(planted, raise_error=False)
-    assert not report["ok"] and report["n_overlapping"] == 1
-    assert report["examples"][0]["identity"] == events[test[0]].tolist()
-    wrong_stage = dict(stages, tokenizer_fit=(events, split))  # tokenizer fitted on every row
-    with pytest.raises(LeakageError, match="tokenizer_fit"):
-        check_disjoint_splits(wrong_stage, expected={"tokenizer_fit": ["train"]})
-
-
-def test_label_proxies_among_inputs_are_refused():
-    assert check_no_label_proxy(["tokens", "type_ids", "mask"]) == ["tokens", "type_ids", "mask"]
-    for bad in ("source_file", "process", "dsid", "event_index", "event_number", "HadronConeExclTruthLabelID"):
-        with pytest.raises(LeakageError, match=bad):
-            check_no_label_proxy(["tokens", bad])
-    with pytest.raises(LeakageError, match="higgs_mass"):
-        check_no_label_proxy(["tokens", "higgs_mass"], truth_columns=["higgs_mass"])
-
-
 def test_leakage_table_keeps_six_rows_and_marks_missing_ones():
     table = leakage_table(
         {
@@ -257,34 +223,12 @@ def test_what_tokens_keep_of_raw_features_is_said_in_the_figure_of_merit():
     )
 
 
-def test_a_bookkeeping_column_is_a_label_proxy_and_physics_is_not():
-    """Per model input: does it tell the sample apart beyond what the label explains? A column that names the sample
-    does (score ~1); an overlapping physics variable and a high-cardinality random code do not."""
-    from treasure_lib.diagnostics.leakage import PROXY_THRESHOLD, proxy_scores
-
-    rng = np.random.default_rng(0)
-    n = 6000
-    sample = rng.choice(["ttbar", "zprime", "qcd"], n)
-    label = rng.integers(0, 3, n)
-    per_sample = {"ttbar": 567.0, "zprime": 1.5, "qcd": 2.4e7}
-    scores = proxy_scores(
-        {
-            "cross section": np.array([per_sample[s] for s in sample]),
-            "jet pT": rng.normal(np.where(sample == "zprime", 1.0, 0.0), 1.0),
-            "a code": rng.integers(0, 512, n),
-        },
-        sample,
-        label,
-    )
-    assert scores["cross section"] > 0.95 > PROXY_THRESHOLD > scores["jet pT"] > 0.02
-    assert scores["a code"] < 0.05, "many cells with few rows must not look predictive (held-out estimate)"
-
-
 def test_the_split_check_reads_what_every_stage_recorded_and_stops_on_an_overlap(tmp_path):
     """Issue 14: the split check compared a hash with itself. It must compare the rows the stages actually read:
     one event that the tokenizer fitted on (train) and a classifier tested on is caught."""
     from types import SimpleNamespace
 
+    from treasure_lib.splits import check_disjoint_splits
     from treasure_lib.study.leakage import row_records
 
     art = tmp_path / "artifacts"

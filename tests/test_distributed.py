@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from treasure_lib import config, distributed, metric_keys
-from treasure_lib.tokenizers.data import CollectionSets
+from treasure_lib.tokenizers.training_data import CollectionSets
 
 from .test_datamodules import token_files  # noqa: F401  (the module fixture)
 from .test_sequences import _params as _event_params

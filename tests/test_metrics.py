@@ -338,6 +338,21 @@ def test_flavour_summary_leaves_out_keys_of_absent_flavours():
     assert "tau_rejection_at_77" in three and "auc_tau" not in three
 
 
+def test_rejection_curves_pass_through_the_working_points_of_the_summary():
+    """The curve a chapter draws and the numbers its table quotes are one computation: at 70/77/85% b-efficiency
+    the curve's light and c rejections (and errors) are the summary's, and jets without tau skip the tau curve."""
+    labels, probs, w = _flavour_sample(3000)
+    keep = labels != 3
+    curves = metrics.flavour_rejection_curves(labels[keep], probs[keep], w[keep], efficiencies=[0.70, 0.77, 0.85])
+    summary = metrics.flavour_summary(labels[keep], probs[keep], w[keep], n_boot=0)
+    assert set(curves["rejection"]) == {"c", "light"} and list(curves["efficiency"]) == [0.70, 0.77, 0.85]
+    for flavour in ("c", "light"):
+        for k, nn in enumerate((70, 77, 85)):
+            assert curves["rejection"][flavour][k] == pytest.approx(summary[f"{flavour}_rejection_at_{nn}"])
+            assert curves["rejection_err"][flavour][k] == pytest.approx(summary[f"{flavour}_rejection_at_{nn}_err"])
+    assert curves["n_background"]["light"] == pytest.approx(metrics.n_effective(w[labels == 2]))
+
+
 # --- summaries, bins, weights ------------------------------------------------------------------
 
 

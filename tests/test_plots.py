@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 from matplotlib.figure import Figure
 
-from treasure_lib import diagnostics, plots
+from treasure_lib import diagnostics, metrics, plots
 from treasure_lib.plots import style
+from treasure_lib.study import display
 
 matplotlib.use("Agg")  # the plots never touch pyplot; Agg keeps any other test's pyplot headless
 
@@ -86,11 +87,13 @@ def test_flavour_rejection_vs_efficiency_has_a_panel_per_background(rng, tmp_pat
     assert all("efficiency" in ax.get_xlabel() for ax in fig.axes[len(fig.axes) // 2 :])
 
 
-def test_performance_vs_jet_pt_in_gev(tmp_path):
+def test_performance_vs_jet_pt_in_gev(tmp_path, jet_collections):
+    jet_pt = display.feature_label(jet_collections["jets"], "pt")  # the stored MeV shown in GeV
     fig = plots.performance_vs_variable(
         [20, 50, 100, 250],
         {"tokens": [10, 20, np.nan], "raw": [12, 25, 30]},
         {"tokens": [1, 2, 3], "raw": [1, 1, 1]},
+        xlabel=jet_pt,
         logy=True,
         save_to=tmp_path,
     )
@@ -103,7 +106,7 @@ def test_performance_vs_jet_pt_in_gev(tmp_path):
     np.testing.assert_array_equal(edges, [20, 50, 100])
     assert values[0] == 10.0 and np.isnan(values[1]) and errs[0] == 1.0
     check(
-        plots.performance_vs_variable(edges, values, errs, save_to=tmp_path, name="from_bins"),
+        plots.performance_vs_variable(edges, values, errs, xlabel=jet_pt, save_to=tmp_path, name="from_bins"),
         tmp_path,
         "from_bins",
         units=["GeV"],
@@ -147,6 +150,7 @@ def test_reconstruction_figures_name_their_units(rng, tmp_path):
         [1, 5, 20, 100],
         {"1 level": [0.2, 0.1, 0.05], "3 levels": [0.1, 0.05, 0.02]},
         {"1 level": [0.01, 0.0, -0.01], "3 levels": [0.0, 0.0, 0.0]},
+        xlabel="Track $p_{T}$ [GeV]",
         logx=True,
         save_to=tmp_path,
     )
@@ -213,7 +217,9 @@ def test_a_model_has_one_colour_on_every_figure(rng, tmp_path):
     y = rng.integers(0, 2, 400)
     score = y + rng.normal(0, 1, 400)
     roc = plots.roc_curves({"tokens, fine-tuned": (y, score), "raw features": (y, score + 0.1)}, n_boot=5)
-    pt = plots.performance_vs_variable([20, 50, 100], {"raw features": [3, 4], "tokens, fine-tuned": [2, 3]})
+    pt = plots.performance_vs_variable(
+        [20, 50, 100], {"raw features": [3, 4], "tokens, fine-tuned": [2, 3]}, xlabel="Jet $p_{T}$ [GeV]"
+    )
     eff = plots.label_efficiency([0.1, 1.0], {"raw features": ([0.7, 0.8], [0.6, 0.7], [0.8, 0.9])})
     roc_colours = {
         line.get_label().split(" (")[0]: matplotlib.colors.to_hex(line.get_color()) for line in roc.axes[0].get_lines()
@@ -233,7 +239,7 @@ def test_no_ratio_panel_for_a_background_of_a_handful_of_jets(rng):
     probs[np.arange(n), labels] += 1.0
     probs /= probs.sum(1, keepdims=True)
     curves = {
-        m: plots.flavour_rejection_curves(labels, probs * s, efficiencies=np.linspace(0.6, 0.9, 7))
+        m: metrics.flavour_rejection_curves(labels, probs * s, efficiencies=np.linspace(0.6, 0.9, 7))
         for m, s in (("raw features", 1.0), ("tokens, from scratch", 0.9))
     }
     assert 20 < curves["raw features"]["n_background"]["tau"] < 100 < curves["raw features"]["n_background"]["light"]
@@ -247,7 +253,11 @@ def test_on_a_log_axis_lower_error_bars_stop_above_zero_so_the_range_fits_the_da
     """Light rejection per pT bin with an error as large as the value: the lower bar stops at a tenth of it
     instead of dragging the log axis down to 1e-1 or below."""
     fig = plots.performance_vs_variable(
-        [20, 50, 100], {"raw features": [80.0, 20.0]}, {"raw features": [90.0, 5.0]}, logy=True
+        [20, 50, 100],
+        {"raw features": [80.0, 20.0]},
+        {"raw features": [90.0, 5.0]},
+        xlabel="Jet $p_{T}$ [GeV]",
+        logy=True,
     )
     ax = fig.axes[0]
     low = ax.get_ylim()[0]

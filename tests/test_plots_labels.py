@@ -21,7 +21,7 @@ def test_every_figure_label_is_honest_about_the_samples(tmp_path):
     figs = [
         plots.distributions(rng.normal(50, 10, 500), rng.normal(50, 11, 500), "$p_T$", "GeV"),
         plots.correlation_2d(rng.normal(size=300), rng.normal(size=300), "η", None),
-        plots.response_vs_pt([20, 40, 60], [0.2, 0.1], [0.05, -0.05]),
+        plots.response_vs_pt([20, 40, 60], [0.2, 0.1], [0.05, -0.05], xlabel="Jet $p_{T}$ [GeV]"),
         plots.roc_curves({"tokens": (rng.integers(0, 2, 200), rng.normal(size=200))}, n_boot=2),
         plots.codebook_usage({"jets": [0.5, 0.25]}),
     ]

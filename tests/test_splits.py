@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from treasure_lib import splits
-from treasure_lib.errors import ConfigError
+from treasure_lib.errors import ConfigError, LeakageError
 from treasure_lib.io import mixing
 from treasure_lib.io.h5_writer import write_batches
 from treasure_lib.io.reader import H5Stream
@@ -100,7 +100,7 @@ def test_by_objects_batches_hold_the_requested_number_of_objects_without_splitti
 def test_first_training_batches_hold_rows_from_every_file_in_proportion(tmp_path, jet_collections):
     """Each file holds one process: the first batches of an epoch must not be one process."""
     from treasure_lib.preprocessing import CollectionScaler
-    from treasure_lib.tokenizers.data import CollectionSets
+    from treasure_lib.tokenizers.training_data import CollectionSets
 
     sizes = [2400, 1200, 600, 600]
     paths = _files(tmp_path, jet_collections, sizes)
@@ -118,3 +118,26 @@ def test_first_training_batches_hold_rows_from_every_file_in_proportion(tmp_path
         assert (share > 0).all(), f"epoch {epoch}: a file is missing from the first batches: {share}"
         assert np.allclose(share, expected, atol=0.1), f"epoch {epoch}: {share} vs {expected}"
     assert sets.epoch == 2
+
+
+def test_disjoint_split_check_catches_planted_overlap():
+    rng = np.random.default_rng(3)
+    events = np.column_stack([np.full(1000, 410470), np.arange(1000)])  # (dsid, event number)
+    split = rng.choice(3, size=1000, p=[0.7, 0.1, 0.2])
+    train, test = np.flatnonzero(split == 0), np.flatnonzero(split == 2)
+    stages = {
+        "tokenizer_fit": (events[train], split[train]),
+        "training": (events[split < 2], split[split < 2]),
+        "test": (events[test], np.array(["test"] * test.size)),
+    }
+    report = splits.check_disjoint_splits(stages, expected={"tokenizer_fit": ["train"], "test": ["test"]})
+    assert report["ok"] and report["n_identities"] == 1000 and report["stages"]["test"]["test"] == test.size
+    planted = dict(stages, tokenizer_fit=(np.vstack([events[train], events[test[:1]]]), np.r_[split[train], 0]))
+    with pytest.raises(LeakageError, match=r"1 row identities are in more than one split.*tokenizer_fit:train"):
+        splits.check_disjoint_splits(planted)
+    report = splits.check_disjoint_splits(planted, raise_error=False)
+    assert not report["ok"] and report["n_overlapping"] == 1
+    assert report["examples"][0]["identity"] == events[test[0]].tolist()
+    wrong_stage = dict(stages, tokenizer_fit=(events, split))  # tokenizer fitted on every row
+    with pytest.raises(LeakageError, match="tokenizer_fit"):
+        splits.check_disjoint_splits(wrong_stage, expected={"tokenizer_fit": ["train"]})

@@ -128,7 +128,7 @@ def test_every_chapter_runs_for_the_events_study(events_run):
 
 
 def test_the_book_builds_from_the_tiny_runs_and_shows_their_figures(jets_run, events_run, tmp_path):
-    from treasure_lib.book import build_book
+    from treasure_lib.book.build import build_book
 
     html = build_book(
         [("Jets", jets_run[0]), ("Events", events_run[0])],

@@ -154,7 +154,7 @@ def test_no_row_is_in_two_splits_across_tokenizer_training_export_and_later_read
     """Rows the tokenizer trained on are `train` in the token file; rows it validated on are `val`;
     test rows never seen."""
     from treasure_lib import splits
-    from treasure_lib.tokenizers.data import CollectionSets
+    from treasure_lib.tokenizers.training_data import CollectionSets
 
     params, cards = jet_cards
     tok = card.load(cards["tracks"])

@@ -210,7 +210,7 @@ def _register_models(sub, add_params, _):
     p.set_defaults(func=cmd_classify)
 
 
-from .book import register as _register_book  # noqa: E402
+from .book.build import register as _register_book  # noqa: E402
 from .runs import register as _register_run  # noqa: E402
 from .scan import register as _register_scan  # noqa: E402
 

@@ -52,7 +52,9 @@ class Collection:
     valid: str = "valid"
     mask: str = "mask"
     scalers: tuple = ()  # ((feature, scaler kind), ...): defaults beyond log_features/categorical, e.g. asinh for d0
-    units: tuple = ()  # ((feature, unit), ...) as stored (MeV, mm, rad); a feature left out is dimensionless
+    units: tuple = ()  # ((feature, unit), ...) as stored (MeV, mm, rad)
+    dimensionless: tuple[str, ...] = ()  # features declared without a unit (eta, hit counts, scores)
+    display_name: str | None = None  # one object on an axis ('Jet' -> 'Jet $p_{T}$ [GeV]'); None: the name, '': none
 
     @property
     def is_scalar(self) -> bool:
@@ -73,6 +75,11 @@ class Collection:
         """The stored unit of a feature or truth field ('MeV', 'mm', ...); None when it is dimensionless."""
         return dict(self.units).get(feature)
 
+    def undeclared_units(self) -> list[str]:
+        """Features with neither a unit nor a `dimensionless` declaration (labelled as if dimensionless)."""
+        declared = {f for f, _ in self.units} | set(self.dimensionless)
+        return [f for f in self.features if f not in declared]
+
 
 _ALLOWED = {
     "layout",
@@ -89,6 +96,8 @@ _ALLOWED = {
     "mask",
     "scalers",
     "units",
+    "dimensionless",
+    "display_name",
 }
 
 
@@ -149,7 +158,14 @@ def parse_collection(name: str, spec: Mapping, origin: str) -> Collection:
             raise ConfigError(
                 f"{where}: scaler kind {kind!r} for feature {feat!r} is unknown; known: {', '.join(SCALER_KINDS)}"
             )
-    units = _units(where, spec.get("units"), features + _as_names(where, "truth", spec.get("truth")))
+    fields = features + _as_names(where, "truth", spec.get("truth"))
+    units = _units(where, spec.get("units"), fields)
+    dimensionless = _dimensionless(where, spec.get("dimensionless"), fields, dict(units))
+    display_name = spec.get("display_name")
+    if display_name is not None and not isinstance(display_name, str):
+        raise ConfigError(
+            f"{where}: display_name must be text, the name of one object on an axis (e.g. Jet), got {display_name!r}"
+        )
     return Collection(
         name=name,
         layout=layout,
@@ -166,6 +182,8 @@ def parse_collection(name: str, spec: Mapping, origin: str) -> Collection:
         mask=spec.get("mask", "mask"),
         scalers=tuple(scalers.items()),
         units=units,
+        dimensionless=dimensionless,
+        display_name=display_name,
     )
 
 
@@ -181,6 +199,17 @@ def _units(where: str, units, fields: tuple[str, ...]) -> tuple:
         if not isinstance(unit, str) or not unit.strip():
             raise ConfigError(f"{where}: the unit of {feat!r} must be a non-empty name such as MeV or mm, got {unit!r}")
     return tuple((str(f), str(u)) for f, u in units.items())
+
+
+def _dimensionless(where: str, names, fields: tuple[str, ...], units: Mapping) -> tuple[str, ...]:
+    """The optional `dimensionless: [feature, ...]` list, checked: known fields, none that also has a unit."""
+    names = _as_names(where, "dimensionless", names)
+    for feat in names:
+        if feat not in fields:
+            raise ConfigError(f"{where}: dimensionless names {feat!r}, which is not among its features or truth fields")
+        if feat in units:
+            raise ConfigError(f"{where}: {feat!r} is declared dimensionless and has the unit {units[feat]!r}; keep one")
+    return names
 
 
 def load_sets(path: str | Path) -> dict[str, dict[str, Collection]]:

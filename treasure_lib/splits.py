@@ -6,18 +6,21 @@ the data has one, so every jet of an event, and the same event in the jets and e
 in the same split. Without an event number the identity is (file stem, row index). The hash does
 not depend on chunk size, file order or which stage asks, so tokenizer fit, export, pretraining and
 classification can never disagree (DESIGN.md, "Splits").
+
+`check_disjoint_splits` verifies it after the fact: the row identities every stage actually read (tokenizer fit,
+pretraining, each classifier) are compared, and one row seen in two splits stops chapter 04.
 """
 
 from __future__ import annotations
 
 import zlib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from .errors import ConfigError
+from .errors import ConfigError, LeakageError
 
 NAMES = ("train", "val", "test")
 TRAIN, VAL, TEST = 0, 1, 2
@@ -174,3 +177,92 @@ def parse(name: str) -> int:
     if name not in NAMES:
         raise ConfigError(f"unknown split {name!r}; expected one of {', '.join(NAMES)}")
     return NAMES.index(name)
+
+
+# ----------------------------------------------------------------------------- the split check
+
+
+def codes_of(split) -> np.ndarray:
+    """Split codes 0/1/2 from ints or the names train/val/test (str, bytes or objects); a LeakageError otherwise."""
+    arr = np.asarray(split)
+    if arr.dtype.kind in "USO":
+        text = np.char.decode(arr.astype(bytes)) if arr.dtype.kind == "S" else arr.astype(str)
+        codes = np.full(text.shape, -1, dtype=np.int64)
+        for code, name in enumerate(NAMES):
+            codes[text == name] = code
+    else:
+        codes = arr.astype(np.int64)
+    if codes.size and (codes.min() < 0 or codes.max() > 2):
+        raise LeakageError(f"split values must be 0/1/2 or {'/'.join(NAMES)}, got {np.unique(arr)[:5]}")
+    return codes
+
+
+def _identity_keys(ids) -> np.ndarray:
+    arr = np.asarray(ids)
+    if arr.ndim not in (1, 2):
+        raise LeakageError(f"identities must be [n] or [n, k] (e.g. sample and event number), got {arr.shape}")
+    return arr
+
+
+def check_disjoint_splits(
+    ids_by_stage: Mapping[str, tuple], expected: Mapping[str, Iterable] | None = None, raise_error: bool = True
+) -> dict:
+    """No row identity in two splits, across all stages (tokenizer fit, pretraining, training, test).
+
+    `ids_by_stage` {stage: (identity [n] or [n, k], split [n])}; identities of all stages are
+    compared, so one event seen as train by the tokenizer and as test by the classifier is caught.
+    `expected` {stage: allowed splits} (e.g. {"tokenizer_fit": ["train"]}) also checks each stage
+    reads only its splits. Returns ok, n_identities, n_overlapping, examples (up to 5: identity
+    and the stage:split places it was seen), stages {stage: {n_rows, train, val, test}} and
+    unexpected {stage: {split: rows}}; raises LeakageError when not ok and `raise_error`.
+    """
+    stage_names = list(ids_by_stage)
+    parts, splits, where = [], [], []
+    for i, stage in enumerate(stage_names):
+        ids, split = ids_by_stage[stage]
+        arr = _identity_keys(ids)
+        codes = codes_of(split).reshape(-1)
+        if len(arr) != codes.size:
+            raise LeakageError(f"stage '{stage}': {len(arr)} identities but {codes.size} split values")
+        parts.append(arr)
+        splits.append(codes)
+        where.append(np.full(codes.size, i))
+    if len({p.ndim for p in parts}) > 1:
+        raise LeakageError("identities must have the same shape per row in every stage")
+    all_ids = np.concatenate(parts) if parts else np.zeros(0, np.int64)
+    all_split, all_stage = (np.concatenate(splits), np.concatenate(where)) if parts else (np.zeros(0, int),) * 2
+    uniq, inverse = np.unique(all_ids, return_inverse=True, axis=0 if all_ids.ndim == 2 else None)
+    inverse = inverse.reshape(-1)
+    pairs = np.unique(inverse * 3 + all_split)
+    bad = np.flatnonzero(np.bincount(pairs // 3, minlength=len(uniq)) > 1)
+    examples = []
+    for b in bad[:5]:
+        rows = np.flatnonzero(inverse == b)
+        seen = sorted({f"{stage_names[all_stage[r]]}:{NAMES[all_split[r]]}" for r in rows})
+        examples.append({"identity": uniq[b].tolist(), "in": seen})
+    stages, unexpected = {}, {}
+    for i, stage in enumerate(stage_names):
+        counts = np.bincount(splits[i], minlength=3)
+        stages[stage] = {"n_rows": int(splits[i].size), **{n: int(c) for n, c in zip(NAMES, counts)}}
+        if expected is not None and stage in expected:
+            allowed = set(codes_of(np.asarray(list(expected[stage]))).tolist())
+            extra = {NAMES[c]: int(counts[c]) for c in range(3) if counts[c] and c not in allowed}
+            if extra:
+                unexpected[stage] = extra
+    report = {
+        "ok": not bad.size and not unexpected,
+        "n_identities": len(uniq),
+        "n_overlapping": int(bad.size),
+        "examples": examples,
+        "stages": stages,
+        "unexpected": unexpected,
+    }
+    if raise_error and not report["ok"]:
+        lines = []
+        if bad.size:
+            shown = "; ".join(f"{e['identity']} in {', '.join(e['in'])}" for e in examples)
+            lines.append(f"{bad.size} row identities are in more than one split, e.g. {shown}")
+        for stage, extra in unexpected.items():
+            lines.append(f"stage '{stage}' reads rows of {extra}, allowed only {list(expected[stage])}")
+        raise LeakageError("split leakage: " + ". ".join(lines))
+    return report

@@ -179,7 +179,7 @@ def write_source(
             raise BookError(f"{source} exists and was not made by build_book ({MARKER} missing); not touching it")
         shutil.rmtree(source)
     source.mkdir(parents=True)
-    (source / MARKER).write_text("made by treasure_lib.book.build_book; rewritten on every build\n")
+    (source / MARKER).write_text("made by treasure_lib.book.build.build_book; rewritten on every build\n")
     shutil.copy2(intro, source / "intro.md")
 
     parts = []

@@ -33,7 +33,7 @@ def _stage(name: str, times: list, fn):
 
 def make_book(studies=STUDIES, scan_pages=(), force: bool = False, warnings_as_errors: bool = False) -> Path:
     from ..runs import execute
-    from . import build_book
+    from .build import build_book
 
     times: list = []
     start = time.perf_counter()

@@ -1,4 +1,4 @@
-"""Diagnostics of tokens and of the data around them: codebook health and leakage checks.
+"""Diagnostics of tokens and of the data around them: codebook health, leakage checks and label proxies.
 
     health = diagnostics.codebook_health(track_indices, codebook_size=512)
     table = diagnostics.leakage_table({"multiplicity": mult["summary"], "tokens": tokens_summary})
@@ -16,13 +16,11 @@ from .codebook import (
     reencode_fraction,
     scalar_summary,
 )
+from .label_proxies import LABEL_PROXIES, check_no_label_proxy
 from .leakage import (
-    LABEL_PROXIES,
     LEAKAGE_ROWS,
     N_SPECIAL,
     LeakageError,
-    check_disjoint_splits,
-    check_no_label_proxy,
     constant_per_type,
     leakage_table,
     leakage_verdict,
@@ -37,7 +35,6 @@ __all__ = [
     "N_SPECIAL",
     "CodebookInputError",
     "LeakageError",
-    "check_disjoint_splits",
     "check_no_label_proxy",
     "codebook_health",
     "constant_per_type",

@@ -15,9 +15,9 @@ event shape alone explains:
 Arrays follow the grouped layout (DESIGN amendments): `tokens` int [n, L, Q], `type_ids` int [n, L]
 (0 = special position: CLS, SEP, PAD), `mask` bool [n, L], `label` int [n], `weight` float [n],
 `split` [n] (0 train, 1 val, 2 test, or the names). Ids below `N_SPECIAL` are the specials
-PAD 0, CLS 1, SEP 2, MASK 3, EMPTY 4. The data checks at the end guard the inputs themselves:
-no row in two splits across stages, and no label proxy (file, process, event number, truth)
-among a model's input columns.
+PAD 0, CLS 1, SEP 2, MASK 3, EMPTY 4. The data checks that guard the inputs themselves live beside
+their subjects: no row in two splits across stages (`splits.check_disjoint_splits`), and no label proxy
+among a model's input columns (`diagnostics.label_proxies`).
 """
 
 from __future__ import annotations
@@ -26,10 +26,10 @@ from collections.abc import Iterable, Mapping
 
 import numpy as np
 
+from .. import splits
 from ..errors import LeakageError
 from ..vocabulary import N_SPECIAL  # PAD 0, CLS 1, SEP 2, MASK 3, EMPTY 4; codes start here
 
-SPLIT_NAMES = ("train", "val", "test")
 LEAKAGE_ROWS = (
     ("multiplicity", "Multiplicities only"),
     ("structure", "Structure only (per-type constant tokens)"),
@@ -47,22 +47,6 @@ VERDICT_WORDS = (
     (0.1, "a small part"),
     (-np.inf, "almost none"),
 )
-LABEL_PROXIES = {
-    "source_file": "the input file names the sample",
-    "process": "sample metadata names the process",
-    "dsid": "sample metadata names the process",
-    "event_index": "the row position in a file orders samples",
-    "event_number": "event numbers are per-sample ranges",
-    "eventNumber": "event numbers are per-sample ranges",
-    "label": "it is the target",
-    "weight": "MC weights differ per sample",
-    "split": "the split assignment is bookkeeping, not physics",
-    "sum_of_weights": "sample normalisation names the sample",
-    "n_events_generated": "sample normalisation names the sample",
-    "cross_section_pb": "sample metadata names the process",
-    "filter_efficiency": "sample metadata names the process",
-    "k_factor": "sample metadata names the process",
-}
 
 
 # ---------------------------------------------------------------- event shape as features
@@ -99,21 +83,6 @@ def multiplicity_features(type_ids, mask, n_types: int) -> np.ndarray:
     return np.column_stack([counts, mask.sum(axis=1)]).astype(np.float64)
 
 
-def _split_codes(split) -> np.ndarray:
-    """Split as 0/1/2 from ints or the names train/val/test."""
-    arr = np.asarray(split)
-    if arr.dtype.kind in "USO":
-        names = np.char.decode(arr.astype(bytes)) if arr.dtype.kind == "S" else arr.astype(str)
-        codes = np.full(names.shape, -1, dtype=np.int64)
-        for code, name in enumerate(SPLIT_NAMES):
-            codes[names == name] = code
-    else:
-        codes = arr.astype(np.int64)
-    if codes.size and (codes.min() < 0 or codes.max() > 2):
-        raise LeakageError(f"split values must be 0/1/2 or {'/'.join(SPLIT_NAMES)}, got {np.unique(arr)[:5]}")
-    return codes
-
-
 def multiplicity_classifier(
     features, labels, weights, split, seed: int = 0, *, max_iter: int = 200, n_boot: int = 200
 ) -> dict:
@@ -133,7 +102,7 @@ def multiplicity_classifier(
     x = np.asarray(features, dtype=np.float64)
     y = np.asarray(labels).astype(np.int64).reshape(-1)
     w = np.ones(y.size) if weights is None else np.asarray(weights, dtype=np.float64).reshape(-1)
-    s = _split_codes(split).reshape(-1)
+    s = splits.codes_of(split).reshape(-1)
     if not (x.ndim == 2 and len(x) == y.size == w.size == s.size):
         raise LeakageError(
             f"features {x.shape}, labels {y.shape}, weights {w.shape}, split {s.shape}: "
@@ -403,148 +372,3 @@ def leakage_verdict(table: list[dict], fom_name: str | None = None) -> str:
                 )
             )
     return " ".join(text)
-
-
-# ---------------------------------------------------------------- data checks
-
-
-def _identity_keys(ids) -> np.ndarray:
-    arr = np.asarray(ids)
-    if arr.ndim not in (1, 2):
-        raise LeakageError(f"identities must be [n] or [n, k] (e.g. sample and event number), got {arr.shape}")
-    return arr
-
-
-def check_disjoint_splits(
-    ids_by_stage: Mapping[str, tuple], expected: Mapping[str, Iterable] | None = None, raise_error: bool = True
-) -> dict:
-    """No row identity in two splits, across all stages (tokenizer fit, pretraining, training, test).
-
-    `ids_by_stage` {stage: (identity [n] or [n, k], split [n])}; identities of all stages are
-    compared, so one event seen as train by the tokenizer and as test by the classifier is caught.
-    `expected` {stage: allowed splits} (e.g. {"tokenizer_fit": ["train"]}) also checks each stage
-    reads only its splits. Returns ok, n_identities, n_overlapping, examples (up to 5: identity
-    and the stage:split places it was seen), stages {stage: {n_rows, train, val, test}} and
-    unexpected {stage: {split: rows}}; raises LeakageError when not ok and `raise_error`.
-    """
-    stage_names = list(ids_by_stage)
-    parts, splits, where = [], [], []
-    for i, stage in enumerate(stage_names):
-        ids, split = ids_by_stage[stage]
-        arr = _identity_keys(ids)
-        codes = _split_codes(split).reshape(-1)
-        if len(arr) != codes.size:
-            raise LeakageError(f"stage '{stage}': {len(arr)} identities but {codes.size} split values")
-        parts.append(arr)
-        splits.append(codes)
-        where.append(np.full(codes.size, i))
-    if len({p.ndim for p in parts}) > 1:
-        raise LeakageError("identities must have the same shape per row in every stage")
-    all_ids = np.concatenate(parts) if parts else np.zeros(0, np.int64)
-    all_split, all_stage = (np.concatenate(splits), np.concatenate(where)) if parts else (np.zeros(0, int),) * 2
-    uniq, inverse = np.unique(all_ids, return_inverse=True, axis=0 if all_ids.ndim == 2 else None)
-    inverse = inverse.reshape(-1)
-    pairs = np.unique(inverse * 3 + all_split)
-    bad = np.flatnonzero(np.bincount(pairs // 3, minlength=len(uniq)) > 1)
-    examples = []
-    for b in bad[:5]:
-        rows = np.flatnonzero(inverse == b)
-        seen = sorted({f"{stage_names[all_stage[r]]}:{SPLIT_NAMES[all_split[r]]}" for r in rows})
-        examples.append({"identity": uniq[b].tolist(), "in": seen})
-    stages, unexpected = {}, {}
-    for i, stage in enumerate(stage_names):
-        counts = np.bincount(splits[i], minlength=3)
-        stages[stage] = {"n_rows": int(splits[i].size), **{n: int(c) for n, c in zip(SPLIT_NAMES, counts)}}
-        if expected is not None and stage in expected:
-            allowed = set(_split_codes(np.asarray(list(expected[stage]))).tolist())
-            extra = {SPLIT_NAMES[c]: int(counts[c]) for c in range(3) if counts[c] and c not in allowed}
-            if extra:
-                unexpected[stage] = extra
-    report = {
-        "ok": not bad.size and not unexpected,
-        "n_identities": len(uniq),
-        "n_overlapping": int(bad.size),
-        "examples": examples,
-        "stages": stages,
-        "unexpected": unexpected,
-    }
-    if raise_error and not report["ok"]:
-        lines = []
-        if bad.size:
-            shown = "; ".join(f"{e['identity']} in {', '.join(e['in'])}" for e in examples)
-            lines.append(f"{bad.size} row identities are in more than one split, e.g. {shown}")
-        for stage, extra in unexpected.items():
-            lines.append(f"stage '{stage}' reads rows of {extra}, allowed only {list(expected[stage])}")
-        raise LeakageError("split leakage: " + ". ".join(lines))
-    return report
-
-
-def check_no_label_proxy(input_columns: Iterable[str], truth_columns: Iterable[str] = ()) -> list[str]:
-    """Raise LeakageError if a model input column can stand in for the label: the sample bookkeeping
-    of `LABEL_PROXIES` (source_file, process, dsid, event_index, event_number, label, weight, ...),
-    any column whose name contains "truth" (case-insensitive, e.g. HadronConeExclTruthLabelID), or a
-    name in `truth_columns`. Returns the checked column names."""
-    columns = [str(c) for c in input_columns]
-    truth = set(truth_columns)
-    bad = []
-    for c in columns:
-        if c in LABEL_PROXIES:
-            bad.append(f"'{c}' ({LABEL_PROXIES[c]})")
-        elif "truth" in c.lower() or c in truth:
-            bad.append(f"'{c}' (a truth column)")
-    if bad:
-        raise LeakageError(f"model inputs include label proxies: {', '.join(bad)}; remove them from the input columns")
-    return columns
-
-
-PROXY_THRESHOLD = 0.9  # an input that explains this much of which sample a row came from, beyond its label, is a proxy
-_PROXY_BINS = 20
-
-
-def _discrete(values: np.ndarray, bins: int = _PROXY_BINS) -> np.ndarray:
-    """Integer cells of one input: its categories when it has few distinct values, else quantile bins."""
-    v = np.asarray(values)
-    uniq, inverse = np.unique(v, return_inverse=True)
-    if uniq.size <= 4 * bins or v.dtype.kind in "iubUSO":
-        return inverse.reshape(-1)
-    edges = np.unique(np.quantile(v.astype(np.float64), np.linspace(0, 1, bins + 1)[1:-1]))
-    return np.searchsorted(edges, v.astype(np.float64), side="right")
-
-
-def _heldout_entropy(cells: np.ndarray, target: np.ndarray, train: np.ndarray, n_target: int) -> float:
-    """Cross entropy [nats] on the held-out rows of p(target | cell) estimated on the training rows (add-one
-    smoothing), so a fine-grained input cannot look predictive by memorising a few rows per cell."""
-    n_cells = int(cells.max(initial=0)) + 1
-    counts = np.bincount(cells[train] * n_target + target[train], minlength=n_cells * n_target).reshape(
-        n_cells, n_target
-    )
-    probs = (counts + 1.0) / (counts.sum(1, keepdims=True) + n_target)
-    test = ~train
-    return float(-np.mean(np.log(probs[cells[test], target[test]]))) if test.any() else float("nan")
-
-
-def proxy_scores(inputs: Mapping[str, np.ndarray], sample, label, seed: int = 0) -> dict[str, float]:
-    """How much of which sample a row came from each model input explains *beyond its label*, in [0, 1].
-
-    score = 1 - H(sample | input, label) / H(sample | label), both measured on held-out halves of the rows
-    (a plug-in estimate on the same rows would reward inputs with many distinct values). A physics variable
-    that differs between processes scores well below 1 (its distributions overlap); a bookkeeping column
-    that names the sample (a file id, a cross section, an event-number range) scores close to 1.
-    `inputs` {name: [n] values}; `sample` and `label` [n]. Inputs are binned (`_PROXY_BINS` quantiles) unless
-    they are categories."""
-    sample_codes = np.unique(np.asarray(sample).astype(str), return_inverse=True)[1].reshape(-1)
-    label_codes = np.unique(np.asarray(label), return_inverse=True)[1].reshape(-1)
-    n_s = int(sample_codes.max(initial=0)) + 1
-    if n_s < 2:
-        return {name: 0.0 for name in inputs}
-    train = np.random.default_rng(seed).random(sample_codes.size) < 0.5
-    base = _heldout_entropy(label_codes, sample_codes, train, n_s)
-    out = {}
-    for name, values in inputs.items():
-        values = np.asarray(values)
-        if values.shape != sample_codes.shape:
-            raise LeakageError(f"input {name!r}: {values.shape} values for {sample_codes.size} rows")
-        cells = _discrete(values) * (int(label_codes.max(initial=0)) + 1) + label_codes
-        cond = _heldout_entropy(np.unique(cells, return_inverse=True)[1].reshape(-1), sample_codes, train, n_s)
-        out[name] = float(np.clip(1.0 - cond / base, 0.0, 1.0)) if base > 0 else 0.0
-    return out

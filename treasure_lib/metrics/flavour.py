@@ -18,6 +18,7 @@ B, C, LIGHT, TAU = range(4)
 WORKING_POINTS = (0.70, 0.77, 0.80, 0.85)
 EPSILON = 1e-10  # as atlas-ftag-tools' get_discriminant: keeps log finite when a probability is 0
 EFFICIENCY_TOLERANCE = 1e-9  # absorbs rounding in cumulative sums (1 - 0.77 is not 0.23 in floats)
+CURVE_EFFICIENCIES = np.linspace(0.5, 0.95, 46)  # b-jet efficiencies of a rejection curve
 
 
 def discriminant_b(probs, f_c: float, f_tau: float = 0.0) -> np.ndarray:
@@ -92,6 +93,30 @@ def rejection_at_efficiency(disc, is_signal, is_background, efficiencies=WORKING
     n_eff = n_effective(_checks.weights(weight, bkg.size)[bkg])
     rej, err = rejection_from_efficiency(eff_b, n_eff)
     return {float(e): (float(r), float(s), float(t)) for e, r, s, t in zip(efficiencies, rej, err, thresholds)}
+
+
+def flavour_rejection_curves(
+    labels, probs, weight=None, efficiencies=CURVE_EFFICIENCIES, f_c: float = 0.2, backgrounds=("c", "light", "tau")
+) -> dict:
+    """b-tagging rejections along a b-efficiency scan (what `plots.rejection_vs_efficiency` draws):
+    dict(efficiency, rejection {flavour: array}, rejection_err {flavour: array}, n_background {flavour: n_eff});
+    D_b as `discriminant_b(probs, f_c)`, classes by the fixed index of `collections.FLAVOUR_NAMES`
+    (b 0, c 1, light 2, tau 3). Flavours absent from `labels` are skipped; errors are binomial with the
+    background's effective number of jets."""
+    y = np.asarray(labels).astype(np.int64)
+    w = np.ones(y.size) if weight is None else np.asarray(weight, dtype=np.float64)
+    disc = discriminant_b(probs, f_c)
+    effs = np.asarray(efficiencies, dtype=np.float64)
+    out = {"efficiency": effs, "rejection": {}, "rejection_err": {}, "n_background": {}}
+    for flavour in backgrounds:
+        c = FLAVOUR_NAMES.index(flavour)
+        if not np.any(y == c):
+            continue
+        points = rejection_at_efficiency(disc, y == FLAVOUR_NAMES.index("b"), y == c, effs, weight)
+        out["rejection"][flavour] = np.array([points[float(e)][0] for e in effs])
+        out["rejection_err"][flavour] = np.array([points[float(e)][1] for e in effs])
+        out["n_background"][flavour] = n_effective(w[y == c])
+    return out
 
 
 def flavour_summary(

@@ -12,7 +12,6 @@ matplotlib Figure (made without pyplot: nothing to close), and with `save_to=<di
 from . import style
 from .codebook import codebook_usage, token_frequency
 from .performance import (
-    flavour_rejection_curves,
     from_bins,
     label_efficiency,
     performance_vs_variable,
@@ -29,7 +28,6 @@ __all__ = [
     "codebook_usage",
     "correlation_2d",
     "distributions",
-    "flavour_rejection_curves",
     "from_bins",
     "label_efficiency",
     "performance_vs_variable",

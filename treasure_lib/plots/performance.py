@@ -15,12 +15,12 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from ..metrics.flavour import CURVE_EFFICIENCIES, flavour_rejection_curves
 from . import style
 
 FLAVOUR_LABELS = {"b": "$b$-jet", "c": "$c$-jet", "light": "Light-jet", "tau": "$\\tau$-jet"}
 ROC_GRID = np.linspace(0.0, 1.0, 101)  # signal efficiencies where the bootstrap band is evaluated
 MIN_EFFICIENCY = 0.1  # rejection curves start here (below it 1/FPR is a handful of events)
-FLAVOUR_EFFICIENCIES = np.linspace(0.5, 0.95, 46)  # b-jet efficiencies of a flavour rejection curve
 LOG_FLOOR = 0.1  # on a log axis a lower error bar stops at this fraction of the value (it reaches zero or below)
 MIN_RATIO_JETS = 100  # fewer background jets than this: a ratio of rejections is noise, no ratio panel
 
@@ -146,37 +146,11 @@ def roc_curves(
     return style.finish(fig, save_to, name)
 
 
-def flavour_rejection_curves(
-    labels, probs, weight=None, efficiencies=FLAVOUR_EFFICIENCIES, f_c: float = 0.2, backgrounds=("c", "light", "tau")
-) -> dict:
-    """b-tagging rejections along a b-efficiency scan: dict(efficiency, rejection {flavour: array},
-    rejection_err {flavour: array}); D_b as `metrics.discriminant_b(probs, f_c)`, classes by the
-    fixed index of `collections.FLAVOUR_NAMES` (b 0, c 1, light 2, tau 3). Flavours absent from
-    `labels` are skipped; errors are binomial with the background's effective number of jets."""
-    from .. import metrics
-    from ..collections import FLAVOUR_NAMES
-
-    y = np.asarray(labels).astype(np.int64)
-    w = np.ones(y.size) if weight is None else np.asarray(weight, dtype=np.float64)
-    disc = metrics.discriminant_b(probs, f_c)
-    effs = np.asarray(efficiencies, dtype=np.float64)
-    out = {"efficiency": effs, "rejection": {}, "rejection_err": {}, "n_background": {}}
-    for flavour in backgrounds:
-        c = FLAVOUR_NAMES.index(flavour)
-        if not np.any(y == c):
-            continue
-        points = metrics.rejection_at_efficiency(disc, y == FLAVOUR_NAMES.index("b"), y == c, effs, weight)
-        out["rejection"][flavour] = np.array([points[float(e)][0] for e in effs])
-        out["rejection_err"][flavour] = np.array([points[float(e)][1] for e in effs])
-        out["n_background"][flavour] = metrics.n_effective(w[y == c])
-    return out
-
-
 def rejection_vs_efficiency(
     curves: Mapping,
     *,
     backgrounds=None,
-    efficiencies=FLAVOUR_EFFICIENCIES,
+    efficiencies=CURVE_EFFICIENCIES,
     f_c: float = 0.2,
     signal: str = "$b$-jet",
     min_ratio_jets: float = MIN_RATIO_JETS,
@@ -187,7 +161,7 @@ def rejection_vs_efficiency(
     binomial error bands and a ratio panel to the first model.
 
     `curves` {model: (labels, probs[, weight]) | dict(efficiency, rejection {flavour: array},
-    rejection_err {flavour: array})}; arrays go through `flavour_rejection_curves`.
+    rejection_err {flavour: array})}; arrays go through `metrics.flavour_rejection_curves`.
     `backgrounds` defaults to the flavours of the first model (c, light, tau order). A column whose background
     has fewer than `min_ratio_jets` (effective) test jets (`n_background` of a curve) gets no ratio panel.
     """
@@ -265,9 +239,9 @@ def performance_vs_variable(
     values,
     errs=None,
     labels=None,
-    xlabel: str = "Jet $p_T$ [GeV]",
-    ylabel: str = "Light-jet rejection",
     *,
+    xlabel: str,
+    ylabel: str = "Light-jet rejection",
     logy: bool = False,
     save_to=None,
     name: str = "performance_vs_variable",
@@ -275,7 +249,8 @@ def performance_vs_variable(
     """A metric in bins of a variable (e.g. light rejection at 77% vs jet pT): markers at bin
     centres with the bin width as x error and `errs` as y error.
 
-    `bins` edges [n + 1] (in the units of `xlabel`); `values` one array [n], a list, or {label: array};
+    `bins` edges [n + 1] in the units of `xlabel` (a stored feature's label: `study.display.feature_label`,
+    e.g. 'Jet $p_{T}$ [GeV]'); `values` one array [n], a list, or {label: array};
     `errs` the same shape or None; NaN values (a bin without jets) are left out. From the rows of
     `metrics.in_bins`: `performance_vs_variable(*from_bins(rows, "light_rejection_at_77"), ...)`.
     """

@@ -180,7 +180,7 @@ def response_vs_pt(
     resolution_err=None,
     bias_err=None,
     labels=None,
-    xlabel: str = "$p_T$ [GeV]",
+    xlabel: str,
     resolution_label: str = "Relative resolution",
     bias_label: str = "Relative bias",
     logx: bool = False,
@@ -189,8 +189,9 @@ def response_vs_pt(
 ):
     """Bias (top) and resolution (bottom) of the decoded pT in bins of the original pT.
 
-    `edges` [n + 1] bin edges in the units of `xlabel` (GeV by default); `resolution`, `bias` one
-    array [n], a list of arrays or {label: array} (e.g. one per number of levels); errors alike or None.
+    `edges` [n + 1] bin edges in the units of `xlabel` (a stored feature's label, e.g.
+    `study.display.feature_label(jets, "pt")`); `resolution`, `bias` one array [n], a list of arrays or
+    {label: array} (e.g. one per number of levels); errors alike or None.
     The y labels name the quantities (relative ones are dimensionless; pass e.g. 'Resolution [GeV]');
     `logx` for pT ranges over decades.
     """

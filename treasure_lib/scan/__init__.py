@@ -4,9 +4,10 @@ and a book page. `treasure scan run | status | point | summarize`; see `spec` fo
 """
 
 from .executors import run_local, run_point, run_snakemake, snakemake_command
+from .page import summarize
 from .points import Point, expand, find, readable, state
 from .spec import Scan, load_scan
-from .summary import collect, summarize
+from .table import collect
 
 __all__ = [
     "Scan",
@@ -28,6 +29,6 @@ __all__ = [
 
 def register(sub, add_params, _params=None) -> None:
     """`treasure scan ...` (cli._EXTRA_COMMANDS)."""
-    from .cli import register as _register
+    from .commands import register as _register
 
     _register(sub, add_params, _params)

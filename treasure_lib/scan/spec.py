@@ -10,7 +10,7 @@
       - {tokenizer.encoder: [mlp, transformer], tokenizer.size: [small, medium]}
     points:                                # single points beside the product (a reference, say)
       - {classify.inputs: features, tokenizer.codebook_size: 64}
-    comparison: tokenizers                 # an extra section of the summary page (see `summary`)
+    comparison: tokenizers                 # an extra section of the summary page (see `page`)
     chapters: [02_tokenization, 03_codebook_diagnostics]
     metrics: ["tokenizer.tracks.pt.*", "codebook.tracks.level_*.utilization"]
     resources: {gpu: 1, cpus_per_task: 8, mem_mb: 32000, runtime: 240}

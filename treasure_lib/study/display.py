@@ -1,8 +1,10 @@
 """How a feature is named and in which unit it is shown: physics names, and stored units converted for reading.
 
-The data keep ATLAS's units (MeV, mm; `params/objects.yaml` records each feature's `units`). A physicist
-reads energies in GeV, so a table or axis shows `pT [GeV]` and a bias of -4.72 GeV, not -4.72e+03 MeV.
-Names are the ones a physicist says (pT, η, Δφ, d0); a feature without one keeps its ATLAS variable name.
+The data keep ATLAS's units (MeV, mm; `params/objects.yaml` records each feature's `units`, or declares it
+`dimensionless`). A physicist reads energies in GeV, so a table or axis shows `pT [GeV]` and a bias of -4.72 GeV,
+not -4.72e+03 MeV: `SHOWN` is the one table from a stored unit to the unit shown, with its factor. Names are the
+ones a physicist says (pT, η, Δφ, d0); a feature without one keeps its ATLAS variable name. An axis of a stored
+feature reads `feature_label(collection, feature)`: "Jet $p_{T}$ [GeV]".
 """
 
 from __future__ import annotations
@@ -68,6 +70,15 @@ def label(feature: str, unit: str | None, tex: bool = False) -> str:
     """'pT [GeV]' from the stored unit ('MeV'); a dimensionless feature is its name alone."""
     shown, _ = shown_unit(unit)
     return f"{name(feature, tex)} [{shown}]" if shown else name(feature, tex)
+
+
+def feature_label(collection, feature: str, tex: bool = True) -> str:
+    """The axis label of a stored feature: the collection's object (its objects.yaml `display_name`, else its
+    name), the feature's physics name (mathtext with `tex`) and the unit it is shown in, e.g. jets' pt ->
+    'Jet $p_{T}$ [GeV]', tracks' d0 -> 'Track d0 [mm]', met's met -> '$E_{T}^{miss}$ [GeV]'."""
+    text = label(feature, collection.unit(feature), tex)
+    shown = collection.name if collection.display_name is None else collection.display_name
+    return f"{shown} {text}" if shown else text
 
 
 def units_of(collections: Mapping, names) -> dict[str, str]:

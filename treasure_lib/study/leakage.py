@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 from .. import splits
 from ..datamodules import TokenFiles, TokenStream, read_split
 from ..datamodules.tasks import Task
-from ..diagnostics import leakage
+from ..diagnostics import label_proxies, leakage
 from ..io.tokens import list_column, nested_list
 from ..sequences import Layout, Sequences, TokenizerSet
 from . import names, seeds, stages
@@ -306,16 +306,16 @@ def checks(run, task_name: str | None = None) -> dict:
     params = stages.run_params(run)
     records = row_records(run)
     expected = {"tokenizer fit": ["train"], "pretrain": ["train", "val"]}
-    split_report = leakage.check_disjoint_splits(records, expected={k: v for k, v in expected.items() if k in records})
+    split_report = splits.check_disjoint_splits(records, expected={k: v for k, v in expected.items() if k in records})
     files = TokenFiles(sorted(stages.tokens(run).glob("*.tokens.parquet")))
     task = Task.from_params(params, task_name)
     batch = next(TokenStream(files, task, "train", 64, shuffle=False).arrays())
-    names = leakage.check_no_label_proxy(sorted(set(batch) - {"label", "weight"}))  # what a model batch holds
+    names = label_proxies.check_no_label_proxy(sorted(set(batch) - {"label", "weight"}))  # what a model batch holds
     rows = read_split(files, task, "train", extra=["process"])
     keep = np.random.default_rng(0).permutation(len(rows["label"]))[:PROXY_ROWS]
     rows = {k: v[keep] for k, v in rows.items()}
-    scores = leakage.proxy_scores(proxy_inputs(files, rows), rows["process"], rows["label"])
-    flagged = {k: v for k, v in scores.items() if v >= leakage.PROXY_THRESHOLD}
+    scores = label_proxies.proxy_scores(proxy_inputs(files, rows), rows["process"], rows["label"])
+    flagged = {k: v for k, v in scores.items() if v >= label_proxies.PROXY_THRESHOLD}
     return {
         "splits": split_report,
         "label_proxies": names,
@@ -364,9 +364,11 @@ def checks_sentence(checks: dict) -> str:
     )
     if checks["proxies"]:
         text += (
-            ": **" + ", ".join(checks["proxies"]) + f" explain(s) at least {leakage.PROXY_THRESHOLD:.0%} and act as "
+            ": **"
+            + ", ".join(checks["proxies"])
+            + f" explain(s) at least {label_proxies.PROXY_THRESHOLD:.0%} and act as "
             "a label proxy**."
         )
     else:
-        text += f"; none reaches {leakage.PROXY_THRESHOLD:.0%}."
+        text += f"; none reaches {label_proxies.PROXY_THRESHOLD:.0%}."
     return text

@@ -328,11 +328,12 @@ def report(run) -> ChapterReport:
         len(held),
     )
 
-    reports, units = _collections(rep, tokens, held, collections_from_params(params))
+    collections = collections_from_params(params)
+    reports, units = _collections(rep, tokens, held, collections)
     main = "tracks" if "tracks" in reports else next(iter(reports))
     _main_figures(rep, main, tokens.tokenizers[main], reports[main], units[main])
     if params["study"]["kind"] == "jets" and "tracks" in reports and "jets" in held.collections:
-        _jets(rep, tokens, held, reports["tracks"])
+        _jets(rep, tokens, held, reports["tracks"], collections["jets"])
     elif {"electrons", "muons"} <= set(reports):
         _leptons(rep, tokens, held, reports)
         lepton_peaks.add_to_report(rep, params, tokens)  # the requirement: signal-region peaks at detector width
@@ -435,8 +436,9 @@ def quoted_bins(bins: Sequence[Mapping], min_jets: int = MIN_JETS_PER_BIN) -> li
     return [b for b in bins if b.get("n", 0) > min_jets]
 
 
-def _jets(rep: ChapterReport, tokens, held, tracks_report: Mapping) -> None:
-    """Jets summed from original vs decoded tracks (the tracks card's own feature order on both sides)."""
+def _jets(rep: ChapterReport, tokens, held, tracks_report: Mapping, jets) -> None:
+    """Jets summed from original vs decoded tracks (the tracks card's own feature order on both sides); `jets` the
+    jets' Collection (its axis label)."""
     tok = tokens.tokenizers["tracks"]
     feats, mask = tokens.card_inputs(held, "tracks")
     decoded = tracks_report["decoded"][max(tracks_report["decoded"])]
@@ -451,7 +453,7 @@ def _jets(rep: ChapterReport, tokens, held, tracks_report: Mapping) -> None:
             "resolution": [b["iqr_over_median"] for b in bins],
             "bias": [b["median"] - 1 for b in bins],
             "resolution_err": [b["iqr_over_median_err"] for b in bins],
-            "xlabel": "Jet $p_{T}$ [GeV]",
+            "xlabel": display.feature_label(jets, "pt"),
             "resolution_label": f"IQR / median of {RESPONSE_TEX}",
             "bias_label": f"Median {RESPONSE_TEX} − 1",
             "logx": True,

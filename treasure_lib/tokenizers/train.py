@@ -195,7 +195,7 @@ def vqvae_config(t: Mapping, scaler: CollectionScaler) -> dict:
 
 def _sets(params, t, c, scaler, stream_fn, to_collection, shuffle: bool, max_batches=None, whole: bool = False):
     """Training or validation batches of one collection (`whole`: every batch in this process, whatever DDP says)."""
-    from .data import CollectionSets
+    from .training_data import CollectionSets
 
     d = params["data"]
     return CollectionSets(

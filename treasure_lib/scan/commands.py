@@ -5,9 +5,9 @@ from __future__ import annotations
 from ..errors import ConfigError
 from ..study.stages import ensure_samples
 from .executors import run_local, run_point, run_snakemake
+from .page import summarize
 from .points import expand, find, state
 from .spec import Scan, load_scan
-from .summary import summarize
 
 
 def _print_status(scan: Scan) -> int:
