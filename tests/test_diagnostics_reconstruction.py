@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from treasure_lib.diagnostics import reconstruction as reco
-from treasure_lib.physics import Z_MASS_GEV
-from treasure_lib.reconstruction import summarise
+from treasure_lib.kinematics import Z_MASS_GEV
+from treasure_lib.metrics.reconstruction import feature_summary
 
 
 class Identity:
@@ -47,7 +47,7 @@ def test_perfect_reconstruction_has_zero_residual_and_resolution():
 def test_a_known_gaussian_smearing_gives_its_width_as_resolution():
     rng = np.random.default_rng(1)
     orig = rng.normal(0, 1, 200_000)
-    numbers = summarise(orig, orig + rng.normal(0.1, 0.05, orig.size), categorical=False, log_scaled=False)
+    numbers = feature_summary(orig, orig + rng.normal(0.1, 0.05, orig.size), categorical=False, log_scaled=False)
     assert numbers["bias"] == pytest.approx(0.1, abs=1e-3) and numbers["resolution"] == pytest.approx(0.05, rel=0.02)
 
 

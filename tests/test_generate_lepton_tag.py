@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from treasure_lib import config
-from treasure_lib.generate.detector import LEPTON_TAG, DetectorConfig, detector_config, lepton_tags
+from treasure_lib.generate.detector import DetectorConfig, detector_config
+from treasure_lib.generate.tracks import LEPTON_TAG, lepton_tags
 
 from .conftest import ROOT
 
@@ -70,7 +71,7 @@ def ttbar():
     from treasure_lib.collections import load_sets
     from treasure_lib.generate.run import charge_lookup, load_processes, make_pythia
     from treasure_lib.generate.simulate import simulate_batch
-    from treasure_lib.generate.truth import ParticleTable, flatten
+    from treasure_lib.generate.truth import ParticleTable, truth_from_events
 
     params = config.load([DEFAULT])
     processes = load_processes(ROOT / "params" / "processes.yaml")
@@ -82,7 +83,7 @@ def ttbar():
     rng = np.random.default_rng(7)
     parts = []
     for _ in range(4):
-        truth = flatten(pythia.nextBatch(200), table)
+        truth = truth_from_events(pythia.nextBatch(200), table)
         out = simulate_batch(
             rng, truth, np.ones(truth.n_events, np.float32), np.arange(truth.n_events), cfg, None, jets_set
         )

@@ -10,10 +10,10 @@ import pytest
 
 from treasure_lib import config
 from treasure_lib.generate import generate
-from treasure_lib.generate.jets import discriminant_b
 from treasure_lib.io.inspect import inspect_file
 from treasure_lib.io.reader import H5Stream
-from treasure_lib.physics import ELECTRON_MASS_MEV, MUON_MASS_MEV, best_z_candidate, invariant_mass
+from treasure_lib.kinematics import ELECTRON_MASS_MEV, MUON_MASS_MEV, invariant_mass, z_candidate_mass
+from treasure_lib.metrics import discriminant_b
 
 from .conftest import ROOT
 
@@ -57,7 +57,7 @@ def _peak(values, lo, hi, width):
 
 
 def test_dilepton_mass_in_zz_peaks_at_the_z(sample, sets):
-    mz = best_z_candidate(*_good_leptons(_events(sample, "qqZZ_4l", sets))) / 1e3
+    mz = z_candidate_mass(*_good_leptons(_events(sample, "qqZZ_4l", sets))) / 1e3
     mz = mz[np.isfinite(mz)]
     assert len(mz) > 300
     assert abs(_peak(mz, 70, 110, 1.0) - 91.2) < 1.5
@@ -109,7 +109,7 @@ def test_emulated_b_tagging_meets_rejection_targets_on_ttbar(sample):
     jets, _ = _jets(sample)
     label = jets["HadronConeExclTruthLabelID"]
     for tagger, lo, hi in (("GN2v01", 100, 600), ("DL1dv01", 70, 400)):
-        d = discriminant_b(jets[f"{tagger}_pb"], jets[f"{tagger}_pc"], jets[f"{tagger}_pu"])
+        d = discriminant_b(np.stack([jets[f"{tagger}_{p}"] for p in ("pb", "pc", "pu")], 1), f_c=0.2)
         cut = np.quantile(d[label == 5], 0.23)
         assert lo < 1 / np.mean(d[label == 0] > cut) < hi
         assert 4 < 1 / np.mean(d[label == 4] > cut) < 30

@@ -7,10 +7,13 @@ import pytest
 
 from treasure_lib import config
 from treasure_lib.errors import ConfigError
-from treasure_lib.generate.detector import detector_config, event_pairs
-from treasure_lib.generate.jets import DL1D, GN2, association_cone, discriminant_b, pad_by_group, tagger_scores
+from treasure_lib.generate.detector import detector_config
+from treasure_lib.generate.grouping import event_pairs, pad_by_group
+from treasure_lib.generate.jets import association_cone
 from treasure_lib.generate.run import job_seed, plan_jobs
+from treasure_lib.generate.taggers import DL1D, GN2, tagger_scores
 from treasure_lib.generate.truth import heaviest_quark, is_hadron
+from treasure_lib.metrics import discriminant_b
 
 from .conftest import ROOT
 
@@ -86,7 +89,7 @@ def test_emulated_taggers_meet_their_rejection_targets_at_77_percent(tagger, lig
     labels = np.repeat([5, 4, 0], 200_000)
     scores = tagger_scores(rng, labels, tagger)
     name = tagger.name
-    d = discriminant_b(scores[f"{name}_pb"], scores[f"{name}_pc"], scores[f"{name}_pu"])
+    d = discriminant_b(np.stack([scores[f"{name}_{p}"] for p in ("pb", "pc", "pu")], 1), f_c=0.2)
     cut = np.quantile(d[labels == 5], 0.23)
     light_rej = 1 / np.mean(d[labels == 0] > cut)
     c_rej = 1 / np.mean(d[labels == 4] > cut)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from treasure_lib.errors import ConfigError, InputFileError
-from treasure_lib.io.batch import concat
+from treasure_lib.io.batch import concat, join_padded
 from treasure_lib.io.h5_writer import H5Writer, batch_to_arrays, write_batches
 from treasure_lib.io.inspect import format_inspection, inspect_file
 from treasure_lib.io.reader import H5Stream
@@ -96,6 +96,15 @@ def test_streaming_several_files_equals_reading_them_at_once(tmp_path, jet_colle
         np.testing.assert_array_equal(streamed[name].mask, whole[name].mask)
     np.testing.assert_array_equal(streamed.event_index, whole.event_index)
     assert streamed.event_index[:3].tolist() == [0, 1, 2] and len(streamed) == 250 + 300 + 350
+
+
+def test_join_padded_pads_every_chunk_to_the_widest():
+    a = (np.ones((2, 3, 2), np.float32), np.ones((2, 3), bool))
+    b = (np.full((1, 1, 2), 5.0, np.float32), np.ones((1, 1), bool))
+    feats, mask = join_padded([a, b])
+    assert feats.shape == (3, 3, 2) and feats.dtype == np.float32
+    np.testing.assert_array_equal(mask, [[1, 1, 1], [1, 1, 1], [1, 0, 0]])
+    np.testing.assert_array_equal(feats[2], [[5, 5], [0, 0], [0, 0]])
 
 
 def test_glob_patterns_expand_in_sorted_order(tmp_path, jet_collections):
@@ -391,7 +400,7 @@ def test_cli_inspect_and_clean_error(tmp_path, sets, capsys):
 
 def test_phi_is_relative_to_the_leading_object_whatever_collections_are_read(tmp_path, event_collections):
     """Absolute phi carries no physics: event studies see every phi (MET's too) relative to the leading object."""
-    from treasure_lib.io.objects import wrap_phi
+    from treasure_lib.kinematics import wrap_phi
 
     batch = make_batch(event_collections, 200, seed=4)
     write_batches(tmp_path / "e.h5", [batch], event_collections, metadata=META)

@@ -10,7 +10,6 @@ from treasure_lib.higgs4l import (
     STEPS,
     VARIABLES,
     H4lCuts,
-    boost_to_rest_frame,
     cut_flow,
     decay_angles,
     derived_columns,
@@ -19,7 +18,7 @@ from treasure_lib.higgs4l import (
     quadruplets,
 )
 from treasure_lib.io.batch import Batch, ObjectArrays
-from treasure_lib.physics import Z_MASS_GEV
+from treasure_lib.kinematics import Z_MASS_GEV, boost_to_rest_frame
 
 EL_NAMES = ("pt", "eta", "phi", "charge", "trk_iso03", "LHLoose", "LHMedium", "LHTight")
 MU_NAMES = ("pt", "eta", "phi", "charge", "trk_iso03", "quality", "muonType")

@@ -9,7 +9,7 @@ import pytest
 
 from treasure_lib.higgs4l import quadruplets
 from treasure_lib.io.batch import Batch
-from treasure_lib.physics import Z_MASS_GEV
+from treasure_lib.kinematics import Z_MASS_GEV
 from treasure_lib.study import lepton_peaks as lp
 
 from .test_higgs4l import _arrays, _event

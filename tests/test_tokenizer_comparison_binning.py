@@ -6,11 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from treasure_lib.diagnostics.reconstruction import bits_per_object
+from treasure_lib.diagnostics.reconstruction import bits_per_object, levels_report
 from treasure_lib.errors import ConfigError
 from treasure_lib.io.batch import Batch, ObjectArrays
 from treasure_lib.preprocessing import CollectionScaler, reservoir_sample
-from treasure_lib.reconstruction import reconstruction
 from treasure_lib.tokenizers.card import load, save
 from treasure_lib.tokenizers.train import binned_features, train_binning
 
@@ -48,7 +47,7 @@ def test_object_binning_spends_log2_bins_bits_on_each_binned_feature_only():
     assert np.allclose(decoded[mask][:, 2], np.median(z0)), "a feature left out decodes to its training median"
     values, n = np.unique(feats[mask][:, 4], return_counts=True)
     assert (decoded[mask][:, 4] == values[n.argmax()]).all(), "a left-out category decodes to its most frequent value"
-    report = reconstruction(tok, feats, mask, idx)
+    report = levels_report(tok, feats, mask, idx)
     assert report[3]["d0"]["corr"] > 0.9, "a binned feature keeps most of its information in 3 bits"
     assert np.isnan(report[3]["z0"]["corr"]), "a left-out one keeps none (a constant has no correlation)"
 
@@ -58,7 +57,7 @@ def test_more_bins_resolve_track_pt_better_and_the_card_round_trips(tmp_path):
     scaler = CollectionScaler.for_collection(TRACKS).fit(feats, mask)
     coarse, _ = train_binning(_params(4, ["pt"]), TRACKS, sample, scaler)
     fine, _ = train_binning(_params(64, ["pt"]), TRACKS, sample, scaler)
-    res = [reconstruction(t, feats, mask)[1]["pt"]["response_iqr_over_median"] for t in (coarse, fine)]
+    res = [levels_report(t, feats, mask)[1]["pt"]["response_iqr_over_median"] for t in (coarse, fine)]
     assert res[1] < 0.5 * res[0]
     again = load(save(fine, tmp_path / "card"))
     assert again.level_features == ["pt"] and again.scaler is not None

@@ -7,10 +7,10 @@ import pytest
 import torch
 
 from treasure_lib.collections import Collection
+from treasure_lib.diagnostics.reconstruction import levels_report
 from treasure_lib.errors import InputFileError
 from treasure_lib.io.toy import make_batch
 from treasure_lib.preprocessing import CollectionScaler, reservoir_sample
-from treasure_lib.reconstruction import reconstruction
 from treasure_lib.tokenizers import codebooks
 from treasure_lib.tokenizers.card import BinningTokenizer, VQVAETokenizer, load, save
 from treasure_lib.tokenizers.search import nearest, residual_indices
@@ -291,7 +291,7 @@ def test_kmeans_baseline_reconstruction_improves_with_levels(tmp_path):
     sample = reservoir_sample(iter([_batch(feats, mask)]), "tracks", 100_000, 0, categorical=("charge",))
     tok, _ = train_kmeans(params, TRACKS, scaler, sample, seed=0)
     idx = tok.encode(feats, mask)
-    levels = [reconstruction(tok, feats, mask, idx)[q]["d0"]["mae"] for q in (1, 2, 3)]
+    levels = [levels_report(tok, feats, mask, idx)[q]["d0"]["mae"] for q in (1, 2, 3)]
     assert levels[0] > levels[1] > levels[2], "each residual level lowers the physical-unit error"
     again = load(save(tok, tmp_path / "km"))
     np.testing.assert_array_equal(again.encode(feats, mask), idx)

@@ -21,7 +21,7 @@ import numpy as np
 
 from .errors import ConfigError, InputFileError
 from .io.batch import Batch, ObjectArrays
-from .physics import ELECTRON_MASS_MEV, MUON_MASS_MEV, Z_MASS_GEV, four_vectors
+from .kinematics import ELECTRON_MASS_MEV, MUON_MASS_MEV, Z_MASS_GEV, boost_to_rest_frame, four_vectors, p4_mass
 
 GEV = 1000.0
 ELECTRON, MUON = 11, 13
@@ -89,19 +89,16 @@ class H4lCuts:
 # --------------------------------------------------------------------------- four-vectors [..., 4] = (E, px, py, pz)
 
 
-def _mass(p: np.ndarray) -> np.ndarray:
-    return np.sqrt(np.clip(p[..., 0] ** 2 - (p[..., 1:] ** 2).sum(-1), 0.0, None))
+def lepton_four_vectors(electrons: Mapping, muons: Mapping) -> np.ndarray:
+    """[n, slots, 4] (E, px, py, pz) [MeV] of the electron slots, then the muon slots, with the electron and muon
+    masses, from each one's `pt` [MeV], `eta` and `phi` arrays [n, max] (the selection's slot order)."""
 
+    def cat(f):
+        return np.concatenate([np.asarray(electrons[f], np.float64), np.asarray(muons[f], np.float64)], axis=1)
 
-def boost_to_rest_frame(p: np.ndarray, frame: np.ndarray) -> np.ndarray:
-    """Four-vectors `p` seen in the rest frame of `frame` (both [..., 4], broadcast; `frame` time-like)."""
-    beta = frame[..., 1:] / frame[..., :1]
-    b2 = (beta**2).sum(-1, keepdims=True)
-    gamma = 1.0 / np.sqrt(1.0 - b2)
-    bp = (beta * p[..., 1:]).sum(-1, keepdims=True)
-    # (gamma - 1) / beta^2 written as gamma^2 / (gamma + 1): finite for a frame at rest
-    vec = p[..., 1:] + (gamma**2 / (gamma + 1.0) * bp - gamma * p[..., :1]) * beta
-    return np.concatenate([gamma * (p[..., :1] - bp), vec], axis=-1)
+    n, n_e, n_mu = len(electrons["pt"]), np.shape(electrons["pt"])[1], np.shape(muons["pt"])[1]
+    mass = np.concatenate([np.full((n, n_e), ELECTRON_MASS_MEV), np.full((n, n_mu), MUON_MASS_MEV)], axis=1)
+    return np.stack(four_vectors(cat("pt"), cat("eta"), cat("phi"), mass), axis=-1)
 
 
 def _unit(v: np.ndarray) -> np.ndarray:
@@ -228,8 +225,7 @@ def quadruplets(electrons: ObjectArrays, muons: ObjectArrays, cuts: H4lCuts | Ma
     ok_mu &= mu["quality"] <= MUON_QUALITY[cuts.muon_quality]
     cat = lambda f: np.concatenate([el[f], mu[f]], axis=1)  # noqa: E731
     good = np.concatenate([ok_e, ok_mu], axis=1)
-    mass = np.concatenate([np.full((n, n_e), ELECTRON_MASS_MEV), np.full((n, n_mu), MUON_MASS_MEV)], axis=1)
-    p4 = np.stack(four_vectors(cat("pt"), cat("eta"), cat("phi"), mass), axis=-1)  # [n, L, 4]
+    p4 = lepton_four_vectors(el, mu)  # [n, L, 4]
     charge, iso, pt = cat("charge"), cat("trk_iso03"), cat("pt")
     flavour = np.concatenate([np.full(n_e, ELECTRON), np.full(n_mu, MUON)])
 
@@ -243,14 +239,14 @@ def quadruplets(electrons: ObjectArrays, muons: ObjectArrays, cuts: H4lCuts | Ma
     c = charge[rows[:, None, None], table]  # [n, T, 4]
     valid = good[rows[:, None, None], table].all(-1) & (c[..., 0] * c[..., 1] < 0) & (c[..., 2] * c[..., 3] < 0)
     lep = p4[rows[:, None, None], table]  # [n, T, 4, 4]
-    m_a, m_b = _mass(lep[:, :, 0] + lep[:, :, 1]) / GEV, _mass(lep[:, :, 2] + lep[:, :, 3]) / GEV
+    m_a, m_b = p4_mass(lep[:, :, 0] + lep[:, :, 1]) / GEV, p4_mass(lep[:, :, 2] + lep[:, :, 3]) / GEV
     swap = np.abs(m_b - Z_MASS_GEV) < np.abs(m_a - Z_MASS_GEV)  # the pair closest to m_Z leads
     order = np.where(swap[..., None], [2, 3, 0, 1], [0, 1, 2, 3])
     plus_first = np.take_along_axis(c, order, -1)[..., [0, 0, 2, 2]] > 0
     order = np.where(plus_first, order[..., [1, 0, 3, 2]], order)  # the negative lepton first in each pair
     slots = np.take_along_axis(np.broadcast_to(table, c.shape), order, -1)  # [n, T, 4] ordered
     m12, m34 = np.where(swap, m_b, m_a), np.where(swap, m_a, m_b)
-    m4l = _mass(lep.sum(2)) / GEV
+    m4l = p4_mass(lep.sum(2)) / GEV
 
     pts = -np.sort(-pt[rows[:, None, None], table], axis=-1)
     thresholds = np.asarray(cuts.lepton_pt_min_gev) * GEV
@@ -305,9 +301,9 @@ def high_level_variables(quads: Quadruplets) -> dict[str, np.ndarray]:
     pt4l = np.hypot(x[:, 1], x[:, 2])
     with np.errstate(invalid="ignore", divide="ignore"):
         out = {
-            "m12": _mass(z1) / GEV,
-            "m34": _mass(z2) / GEV,
-            "m4l": _mass(x) / GEV,
+            "m12": p4_mass(z1) / GEV,
+            "m34": p4_mass(z2) / GEV,
+            "m4l": p4_mass(x) / GEV,
             "pt4l": pt4l / GEV,
             "eta4l": np.arcsinh(x[:, 3] / pt4l),
         }
@@ -392,7 +388,7 @@ __all__ = [
     "quadruplets_of",
     "quadruplet_table",
     "decay_angles",
-    "boost_to_rest_frame",
+    "lepton_four_vectors",
     "high_level_variables",
     "cut_flow",
     "cross_section_weights",

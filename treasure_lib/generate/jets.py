@@ -1,10 +1,9 @@
-"""Jets: anti-kt clustering (FastJet), truth flavour labels, track association, tagger emulation.
+"""Jets: anti-kt clustering (FastJet) of visible particles, calorimeter response, pileup jets, and their tracks.
 
-Flavour labels follow the ATLAS definitions: HadronConeExclTruthLabelID takes weakly decaying
-b, then c hadrons with pT > 5 GeV within DeltaR < 0.3 of the jet (each hadron to its nearest
-jet only), then hadronic taus, else light. DL1d/GN2 scores are *emulated*: drawn from
-flavour-dependent distributions whose means are set so that the 77% b-efficiency working
-point gives ATLAS-like light and c rejections (see `TaggerConfig`).
+Jets are clustered from truth particles (`cluster`), smeared by the jet energy and angular resolutions
+(`smear_jets`), joined by stochastic pileup jets with a JVT score, and matched to tracks (the FTAG association
+cone) for the track-jet variables and the quark/gluon variables. Labels come from `jet_labels`, tagger scores
+from `taggers`. MeV and radians.
 """
 
 from __future__ import annotations
@@ -15,14 +14,11 @@ import awkward as ak
 import fastjet
 import numpy as np
 
-from .detector import DetectorConfig, Tracks, delta_r, event_pairs
-from .truth import Truth, delta_phi, eta_of
-
-GEV = 1000.0
-HADRON_LABEL_PT_MIN_MEV = 5000.0
-LABEL_CONE = 0.3
-GHOST_CONE = 0.4
-TAU_LABEL_PT_MIN_MEV = 10000.0
+from ..kinematics import delta_phi, delta_r, four_vector_mass, pt_eta_phi, wrap_phi
+from .detector import CALORIMETER_ETA_MAX, GEV, DetectorConfig
+from .grouping import event_pairs, pad_by_group
+from .tracks import Tracks
+from .truth import NEUTRINOS, Truth
 
 
 @dataclass
@@ -81,17 +77,9 @@ def cluster(truth: Truth, rows: np.ndarray, radius: float, min_pt_mev: float) ->
         k: np.bincount(const_jet, weights=getattr(truth, k)[const_row], minlength=len(jet_evt))
         for k in ("px", "py", "pz", "e")
     }
-    pt = np.hypot(sums["px"], sums["py"])
-    mass = np.sqrt(np.clip(sums["e"] ** 2 - sums["px"] ** 2 - sums["py"] ** 2 - sums["pz"] ** 2, 0, None))
-    return Jets(
-        jet_evt,
-        pt,
-        eta_of(sums["px"], sums["py"], sums["pz"]),
-        np.arctan2(sums["py"], sums["px"]),
-        mass,
-        const_jet,
-        const_row,
-    )
+    pt, eta, phi = pt_eta_phi(sums["px"], sums["py"], sums["pz"])
+    mass = four_vector_mass(sums["e"], sums["px"], sums["py"], sums["pz"])
+    return Jets(jet_evt, pt, eta, phi, mass, const_jet, const_row)
 
 
 def smear_jets(rng, jets: Jets, mu: np.ndarray, cfg: DetectorConfig) -> Jets:
@@ -102,7 +90,7 @@ def smear_jets(rng, jets: Jets, mu: np.ndarray, cfg: DetectorConfig) -> Jets:
     scale = cfg.jes_scale * np.clip(1.0 + sigma * rng.standard_normal(len(jets)), 0.1, None)
     sigma_angle = np.hypot(cfg.jet_angular_resolution_const, cfg.jet_angular_resolution_gev / pt_gev)
     eta = jets.eta + sigma_angle * rng.standard_normal(len(jets))
-    phi = (jets.phi + sigma_angle * rng.standard_normal(len(jets)) + np.pi) % (2 * np.pi) - np.pi
+    phi = wrap_phi(jets.phi + sigma_angle * rng.standard_normal(len(jets)))
     return Jets(jets.evt, jets.pt * scale, eta, phi, jets.mass * scale, jets.const_jet, jets.const_row)
 
 
@@ -121,93 +109,66 @@ def select(jets: Jets, keep: np.ndarray) -> Jets:
     )
 
 
-def nearest_within(evt_a, eta_a, phi_a, evt_j, eta_j, phi_j, n_events: int, cone: float):
-    """For each object a: the nearest jet within `cone` (-1 if none) and its DeltaR."""
-    ia, ij = event_pairs(evt_a, evt_j, n_events)
-    dr = delta_r(eta_a[ia], phi_a[ia], eta_j[ij], phi_j[ij])
-    inside = dr < cone
-    ia, ij, dr = ia[inside], ij[inside], dr[inside]
-    order = np.lexsort((dr, ia))
-    ia, ij, dr = ia[order], ij[order], dr[order]
-    first = np.ones(len(ia), dtype=bool)
-    first[1:] = ia[1:] != ia[:-1]
-    best = np.full(len(evt_a), -1)
-    best_dr = np.full(len(evt_a), np.inf)
-    best[ia[first]] = ij[first]
-    best_dr[ia[first]] = dr[first]
-    return best, best_dr
+def reconstruct_jets(rng, truth: Truth, final: np.ndarray, removed: np.ndarray, mu: np.ndarray, cfg: DetectorConfig):
+    """Hard-scatter jets above `jet_pt_min_mev` within `jet_eta_max`, with their particle-level pT and distance.
+
+    Clustered from the visible final-state particles (no neutrinos, no muons, none of the `removed` truth rows: the
+    isolated identified electrons and photons; within the calorimeters, E above `jet_constituent_e_min_mev`), then
+    smeared (`smear_jets`). The particle-level ("truth") jet is the same clustering plus the muons and removed particles
+    within the jet radius. Returns (jets, truth_pt [MeV], truth_dr: DeltaR of the smeared to the clustered axis).
+    """
+    ne = truth.n_events
+    apid = np.abs(truth.pid[final])
+    used = np.zeros(len(truth.pid), dtype=bool)
+    used[removed] = True
+    visible = final[
+        ~np.isin(apid, (*NEUTRINOS, 13))
+        & (np.abs(truth.eta[final]) < CALORIMETER_ETA_MAX)
+        & ~used[final]
+        & (truth.e[final] > cfg.jet_constituent_e_min_mev)
+    ]
+    raw_jets = cluster(truth, visible, cfg.jet_radius, 0.5 * cfg.jet_pt_min_mev)
+    excluded = final[np.isin(apid, (13,)) | used[final]]
+    ie, ij = event_pairs(truth.evt[excluded], raw_jets.evt, ne)
+    near = (
+        delta_r(truth.eta[excluded[ie]], truth.phi[excluded[ie]], raw_jets.eta[ij], raw_jets.phi[ij]) < cfg.jet_radius
+    )
+    truth_pt = raw_jets.pt + np.bincount(ij[near], weights=truth.pt[excluded[ie[near]]], minlength=len(raw_jets))
+    jets = smear_jets(rng, raw_jets, mu, cfg)
+    truth_dr = delta_r(jets.eta, jets.phi, raw_jets.eta, raw_jets.phi)
+    keep = (jets.pt > cfg.jet_pt_min_mev) & (np.abs(jets.eta) < cfg.jet_eta_max)
+    return select(jets, keep), truth_pt[keep], truth_dr[keep]
 
 
-def _counts_in_cone(evt_a, eta_a, phi_a, jets: Jets, n_events, cone):
-    ia, ij = event_pairs(evt_a, jets.evt, n_events)
-    inside = delta_r(eta_a[ia], phi_a[ia], jets.eta[ij], jets.phi[ij]) < cone
-    return np.bincount(ij[inside], minlength=len(jets))
+# --------------------------------------------------------------------------- pileup jets
 
 
-def flavour_labels(
-    truth: Truth, jets: Jets, weak_b: np.ndarray, weak_c: np.ndarray, taus: dict, dec_xyz: tuple
-) -> dict:
-    """HadronConeExcl (and Extended), HadronGhost (and Extended), PartonTruthLabelID, label-hadron info."""
-    n, ne = len(jets), truth.n_events
-    out = {}
-    hadrons = {}
-    for flav, rows in ((5, weak_b), (4, weak_c)):
-        rows = rows[truth.pt[rows] > HADRON_LABEL_PT_MIN_MEV]
-        hadrons[flav] = rows
-    tau_sel = taus["pt"] > TAU_LABEL_PT_MIN_MEV
-    label_pt = np.zeros(n)
-    label_lxy = np.zeros(n)
-    label_dr = np.full(n, -1.0)
-    counts = {}
-    for flav in (5, 4):
-        rows = hadrons[flav]
-        jet, dr = nearest_within(
-            truth.evt[rows], truth.eta[rows], truth.phi[rows], jets.evt, jets.eta, jets.phi, ne, LABEL_CONE
-        )
-        ok = jet >= 0
-        counts[flav] = np.bincount(jet[ok], minlength=n)
-        counts[f"ghost{flav}"] = _counts_in_cone(
-            truth.evt[rows], truth.eta[rows], truth.phi[rows], jets, ne, GHOST_CONE
-        )
-        # the leading labelling hadron's pT, decay length and distance (b first, then c)
-        order = np.argsort(truth.pt[rows[ok]])  # ascending: the last write (highest pT) wins
-        j, r = jet[ok][order], rows[ok][order]
-        unset = (label_dr < 0)[j] if flav == 4 else np.ones(len(j), bool)
-        label_pt[j[unset]] = truth.pt[r[unset]]
-        label_lxy[j[unset]] = np.hypot(dec_xyz[0][r[unset]], dec_xyz[1][r[unset]])
-        label_dr[j[unset]] = dr[ok][order][unset]
-    tj, _ = nearest_within(
-        taus["evt"][tau_sel], taus["eta"][tau_sel], taus["phi"][tau_sel], jets.evt, jets.eta, jets.phi, ne, LABEL_CONE
-    )
-    ntau = np.bincount(tj[tj >= 0], minlength=n)
-    ghost_tau = _counts_in_cone(taus["evt"][tau_sel], taus["eta"][tau_sel], taus["phi"][tau_sel], jets, ne, GHOST_CONE)
-    nb, nc = counts[5], counts[4]
-    out["HadronConeExclTruthLabelID"] = np.select([nb > 0, nc > 0, ntau > 0], [5, 4, 15], 0)
-    out["HadronConeExclExtendedTruthLabelID"] = np.select(
-        [nb >= 2, (nb == 1) & (nc >= 1), nb == 1, nc >= 2, nc == 1, ntau > 0], [55, 54, 5, 44, 4, 15], 0
-    )
-    gb, gc = counts["ghost5"], counts["ghost4"]
-    out["HadronGhostTruthLabelID"] = np.select([gb > 0, gc > 0, ghost_tau > 0], [5, 4, 15], 0)
-    out["HadronGhostExtendedTruthLabelID"] = np.select(
-        [gb >= 2, (gb == 1) & (gc >= 1), gb == 1, gc >= 2, gc == 1, ghost_tau > 0], [55, 54, 5, 44, 4, 15], 0
-    )
-    out["HadronConeExclTruthLabelPt"] = label_pt
-    out["HadronConeExclTruthLabelLxy"] = label_lxy
-    out["HadronConeExclTruthLabelDR"] = label_dr
-    # parton label: the most energetic quark or gluon (pT > 5 GeV) within DeltaR < 0.4
-    apid = np.abs(truth.pid)
-    partons = np.flatnonzero(
-        ((apid <= 5) & (apid >= 1) | (apid == 21)) & (truth.pt > HADRON_LABEL_PT_MIN_MEV) & (truth.status < 0)
-    )
-    ip, ij = event_pairs(truth.evt[partons], jets.evt, ne)
-    inside = delta_r(truth.eta[partons[ip]], truth.phi[partons[ip]], jets.eta[ij], jets.phi[ij]) < GHOST_CONE
-    ip, ij = ip[inside], ij[inside]
-    energy = truth.e[partons[ip]]
-    order = np.argsort(energy)
-    parton = np.zeros(n, dtype=np.int64)
-    parton[ij[order]] = apid[partons[ip[order]]]
-    out["PartonTruthLabelID"] = parton
-    return {k: v.astype(np.float32 if v.dtype.kind == "f" else np.int32) for k, v in out.items()}
+def add_pileup_jets(rng, jets: Jets, mu: np.ndarray, cfg: DetectorConfig) -> tuple[Jets, np.ndarray]:
+    """The hard-scatter jets followed by stochastic pileup jets, and is_pileup (int8, 1 for those).
+
+    Per event Poisson(mu x `pileup_jets_per_interaction`) pileup jets: pT = `jet_pt_min_mev` + an exponential of
+    slope `pileup_jet_pt_slope_mev`, flat in |eta| < `jet_eta_max` and in phi, mass 5-15% of pT [MeV]; no
+    constituents, no truth flavour."""
+    n_pu = rng.poisson(mu * cfg.pileup_jets_per_interaction)
+    pu_evt = np.repeat(np.arange(len(mu)), n_pu)
+    npj = len(pu_evt)
+    pu_pt = cfg.jet_pt_min_mev + rng.exponential(cfg.pileup_jet_pt_slope_mev, npj)
+    all_evt = np.concatenate([jets.evt, pu_evt])
+    all_pt = np.concatenate([jets.pt, pu_pt])
+    all_eta = np.concatenate([jets.eta, rng.uniform(-cfg.jet_eta_max, cfg.jet_eta_max, npj)])
+    all_phi = np.concatenate([jets.phi, rng.uniform(-np.pi, np.pi, npj)])
+    all_mass = np.concatenate([jets.mass, pu_pt * rng.uniform(0.05, 0.15, npj)])
+    is_pileup = np.concatenate([np.zeros(len(jets), np.int8), np.ones(npj, np.int8)])
+    return Jets(all_evt, all_pt, all_eta, all_phi, all_mass, jets.const_jet, jets.const_row), is_pileup
+
+
+def jvt_scores(rng, is_pileup: np.ndarray) -> np.ndarray:
+    """The jet vertex tagger's score (float32): Beta(1, 5) for pileup jets, Beta(8, 1) for hard-scatter jets."""
+    n = len(is_pileup)
+    return np.where(is_pileup == 1, rng.beta(1.0, 5.0, n), rng.beta(8.0, 1.0, n)).astype(np.float32)
+
+
+# --------------------------------------------------------------------------- tracks in jets
 
 
 def association_cone(jet_pt_mev: np.ndarray) -> np.ndarray:
@@ -233,8 +194,7 @@ def track_jet_features(tracks: Tracks, it: np.ndarray, ij: np.ndarray, jets: Jet
     t = tracks
     dphi = delta_phi(t.phi[it], jets.phi[ij])
     deta = t.eta[it] - jets.eta[ij]
-    sin_theta = np.sin(t.theta[it])
-    d0, z0st = t.d0[it], t.z0[it] * sin_theta
+    d0, z0st = t.d0[it], t.z0sintheta[it]
     # lifetime sign: positive when the track crosses the jet axis downstream of the PV
     sd0 = np.sign(np.sin(dphi) * d0) * np.abs(d0)
     sz0 = np.sign(-deta * z0st) * np.abs(z0st)
@@ -267,69 +227,7 @@ def quark_gluon_variables(tracks: Tracks, it: np.ndarray, ij: np.ndarray, jets: 
     p = np.where(mask, pt[idx], 0.0)
     eta = np.where(mask, tracks.eta[it][idx], 0.0)
     phi = np.where(mask, tracks.phi[it][idx], 0.0)
-    drij = np.hypot(eta[:, :, None] - eta[:, None, :], delta_phi(phi[:, :, None], phi[:, None, :]))
+    drij = delta_r(eta[:, :, None], phi[:, :, None], eta[:, None, :], phi[:, None, :])
     pair = p[:, :, None] * p[:, None, :] * drij**0.2
     c1 = np.divide(0.5 * pair.sum(axis=(1, 2)), sum_pt**2, out=np.zeros(n), where=sum_pt > 0)
     return {"n_trk": n_trk, "QG_nTracks": n_qg, "QG_tracksWidth": width_, "QG_tracksC1": c1}
-
-
-def pad_by_group(group: np.ndarray, key: np.ndarray, n_groups: int, width: int) -> tuple[np.ndarray, np.ndarray]:
-    """Indices [n_groups, width] of members of each group ordered by `key` ascending, and a mask."""
-    order = np.lexsort((key, group))
-    g = group[order]
-    counts = np.bincount(g, minlength=n_groups)
-    starts = np.concatenate([[0], np.cumsum(counts)])[:-1]
-    rank = np.arange(len(g)) - starts[g]
-    keep = rank < width
-    idx = np.zeros((n_groups, width), dtype=np.int64)
-    mask = np.zeros((n_groups, width), dtype=bool)
-    idx[g[keep], rank[keep]] = order[keep]
-    mask[g[keep], rank[keep]] = True
-    return idx, mask
-
-
-# --------------------------------------------------------------------------- tagger emulation
-
-
-@dataclass(frozen=True)
-class TaggerConfig:
-    """Latent means per true flavour (b, c, light, tau) of the b, c and tau logits (light logit is 0).
-
-    Chosen so that D_b = log(pb / (0.2 pc + 0.8 pu)) at 77% b efficiency rejects light jets
-    ~300x (GN2) / ~120x (DL1d) and c jets ~10x / ~6x, as ATLAS reports for these taggers.
-    """
-
-    name: str
-    b_mean: tuple = (4.2, 1.9, 0.0, 0.6)
-    c_mean: tuple = (1.6, 2.2, 0.0, 0.9)
-    tau_mean: tuple = (-1.0, -0.5, -1.5, 3.0)
-    width: float = 1.0
-    has_tau: bool = True
-
-
-GN2 = TaggerConfig("GN2v01")
-DL1D = TaggerConfig("DL1dv01", b_mean=(3.9, 1.7, 0.0, 0.4), c_mean=(1.4, 2.0, 0.0, 0.7), has_tau=False)
-FLAVOUR_INDEX = {5: 0, 4: 1, 0: 2, 15: 3}
-
-
-def tagger_scores(rng, label_id: np.ndarray, cfg: TaggerConfig) -> dict:
-    """pb, pc, pu (and ptau) for jets with HadronConeExclTruthLabelID `label_id`."""
-    f = np.vectorize(FLAVOUR_INDEX.get)(label_id) if len(label_id) else np.zeros(0, int)
-    n = len(f)
-    lb = np.asarray(cfg.b_mean)[f] + cfg.width * rng.standard_normal(n)
-    lc = np.asarray(cfg.c_mean)[f] + cfg.width * rng.standard_normal(n)
-    lu = np.zeros(n)
-    logits = [lb, lc, lu]
-    if cfg.has_tau:
-        logits.append(np.asarray(cfg.tau_mean)[f] + cfg.width * rng.standard_normal(n))
-    z = np.stack(logits, axis=1)
-    z -= z.max(axis=1, keepdims=True)
-    p = np.exp(z)
-    p /= p.sum(axis=1, keepdims=True)
-    names = ["pb", "pc", "pu", "ptau"][: p.shape[1]]
-    return {f"{cfg.name}_{k}": p[:, i].astype(np.float32) for i, k in enumerate(names)}
-
-
-def discriminant_b(pb, pc, pu, fc: float = 0.2) -> np.ndarray:
-    """D_b = log(pb / (fc pc + (1 - fc) pu))."""
-    return np.log(pb / (fc * pc + (1.0 - fc) * pu))

@@ -27,7 +27,7 @@ from ..progress import shown
 from .detector import detector_config
 from .filters import LeptonFilter, filter_of_block
 from .simulate import JetSelection, simulate_batch
-from .truth import ParticleTable, flatten
+from .truth import ParticleTable, truth_from_events
 
 log = logging.getLogger(__name__)
 PB_PER_MB = 1e9
@@ -156,7 +156,7 @@ def run_job(job: Job, progress=None) -> dict:
                     )
                 if n == 0:
                     continue
-            truth = flatten(events, particles)
+            truth = truth_from_events(events, particles)
             sum_of_weights += float(weights.astype(np.float64).sum())
             numbers = np.arange(job.first_event_number + done, job.first_event_number + done + n, dtype=np.int64)
             out = simulate_batch(

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import awkward as ak
 import numpy as np
 
+from ..kinematics import azimuth, pseudorapidity
+
 GEV = 1000.0  # Pythia works in GeV; ATLAS files are in MeV
 NEUTRINOS = (12, 14, 16)
 MAX_ANCESTRY_STEPS = 400
@@ -61,8 +63,8 @@ class Truth:
 
     def __post_init__(self) -> None:
         self.pt = np.sqrt(self.px * self.px + self.py * self.py)
-        self.eta = eta_of(self.px, self.py, self.pz, self.pt)
-        self.phi = np.arctan2(self.py, self.px)
+        self.eta = pseudorapidity(self.px, self.py, self.pz, self.pt)
+        self.phi = azimuth(self.px, self.py)
         if self.heavy is None:
             self.heavy = heaviest_quark(self.pid)
         self._weak: dict[int, np.ndarray] = {}
@@ -70,17 +72,6 @@ class Truth:
     @property
     def final(self) -> np.ndarray:
         return self.status > 0
-
-
-def eta_of(px, py, pz, pt=None) -> np.ndarray:
-    pt = np.sqrt(px * px + py * py) if pt is None else pt
-    with np.errstate(divide="ignore", invalid="ignore"):
-        eta = np.arcsinh(pz / pt)
-    return np.where(pt > 0, eta, np.sign(pz) * 20.0)
-
-
-def delta_phi(a, b) -> np.ndarray:
-    return (a - b + np.pi) % (2 * np.pi) - np.pi
 
 
 class ParticleTable:
@@ -107,7 +98,7 @@ class ParticleTable:
         return self.charge[pos], self.heavy[pos]
 
 
-def flatten(events: ak.Array, table: ParticleTable) -> Truth:
+def truth_from_events(events: ak.Array, table: ParticleTable) -> Truth:
     """Awkward Pythia events -> `Truth` (charges and hadron flavours from the `ParticleTable`)."""
     prt = events.prt
     counts = ak.to_numpy(ak.num(prt))
@@ -229,8 +220,3 @@ def decay_vertex(truth: Truth) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     m = truth.mother[has]
     dx[m], dy[m], dz[m] = truth.vx[has], truth.vy[has], truth.vz[has]
     return dx, dy, dz
-
-
-def segment_sum(values: np.ndarray, groups: np.ndarray, n_groups: int) -> np.ndarray:
-    """Sum `values` by integer group (vectorised scatter-add)."""
-    return np.bincount(groups, weights=values, minlength=n_groups)[:n_groups]

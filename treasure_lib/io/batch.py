@@ -118,3 +118,15 @@ def concat(batches: Sequence[Batch]) -> Batch:
         joined("split"),
         joined("event_number"),
     )
+
+
+def join_padded(parts: Sequence[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """Join (features [n, m, ...], mask [n, m]) chunks of one collection row-wise, padding every chunk to the widest
+    m (features 0, mask False)."""
+    feats, masks = zip(*parts)
+    width = max(f.shape[1] for f in feats)
+
+    def pad(a, value):
+        return np.pad(a, ((0, 0), (0, width - a.shape[1])) + ((0, 0),) * (a.ndim - 2), constant_values=value)
+
+    return np.concatenate([pad(f, 0) for f in feats]), np.concatenate([pad(m, False) for m in masks])

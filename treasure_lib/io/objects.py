@@ -13,6 +13,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from ..collections import Collection
+from ..kinematics import wrap_phi
 from .batch import ObjectArrays
 
 PHI_REFERENCES = ("none", "leading")
@@ -50,11 +51,6 @@ def sort_and_truncate(oa: ObjectArrays, c: Collection) -> tuple[ObjectArrays, in
 def reference_collections(collections: Mapping[str, Collection]) -> list[str]:
     """Object collections that can define the leading object: those with both `pt` and `phi`."""
     return [n for n, c in collections.items() if not c.is_scalar and "pt" in c.features and "phi" in c.features]
-
-
-def wrap_phi(phi: np.ndarray) -> np.ndarray:
-    """Angles into [-pi, pi)."""
-    return (phi + np.pi) % (2 * np.pi) - np.pi
 
 
 def leading_phi(cols: Mapping[str, ObjectArrays], names: list[str], n_rows: int) -> np.ndarray:

@@ -350,3 +350,20 @@ class H5Stream:
 def stream(files: Iterable[str | Path], collections: Mapping[str, Collection], **kw) -> H5Stream:
     """Shorthand for `H5Stream(files, collections, **kw)`."""
     return H5Stream(files, collections, **kw)
+
+
+def read_split_rows(params: Mapping, split: str = "test", max_rows: int = 20_000) -> Batch:
+    """Rows of one split (all collections of the study), in file order, up to `max_rows` per file, as one batch.
+
+    The held-out sample that chapter 02 and chapter 03 measure tokens on: `data.max_rows` does not cap it."""
+    stream = H5Stream.from_params(params, select_split=splits.parse(split))
+    stream.max_rows = None
+    parts, per_file = [], {}
+    for batch in stream:
+        taken = per_file.get(batch.source_file, 0)
+        if taken >= max_rows:
+            continue
+        batch = batch.take(np.arange(min(len(batch), max_rows - taken)))
+        per_file[batch.source_file] = taken + len(batch)
+        parts.append(batch)
+    return concat(parts)

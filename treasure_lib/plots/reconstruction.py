@@ -16,7 +16,7 @@ from collections.abc import Mapping
 import numpy as np
 from matplotlib.colors import LogNorm
 
-from ..diagnostics.reconstruction import sigma68
+from ..metrics.reconstruction import sigma68
 from . import style
 
 ORIGINAL, DECODED = "Original", "Decoded"

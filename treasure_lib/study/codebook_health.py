@@ -20,6 +20,7 @@ import numpy as np
 
 from .. import diagnostics
 from ..diagnostics import reconstruction as reco
+from ..io.reader import read_split_rows
 from . import stages
 from .history import read_history
 from .report import ChapterReport, fmt
@@ -246,7 +247,7 @@ def report(run) -> ChapterReport:
     params = stages.run_params(run)
     cards = stages.tokenizers(run)
     tokens = TokenizerSet.from_params(params)
-    held = reco.held_out(params, "test", max_rows=HELD_OUT_ROWS)
+    held = read_split_rows(params, "test", max_rows=HELD_OUT_ROWS)
     rep = ChapterReport()
     health, reencode, rows = {}, {}, []
     for card, tok in tokens.tokenizers.items():

@@ -212,7 +212,7 @@ def cut_flow_sentence(flows: Mapping, generated: Mapping, cuts, unit: str = "fb"
 
 def peak_sentence(m4l: Mapping, cuts, unit: str = "fb") -> str:
     """After every cut but the window: how much ZZ* lies under the H peak, per GeV, and the peak's width."""
-    from ..diagnostics.reconstruction import sigma68
+    from ..metrics.reconstruction import sigma68
     from . import names
     from .report import fmt
 

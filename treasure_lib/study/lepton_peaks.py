@@ -16,9 +16,10 @@ from collections.abc import Iterable, Mapping, Sequence
 import numpy as np
 
 from .. import higgs4l
-from ..diagnostics.reconstruction import Z_WINDOW_GEV, sigma68
+from ..diagnostics.reconstruction import Z_WINDOW_GEV
 from ..io.batch import ObjectArrays
-from ..physics import ELECTRON_MASS_MEV, MUON_MASS_MEV, four_vectors
+from ..kinematics import p4_mass
+from ..metrics.reconstruction import sigma68
 from .report import fmt
 
 WIDTH_LIMIT = 1.2  # decoded peak width / original peak width allowed
@@ -59,15 +60,7 @@ def decoded_leptons(tokens, batch, levels: Sequence[int | None] = (None,)) -> di
 
 def _p4(electrons: ObjectArrays, muons: ObjectArrays) -> np.ndarray:
     """[n, slots, 4] four-vectors (MeV) of the electron slots then the muon slots, as the selection builds them."""
-
-    def cat(f):
-        return np.concatenate(
-            [np.asarray(electrons.feature(f), np.float64), np.asarray(muons.feature(f), np.float64)], axis=1
-        )
-
-    n, n_e, n_mu = len(electrons), electrons.mask.shape[1], muons.mask.shape[1]
-    mass = np.concatenate([np.full((n, n_e), ELECTRON_MASS_MEV), np.full((n, n_mu), MUON_MASS_MEV)], axis=1)
-    return np.stack(four_vectors(cat("pt"), cat("eta"), cat("phi"), mass), axis=-1)
+    return higgs4l.lepton_four_vectors(*({f: oa.feature(f) for f in ("pt", "eta", "phi")} for oa in (electrons, muons)))
 
 
 def chosen_slots(quads: higgs4l.Quadruplets, electrons: ObjectArrays, muons: ObjectArrays) -> np.ndarray:
@@ -83,9 +76,11 @@ def pair_masses(electrons: ObjectArrays, muons: ObjectArrays, slots: np.ndarray)
     """m12 and m4l [GeV] of the leptons in the given slots ([n, 4], Z1 pair first; NaN where a slot is -1)."""
     p4 = _p4(electrons, muons)
     lep = np.take_along_axis(p4, np.maximum(slots, 0)[..., None], axis=1)  # [n, 4, 4]
-    mass = lambda p: np.sqrt(np.clip(p[..., 0] ** 2 - (p[..., 1:] ** 2).sum(-1), 0, None)) / 1e3  # noqa: E731
     ok = (slots >= 0).all(1)
-    return {"m12": np.where(ok, mass(lep[:, 0] + lep[:, 1]), np.nan), "m4l": np.where(ok, mass(lep.sum(1)), np.nan)}
+    return {
+        "m12": np.where(ok, p4_mass(lep[:, 0] + lep[:, 1]) / 1e3, np.nan),
+        "m4l": np.where(ok, p4_mass(lep.sum(1)) / 1e3, np.nan),
+    }
 
 
 def signal_region_masses(

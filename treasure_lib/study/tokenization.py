@@ -19,6 +19,8 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from ..diagnostics import reconstruction as reco
+from ..io.reader import read_split_rows
+from ..metrics.reconstruction import sigma68
 from . import display, lepton_peaks, stages
 from .report import ChapterReport, fmt
 
@@ -175,7 +177,7 @@ def mass_smearing_verdict(residual_sigma68: float, peak_width: float) -> str:
 def peak_width(masses_gev, window: tuple[float, float]) -> float:
     """sigma68 of the original mass inside its peak window [GeV]: the width the decoded smearing is compared with."""
     m = np.asarray(masses_gev, dtype=np.float64)
-    return reco.sigma68(m[(m > window[0]) & (m < window[1])])
+    return sigma68(m[(m > window[0]) & (m < window[1])])
 
 
 def lepton_mass_sentence(masses: Mapping[str, Mapping], widths: Mapping[str, float]) -> str:
@@ -316,7 +318,7 @@ def report(run) -> ChapterReport:
     cards = stages.tokenizers(run)
     token_dir = stages.tokens(run)
     tokens = TokenizerSet.from_params(params)
-    held = reco.held_out(params, "test", max_rows=HELD_OUT_ROWS)
+    held = read_split_rows(params, "test", max_rows=HELD_OUT_ROWS)
     rep = ChapterReport()
     export = json.loads((token_dir / "export.json").read_text())
     rep.metrics.update(

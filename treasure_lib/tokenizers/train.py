@@ -24,14 +24,15 @@ import torch
 from .. import config, splits, training_health
 from ..checksum import sha256_file
 from ..collections import Collection, from_params, load_collections
+from ..diagnostics.reconstruction import levels_report
 from ..distributed import is_main
 from ..errors import ConfigError
-from ..io.batch import Batch, ObjectArrays
+from ..io.batch import Batch, ObjectArrays, join_padded
 from ..io.reader import H5Stream
 from ..loss_history import LossHistory
+from ..metrics.reconstruction import level_metric_items
 from ..preprocessing import CollectionScaler, reservoir_sample
 from ..progress import shown
-from ..reconstruction import accumulate, flatten, reconstruction
 from ..schema import TOKENIZER
 from .card import BinningTokenizer, KMeansTokenizer, Tokenizer, VQVAETokenizer, save
 from .search import residual_indices
@@ -159,7 +160,7 @@ def held_out(stream_fn, c: Collection, to_collection, max_objects: int = HELD_OU
             f"collection '{c.name}': no objects in the validation split to measure the tokenizer on "
             f"(data.split.val is {n} objects); generate more data or raise data.split.val"
         )
-    return accumulate(parts)
+    return join_padded(parts)
 
 
 # ----------------------------------------------------------------------------- per kind
@@ -288,7 +289,7 @@ def card_metrics(tok: Tokenizer, params: Mapping, c: Collection, val_stream_fn, 
     """What a card records about its own weights: validation (VQ-VAE) and physical-unit reconstruction on val rows."""
     metrics = validate_vqvae(tok, params, c, val_stream_fn, to_collection) if tok.kind == "vqvae" else {}
     feats, mask = held_out(val_stream_fn, c, to_collection)
-    metrics.update(flatten(reconstruction(tok, feats, mask), "reco."))
+    metrics.update(level_metric_items(levels_report(tok, feats, mask), "reco."))
     metrics["reco.objects"] = int(mask.sum())
     return metrics
 
