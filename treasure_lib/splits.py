@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ConfigError
+from .schema import DataParams
 
 NAMES = ("train", "val", "test")
 TRAIN, VAL, TEST = 0, 1, 2
@@ -43,9 +44,9 @@ class SplitSpec:
             )
 
     @classmethod
-    def from_params(cls, params: Mapping) -> SplitSpec:
-        s = params["data"]["split"]
-        return cls(s["train"], s["val"], s["test"], s["salt"])
+    def from_data(cls, data: DataParams) -> SplitSpec:
+        s = data.split
+        return cls(s.train, s.val, s.test, s.salt)
 
     def to_dict(self) -> dict:
         return {

@@ -30,7 +30,7 @@ def held_out(params: Mapping, split: str = "test", max_rows: int = 20_000):
     from ..io.batch import concat
     from ..io.reader import H5Stream
 
-    stream = H5Stream.from_params(params, select_split=splits.parse(split))
+    stream = H5Stream.from_data(params["data"], select_split=splits.parse(split))
     stream.max_rows = None
     parts, per_file = [], {}
     for batch in stream:

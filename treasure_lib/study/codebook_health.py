@@ -245,7 +245,7 @@ def report(run) -> ChapterReport:
 
     params = stages.run_params(run)
     cards = stages.tokenizers(run)
-    tokens = TokenizerSet.from_params(params)
+    tokens = TokenizerSet.from_params(params.study, params.data, params.tokenizer, params.export, params.sequence)
     held = reco.held_out(params, "test", max_rows=HELD_OUT_ROWS)
     rep = ChapterReport()
     health, reencode, rows = {}, {}, []

@@ -309,13 +309,13 @@ def summary_row(
 
 def report(run) -> ChapterReport:
     """Everything chapter 02 shows, with the metrics logged to the run (cards and token files built if missing)."""
-    from ..collections import from_params as collections_from_params
+    from ..collections import from_data
     from ..sequences import TokenizerSet
 
     params = stages.run_params(run)
     cards = stages.tokenizers(run)
     token_dir = stages.tokens(run)
-    tokens = TokenizerSet.from_params(params)
+    tokens = TokenizerSet.from_params(params.study, params.data, params.tokenizer, params.export, params.sequence)
     held = reco.held_out(params, "test", max_rows=HELD_OUT_ROWS)
     rep = ChapterReport()
     export = json.loads((token_dir / "export.json").read_text())
@@ -328,14 +328,15 @@ def report(run) -> ChapterReport:
         len(held),
     )
 
-    reports, units = _collections(rep, tokens, held, collections_from_params(params))
+    reports, units = _collections(rep, tokens, held, from_data(params.data))
     main = "tracks" if "tracks" in reports else next(iter(reports))
     _main_figures(rep, main, tokens.tokenizers[main], reports[main], units[main])
     if params["study"]["kind"] == "jets" and "tracks" in reports and "jets" in held.collections:
         _jets(rep, tokens, held, reports["tracks"])
     elif {"electrons", "muons"} <= set(reports):
         _leptons(rep, tokens, held, reports)
-        lepton_peaks.add_to_report(rep, params, tokens)  # the requirement: signal-region peaks at detector width
+        # the requirement: signal-region peaks at detector width
+        lepton_peaks.add_to_report(rep, params.data, params.selection, tokens)
     run.log_metrics(rep.metrics)
     return rep
 
