@@ -10,6 +10,7 @@ import argparse
 import json
 import logging
 import sys
+from functools import partial
 from pathlib import Path
 
 from . import config
@@ -102,7 +103,8 @@ def cmd_train_tokenizer(args) -> int:
 
     params = _params(args)
     if steps.through_stages(params.tokenizer.output_dir):
-        folder = steps.build("train-tokenizer", run_folder.Run(run_folder.default_run_dir(params), params))["path"]
+        open_run = partial(run_folder.Run, run_folder.default_run_dir(params), params)
+        folder = steps.build("train-tokenizer", params.data, open_run)["path"]
         cards = {p.parent.name: p for p in sorted(folder.glob("*/card"))}
     else:
         out = tokenizer_dir(params.study, params.tokenizer)
@@ -121,7 +123,8 @@ def cmd_export(args) -> int:
 
     params = _params(args)
     if steps.through_stages(params.export.output_dir, params.export.cards_dir):
-        folder = steps.build("export", run_folder.Run(run_folder.default_run_dir(params), params))["path"]
+        open_run = partial(run_folder.Run, run_folder.default_run_dir(params), params)
+        folder = steps.build("export", params.data, open_run)["path"]
         for path in sorted(folder.glob("*.parquet")):
             print(path)
         return 0
@@ -182,7 +185,8 @@ def cmd_pretrain(args) -> int:
 
     params = _params(args)
     if steps.through_stages(params.pretrain.output_dir, params.export.output_dir) and not args.metrics_out:
-        folder = steps.build("pretrain", run_folder.Run(run_folder.default_run_dir(params), params))["path"]
+        open_run = partial(run_folder.Run, run_folder.default_run_dir(params), params)
+        folder = steps.build("pretrain", params.data, open_run)["path"]
         _report(params, json.loads((folder / "metrics.json").read_text()), None, printed=str(run_dir(params)))
         return 0
     out = Path(params["pretrain"]["output_dir"] or run_dir(params) / "artifacts" / "pretrain")
@@ -199,7 +203,8 @@ def cmd_classify(args) -> int:
     params = _params(args)
     locations = (params.classify.output_dir, params.classify.backbone, params.export.output_dir)
     if steps.through_stages(*locations) and not args.metrics_out:
-        numbers = steps.build("classify", run_folder.Run(run_folder.default_run_dir(params), params))["metrics"]
+        open_run = partial(run_folder.Run, run_folder.default_run_dir(params), params)
+        numbers = steps.build("classify", params.data, open_run)["metrics"]
         _report(params, numbers, None, printed=str(run_dir(params) / "metrics.json"))
         return 0
     out = Path(params["classify"]["output_dir"] or run_dir(params) / "artifacts" / "classify")

@@ -18,6 +18,9 @@ from typing import TYPE_CHECKING
 from ..errors import ConfigError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from ..schema import DataParams
     from .folder import Run
 
 #: The params keys that say where each step reads its inputs from and writes its outputs to (what the command passes
@@ -69,14 +72,16 @@ def direct(command: str, key: str, path: str | Path, run_dir: Path):
     return lock.writing(run_dir, f"treasure {command}") if inside and not launched() else contextlib.nullcontext()
 
 
-def build(command: str, run: Run, log=print) -> dict:
-    """Run a step as the stage of the run folder `run` (`runs/<kind>/<name>` with the step's params): the folder's
-    params.yaml comes to hold them first. Returns {"path": artifact, "metrics": numbers logged (if any)}."""
+def build(command: str, data: DataParams, open_run: Callable[[], Run], log=print) -> dict:
+    """Run a step as the stage of the run folder `open_run()` opens (`runs/<kind>/<name>` with the step's params): the
+    folder's params.yaml comes to hold them first. Returns {"path": artifact, "metrics": numbers logged (if any)}."""
+    from ..io.h5 import expand_files
     from ..study import stages
     from . import atomic, lock, provenance
     from .folder import PROVENANCE, adopt_params
 
-    stages.data_files(run.params)  # no input file is one clear error, before any file is written
+    expand_files(data.files)  # no input file is one clear error, before anything is written
+    run = open_run()
     run_dir = run.dir
     with lock.writing(run_dir, f"treasure {command}"):
         adopt_params(run_dir, run.params)

@@ -106,6 +106,7 @@ def token_sets(
     tokenizer: TokenizerParams,
     export: ExportParams,
     sequence: SequenceParams,
+    *,
     device: str = "cpu",
 ) -> dict[str, TokenizerSet]:
     """{"": the study's set} or, in `separate` mode, {card: a set of that card alone}."""
@@ -116,7 +117,9 @@ def token_sets(
     return {card: TokenizerSet.from_params(*sections, device=device, only=[card]) for card in full.tokenizers}
 
 
-def _outputs(path: Path, out_dir: Path, sets: Mapping[str, TokenizerSet], study: StudyParams, export: ExportParams):
+def _outputs(
+    path: Path, out_dir: Path, sets: Mapping[str, TokenizerSet], study: StudyParams, export: ExportParams
+) -> dict:
     key = output_key(path)
     e = export
     plan = {}
