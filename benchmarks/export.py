@@ -36,9 +36,10 @@ from _common import peak_rss_mb
 from export import params_for
 from treasure_lib.tokenizers.export import export_file, token_sets
 params = params_for(sys.argv[2], sys.argv[3])
-sets = token_sets(params, device=params["export"]["device"])
+sets = token_sets(params.study, params.data, params.tokenizer, params.export, params.sequence,
+                  device=params.export.device)
 t0 = time.perf_counter()
-r = export_file(Path(sys.argv[1]), sets, params, Path(sys.argv[3]))
+r = export_file(Path(sys.argv[1]), sets, params.study, params.data, params.export, params.selection, Path(sys.argv[3]))
 dt = time.perf_counter() - t0
 print(json.dumps({"jets": r["rows"], "seconds": dt, "jets_per_s": r["rows"] / dt,
                   "peak_rss_mb": peak_rss_mb()}))

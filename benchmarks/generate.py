@@ -53,7 +53,7 @@ def main() -> None:
                 ["params/default.yaml"],
                 [f"generate.output_dir={tmp}", f"generate.samples={{{process}: {args.events}}}"],
             )
-            job = plan_jobs(params)[0]
+            job = plan_jobs(params.study, params.data, params.generate)[0]
             t_bare, t_full = [], []
             for _ in range(args.repeats):  # alternate, so that machine noise hits both alike
                 t_bare.append(bare(job, args.events))

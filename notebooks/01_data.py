@@ -34,7 +34,7 @@ plots.style.show_when_made()
 params = run.params
 kind = params["study"]["kind"]
 files = study.stages.ensure_data(run)
-summary = study.data.summary(params)
+summary = study.data.summary(params.data)
 rows = summary["table"]
 show(markdown_table(rows))
 
@@ -80,7 +80,7 @@ else:
 
 # %% tags=["hide-input"]
 if kind == "events":
-    flow = study.data.cut_flow(params)
+    flow = study.data.cut_flow(params.data, params.selection)
     run.log_metrics(study.data.cut_flow_metrics(flow["flows"]))
     show(markdown_table(study.data.cut_flow_rows(flow["flows"], flow["cuts"], flow["unit"])))
     show(f"Each cell: events passing the step · their cross section × efficiency [{flow['unit']}] "

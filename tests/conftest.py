@@ -41,3 +41,18 @@ def inside(folder: Path, cache: Path):
             os.environ.pop("TREASURE_CACHE_DIR", None)
         else:
             os.environ["TREASURE_CACHE_DIR"] = old_cache
+
+
+def generate_sections(params):
+    """The params sections `generate.run.generate` (and plan_jobs, missing_jobs, stale_files) take, in order."""
+    return params.study, params.data, params.generate
+
+
+def tokenizer_sections(params):
+    """The params sections `tokenizers.train.train_tokenizers` takes, in order."""
+    return params.study, params.data, params.tokenizer
+
+
+def export_sections(params):
+    """The params sections `tokenizers.export.export` takes, in order."""
+    return params.study, params.data, params.tokenizer, params.export, params.sequence, params.selection

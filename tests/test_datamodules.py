@@ -14,6 +14,7 @@ from treasure_lib.diagnostics.label_proxies import check_no_label_proxy
 from treasure_lib.errors import ConfigError, InputFileError
 from treasure_lib.tokenizers.export import export
 
+from .conftest import export_sections
 from .test_sequences import _cards, _params, _toy_files
 
 SAMPLES = {"events_sig": 300, "events_zz": 600, "events_top": 1200, "events_qcd": 900}
@@ -34,7 +35,7 @@ def token_files(tmp_path_factory):
             h["metadata"].attrs["sum_of_weights"] = float(list(SAMPLES.values())[i]) * 2.0
     _cards(tmp / "cards", files)
     params = _params(tmp, files, "export.row_group_size=256")
-    results = export(params, progress=False)
+    results = export(*export_sections(params), progress=False)
     tokens = [r["outputs"][0] for r in results]
     features = [r["outputs"][1] for r in results]
     return params, tokens, features
@@ -196,7 +197,7 @@ def test_a_sample_split_into_several_files_counts_its_cross_section_once(tmp_pat
             h["metadata"].attrs["process"] = process
             h["metadata"].attrs["cross_section_pb"] = 0.05 if process == "qqZZ" else 0.003
     _cards(tmp_path / "cards", files)
-    results = export(_params(tmp_path, files), progress=False)
+    results = export(*export_sections(_params(tmp_path, files)), progress=False)
     tokens = TokenFiles([r["outputs"][0] for r in results])
     assert tokens.sample_sum_of_weights == [600.0, 600.0, 300.0]
     task = Task.from_params(

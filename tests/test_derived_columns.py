@@ -16,6 +16,7 @@ from treasure_lib.io.reader import H5Stream
 from treasure_lib.io.toy import make_batch
 from treasure_lib.tokenizers.export import export
 
+from .conftest import export_sections
 from .test_higgs4l import _arrays, _event
 from .test_sequences import EVENTS, STUDY, _cards, _params
 
@@ -71,7 +72,7 @@ def study(tmp_path_factory):
         "export.features=true",
         "data.split={train: 0.5, val: 0.2, test: 0.3, salt: 0}",
     )
-    results = export(params, progress=False)
+    results = export(*export_sections(params), progress=False)
     return tmp, files, params, results
 
 
@@ -82,7 +83,7 @@ def _outputs(results, kind):
 def test_token_features_and_decoded_files_carry_the_h4l_columns_of_the_same_rows(study):
     tmp, files, params, results = study
     for path in files:
-        batch = H5Stream.from_params(params, files=[path]).read_all()
+        batch = H5Stream.from_data(params.data, files=[path]).read_all()
         want = higgs4l.derived_columns(batch, params["selection"]["h4l"])
         for kind in ("tokens", "features", "decoded"):
             out = next(o for o in _outputs(results, kind) if path.stem in o)
@@ -152,7 +153,7 @@ def test_a_task_requiring_the_signal_region_keeps_exactly_its_rows(study):
 def test_a_missing_required_column_names_the_file_and_the_task(study):
     tmp, files, _, _ = study
     plain = _params(tmp / "plain", files, f"tokenizer.output_dir={tmp}/cards", "export.derived=[]")
-    outputs = [r["outputs"][0] for r in export(plain, progress=False)]
+    outputs = [r["outputs"][0] for r in export(*export_sections(plain), progress=False)]
     with pytest.raises(InputFileError, match=r"events_sig.*task 'sr' requires column 'pass_h4l_sr'.*export.derived"):
         read_split(TokenFiles(outputs), _task(["pass_h4l_sr"]), "train")
     with pytest.raises(InputFileError, match=r"task 'sr' requires column 'm4l' to be boolean"):
@@ -162,17 +163,22 @@ def test_a_missing_required_column_names_the_file_and_the_task(study):
 def test_bad_derived_and_require_settings_are_explained(study):
     tmp, files, _, _ = study
     with pytest.raises(ConfigError, match=r"export.derived names \['z4l'\]; known derived column sets: h4l"):
-        export(_params(tmp / "bad", files, f"tokenizer.output_dir={tmp}/cards", "export.derived=[z4l]"), progress=False)
+        export(
+            *export_sections(_params(tmp / "bad", files, f"tokenizer.output_dir={tmp}/cards", "export.derived=[z4l]")),
+            progress=False,
+        )
     with pytest.raises(ConfigError, match=r"classify.tasks.sr.require: expected a list of boolean column names"):
         _task("pass_h4l_sr")
     with pytest.raises(ConfigError, match=r"export.derived 'h4l' writes column 'm4l', which export.columns"):
         export(
-            _params(
-                tmp / "clash",
-                files,
-                f"tokenizer.output_dir={tmp}/cards",
-                "export.derived=[h4l]",
-                "export.columns={m4l: met.met}",
+            *export_sections(
+                _params(
+                    tmp / "clash",
+                    files,
+                    f"tokenizer.output_dir={tmp}/cards",
+                    "export.derived=[h4l]",
+                    "export.columns={m4l: met.met}",
+                )
             ),
             progress=False,
         )
@@ -181,19 +187,21 @@ def test_bad_derived_and_require_settings_are_explained(study):
 def test_outputs_made_with_other_derived_columns_are_redone(study):
     tmp, files, params, _ = study
     cards = f"tokenizer.output_dir={tmp}/cards"
-    first = export(_params(tmp / "redo", files, cards, "export.derived=[]"), progress=False)
-    reused = export(_params(tmp / "redo", files, cards, "export.derived=[]"), progress=False)
-    redone = export(_params(tmp / "redo", files, cards, "export.derived=[h4l]"), progress=False)
+    first = export(*export_sections(_params(tmp / "redo", files, cards, "export.derived=[]")), progress=False)
+    reused = export(*export_sections(_params(tmp / "redo", files, cards, "export.derived=[]")), progress=False)
+    redone = export(*export_sections(_params(tmp / "redo", files, cards, "export.derived=[h4l]")), progress=False)
     assert not any(r["skipped"] for r in first) and all(r["skipped"] for r in reused)
     assert not any(r["skipped"] for r in redone)
     assert "pass_h4l_sr" in pq.read_schema(redone[0]["outputs"][0]).names
     window = export(
-        _params(
-            tmp / "redo",
-            files,
-            f"tokenizer.output_dir={tmp}/cards",
-            "export.derived=[h4l]",
-            "selection.h4l.m4l_window_gev=[110, 135]",
+        *export_sections(
+            _params(
+                tmp / "redo",
+                files,
+                f"tokenizer.output_dir={tmp}/cards",
+                "export.derived=[h4l]",
+                "selection.h4l.m4l_window_gev=[110, 135]",
+            )
         ),
         progress=False,
     )

@@ -167,13 +167,15 @@ def test_pretraining_and_a_classifier_on_two_cpu_processes(token_files, tmp_path
     p = _params(token_files, tmp_path)
     for section in ("pretrain", "classify"):
         p[section]["train"].update(devices=2, strategy="ddp", accelerator="cpu", limit_train_batches=None)
-    distributed.run_distributed(["pretrain"], p, 2, tmp_path / "pretrain.json")
+    config.dump(p, tmp_path / "params.yaml")
+    distributed.run_distributed(["pretrain"], tmp_path / "params.yaml", 2, tmp_path / "pretrain.json")
     numbers = json.loads((tmp_path / "pretrain.json").read_text())
     metric_keys.check(numbers)
     assert 0 <= numbers["pretrain.masked_accuracy"] <= 1 and np.isfinite(numbers["pretrain.loss"])
     assert sorted(p.name for p in (tmp_path / "pretrain" / "checkpoints").iterdir()) == ["best.ckpt", "last.ckpt"]
     p["classify"].update(mode="finetune", backbone=str(tmp_path / "pretrain" / "checkpoints" / "best.ckpt"))
-    distributed.run_distributed(["classify"], p, 2, tmp_path / "classify.json")
+    config.dump(p, tmp_path / "params.yaml")
+    distributed.run_distributed(["classify"], tmp_path / "params.yaml", 2, tmp_path / "classify.json")
     tuned = json.loads((tmp_path / "classify.json").read_text())
     assert 0.0 <= tuned["classify.t.tokens_finetuned.auc"] <= 1.0
     assert len(list((tmp_path / "classify").rglob("predictions.npz"))) == 1

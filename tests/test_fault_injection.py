@@ -32,7 +32,7 @@ from treasure_lib.runs.stage import Stage
 from treasure_lib.study import stages
 from treasure_lib.tokenizers import card as cards
 
-from .conftest import ROOT
+from .conftest import ROOT, export_sections, generate_sections
 
 TINY = ROOT / "tests" / "data" / "tiny_jets.yaml"
 DEFAULT = ROOT / "params" / "default.yaml"
@@ -221,7 +221,7 @@ def token_files(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("tokens")
     files = _toy_files(tmp / "data", n=200)
     _cards(tmp / "cards", files)
-    return [r["outputs"][0] for r in export(_params(tmp, files), progress=False)]
+    return [r["outputs"][0] for r in export(*export_sections(_params(tmp, files)), progress=False)]
 
 
 @pytest.mark.parametrize("column", ["split", "weight"])
@@ -545,15 +545,17 @@ def jets_data(tmp_path_factory):
 
     out = tmp_path_factory.mktemp("data")
     generate(
-        config.load(
-            [DEFAULT],
-            [
-                f"generate.output_dir={out}",
-                "generate.samples={ttbar: 300, Zprime_qq: 150}",
-                "generate.layouts=[jets]",
-                "study.seed=11",
-                "generate.workers=1",
-            ],
+        *generate_sections(
+            config.load(
+                [DEFAULT],
+                [
+                    f"generate.output_dir={out}",
+                    "generate.samples={ttbar: 300, Zprime_qq: 150}",
+                    "generate.layouts=[jets]",
+                    "study.seed=11",
+                    "generate.workers=1",
+                ],
+            )
         ),
         progress=False,
     )

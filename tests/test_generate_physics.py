@@ -15,7 +15,7 @@ from treasure_lib.io.reader import H5Stream
 from treasure_lib.kinematics import ELECTRON_MASS_MEV, MUON_MASS_MEV, invariant_mass, z_candidate_mass
 from treasure_lib.metrics import discriminant_b
 
-from .conftest import ROOT
+from .conftest import ROOT, generate_sections
 
 pytestmark = pytest.mark.slow
 DEFAULT = ROOT / "params" / "default.yaml"
@@ -26,7 +26,7 @@ SAMPLES = "generate.samples={ttbar: 1500, qqZZ_4l: 500, ggH_ZZ4l: 500, Wjets: 40
 def sample(tmp_path_factory):
     out = tmp_path_factory.mktemp("gen")
     params = config.load([DEFAULT], [f"generate.output_dir={out}", SAMPLES, "study.seed=11"])
-    results = generate(params, progress=False)
+    results = generate(*generate_sections(params), progress=False)
     return out, results
 
 
@@ -148,7 +148,7 @@ def test_same_seed_gives_byte_identical_files(tmp_path):
             [DEFAULT],
             [f"generate.output_dir={tmp_path / run}", "generate.samples={Zjets: 120}", "generate.batch_size=50"],
         )
-        generate(params, progress=False)
+        generate(*generate_sections(params), progress=False)
         digests.append(
             {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted((tmp_path / run).glob("*.h5"))}
         )
@@ -162,7 +162,7 @@ def test_same_seed_gives_byte_identical_files(tmp_path):
             "study.seed=1",
         ],
     )
-    generate(params, progress=False)
+    generate(*generate_sections(params), progress=False)
     other = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted((tmp_path / "c").glob("*.h5"))}
     assert other != digests[0]
 
@@ -188,17 +188,20 @@ def test_missing_samples_are_generated_and_existing_ones_never_rewritten(tmp_pat
 
     first = params(Zjets=40, Wjets=40)
     assert len(ensure_samples(first, log=lambda _: None)) == 2
-    assert missing_jobs(first) == [] and stale_files(first) == []
+    assert missing_jobs(*generate_sections(first)) == [] and stale_files(*generate_sections(first)) == []
     kept = (tmp_path / "events_Wjets_000.h5").stat().st_mtime_ns
     bigger = params(Zjets=40, Wjets=60)
-    assert stale_files(bigger) == ["events_Wjets_000.h5"], "made with other settings: reported"
+    assert stale_files(*generate_sections(bigger)) == ["events_Wjets_000.h5"], "made with other settings: reported"
     notes = []
     ensure_samples(bigger, log=notes.append)
     assert (tmp_path / "events_Wjets_000.h5").stat().st_mtime_ns == kept, "an existing file is never rewritten"
     assert any("events_Wjets_000.h5" in n and "treasure generate" in n for n in notes)
     (tmp_path / "events_Zjets_000.h5").unlink()
-    assert [j.process for j in missing_jobs(bigger)] == ["Zjets"]
+    assert [j.process for j in missing_jobs(*generate_sections(bigger))] == ["Zjets"]
     ensure_samples(bigger, log=lambda _: None)
-    assert stale_files(bigger) == ["events_Wjets_000.h5"] and missing_jobs(bigger) == []
+    assert (
+        stale_files(*generate_sections(bigger)) == ["events_Wjets_000.h5"]
+        and missing_jobs(*generate_sections(bigger)) == []
+    )
     with h5py.File(tmp_path / "events_Wjets_000.h5") as f:
         assert f["metadata"].attrs["n_events"] == 40, "still the file that was there"

@@ -15,7 +15,7 @@ from treasure_lib.generate.taggers import DL1D, GN2, tagger_scores
 from treasure_lib.generate.truth import heaviest_quark, is_hadron
 from treasure_lib.metrics import discriminant_b
 
-from .conftest import ROOT
+from .conftest import ROOT, generate_sections
 
 DEFAULT = ROOT / "params" / "default.yaml"
 
@@ -36,7 +36,7 @@ def test_large_samples_are_split_into_files_with_consecutive_event_numbers(tmp_p
             "generate.events_per_file=5000",
         ],
     )
-    jobs = plan_jobs(params)
+    jobs = plan_jobs(*generate_sections(params))
     assert [(j.process, j.n_events, j.first_event_number) for j in jobs] == [
         ("ttbar", 5000, 0),
         ("ttbar", 5000, 5000),
@@ -49,7 +49,7 @@ def test_large_samples_are_split_into_files_with_consecutive_event_numbers(tmp_p
 
 def test_unknown_process_and_detector_parameter_are_explained():
     with pytest.raises(ConfigError, match="unknown process\\(es\\) \\['ttbarr'\\]"):
-        plan_jobs(config.load([DEFAULT], ["generate.samples={ttbarr: 10}"]))
+        plan_jobs(*generate_sections(config.load([DEFAULT], ["generate.samples={ttbarr: 10}"])))
     with pytest.raises(
         ConfigError, match="'generate.detector.track_efficency_central'; did you mean 'track_efficiency_central'"
     ):

@@ -13,7 +13,7 @@ from treasure_lib.errors import ConfigError
 from treasure_lib.generate.filters import LeptonFilter
 from treasure_lib.generate.run import RECORD, _filtered, job_key, load_processes, plan_jobs, stale_files
 
-from .conftest import ROOT
+from .conftest import ROOT, generate_sections
 
 DEFAULT = ROOT / "params" / "default.yaml"
 PROCESSES = ROOT / "params" / "processes.yaml"
@@ -73,12 +73,12 @@ def test_changed_generator_settings_mark_files_stale(tmp_path):
     blocks = load_processes(PROCESSES)
     assert "WeakZ0:gmZmode = 0" in blocks["qqZZ_4l"]["settings"] and "filter" in blocks["qqZZ_4l"]
     params = _params(tmp_path, PROCESSES)
-    (job,) = plan_jobs(params)
+    (job,) = plan_jobs(*generate_sections(params))
     assert job.generator_filter == {"leptons": 4, "pt_min_gev": 4.0, "eta_max": 2.7}
     assert "110 < m(ZZ) < 140 GeV" in job.generator_cut
     (tmp_path / "events_qqZZ_4l_000.h5").write_bytes(b"")
     (tmp_path / RECORD).write_text(f'{{"events_qqZZ_4l_000.h5": "{job_key(job)}"}}')
-    assert stale_files(params) == []
+    assert stale_files(*generate_sections(params)) == []
     for change in (
         {"settings": blocks["qqZZ_4l"]["settings"] + ["PhaseSpace:mHatMax = 150."]},
         {"generator_cut": "something else"},
@@ -86,7 +86,7 @@ def test_changed_generator_settings_mark_files_stale(tmp_path):
     ):
         other = tmp_path / "other.yaml"
         other.write_text(yaml.safe_dump({"qqZZ_4l": {**blocks["qqZZ_4l"], **change}}))
-        assert stale_files(_params(tmp_path, other)) == ["events_qqZZ_4l_000.h5"], change
+        assert stale_files(*generate_sections(_params(tmp_path, other))) == ["events_qqZZ_4l_000.h5"], change
     other_detector = config.load(
         [DEFAULT],
         [
@@ -97,7 +97,7 @@ def test_changed_generator_settings_mark_files_stale(tmp_path):
             "generate.detector.track_muon_tag_efficiency=0.8",
         ],
     )
-    assert stale_files(other_detector) == ["events_qqZZ_4l_000.h5"]
+    assert stale_files(*generate_sections(other_detector)) == ["events_qqZZ_4l_000.h5"]
 
 
 def test_a_malformed_filter_is_explained(tmp_path):
@@ -144,7 +144,7 @@ def test_zz_background_fills_the_higgs_window(tmp_path, sets):
             "generate.workers=1",
         ],
     )
-    generate(params, progress=False)
+    generate(*generate_sections(params), progress=False)
     path = tmp_path / "events_qqZZ_4l_000.h5"
     with h5py.File(path) as f:
         meta = dict(f["metadata"].attrs)

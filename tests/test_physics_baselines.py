@@ -12,6 +12,7 @@ from treasure_lib.errors import InputFileError
 from treasure_lib.study.physics_baselines import scores_from_files
 from treasure_lib.tokenizers.export import export
 
+from .conftest import export_sections
 from .test_derived_columns import _file_with_quadruplets
 from .test_sequences import _cards, _params
 
@@ -36,7 +37,7 @@ def sr_tokens(tmp_path_factory):
     ]
     _cards(tmp / "cards", files)
     params = _params(tmp, files, "export.derived=[h4l]", "data.split={train: 0.5, val: 0.2, test: 0.3, salt: 0}")
-    results = export(params, progress=False)
+    results = export(*export_sections(params), progress=False)
     return TokenFiles([r["outputs"][0] for r in results])
 
 
@@ -86,6 +87,6 @@ def test_token_files_without_the_h4l_columns_are_refused(tmp_path):
         _file_with_quadruplets(tmp_path / "data", "events_zz", 60, 900002, 0.008),
     ]
     _cards(tmp_path / "cards", files)
-    plain = export(_params(tmp_path, files, "export.derived=[]"), progress=False)
+    plain = export(*export_sections(_params(tmp_path, files, "export.derived=[]")), progress=False)
     with pytest.raises(InputFileError, match=r"physics baselines need column\(s\) \['m12'.*export.derived: \[h4l\]"):
         scores_from_files(TokenFiles([r["outputs"][0] for r in plain]), _task(require=[]), seed=1)

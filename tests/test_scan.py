@@ -15,7 +15,7 @@ from treasure_lib import scan as scans
 from treasure_lib.errors import ConfigError
 from treasure_lib.scan import points as P
 
-from .conftest import ROOT
+from .conftest import ROOT, generate_sections
 from .test_runs import PARAMETERS, make_project
 
 SCAN = """\
@@ -242,14 +242,16 @@ def test_two_point_scan_on_tiny_params_shares_its_tokenizer_and_is_summarised(tm
 
     data = tmp_path / "data"
     generate(
-        config.load(
-            [ROOT / "params" / "default.yaml"],
-            [
-                f"generate.output_dir={data}",
-                "generate.layouts=[jets]",
-                "generate.samples={ttbar: 300, Zprime_qq: 150}",
-                "study.seed=5",
-            ],
+        *generate_sections(
+            config.load(
+                [ROOT / "params" / "default.yaml"],
+                [
+                    f"generate.output_dir={data}",
+                    "generate.layouts=[jets]",
+                    "generate.samples={ttbar: 300, Zprime_qq: 150}",
+                    "study.seed=5",
+                ],
+            )
         ),
         progress=False,
     )

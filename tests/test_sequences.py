@@ -19,7 +19,7 @@ from treasure_lib.tokenizers.export import export
 from treasure_lib.tokenizers.train import _collection_info, combined_collection
 from treasure_lib.vocabulary import CLS, EMPTY, PAD, SEP
 
-from .conftest import OBJECTS, ROOT
+from .conftest import OBJECTS, ROOT, export_sections
 
 EVENTS = load_sets(OBJECTS)["events"]
 STUDY = ["electrons", "muons", "met", "event"]
@@ -121,8 +121,8 @@ def study(tmp_path):
 def _sequences(params, files, layout="grouped", **kw):
     from treasure_lib.io.reader import H5Stream
 
-    ts = TokenizerSet.from_params(params)
-    batch = next(iter(H5Stream.from_params(params, files=files[:1])))
+    ts = TokenizerSet.from_params(params.study, params.data, params.tokenizer, params.export, params.sequence)
+    batch = next(iter(H5Stream.from_data(params.data, files=files[:1])))
     return ts, batch, ts.to_sequences(batch)
 
 
@@ -213,13 +213,14 @@ def test_the_sequence_order_must_list_each_tokenized_collection_once(study):
     with pytest.raises(
         ConfigError, match=r"sequence.order .* must list each tokenized collection once.*missing: \['met'\]"
     ):
-        TokenizerSet.from_params(_params(tmp_path, files, "sequence.order=[event, electrons, muons]"))
+        p = _params(tmp_path, files, "sequence.order=[event, electrons, muons]")
+        TokenizerSet.from_params(p.study, p.data, p.tokenizer, p.export, p.sequence)
 
 
 def test_export_writes_split_normalisation_and_a_set_readable_from_metadata(study):
     tmp_path, files = study
     params = _params(tmp_path, files)
-    results = export(params, progress=False)
+    results = export(*export_sections(params), progress=False)
     out = results[0]["outputs"][0]
     assert out.endswith(".tokens.parquet") and "events_a-" in out
     table = pq.read_table(out)
@@ -228,7 +229,7 @@ def test_export_writes_split_normalisation_and_a_set_readable_from_metadata(stud
     numbers = table.column("event_number").to_numpy()
     np.testing.assert_array_equal(
         splits.codes_from_names(table.column("split").to_pylist()),
-        splits.assign("dsid:700000", numbers, splits.SplitSpec.from_params(params)),
+        splits.assign("dsid:700000", numbers, splits.SplitSpec.from_data(params.data)),
     )
     ts = TokenizerSet.from_metadata(read_metadata(out), out, load_cards=True, base=tmp_path / "tokens")
     seq = Sequences(tokens_array(table), list_column(table, "type_ids"), list_column(table, "mask"))
@@ -242,12 +243,12 @@ def test_export_uses_exactly_the_cards_the_params_name(study):
     tmp_path, files = study
     _cards(tmp_path / "cards", files, combined=True)  # a stale combined card beside the per-collection ones
     params = _params(tmp_path, files)
-    table = pq.read_table(export(params, progress=False)[0]["outputs"][0])
+    table = pq.read_table(export(*export_sections(params), progress=False)[0]["outputs"][0])
     cards = __import__("json").loads(table.schema.metadata[b"treasure.cards"])
     assert set(cards) == {"electrons", "muons", "met", "event"}, "object mode never reads the combined card"
     assert tokens_array(table).shape[1] == 13, "objects are in the sequence once"
     combined = _params(tmp_path, files, "tokenizer.mode=combined", f"export.output_dir={tmp_path}/tokens_c")
-    table = pq.read_table(export(combined, progress=False)[0]["outputs"][0])
+    table = pq.read_table(export(*export_sections(combined), progress=False)[0]["outputs"][0])
     assert set(__import__("json").loads(table.schema.metadata[b"treasure.cards"])) == {"objects", "met", "event"}
 
 
@@ -267,16 +268,18 @@ def test_combined_mode_keeps_each_objects_own_type_id(study):
 def test_export_redoes_outputs_made_with_other_cards_and_keeps_current_ones(study):
     tmp_path, files = study
     params = _params(tmp_path, files)
-    first = export(params, progress=False)
+    first = export(*export_sections(params), progress=False)
     assert not any(r["skipped"] for r in first)
-    assert all(r["skipped"] for r in export(params, progress=False)), "unchanged cards: the export resumes"
+    assert all(r["skipped"] for r in export(*export_sections(params), progress=False)), (
+        "unchanged cards: the export resumes"
+    )
     cols = {k: EVENTS[k] for k in STUDY}
     from treasure_lib.io.reader import H5Stream
 
     save(
         _kmeans_card(EVENTS["muons"], H5Stream(files, cols).read_all(), seed=99), tmp_path / "cards" / "muons" / "card"
     )
-    again = export(params, progress=False)
+    again = export(*export_sections(params), progress=False)
     assert not any(r["skipped"] for r in again), "outputs made with another muon card are redone"
 
 
@@ -284,7 +287,7 @@ def test_same_named_inputs_from_two_folders_do_not_collide(study, tmp_path):
     _, files = study
     other = _toy_files(tmp_path / "other", n=100)
     params = _params(tmp_path, [files[0], other[0]])
-    outs = [r["outputs"][0] for r in export(params, progress=False)]
+    outs = [r["outputs"][0] for r in export(*export_sections(params), progress=False)]
     assert len(set(outs)) == 2 and pq.read_table(outs[1]).num_rows == 100
 
 
@@ -296,4 +299,4 @@ def test_a_missing_card_is_a_clear_error(study):
     with pytest.raises(
         InputFileError, match=r"no tokenizer card for \['muons'\].*run `treasure train-tokenizer` first"
     ):
-        export(_params(tmp_path, files), progress=False)
+        export(*export_sections(_params(tmp_path, files)), progress=False)

@@ -12,7 +12,7 @@ from treasure_lib import config, metric_keys
 from treasure_lib.generate import generate
 from treasure_lib.runs import execute
 
-from .conftest import ROOT
+from .conftest import ROOT, generate_sections
 from .test_book import _assert_png_shown
 
 pytestmark = pytest.mark.slow
@@ -35,9 +35,11 @@ SAMPLES = (
 def data(tmp_path_factory):
     out = tmp_path_factory.mktemp("data")
     generate(
-        config.load(
-            [ROOT / "params" / "default.yaml"],
-            [f"generate.output_dir={out}", f"generate.samples={SAMPLES}", "study.seed=11"],
+        *generate_sections(
+            config.load(
+                [ROOT / "params" / "default.yaml"],
+                [f"generate.output_dir={out}", f"generate.samples={SAMPLES}", "study.seed=11"],
+            )
         ),
         progress=False,
     )

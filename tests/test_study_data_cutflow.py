@@ -77,7 +77,7 @@ def flow(tmp_path_factory):
             "data.phi_reference_collections=[electrons, muons]",
         ],
     )
-    return data.cut_flow(params)
+    return data.cut_flow(params.data, params.selection)
 
 
 def test_every_step_counts_the_hand_built_events_of_all_files_of_a_sample(flow):

@@ -34,7 +34,7 @@ def _params(bins, features=None):
 def test_object_binning_spends_log2_bins_bits_on_each_binned_feature_only():
     feats, mask, sample = _sample()
     scaler = CollectionScaler.for_collection(TRACKS).fit(feats, mask)
-    tok, _ = train_binning(_params(8, ["pt", "d0", "eta"]), TRACKS, sample, scaler)
+    tok, _ = train_binning(_params(8, ["pt", "d0", "eta"])["tokenizer"], TRACKS, sample, scaler)
     assert (tok.num_quantizers, tok.codebook_size) == (3, 8)
     assert bits_per_object(tok) == 9.0, "3 features x log2(8) bits: the budget the comparison matches"
     assert tok.level_features == ["pt", "d0", "eta"]
@@ -55,8 +55,8 @@ def test_object_binning_spends_log2_bins_bits_on_each_binned_feature_only():
 def test_more_bins_resolve_track_pt_better_and_the_card_round_trips(tmp_path):
     feats, mask, sample = _sample()
     scaler = CollectionScaler.for_collection(TRACKS).fit(feats, mask)
-    coarse, _ = train_binning(_params(4, ["pt"]), TRACKS, sample, scaler)
-    fine, _ = train_binning(_params(64, ["pt"]), TRACKS, sample, scaler)
+    coarse, _ = train_binning(_params(4, ["pt"])["tokenizer"], TRACKS, sample, scaler)
+    fine, _ = train_binning(_params(64, ["pt"])["tokenizer"], TRACKS, sample, scaler)
     res = [levels_report(t, feats, mask)[1]["pt"]["response_iqr_over_median"] for t in (coarse, fine)]
     assert res[1] < 0.5 * res[0]
     again = load(save(fine, tmp_path / "card"))

@@ -19,7 +19,7 @@ from treasure_lib.tokenizers import card
 from treasure_lib.tokenizers.export import export
 from treasure_lib.tokenizers.train import train_tokenizers
 
-from .conftest import ROOT
+from .conftest import ROOT, export_sections, generate_sections, tokenizer_sections
 
 pytestmark = pytest.mark.slow
 DEFAULT = ROOT / "params" / "default.yaml"
@@ -40,7 +40,7 @@ def data_dir(tmp_path_factory):
         [DEFAULT],
         [f"generate.output_dir={out}", "generate.samples={ttbar: 500, Zjets: 250, ggH_ZZ4l: 250}", "study.seed=5"],
     )
-    generate(params, progress=False)
+    generate(*generate_sections(params), progress=False)
     return out
 
 
@@ -61,7 +61,7 @@ def _jet_params(data_dir, tmp, *extra):
 def jet_cards(data_dir, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("jets")
     params = _jet_params(data_dir, tmp)
-    return params, train_tokenizers(params)
+    return params, train_tokenizers(*tokenizer_sections(params))
 
 
 def test_reconstruction_improves_with_each_quantizer_level_on_generated_tracks(jet_cards):
@@ -82,7 +82,7 @@ def test_card_metrics_describe_the_saved_weights(jet_cards):
 
     params, cards = jet_cards
     stored = card.load(cards["tracks"]).card
-    fresh = revalidate(cards["tracks"], params)
+    fresh = revalidate(cards["tracks"], params.data, params.tokenizer, params.study.seed)
     assert set(fresh) == set(stored["metrics"])
     for key, value in fresh.items():
         assert stored["metrics"][key] == pytest.approx(value, rel=1e-6, abs=1e-9), key
@@ -106,14 +106,14 @@ def test_card_records_provenance_and_reloads_to_identical_indices(jet_cards, dat
 
 
 def _tracks(params):
-    from treasure_lib.collections import from_params
+    from treasure_lib.collections import from_data
 
-    return from_params(params)["tracks"]
+    return from_data(params.data)["tracks"]
 
 
 def test_same_seed_on_cpu_gives_identical_indices(data_dir, tmp_path, jet_cards):
     params, cards = jet_cards
-    again = train_tokenizers(_jet_params(data_dir, tmp_path))
+    again = train_tokenizers(*tokenizer_sections(_jet_params(data_dir, tmp_path)))
     batch = next(iter(H5Stream([data_dir / "jets_ttbar_000.h5"], {"tracks": _tracks(params)}, chunk_size=500)))
     a = card.load(cards["tracks"]).encode(batch["tracks"].features, batch["tracks"].mask)
     b = card.load(again["tracks"]).encode(batch["tracks"].features, batch["tracks"].mask)
@@ -122,7 +122,7 @@ def test_same_seed_on_cpu_gives_identical_indices(data_dir, tmp_path, jet_cards)
 
 def test_jet_export_writes_documented_parquet_and_npz(jet_cards, data_dir):
     params, cards = jet_cards
-    results = export(params, progress=False)
+    results = export(*export_sections(params), progress=False)
     r = next(r for r in results if "jets_ttbar_000" in r["file"])
     npz_path = next(p for p in r["outputs"] if p.endswith(".npz"))
     z = np.load(npz_path)
@@ -147,7 +147,7 @@ def test_jet_export_writes_documented_parquet_and_npz(jet_cards, data_dir):
     with h5py.File(data_dir / "jets_ttbar_000.h5") as f:
         np.testing.assert_allclose(table.column("jet_pt").to_numpy(), f["jets"]["pt"][:])
     # a second export finds the outputs and skips: an interrupted export resumes
-    assert all(r2["skipped"] for r2 in export(params, progress=False))
+    assert all(r2["skipped"] for r2 in export(*export_sections(params), progress=False))
 
 
 def test_no_row_is_in_two_splits_across_tokenizer_training_export_and_later_readers(jet_cards):
@@ -160,12 +160,12 @@ def test_no_row_is_in_two_splits_across_tokenizer_training_export_and_later_read
     tok = card.load(cards["tracks"])
     seen = {}
     for name, code in (("train", splits.TRAIN), ("val", splits.VAL)):
-        stream = H5Stream.from_params(params, {"tracks": _tracks(params)}, select_split=code)
+        stream = H5Stream.from_data(params.data, {"tracks": _tracks(params)}, select_split=code)
         sets = CollectionSets(stream, "tracks", tok.scaler, 1024, shuffle=name == "train", seed=1, cache_rows=0)
         seen[name] = {(stream.files[f], e) for b in sets.arrays() for f, e in zip(b["file"], b["event_number"])}
     assert seen["train"] and seen["val"] and not seen["train"] & seen["val"]
     split_of = {}
-    for r in export(params, progress=False):
+    for r in export(*export_sections(params), progress=False):
         t = pq.read_table(r["outputs"][0], columns=["split", "event_number", "source_file"])
         for s, e, f in zip(
             t.column("split").to_pylist(), t.column("event_number").to_pylist(), t.column("source_file").to_pylist()
@@ -190,7 +190,7 @@ def test_export_fails_cleanly_on_a_file_missing_a_feature(jet_cards, data_dir, t
         [f"export.files=[{bad}]", f"export.output_dir={out}", f"export.cards_dir={params['tokenizer']['output_dir']}"],
     )
     with pytest.raises(InputFileError, match="feature 'd0' missing"):
-        export(p, progress=False)
+        export(*export_sections(p), progress=False)
     assert not out.exists() or not any(out.iterdir()), "nothing half-written"
 
 
@@ -206,9 +206,9 @@ def test_transformer_tokenizer_trains_in_context_and_exports_flat(data_dir, tmp_
         "export.npz=false",
         f"export.files=[{data_dir}/jets_Zjets_000.h5]",
     )
-    cards = train_tokenizers(params)
+    cards = train_tokenizers(*tokenizer_sections(params))
     assert card.load(cards["tracks"]).model.cfg.encoder["kind"] == "transformer"
-    r = export(params, progress=False)[0]
+    r = export(*export_sections(params), progress=False)[0]
     assert [Path(o).name.split(".", 1)[1] for o in r["outputs"]] == [
         "tokens.parquet",
         "features.parquet",
@@ -247,9 +247,9 @@ def test_event_export_object_mode_concatenates_collections_with_type_ids(data_di
     params = _event_params(
         data_dir, tmp_path, "data.label={metadata: process, classes: {ggH_ZZ4l: 1, Zjets: 0, ttbar: 0}}"
     )
-    cards = train_tokenizers(params)
+    cards = train_tokenizers(*tokenizer_sections(params))
     assert set(cards) == {"electrons", "muons", "jets", "met"}
-    results = export(params, progress=False)
+    results = export(*export_sections(params), progress=False)
     path = next(r["outputs"][0] for r in results if "ggH" in r["file"])
     table = pq.read_table(path)
     ts = TokenizerSet.from_metadata(read_metadata(path), path)
@@ -274,11 +274,11 @@ def test_event_export_combined_and_separate_modes(data_dir, tmp_path):
         "tokenizer.kind=kmeans",
         f"export.files=[{data_dir}/events_Zjets_000.h5]",
     )
-    cards = train_tokenizers(combined)
+    cards = train_tokenizers(*tokenizer_sections(combined))
     assert set(cards) == {"objects", "met"}
     tok = card.load(cards["objects"])
     assert tok.features == ("pt", "eta", "phi", "type")
-    r = export(combined, progress=False)[0]
+    r = export(*export_sections(combined), progress=False)[0]
     types = list_column(pq.read_table(r["outputs"][0]), "type_ids")
     assert set(np.unique(types)) <= {0, 1, 2, 5, 7} and (types == 5).any(), "objects keep their own type ids"
     separate = _event_params(
@@ -288,8 +288,10 @@ def test_event_export_combined_and_separate_modes(data_dir, tmp_path):
         "tokenizer.kind=kmeans",
         f"export.files=[{data_dir}/events_Zjets_000.h5]",
     )
-    train_tokenizers(separate)
-    outs = [o for o in export(separate, progress=False)[0]["outputs"] if o.endswith(".tokens.parquet")]
+    train_tokenizers(*tokenizer_sections(separate))
+    outs = [
+        o for o in export(*export_sections(separate), progress=False)[0]["outputs"] if o.endswith(".tokens.parquet")
+    ]
     assert sorted(o.rsplit(".", 3)[-3] for o in outs) == ["electrons", "jets", "met", "muons"]
     jets = pq.read_table(next(o for o in outs if ".jets." in o))
     assert tokens_array(jets).shape[1:] == (1 + 10 + 1, 3)
@@ -318,7 +320,7 @@ def test_dead_code_replacement_stays_small_for_rare_electrons_once_trained(data_
         "tokenizer.per_collection={electrons: {codebook_size: 32, train: {batch_objects: 128}}}",
         "tokenizer.train.patience=6",
     )
-    cards = train_tokenizers(params)
+    cards = train_tokenizers(*tokenizer_sections(params))
     metrics = card.load(cards["electrons"]).card["metrics"]
     assert all(f"val/usage_level_{q}" in metrics for q in (1, 2, 3)), "utilisation is reported per level"
     assert metrics["val/usage_level_1"] > 0.4  # measured on the ~70 val electrons of this small sample

@@ -289,7 +289,7 @@ def test_kmeans_baseline_reconstruction_improves_with_levels(tmp_path):
         "tokenizer": {"scaler_sample_objects": 100_000, "codebook_size": 16, "num_quantizers": 3, "per_collection": {}}
     }
     sample = reservoir_sample(iter([_batch(feats, mask)]), "tracks", 100_000, 0, categorical=("charge",))
-    tok, _ = train_kmeans(params, TRACKS, scaler, sample, seed=0)
+    tok, _ = train_kmeans(params["tokenizer"], TRACKS, scaler, sample, seed=0)
     idx = tok.encode(feats, mask)
     levels = [levels_report(tok, feats, mask, idx)[q]["d0"]["mae"] for q in (1, 2, 3)]
     assert levels[0] > levels[1] > levels[2], "each residual level lowers the physical-unit error"

@@ -10,6 +10,7 @@ import argparse
 import json
 import logging
 import sys
+from functools import partial
 from pathlib import Path
 
 from . import config
@@ -76,7 +77,7 @@ def cmd_generate(args) -> int:
     from .generate import generate
 
     params = _params(args)
-    results = generate(params, workers=args.workers, progress=not args.quiet)
+    results = generate(params.study, params.data, params.generate, workers=args.workers, progress=not args.quiet)
     for r in results:
         print(
             f"{r['process']:<12} {r['events']:>7} events {r['jets']:>8} jets  sigma = {r['cross_section_pb']:.4g} pb  "
@@ -96,33 +97,41 @@ def _register_generate(sub, add_params, _):
 
 
 def cmd_train_tokenizer(args) -> int:
+    from .runs import folder as run_folder
     from .runs import steps
     from .tokenizers.train import tokenizer_dir, train_tokenizers
 
     params = _params(args)
-    if steps.through_stages("train-tokenizer", params):
-        folder = steps.build("train-tokenizer", params)["path"]
+    if steps.through_stages(params.tokenizer.output_dir):
+        open_run = partial(run_folder.Run, run_folder.default_run_dir(params), params)
+        folder = steps.build("train-tokenizer", params.data, open_run)["path"]
         cards = {p.parent.name: p for p in sorted(folder.glob("*/card"))}
     else:
-        with steps.direct("train-tokenizer", "tokenizer.output_dir", tokenizer_dir(params), params):
-            cards = train_tokenizers(params)  # {} on the other DDP ranks: the main process writes the cards
+        out = tokenizer_dir(params.study, params.tokenizer)
+        with steps.direct("train-tokenizer", "tokenizer.output_dir", out, run_folder.default_run_dir(params)):
+            # {} on the other DDP ranks: the main process writes the cards
+            cards = train_tokenizers(params.study, params.data, params.tokenizer)
     for name, path in cards.items():
         print(f"{name:<12} {path}")
     return 0
 
 
 def cmd_export(args) -> int:
+    from .runs import folder as run_folder
     from .runs import steps
     from .tokenizers.export import export, tokens_dir
 
     params = _params(args)
-    if steps.through_stages("export", params):
-        folder = steps.build("export", params)["path"]
+    if steps.through_stages(params.export.output_dir, params.export.cards_dir):
+        open_run = partial(run_folder.Run, run_folder.default_run_dir(params), params)
+        folder = steps.build("export", params.data, open_run)["path"]
         for path in sorted(folder.glob("*.parquet")):
             print(path)
         return 0
-    with steps.direct("export", "export.output_dir", tokens_dir(params), params):
-        results = export(params, progress=not args.quiet)
+    out = tokens_dir(params.study, params.export)
+    with steps.direct("export", "export.output_dir", out, run_folder.default_run_dir(params)):
+        sections = (params.study, params.data, params.tokenizer, params.export, params.sequence, params.selection)
+        results = export(*sections, progress=not args.quiet)
     for r in results:
         if r["skipped"]:
             print(f"{r['file']}: outputs exist, skipped (export.overwrite=true to redo)")
@@ -170,31 +179,36 @@ def _report(params, numbers: dict, metrics_out: str | Path | None, printed: str 
 def cmd_pretrain(args) -> int:
     import json
 
+    from .runs import folder as run_folder
     from .runs import steps
     from .training import pretrain, run_dir
 
     params = _params(args)
-    if steps.through_stages("pretrain", params) and not args.metrics_out:
-        folder = steps.build("pretrain", params)["path"]
+    if steps.through_stages(params.pretrain.output_dir, params.export.output_dir) and not args.metrics_out:
+        open_run = partial(run_folder.Run, run_folder.default_run_dir(params), params)
+        folder = steps.build("pretrain", params.data, open_run)["path"]
         _report(params, json.loads((folder / "metrics.json").read_text()), None, printed=str(run_dir(params)))
         return 0
     out = Path(params["pretrain"]["output_dir"] or run_dir(params) / "artifacts" / "pretrain")
-    with steps.direct("pretrain", "pretrain.output_dir", out, params):
+    with steps.direct("pretrain", "pretrain.output_dir", out, run_folder.default_run_dir(params)):
         _report(params, pretrain(params), args.metrics_out or out / "metrics.json")
     return 0
 
 
 def cmd_classify(args) -> int:
+    from .runs import folder as run_folder
     from .runs import steps
     from .training import classify, run_dir
 
     params = _params(args)
-    if steps.through_stages("classify", params) and not args.metrics_out:
-        numbers = steps.build("classify", params)["metrics"]
+    locations = (params.classify.output_dir, params.classify.backbone, params.export.output_dir)
+    if steps.through_stages(*locations) and not args.metrics_out:
+        open_run = partial(run_folder.Run, run_folder.default_run_dir(params), params)
+        numbers = steps.build("classify", params.data, open_run)["metrics"]
         _report(params, numbers, None, printed=str(run_dir(params) / "metrics.json"))
         return 0
     out = Path(params["classify"]["output_dir"] or run_dir(params) / "artifacts" / "classify")
-    with steps.direct("classify", "classify.output_dir", out, params):
+    with steps.direct("classify", "classify.output_dir", out, run_folder.default_run_dir(params)):
         _report(params, classify(params), args.metrics_out or out / "metrics.json")
     return 0
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import yaml
 
 from .errors import ConfigError
+from .schema import DataParams
 
 LAYOUTS = ("compound", "per_feature")
 KINDS = ("objects", "scalars")
@@ -246,6 +247,6 @@ def load_collections(path: str | Path, set_name: str, names: list[str] | None = 
     return {n: members[n] for n in names}
 
 
-def from_params(params: Mapping) -> dict[str, Collection]:
-    data = params["data"]
-    return load_collections(data["objects_file"], data["collection_set"], data.get("collections"))
+def from_data(data: DataParams) -> dict[str, Collection]:
+    """The collections the data section reads: `data.collections` (all when null) of `data.collection_set`."""
+    return load_collections(data.objects_file, data.collection_set, data.collections)

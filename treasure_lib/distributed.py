@@ -18,7 +18,7 @@ import os
 import subprocess
 import sys
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -99,21 +99,17 @@ def merge_tallies(parts: Sequence[Mapping]) -> dict:
     return out
 
 
-def run_distributed(args: Sequence[str], params: Mapping, nproc: int, metrics_out: Path | None = None) -> None:
-    """Run `treasure <args> --params <params>` as `nproc` processes on this node (torchrun --standalone).
+def run_distributed(args: Sequence[str], params_file: Path, nproc: int, metrics_out: Path | None = None) -> None:
+    """Run `treasure <args> --params <params_file>` as `nproc` processes on this node (torchrun --standalone).
 
-    The resolved params travel as a YAML file; the main process writes its metrics to `metrics_out`.
+    `params_file`: the resolved params as YAML; the main process writes its metrics to `metrics_out`.
     The processes' output is printed as it comes (a chapter shows it); a failure is an error with the
-    command, its params file (kept) and the last lines of that output.
+    command, its params file and the last lines of that output.
     """
     from collections import deque
 
-    from . import config
     from .errors import TreasureError
 
-    tmp = Path(tempfile.mkdtemp(prefix="treasure-ddp-"))
-    params_file = tmp / "params.yaml"
-    config.dump(params, params_file)
     cmd = [
         sys.executable,
         "-m",
@@ -138,14 +134,18 @@ def run_distributed(args: Sequence[str], params: Mapping, nproc: int, metrics_ou
             f"distributed training failed (exit {proc.returncode}): {' '.join(cmd)}\n"
             f"(params kept in {params_file}); last output:\n" + "".join(tail)
         )
+
+
+def fit_here_or_distributed(
+    command: str, train: Mapping, here, resolved: Callable[[], Mapping], metrics_out: Path | None = None
+):
+    """Train in this process, or, when `train` asks for several devices on this node and no launcher started us,
+    as one process per device under torchrun (then the metrics come back through `metrics_out`). `resolved`: the
+    resolved params as plain data (`params.to_dict`), asked for only then: the processes read them from a YAML file
+    (kept when they fail)."""
     import shutil
 
-    shutil.rmtree(tmp, ignore_errors=True)
-
-
-def fit_here_or_distributed(command: str, params: Mapping, train: Mapping, here, metrics_out: Path | None = None):
-    """Train in this process, or, when `train` asks for several devices on this node and no launcher started us,
-    as one process per device under torchrun (then the metrics come back through `metrics_out`)."""
+    from . import config
     from .errors import ConfigError
 
     n = world_size(train)
@@ -157,5 +157,8 @@ def fit_here_or_distributed(command: str, params: Mapping, train: Mapping, here,
             f"submit `srun treasure {command} --params ...` (README, 'Scans and scale-out') instead of "
             f"running it from a chapter"
         )
-    run_distributed([command], params, n, metrics_out)
+    tmp = Path(tempfile.mkdtemp(prefix="treasure-ddp-"))
+    config.dump(resolved(), tmp / "params.yaml")
+    run_distributed([command], tmp / "params.yaml", n, metrics_out)
+    shutil.rmtree(tmp, ignore_errors=True)
     return json.loads(Path(metrics_out).read_text()) if metrics_out is not None else None

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ConfigError, InputFileError
+from .schema import DataParams, ExportParams, SequenceParams, StudyParams, TokenizerParams
 from .vocabulary import CLS, EMPTY, PAD, SEP, Vocabulary
 
 LAYOUTS, SLOTS = ("grouped", "flat"), ("compact", "fixed")
@@ -40,9 +41,9 @@ class Layout:
             )
 
     @classmethod
-    def from_params(cls, params: Mapping, tokens: str | None = None) -> Layout:
-        s = params["sequence"]
-        return cls(tokens or params["export"]["layout"], s["slots"], s["sep"], s["type_ids"])
+    def from_sequence(cls, sequence: SequenceParams, tokens: str) -> Layout:
+        """`sequence`'s slots, separators and type ids with the token layout `tokens` (`export.layout`)."""
+        return cls(tokens, sequence.slots, sequence.sep, sequence.type_ids)
 
 
 @dataclass(frozen=True)
@@ -335,38 +336,43 @@ class TokenizerSet:
     @classmethod
     def from_params(
         cls,
-        params: Mapping,
+        study: StudyParams,
+        data: DataParams,
+        tokenizer: TokenizerParams,
+        export: ExportParams,
+        sequence: SequenceParams,
         device: str = "cpu",
         backend: str | None = None,
         cards_dir: str | Path | None = None,
         only: list[str] | None = None,
     ) -> TokenizerSet:
-        """Exactly the cards the params name (tokenizer.collections and mode), in `sequence.order`.
+        """Exactly the cards the params sections name (tokenizer.collections and mode), in `sequence.order`, from
+        `cards_dir`, else `export.cards_dir`, else the study's tokenizer folder.
 
         A missing card is an error; cards lying in the folder that the params do not name are ignored.
         `only` restricts the set to some cards (`separate` mode writes one set per card).
         """
-        from .collections import from_params as collections_from_params
+        from .collections import from_data
         from .tokenizers.card import card_hash, load
         from .tokenizers.train import COMBINED, expected_cards, tokenizer_dir
 
-        root = Path(cards_dir or params["export"]["cards_dir"] or tokenizer_dir(params))
-        names = [n for n in expected_cards(params) if only is None or n in only]
+        root = Path(cards_dir or export.cards_dir or tokenizer_dir(study, tokenizer))
+        names = [n for n in expected_cards(data, tokenizer) if only is None or n in only]
         missing = [n for n in names if not (root / n / "card" / "card.json").is_file()]
         if missing:
             raise InputFileError(
                 f"{root}: no tokenizer card for {missing} (expected <name>/card/card.json for "
-                f"tokenizer.collections in mode '{params['tokenizer']['mode']}'); run "
+                f"tokenizer.collections in mode '{tokenizer.mode}'); run "
                 f"`treasure train-tokenizer` first"
             )
-        backend = backend or params["export"]["backend"]
+        backend = backend or export.backend
         tokenizers = {n: load(root / n / "card", device=device, backend=backend) for n in names}
-        collections = collections_from_params(params)
+        collections = from_data(data)
         card_of = {}
         for name, tok in tokenizers.items():
             for member in tok.collection.get("members") or [name]:
                 card_of[member] = name
-        order = params["sequence"]["order"] or [c for c in collections if c in card_of]
+        order = sequence.order or [c for c in collections if c in card_of]
         unknown = [c for c in order if c not in card_of]
         absent = [c for c in card_of if c not in order]
         if unknown or absent or len(set(order)) != len(order):
@@ -402,4 +408,4 @@ class TokenizerSet:
             for c in order
         ]
         cards = {n: {"hash": card_hash(root / n / "card"), "path": str((root / n / "card").resolve())} for n in names}
-        return cls(vocab, groups, Layout.from_params(params), tokenizers, cards)
+        return cls(vocab, groups, Layout.from_sequence(sequence, export.layout), tokenizers, cards)

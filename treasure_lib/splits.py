@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ConfigError, LeakageError
+from .schema import DataParams
 
 NAMES = ("train", "val", "test")
 TRAIN, VAL, TEST = 0, 1, 2
@@ -46,9 +47,9 @@ class SplitSpec:
             )
 
     @classmethod
-    def from_params(cls, params: Mapping) -> SplitSpec:
-        s = params["data"]["split"]
-        return cls(s["train"], s["val"], s["test"], s["salt"])
+    def from_data(cls, data: DataParams) -> SplitSpec:
+        s = data.split
+        return cls(s.train, s.val, s.test, s.salt)
 
     def to_dict(self) -> dict:
         return {

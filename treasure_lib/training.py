@@ -35,7 +35,7 @@ def run_dir(params: Mapping) -> Path:
 
 
 def token_files(params: Mapping, content: str = "tokens") -> TokenFiles:
-    folder = tokens_dir(params)
+    folder = tokens_dir(params["study"], params["export"])
     paths = sorted(folder.glob(f"*.{content}.parquet"))
     if not paths:
         raise InputFileError(

@@ -11,7 +11,6 @@ import multiprocessing as mp
 import os
 import time
 import zlib
-from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from ..collections import load_sets
 from ..errors import ConfigError
 from ..io.h5_writer import H5Writer
 from ..progress import shown
+from ..schema import DataParams, GenerateParams, StudyParams
 from .detector import detector_config
 from .filters import LeptonFilter, filter_of_block
 from .simulate import JetSelection, simulate_batch
@@ -222,8 +222,9 @@ def run_job(job: Job, progress=None) -> dict:
     }
 
 
-def plan_jobs(params: Mapping) -> list[Job]:
-    g = params["generate"]
+def plan_jobs(study: StudyParams, data: DataParams, generate: GenerateParams) -> list[Job]:
+    """One job per (process, file index) of `generate.samples`; seeds from `generate.seed`, else the study's."""
+    g = generate
     processes = load_processes(g["processes_file"])
     unknown = [p for p in g["samples"] if p not in processes]
     if unknown:
@@ -231,7 +232,7 @@ def plan_jobs(params: Mapping) -> list[Job]:
             f"generate.samples names unknown process(es) {unknown}; known in {g['processes_file']}: "
             f"{', '.join(processes)}"
         )
-    seed = g["seed"] if g["seed"] is not None else params["study"]["seed"]
+    seed = g["seed"] if g["seed"] is not None else study.seed
     out_dir = Path(g["output_dir"])
     jobs = []
     for process, n_total in g["samples"].items():
@@ -256,7 +257,7 @@ def plan_jobs(params: Mapping) -> list[Job]:
                     str(out_dir / f"jets_{stem}.h5") if "jets" in g["layouts"] else None,
                     g["batch_size"],
                     dict(g["detector"]),
-                    params["data"]["objects_file"],
+                    data.objects_file,
                     dict(g["jet_selection"]),
                     k * g["events_per_file"],
                     g["gzip_level"],
@@ -295,25 +296,28 @@ def job_outputs(job: Job) -> list[Path]:
     return [Path(p) for p in (job.events_path, job.jets_path) if p]
 
 
-def missing_jobs(params: Mapping) -> list[Job]:
+def missing_jobs(study: StudyParams, data: DataParams, generate: GenerateParams) -> list[Job]:
     """The planned jobs whose files do not exist."""
-    return [j for j in plan_jobs(params) if not all(p.is_file() for p in job_outputs(j))]
+    return [j for j in plan_jobs(study, data, generate) if not all(p.is_file() for p in job_outputs(j))]
 
 
-def stale_files(params: Mapping) -> list[str]:
+def stale_files(study: StudyParams, data: DataParams, generate: GenerateParams) -> list[str]:
     """Files of the plan that exist but were written with other settings (or with no record of them)."""
     from ..runs import atomic
 
-    record = atomic.read_json(Path(params["generate"]["output_dir"]) / RECORD, {}) or {}
+    record = atomic.read_json(Path(generate.output_dir) / RECORD, {}) or {}
     return [
-        p.name for j in plan_jobs(params) for p in job_outputs(j) if p.is_file() and record.get(p.name) != job_key(j)
+        p.name
+        for j in plan_jobs(study, data, generate)
+        for p in job_outputs(j)
+        if p.is_file() and record.get(p.name) != job_key(j)
     ]
 
 
-def _remember(params: Mapping, jobs: list[Job]) -> None:
+def _remember(output_dir: str | Path, jobs: list[Job]) -> None:
     from ..runs import atomic
 
-    out = Path(params["generate"]["output_dir"])
+    out = Path(output_dir)
     with atomic.locked(out / f".{RECORD}.lock"):
         record = atomic.read_json(out / RECORD, {}) or {}
         record.update({p.name: job_key(j) for j in jobs for p in job_outputs(j)})
@@ -321,17 +325,23 @@ def _remember(params: Mapping, jobs: list[Job]) -> None:
 
 
 def generate(
-    params: Mapping, workers: int | None = None, progress: bool = True, only_missing: bool = False
+    study: StudyParams,
+    data: DataParams,
+    generate: GenerateParams,
+    workers: int | None = None,
+    progress: bool = True,
+    only_missing: bool = False,
 ) -> list[dict]:
-    """Run every job of `params['generate']` (`only_missing`: only those whose files do not exist; files that exist
+    """Run every job of the `generate` section (`only_missing`: only those whose files do not exist; files that exist
     are never rewritten then), in parallel; returns one summary per file (pair)."""
-    jobs = missing_jobs(params) if only_missing else plan_jobs(params)
+    sections = (study, data, generate)
+    jobs = missing_jobs(*sections) if only_missing else plan_jobs(*sections)
     if only_missing and not jobs:
         return []
     if not jobs:
         raise ConfigError("generate.samples asks for no events")
-    detector_config(params["generate"]["detector"])  # fail early on a misspelt detector parameter
-    workers = workers or params["generate"]["workers"] or os.cpu_count() or 1
+    detector_config(generate.detector)  # fail early on a misspelt detector parameter
+    workers = workers or generate.workers or os.cpu_count() or 1
     workers = max(1, min(workers, len(jobs)))
     total = sum(j.n_events for j in jobs)
     t0 = time.perf_counter()
@@ -356,6 +366,6 @@ def generate(
                         pass
                 results = pending.get()
     bar.close()
-    _remember(params, jobs)
+    _remember(generate.output_dir, jobs)
     log.info("generated %d events in %.1f s", total, time.perf_counter() - t0)
     return results

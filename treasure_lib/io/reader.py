@@ -20,6 +20,7 @@ from numpy.lib import recfunctions as rfn
 from .. import splits
 from ..collections import Collection
 from ..errors import ConfigError, InputFileError
+from ..schema import DataParams
 from .batch import Batch, ObjectArrays, concat
 from .h5 import NAN_POLICIES, _Source, check_collection, expand_files, open_h5, read_metadata
 from .objects import PHI_REFERENCES, leading_phi, reference_collections, rotate_phi, sort_and_truncate
@@ -116,31 +117,30 @@ class H5Stream:
         self._open: dict[int, _OpenFile] = {}
 
     @classmethod
-    def from_params(
+    def from_data(
         cls,
-        params: Mapping,
+        data: DataParams,
         collections: Mapping[str, Collection] | None = None,
         files: Iterable[str | Path] | None = None,
         select_split: int | None = None,
     ) -> H5Stream:
-        from ..collections import from_params, load_collections
+        from ..collections import from_data, load_collections
 
-        data = params["data"]
-        universe = load_collections(data["objects_file"], data["collection_set"])
+        universe = load_collections(data.objects_file, data.collection_set)
         return cls(
-            files if files is not None else data["files"],
-            collections or from_params(params),
-            chunk_size=data["chunk_size"],
-            cuts=data["cuts"],
-            nan_policy=data["nan_policy"],
-            label=data["label"],
-            weight=data["weight"],
-            max_rows=data["max_rows"],
-            split=splits.SplitSpec.from_params(params),
+            files if files is not None else data.files,
+            collections or from_data(data),
+            chunk_size=data.chunk_size,
+            cuts=data.cuts,
+            nan_policy=data.nan_policy,
+            label=data.label,
+            weight=data.weight,
+            max_rows=data.max_rows,
+            split=splits.SplitSpec.from_data(data),
             select_split=select_split,
             context=universe,
-            phi_reference=data["phi_reference"],
-            phi_reference_collections=data["phi_reference_collections"],
+            phi_reference=data.phi_reference,
+            phi_reference_collections=data.phi_reference_collections,
         )
 
     # -- files
@@ -352,11 +352,11 @@ def stream(files: Iterable[str | Path], collections: Mapping[str, Collection], *
     return H5Stream(files, collections, **kw)
 
 
-def read_split_rows(params: Mapping, split: str = "test", max_rows: int = 20_000) -> Batch:
+def read_split_rows(data: DataParams, split: str = "test", max_rows: int = 20_000) -> Batch:
     """Rows of one split (all collections of the study), in file order, up to `max_rows` per file, as one batch.
 
     The held-out sample that chapter 02 and chapter 03 measure tokens on: `data.max_rows` does not cap it."""
-    stream = H5Stream.from_params(params, select_split=splits.parse(split))
+    stream = H5Stream.from_data(data, select_split=splits.parse(split))
     stream.max_rows = None
     parts, per_file = [], {}
     for batch in stream:

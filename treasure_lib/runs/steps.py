@@ -13,11 +13,18 @@ or into a folder of its own; never silently into a folder a stage owns.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Mapping
+from typing import TYPE_CHECKING
 
 from ..errors import ConfigError
 
-#: The params keys that say where each step reads its inputs from and writes its outputs to.
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from ..schema import DataParams
+    from .folder import Run
+
+#: The params keys that say where each step reads its inputs from and writes its outputs to (what the command passes
+#: to `through_stages`).
 LOCATIONS = {
     "train-tokenizer": ("tokenizer.output_dir",),
     "export": ("export.output_dir", "export.cards_dir"),
@@ -26,12 +33,11 @@ LOCATIONS = {
 }
 
 
-def through_stages(command: str, params: Mapping) -> bool:
-    """The step builds the run's stage (no location given, one process); else it writes where the params say."""
-    from ..config import get_dotted
+def through_stages(*locations: str | None) -> bool:
+    """The step builds the run's stage (none of its `LOCATIONS` given, one process); else it writes where they say."""
     from ..distributed import launched
 
-    return not launched() and all(get_dotted(params, key) is None for key in LOCATIONS[command])
+    return not launched() and all(location is None for location in locations)
 
 
 def stage_owning(path: str | Path) -> Path | None:
@@ -52,34 +58,35 @@ def refuse_stage_folder(key: str, path: str | Path) -> None:
                           f"build the run's stage, or give a folder of its own")
 
 
-def direct(command: str, key: str, path: str | Path, params: Mapping):
-    """The context a direct step writes `path` in: refused when a stage owns it; under the run folder's lock when it
-    lies inside `runs/<kind>/<name>` (not under a launcher: there every rank runs the command, rank 0 writes)."""
+def direct(command: str, key: str, path: str | Path, run_dir: Path):
+    """The context a direct step writes `path` in: refused when a stage owns it; under the lock of the run folder
+    `run_dir` (`runs/<kind>/<name>`) when it lies inside it (not under a launcher: there every rank runs the command,
+    rank 0 writes)."""
     import contextlib
 
     from ..distributed import launched
     from . import lock
-    from .folder import default_run_dir
 
     refuse_stage_folder(key, path)
-    run_dir = default_run_dir(params)
     inside = Path(path).absolute().is_relative_to(run_dir.absolute())
     return lock.writing(run_dir, f"treasure {command}") if inside and not launched() else contextlib.nullcontext()
 
 
-def build(command: str, params: Mapping, log=print) -> dict:
-    """Run a step as the run folder's stage; returns {"path": artifact, "metrics": numbers logged (if any)}."""
+def build(command: str, data: DataParams, open_run: Callable[[], Run], log=print) -> dict:
+    """Run a step as the stage of the run folder `open_run()` opens (`runs/<kind>/<name>` with the step's params): the
+    folder's params.yaml comes to hold them first. Returns {"path": artifact, "metrics": numbers logged (if any)}."""
+    from ..io.h5 import expand_files
     from ..study import stages
     from . import atomic, lock, provenance
-    from .folder import PROVENANCE, Run, adopt_params, default_run_dir
+    from .folder import PROVENANCE, adopt_params
 
-    stages.data_files(params)  # no input file is one clear error, before anything is written
-    run_dir = default_run_dir(params)
+    expand_files(data.files)  # no input file is one clear error, before anything is written
+    run = open_run()
+    run_dir = run.dir
     with lock.writing(run_dir, f"treasure {command}"):
-        adopt_params(run_dir, params)
-        run = Run(run_dir, params)
+        adopt_params(run_dir, run.params)
         if not (run_dir / PROVENANCE).is_file():
-            atomic.write_json(run_dir / PROVENANCE, provenance.collect(params, mode=f"treasure {command}"))
+            atomic.write_json(run_dir / PROVENANCE, provenance.collect(run.params, mode=f"treasure {command}"))
         if command == "classify":
             numbers = stages.classifier(run)
             return {"path": run.artifacts, "metrics": numbers}

@@ -61,7 +61,7 @@ def kind_of(params: Mapping) -> str:
 
     if params["classify"]["inputs"] == "features":
         return RAW
-    t = collection_params(params, COLLECTION)
+    t = collection_params(params["tokenizer"], COLLECTION)
     if t["kind"] == "kmeans":
         return "residual k-means"
     if t["kind"] == "binning":

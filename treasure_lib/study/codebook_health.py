@@ -246,8 +246,8 @@ def report(run) -> ChapterReport:
 
     params = stages.run_params(run)
     cards = stages.tokenizers(run)
-    tokens = TokenizerSet.from_params(params)
-    held = read_split_rows(params, "test", max_rows=HELD_OUT_ROWS)
+    tokens = TokenizerSet.from_params(params.study, params.data, params.tokenizer, params.export, params.sequence)
+    held = read_split_rows(params.data, "test", max_rows=HELD_OUT_ROWS)
     rep = ChapterReport()
     health, reencode, rows = {}, {}, []
     for card, tok in tokens.tokenizers.items():

@@ -9,11 +9,12 @@ import numpy as np
 
 from .. import splits
 from ..io.reader import H5Stream
+from ..schema import DataParams, SelectionParams
 
 
-def summary(params: Mapping, max_rows_per_file: int | None = None) -> dict:
+def summary(data: DataParams, max_rows_per_file: int | None = None) -> dict:
     """Per sample: files, rows per split, cross section, mean object multiplicities; plus arrays for figures."""
-    stream = H5Stream.from_params(params)
+    stream = H5Stream.from_data(data)
     if max_rows_per_file:
         stream.max_rows = max_rows_per_file
     samples: dict = defaultdict(lambda: {"files": set(), "rows": np.zeros(3, int), "objects": defaultdict(float)})
@@ -60,7 +61,7 @@ SIGNAL, ZZ = "ggH_ZZ4l", "qqZZ_4l"
 ZERO_EVENT_LIMIT = 3.0  # no event passing out of N: the 95% CL upper limit on the passing share is 3 / N
 
 
-def cut_flow(params: Mapping, max_rows_per_file: int | None = None) -> dict:
+def cut_flow(data: DataParams, selection: SelectionParams, max_rows_per_file: int | None = None) -> dict:
     """The H -> 4l selection (`selection.h4l`) on every input file, per sample, with cross-section weights [fb].
 
     A sample split into several files is one sample: each file's weighted counts (its own cross section over its
@@ -70,11 +71,11 @@ def cut_flow(params: Mapping, max_rows_per_file: int | None = None) -> dict:
     `cuts` and `unit`.
     """
     from .. import higgs4l
-    from ..collections import from_params
+    from ..collections import from_data
 
-    cuts = higgs4l.H4lCuts.from_params(params["selection"]["h4l"])
-    leptons = {n: c for n, c in from_params(params).items() if n in ("electrons", "muons")}
-    stream = H5Stream.from_params(params, leptons)
+    cuts = higgs4l.H4lCuts.from_params(selection.h4l)
+    leptons = {n: c for n, c in from_data(data).items() if n in ("electrons", "muons")}
+    stream = H5Stream.from_data(data, leptons)
     if max_rows_per_file:
         stream.max_rows = max_rows_per_file
     per_file: dict = {}

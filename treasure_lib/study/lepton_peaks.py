@@ -20,6 +20,7 @@ from ..diagnostics.reconstruction import Z_WINDOW_GEV
 from ..io.batch import ObjectArrays
 from ..kinematics import p4_mass
 from ..metrics.reconstruction import sigma68
+from ..schema import DataParams, SelectionParams
 from .report import fmt
 
 WIDTH_LIMIT = 1.2  # decoded peak width / original peak width allowed
@@ -259,19 +260,19 @@ def load_reference(path: str = REFERENCE) -> dict | None:
     return json.loads(p.read_text()) if p.is_file() else None
 
 
-def add_to_report(rep, params: Mapping, tokens, reference: str | None = REFERENCE) -> None:
+def add_to_report(rep, data: DataParams, selection: SelectionParams, tokens, reference: str | None = REFERENCE) -> None:
     """The signal-region lepton peaks after 1, 2, ..., Q decoded levels of the run's lepton cards: the metrics of all
     levels, a table (with the recorded reference design), the requirement's sentence and the m4l figure."""
     from .. import splits
-    from ..collections import from_params
+    from ..collections import from_data
     from ..io.reader import H5Stream
 
     cards = lepton_cards(tokens)
-    collections = from_params(params)
+    collections = from_data(data)
     reads = {g.name: collections[g.name] for c in cards for g in tokens.groups_of(c)}
     levels = list(range(1, max(t.num_quantizers for t in cards.values()) + 1))
-    stream = H5Stream.from_params(params, reads, select_split=splits.TEST)
-    masses = signal_region_masses(tokens, stream, params["selection"]["h4l"], levels=levels)
+    stream = H5Stream.from_data(data, reads, select_split=splits.TEST)
+    masses = signal_region_masses(tokens, stream, selection.h4l, levels=levels)
     widths = {q: {k: peak_widths(*masses[q][k]) for k in ("m4l", "mll")} for q in levels}
     final = widths[levels[-1]]
     ref = load_reference(reference) if reference else None

@@ -54,10 +54,10 @@ def ensure_samples(params: Mapping, log=print) -> list[Path]:
     from ..generate import generate
     from ..generate.run import job_outputs, plan_jobs, stale_files
 
-    if generate(params, progress=True, only_missing=True):
+    if generate(params.study, params.data, params.generate, progress=True, only_missing=True):
         log(f"generated the missing default samples into {out}/")
-    stale = stale_files(params)
-    planned = {p.name for j in plan_jobs(params) for p in job_outputs(j)}
+    stale = stale_files(params.study, params.data, params.generate)
+    planned = {p.name for j in plan_jobs(params.study, params.data, params.generate) for p in job_outputs(j)}
     try:
         files = expand_files(params["data"]["files"])
     except InputFileError:
@@ -123,7 +123,7 @@ def tokenizers(run) -> Path:
         from ..tokenizers.train import train_tokenizers
 
         p = params.replace(tokenizer={"output_dir": str(out)})
-        _fit("train-tokenizer", p, p["tokenizer"]["train"], lambda: train_tokenizers(p))
+        _fit("train-tokenizer", p.tokenizer.train, lambda: train_tokenizers(p.study, p.data, p.tokenizer), p.to_dict)
         record_fit_rows(p, out / FIT_ROWS)
 
     return run.stage(
@@ -148,7 +148,7 @@ def record_fit_rows(params: Mapping, path: Path) -> None:
     from .. import splits
     from ..io.reader import H5Stream
 
-    stream = H5Stream.from_params(params, select_split=splits.TRAIN)
+    stream = H5Stream.from_data(params.data, select_split=splits.TRAIN)
     found = [splits.fingerprints_of_batch(b) for b in stream]
     np.savez(path, train=np.concatenate(found) if found else np.zeros(0, np.uint64))
 
@@ -162,7 +162,7 @@ def tokens(run) -> Path:
         from ..tokenizers.export import export
 
         p = params.replace(export={"output_dir": str(out), "overwrite": True})
-        results = export(p, progress=True)
+        results = export(p.study, p.data, p.tokenizer, p.export, p.sequence, p.selection, progress=True)
         rows = sum(r.get("rows", 0) for r in results)
         seconds = sum(r.get("seconds", 0.0) for r in results)
         (out / "export.json").write_text(json.dumps({"rows": rows, "seconds": seconds}))
@@ -200,7 +200,7 @@ def pretrained(run) -> Path:
 
         p = params.replace(pretrain={"output_dir": str(out), "train": {"resume": False}})
         out.mkdir(parents=True, exist_ok=True)
-        numbers = _fit("pretrain", p, p["pretrain"]["train"], lambda: pretrain(p), out / "metrics.json")
+        numbers = _fit("pretrain", p["pretrain"]["train"], lambda: pretrain(p), p.to_dict, out / "metrics.json")
         (out / "metrics.json").write_text(json.dumps(numbers, indent=1))
 
     probe = params["pretrain"]["probe_task"] or params["classify"]["task"]  # the probe's labels
@@ -262,7 +262,7 @@ def _classifier_stage(
         p = params.replace(classify={**located, **({"backbone": str(backbone)} if backbone is not None else {})})
         out.mkdir(parents=True, exist_ok=True)
         with torch_threads(threads_per_job(params)):  # the same thread count alone or in parallel: same numbers
-            numbers = _fit("classify", p, p["classify"]["train"], lambda: classify(p), out / "metrics.json")
+            numbers = _fit("classify", p["classify"]["train"], lambda: classify(p), p.to_dict, out / "metrics.json")
         (out / "metrics.json").write_text(json.dumps(numbers, indent=1))
 
     label = name or f"{c['task']}-{variant_name(params)}-{round(100 * c['label_fraction'])}"

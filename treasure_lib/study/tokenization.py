@@ -311,14 +311,14 @@ def summary_row(
 
 def report(run) -> ChapterReport:
     """Everything chapter 02 shows, with the metrics logged to the run (cards and token files built if missing)."""
-    from ..collections import from_params as collections_from_params
+    from ..collections import from_data
     from ..sequences import TokenizerSet
 
     params = stages.run_params(run)
     cards = stages.tokenizers(run)
     token_dir = stages.tokens(run)
-    tokens = TokenizerSet.from_params(params)
-    held = read_split_rows(params, "test", max_rows=HELD_OUT_ROWS)
+    tokens = TokenizerSet.from_params(params.study, params.data, params.tokenizer, params.export, params.sequence)
+    held = read_split_rows(params.data, "test", max_rows=HELD_OUT_ROWS)
     rep = ChapterReport()
     export = json.loads((token_dir / "export.json").read_text())
     rep.metrics.update(
@@ -330,7 +330,7 @@ def report(run) -> ChapterReport:
         len(held),
     )
 
-    collections = collections_from_params(params)
+    collections = from_data(params.data)
     reports, units = _collections(rep, tokens, held, collections)
     main = "tracks" if "tracks" in reports else next(iter(reports))
     _main_figures(rep, main, tokens.tokenizers[main], reports[main], units[main])
@@ -338,7 +338,8 @@ def report(run) -> ChapterReport:
         _jets(rep, tokens, held, reports["tracks"], collections["jets"])
     elif {"electrons", "muons"} <= set(reports):
         _leptons(rep, tokens, held, reports)
-        lepton_peaks.add_to_report(rep, params, tokens)  # the requirement: signal-region peaks at detector width
+        # the requirement: signal-region peaks at detector width
+        lepton_peaks.add_to_report(rep, params.data, params.selection, tokens)
     run.log_metrics(rep.metrics)
     return rep
 

@@ -1,6 +1,6 @@
 """`treasure export`: H5 -> token Parquet (+ raw-features Parquet, + heptokens npz for jets), streamed.
 
-Exactly the cards the params name are used (`TokenizerSet.from_params`). One output per input file,
+Exactly the cards the params sections name are used (`TokenizerSet.from_params`). One output per input file,
 named by the input's stem and a hash of its resolved path (so same-named inputs from two folders
 never collide), written atomically. An existing output is reused only if it records the same card
 hashes and derived columns (with their params); otherwise it is redone. Reading the next chunk overlaps
@@ -26,7 +26,7 @@ import torch
 from tqdm import tqdm
 
 from .. import splits
-from ..collections import from_params
+from ..collections import from_data
 from ..errors import ConfigError, InputFileError
 from ..io.h5 import count_rows, expand_files
 from ..io.prefetch import prefetch
@@ -35,39 +35,38 @@ from ..io.selection import class_names
 from ..io.tokens import SAMPLE_COLUMNS, NpzWriter, TokenWriter, read_metadata, token_table
 from ..progress import shown
 from ..runs import atomic
+from ..schema import DataParams, ExportParams, SelectionParams, SequenceParams, StudyParams, TokenizerParams
 from ..sequences import TokenizerSet
 
 log = logging.getLogger(__name__)
 CPU_BATCH, GPU_BATCH = 4096, 65536  # rows encoded per step when export.batch_size is null
 
 
-def _h4l(batch, params: Mapping) -> dict:
+def _h4l(batch, h4l) -> dict:
     from ..higgs4l import derived_columns
 
-    return derived_columns(batch, params["selection"]["h4l"])
+    return derived_columns(batch, h4l)
 
 
-#: export.derived name -> (function of (batch, params) giving per-row columns, the params section it reads)
-DERIVED = {"h4l": (_h4l, ("selection", "h4l"))}
+#: export.derived name -> (function of (batch, the selection block it reads) giving per-row columns, that block's key
+#: in the `selection` section)
+DERIVED = {"h4l": (_h4l, "h4l")}
 
 
-def check_derived(params: Mapping) -> list[str]:
+def check_derived(export: ExportParams) -> list[str]:
     """The `export.derived` names, each known (an unknown one is an error listing the known ones)."""
-    names = list(params["export"].get("derived") or [])
+    names = list(export.derived or [])
     unknown = [n for n in names if n not in DERIVED]
     if unknown:
         raise ConfigError(f"export.derived names {unknown}; known derived column sets: {', '.join(DERIVED)}")
     return names
 
 
-def derived_record(params: Mapping) -> dict:
-    """What the derived columns depend on: {name: the params section it reads} (the outputs' `derived` metadata)."""
+def derived_record(export: ExportParams, selection: SelectionParams) -> dict:
+    """What the derived columns depend on: {name: the selection block it reads} (the outputs' `derived` metadata)."""
     record = {}
-    for name in check_derived(params):
-        section = params
-        for key in DERIVED[name][1]:
-            section = section[key]
-        record[name] = section
+    for name in check_derived(export):
+        record[name] = selection[DERIVED[name][1]]
     return json.loads(json.dumps(atomic.jsonable(record)))  # as the metadata will read back
 
 
@@ -101,17 +100,28 @@ def output_key(path: Path) -> str:
     return f"{path.stem}-{hashlib.sha1(str(Path(path).resolve()).encode()).hexdigest()[:8]}"
 
 
-def token_sets(params: Mapping, device: str = "cpu") -> dict[str, TokenizerSet]:
+def token_sets(
+    study: StudyParams,
+    data: DataParams,
+    tokenizer: TokenizerParams,
+    export: ExportParams,
+    sequence: SequenceParams,
+    *,
+    device: str = "cpu",
+) -> dict[str, TokenizerSet]:
     """{"": the study's set} or, in `separate` mode, {card: a set of that card alone}."""
-    full = TokenizerSet.from_params(params, device=device)
-    if params["tokenizer"]["mode"] != "separate":
+    sections = (study, data, tokenizer, export, sequence)
+    full = TokenizerSet.from_params(*sections, device=device)
+    if tokenizer.mode != "separate":
         return {"": full}
-    return {card: TokenizerSet.from_params(params, device=device, only=[card]) for card in full.tokenizers}
+    return {card: TokenizerSet.from_params(*sections, device=device, only=[card]) for card in full.tokenizers}
 
 
-def _outputs(path: Path, out_dir: Path, sets: Mapping[str, TokenizerSet], params: Mapping) -> dict:
+def _outputs(
+    path: Path, out_dir: Path, sets: Mapping[str, TokenizerSet], study: StudyParams, export: ExportParams
+) -> dict:
     key = output_key(path)
-    e = params["export"]
+    e = export
     plan = {}
     for name in sets:
         base = out_dir / (f"{key}.{name}" if name else key)
@@ -121,11 +131,7 @@ def _outputs(path: Path, out_dir: Path, sets: Mapping[str, TokenizerSet], params
             "decoded": base.with_name(base.name + ".decoded.parquet") if e["decoded"] else None,
         }
     vq = [c for c, t in sets[next(iter(sets))].tokenizers.items() if t.kind != "binning"]
-    npz = (
-        out_dir / f"{key}.npz"
-        if e["npz"] and params["study"]["kind"] == "jets" and len(sets) == 1 and len(vq) == 1
-        else None
-    )
+    npz = out_dir / f"{key}.npz" if e["npz"] and study.kind == "jets" and len(sets) == 1 and len(vq) == 1 else None
     return {"sets": plan, "npz": npz, "npz_card": vq[0] if npz else None}
 
 
@@ -164,7 +170,9 @@ def _derived_current(plan: dict, record: dict) -> bool:
     return True
 
 
-def _metadata(ts: TokenizerSet, params: Mapping, out: Path, kind: str) -> dict[str, str]:
+def _metadata(
+    ts: TokenizerSet, data: DataParams, export: ExportParams, selection: SelectionParams, out: Path, kind: str
+) -> dict[str, str]:
     meta = ts.metadata()
     cards = {
         n: {"hash": i["hash"], "path": str(Path(_relative(Path(i["path"]), out.parent)))} for n, i in ts.cards.items()
@@ -172,11 +180,11 @@ def _metadata(ts: TokenizerSet, params: Mapping, out: Path, kind: str) -> dict[s
     meta.update(
         {
             "cards": json.dumps(cards),
-            "split": json.dumps(splits.SplitSpec.from_params(params).to_dict()),
-            "labels": json.dumps(class_names(params["data"]["label"])),
+            "split": json.dumps(splits.SplitSpec.from_data(data).to_dict()),
+            "labels": json.dumps(class_names(data.label)),
             "versions": json.dumps(versions()),
             "content": kind,
-            "derived": json.dumps(derived_record(params), sort_keys=True),
+            "derived": json.dumps(derived_record(export, selection), sort_keys=True),
         }
     )
     return meta
@@ -188,7 +196,7 @@ def _relative(target: Path, start: Path) -> str:
     return os.path.relpath(target.resolve(), start.resolve())
 
 
-def _columns(batch, params: Mapping) -> tuple[dict, dict]:
+def _columns(batch, export: ExportParams, selection: SelectionParams) -> tuple[dict, dict]:
     """Per-row columns and per-file constants of a batch (labels, weights, split, identity, sample normalisation)."""
     meta = batch.metadata
     columns = {
@@ -198,7 +206,7 @@ def _columns(batch, params: Mapping) -> tuple[dict, dict]:
         "event_index": batch.event_index.astype(np.int64),
         "event_number": batch.event_number.astype(np.int64),
     }
-    for name, spec in params["export"]["columns"].items():
+    for name, spec in export.columns.items():
         coll, _, feature = str(spec).partition(".")
         if coll not in batch.collections or feature not in batch[coll].names or batch[coll].features.shape[1] != 1:
             raise ConfigError(
@@ -206,8 +214,9 @@ def _columns(batch, params: Mapping) -> tuple[dict, dict]:
                 f"study (collections: {', '.join(batch.collections)})"
             )
         columns[name] = batch[coll].feature(feature)[:, 0].astype(np.float32)
-    for derived in check_derived(params):
-        for name, values in DERIVED[derived][0](batch, params).items():
+    for derived in check_derived(export):
+        compute, block = DERIVED[derived]
+        for name, values in compute(batch, selection[block]).items():
             if name in columns:
                 raise ConfigError(
                     f"export.derived {derived!r} writes column {name!r}, which export.columns (or the "
@@ -228,13 +237,22 @@ def _columns(batch, params: Mapping) -> tuple[dict, dict]:
     return columns, constants
 
 
-def export_file(path: Path, sets: Mapping[str, TokenizerSet], params: Mapping, out_dir: Path, bar=None) -> dict:
+def export_file(
+    path: Path,
+    sets: Mapping[str, TokenizerSet],
+    study: StudyParams,
+    data: DataParams,
+    export: ExportParams,
+    selection: SelectionParams,
+    out_dir: Path,
+    bar=None,
+) -> dict:
     """Export one H5 file; returns what was written and how fast."""
-    e = params["export"]
-    plan = _outputs(path, out_dir, sets, params)
+    e = export
+    plan = _outputs(path, out_dir, sets, study, export)
     outputs = [str(f) for files in plan["sets"].values() for f in files.values() if f is not None]
     outputs += [str(plan["npz"])] if plan["npz"] is not None else []
-    if not e["overwrite"] and _current(plan, sets) and _derived_current(plan, derived_record(params)):
+    if not e["overwrite"] and _current(plan, sets) and _derived_current(plan, derived_record(export, selection)):
         return {"file": str(path), "skipped": True, "outputs": outputs}
     on_gpu = any(
         getattr(t, "device", None) is not None and t.device.type == "cuda"
@@ -245,9 +263,13 @@ def export_file(path: Path, sets: Mapping[str, TokenizerSet], params: Mapping, o
     writers = []
     for name, files in plan["sets"].items():
         ts = sets[name]
-        w_tok = TokenWriter(files["tokens"], _metadata(ts, params, files["tokens"], "tokens"), e["row_group_size"])
+        w_tok = TokenWriter(
+            files["tokens"], _metadata(ts, data, export, selection, files["tokens"], "tokens"), e["row_group_size"]
+        )
         extra = {
-            kind: TokenWriter(files[kind], _metadata(ts, params, files[kind], kind), e["row_group_size"])
+            kind: TokenWriter(
+                files[kind], _metadata(ts, data, export, selection, files[kind], kind), e["row_group_size"]
+            )
             for kind in ("features", "decoded")
             if files[kind] is not None
         }
@@ -257,12 +279,12 @@ def export_file(path: Path, sets: Mapping[str, TokenizerSet], params: Mapping, o
         tok = sets[""].tokenizers[plan["npz_card"]]
         group = sets[""].groups_of(plan["npz_card"])[0]
         npz = NpzWriter(plan["npz"], group.slots, tok.num_quantizers)
-    collections = from_params(params)
-    stream = H5Stream.from_params(params, collections, files=[path])
+    collections = from_data(data)
+    stream = H5Stream.from_data(data, collections, files=[path])
     t0, rows = time.perf_counter(), 0
     try:
         for batch in prefetch(stream):
-            columns, constants = _columns(batch, params)
+            columns, constants = _columns(batch, export, selection)
             for ts, w_tok, extra in writers:
                 seq, local = ts.to_sequences(batch, batch_size)
                 w_tok.write(token_table("tokens", seq.tokens, seq.type_ids, seq.mask, columns, constants))
@@ -301,30 +323,36 @@ def export_file(path: Path, sets: Mapping[str, TokenizerSet], params: Mapping, o
     }
 
 
-def tokens_dir(params: Mapping) -> Path:
-    out = params["export"]["output_dir"]
-    return (
-        Path(out) if out else Path("runs") / params["study"]["kind"] / params["study"]["name"] / "artifacts" / "tokens"
-    )
+def tokens_dir(study: StudyParams, export: ExportParams) -> Path:
+    out = export.output_dir
+    return Path(out) if out else Path("runs") / study.kind / study.name / "artifacts" / "tokens"
 
 
-def export(params: Mapping, progress: bool = True) -> list[dict]:
-    """Export every input file with the cards the params name."""
-    e = params["export"]
+def export(
+    study: StudyParams,
+    data: DataParams,
+    tokenizer: TokenizerParams,
+    export: ExportParams,
+    sequence: SequenceParams,
+    selection: SelectionParams,
+    progress: bool = True,
+) -> list[dict]:
+    """Export every input file with the cards the params sections name."""
+    e = export
     device = e["device"] if e["device"] != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
-    check_derived(params)
-    sets = token_sets(params, device=device)
-    files = expand_files(e["files"] or params["data"]["files"])
+    check_derived(export)
+    sets = token_sets(study, data, tokenizer, export, sequence, device=device)
+    files = expand_files(e["files"] or data.files)
     if not files:
         raise ConfigError("nothing to export: export.files and data.files are empty")
     keys = [output_key(f) for f in files]
     if len(set(keys)) != len(keys):
         raise ConfigError(f"the same input file is listed twice in {[str(f) for f in files]}")
-    out_dir = tokens_dir(params)
-    first = next(iter(from_params(params).values()))
+    out_dir = tokens_dir(study, export)
+    first = next(iter(from_data(data).values()))
     total = sum(count_rows(f, first) for f in files)
     results = []
     with tqdm(total=total, unit="row", desc="export", disable=not shown(progress)) as bar:
         for f in files:
-            results.append(export_file(f, sets, params, out_dir, bar))
+            results.append(export_file(f, sets, study, data, export, selection, out_dir, bar))
     return results

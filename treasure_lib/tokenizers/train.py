@@ -23,7 +23,7 @@ import torch
 
 from .. import config, splits, training_health
 from ..checksum import sha256_file
-from ..collections import Collection, from_params, load_collections
+from ..collections import Collection, from_data, load_collections
 from ..diagnostics.reconstruction import levels_report
 from ..distributed import is_main
 from ..errors import ConfigError
@@ -33,7 +33,7 @@ from ..loss_history import LossHistory
 from ..metrics.reconstruction import level_metric_items
 from ..preprocessing import CollectionScaler, reservoir_sample
 from ..progress import shown
-from ..schema import TOKENIZER
+from ..schema import TOKENIZER, DataParams, StudyParams, TokenizerParams
 from .card import BinningTokenizer, KMeansTokenizer, Tokenizer, VQVAETokenizer, save
 from .search import residual_indices
 
@@ -91,18 +91,15 @@ def to_combined(batch: Batch, collections: Mapping[str, Collection]) -> ObjectAr
 # ----------------------------------------------------------------------------- helpers
 
 
-def tokenizer_dir(params: Mapping) -> Path:
-    out = params["tokenizer"]["output_dir"]
-    return (
-        Path(out)
-        if out
-        else Path("runs") / params["study"]["kind"] / params["study"]["name"] / "artifacts" / "tokenizers"
-    )
+def tokenizer_dir(study: StudyParams, tokenizer: TokenizerParams) -> Path:
+    out = tokenizer.output_dir
+    return Path(out) if out else Path("runs") / study.kind / study.name / "artifacts" / "tokenizers"
 
 
-def collection_params(params: Mapping, name: str) -> dict:
-    """`tokenizer` params with `tokenizer.per_collection.<name>` merged in and validated."""
-    t = params["tokenizer"]
+def collection_params(tokenizer: TokenizerParams, name: str) -> dict:
+    """The `tokenizer` section with `tokenizer.per_collection.<name>` merged in and validated (a plain mapping of
+    the section's keys works too)."""
+    t = tokenizer
     override = (t.get("per_collection") or {}).get(name) or {}
     if not override:
         return dict(t)
@@ -111,16 +108,16 @@ def collection_params(params: Mapping, name: str) -> dict:
     return config.validate(merged, TOKENIZER, prefix="tokenizer.")
 
 
-def expected_cards(params: Mapping) -> list[str]:
+def expected_cards(data: DataParams, tokenizer: TokenizerParams) -> list[str]:
     """The card names the params ask for, in collection order: what train-tokenizer writes and export reads."""
-    t = params["tokenizer"]
-    collections = from_params(params)
+    t = tokenizer
+    collections = from_data(data)
     names = t["collections"] or list(collections)
     unknown = [n for n in names if n not in collections]
     if unknown:
         raise ConfigError(
             f"tokenizer.collections names {unknown}, not in data.collection_set "
-            f"'{params['data']['collection_set']}' ({', '.join(collections)})"
+            f"'{data.collection_set}' ({', '.join(collections)})"
         )
     objects = [n for n in names if not collections[n].is_scalar]
     scalars = [n for n in names if collections[n].is_scalar]
@@ -194,20 +191,21 @@ def vqvae_config(t: Mapping, scaler: CollectionScaler) -> dict:
     }
 
 
-def _sets(params, t, c, scaler, stream_fn, to_collection, shuffle: bool, max_batches=None, whole: bool = False):
+def _sets(
+    data: DataParams, seed: int, t, c, scaler, stream_fn, to_collection, shuffle: bool, max_batches=None, whole=False
+):
     """Training or validation batches of one collection (`whole`: every batch in this process, whatever DDP says)."""
     from .training_data import CollectionSets
 
-    d = params["data"]
     return CollectionSets(
         stream_fn(),
         c.name,
         scaler,
         t["train"]["batch_objects"],
         shuffle=shuffle,
-        seed=params["study"]["seed"],
-        buffer_rows=d["sample_buffer_rows"],
-        block_rows=d["block_rows"],
+        seed=seed,
+        buffer_rows=data.sample_buffer_rows,
+        block_rows=data.block_rows,
         to_collection=to_collection,
         max_batches=max_batches,
         cache_rows=t["train"]["cache_rows"],
@@ -251,43 +249,53 @@ def _loader(ds):
     return torch.utils.data.DataLoader(ds, batch_size=None, num_workers=0)
 
 
-def validate_vqvae(tok: VQVAETokenizer, params: Mapping, c: Collection, val_stream_fn, to_collection) -> dict:
+def validate_vqvae(
+    tok: VQVAETokenizer,
+    data: DataParams,
+    tokenizer: TokenizerParams,
+    seed: int,
+    c: Collection,
+    val_stream_fn,
+    to_collection,
+) -> dict:
     """The Lightning validation of a tokenizer's current weights on the val split (deterministic)."""
     from .lightning_module import VQVAEModule
 
-    t = collection_params(params, c.name)
+    t = collection_params(tokenizer, c.name)
     module = VQVAEModule(tok.model.cfg.to_dict(), loss=t["loss"], categorical_weight=t["categorical_weight"])
     module.model.load_state_dict(tok.model.state_dict())
     results = _trainer(t, None).validate(
         module,
-        _loader(_sets(params, t, c, tok.scaler, val_stream_fn, to_collection, shuffle=False, whole=True)),
+        _loader(_sets(data, seed, t, c, tok.scaler, val_stream_fn, to_collection, shuffle=False, whole=True)),
         verbose=False,
     )
     return {k: float(v) for k, v in results[0].items()}
 
 
-def revalidate(card_path: str | Path, params: Mapping) -> dict:
-    """A fresh validation of a saved card on the val split: what its `metrics` must equal."""
+def revalidate(card_path: str | Path, data: DataParams, tokenizer: TokenizerParams, seed: int) -> dict:
+    """A fresh validation of a saved card on the val split: what its `metrics` must equal (`seed`: the study's)."""
     from .card import load
 
     tok = load(card_path)
     name = Path(card_path).parent.name
-    collections = from_params(params)
+    collections = from_data(data)
     objects = {n: collections[n] for n in tok.collection.get("members", [])}
     c = (
         combined_collection(objects)
         if name == COMBINED
-        else load_collections(params["data"]["objects_file"], params["data"]["collection_set"])[name]
+        else load_collections(data.objects_file, data.collection_set)[name]
     )
     to_coll = (lambda b: to_combined(b, objects)) if name == COMBINED else None
     reads = objects if name == COMBINED else {name: collections[name]}
-    val = lambda: H5Stream.from_params(params, reads, select_split=splits.VAL)  # noqa: E731
-    return card_metrics(tok, params, c, val, to_coll)
+    val = lambda: H5Stream.from_data(data, reads, select_split=splits.VAL)  # noqa: E731
+    return card_metrics(tok, data, tokenizer, seed, c, val, to_coll)
 
 
-def card_metrics(tok: Tokenizer, params: Mapping, c: Collection, val_stream_fn, to_collection) -> dict:
+def card_metrics(
+    tok: Tokenizer, data: DataParams, tokenizer: TokenizerParams, seed: int, c: Collection, val_stream_fn, to_collection
+) -> dict:
     """What a card records about its own weights: validation (VQ-VAE) and physical-unit reconstruction on val rows."""
-    metrics = validate_vqvae(tok, params, c, val_stream_fn, to_collection) if tok.kind == "vqvae" else {}
+    metrics = validate_vqvae(tok, data, tokenizer, seed, c, val_stream_fn, to_collection) if tok.kind == "vqvae" else {}
     feats, mask = held_out(val_stream_fn, c, to_collection)
     metrics.update(level_metric_items(levels_report(tok, feats, mask), "reco."))
     metrics["reco.objects"] = int(mask.sum())
@@ -295,7 +303,15 @@ def card_metrics(tok: Tokenizer, params: Mapping, c: Collection, val_stream_fn, 
 
 
 def train_vqvae(
-    params: Mapping, c: Collection, scaler: CollectionScaler, sample, streams, to_collection, out_dir: Path
+    data: DataParams,
+    tokenizer: TokenizerParams,
+    seed: int,
+    c: Collection,
+    scaler: CollectionScaler,
+    sample,
+    streams,
+    to_collection,
+    out_dir: Path,
 ):
     """Lightning training with early stopping and best/last checkpoints; returns the tokenizer at its best epoch."""
     import lightning as L
@@ -305,9 +321,8 @@ def train_vqvae(
     from . import codebooks
     from .lightning_module import VQVAEModule
 
-    t = collection_params(params, c.name)
+    t = collection_params(tokenizer, c.name)
     tr = t["train"]
-    seed = params["study"]["seed"]
     L.seed_everything(seed, workers=True, verbose=False)
     module = VQVAEModule(
         vqvae_config(t, scaler),
@@ -328,9 +343,9 @@ def train_vqvae(
         )
         init = {"init/objects": stats[0]["objects"], "init/empty_codes_level_1": stats[0]["codes_empty_after_init"]}
     train_data = _sets(
-        params, t, c, scaler, streams["train"], to_collection, shuffle=True, max_batches=tr["limit_train_batches"]
+        data, seed, t, c, scaler, streams["train"], to_collection, shuffle=True, max_batches=tr["limit_train_batches"]
     )
-    val_data = _sets(params, t, c, scaler, streams["val"], to_collection, shuffle=False)
+    val_data = _sets(data, seed, t, c, scaler, streams["val"], to_collection, shuffle=False)
     ckpt = ModelCheckpoint(
         dirpath=out_dir / "checkpoints", filename="best", monitor="val/loss", mode="min", save_last=True
     )
@@ -363,11 +378,11 @@ def train_vqvae(
     return tok, training
 
 
-def train_kmeans(params: Mapping, c: Collection, scaler: CollectionScaler, sample, seed: int):
+def train_kmeans(tokenizer: TokenizerParams, c: Collection, scaler: CollectionScaler, sample, seed: int):
     """Residual minibatch k-means on a bounded sample of scaled training objects."""
     from sklearn.cluster import MiniBatchKMeans
 
-    t = collection_params(params, c.name)
+    t = collection_params(tokenizer, c.name)
     tok = KMeansTokenizer(_collection_info(c), scaler, np.zeros((0, t["codebook_size"], 1), np.float32))
     x = tok.scaled_inputs(sample.features, sample.mask)[sample.mask]
     residual, centroids, iterations = x, [], []
@@ -426,10 +441,10 @@ def _fill_values(c: Collection, valid: np.ndarray) -> np.ndarray:
     return out
 
 
-def train_binning(params: Mapping, c: Collection, sample, scaler: CollectionScaler | None = None):
+def train_binning(tokenizer: TokenizerParams, c: Collection, sample, scaler: CollectionScaler | None = None):
     """Per-feature bins (uniform or quantile) fitted on training rows; values outside are clipped. `scaler`: the
     object collection's (for the raw-feature baseline); scalar collections fit their own."""
-    b = collection_params(params, c.name)["binning"]
+    b = collection_params(tokenizer, c.name)["binning"]
     valid = sample.features[sample.mask].astype(np.float64)
     chosen = binned_features(c, b)
     fitted = [_edges_and_centres(valid[:, c.features.index(f)], b["bins"], b["method"]) for f in chosen]
@@ -464,17 +479,17 @@ def _check_sample_size(c: Collection, t: Mapping, n_objects: int) -> None:
         )
 
 
-def train_tokenizers(params: Mapping) -> dict[str, Path]:
+def train_tokenizers(study: StudyParams, data: DataParams, tokenizer: TokenizerParams) -> dict[str, Path]:
     """Train every configured tokenizer and write its card; returns {card name: card path}."""
-    t = params["tokenizer"]
-    collections = from_params(params)
-    names = expected_cards(params)
-    universe = load_collections(params["data"]["objects_file"], params["data"]["collection_set"])
-    objects = {n: collections[n] for n in (t["collections"] or list(collections)) if not collections[n].is_scalar}
-    files = H5Stream.from_params(params, collections).files
+    t = tokenizer
+    collections = from_data(data)
+    names = expected_cards(data, tokenizer)
+    universe = load_collections(data.objects_file, data.collection_set)
+    objects = {n: collections[n] for n in (t.collections or list(collections)) if not collections[n].is_scalar}
+    files = H5Stream.from_data(data, collections).files
     checksums = {str(f): sha256_file(f) for f in files}  # provenance recorded in each card
-    out_root = tokenizer_dir(params)
-    seed = params["study"]["seed"]
+    out_root = tokenizer_dir(study, tokenizer)
+    seed = study.seed
     torch.manual_seed(seed)
     trained = []
     for name in names:  # under DDP every rank trains every collection first; then the main process writes the cards
@@ -482,18 +497,18 @@ def train_tokenizers(params: Mapping) -> dict[str, Path]:
         combined = name == COMBINED
         c = combined_collection(objects) if combined else universe[name]
         to_coll = (lambda b: to_combined(b, objects)) if combined else None
-        tc = collection_params(params, name)
+        tc = collection_params(tokenizer, name)
         out_dir = out_root / name
         reads = objects if combined else {name: collections[name]}  # (cut, phi and identity collections come along)
         streams = {
-            split: (lambda s=code, r=reads: H5Stream.from_params(params, r, select_split=s))
+            split: (lambda s=code, r=reads: H5Stream.from_data(data, r, select_split=s))
             for split, code in (("train", splits.TRAIN), ("val", splits.VAL))
         }
         training = {
             "data_checksums": checksums,
             "seed": seed,
-            "mode": t["mode"],
-            "split": splits.SplitSpec.from_params(params).to_dict(),
+            "mode": t.mode,
+            "split": splits.SplitSpec.from_data(data).to_dict(),
             "params": {"tokenizer": copy.deepcopy(dict(tc))},
         }
         started = time.perf_counter()
@@ -501,18 +516,18 @@ def train_tokenizers(params: Mapping) -> dict[str, Path]:
             _view(streams["train"], name, to_coll), name, tc["scaler_sample_objects"], seed, categorical=c.categorical
         )
         if c.is_scalar:
-            tok, extra = train_binning(params, c, sample)
+            tok, extra = train_binning(tokenizer, c, sample)
         else:
             _check_sample_size(c, tc, int(sample.mask.sum()))
             scaler = CollectionScaler.for_collection(c, tc["scalers"].get(name, {})).fit(
                 sample.features, sample.mask, sample.categories
             )
             if tc["kind"] == "kmeans":
-                tok, extra = train_kmeans(params, c, scaler, sample, seed)
+                tok, extra = train_kmeans(tokenizer, c, scaler, sample, seed)
             elif tc["kind"] == "binning":
-                tok, extra = train_binning(params, c, sample, scaler)
+                tok, extra = train_binning(tokenizer, c, sample, scaler)
             else:
-                tok, extra = train_vqvae(params, c, scaler, sample, streams, to_coll, out_dir)
+                tok, extra = train_vqvae(data, tokenizer, seed, c, scaler, sample, streams, to_coll, out_dir)
         if tok is None or not is_main():  # another DDP rank: it trained its share; the main process writes
             continue
         if combined:
@@ -522,7 +537,7 @@ def train_tokenizers(params: Mapping) -> dict[str, Path]:
         trained.append((name, tok, c, streams["val"], to_coll, training, out_dir))
     cards = {}
     for name, tok, c, val, to_coll, training, out_dir in trained:
-        metrics = card_metrics(tok, params, c, val, to_coll)
+        metrics = card_metrics(tok, data, tokenizer, seed, c, val, to_coll)
         cards[name] = save(tok, out_dir / "card", metrics=metrics, training=training)
         log.info("collection %s: card %s, metrics %s", name, cards[name], json.dumps(metrics))
     return cards
