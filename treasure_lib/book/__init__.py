@@ -18,7 +18,7 @@ from pathlib import Path
 
 from ..runs import atomic
 from .assemble import BookError, write_source
-from .results import COMPARE, format_number, headline_rows
+from .results import COMPARE, headline_rows
 
 GENERATED = "_generated"
 REPO_BOOK = Path(__file__).resolve().parents[2] / "book"  # the templates of a source checkout
@@ -116,4 +116,4 @@ def register(sub, add_params=None, _params=None) -> None:
     p.set_defaults(func=cmd_book)
 
 
-__all__ = ["build_book", "BookError", "headline_rows", "format_number", "COMPARE", "register"]
+__all__ = ["build_book", "BookError", "headline_rows", "COMPARE", "register"]

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import metric_keys
+from ..formatting import fmt, markdown_table
 from ..metrics.paired import significance
 from ..runs import atomic
 from .points import Point, expand, state
@@ -193,7 +194,7 @@ def figures(scan: Scan, rows: list[dict], folder: Path) -> list[dict]:
                     {
                         "file": f"figures/{name}.png",
                         "caption": f"{coll} pT resolution vs codebook size",
-                        "text": f"The best {coll} pT resolution, {best[key]:.4g}, is at point `{best['point']}`.",
+                        "text": f"The best {coll} pT resolution, {fmt(best[key])}, is at point `{best['point']}`.",
                     }
                 )
         for key in _columns(done, r"codebook\.[^.]+\.level_1\.utilization")[:3]:
@@ -211,7 +212,7 @@ def figures(scan: Scan, rows: list[dict], folder: Path) -> list[dict]:
                 low = min(done, key=lambda r: _or(r.get(key), math.inf))
                 text = (
                     f"Every point uses all its level-1 {coll} codes; the lowest normalised entropy (1: uniform use) "
-                    f"is {low[key]:.3f} (point `{low['point']}`)."
+                    f"is {fmt(low[key])} (point `{low['point']}`)."
                     if key.endswith("entropy")
                     else f"The lowest {coll} level-1 use is {100 * low[key]:.0f}% (point `{low['point']}`)."
                 )
@@ -241,7 +242,7 @@ def figures(scan: Scan, rows: list[dict], folder: Path) -> list[dict]:
             name="label_efficiency",
         )
         text = "; ".join(
-            f"{m}: {line[1][0]:.3f} at {line[0][0]:g} -> {line[1][-1]:.3f} at {line[0][-1]:g}"
+            f"{m}: {fmt(line[1][0])} at {line[0][0]:g} -> {fmt(line[1][-1])} at {line[0][-1]:g}"
             for m, line in lines.items()
         )
         out.append(
@@ -270,17 +271,14 @@ def figures(scan: Scan, rows: list[dict], folder: Path) -> list[dict]:
         )
         ranked = sorted(with_auc, key=lambda r: -_number(r.get(merit)))
         best = ranked[0]
-        text = (
-            f"The best {merit_name} is {_number(best[merit]):.4g} ± {_number(best.get(merit + '_err')):.2g} "
-            f"(point `{best['point']}`)"
-        )
+        text = f"The best {merit_name} is {fmt(best[merit], best.get(merit + '_err'))} (point `{best['point']}`)"
         if len(ranked) > 1:
             second = ranked[1]
             gap = _number(best[merit]) - _number(second[merit])
             err = math.hypot(_number(best.get(merit + "_err")), _number(second.get(merit + "_err")))
             text += (
                 f"; the next point is {'' if significance(gap, err) else 'not '}significantly worse "
-                f"({_number(second[merit]):.4g}, a difference of {gap:.3g} ± {err:.2g})"
+                f"({fmt(second[merit], second.get(merit + '_err'))}, a difference of {fmt(gap, err)})"
             )
         out.append(
             {
@@ -325,8 +323,6 @@ def figures(scan: Scan, rows: list[dict], folder: Path) -> list[dict]:
 
 def page(scan: Scan, rows: list[dict], shown: list[dict], section: str = "") -> str:
     """The scan's book page: its header, `section` (a comparison's, see `comparison`), the table, the figures."""
-    from ..study.report import markdown_table
-
     counts = defaultdict(int)
     for r in rows:
         counts[r["state"]] += 1
@@ -366,17 +362,16 @@ def page(scan: Scan, rows: list[dict], shown: list[dict], section: str = "") -> 
     keys = {r.get("headline.key") for r in rows if r.get("headline.key")}
     named = {
         "headline": f"{keys.pop()}" if len(keys) == 1 else "headline AUC",
-        "headline_err": "±",
         "light_rejection_at_77": "light rej. @77%",
-        "light_rejection_at_77_err": "± ",
     }
     chosen = [c for c in chosen if c != named["headline"]]
     axis_names = short_names(axes)
+    columns = [c for c in extra + chosen if not (c.endswith("_err") and c[: -len("_err")] in extra)]
     table_rows = [
         {
             **{axis_names[a]: r.get(a) for a in axes},
             "state": r["state"],
-            **{named.get(c, c): r.get(c) for c in extra + chosen},
+            **{named.get(c, c): (r.get(c), r.get(c + "_err")) if c + "_err" in extra else r.get(c) for c in columns},
             "chapters s": r.get("seconds"),
         }
         for r in rows

@@ -20,9 +20,10 @@ import numpy as np
 
 from .. import diagnostics
 from ..diagnostics import reconstruction as reco
+from ..formatting import fmt
 from . import stages
 from .history import read_history
-from .report import ChapterReport, fmt
+from .report import ChapterReport
 from .tokenization import HELD_OUT_ROWS, tokenizer_key
 
 CHANCE_P = 0.00135  # unused codes an even use leaves less often than this (one-sided 3 sigma) are not chance

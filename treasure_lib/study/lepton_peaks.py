@@ -17,9 +17,9 @@ import numpy as np
 
 from .. import higgs4l
 from ..diagnostics.reconstruction import Z_WINDOW_GEV, sigma68
+from ..formatting import fmt
 from ..io.batch import ObjectArrays
 from ..physics import ELECTRON_MASS_MEV, MUON_MASS_MEV, four_vectors
-from .report import fmt
 
 WIDTH_LIMIT = 1.2  # decoded peak width / original peak width allowed
 SIGNAL = "ggH_ZZ4l"
