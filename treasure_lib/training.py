@@ -22,10 +22,9 @@ from . import metric_keys, metrics, training_health
 from .datamodules import TokenFiles, TokenStream, read_split
 from .datamodules.tasks import Task
 from .errors import ConfigError, InputFileError
-from .loss_history import LossHistory
 from .models import BackboneConfig, MaskedTokenModel, SequenceClassifier, count_parameters, raw_config_matching
-from .progress import shown
 from .tokenizers.export import tokens_dir
+from .trainer import history_of, make_trainer
 
 log = logging.getLogger(__name__)
 
@@ -64,84 +63,6 @@ def backbone_config(params: Mapping, files: TokenFiles) -> BackboneConfig:
         group_attention_groups=m["group_attention_groups"],
     )
     return cfg
-
-
-def make_trainer(
-    train: Mapping,
-    out_dir: Path | None,
-    monitor: str | None = None,
-    mode: str = "min",
-    logs: bool = True,
-    single_device: bool = False,
-    extra_callbacks=(),
-):
-    """A Lightning Trainer from training params: accelerator, precision, DDP, checkpoints, offline logs.
-
-    With `monitor`, a `LossHistory` on it (`train.patience`, `train.min_delta`) records every epoch and is the early
-    stopping; read it back with `history_of(trainer)`. `single_device`: one device whatever the params say (the main
-    process evaluating saved weights after DDP)."""
-    import lightning as L
-    from lightning.pytorch.callbacks import ModelCheckpoint
-    from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
-
-    from . import epoch_report
-    from .distributed import quiet_sync_warning
-    from .quiet import quiet_training
-
-    quiet_sync_warning()
-    quiet_training()
-    gpu = torch.cuda.is_available() and train["accelerator"] in ("auto", "gpu", "cuda")
-    callbacks, loggers = [], []
-    if monitor is not None and out_dir is not None:
-        callbacks = [
-            LossHistory(monitor, train["patience"], train["min_delta"]),
-            ModelCheckpoint(
-                dirpath=out_dir / "checkpoints", filename="best", monitor=monitor, mode=mode, save_last=True
-            ),
-        ]
-    callbacks += list(extra_callbacks)
-    if logs and out_dir is not None:
-        loggers = [CSVLogger(str(out_dir), name="logs"), TensorBoardLogger(str(out_dir), name="tensorboard")]
-        if train.get("wandb"):
-            loggers.append(wandb_logger(out_dir))
-    reporting = epoch_report.for_trainer(out_dir) if monitor is not None and out_dir is not None else []
-    return L.Trainer(
-        max_epochs=train["max_epochs"],
-        accelerator="gpu" if gpu else "cpu",
-        devices=1 if single_device else train["devices"],
-        num_nodes=1 if single_device else train["num_nodes"],
-        strategy="auto" if single_device else train["strategy"],
-        precision=train["precision"] or ("bf16-mixed" if gpu else "32-true"),
-        deterministic=not gpu,
-        default_root_dir=str(out_dir) if out_dir else None,
-        callbacks=callbacks + reporting,
-        logger=loggers or False,
-        enable_checkpointing=bool(callbacks),
-        enable_progress_bar=shown(train["progress_bar"]) and bool(callbacks),
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-        log_every_n_steps=10,
-        limit_train_batches=None,
-        use_distributed_sampler=False,
-    )
-
-
-def wandb_logger(out_dir: Path):
-    """Weights & Biases, offline, beside the CSV and TensorBoard logs: only when params ask
-    (`<section>.train.wandb`)."""
-    try:
-        import wandb  # noqa: F401
-    except ImportError:
-        raise ConfigError(
-            "train.wandb is true but wandb is not installed: pip install wandb (or set <section>.train.wandb=false)"
-        ) from None
-    from lightning.pytorch.loggers import WandbLogger
-
-    return WandbLogger(save_dir=str(out_dir), offline=True)
-
-
-def history_of(trainer) -> LossHistory:
-    return next(c for c in trainer.callbacks if isinstance(c, LossHistory))
 
 
 def _streams(params: Mapping, section: str, files: TokenFiles, task: Task | None, label_fraction=1.0):
