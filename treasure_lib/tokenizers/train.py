@@ -22,10 +22,10 @@ import numpy as np
 import torch
 
 from .. import config, splits, training_health
-from ..checksum import sha256_file
 from ..collections import Collection, from_params, load_collections
 from ..distributed import is_main
 from ..errors import ConfigError
+from ..hashing import file_sha256
 from ..io.batch import Batch, ObjectArrays
 from ..io.reader import H5Stream
 from ..preprocessing import CollectionScaler, reservoir_sample
@@ -427,7 +427,7 @@ def train_tokenizers(params: Mapping) -> dict[str, Path]:
     universe = load_collections(params["data"]["objects_file"], params["data"]["collection_set"])
     objects = {n: collections[n] for n in (t["collections"] or list(collections)) if not collections[n].is_scalar}
     files = H5Stream.from_params(params, collections).files
-    checksums = {str(f): sha256_file(f) for f in files}  # provenance recorded in each card
+    checksums = {str(f): file_sha256(f) for f in files}  # provenance recorded in each card
     out_root = tokenizer_dir(params)
     seed = params["study"]["seed"]
     torch.manual_seed(seed)
