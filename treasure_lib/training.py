@@ -123,6 +123,14 @@ def training_seed(params: Mapping, section: str) -> int:
     return int(params["study"]["seed"])
 
 
+def _fit(trainer, model, train_loader, val_loader, out: Path, resume: bool) -> float:
+    """Train (continuing from `out`/checkpoints/last.ckpt when `resume` and it exists); returns the seconds taken."""
+    last = out / "checkpoints" / "last.ckpt"
+    t0 = time.perf_counter()
+    trainer.fit(model, train_loader, val_loader, ckpt_path=str(last) if resume and last.exists() else None)
+    return time.perf_counter() - t0
+
+
 def _best(trainer, module_cls):
     path = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
     if path:
@@ -161,12 +169,7 @@ def pretrain(params: Mapping) -> dict:
     trainer = make_trainer(p["train"], out, monitor="val/loss")
     history = history_of(trainer)
     train_loader, val_loader, train_stream, val_stream = _streams(params, "pretrain", files, task)
-    last = out / "checkpoints" / "last.ckpt"
-    t0 = time.perf_counter()
-    trainer.fit(
-        model, train_loader, val_loader, ckpt_path=str(last) if p["train"]["resume"] and last.exists() else None
-    )
-    seconds = time.perf_counter() - t0
+    seconds = _fit(trainer, model, train_loader, val_loader, out, p["train"]["resume"])
     if trainer.global_rank != 0:
         return {}  # DDP: the main process evaluates and reports
     best, path = _best(trainer, MaskedTokenModel)
@@ -268,12 +271,7 @@ def classify(params: Mapping) -> dict:
     history = history_of(trainer)
     history.floor = (1.0 - c["convergence_margin"]) * prior  # patience counts once the model has left the prior
     history.floor_patience = max(schedule["patience"], round(schedule["max_epochs"] / 4))
-    last = out / "checkpoints" / "last.ckpt"
-    t0 = time.perf_counter()
-    trainer.fit(
-        model, train_loader, val_loader, ckpt_path=str(last) if c["train"]["resume"] and last.exists() else None
-    )
-    seconds = time.perf_counter() - t0
+    seconds = _fit(trainer, model, train_loader, val_loader, out, c["train"]["resume"])
     if trainer.global_rank != 0:
         return {}  # DDP: the main process evaluates on the test split and reports
     best, path = _best(trainer, SequenceClassifier)
