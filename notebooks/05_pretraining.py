@@ -26,7 +26,8 @@ overrides = []
 
 # %% tags=["hide-input"]
 from treasure_lib import plots, runs, study
-from treasure_lib.study.report import markdown_table, show
+from treasure_lib.formatting import markdown_table
+from treasure_lib.study.report import show
 
 run = runs.open_run(params_file, run_dir, overrides)
 plots.style.show_when_made()

@@ -33,9 +33,10 @@ overrides = []
 import numpy as np
 
 from treasure_lib import metrics, plots, runs, study
-from treasure_lib.collections import from_params as collections_from_params
+from treasure_lib.collections import from_data as collections_from_data
+from treasure_lib.formatting import markdown_table
 from treasure_lib.study import names
-from treasure_lib.study.report import markdown_table, show
+from treasure_lib.study.report import show
 
 run = runs.open_run(params_file, run_dir, overrides)
 plots.style.show_when_made()
@@ -64,7 +65,7 @@ if c["compare"]:
         fig_pt = plots.performance_vs_variable(
             bins, {names.model(v): np.array([r["value"] for r in rows]) for v, rows in rep["pt_bins"].items()},
             {names.model(v): np.array([r["err"] for r in rows]) for v, rows in rep["pt_bins"].items()},
-            xlabel=study.display.feature_label(collections_from_params(params)["jets"], "pt"),
+            xlabel=study.display.feature_label(collections_from_data(params.data)["jets"], "pt"),
             ylabel="Light-jet rejection (flat 77% b-eff. per bin)", logy=True, save_to=run.figures,
             name="light_rejection_vs_pt")
     else:

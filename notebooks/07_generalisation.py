@@ -29,9 +29,10 @@ overrides = []
 import numpy as np
 
 from treasure_lib import plots, runs, study
-from treasure_lib.collections import from_params as collections_from_params
+from treasure_lib.collections import from_data as collections_from_data
+from treasure_lib.formatting import fmt, markdown_table
 from treasure_lib.study import names
-from treasure_lib.study.report import fmt, markdown_table, show
+from treasure_lib.study.report import show
 
 run = runs.open_run(params_file, run_dir, overrides)
 plots.style.show_when_made()
@@ -59,7 +60,7 @@ else:
         fig = plots.performance_vs_variable(
             bins, {f"tested on {names.sample(s)}": np.array([b["value"] for b in r["bins"]]) for s, r in shown.items()},
             {f"tested on {names.sample(s)}": np.array([b["err"] for b in r["bins"]]) for s, r in shown.items()},
-            xlabel=study.display.feature_label(collections_from_params(params)["jets"], "pt"),
+            xlabel=study.display.feature_label(collections_from_data(params.data)["jets"], "pt"),
             logy=True, ylabel="Light-jet rejection (flat 77% b-eff. per bin)", save_to=run.figures,
             name="generalisation_vs_pt")
     show(study.generalisation.jets_sentence(gen))

@@ -27,7 +27,6 @@ import yaml
 from treasure_lib import runs
 from treasure_lib.book.assemble import BookError, completed_notebooks
 from treasure_lib.book.build import build_book
-from treasure_lib.book.results import format_number
 from treasure_lib.runs import provenance
 
 from .conftest import inside
@@ -201,7 +200,7 @@ def test_every_number_on_the_results_page_equals_its_metrics_value(built):
                 if cell == "\u2014":
                     assert key not in metrics
                     continue
-                value, _, err = cell.split(" (seeds")[0].partition(" ± ")
+                value, _, err = cell.split(" (seed spread")[0].partition(" ± ")
                 assert _matches(value, metrics[key]), (key, cell, metrics[key])
                 if err:
                     assert _matches(err, metrics[key + "_err"]), (key, cell)
@@ -213,14 +212,25 @@ def test_every_number_on_the_results_page_equals_its_metrics_value(built):
 
 
 def test_the_results_page_formats_numbers_as_the_chapters_do():
-    """One rule everywhere: the uncertainty to two significant figures, the value to match."""
-    from treasure_lib.study.report import fmt
+    """One rule everywhere (`formatting`): the results page quotes a seed mean exactly as a chapter's sentence does,
+    the uncertainty to two significant figures, the value to match, the seed spread in brackets, an undefined
+    uncertainty said to be undefined and a missing number as a dash."""
+    from treasure_lib.book.results import tables
+    from treasure_lib.study.wording import value_text
 
-    assert format_number(0.912345, 0.00412) == fmt(0.912345, 0.00412) == "0.9123 ± 0.0041"
-    assert format_number(312.44, 12.3) == "312 ± 12"
-    assert format_number(1.5, 0.25) == "1.50 ± 0.25"
-    assert format_number(42) == "42"
-    assert format_number(None) == format_number(float("nan")) == "\u2014"
+    key = "classify.flavour.tokens.light_rejection_at_77"
+    row = [("Light rejection", key, key + "_err")]
+    for summary, text in [
+        ({"s": 20.7, "s_err": 2.04, "s_seed_std": 1.1}, "20.7 ± 2.0 (seed spread 1.10)"),
+        ({"s": 0.912345, "s_err": 0.00412}, "0.9123 ± 0.0041"),
+        ({"s": 312.44, "s_err": 12.3}, "312 ± 12"),
+        ({"s": 15.5, "s_err": float("nan"), "s_seed_std": 5.47}, "15.5 ± undefined (too few jets) (seed spread 5.47)"),
+        ({"s": 42}, "42"),
+        ({"s": float("nan"), "s_err": 0.1}, "\u2014"),
+    ]:
+        metrics = {key + k[1:]: v for k, v in summary.items()}
+        assert value_text(summary, "s") == text
+        assert f"| Light rejection | {text} |" in tables(metrics, row), text
 
 
 def test_a_number_from_an_unconverged_model_is_marked_and_keys_are_not_a_column():
@@ -244,7 +254,8 @@ def test_a_number_from_an_unconverged_model_is_marked_and_keys_are_not_a_column(
     ]
     page = tables(metrics, rows)
     header, _, body = page.splitlines()[:3]
-    assert "metrics.json" not in header and "20.7 ± 2.0 (seeds 1.10)" in body and f"78.0 ± 9.0 {UNCONVERGED}" in body
+    assert "metrics.json" not in header and "20.7 ± 2.0 (seed spread 1.10)" in body
+    assert f"78.0 ± 9.0 {UNCONVERGED}" in body
     assert "did not finish learning" in page
 
 

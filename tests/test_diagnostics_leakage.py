@@ -14,6 +14,7 @@ from treasure_lib.diagnostics import (
     multiplicity_features,
     shuffle_within_type,
 )
+from treasure_lib.formatting import fmt
 
 PAD, CLS, SEP, EMPTY = 0, 1, 2, 4
 TRACK, MUON = 1, 2  # type ids
@@ -81,7 +82,8 @@ def test_label_equal_to_multiplicity_is_explained_by_event_shape(sample):
     assert mult["scores"].shape == (np.count_nonzero(split == 2),)
     full = multiplicity_classifier(bag_of_codes(tokens, mask), label, weight, split, seed=0)["summary"]
     verdict = leakage_verdict(leakage_table({"multiplicity": mult["summary"], "tokens": full}))
-    assert "nearly all" in verdict and f"{mult['summary']['auc']:.3f}" in verdict
+    quoted = fmt(mult["summary"]["auc"], mult["summary"]["auc_err"])  # the book's one rule
+    assert "nearly all" in verdict and f"AUC {quoted}" in verdict
 
 
 def test_multiplicity_without_label_information_gives_auc_near_half(sample):
@@ -219,7 +221,8 @@ def test_what_tokens_keep_of_raw_features_is_said_in_the_figure_of_merit():
     )
     verdict = leakage_verdict(table, "light-jet rejection at 77% b-efficiency")
     assert (
-        "in light-jet rejection at 77% b-efficiency the tokens keep 23% of the raw features' (18 against 78)" in verdict
+        "in light-jet rejection at 77% b-efficiency the tokens keep 23% of the raw features' (18.0 against 78.0)"
+        in verdict  # numbers by the book's one rule (`formatting.fmt`): three significant figures
     )
 
 

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from treasure_lib import metrics
+from treasure_lib.formatting import fmt
 from treasure_lib.metrics import MetricInputError
 from treasure_lib.metrics.uncertainty import resample_indices
-from treasure_lib.study.report import fmt
 
 B, C, LIGHT, TAU = range(4)
 FRACTIONS = (0.2125, 0.15, 0.6, 0.0375)  # 850 b jets in 4000, as in the book's test split

@@ -17,7 +17,7 @@ FIT = textwrap.dedent("""
     import warnings
     from pathlib import Path
     import torch, lightning as L
-    from treasure_lib.training import make_trainer
+    from treasure_lib.trainer import make_trainer
 
     class Rows(torch.utils.data.IterableDataset):
         def __init__(self, n): self.n = n

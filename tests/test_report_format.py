@@ -1,11 +1,13 @@
-"""The one number formatter: a metric reads the same everywhere the book prints it."""
+"""The one number and table formatter (`treasure_lib.formatting`): a metric reads the same everywhere the book prints
+it, in a chapter, on the results page, on a scan page and in a table drawn as a figure."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from treasure_lib.study.report import ChapterReport, fmt, markdown_table
+from treasure_lib.formatting import fmt, markdown_table, seed_mean, signed, table_cells
+from treasure_lib.study.report import ChapterReport
 
 
 @pytest.mark.parametrize(
@@ -79,3 +81,29 @@ def test_markdown_table_formats_numbers_pairs_and_missing_cells_alike():
 def test_a_chapter_report_puts_each_caption_above_its_table():
     rep = ChapterReport(tables={"t": [{"x": 0.5}]}, captions={"t": "What x is."})
     assert rep.table("t").startswith("What x is.\n\n| x |") and "| 0.500 |" in rep.table("t")
+
+
+def test_a_change_carries_its_sign_and_the_same_rounding():
+    assert signed(0.0123) == "+0.0123" and signed(-0.42) == "-0.420" and signed(0.0) == "0"
+    assert signed(2.2, 0.81) == "+2.20 ± 0.81" and signed(None) == "—"
+
+
+def test_a_seed_mean_reads_with_its_uncertainty_and_seed_spread():
+    assert seed_mean(12.34, 1.1, 0.8) == "12.3 ± 1.1 (seed spread 0.800)"
+    assert seed_mean(12.34, 1.1, float("nan")) == "12.3 ± 1.1", "an undefined spread is left out"
+    undefined = seed_mean(15.5, float("nan"), 5.47, err_recorded=True)
+    assert undefined == "15.5 ± undefined (too few jets) (seed spread 5.47)"
+    assert seed_mean(15.5, None) == "15.5", "no uncertainty recorded: nothing to call undefined"
+    assert seed_mean(None, 0.1, 0.2) == "—"
+
+
+def test_tables_of_dicts_or_sequences_share_the_cell_rule():
+    """Markdown tables (chapters, results and scan pages) and tables drawn as figures read their cells alike;
+    before issue 18 the figure tables wrote 4 significant figures (0.1235) and the pages 3."""
+    columns, cells = table_cells([[1, None, float("nan"), 0.123456, (0.9, 0.004)]], ["a", "b", "c", "d", "e"])
+    assert columns == ["a", "b", "c", "d", "e"] and cells == [["1", "—", "—", "0.123", "0.9000 ± 0.0040"]]
+    assert table_cells([{"a": 0.5}], ["a", "b"]) == (["a", "b"], [["0.500", ""]]), "a key a row lacks is left empty"
+    with pytest.raises(ValueError, match="every row needs 2 cells"):
+        table_cells([[1, 2, 3]], ["a", "b"])
+    table = markdown_table([["Light rejection", "20.7 ± 2.0"]], ["Quantity", "Value"])
+    assert table.splitlines() == ["| Quantity | Value |", "|---|---|", "| Light rejection | 20.7 ± 2.0 |"]

@@ -18,6 +18,7 @@ import yaml
 
 from treasure_lib import cli, runs
 from treasure_lib.errors import ConfigError
+from treasure_lib.hashing import file_sha256
 from treasure_lib.runs import provenance
 from treasure_lib.runs.folder import Run
 
@@ -146,7 +147,7 @@ def test_execute_writes_a_complete_run_folder(project):
     assert prov["versions"]["treasure-lib"] == runs.library_fingerprint()["version"]
     assert prov["seeds"]["study.seed"] == 9
     assert [f["path"] for f in prov["inputs"]["files"]] == ["data/a.h5", "data/b.h5"]
-    assert prov["inputs"]["files"][0]["sha256"] == provenance.sha256_file(project / "data" / "a.h5")
+    assert prov["inputs"]["files"][0]["sha256"] == file_sha256(project / "data" / "a.h5")
     assert prov["device"]["type"] in ("cpu", "cuda") and prov["outcome"] == "complete"
     assert prov["started"] <= prov["finished"]
 
@@ -392,7 +393,7 @@ def test_input_checksums_are_cached_by_path_size_and_mtime(tmp_path):
     data.write_bytes(b"x" * 1000)
     cache = tmp_path / "sha.json"
     first = provenance.file_checksums([data], cache)[str(data)]
-    assert first == provenance.sha256_file(data)
+    assert first == file_sha256(data)
     entries = json.loads(cache.read_text())
     entries[str(data.resolve())]["sha256"] = "cached"
     cache.write_text(json.dumps(entries))

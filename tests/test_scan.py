@@ -13,6 +13,7 @@ import pytest
 
 from treasure_lib import scan as scans
 from treasure_lib.errors import ConfigError
+from treasure_lib.formatting import fmt
 from treasure_lib.scan import points as P
 
 from .conftest import ROOT, generate_sections
@@ -295,7 +296,8 @@ metrics: [tokenizer.tracks.pt.response_iqr_over_median, classify.flavour.tokens.
     page = out["page"].read_text()
     assert "figures/auc_per_point.png" in page and (tmp_path / "scan" / "figures" / "auc_per_point.png").is_file()
     best = max(rows.values(), key=lambda r: r["light_rejection_at_77"])  # flavour: judged by the light rejection
-    assert f"{best['light_rejection_at_77']:.4g}" in page, "the page quotes the table's numbers"
+    quoted = fmt(best["light_rejection_at_77"], best["light_rejection_at_77_err"])  # the book's one rule
+    assert quoted in page, "the page quotes the table's numbers"
     for p in scans.expand(scan):
         metrics = json.loads((p.dir / "metrics.json").read_text())
         assert rows[p.id]["light_rejection_at_77"] == metrics["classify.flavour.tokens.light_rejection_at_77"]

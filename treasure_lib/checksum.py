@@ -1,17 +1,6 @@
-"""File checksums for provenance (cards, token files, run folders)."""
+"""Kept only for `study.stages.token_file_hashes`, which the params-plumbing change owns: file hashes live in
+`treasure_lib.hashing` (delete this module once that import reads `from ..hashing import file_sha256`)."""
 
-from __future__ import annotations
+from .hashing import file_sha256 as sha256_file
 
-import hashlib
-from pathlib import Path
-
-BLOCK = 1 << 20
-
-
-def sha256_file(path: str | Path) -> str:
-    """Hex sha256 of a file, read in 1 MiB blocks (memory stays flat for large files)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(BLOCK), b""):
-            h.update(block)
-    return h.hexdigest()
+__all__ = ["sha256_file"]

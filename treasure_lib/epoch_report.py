@@ -3,7 +3,7 @@
 A chapter can train for minutes inside one cell; the runner's status line (`treasure_lib.runs.live`) shows the
 epoch and the last validation loss from what this Lightning callback reports. It writes only to the small file the
 runner named (`TREASURE_LIVE_FILE`) and prints nothing, so the notebook and the book never see it; outside
-`treasure run` the trainer factories do not add it (`for_trainer`).
+`treasure run` the trainer factory does not add it (`for_trainer`).
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ few loader workers). On a book page they bury the result; in a log they hide the
 chapter spawned, a CLI command): Lightning's informational log lines (its loggers go to WARNING) and the warnings
 listed in `NOISE`. Every other warning and every error stays as it was, so a real problem still reaches the
 terminal and the run's log (`treasure run` copies what a chapter wrote to stderr into `<run>/logs/run.log`).
-The trainer factories call it (`training.make_trainer`, `tokenizers.train._trainer`), so every process that builds
+The trainer factory calls it (`trainer.make_trainer`), so every process that builds
 a Trainer is quiet without having to remember it.
 """
 

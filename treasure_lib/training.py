@@ -22,10 +22,9 @@ from . import metric_keys, metrics, training_health
 from .datamodules import TokenFiles, TokenStream, read_split
 from .datamodules.tasks import Task
 from .errors import ConfigError, InputFileError
-from .loss_history import LossHistory
 from .models import BackboneConfig, MaskedTokenModel, SequenceClassifier, count_parameters, raw_config_matching
-from .progress import shown
 from .tokenizers.export import tokens_dir
+from .trainer import history_of, make_trainer
 
 log = logging.getLogger(__name__)
 
@@ -64,84 +63,6 @@ def backbone_config(params: Mapping, files: TokenFiles) -> BackboneConfig:
         group_attention_groups=m["group_attention_groups"],
     )
     return cfg
-
-
-def make_trainer(
-    train: Mapping,
-    out_dir: Path | None,
-    monitor: str | None = None,
-    mode: str = "min",
-    logs: bool = True,
-    single_device: bool = False,
-    extra_callbacks=(),
-):
-    """A Lightning Trainer from training params: accelerator, precision, DDP, checkpoints, offline logs.
-
-    With `monitor`, a `LossHistory` on it (`train.patience`, `train.min_delta`) records every epoch and is the early
-    stopping; read it back with `history_of(trainer)`. `single_device`: one device whatever the params say (the main
-    process evaluating saved weights after DDP)."""
-    import lightning as L
-    from lightning.pytorch.callbacks import ModelCheckpoint
-    from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
-
-    from . import epoch_report
-    from .distributed import quiet_sync_warning
-    from .quiet import quiet_training
-
-    quiet_sync_warning()
-    quiet_training()
-    gpu = torch.cuda.is_available() and train["accelerator"] in ("auto", "gpu", "cuda")
-    callbacks, loggers = [], []
-    if monitor is not None and out_dir is not None:
-        callbacks = [
-            LossHistory(monitor, train["patience"], train["min_delta"]),
-            ModelCheckpoint(
-                dirpath=out_dir / "checkpoints", filename="best", monitor=monitor, mode=mode, save_last=True
-            ),
-        ]
-    callbacks += list(extra_callbacks)
-    if logs and out_dir is not None:
-        loggers = [CSVLogger(str(out_dir), name="logs"), TensorBoardLogger(str(out_dir), name="tensorboard")]
-        if train.get("wandb"):
-            loggers.append(wandb_logger(out_dir))
-    reporting = epoch_report.for_trainer(out_dir) if monitor is not None and out_dir is not None else []
-    return L.Trainer(
-        max_epochs=train["max_epochs"],
-        accelerator="gpu" if gpu else "cpu",
-        devices=1 if single_device else train["devices"],
-        num_nodes=1 if single_device else train["num_nodes"],
-        strategy="auto" if single_device else train["strategy"],
-        precision=train["precision"] or ("bf16-mixed" if gpu else "32-true"),
-        deterministic=not gpu,
-        default_root_dir=str(out_dir) if out_dir else None,
-        callbacks=callbacks + reporting,
-        logger=loggers or False,
-        enable_checkpointing=bool(callbacks),
-        enable_progress_bar=shown(train["progress_bar"]) and bool(callbacks),
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-        log_every_n_steps=10,
-        limit_train_batches=None,
-        use_distributed_sampler=False,
-    )
-
-
-def wandb_logger(out_dir: Path):
-    """Weights & Biases, offline, beside the CSV and TensorBoard logs: only when params ask
-    (`<section>.train.wandb`)."""
-    try:
-        import wandb  # noqa: F401
-    except ImportError:
-        raise ConfigError(
-            "train.wandb is true but wandb is not installed: pip install wandb (or set <section>.train.wandb=false)"
-        ) from None
-    from lightning.pytorch.loggers import WandbLogger
-
-    return WandbLogger(save_dir=str(out_dir), offline=True)
-
-
-def history_of(trainer) -> LossHistory:
-    return next(c for c in trainer.callbacks if isinstance(c, LossHistory))
 
 
 def _streams(params: Mapping, section: str, files: TokenFiles, task: Task | None, label_fraction=1.0):
@@ -202,6 +123,14 @@ def training_seed(params: Mapping, section: str) -> int:
     return int(params["study"]["seed"])
 
 
+def _fit(trainer, model, train_loader, val_loader, out: Path, resume: bool) -> float:
+    """Train (continuing from `out`/checkpoints/last.ckpt when `resume` and it exists); returns the seconds taken."""
+    last = out / "checkpoints" / "last.ckpt"
+    t0 = time.perf_counter()
+    trainer.fit(model, train_loader, val_loader, ckpt_path=str(last) if resume and last.exists() else None)
+    return time.perf_counter() - t0
+
+
 def _best(trainer, module_cls):
     path = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
     if path:
@@ -240,12 +169,7 @@ def pretrain(params: Mapping) -> dict:
     trainer = make_trainer(p["train"], out, monitor="val/loss")
     history = history_of(trainer)
     train_loader, val_loader, train_stream, val_stream = _streams(params, "pretrain", files, task)
-    last = out / "checkpoints" / "last.ckpt"
-    t0 = time.perf_counter()
-    trainer.fit(
-        model, train_loader, val_loader, ckpt_path=str(last) if p["train"]["resume"] and last.exists() else None
-    )
-    seconds = time.perf_counter() - t0
+    seconds = _fit(trainer, model, train_loader, val_loader, out, p["train"]["resume"])
     if trainer.global_rank != 0:
         return {}  # DDP: the main process evaluates and reports
     best, path = _best(trainer, MaskedTokenModel)
@@ -347,12 +271,7 @@ def classify(params: Mapping) -> dict:
     history = history_of(trainer)
     history.floor = (1.0 - c["convergence_margin"]) * prior  # patience counts once the model has left the prior
     history.floor_patience = max(schedule["patience"], round(schedule["max_epochs"] / 4))
-    last = out / "checkpoints" / "last.ckpt"
-    t0 = time.perf_counter()
-    trainer.fit(
-        model, train_loader, val_loader, ckpt_path=str(last) if c["train"]["resume"] and last.exists() else None
-    )
-    seconds = time.perf_counter() - t0
+    seconds = _fit(trainer, model, train_loader, val_loader, out, c["train"]["resume"])
     if trainer.global_rank != 0:
         return {}  # DDP: the main process evaluates on the test split and reports
     best, path = _best(trainer, SequenceClassifier)

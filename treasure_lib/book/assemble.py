@@ -15,6 +15,7 @@ import yaml
 
 from .. import config
 from ..errors import TreasureError
+from ..formatting import DASH
 from ..runs import METRICS, PARAMS, PROVENANCE, Status, atomic, provenance
 from . import results
 
@@ -90,7 +91,7 @@ def results_page(studies: Sequence[tuple[str, Path]], rows_for: Callable[[Mappin
         "with the test-sample uncertainty (a bootstrap of the test rows with the working point "
         "recomputed in every replicate) and the seed spread; an uncertainty is rounded to two "
         "significant figures and its value to match. "
-        f"{results.MISSING} means not recorded; {results.UNCONVERGED} marks a number from a model "
+        f"{DASH} means not recorded; {results.UNCONVERGED} marks a number from a model "
         "that did not finish learning.",
         "",
     ]

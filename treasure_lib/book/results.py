@@ -2,10 +2,10 @@
 
 `headline_rows(params)` is the one list of what the page shows: (label, key, uncertainty key). A key
 holding `{variant}` is shown once per column of `COMPARE`; other keys get one value column. Rows whose
-keys a run did not record are left out. Every number goes through the book's one formatter
-(`study.report.fmt`); a seed mean carries its seed spread, and a number from a model that did not
-finish learning is marked † (its `<prefix>.converged` is 0): no verdict rests on it. The metrics.json
-keys are listed under each table, not in it.
+keys a run did not record are left out. Every number and table goes through the book's one formatter
+(`formatting`: `seed_mean`, `markdown_table`), as in the chapters; a seed mean carries its seed spread, and a
+number from a model that did not finish learning is marked † (its `<prefix>.converged` is 0): no verdict rests on
+it. The metrics.json keys are listed under each table, not in it.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import math
 from collections.abc import Mapping, Sequence
 
 from ..config import get_dotted
+from ..formatting import DASH, fmt, markdown_table, seed_mean
 from ..study import names
-from ..study.report import fmt
 
 Row = tuple[str, str, "str | None"]
 
@@ -24,7 +24,6 @@ COMPARE: tuple[tuple[str, str], ...] = tuple(
     (v, names.first_upper(names.model(v))) for v in ("tokens", "tokens_finetuned", "decoded", "raw")
 )
 
-MISSING = "\u2014"
 UNCONVERGED = "\u2020"
 
 
@@ -125,12 +124,6 @@ def headline_rows(params: Mapping) -> list[Row]:
     return rows
 
 
-def format_number(value, err=None) -> str:
-    """The book's one rule (`study.report.fmt`), with the page's mark for a missing number."""
-    text = fmt(value, err)
-    return MISSING if text in ("—", "\u2014") else text
-
-
 def _converged(metrics: Mapping, key: str) -> bool | None:
     """The training health of the model a key belongs to: `<prefix>.converged` for the longest recorded prefix."""
     parts = key.split(".")
@@ -144,11 +137,12 @@ def _converged(metrics: Mapping, key: str) -> bool | None:
 def _cell(metrics: Mapping, key: str, err_key: str | None) -> str | None:
     if key not in metrics:
         return None
-    value = metrics[key]
-    text = format_number(value, metrics.get(err_key) if err_key else None)
-    spread = metrics.get(f"{key}_seed_std")
-    if isinstance(spread, (int, float)) and math.isfinite(spread) and text != MISSING:
-        text += f" (seeds {fmt(spread)})"
+    text = seed_mean(
+        metrics[key],
+        metrics.get(err_key) if err_key else None,
+        metrics.get(f"{key}_seed_std"),
+        err_recorded=bool(err_key) and err_key in metrics,
+    )
     if _converged(metrics, key) is False:
         text += f" {UNCONVERGED}"
     return text
@@ -165,7 +159,7 @@ def tables(metrics: Mapping, rows: Sequence[Row]) -> str:
                 for v, _ in COMPARE
             ]
             if any(c is not None for c in cells):
-                compare.append([label, *[c or MISSING for c in cells]])
+                compare.append([label, *[c or DASH for c in cells]])
                 compare_keys.append(key.format(variant="{" + ",".join(v for v, _ in COMPARE) + "}"))
         else:
             cell = _cell(metrics, key, err_key)
@@ -174,7 +168,7 @@ def tables(metrics: Mapping, rows: Sequence[Row]) -> str:
                 single_keys.append(key)
     parts = []
     if compare:
-        parts.append(_markdown_table(["Quantity", *[h for _, h in COMPARE]], compare))
+        parts.append(markdown_table(compare, ["Quantity", *[h for _, h in COMPARE]]))
         parts.append(
             _keys_note(
                 compare_keys,
@@ -183,7 +177,7 @@ def tables(metrics: Mapping, rows: Sequence[Row]) -> str:
             )
         )
     if single:
-        parts.append(_markdown_table(["Quantity", "Value"], single))
+        parts.append(markdown_table(single, ["Quantity", "Value"]))
         parts.append(_keys_note(single_keys))
     if any(UNCONVERGED in c for row in compare + single for c in row):
         parts.append(
@@ -198,13 +192,6 @@ def tables(metrics: Mapping, rows: Sequence[Row]) -> str:
 def _keys_note(keys: Sequence[str], what: str = "") -> str:
     shown = ", ".join(f"`{k}`" for k in keys)
     return f"<small>{what + '. ' if what else ''}metrics.json keys, row by row: {shown}.</small>"
-
-
-def _markdown_table(header: Sequence[str], body: Sequence[Sequence[str]]) -> str:
-    def line(cells):
-        return "| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |"
-
-    return "\n".join([line(header), line(["---"] * len(header)), *map(line, body)])
 
 
 def resolution(metrics: Mapping, params: Mapping) -> str:

@@ -10,7 +10,6 @@ subset of labelled training rows. A batch holds only the model inputs and target
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -22,6 +21,7 @@ from torch.utils.data import IterableDataset, get_worker_info
 
 from .. import splits
 from ..errors import ConfigError, InputFileError
+from ..hashing import text_sha256
 from ..io import mixing
 from ..io.tokens import dense_features, list_column, read_metadata
 from ..sequences import TokenizerSet
@@ -126,7 +126,7 @@ class TokenFiles:
     def vocabulary_hash(self) -> str:
         """Identity of the vocabulary and layout: a checkpoint trained on other tokens refuses these."""
         text = self.metadata["vocabulary"] + self.metadata["layout"]
-        return hashlib.sha256(text.encode()).hexdigest()[:16]
+        return text_sha256(text)[:16]
 
     def feature_width(self) -> int:
         """Features per position of a raw-features file."""

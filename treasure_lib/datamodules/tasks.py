@@ -89,28 +89,21 @@ class Task:
         others = spec.get("others", "error")
         if others not in ("error", "drop"):
             raise ConfigError(f"{where}.others must be error or drop, got {others!r}")
-        select = tuple(_check_selection(where, s) for s in spec.get("select", []))
-        samples = tuple(str(x) for x in spec.get("samples", []))
-        require = _check_require(where, spec.get("require", []))
-        fractions = _check_fractions(where, spec.get("sample_fractions", {}))
-        reads = tuple(str(x) for x in spec.get("collections", []))
+        common = dict(  # what a task on a column and a task on samples share
+            others=others,
+            weights=weights,
+            balance=bool(spec.get("balance", False)),
+            select=tuple(_check_selection(where, s) for s in spec.get("select", [])),
+            samples=tuple(str(x) for x in spec.get("samples", [])),
+            require=_check_require(where, spec.get("require", [])),
+            sample_fractions=_check_fractions(where, spec.get("sample_fractions", {})),
+            collections=tuple(str(x) for x in spec.get("collections", [])),
+        )
         if "column" in spec:
             names = spec.get("names")
             if not names:
                 raise ConfigError(f"{where}: a task on column {spec['column']!r} needs `names`, one per class index")
-            return cls(
-                name,
-                tuple(names),
-                column=spec["column"],
-                others=others,
-                weights=weights,
-                balance=bool(spec.get("balance", False)),
-                select=select,
-                samples=samples,
-                require=require,
-                sample_fractions=fractions,
-                collections=reads,
-            )
+            return cls(name, tuple(names), column=spec["column"], **common)
         classes = spec.get("classes")
         if not isinstance(classes, Mapping) or len(classes) < 2:
             raise ConfigError(f"{where}: needs `column` or `classes`, a mapping of >= 2 class names to sample lists")
@@ -120,19 +113,7 @@ class Task:
                 if sample in sample_class:
                     raise ConfigError(f"{where}: sample {sample!r} is in two classes")
                 sample_class[str(sample)] = index
-        return cls(
-            name,
-            tuple(classes),
-            classes=sample_class,
-            others=others,
-            weights=weights,
-            balance=bool(spec.get("balance", False)),
-            select=select,
-            samples=samples,
-            require=require,
-            sample_fractions=fractions,
-            collections=reads,
-        )
+        return cls(name, tuple(classes), classes=sample_class, **common)
 
 
 def visible(task: Task, type_ids: np.ndarray, vocabulary: Vocabulary, where: str) -> np.ndarray | None:

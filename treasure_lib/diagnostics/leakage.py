@@ -28,6 +28,7 @@ import numpy as np
 
 from .. import splits
 from ..errors import LeakageError
+from ..formatting import fmt, signed
 from ..vocabulary import N_SPECIAL  # PAD 0, CLS 1, SEP 2, MASK 3, EMPTY 4; codes start here
 
 LEAKAGE_ROWS = (
@@ -224,7 +225,7 @@ def leakage_table(results: Mapping[str, Mapping | tuple | float]) -> list[dict]:
     converged (did the row's model finish learning), at_prior (it finished at the class prior) and fom / fom_err
     (the task's figure of merit, e.g.
     light rejection), or an (auc, err) pair}; keys: multiplicity, structure, shuffled, fixed_slots, tokens, raw.
-    Each row: row (1-6), key, name, auc, auc_err (None when missing), auc_text ("0.912 ± 0.004"
+    Each row: row (1-6), key, name, auc, auc_err (None when missing), auc_text (`formatting.fmt`: "0.9120 ± 0.0040"
     or "—"), fraction_of_full ((auc - 0.5) / (auc_full - 0.5), None without both), converged, fom, fom_err.
     """
     known = dict(LEAKAGE_ROWS)
@@ -236,7 +237,7 @@ def leakage_table(results: Mapping[str, Mapping | tuple | float]) -> list[dict]:
     rows = []
     for i, (key, name) in enumerate(LEAKAGE_ROWS, start=1):
         auc, err = values.get(key, (None, None))
-        text = "—" if auc is None else (f"{auc:.3f}" if np.isnan(err) else f"{auc:.3f} ± {err:.3f}")
+        text = fmt(auc, err)
         fraction = (auc - 0.5) / (full - 0.5) if auc is not None and full is not None and full != 0.5 else None
         extra = _extra(results.get(key) if key in results else None)
         rows.append(
@@ -344,7 +345,7 @@ def leakage_verdict(table: list[dict], fom_name: str | None = None) -> str:
         fixed = rows["fixed_slots"]
         text.append(
             f"With fixed slots and no SEP / type ids the tokens reach {_fmt(fixed)} "
-            f"({fixed['auc'] - full['auc']:+.3f} against the full tokens)."
+            f"({signed(fixed['auc'] - full['auc'])} against the full tokens)."
         )
     raw = rows.get("raw")
     if raw is not None and raw.get("converged") is not False and raw["auc"] != 0.5:
@@ -352,7 +353,7 @@ def leakage_verdict(table: list[dict], fom_name: str | None = None) -> str:
             kept = full["fom"] / raw["fom"]
             text.append(
                 f"Raw features reach {_fmt(raw)}; in {fom_name} the tokens keep {kept:.0%} of the raw "
-                f"features' ({full['fom']:.3g} against {raw['fom']:.3g})"
+                f"features' ({fmt(full['fom'], full.get('fom_err'))} against {fmt(raw['fom'], raw.get('fom_err'))})"
                 + (
                     ": above 100%, tokens cannot hold more than the features they encode, so the raw-feature "
                     "model is undertrained or the difference is noise."

@@ -280,15 +280,12 @@ def job_key(job: Job) -> str:
     """What a file's content depends on: the job (events, seed, settings, generator cut and filter, ...), every
     detector-emulation number (a new or changed default marks older files stale too) and the object definitions;
     not where the file goes."""
-    import hashlib
-    import json
-
-    from ..checksum import sha256_file
+    from ..hashing import file_sha256, json_sha256
 
     spec = {k: v for k, v in asdict(job).items() if k not in ("events_path", "jets_path", "objects_file")}
     spec["detector"] = asdict(detector_config(job.detector))  # every emulation number, defaults included
-    spec["objects_sha256"] = sha256_file(job.objects_file)
-    return hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()
+    spec["objects_sha256"] = file_sha256(job.objects_file)
+    return json_sha256(spec)
 
 
 def job_outputs(job: Job) -> list[Path]:

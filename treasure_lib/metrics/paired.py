@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..collections import FLAVOUR_NAMES
+from ..formatting import fmt
 from . import _checks
 from .flavour import LIGHT, TAU, B, C, discriminant_b, efficiency_thresholds, percent, rejection_from_efficiency
 from .roc import RankedScores, _area, one_vs_rest_aucs
@@ -327,13 +328,12 @@ def difference_sentence(
     higher_is_better: bool = True,
     rows: str = "jets",
 ) -> str:
-    """The book's verdict on a comparison, numbers formatted by the one formatter (`study.report.fmt`), e.g.
+    """The book's verdict on a comparison, numbers formatted by the one formatter (`formatting.fmt`), e.g.
     "By light-jet rejection at 77% b-efficiency, tokens, fine-tuned (12.3 ± 1.1) is ahead of tokens (10.1 ± 0.9)
     by 2.2 ± 0.8 (2.8 sigma; paired bootstrap over the same test jets, 3 seeds each)." `rows` names the test rows
     (jets, events); `higher_is_better` says whether a larger value is ahead (rejections, AUCs) or behind (losses).
     Rounding is the formatter's alone (uncertainty to two significant figures), so there is no digits argument.
     """
-    from ..study.report import fmt  # imported here: treasure_lib.study imports the models, which import metrics
 
     c = comparison
     a = f"{a_label} ({fmt(c.value_a, c.err_a)})"

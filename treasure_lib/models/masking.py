@@ -43,14 +43,14 @@ def _corrupt(
     tokens: torch.Tensor,
     selected: torch.Tensor,
     choice: torch.Tensor,
-    start: torch.Tensor,
-    size: torch.Tensor,
+    lookup,
     generator: torch.Generator,
     p_mask: float,
     p_random: float,
-) -> torch.Tensor:
-    """Replace selected ids: MASK where choice < p_mask, a random id of the same range where
-    choice < p_mask + p_random."""
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(inputs, targets): the selected ids replaced, MASK where choice < p_mask, a random id of the same range where
+    choice < p_mask + p_random; the targets are the original ids at the selected tokens, IGNORE elsewhere."""
+    start, size, _ = lookup
     out = tokens.clone()
     to_mask = selected & (choice < p_mask)
     to_random = selected & (choice >= p_mask) & (choice < p_mask + p_random)
@@ -59,7 +59,7 @@ def _corrupt(
     random_ids = s + (u * n).long().clamp_max((n - 1).clamp_min(0))
     out[to_random] = random_ids[to_random].to(out.dtype)
     out[to_mask] = MASK
-    return out
+    return out, torch.where(selected, tokens, torch.full_like(tokens, IGNORE))
 
 
 def mask_flat(
@@ -72,13 +72,10 @@ def mask_flat(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """BERT masking of single tokens. tokens [B, L, 1] (or any shape); returns (inputs, targets)."""
     _check_rates(rate, p_mask, p_random)
-    start, size, _ = lookup
     codes = tokens >= N_SPECIAL
     selected = codes & (torch.rand(tokens.shape, generator=generator, device=tokens.device) < rate)
     choice = torch.rand(tokens.shape, generator=generator, device=tokens.device)
-    inputs = _corrupt(tokens, selected, choice, start, size, generator, p_mask, p_random)
-    targets = torch.where(selected, tokens, torch.full_like(tokens, IGNORE))
-    return inputs, targets
+    return _corrupt(tokens, selected, choice, lookup, generator, p_mask, p_random)
 
 
 def mask_objects(
@@ -92,12 +89,9 @@ def mask_objects(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Whole-object masking in the grouped layout: tokens [B, L, Q]; returns (inputs, targets [B, L, Q])."""
     _check_rates(rate, p_mask, p_random)
-    start, size, _ = lookup
     objects = mask & (tokens[..., 0] >= N_SPECIAL)  # object positions (CLS/SEP/PAD excluded)
     picked = objects & (torch.rand(objects.shape, generator=generator, device=tokens.device) < rate)
     codes = tokens >= N_SPECIAL  # real levels (EMPTY excluded)
     selected = picked[..., None] & codes
     choice = torch.rand(objects.shape, generator=generator, device=tokens.device)[..., None].expand_as(tokens)
-    inputs = _corrupt(tokens, selected, choice, start, size, generator, p_mask, p_random)
-    targets = torch.where(selected, tokens, torch.full_like(tokens, IGNORE))
-    return inputs, targets
+    return _corrupt(tokens, selected, choice, lookup, generator, p_mask, p_random)

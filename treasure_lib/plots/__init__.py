@@ -21,7 +21,7 @@ from .performance import (
 )
 from .reconstruction import correlation_2d, distributions, residuals, response_vs_pt
 from .samples import by_class
-from .tables import table_cells, table_figure
+from .tables import table_figure
 
 __all__ = [
     "by_class",
@@ -36,7 +36,6 @@ __all__ = [
     "response_vs_pt",
     "roc_curves",
     "style",
-    "table_cells",
     "table_figure",
     "token_frequency",
     "training_curves",

@@ -40,7 +40,7 @@ def codebook_usage(
     health reports `key` picks the quantity (utilization, normalized_entropy, ...). Bars are
     labelled with their value; the y axis runs 0 to 1 for fractions.
     """
-    from ..study.report import fmt
+    from ..formatting import fmt
 
     data = {c: _level_values(levels, key) for c, levels in usage.items()}
     levels = list(dict.fromkeys(lvl for per in data.values() for lvl in per))

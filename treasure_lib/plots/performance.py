@@ -15,6 +15,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from ..formatting import fmt
 from ..metrics.flavour import CURVE_EFFICIENCIES, flavour_rejection_curves
 from . import style
 
@@ -103,7 +104,7 @@ def roc_curves(
         ax_rej, ax_roc, ax_ratio = (ax, None, None) if kind == "rejection" else (None, ax, None)
     reference, ratios = None, []
     for k, (label, band) in enumerate(bands.items()):
-        text = f"{label} (AUC = {band['auc']:.3f})" if "auc" in band else label
+        text = f"{label} (AUC = {fmt(band['auc'])})" if "auc" in band else label
         colour = style.colour(label, k)
         tpr = np.asarray(band["tpr_grid"])
         if ax_rej is not None:

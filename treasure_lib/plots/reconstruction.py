@@ -119,7 +119,7 @@ def residuals(
     Each panel spans median ± `core` x sigma68 (`core=None`: the 0.1-99.9% range); `bins` a count or edges.
     `units` {feature: unit} labels the axes ('pT: decoded − original [GeV]'); features without a unit are
     dimensionless. A spare slot of the grid holds the sample label; without one, it stands above the grid."""
-    from ..study.report import fmt
+    from ..formatting import fmt
 
     units = units or {}
     names = list(residuals_by_feature)

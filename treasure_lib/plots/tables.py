@@ -6,34 +6,10 @@ plots.table_figure(table, ["row", "name", "auc_text"], "Leakage checks", headers
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
-import numpy as np
-
+from ..formatting import table_cells
 from . import style
-
-
-def _cell(value) -> str:
-    """Numbers to 4 significant digits, None / NaN as a dash, everything else as text."""
-    if value is None:
-        return "\u2014"
-    if isinstance(value, (float, np.floating)):
-        return "\u2014" if not np.isfinite(value) else f"{value:.4g}"
-    return str(value)
-
-
-def table_cells(rows: Sequence, columns: Sequence[str] | None = None) -> tuple[list[str], list[list[str]]]:
-    """(columns, text cells) from rows of dicts (cells looked up by column key; columns default to
-    the first row's keys) or of sequences (cells by position)."""
-    rows = list(rows)
-    if rows and isinstance(rows[0], Mapping):
-        columns = list(columns or rows[0].keys())
-        return columns, [[_cell(r.get(c)) for c in columns] for r in rows]
-    width = max((len(r) for r in rows), default=len(columns or ()))
-    columns = list(columns) if columns is not None else [str(i) for i in range(width)]
-    if any(len(r) != len(columns) for r in rows):
-        raise ValueError(f"every row needs {len(columns)} cells (one per column)")
-    return columns, [[_cell(v) for v in r] for r in rows]
 
 
 def table_figure(
@@ -47,8 +23,8 @@ def table_figure(
 ):
     """A table drawn as a figure: bold header row, one line per row, the figure sized to the text.
 
-    `rows` dicts or sequences (see `table_cells`); `headers` the printed column names (default the
-    column keys); None and NaN cells show as a dash.
+    `rows` dicts or sequences (see `formatting.table_cells`: numbers by the book's one rule); `headers` the
+    printed column names (default the column keys); None and NaN cells show as a dash.
     """
     columns, cells = table_cells(rows, columns)
     headers = list(headers) if headers is not None else columns

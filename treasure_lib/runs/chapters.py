@@ -10,14 +10,13 @@ complete only while that notebook is still the one its run wrote.
 from __future__ import annotations
 
 import functools
-import hashlib
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Mapping
 
 from .. import __version__
+from ..hashing import canonical_json, file_sha256, text_sha256, tree_sha256, tree_stamp
 from . import atomic
 from .folder import STATUS, RunError
 from .provenance import LIB_DIR, now, package_versions, params_hash
@@ -32,7 +31,7 @@ class Chapter:
 
     @property
     def source_sha256(self) -> str:
-        return hashlib.sha256(self.source.read_bytes()).hexdigest()
+        return file_sha256(self.source)
 
 
 def discover(notebooks_dir: str | Path) -> list[Chapter]:
@@ -64,16 +63,12 @@ def select(chapters: list[Chapter], names: Iterable[str] | None) -> list[Chapter
 
 @functools.cache
 def _lib_hash(lib_dir: Path, stamp: tuple) -> str:
-    h = hashlib.sha256()
-    for path in sorted(lib_dir.rglob("*.py")):
-        h.update(str(path.relative_to(lib_dir)).encode() + b"\0" + path.read_bytes() + b"\0")
-    return h.hexdigest()
+    return tree_sha256(lib_dir, "*.py")
 
 
 def library_fingerprint(lib_dir: Path = LIB_DIR) -> dict:
     """treasure_lib's version and a hash of its sources (cached while no file's mtime or size changes)."""
-    stamp = tuple((str(p), p.stat().st_mtime_ns, p.stat().st_size) for p in sorted(lib_dir.rglob("*.py")))
-    return {"version": __version__, "source_sha256": _lib_hash(lib_dir, stamp)}
+    return {"version": __version__, "source_sha256": _lib_hash(lib_dir, tree_stamp(lib_dir, "*.py"))}
 
 
 def input_hashes(chapters: list[Chapter], params: Mapping) -> dict[str, str]:
@@ -82,11 +77,11 @@ def input_hashes(chapters: list[Chapter], params: Mapping) -> dict[str, str]:
     Package versions (torch, numpy, ...) count too: a new torch re-runs the chapters.
     """
     lib = library_fingerprint()
-    versions = json.dumps(package_versions(), sort_keys=True)
+    versions = canonical_json(package_versions())
     base = f"{params_hash(params)}|{lib['version']}|{lib['source_sha256']}|{versions}"
     out, previous = {}, ""
     for chapter in chapters:
-        previous = hashlib.sha256(f"{base}|{chapter.source_sha256}|{previous}".encode()).hexdigest()
+        previous = text_sha256(f"{base}|{chapter.source_sha256}|{previous}")
         out[chapter.name] = previous
     return out
 
@@ -109,7 +104,7 @@ class Status:
         """Recorded complete with these inputs, and the executed notebook is still the one that run wrote."""
         entry = self.get(name)
         return (entry.get("state") == "complete" and entry.get("inputs_sha256") == inputs_sha256 and notebook.is_file()
-                and entry.get("notebook_sha256") == hashlib.sha256(notebook.read_bytes()).hexdigest())
+                and entry.get("notebook_sha256") == file_sha256(notebook))
 
     def set(self, name: str, **fields) -> None:
         entry = self.data["chapters"].setdefault(name, {})

@@ -17,9 +17,10 @@ compute the same hash, and a copy of the package (`lib_dir`) can be hashed besid
 from __future__ import annotations
 
 import ast
-import hashlib
 from pathlib import Path
 from typing import Iterable
+
+from ..hashing import parts_sha256, tree_stamp
 
 PACKAGE = "treasure_lib"
 LIB_DIR = Path(__file__).resolve().parents[1]
@@ -186,8 +187,7 @@ def code_hash(entry: str, stop: Iterable[str] = (), lib_dir: Path = LIB_DIR) -> 
     """sha256 of the code a stage's entry point (`"study.stages:tokenizers"`) depends on (see the module docstring).
     `stop`: entry points of other stages and hashing helpers, as `"module:name"` (module relative to treasure_lib).
     Cached while no library file changes its time or size."""
-    stamp = tuple((str(p), p.stat().st_mtime_ns, p.stat().st_size) for p in sorted(Path(lib_dir).rglob("*.py")))
-    key = (entry, tuple(sorted(stop)), str(lib_dir), stamp)
+    key = (entry, tuple(sorted(stop)), str(lib_dir), tree_stamp(lib_dir))
     if key not in _HASHES:
         _HASHES[key] = _code_hash(entry, stop, lib_dir)
     return _HASHES[key]
@@ -199,12 +199,8 @@ def _code_hash(entry: str, stop: Iterable[str], lib_dir: Path) -> str:
     stops = {_split(s) for s in stop} - {(module, name)}
     parts, imported = _function_parts(lib, module, name, stops)
     modules = _modules(lib, [m for m in imported if m != module])
-    digest = hashlib.sha256()
-    for (mod, fn), dump in sorted(parts.items()):
-        digest.update(f"{mod}:{fn}\0{dump}\0".encode())
-    for mod in sorted(modules):
-        digest.update(f"{mod}\0{ast.dump(lib.tree(mod))}\0".encode())
-    return digest.hexdigest()
+    functions = [(f"{mod}:{fn}", dump) for (mod, fn), dump in sorted(parts.items())]
+    return parts_sha256(functions + [(mod, ast.dump(lib.tree(mod))) for mod in sorted(modules)])
 
 
 def modules_of(entry: str, stop: Iterable[str] = (), lib_dir: Path = LIB_DIR) -> list[str]:

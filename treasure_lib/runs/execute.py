@@ -13,13 +13,13 @@ in the executed notebook: the book shows the study, not its plumbing.
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import time
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 from .. import config, progress
+from ..hashing import file_sha256
 from . import atomic, live, lock, provenance
 from .chapters import Chapter, Status, discover, input_hashes, select
 from .engine import engine_name
@@ -241,7 +241,7 @@ def execute(params_files: Iterable[str | Path], run_dir: str | Path | None = Non
                 notebook = run_dir / "notebooks" / f"{chapter.name}.ipynb"
                 status.set(chapter.name, state="complete", finished=provenance.now(), seconds=round(seconds, 3),
                            notebook=f"notebooks/{chapter.name}.ipynb",
-                           notebook_sha256=hashlib.sha256(notebook.read_bytes()).hexdigest())
+                           notebook_sha256=file_sha256(notebook))
                 run.log_metrics({f"run.{chapter.name}.seconds": round(seconds, 3)})
                 outcome[chapter.name] = "ran"
                 say(f"{chapter.name}: done in {seconds:.1f} s")

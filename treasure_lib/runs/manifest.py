@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterator, Mapping
 
-from ..checksum import sha256_file
+from ..hashing import file_sha256
 
 
 def _files(path: Path) -> Iterator[tuple[str, Path]]:
@@ -27,7 +27,7 @@ def manifest(path: str | Path) -> dict[str, list]:
     out = {}
     for name, p in _files(Path(path)):
         st = p.stat()
-        out[name] = [st.st_size, st.st_mtime_ns, sha256_file(p)]
+        out[name] = [st.st_size, st.st_mtime_ns, file_sha256(p)]
     return out
 
 
@@ -51,6 +51,6 @@ def first_difference(path: str | Path, files: Mapping[str, list]) -> str | None:
         st = found[name].stat()
         if st.st_size != size:
             return f"{name} has changed ({st.st_size} bytes, built with {size})"
-        if st.st_mtime_ns != mtime_ns and sha256_file(found[name]) != sha256:
+        if st.st_mtime_ns != mtime_ns and file_sha256(found[name]) != sha256:
             return f"{name} has changed since the build"
     return None

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import glob
-import hashlib
-import json
 import os
 import platform
 import socket
@@ -19,7 +17,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Iterable, Mapping
 
-from ..checksum import sha256_file
+from ..hashing import file_sha256, json_sha256
 from ..config import get_dotted
 from . import atomic
 
@@ -98,7 +96,7 @@ def file_checksums(paths: Iterable[str | Path], cache_file: str | Path | None = 
         if entry and entry.get("size") == st.st_size and entry.get("mtime_ns") == st.st_mtime_ns:
             out[str(path)] = entry["sha256"]
             continue
-        digest = sha256_file(path)
+        digest = file_sha256(path)
         fresh[key] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": digest}
         out[str(path)] = digest
     if fresh:
@@ -142,9 +140,7 @@ def _numbers_as_equal(value):
 
 def params_hash(params: Mapping) -> str:
     """sha256 of the resolved params as canonical JSON."""
-    canonical = _numbers_as_equal(atomic.jsonable(dict(params)))
-    text = json.dumps(canonical, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()
+    return json_sha256(_numbers_as_equal(atomic.jsonable(dict(params))))
 
 
 def collect(params: Mapping, mode: str, started: str | None = None) -> dict:

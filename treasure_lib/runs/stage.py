@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import hashlib
 import json
 import os
 import socket
@@ -42,6 +41,7 @@ import uuid
 from pathlib import Path
 from typing import Any, Callable, ContextManager, Iterator, Mapping
 
+from ..hashing import json_sha256
 from . import atomic, manifest
 
 
@@ -70,8 +70,7 @@ def canonical(value: Any, key: str = "inputs") -> Any:
 
 
 def inputs_hash(inputs: Mapping[str, Any]) -> str:
-    text = json.dumps(canonical(dict(inputs)), sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()
+    return json_sha256(canonical(dict(inputs)))
 
 
 SHARED_HASH_CHARS = 16  # of the inputs hash in a shared entry's name
@@ -88,7 +87,7 @@ def content_digest(path: Path, content: Callable[[Path], Any] | None = None, fil
         what = content(Path(path))
     else:
         what = manifest.sums(files if files is not None else manifest.manifest(path))
-    return hashlib.sha256(json.dumps(canonical(what), sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    return json_sha256(canonical(what))
 
 
 def _why_not(record_path: Path, digest: str, artifact: Path) -> str | None:

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConfigError
+from ..formatting import fmt, markdown_table, seed_mean
 from ..metrics.paired import PairedBootstrap, difference_sentence, paired_bootstrap, significance
 from ..runs import atomic
 from .points import Point, expand
@@ -229,7 +230,7 @@ def budget_verdict(
     summaries = {n: boot.summary(n) for n in usable}
     ranked = sorted(usable, key=lambda n: -summaries[n][stat] if math.isfinite(summaries[n][stat]) else math.inf)
     best = ranked[0]
-    value = _value(summaries[best][stat], total_error(summaries[best], stat))
+    value = fmt(summaries[best][stat], total_error(summaries[best], stat))
     text = f"{head}, {labels[best]} reaches the highest {quantity} ({value})"
     if len(ranked) == 1:
         text += ", the only kind judged at this budget."
@@ -262,20 +263,14 @@ def reconstruction_verdict(bits: float, values: Mapping[str, tuple[float, float]
         return f"At {bits:g} bits per track no kind has a {quantity}."
     ranked = sorted(known, key=lambda k: known[k][0])
     best = ranked[0]
-    text = f"At {bits:g} bits per track, {best} has the best {quantity}, {_value(*known[best])}"
+    text = f"At {bits:g} bits per track, {best} has the best {quantity}, {fmt(*known[best])}"
     if len(ranked) == 1:
         return text + "."
     second = ranked[1]
     diff = known[second][0] - known[best][0]
     err = math.hypot(known[best][1], known[second][1])
     verdict = "significantly" if significance(diff, err) else "not significantly"
-    return text + f"; {second} is {verdict} worse ({_value(*known[second])}, a difference of {_value(diff, err)})."
-
-
-def _value(value: float, err: float) -> str:
-    from ..study.report import fmt
-
-    return fmt(value, err if math.isfinite(err) else None)
+    return text + f"; {second} is {verdict} worse ({fmt(*known[second])}, a difference of {fmt(diff, err)})."
 
 
 # ----------------------------------------------------------------------------- the page section
@@ -284,23 +279,18 @@ def _value(value: float, err: float) -> str:
 def table(found: Sequence[Entry], boot: PairedBootstrap | None, reference: str | None) -> list[dict]:
     """One row per kind and budget: reconstruction, codebook health, cost, and each statistic (seed mean ± test
     error, seed spread) with its paired difference to the raw features."""
-    from ..study.report import fmt
-
     rows = []
     for e in found:
         row = {"kind": e.kind, "bits / track": "∞" if e.kind == RAW else f"{e.bits:g}", "seeds": len(e.points)}
         for column, key, err_key in NUMBERS:
-            row[column] = _value(e.number(key), e.number(err_key)) if err_key else fmt(e.number(key))
+            row[column] = fmt(e.number(key), e.number(err_key) if err_key else None)
         if e.kind == RAW:
             row.update({c: "—" for c, _, _ in NUMBERS})
         if boot is not None:
             s = boot.summary(e.name)
             for stat in STATS:
                 short = stat.replace("_rejection_at_77", " rej. @77%")
-                spread = s[f"{stat}_seed_std"]
-                row[short] = fmt(s[stat], s[f"{stat}_err"]) + (
-                    f" (seeds ± {fmt(spread)})" if math.isfinite(spread) else ""
-                )
+                row[short] = seed_mean(s[stat], s[f"{stat}_err"], s[f"{stat}_seed_std"])
                 if reference is not None:
                     c = boot.compare(e.name, reference, stat) if e.name != reference else None
                     row[f"{short} − raw"] = (
@@ -332,7 +322,6 @@ def section(scan, rows: Sequence[Mapping], folder: Path) -> tuple[str, list[Path
     """The comparison's part of the scan page (markdown) and its figures, written to `folder`/figures."""
     from ..datamodules.tasks import Task
     from ..plots import comparison as plots
-    from ..study.report import markdown_table
     from ..study.seeds import figure_of_merit
 
     states = {r["point"]: r["state"] for r in rows}

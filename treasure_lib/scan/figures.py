@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..formatting import fmt
 from ..metrics.paired import significance
 from ..plots import scans as plots
 from .spec import Scan
@@ -106,7 +107,7 @@ def resolution_vs_codebook_size(done: list[dict], axes: list[str], folder: Path)
             {
                 "file": f"figures/{name}.png",
                 "caption": f"{coll} pT resolution vs codebook size",
-                "text": f"The best {coll} pT resolution, {best[key]:.4g}, is at point `{best['point']}`.",
+                "text": f"The best {coll} pT resolution, {fmt(best[key])}, is at point `{best['point']}`.",
             }
         )
     return out
@@ -132,7 +133,7 @@ def codebook_use_vs_codebook_size(done: list[dict], axes: list[str], folder: Pat
         low = min(done, key=lambda r: number_or(r.get(key), math.inf))
         text = (
             f"Every point uses all its level-1 {coll} codes; the lowest normalised entropy (1: uniform use) "
-            f"is {low[key]:.3f} (point `{low['point']}`)."
+            f"is {fmt(low[key])} (point `{low['point']}`)."
             if key.endswith("entropy")
             else f"The lowest {coll} level-1 use is {100 * low[key]:.0f}% (point `{low['point']}`)."
         )
@@ -163,7 +164,8 @@ def label_efficiency(with_auc: list[dict], axes: list[str], folder: Path) -> dic
         name="label_efficiency",
     )
     text = "; ".join(
-        f"{m}: {line[1][0]:.3f} at {line[0][0]:g} -> {line[1][-1]:.3f} at {line[0][-1]:g}" for m, line in lines.items()
+        f"{m}: {fmt(line[1][0])} at {line[0][0]:g} -> {fmt(line[1][-1])} at {line[0][-1]:g}"
+        for m, line in lines.items()
     )
     return {
         "file": "figures/label_efficiency.png",
@@ -193,17 +195,14 @@ def performance_per_point(with_auc: list[dict], folder: Path) -> dict:
     )
     ranked = sorted(with_auc, key=lambda r: -number(r.get(merit)))
     best = ranked[0]
-    text = (
-        f"The best {merit_name} is {number(best[merit]):.4g} ± {number(best.get(merit + '_err')):.2g} "
-        f"(point `{best['point']}`)"
-    )
+    text = f"The best {merit_name} is {fmt(best[merit], best.get(merit + '_err'))} (point `{best['point']}`)"
     if len(ranked) > 1:
         second = ranked[1]
         gap = number(best[merit]) - number(second[merit])
         err = math.hypot(number(best.get(merit + "_err")), number(second.get(merit + "_err")))
         text += (
             f"; the next point is {'' if significance(gap, err) else 'not '}significantly worse "
-            f"({number(second[merit]):.4g}, a difference of {gap:.3g} ± {err:.2g})"
+            f"({fmt(second[merit], second.get(merit + '_err'))}, a difference of {fmt(gap, err)})"
         )
     return {
         "file": "figures/auc_per_point.png",

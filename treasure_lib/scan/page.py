@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+from ..formatting import markdown_table
 from ..runs import atomic
 from .spec import Scan
 from .table import collect, short_names, write_table
@@ -15,8 +16,6 @@ from .table import collect, short_names, write_table
 
 def page(scan: Scan, rows: list[dict], shown: list[dict], section: str = "") -> str:
     """The scan's book page: its header, `section` (a comparison's, see `comparison`), the table, the figures."""
-    from ..study.report import markdown_table
-
     counts = defaultdict(int)
     for r in rows:
         counts[r["state"]] += 1
@@ -56,17 +55,16 @@ def page(scan: Scan, rows: list[dict], shown: list[dict], section: str = "") -> 
     keys = {r.get("headline.key") for r in rows if r.get("headline.key")}
     named = {
         "headline": f"{keys.pop()}" if len(keys) == 1 else "headline AUC",
-        "headline_err": "±",
         "light_rejection_at_77": "light rej. @77%",
-        "light_rejection_at_77_err": "± ",
     }
     chosen = [c for c in chosen if c != named["headline"]]
     axis_names = short_names(axes)
+    columns = [c for c in extra + chosen if not (c.endswith("_err") and c[: -len("_err")] in extra)]
     table_rows = [
         {
             **{axis_names[a]: r.get(a) for a in axes},
             "state": r["state"],
-            **{named.get(c, c): r.get(c) for c in extra + chosen},
+            **{named.get(c, c): (r.get(c), r.get(c + "_err")) if c + "_err" in extra else r.get(c) for c in columns},
             "chapters s": r.get("seconds"),
         }
         for r in rows

@@ -149,7 +149,7 @@ def state(point: Point) -> dict:
 def outputs_verify(point: Point) -> bool:
     """A complete point still holds what its run wrote: every chapter its status.json records complete has the
     executed notebook whose sha256 it recorded (the chapters' own model of done)."""
-    import hashlib
+    from ..hashing import file_sha256
 
     try:
         chapters = (atomic.read_json(point.dir / "status.json", {}) or {}).get("chapters", {})
@@ -158,7 +158,7 @@ def outputs_verify(point: Point) -> bool:
     complete = {name: entry for name, entry in chapters.items() if entry.get("state") == "complete"}
     for name, entry in complete.items():
         notebook = point.dir / entry.get("notebook", f"notebooks/{name}.ipynb")
-        if not notebook.is_file() or hashlib.sha256(notebook.read_bytes()).hexdigest() != entry.get("notebook_sha256"):
+        if not notebook.is_file() or file_sha256(notebook) != entry.get("notebook_sha256"):
             return False
     return True
 

@@ -20,10 +20,11 @@ import numpy as np
 
 from .. import diagnostics
 from ..diagnostics import reconstruction as reco
+from ..formatting import fmt
 from ..io.reader import read_split_rows
 from . import stages
 from .history import read_history
-from .report import ChapterReport, fmt
+from .report import ChapterReport
 from .tokenization import HELD_OUT_ROWS, tokenizer_key
 
 CHANCE_P = 0.00135  # unused codes an even use leaves less often than this (one-sided 3 sigma) are not chance

@@ -155,9 +155,9 @@ def requirements(cuts) -> dict[str, str]:
 
 def cut_flow_rows(flows: Mapping, cuts, unit: str = "fb") -> list[dict]:
     """The cut-flow table: one row per step, for every sample its events and weighted count (`unit`)."""
+    from ..formatting import fmt
     from ..higgs4l import STEPS
     from . import names
-    from .report import fmt
 
     text = requirements(cuts)
     rows = []
@@ -172,9 +172,9 @@ def cut_flow_rows(flows: Mapping, cuts, unit: str = "fb") -> list[dict]:
 def cut_flow_sentence(flows: Mapping, generated: Mapping, cuts, unit: str = "fb") -> str:
     """The signal region in numbers: what the selection keeps of the signal and of ZZ*, S/B, and the samples that
     keep no event (with the upper limit on their cross section in the region that their size allows)."""
+    from ..formatting import fmt
     from ..higgs4l import STEPS
     from . import names
-    from .report import fmt
 
     lo, hi = cuts.m4l_window_gev
     if SIGNAL not in flows or ZZ not in flows:
@@ -213,9 +213,9 @@ def cut_flow_sentence(flows: Mapping, generated: Mapping, cuts, unit: str = "fb"
 
 def peak_sentence(m4l: Mapping, cuts, unit: str = "fb") -> str:
     """After every cut but the window: how much ZZ* lies under the H peak, per GeV, and the peak's width."""
+    from ..formatting import fmt
     from ..metrics.reconstruction import sigma68
     from . import names
-    from .report import fmt
 
     lo, hi = cuts.m4l_window_gev
     if SIGNAL not in m4l or ZZ not in m4l:
@@ -274,7 +274,7 @@ def split_sentence(study_name: str, kind: str, n_files: int, rows: list[Mapping]
 
 def displaced_tracks_sentence(median_sd0: Mapping[str, float]) -> str:
     """Jets: the median of each flavour's largest lifetime-signed d0 significance."""
-    from .report import fmt
+    from ..formatting import fmt
 
     get = lambda k: fmt(median_sd0.get(k, float("nan")))  # noqa: E731
     return (

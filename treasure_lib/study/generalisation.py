@@ -16,11 +16,11 @@ from ..datamodules import TokenFiles, read_split
 from ..datamodules import tasks as T
 from ..datamodules.tasks import Task
 from ..errors import InputFileError
+from ..formatting import fmt, signed
 from ..metrics import paired
 from ..models import SequenceClassifier
 from ..training import predict
 from . import names, seeds, stages, wording
-from .report import fmt
 
 
 def _model(run, name: str) -> SequenceClassifier:
@@ -191,7 +191,7 @@ def events_sentence(gen: dict) -> str:
     text += (
         "; ".join(
             f"{names.sample(r['background'])} with AUC {fmt(r['auc'], r['auc_err'])} "
-            f"({r['auc_change']:+.3f}, {r['n_background']} events, {fmt(r['background_fb'])} fb)"
+            f"({signed(r['auc_change'])}, {r['n_background']} events, {fmt(r['background_fb'])} fb)"
             for r in quoted
         )
         or "no background"

@@ -20,10 +20,10 @@ from .. import splits
 from ..datamodules import TokenFiles, TokenStream, read_split
 from ..datamodules.tasks import Task
 from ..diagnostics import label_proxies, leakage
+from ..formatting import fmt
 from ..io.tokens import list_column, nested_list
 from ..sequences import Layout, Sequences, TokenizerSet
 from . import names, seeds, stages
-from .report import fmt
 
 
 def _rewrite(src_files: list[Path], out_dir: Path, transform, metadata_update=None) -> Path:

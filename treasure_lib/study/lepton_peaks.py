@@ -17,11 +17,11 @@ import numpy as np
 
 from .. import higgs4l
 from ..diagnostics.reconstruction import Z_WINDOW_GEV
+from ..formatting import fmt
 from ..io.batch import ObjectArrays
 from ..kinematics import p4_mass
 from ..metrics.reconstruction import sigma68
 from ..schema import DataParams, SelectionParams
-from .report import fmt
 
 WIDTH_LIMIT = 1.2  # decoded peak width / original peak width allowed
 SIGNAL = "ggH_ZZ4l"

@@ -15,9 +15,9 @@ from collections.abc import Mapping
 import numpy as np
 
 from ..datamodules import TokenFiles, read_split
+from ..formatting import fmt
 from ..vocabulary import N_SPECIAL
 from . import history, stages
-from .report import fmt
 
 
 def code_baselines(files: TokenFiles, split: str = "val") -> dict[str, float]:

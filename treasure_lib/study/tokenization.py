@@ -19,10 +19,11 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from ..diagnostics import reconstruction as reco
+from ..formatting import fmt, signed
 from ..io.reader import read_split_rows
 from ..metrics.reconstruction import sigma68
 from . import display, lepton_peaks, stages
-from .report import ChapterReport, fmt
+from .report import ChapterReport
 
 HELD_OUT_ROWS = 4000  # test rows read per input file: enough objects for percent-level quantiles, seconds to read
 RESIDUAL_PANELS = 6  # residual figure: the first continuous features of the main collection
@@ -111,8 +112,7 @@ def non_closure_trend(medians: Sequence[float], tolerance: float = CLOSURE_TOLER
 
 
 def _signed_percent(fraction: float) -> str:
-    value = 100 * fraction
-    return f"{'+' if value > 0 else ''}{fmt(value)}%"
+    return f"{signed(100 * fraction)}%"
 
 
 def jet_response_sentence(overall: Mapping, bins: Sequence[Mapping], tolerance: float = CLOSURE_TOLERANCE) -> str:
@@ -213,7 +213,7 @@ def peak_shift_sentence(masses: Mapping[str, Mapping]) -> str:
         window = f"{PEAK_WINDOWS[k][0]:g}–{PEAK_WINDOWS[k][1]:g} GeV"
         shift = masses[k]["peak_shift_gev"]
         if np.isfinite(shift):
-            moved.append(f"{label[k]} by {'+' if shift > 0 else ''}{fmt(shift)} GeV (median in {window})")
+            moved.append(f"{label[k]} by {signed(shift)} GeV (median in {window})")
         else:
             empty.append(f"the {label[k]} peak cannot be placed: no original or no decoded mass in its {window} window")
     text = ""

@@ -11,39 +11,26 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 
+from ..formatting import fmt, seed_mean, signed
 from . import names
-from .report import fmt
 
 
 def value_text(summary: Mapping, stat: str) -> str:
-    """`12.3 ± 1.1 (seeds ± 0.8)`: the seed mean, its test-sample uncertainty and the seed spread. A recorded
-    uncertainty that is not finite (a rejection from a handful of jets: some bootstrap replicas let none pass) is
-    said to be undefined rather than left out."""
-    err = summary.get(f"{stat}_err")
-    text = fmt(summary.get(stat), err)
-    value = summary.get(stat)
-    if (
-        f"{stat}_err" in summary
-        and value is not None
-        and math.isfinite(value)
-        and (err is None or not math.isfinite(err))
-    ):
-        text += " ± undefined (too few jets)"
-    spread = summary.get(f"{stat}_seed_std")
-    if spread is not None and math.isfinite(spread):
-        text += f" (seed spread {fmt(spread)})"
-    return text
+    """`12.3 ± 1.1 (seed spread 0.80)`: the seed mean, its test-sample uncertainty and the seed spread
+    (`formatting.seed_mean`)."""
+    return seed_mean(
+        summary.get(stat),
+        summary.get(f"{stat}_err"),
+        summary.get(f"{stat}_seed_std"),
+        err_recorded=f"{stat}_err" in summary,
+    )
 
 
 def comparison_text(comparison) -> str:
-    """`+2.2 ± 0.8, 2.8 σ`."""
+    """`2.2 ± 0.8, 2.8 σ` (a minus sign where the first model is behind); `+2.2 (no uncertainty)`."""
     if not math.isfinite(comparison.err) or comparison.err <= 0:
-        return f"{comparison.diff:+.3g} (no uncertainty)"
-    return f"{fmt(comparison.diff, comparison.err).replace('−', '-')}, {abs(comparison.z):.1f} σ"
-
-
-def _signed(x: float) -> str:
-    return ("+" if x >= 0 else "") + fmt(x)
+        return f"{signed(comparison.diff)} (no uncertainty)"
+    return f"{fmt(comparison.diff, comparison.err)}, {abs(comparison.z):.1f} σ"
 
 
 def difference_verdict(comparison, a: str, b: str, quantity: str, converged: Mapping[str, bool] | None = None) -> str:

@@ -11,7 +11,6 @@ with `weights_only=True`). No pickled objects anywhere.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -21,8 +20,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..checksum import sha256_file
 from ..errors import ConfigError, InputFileError, TreasureError
+from ..hashing import file_sha256, json_sha256
 from ..preprocessing import CollectionScaler
 from .search import residual_indices
 
@@ -300,7 +299,7 @@ def save(
             "training": _without_locations(dict(training or {})),
             "metrics": dict(metrics or {}),
             "weights": "weights.pt",
-            "weights_sha256": sha256_file(tmp / "weights.pt"),
+            "weights_sha256": file_sha256(tmp / "weights.pt"),
         }
         (tmp / "card.json").write_text(json.dumps(card, indent=2, default=float))
         if path.exists():
@@ -346,7 +345,7 @@ def read_card(path: str | Path) -> dict:
             f"{weights_file}: missing (the card names it as its weights); the card is incomplete: "
             f"retrain it with `treasure train-tokenizer`"
         )
-    if sha256_file(weights_file) != card["weights_sha256"]:
+    if file_sha256(weights_file) != card["weights_sha256"]:
         raise InputFileError(f"{weights_file}: checksum differs from the card's; the card is corrupt or was edited")
     return card
 
@@ -358,8 +357,7 @@ def card_hash(path: str | Path) -> str:
     card = read_card(path)
     identity = {k: card.get(k) for k in IDENTITY_KEYS}
     identity["weights_sha256"] = card["weights_sha256"]
-    text = json.dumps(identity, sort_keys=True, separators=(",", ":"), default=float)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    return json_sha256(identity)[:16]
 
 
 def load(path: str | Path, device: str = "cpu", backend: str = "auto") -> Tokenizer:

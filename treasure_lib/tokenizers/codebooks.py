@@ -37,6 +37,11 @@ def has_codebooks(quantizer) -> bool:
     return bool(_layers(quantizer)) and hasattr(_layers(quantizer)[0], "_codebook")
 
 
+def _residual(x: torch.Tensor, codes: torch.Tensor, cosine: bool) -> torch.Tensor:
+    """What the next level quantizes: x minus its nearest code (cosine: nearest in direction)."""
+    return x - codes[nearest(torch.nn.functional.normalize(x, dim=-1) if cosine else x, codes, cosine)]
+
+
 @torch.no_grad()
 def level_inputs(quantizer, latents: torch.Tensor) -> list[torch.Tensor]:
     """The input each level quantizes: the projected latent minus the codes of the levels before it."""
@@ -46,14 +51,7 @@ def level_inputs(quantizer, latents: torch.Tensor) -> list[torch.Tensor]:
         out.append(x)
         book = layer._codebook
         embed = book.embed[0]
-        x = (
-            x
-            - embed[
-                nearest(
-                    torch.nn.functional.normalize(x, dim=-1) if book.use_cosine_sim else x, embed, book.use_cosine_sim
-                )
-            ]
-        )
+        x = _residual(x, embed, book.use_cosine_sim)
     return out
 
 
@@ -99,14 +97,7 @@ def init_from_sample(quantizer, latents: torch.Tensor, iters: int, seed: int, ob
         book.cluster_size.data[0].copy_(size)
         book.initted.data.fill_(True)
         stats.append({"objects": int(len(x)), "codes_empty_after_init": int((counts == 0).sum())})
-        x = (
-            x
-            - centres[
-                nearest(
-                    torch.nn.functional.normalize(x, dim=-1) if book.use_cosine_sim else x, centres, book.use_cosine_sim
-                )
-            ]
-        )
+        x = _residual(x, centres, book.use_cosine_sim)
     return stats
 
 

@@ -22,18 +22,17 @@ import numpy as np
 import torch
 
 from .. import config, splits, training_health
-from ..checksum import sha256_file
 from ..collections import Collection, from_data, load_collections
 from ..diagnostics.reconstruction import levels_report
 from ..distributed import is_main
 from ..errors import ConfigError
+from ..hashing import file_sha256
 from ..io.batch import Batch, ObjectArrays, join_padded
 from ..io.reader import H5Stream
-from ..loss_history import LossHistory
 from ..metrics.reconstruction import level_metric_items
 from ..preprocessing import CollectionScaler, reservoir_sample
-from ..progress import shown
 from ..schema import TOKENIZER, DataParams, StudyParams, TokenizerParams
+from ..trainer import history_of, make_trainer
 from .card import BinningTokenizer, KMeansTokenizer, Tokenizer, VQVAETokenizer, save
 from .search import residual_indices
 
@@ -213,38 +212,6 @@ def _sets(
     )
 
 
-def _trainer(t: Mapping, out_dir: Path | None, callbacks=(), loggers=False, single_device: bool = True):
-    """The training Trainer (`single_device=False`: devices, num_nodes, strategy from params) or a one-device one."""
-    import lightning as L
-
-    from .. import epoch_report
-    from ..distributed import quiet_sync_warning
-    from ..quiet import quiet_training
-
-    quiet_sync_warning()
-    quiet_training()
-    tr = t["train"]
-    gpu = torch.cuda.is_available() and tr["accelerator"] in ("auto", "gpu", "cuda")
-    precision = tr["precision"] or ("bf16-mixed" if gpu else "32-true")
-    ddp = {} if single_device else {"devices": tr["devices"], "num_nodes": tr["num_nodes"], "strategy": tr["strategy"]}
-    return L.Trainer(
-        max_epochs=tr["max_epochs"],
-        max_steps=tr["max_steps"] or -1,
-        accelerator="gpu" if gpu else "cpu",
-        **({"devices": 1} | ddp),
-        precision=precision,
-        deterministic=not gpu,
-        default_root_dir=str(out_dir) if out_dir else None,
-        callbacks=list(callbacks) + (epoch_report.for_trainer(out_dir) if callbacks else []),
-        logger=loggers,
-        enable_progress_bar=shown(tr["progress_bar"]) and bool(callbacks),
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-        log_every_n_steps=1,
-        enable_checkpointing=bool(callbacks),
-    )
-
-
 def _loader(ds):
     return torch.utils.data.DataLoader(ds, batch_size=None, num_workers=0)
 
@@ -264,7 +231,7 @@ def validate_vqvae(
     t = collection_params(tokenizer, c.name)
     module = VQVAEModule(tok.model.cfg.to_dict(), loss=t["loss"], categorical_weight=t["categorical_weight"])
     module.model.load_state_dict(tok.model.state_dict())
-    results = _trainer(t, None).validate(
+    results = make_trainer(t["train"], None, logs=False, single_device=True, log_every_n_steps=1).validate(
         module,
         _loader(_sets(data, seed, t, c, tok.scaler, val_stream_fn, to_collection, shuffle=False, whole=True)),
         verbose=False,
@@ -315,8 +282,6 @@ def train_vqvae(
 ):
     """Lightning training with early stopping and best/last checkpoints; returns the tokenizer at its best epoch."""
     import lightning as L
-    from lightning.pytorch.callbacks import ModelCheckpoint
-    from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
     from . import codebooks
     from .lightning_module import VQVAEModule
@@ -346,23 +311,14 @@ def train_vqvae(
         data, seed, t, c, scaler, streams["train"], to_collection, shuffle=True, max_batches=tr["limit_train_batches"]
     )
     val_data = _sets(data, seed, t, c, scaler, streams["val"], to_collection, shuffle=False)
-    ckpt = ModelCheckpoint(
-        dirpath=out_dir / "checkpoints", filename="best", monitor="val/loss", mode="min", save_last=True
-    )
-    history = LossHistory("val/loss", tr["patience"], tr["min_delta"])  # records every epoch; the early stopping
-    trainer = _trainer(
-        t,
-        out_dir,
-        [ckpt, history],
-        [CSVLogger(str(out_dir), name="logs"), TensorBoardLogger(str(out_dir), name="tensorboard")],
-        single_device=False,
-    )
+    trainer = make_trainer(tr, out_dir, monitor="val/loss", log_every_n_steps=1)  # best/last checkpoints, logs
+    history = history_of(trainer)  # records every epoch; the early stopping
     trainer.fit(module, _loader(train_data), _loader(val_data))
     if trainer.global_rank != 0:
         return None, {}  # DDP: the main process evaluates the saved weights and writes the card
     best_epoch = int(trainer.current_epoch)
-    if ckpt.best_model_path:
-        saved = torch.load(ckpt.best_model_path, map_location="cpu", weights_only=True)
+    if trainer.checkpoint_callback.best_model_path:
+        saved = torch.load(trainer.checkpoint_callback.best_model_path, map_location="cpu", weights_only=True)
         module.load_state_dict(saved["state_dict"])
         best_epoch = int(saved["epoch"])
     module.model.cpu().eval()
@@ -487,7 +443,7 @@ def train_tokenizers(study: StudyParams, data: DataParams, tokenizer: TokenizerP
     universe = load_collections(data.objects_file, data.collection_set)
     objects = {n: collections[n] for n in (t.collections or list(collections)) if not collections[n].is_scalar}
     files = H5Stream.from_data(data, collections).files
-    checksums = {str(f): sha256_file(f) for f in files}  # provenance recorded in each card
+    checksums = {str(f): file_sha256(f) for f in files}  # provenance recorded in each card
     out_root = tokenizer_dir(study, tokenizer)
     seed = study.seed
     torch.manual_seed(seed)
