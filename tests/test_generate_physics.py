@@ -187,18 +187,18 @@ def test_missing_samples_are_generated_and_existing_ones_never_rewritten(tmp_pat
         )
 
     first = params(Zjets=40, Wjets=40)
-    assert len(ensure_samples(first, log=lambda _: None)) == 2
+    assert len(ensure_samples(*generate_sections(first), log=lambda _: None)) == 2
     assert missing_jobs(*generate_sections(first)) == [] and stale_files(*generate_sections(first)) == []
     kept = (tmp_path / "events_Wjets_000.h5").stat().st_mtime_ns
     bigger = params(Zjets=40, Wjets=60)
     assert stale_files(*generate_sections(bigger)) == ["events_Wjets_000.h5"], "made with other settings: reported"
     notes = []
-    ensure_samples(bigger, log=notes.append)
+    ensure_samples(*generate_sections(bigger), log=notes.append)
     assert (tmp_path / "events_Wjets_000.h5").stat().st_mtime_ns == kept, "an existing file is never rewritten"
     assert any("events_Wjets_000.h5" in n and "treasure generate" in n for n in notes)
     (tmp_path / "events_Zjets_000.h5").unlink()
     assert [j.process for j in missing_jobs(*generate_sections(bigger))] == ["Zjets"]
-    ensure_samples(bigger, log=lambda _: None)
+    ensure_samples(*generate_sections(bigger), log=lambda _: None)
     assert (
         stale_files(*generate_sections(bigger)) == ["events_Wjets_000.h5"]
         and missing_jobs(*generate_sections(bigger)) == []

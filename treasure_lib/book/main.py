@@ -42,7 +42,8 @@ def make_book(studies=STUDIES, scan_pages=(), force: bool = False, warnings_as_e
         from ..study.stages import ensure_samples
 
         for _, params_file in studies:  # missing default samples are generated; existing files are kept
-            ensure_samples(config.load([params_file]))
+            p = config.load([params_file])
+            ensure_samples(p.study, p.data, p.generate)
 
     _stage("generate the default samples", times, samples)
     runs = []

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from ..distributed import fit_here_or_distributed as _fit
 from ..errors import ConfigError
-from ..schema import Params
+from ..schema import DataParams, GenerateParams, Params, StudyParams
 
 
 def run_params(run, classify: Mapping | None = None) -> Params:
@@ -30,36 +30,37 @@ def run_params(run, classify: Mapping | None = None) -> Params:
     )
 
 
-def data_files(params: Mapping) -> list[Path]:
+def data_files(data: DataParams) -> list[Path]:
+    """`data.files`, globs expanded (an error names a pattern that matches nothing)."""
     from ..io.h5 import expand_files
 
-    return expand_files(params["data"]["files"])
+    return expand_files(data.files)
 
 
 def ensure_data(run) -> list[Path]:
     """The study's input files; the default samples are generated when none exist yet."""
-    return ensure_samples(run.params)
+    return ensure_samples(run.params.study, run.params.data, run.params.generate)
 
 
-def ensure_samples(params: Mapping, log=print) -> list[Path]:
+def ensure_samples(study: StudyParams, data: DataParams, generate: GenerateParams, log=print) -> list[Path]:
     """`data.files`. When they are the generator's own output (under `generate.output_dir`), the missing ones are
     generated first; files that exist are never rewritten (they may be a bigger sample made on purpose), but files
     made with other generator settings, or read without being in the plan, are reported."""
     from ..errors import InputFileError
     from ..io.h5 import expand_files
 
-    out = Path(params["generate"]["output_dir"])
-    if not all(str(Path(f)).startswith(str(out).rstrip("/") + "/") for f in params["data"]["files"]):
-        return data_files(params)  # your own files: read as they are
-    from ..generate import generate
+    out = Path(generate.output_dir)
+    if not all(str(Path(f)).startswith(str(out).rstrip("/") + "/") for f in data.files):
+        return data_files(data)  # your own files: read as they are
+    from ..generate import generate as make_samples
     from ..generate.run import job_outputs, plan_jobs, stale_files
 
-    if generate(params.study, params.data, params.generate, progress=True, only_missing=True):
+    if make_samples(study, data, generate, progress=True, only_missing=True):
         log(f"generated the missing default samples into {out}/")
-    stale = stale_files(params.study, params.data, params.generate)
-    planned = {p.name for j in plan_jobs(params.study, params.data, params.generate) for p in job_outputs(j)}
+    stale = stale_files(study, data, generate)
+    planned = {p.name for j in plan_jobs(study, data, generate) for p in job_outputs(j)}
     try:
-        files = expand_files(params["data"]["files"])
+        files = expand_files(data.files)
     except InputFileError:
         files = []
     extra = sorted(f.name for f in files if f.name not in planned)
@@ -74,16 +75,12 @@ def ensure_samples(params: Mapping, log=print) -> list[Path]:
             f"note: data.files also matches {len(extra)} file(s) these generator settings do not make "
             f"({', '.join(extra[:4])}{' ...' if len(extra) > 4 else ''}); they are read too"
         )
-    return data_files(params)
+    return data_files(data)
 
 
-def _data_inputs(params: Mapping) -> dict:
+def _data_inputs(data: DataParams) -> dict:
     """The input files' content, the data section and the object definitions' content (features, scalers, ...)."""
-    return {
-        "files": data_files(params),
-        "data": params.data.stage_inputs("files"),
-        "objects": Path(params["data"]["objects_file"]),
-    }
+    return {"files": data_files(data), "data": data.stage_inputs("files"), "objects": Path(data.objects_file)}
 
 
 #: Each stage's entry point: its library code is what this function reaches (`runs.closure`: the functions of the
@@ -124,12 +121,12 @@ def tokenizers(run) -> Path:
 
         p = params.replace(tokenizer={"output_dir": str(out)})
         _fit("train-tokenizer", p.tokenizer.train, lambda: train_tokenizers(p.study, p.data, p.tokenizer), p.to_dict)
-        record_fit_rows(p, out / FIT_ROWS)
+        record_fit_rows(p.data, out / FIT_ROWS)
 
     return run.stage(
         "tokenizers",
         {
-            **_data_inputs(params),
+            **_data_inputs(params.data),
             "tokenizer": params.tokenizer.stage_inputs(),
             "seed": params["study"]["seed"],
             "code": code("tokenizers"),
@@ -141,14 +138,14 @@ def tokenizers(run) -> Path:
 FIT_ROWS = "fit_rows.npz"
 
 
-def record_fit_rows(params: Mapping, path: Path) -> None:
+def record_fit_rows(data: DataParams, path: Path) -> None:
     """The identities of the H5 rows the tokenizer fit streams (its train split): the split check reads them."""
     import numpy as np
 
     from .. import splits
     from ..io.reader import H5Stream
 
-    stream = H5Stream.from_data(params.data, select_split=splits.TRAIN)
+    stream = H5Stream.from_data(data, select_split=splits.TRAIN)
     found = [splits.fingerprints_of_batch(b) for b in stream]
     np.savez(path, train=np.concatenate(found) if found else np.zeros(0, np.uint64))
 
@@ -168,7 +165,7 @@ def tokens(run) -> Path:
         (out / "export.json").write_text(json.dumps({"rows": rows, "seconds": seconds}))
 
     inputs = {
-        **_data_inputs(params),
+        **_data_inputs(params.data),
         "cards": identity(cards),
         "export": params.export.stage_inputs(),
         "sequence": params.sequence.to_dict(),
