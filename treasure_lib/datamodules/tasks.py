@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import ConfigError, InputFileError
+from ..schema import ClassifyParams
 from ..vocabulary import Vocabulary
 
 WEIGHTINGS = ("cross_section", "none")
@@ -58,10 +59,10 @@ class Task:
         return self.n_classes == 2
 
     @classmethod
-    def from_params(cls, params: Mapping, name: str | None = None) -> Task:
-        c = params["classify"]
-        name = name or c["task"]
-        tasks = c["tasks"]
+    def from_params(cls, classify: ClassifyParams, name: str | None = None) -> Task:
+        """The task `classify.tasks.<name>` (default: `classify.task`)."""
+        name = name or classify.task
+        tasks = classify.tasks
         if name not in tasks:
             raise ConfigError(
                 f"classify.task {name!r} is not defined; classify.tasks has: {', '.join(tasks) or '(none)'}"
@@ -94,36 +95,7 @@ class Task:
         require = _check_require(where, spec.get("require", []))
         fractions = _check_fractions(where, spec.get("sample_fractions", {}))
         reads = tuple(str(x) for x in spec.get("collections", []))
-        if "column" in spec:
-            names = spec.get("names")
-            if not names:
-                raise ConfigError(f"{where}: a task on column {spec['column']!r} needs `names`, one per class index")
-            return cls(
-                name,
-                tuple(names),
-                column=spec["column"],
-                others=others,
-                weights=weights,
-                balance=bool(spec.get("balance", False)),
-                select=select,
-                samples=samples,
-                require=require,
-                sample_fractions=fractions,
-                collections=reads,
-            )
-        classes = spec.get("classes")
-        if not isinstance(classes, Mapping) or len(classes) < 2:
-            raise ConfigError(f"{where}: needs `column` or `classes`, a mapping of >= 2 class names to sample lists")
-        sample_class = {}
-        for index, members in enumerate(classes.values()):
-            for sample in members if isinstance(members, list) else [members]:
-                if sample in sample_class:
-                    raise ConfigError(f"{where}: sample {sample!r} is in two classes")
-                sample_class[str(sample)] = index
-        return cls(
-            name,
-            tuple(classes),
-            classes=sample_class,
+        common = dict(
             others=others,
             weights=weights,
             balance=bool(spec.get("balance", False)),
@@ -133,6 +105,21 @@ class Task:
             sample_fractions=fractions,
             collections=reads,
         )
+        if "column" in spec:
+            names = spec.get("names")
+            if not names:
+                raise ConfigError(f"{where}: a task on column {spec['column']!r} needs `names`, one per class index")
+            return cls(name, tuple(names), column=spec["column"], **common)
+        classes = spec.get("classes")
+        if not isinstance(classes, Mapping) or len(classes) < 2:
+            raise ConfigError(f"{where}: needs `column` or `classes`, a mapping of >= 2 class names to sample lists")
+        sample_class = {}
+        for index, members in enumerate(classes.values()):
+            for sample in members if isinstance(members, list) else [members]:
+                if sample in sample_class:
+                    raise ConfigError(f"{where}: sample {sample!r} is in two classes")
+                sample_class[str(sample)] = index
+        return cls(name, tuple(classes), classes=sample_class, **common)
 
 
 def visible(task: Task, type_ids: np.ndarray, vocabulary: Vocabulary, where: str) -> np.ndarray | None:

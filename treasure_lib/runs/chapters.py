@@ -76,14 +76,15 @@ def library_fingerprint(lib_dir: Path = LIB_DIR) -> dict:
     return {"version": __version__, "source_sha256": _lib_hash(lib_dir, stamp)}
 
 
-def input_hashes(chapters: list[Chapter], params: Mapping) -> dict[str, str]:
-    """{chapter name: sha256 of its inputs}, each chained to the chapter before it.
+def input_hashes(chapters: list[Chapter], resolved: Mapping) -> dict[str, str]:
+    """{chapter name: sha256 of its inputs}, each chained to the chapter before it: the whole resolved params set
+    (`Params.to_dict()`, hashed by `params_hash`), the chapter's source, the library.
 
     Package versions (torch, numpy, ...) count too: a new torch re-runs the chapters.
     """
     lib = library_fingerprint()
     versions = json.dumps(package_versions(), sort_keys=True)
-    base = f"{params_hash(params)}|{lib['version']}|{lib['source_sha256']}|{versions}"
+    base = f"{params_hash(resolved)}|{lib['version']}|{lib['source_sha256']}|{versions}"
     out, previous = {}, ""
     for chapter in chapters:
         previous = hashlib.sha256(f"{base}|{chapter.source_sha256}|{previous}".encode()).hexdigest()

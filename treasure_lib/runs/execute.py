@@ -193,7 +193,7 @@ def execute(params_files: Iterable[str | Path], run_dir: str | Path | None = Non
     run_dir = Path(run_dir) if run_dir else default_run_dir(params)
     every = discover(notebooks_dir)
     todo = select(every, chapters)
-    hashes = input_hashes(every, params)
+    hashes = input_hashes(every, params.to_dict())
     run_dir.mkdir(parents=True, exist_ok=True)
     with lock.writing(run_dir, "treasure run"):  # its chapter kernels (and their workers) write under it
         runlog = RunLog(run_dir)
@@ -216,10 +216,10 @@ def execute(params_files: Iterable[str | Path], run_dir: str | Path | None = Non
             return outcome
         runlog.event(f"treasure run into {run_dir}: {', '.join(c.name for c in pending)}"
                      + (f"; overrides {' '.join(overrides)}" if overrides else ""))
-        record = provenance.collect(params, mode="execute")
+        record = provenance.collect(params.to_dict(), mode="execute")
         record.update(chapters_run=[c.name for c in pending], overrides=overrides)
         atomic.write_json(run_dir / PROVENANCE, record)
-        p_hash = provenance.params_hash(params)
+        p_hash = provenance.params_hash(params.to_dict())
         try:
             for chapter in todo:
                 if chapter not in pending:

@@ -113,19 +113,22 @@ def file_checksums(paths: Iterable[str | Path], cache_file: str | Path | None = 
     return out
 
 
-def data_files(params: Mapping) -> list[Path]:
-    """The files `data.files` names (globs expanded, relative to the working directory), sorted, unique."""
+def data_files(patterns: Iterable[str]) -> list[Path]:
+    """The files the patterns of `data.files` name (globs expanded, relative to the working directory), sorted,
+    unique."""
     found: set[Path] = set()
-    for pattern in get_dotted(params, "data.files", []) or []:
+    for pattern in patterns:
         matches = glob.glob(os.path.expanduser(pattern), recursive=True)
         found.update(Path(m) for m in matches if Path(m).is_file())
     return sorted(found)
 
 
-def input_checksums(params: Mapping) -> dict:
-    files = data_files(params)
+def input_checksums(patterns: Iterable[str]) -> dict:
+    """The input files `data.files` names (`patterns`), with their sizes and sha256."""
+    patterns = list(patterns)
+    files = data_files(patterns)
     sums = file_checksums(files)
-    return {"patterns": list(get_dotted(params, "data.files", []) or []),
+    return {"patterns": patterns,
             "files": [{"path": str(p), "size": p.stat().st_size, "sha256": sums[str(p)]} for p in files]}
 
 
@@ -140,24 +143,26 @@ def _numbers_as_equal(value):
     return value
 
 
-def params_hash(params: Mapping) -> str:
-    """sha256 of the resolved params as canonical JSON."""
-    canonical = _numbers_as_equal(atomic.jsonable(dict(params)))
+def params_hash(resolved: Mapping) -> str:
+    """sha256 of the whole resolved params set, the plain data `Params.to_dict()` gives and params.yaml holds (a
+    `Params` hashes the same), as canonical JSON: the params' identity."""
+    canonical = _numbers_as_equal(atomic.jsonable(dict(resolved)))
     text = json.dumps(canonical, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def collect(params: Mapping, mode: str, started: str | None = None) -> dict:
-    """Everything provenance.json records except the end time (see DESIGN.md, run folder)."""
+def collect(resolved: Mapping, mode: str, started: str | None = None) -> dict:
+    """Everything provenance.json records except the end time (see DESIGN.md, run folder), from the whole resolved
+    params set (`Params.to_dict()`; a `Params` gives the same): its seeds, its hash and its input files."""
     return {
         "mode": mode,
         "started": started or now(),
         "finished": None,
         "git": git_state(),
         "versions": package_versions(),
-        "seeds": {key: get_dotted(params, key) for key in SEED_KEYS},
-        "params_sha256": params_hash(params),
-        "inputs": input_checksums(params),
+        "seeds": {key: get_dotted(resolved, key) for key in SEED_KEYS},
+        "params_sha256": params_hash(resolved),
+        "inputs": input_checksums(get_dotted(resolved, "data.files", []) or []),
         "device": device(),
         "hostname": socket.gethostname(),
         "platform": platform.platform(),
