@@ -50,8 +50,8 @@ def main() -> None:
     args = ap.parse_args()
     params = config.load([args.params])
     files = TokenFiles(sorted(Path(args.tokens).glob("*.tokens.parquet")))
-    task = Task.from_params(params)
-    cfg = backbone_config(params, files)
+    task = Task.from_params(params.classify)
+    cfg = backbone_config(params.model, files)
     t = params["classify"]["train"]
     stream = TokenStream(
         files,

@@ -12,6 +12,7 @@ from treasure_lib.datamodules import TokenFiles, TokenStream, read_split
 from treasure_lib.datamodules.tasks import Task
 from treasure_lib.diagnostics.label_proxies import check_no_label_proxy
 from treasure_lib.errors import ConfigError, InputFileError
+from treasure_lib.schema import section_from
 from treasure_lib.tokenizers.export import export
 
 from .conftest import export_sections
@@ -43,7 +44,7 @@ def token_files(tmp_path_factory):
 
 def _task(**spec):
     tasks = {"t": {"classes": {"background": ["events_zz"], "signal": ["events_sig"]}, "others": "drop", **spec}}
-    return Task.from_params({"classify": {"task": "t", "tasks": tasks}})
+    return Task.from_params(section_from("classify", {"task": "t", "tasks": tasks}))
 
 
 def test_batches_hold_only_model_inputs_and_targets(token_files):
@@ -201,12 +202,10 @@ def test_a_sample_split_into_several_files_counts_its_cross_section_once(tmp_pat
     tokens = TokenFiles([r["outputs"][0] for r in results])
     assert tokens.sample_sum_of_weights == [600.0, 600.0, 300.0]
     task = Task.from_params(
-        {
-            "classify": {
-                "task": "t",
-                "tasks": {"t": {"classes": {"b": ["qqZZ"], "s": ["H"]}, "weights": "cross_section"}},
-            }
-        }
+        section_from(
+            "classify",
+            {"task": "t", "tasks": {"t": {"classes": {"b": ["qqZZ"], "s": ["H"]}, "weights": "cross_section"}}},
+        )
     )
     total = {"qqZZ": 0.0, "H": 0.0}
     for split in ("train", "val", "test"):

@@ -14,6 +14,7 @@ from treasure_lib.io.batch import Batch
 from treasure_lib.io.h5_writer import write_batches
 from treasure_lib.io.reader import H5Stream
 from treasure_lib.io.toy import make_batch
+from treasure_lib.schema import section_from
 from treasure_lib.tokenizers.export import export
 
 from .conftest import export_sections
@@ -102,12 +103,13 @@ def test_token_features_and_decoded_files_carry_the_h4l_columns_of_the_same_rows
 def test_derived_columns_are_never_model_inputs(study):
     _, _, params, results = study
     task = Task.from_params(
-        {
-            "classify": {
+        section_from(
+            "classify",
+            {
                 "task": "t",
                 "tasks": {"t": {"classes": {"ZZ": ["events_zz"], "H": ["events_sig"]}, "require": ["pass_h4l_sr"]}},
-            }
-        }
+            },
+        )
     )
     batch = next(TokenStream(TokenFiles(_outputs(results, "tokens")), task, "train", 8, shuffle=False).arrays())
     assert set(batch) == {"tokens", "type_ids", "mask", "label", "weight"}
@@ -115,8 +117,9 @@ def test_derived_columns_are_never_model_inputs(study):
 
 def _task(require, weights="none"):
     return Task.from_params(
-        {
-            "classify": {
+        section_from(
+            "classify",
+            {
                 "task": "sr",
                 "tasks": {
                     "sr": {
@@ -125,8 +128,8 @@ def _task(require, weights="none"):
                         "require": require,
                     }
                 },
-            }
-        }
+            },
+        )
     )
 
 

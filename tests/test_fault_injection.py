@@ -390,8 +390,9 @@ def test_evaluation_only_keys_change_the_numbers_without_retraining(tmp_path):
         json.dumps({"classify.flavour.tokens.best_epoch": 3.0, "classify.flavour.tokens.pt_bin_20_1000.n": 1.0})
     )
     params = lambda *o: config.load([DEFAULT], ["classify.seeds=[1]", *o])  # noqa: E731
-    first = stages.evaluated(stage, params())
-    second = stages.evaluated(stage, params("classify.f_c=0.05", "classify.pt_bins_gev=[20, 60, 1000]"))
+    first, second = params(), params("classify.f_c=0.05", "classify.pt_bins_gev=[20, 60, 1000]")
+    first = stages.evaluated(stage, first.classify, first.study.seed)
+    second = stages.evaluated(stage, second.classify, second.study.seed)
     key = "classify.flavour.tokens.light_rejection_at_77"
     assert first[key] != second[key], "f_c shapes D_b, so the rejection follows it"
     assert first["classify.flavour.tokens.best_epoch"] == second["classify.flavour.tokens.best_epoch"] == 3.0

@@ -9,6 +9,7 @@ from treasure_lib import metrics
 from treasure_lib.datamodules import TokenFiles, read_split
 from treasure_lib.datamodules.tasks import Task
 from treasure_lib.errors import InputFileError
+from treasure_lib.schema import section_from
 from treasure_lib.study.physics_baselines import scores_from_files
 from treasure_lib.tokenizers.export import export
 
@@ -49,7 +50,7 @@ def _task(**extra):
         "require": ["pass_h4l_sr"],
         **extra,
     }
-    return Task.from_params({"classify": {"task": "sr", "tasks": {"sr": spec}}})
+    return Task.from_params(section_from("classify", {"task": "sr", "tasks": {"sr": spec}}))
 
 
 def test_baseline_scores_pair_with_the_classifiers_test_rows_row_by_row(sr_tokens):

@@ -45,10 +45,10 @@ def test_grid_times_zip_gives_every_point_once_with_stable_readable_ids(tmp_path
     assert len(points) == 3 * 2 * 2
     combos = {
         (
-            p.params["tokenizer"]["codebook_size"],
-            p.params["tokenizer"]["num_quantizers"],
-            p.params["tokenizer"]["encoder"],
-            p.params["tokenizer"]["size"],
+            p.resolved.tokenizer.codebook_size,
+            p.resolved.tokenizer.num_quantizers,
+            p.resolved.tokenizer.encoder,
+            p.resolved.tokenizer.size,
         )
         for p in points
     }
@@ -76,7 +76,7 @@ def test_grid_times_zip_gives_every_point_once_with_stable_readable_ids(tmp_path
         )
     )
     assert not set(p.id for p in shifted) & set(p.id for p in points), "other params, other ids"
-    assert all(p.params["study"]["shared_artifacts"] == "runs/scans/shared" for p in points)
+    assert all(p.resolved.study.shared_artifacts == "runs/scans/shared" for p in points)
 
 
 @pytest.mark.parametrize(
@@ -148,7 +148,7 @@ def test_resume_runs_only_incomplete_points_and_failed_ones_on_request(toy):
     root, scan = toy
     (root / "fail-2").touch()
     outcome = scans.run_local(scan, jobs=2, progress=False, log=lambda _: None)
-    by_seed = {p.params["study"]["seed"]: p for p in scans.expand(scan)}
+    by_seed = {p.resolved.study.seed: p for p in scans.expand(scan)}
     assert sorted(outcome.values()) == ["complete", "complete", "failed"]
     failed = scans.state(by_seed[2])
     assert failed["state"] == "failed" and "seed 2 diverged" in failed["error"]
@@ -222,7 +222,7 @@ def test_snakemake_runs_the_points_and_the_summary_despite_a_failed_point(toy):
     root, scan = toy
     (root / "fail-2").touch()
     assert scans.run_snakemake(scan, jobs=2) == 1, "a failed point makes the run fail"
-    states = {p.params["study"]["seed"]: scans.state(p)["state"] for p in scans.expand(scan)}
+    states = {p.resolved.study.seed: scans.state(p)["state"] for p in scans.expand(scan)}
     assert states == {1: "complete", 2: "failed", 3: "complete"}
     page = (scan.output_dir / "summary.md").read_text()
     assert "seed 2 diverged" in page, "the summary lists the failed point with its error"

@@ -123,7 +123,8 @@ def test_reconstruction_verdict_prefers_the_lowest_response_spread_and_tests_the
     ],
 )
 def test_kind_of_a_point_reads_its_tracks_tokenizer(overrides, kind):
-    assert cmp.kind_of(config.load([ROOT / "params" / "default.yaml"], overrides)) == kind
+    params = config.load([ROOT / "params" / "default.yaml"], overrides)
+    assert cmp.kind_of(params.classify, params.tokenizer) == kind
 
 
 SCAN = """\
@@ -148,17 +149,17 @@ def _fake_point(p, labels, separation, bits, jet_response):
     """What a point's chapters leave behind: metrics.json, the classifier's predictions, a complete state."""
     from treasure_lib.training import metrics_prefix, variant_name
 
-    c = p.params["classify"]
-    stage = p.dir / "artifacts" / f"classify-flavour-{variant_name(p.params)}-100" / "flavour"
+    c = p.resolved.classify
+    stage = p.dir / "artifacts" / f"classify-flavour-{variant_name(c)}-100" / "flavour"
     stage.mkdir(parents=True)
     np.savez(
         stage / "predictions.npz",
-        probs=_tagger(labels, separation, c["seed"]),
+        probs=_tagger(labels, separation, c.seed),
         label=labels,
         weight=np.ones(labels.size, np.float32),
         event_number=np.arange(labels.size),
     )
-    prefix = metrics_prefix(p.params)
+    prefix = metrics_prefix(c)
     metrics = {
         f"{prefix}.converged": 1.0,
         f"{prefix}.light_rejection_at_77": 1.0,
@@ -183,7 +184,8 @@ def test_scan_page_groups_seeds_by_kind_and_budget_and_pairs_them_against_raw(tm
     assert scan.axes[-1] == "classify.inputs", "a key only the single points set is an axis of the table"
     labels, _ = _jets(n=2000)
     for p in points:
-        kind, bits = cmp.kind_of(p.params), (18.0 if p.params["tokenizer"]["codebook_size"] == 64 else 27.0)
+        r = p.resolved
+        kind, bits = cmp.kind_of(r.classify, r.tokenizer), (18.0 if r.tokenizer.codebook_size == 64 else 27.0)
         separation = {"FSQ": 1.2, "residual k-means": 0.8, "raw features": 1.5}[kind] + (bits == 27) * 0.2
         _fake_point(p, labels, separation, bits, 0.2 if kind == "FSQ" else 0.3)
     found = cmp.entries(points, {p.id: "complete" for p in points})
@@ -194,7 +196,7 @@ def test_scan_page_groups_seeds_by_kind_and_budget_and_pairs_them_against_raw(tm
         ("residual k-means", 27, 2),
         ("raw features", math.inf, 2),
     ]
-    assert [p.params["classify"]["seed"] for p in found[0].points] == [1, 2]
+    assert [p.resolved.classify.seed for p in found[0].points] == [1, 2]
     out = scans.summarize(scan)
     page = out["page"].read_text()
     assert "## Which tokenizer?" in page and page.index("## Which tokenizer?") < page.index("## Points")

@@ -155,7 +155,7 @@ def _register_tokenizers(sub, add_params, _):
     p.set_defaults(func=cmd_export)
 
 
-def _report(params, numbers: dict, metrics_out: str | Path | None, printed: str | None = None) -> None:
+def _report(numbers: dict, metrics_out: str | Path | None, printed: str | None = None) -> None:
     """Record a training command's numbers (the main process only: every DDP rank runs the command) in
     `metrics_out`, merged with what it holds (a stage that launched the command under torchrun reads them there; a
     direct command keeps them beside its outputs, never in a run's metrics.json), and print them."""
@@ -181,35 +181,50 @@ def cmd_pretrain(args) -> int:
 
     from .runs import folder as run_folder
     from .runs import steps
+    from .tokenizers.export import tokens_dir
     from .training import pretrain, run_dir
 
     params = _params(args)
     if steps.through_stages(params.pretrain.output_dir, params.export.output_dir) and not args.metrics_out:
-        open_run = partial(run_folder.Run, run_folder.default_run_dir(params), params)
+        open_run = partial(run_folder.Run, run_folder.default_run_dir(params.study), params)
         folder = steps.build("pretrain", params.data, open_run)["path"]
-        _report(params, json.loads((folder / "metrics.json").read_text()), None, printed=str(run_dir(params)))
+        _report(json.loads((folder / "metrics.json").read_text()), None, printed=str(run_dir(params.study)))
         return 0
-    out = Path(params["pretrain"]["output_dir"] or run_dir(params) / "artifacts" / "pretrain")
-    with steps.direct("pretrain", "pretrain.output_dir", out, run_folder.default_run_dir(params)):
-        _report(params, pretrain(params), args.metrics_out or out / "metrics.json")
+    out = Path(params.pretrain.output_dir or run_dir(params.study) / "artifacts" / "pretrain")
+    with steps.direct("pretrain", "pretrain.output_dir", out, run_folder.default_run_dir(params.study)):
+        numbers = pretrain(
+            study=params.study,
+            model=params.model,
+            pretrain=params.pretrain,
+            classify=params.classify,
+            tokens=tokens_dir(params.study, params.export),
+        )
+        _report(numbers, args.metrics_out or out / "metrics.json")
     return 0
 
 
 def cmd_classify(args) -> int:
     from .runs import folder as run_folder
     from .runs import steps
+    from .tokenizers.export import tokens_dir
     from .training import classify, run_dir
 
     params = _params(args)
     locations = (params.classify.output_dir, params.classify.backbone, params.export.output_dir)
     if steps.through_stages(*locations) and not args.metrics_out:
-        open_run = partial(run_folder.Run, run_folder.default_run_dir(params), params)
+        open_run = partial(run_folder.Run, run_folder.default_run_dir(params.study), params)
         numbers = steps.build("classify", params.data, open_run)["metrics"]
-        _report(params, numbers, None, printed=str(run_dir(params) / "metrics.json"))
+        _report(numbers, None, printed=str(run_dir(params.study) / "metrics.json"))
         return 0
-    out = Path(params["classify"]["output_dir"] or run_dir(params) / "artifacts" / "classify")
-    with steps.direct("classify", "classify.output_dir", out, run_folder.default_run_dir(params)):
-        _report(params, classify(params), args.metrics_out or out / "metrics.json")
+    out = Path(params.classify.output_dir or run_dir(params.study) / "artifacts" / "classify")
+    with steps.direct("classify", "classify.output_dir", out, run_folder.default_run_dir(params.study)):
+        numbers = classify(
+            study=params.study,
+            model=params.model,
+            classify=params.classify,
+            tokens=tokens_dir(params.study, params.export),
+        )
+        _report(numbers, args.metrics_out or out / "metrics.json")
     return 0
 
 

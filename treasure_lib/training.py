@@ -23,18 +23,19 @@ from .datamodules import TokenFiles, TokenStream, read_split
 from .datamodules.tasks import Task
 from .errors import ConfigError, InputFileError
 from .models import BackboneConfig, MaskedTokenModel, SequenceClassifier, count_parameters, raw_config_matching
-from .tokenizers.export import tokens_dir
+from .schema import ClassifyParams, ModelParams, PretrainParams, StudyParams, TrainParams
 from .trainer import history_of, make_trainer
 
 log = logging.getLogger(__name__)
 
 
-def run_dir(params: Mapping) -> Path:
-    return Path("runs") / params["study"]["kind"] / params["study"]["name"]
+def run_dir(study: StudyParams) -> Path:
+    return Path("runs") / study.kind / study.name
 
 
-def token_files(params: Mapping, content: str = "tokens") -> TokenFiles:
-    folder = tokens_dir(params["study"], params["export"])
+def token_files(folder: Path, content: str = "tokens") -> TokenFiles:
+    """The export's `*.<content>.parquet` files in `folder` (the run's token folder, `export.output_dir`)."""
+    folder = Path(folder)
     paths = sorted(folder.glob(f"*.{content}.parquet"))
     if not paths:
         raise InputFileError(
@@ -44,8 +45,7 @@ def token_files(params: Mapping, content: str = "tokens") -> TokenFiles:
     return TokenFiles(paths, content)
 
 
-def backbone_config(params: Mapping, files: TokenFiles) -> BackboneConfig:
-    m = params["model"]
+def backbone_config(model: ModelParams, files: TokenFiles) -> BackboneConfig:
     vocab = files.vocabulary
     n_types = max(vocab.type_ids.values()) + 1
     cfg = BackboneConfig(
@@ -53,74 +53,84 @@ def backbone_config(params: Mapping, files: TokenFiles) -> BackboneConfig:
         n_types=n_types,
         max_len=files.set.length,
         levels=files.levels,
-        d_model=m["d_model"],
-        n_layers=m["n_layers"],
-        n_heads=m["n_heads"],
-        d_ff=m["d_ff"],
-        dropout=m["dropout"],
-        group_attention=m["group_attention"],
-        level_dropout=m["level_dropout"],
-        group_attention_groups=m["group_attention_groups"],
+        d_model=model.d_model,
+        n_layers=model.n_layers,
+        n_heads=model.n_heads,
+        d_ff=model.d_ff,
+        dropout=model.dropout,
+        group_attention=model.group_attention,
+        level_dropout=model.level_dropout,
+        group_attention_groups=model.group_attention_groups,
     )
     return cfg
 
 
-def _streams(params: Mapping, section: str, files: TokenFiles, task: Task | None, label_fraction=1.0):
-    """Train and val loaders; under DDP each rank reads its own share of the blocks (found when iterating).
+def _streams(
+    t: TrainParams,
+    files: TokenFiles,
+    task: Task | None,
+    *,
+    seed: int,
+    label_seed: int,
+    pretraining: bool,
+    label_fraction=1.0,
+):
+    """Train and val loaders of a `train` block (`pretrain.train` or `classify.train`); under DDP each rank reads its
+    own share of the blocks (found when iterating). `seed`: the shuffling's (`training_seed`); `label_seed`:
+    `classify.label_seed`, which labels a fraction keeps.
 
     Pretraining reads every row of its splits (labels unused; the probe learns from the rows its task labels).
     A classifier with a fraction of the labels is also *selected* on that fraction of the validation labels:
     a label-efficiency point must not choose its model with labels it is assumed not to have."""
-    t = params[section]["train"]
-    seed = training_seed(params, section)
     common = dict(
-        cache_rows=t["cache_rows"],
-        keep_unlabelled=section == "pretrain",
+        cache_rows=t.cache_rows,
+        keep_unlabelled=pretraining,
         label_fraction=label_fraction,
-        label_seed=params["classify"]["label_seed"],
+        label_seed=label_seed,
     )
     train = TokenStream(
         files,
         task,
         "train",
-        t["batch_size"],
+        t.batch_size,
         shuffle=True,
         seed=seed,
-        buffer_rows=t["buffer_rows"],
-        block_rows=t["block_rows"],
-        max_batches=t["limit_train_batches"],
+        buffer_rows=t.buffer_rows,
+        block_rows=t.block_rows,
+        max_batches=t.limit_train_batches,
         **common,
     )
-    val = TokenStream(files, task, "val", t["batch_size"], shuffle=False, **common)
-    loader = lambda ds: torch.utils.data.DataLoader(ds, batch_size=None, num_workers=t["num_workers"])  # noqa: E731
+    val = TokenStream(files, task, "val", t.batch_size, shuffle=False, **common)
+    loader = lambda ds: torch.utils.data.DataLoader(ds, batch_size=None, num_workers=t.num_workers)  # noqa: E731
     return loader(train), loader(val), train, val
 
 
-def _whole_val(params: Mapping, section: str, files: TokenFiles, task: Task | None, label_fraction=1.0):
+def _whole_val(
+    t: TrainParams, files: TokenFiles, task: Task | None, *, label_seed: int, pretraining: bool, label_fraction=1.0
+):
     """Every val row in one process (the main process re-validating the saved weights after DDP)."""
-    t = params[section]["train"]
     val = TokenStream(
         files,
         task,
         "val",
-        t["batch_size"],
+        t.batch_size,
         shuffle=False,
         rank=0,
         world_size=1,
-        cache_rows=t["cache_rows"],
-        keep_unlabelled=section == "pretrain",
+        cache_rows=t.cache_rows,
+        keep_unlabelled=pretraining,
         label_fraction=label_fraction,
-        label_seed=params["classify"]["label_seed"],
+        label_seed=label_seed,
     )
-    return torch.utils.data.DataLoader(val, batch_size=None, num_workers=t["num_workers"])
+    return torch.utils.data.DataLoader(val, batch_size=None, num_workers=t.num_workers)
 
 
-def training_seed(params: Mapping, section: str) -> int:
-    """Weights and shuffling of a classifier follow `classify.seed` when set (seed bands over repeated training
-    on the same tokens and backbone); everything else, and pretraining, follows `study.seed`."""
-    if section == "classify" and params["classify"]["seed"] is not None:
-        return int(params["classify"]["seed"])
-    return int(params["study"]["seed"])
+def training_seed(study: StudyParams, classify: ClassifyParams | None = None) -> int:
+    """Weights and shuffling of a classifier (`classify` given) follow `classify.seed` when set (seed bands over
+    repeated training on the same tokens and backbone); everything else, and pretraining, follows `study.seed`."""
+    if classify is not None and classify.seed is not None:
+        return int(classify.seed)
+    return int(study.seed)
 
 
 def _fit(trainer, model, train_loader, val_loader, out: Path, resume: bool) -> float:
@@ -138,45 +148,50 @@ def _best(trainer, module_cls):
     return None, ""
 
 
-def pretrain(params: Mapping) -> dict:
-    """Masked-token pretraining on every training row; returns the documented `pretrain.*` metrics of the best
-    checkpoint, with its training health (`pretrain.converged`)."""
-    p = params["pretrain"]
-    out = Path(p["output_dir"] or run_dir(params) / "artifacts" / "pretrain")
-    files = token_files(params, "tokens")
-    task_name = p["probe_task"] or params["classify"]["task"]
-    task = Task.from_params(params, task_name)
-    cfg = backbone_config(params, files)
+def pretrain(
+    *, study: StudyParams, model: ModelParams, pretrain: PretrainParams, classify: ClassifyParams, tokens: Path
+) -> dict:
+    """Masked-token pretraining on every training row of the token files in `tokens` (the export's folder); returns
+    the documented `pretrain.*` metrics of the best checkpoint, with its training health (`pretrain.converged`).
+    `classify`: the probe's task definitions and label seed."""
+    p = pretrain
+    out = Path(p.output_dir or run_dir(study) / "artifacts" / "pretrain")
+    files = token_files(tokens, "tokens")
+    task_name = p.probe_task or classify.task
+    task = Task.from_params(classify, task_name)
+    cfg = backbone_config(model, files)
     type_names = {str(v): k for k, v in files.vocabulary.type_ids.items()}
     import lightning as L
 
-    L.seed_everything(params["study"]["seed"], workers=True, verbose=False)  # before the weights are drawn
-    model = MaskedTokenModel(
+    L.seed_everything(study.seed, workers=True, verbose=False)  # before the weights are drawn
+    net = MaskedTokenModel(
         cfg.to_dict(),
         files.vocabulary.ranges,
         files.vocabulary_hash,
         type_names,
         n_classes=task.n_classes,
         pooling="mean",
-        mask_rate=p["mask_rate"],
-        p_mask=p["p_mask"],
-        p_random=p["p_random"],
-        lr=p["train"]["lr"],
-        weight_decay=p["train"]["weight_decay"],
-        warmup_steps=p["train"]["warmup_steps"],
-        seed=params["study"]["seed"],
+        mask_rate=p.mask_rate,
+        p_mask=p.p_mask,
+        p_random=p.p_random,
+        lr=p.train.lr,
+        weight_decay=p.train.weight_decay,
+        warmup_steps=p.train.warmup_steps,
+        seed=study.seed,
     )
-    trainer = make_trainer(p["train"], out, monitor="val/loss")
+    trainer = make_trainer(p.train, out, monitor="val/loss")
     history = history_of(trainer)
-    train_loader, val_loader, train_stream, val_stream = _streams(params, "pretrain", files, task)
-    seconds = _fit(trainer, model, train_loader, val_loader, out, p["train"]["resume"])
+    train_loader, val_loader, train_stream, val_stream = _streams(
+        p.train, files, task, seed=training_seed(study), label_seed=classify.label_seed, pretraining=True
+    )
+    seconds = _fit(trainer, net, train_loader, val_loader, out, p.train.resume)
     if trainer.global_rank != 0:
         return {}  # DDP: the main process evaluates and reports
     best, path = _best(trainer, MaskedTokenModel)
     if best is None:
         raise ConfigError("pretraining produced no checkpoint (no validation ran?)")
-    results = make_trainer(p["train"], None, logs=False, single_device=True).validate(
-        best, _whole_val(params, "pretrain", files, task), verbose=False
+    results = make_trainer(p.train, None, logs=False, single_device=True).validate(
+        best, _whole_val(p.train, files, task, label_seed=classify.label_seed, pretraining=True), verbose=False
     )[0]
     epoch = int(torch.load(path, map_location="cpu", weights_only=True)["epoch"])
     out_metrics = {
@@ -193,7 +208,7 @@ def pretrain(params: Mapping) -> dict:
     out_metrics.update(
         training_health.metric_items(
             "pretrain",
-            training_health.health(history.values, p["train"]["patience"], min_delta=p["train"]["min_delta"]),
+            training_health.health(history.values, p.train.patience, min_delta=p.train.min_delta),
         )
     )
     record_rows(out / "rows_read.npz", train=train_stream, val=val_stream)
@@ -206,81 +221,91 @@ def record_rows(path: Path, **streams: TokenStream) -> None:
     np.savez(path, **{split: stream.identities() for split, stream in streams.items()})
 
 
-def variant_name(params: Mapping) -> str:
-    c = params["classify"]
-    if c["inputs"] == "features":
+def variant_name(classify: ClassifyParams) -> str:
+    c = classify
+    if c.inputs == "features":
         return "raw"
-    if c["inputs"] == "decoded":
+    if c.inputs == "decoded":
         return "decoded"
     return {"scratch": "tokens", "finetune": "tokens_finetuned", "frozen": "tokens_frozen", "slow": "tokens_slow"}[
-        c["mode"]
+        c.mode
     ]
 
 
-def metrics_prefix(params: Mapping) -> str:
-    """`classify.<task>.<variant>[.label_fraction_<pct>]`: where the classifier these params describe logs."""
-    c = params["classify"]
-    fraction = c["label_fraction"]
-    return f"classify.{c['task']}.{variant_name(params)}" + (
+def metrics_prefix(classify: ClassifyParams) -> str:
+    """`classify.<task>.<variant>[.label_fraction_<pct>]`: where the classifier this classify section describes
+    logs."""
+    c = classify
+    fraction = c.label_fraction
+    return f"classify.{c.task}.{variant_name(c)}" + (
         "" if fraction == 1 else f".label_fraction_{round(100 * fraction)}"
     )
 
 
-def classify(params: Mapping) -> dict:
-    """Train one classifier (task, inputs, mode, label fraction from params) and evaluate it on the test split.
+def classify(*, study: StudyParams, model: ModelParams, classify: ClassifyParams, tokens: Path) -> dict:
+    """Train one classifier (task, inputs, mode, label fraction from `classify`) on the export's files in `tokens`
+    and evaluate it on the test split.
 
-    Returns the documented metrics under `metrics_prefix(params)`, with the training health: whether early
+    Returns the documented metrics under `metrics_prefix(classify)`, with the training health: whether early
     stopping fired and the validation loss is clearly below the class-prior entropy (`.converged`)."""
-    c = params["classify"]
-    task = Task.from_params(params)
-    variant = variant_name(params)
-    fraction = c["label_fraction"]
+    c = classify
+    task = Task.from_params(c)
+    variant = variant_name(c)
+    fraction = c.label_fraction
     tag = variant + ("" if fraction == 1 else f"_labels{round(100 * fraction)}")
-    out = Path(c["output_dir"] or run_dir(params) / "artifacts" / "classify") / task.name / tag
-    token = token_files(params, "tokens")
-    files = token if c["inputs"] == "tokens" else token_files(params, c["inputs"])
-    cfg = backbone_config(params, token)
-    if c["inputs"] != "tokens":
-        cfg = raw_config_matching(cfg, files.feature_width(), params["model"]["feature_hidden"])
+    out = Path(c.output_dir or run_dir(study) / "artifacts" / "classify") / task.name / tag
+    token = token_files(tokens, "tokens")
+    files = token if c.inputs == "tokens" else token_files(tokens, c.inputs)
+    cfg = backbone_config(model, token)
+    if c.inputs != "tokens":
+        cfg = raw_config_matching(cfg, files.feature_width(), model.feature_hidden)
     import lightning as L
 
-    L.seed_everything(training_seed(params, "classify"), workers=True, verbose=False)  # before the weights are drawn
-    model = SequenceClassifier(
+    L.seed_everything(training_seed(study, c), workers=True, verbose=False)  # before the weights are drawn
+    net = SequenceClassifier(
         cfg.to_dict(),
         task.n_classes,
         list(task.class_names),
         files.vocabulary_hash,
-        mode=c["mode"],
-        pooling=params["model"]["pooling"],
-        head_hidden=c["head_hidden"],
-        head_dropout=c["head_dropout"],
-        lr=c["train"]["lr"],
-        weight_decay=c["train"]["weight_decay"],
-        warmup_steps=c["train"]["warmup_steps"],
-        backbone_lr_factor=c["backbone_lr_factor"],
-        catch_up_epochs=c["catch_up_epochs"],
+        mode=c.mode,
+        pooling=model.pooling,
+        head_hidden=c.head_hidden,
+        head_dropout=c.head_dropout,
+        lr=c.train.lr,
+        weight_decay=c.train.weight_decay,
+        warmup_steps=c.train.warmup_steps,
+        backbone_lr_factor=c.backbone_lr_factor,
+        catch_up_epochs=c.catch_up_epochs,
     )
-    if c["mode"] != "scratch":
-        model.load_backbone(c["backbone"] or run_dir(params) / "artifacts" / "pretrain" / "checkpoints" / "best.ckpt")
-    train_loader, val_loader, train_stream, val_stream = _streams(params, "classify", files, task, fraction)
-    schedule = equal_steps(params, files, task, train_stream)
+    if c.mode != "scratch":
+        net.load_backbone(c.backbone or run_dir(study) / "artifacts" / "pretrain" / "checkpoints" / "best.ckpt")
+    train_loader, val_loader, train_stream, val_stream = _streams(
+        c.train,
+        files,
+        task,
+        seed=training_seed(study, c),
+        label_seed=c.label_seed,
+        pretraining=False,
+        label_fraction=fraction,
+    )
+    schedule = equal_steps(c, files, task, train_stream)
     prior = training_health.prior_entropy(
         np.asarray(val_stream.summary["class_weights"]) * np.asarray(val_stream.summary["class_factors"])
     )
     trainer = make_trainer(schedule, out, monitor="val/loss")
     history = history_of(trainer)
-    history.floor = (1.0 - c["convergence_margin"]) * prior  # patience counts once the model has left the prior
+    history.floor = (1.0 - c.convergence_margin) * prior  # patience counts once the model has left the prior
     history.floor_patience = max(schedule["patience"], round(schedule["max_epochs"] / 4))
-    seconds = _fit(trainer, model, train_loader, val_loader, out, c["train"]["resume"])
+    seconds = _fit(trainer, net, train_loader, val_loader, out, c.train.resume)
     if trainer.global_rank != 0:
         return {}  # DDP: the main process evaluates on the test split and reports
     best, path = _best(trainer, SequenceClassifier)
-    best = best or model
+    best = best or net
     epoch = (
         int(torch.load(path, map_location="cpu", weights_only=True)["epoch"]) if path else int(trainer.current_epoch)
     )
     rows = read_split(files, task, "test", extra=["jet_pt", "process", "event_number", "source_file"])
-    probs = predict(best, rows, c["train"]["batch_size"])
+    probs = predict(best, rows, c.train.batch_size)
     np.savez(
         out / "predictions.npz",
         probs=probs,
@@ -288,14 +313,14 @@ def classify(params: Mapping) -> dict:
         weight=rows["weight"],
         **{k: rows[k] for k in ("jet_pt", "event_number") if k in rows},
     )
-    summary = evaluate(task, rows, probs, params)
-    prefix = metrics_prefix(params)
+    summary = evaluate(task, rows, probs, c, seed=study.seed)
+    prefix = metrics_prefix(c)
     result = metric_keys.prefixed(prefix, summary)
     health = training_health.health(
         history.values,
         schedule["patience"],
         prior_entropy=prior,
-        margin=c["convergence_margin"],
+        margin=c.convergence_margin,
         min_delta=schedule["min_delta"],
     )
     result.update(training_health.metric_items(prefix, health))
@@ -311,7 +336,7 @@ def classify(params: Mapping) -> dict:
         out / "rows_read.npz",
         train=train_stream,
         val=val_stream,
-        test=TokenStream(files, task, "test", c["train"]["batch_size"], shuffle=False),
+        test=TokenStream(files, task, "test", c.train.batch_size, shuffle=False),
     )
     (out / "summary.json").write_text(
         json.dumps(
@@ -330,12 +355,12 @@ def classify(params: Mapping) -> dict:
 MAX_EPOCH_SCALE = 20  # a label fraction never trains more than this many times the epochs of all labels
 
 
-def equal_steps(params: Mapping, files: TokenFiles, task: Task, train_stream: TokenStream) -> dict:
+def equal_steps(classify: ClassifyParams, files: TokenFiles, task: Task, train_stream: TokenStream) -> dict:
     """`classify.train` with epochs and patience scaled (`classify.equal_steps`) so a classifier on a fraction of the
     labels takes as many optimizer steps as one on all of them: the label-efficiency curve then compares labels,
     not training time (with 10% of the labels an epoch is a tenth as long)."""
-    t = dict(params["classify"]["train"])
-    if not params["classify"]["equal_steps"] or params["classify"]["label_fraction"] == 1:
+    t = dict(classify.train)
+    if not classify.equal_steps or classify.label_fraction == 1:
         return t
     full = TokenStream(files, task, "train", t["batch_size"], shuffle=False, max_batches=t["limit_train_batches"])
     scale = min(MAX_EPOCH_SCALE, len(full) / max(len(train_stream), 1))
@@ -357,23 +382,24 @@ def predict(model, rows: Mapping, batch_size: int) -> np.ndarray:
     return np.concatenate(out)
 
 
-def evaluate(task: Task, rows: Mapping, probs: np.ndarray, params: Mapping) -> dict:
-    """Summary numbers with uncertainties: flavour (D_b rejections, pT bins), binary or multi-class."""
-    c = params["classify"]
+def evaluate(task: Task, rows: Mapping, probs: np.ndarray, classify: ClassifyParams, seed: int) -> dict:
+    """Summary numbers with uncertainties: flavour (D_b rejections, pT bins), binary or multi-class; `classify`: the
+    working point (`f_c`, `f_tau`) and pT bins, `seed`: the bootstrap's (`study.seed`)."""
+    c = classify
     y, w = rows["label"], rows["weight"]
     if task.column == "label" and tuple(task.class_names[:3]) == ("b", "c", "light"):
-        f_tau = c["f_tau"] if probs.shape[1] > 3 else 0.0
-        out = metrics.flavour_summary(y, probs, w, f_c=c["f_c"], f_tau=f_tau, seed=params["study"]["seed"])
+        f_tau = c.f_tau if probs.shape[1] > 3 else 0.0
+        out = metrics.flavour_summary(y, probs, w, f_c=c.f_c, f_tau=f_tau, seed=seed)
         if "jet_pt" in rows:
-            edges = np.asarray(c["pt_bins_gev"], dtype=float)
-            for row in metrics.in_bins(rows["jet_pt"] / 1e3, edges, _bin_summary(c["f_c"], f_tau), y, probs, w):
+            edges = np.asarray(c.pt_bins_gev, dtype=float)
+            for row in metrics.in_bins(rows["jet_pt"] / 1e3, edges, _bin_summary(c.f_c, f_tau), y, probs, w):
                 for key, value in row.items():
                     if key not in ("low", "high", "error"):
                         out[f"pt_bin_{row['low']:g}_{row['high']:g}.{key}"] = value
         return out
     if task.binary:
-        return metrics.binary_summary(y, probs[:, 1], w, seed=params["study"]["seed"])
-    return metrics.multiclass_summary(y, probs, w, class_names=list(task.class_names), seed=params["study"]["seed"])
+        return metrics.binary_summary(y, probs[:, 1], w, seed=seed)
+    return metrics.multiclass_summary(y, probs, w, class_names=list(task.class_names), seed=seed)
 
 
 MIN_JETS_PER_BIN = 50  # b and light jets a pT bin needs for a rejection (fewer: NaN, never a 205 ± 204)

@@ -17,6 +17,7 @@ from .. import config
 from ..errors import TreasureError
 from ..formatting import DASH
 from ..runs import METRICS, PARAMS, PROVENANCE, Status, atomic, provenance
+from ..schema import ClassifyParams, StudyParams
 from . import results
 
 MARKER = ".treasure-generated"  # only a folder holding this file is ever wiped
@@ -82,7 +83,7 @@ def completed_notebooks(run_dir: Path) -> list[Path]:
     return [run_dir / "notebooks" / f"{name}.ipynb" for name in sorted(chapters)]
 
 
-def results_page(studies: Sequence[tuple[str, Path]], rows_for: Callable[[Mapping], list]) -> str:
+def results_page(studies: Sequence[tuple[str, Path]], rows_for: Callable[[StudyParams, ClassifyParams], list]) -> str:
     lines = [
         "# Results",
         "",
@@ -96,7 +97,7 @@ def results_page(studies: Sequence[tuple[str, Path]], rows_for: Callable[[Mappin
         "",
     ]
     for title, run_dir in studies:
-        params = config.read_yaml(run_dir / PARAMS)
+        params = config.resolve(config.read_yaml(run_dir / PARAMS))
         metrics = atomic.read_json(run_dir / METRICS, {}) or {}
         prov = atomic.read_json(run_dir / PROVENANCE, {}) or {}
         git = prov.get("git", {})
@@ -109,9 +110,9 @@ def results_page(studies: Sequence[tuple[str, Path]], rows_for: Callable[[Mappin
             f"seed {params['study']['seed']}); code commit `{commit}`{dirty}; "
             f"finished {prov.get('finished') or 'unknown'} on {prov.get('device', {}).get('name', 'unknown')}.",
             "",
-            results.tables(metrics, rows_for(params)),
+            results.tables(metrics, rows_for(params.study, params.classify)),
             "",
-            results.resolution(metrics, params),
+            results.resolution(metrics, params.study, params.classify),
             "",
         ]
     return "\n".join(lines)
@@ -169,7 +170,7 @@ def write_source(
     intro: Path,
     config_template: Path | None,
     title: str | None,
-    rows_for: Callable[[Mapping], list],
+    rows_for: Callable[[StudyParams, ClassifyParams], list],
 ) -> None:
     """Write the whole book source folder `source` (wiped first; it must be ours or absent)."""
     notebooks = [completed_notebooks(run_dir) for _, run_dir in studies]  # every run is checked before any write

@@ -14,10 +14,11 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from ..runs import atomic
+from ..schema import ClassifyParams, StudyParams
 from .assemble import BookError, write_source
 from .results import headline_rows
 
@@ -50,14 +51,14 @@ def build_book(
     warnings_as_errors: bool = False,
     templates: str | Path | None = None,
     title: str | None = None,
-    rows: Callable[[Mapping], list] = headline_rows,
+    rows: Callable[[StudyParams, ClassifyParams], list] = headline_rows,
     quiet: bool = True,
 ) -> Path:
     """Build the book from (study title, run folder) pairs; returns `<out>/_build/html`.
 
     `scan_pages`: markdown files of scan summaries (their local figures are copied with them).
     `templates`: the folder holding intro.md and config.yml (default: `out`, else the repo's book/).
-    `rows`: params -> [(label, key, err_key)], the results-page rows (default `headline_rows`).
+    `rows`: (study, classify sections) -> [(label, key, err_key)], the results-page rows (default `headline_rows`).
     """
     out = Path(out)
     studies = [(str(t), Path(d)) for t, d in run_dirs]

@@ -1,6 +1,6 @@
 """The results page: headline numbers of each run, read from its metrics.json, the four models side by side.
 
-`headline_rows(params)` is the one list of what the page shows: (label, key, uncertainty key). A key
+`headline_rows(study, classify)` is the one list of what the page shows: (label, key, uncertainty key). A key
 holding `{variant}` is shown once per column of `COMPARE`; other keys get one value column. Rows whose
 keys a run did not record are left out. Every number and table goes through the book's one formatter
 (`formatting`: `seed_mean`, `markdown_table`), as in the chapters; a seed mean carries its seed spread, and a
@@ -13,8 +13,8 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 
-from ..config import get_dotted
 from ..formatting import DASH, fmt, markdown_table, seed_mean
+from ..schema import ClassifyParams, StudyParams
 from ..study import names
 
 Row = tuple[str, str, "str | None"]
@@ -43,12 +43,13 @@ def _flavour_rows(task: str) -> list[Row]:
     ]
 
 
-def headline_rows(params: Mapping) -> list[Row]:
-    """What the results page shows for a run with these params; extend here (keys: metric_keys.py)."""
-    task = get_dotted(params, "classify.task") or ("flavour" if params["study"]["kind"] == "jets" else "signal")
+def headline_rows(study: StudyParams, classify: ClassifyParams) -> list[Row]:
+    """What the results page shows for a run with these study and classify sections; extend here (keys:
+    metric_keys.py)."""
+    task = classify.task or ("flavour" if study.kind == "jets" else "signal")
     c = f"classify.{task}.{{variant}}"
     rows: list[Row] = []
-    if params["study"]["kind"] == "jets":
+    if study.kind == "jets":
         rows += _flavour_rows(task)
         rows += [
             (
@@ -92,7 +93,7 @@ def headline_rows(params: Mapping) -> list[Row]:
             ("m4l peak shift [GeV]", "tokenizer.leptons.m4l.peak_shift_gev", None),
             ("m_ll (Z candidate) resolution [GeV]", "tokenizer.leptons.mll.residual_sigma68_gev", None),
         ]
-        for t in get_dotted(params, "classify.leakage_tasks") or [task]:
+        for t in classify.leakage_tasks or [task]:
             rows += [
                 (
                     f"Leakage, {names.task(t)}: multiplicities only (AUC)",
@@ -106,7 +107,7 @@ def headline_rows(params: Mapping) -> list[Row]:
                 ),
                 (f"Leakage, {names.task(t)}: share event shape explains", f"leakage.{t}.shape_fraction", None),
             ]
-        for t in get_dotted(params, "classify.also") or []:
+        for t in classify.also or []:
             rows += [
                 (f"{names.task(t)}: AUC", f"classify.{t}.{{variant}}.auc", f"classify.{t}.{{variant}}.auc_err"),
                 (
@@ -194,13 +195,13 @@ def _keys_note(keys: Sequence[str], what: str = "") -> str:
     return f"<small>{what + '. ' if what else ''}metrics.json keys, row by row: {shown}.</small>"
 
 
-def resolution(metrics: Mapping, params: Mapping) -> str:
+def resolution(metrics: Mapping, study: StudyParams, classify: ClassifyParams) -> str:
     """What this CPU-scale run can resolve, from its own numbers: the test-sample size behind the headline figure of
     merit, its relative test-sample and seed uncertainties, and the smallest difference that would count as real."""
     from ..metrics import SIGNIFICANCE_THRESHOLD
 
-    task = get_dotted(params, "classify.task")
-    flavour = params["study"]["kind"] == "jets"
+    task = classify.task
+    flavour = study.kind == "jets"
     stat = "light_rejection_at_77" if flavour else "auc"
     rows = []
     for variant in ("tokens", "raw"):

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import ConfigError, InputFileError
+from ..schema import ClassifyParams
 from ..vocabulary import Vocabulary
 
 WEIGHTINGS = ("cross_section", "none")
@@ -58,10 +59,10 @@ class Task:
         return self.n_classes == 2
 
     @classmethod
-    def from_params(cls, params: Mapping, name: str | None = None) -> Task:
-        c = params["classify"]
-        name = name or c["task"]
-        tasks = c["tasks"]
+    def from_params(cls, classify: ClassifyParams, name: str | None = None) -> Task:
+        """The task `classify.tasks.<name>` (default: `classify.task`)."""
+        name = name or classify.task
+        tasks = classify.tasks
         if name not in tasks:
             raise ConfigError(
                 f"classify.task {name!r} is not defined; classify.tasks has: {', '.join(tasks) or '(none)'}"

@@ -5,13 +5,45 @@ A run folder holds `params.yaml` (fully resolved), `notebooks/NN_name.ipynb` (ex
 (per-chapter completion) and `logs/run.log` (what the chapters wrote to stderr). Chapters open it with
 `open_run`; `execute` runs the chapters.
 """
+
 from .chapters import Chapter, Status, discover, input_hashes, library_fingerprint
 from .execute import ChapterError, execute, register
-from .folder import (METRICS, PARAMS, PROVENANCE, STATUS, Run, RunError, default_run_dir, flatten,
-                     interactive_run_dir, open_run)
+from .folder import (
+    METRICS,
+    PARAMS,
+    PROVENANCE,
+    STATUS,
+    Run,
+    RunError,
+    default_run_dir,
+    flatten,
+    interactive_run_dir,
+    open_run,
+)
 from .provenance import file_checksums, git_state
 from .stage import Stage, inputs_hash
 
-__all__ = ["open_run", "Run", "execute", "ChapterError", "RunError", "Stage", "inputs_hash", "Chapter", "Status",
-           "discover", "input_hashes", "library_fingerprint", "file_checksums", "git_state", "default_run_dir",
-           "interactive_run_dir", "flatten", "register", "PARAMS", "METRICS", "PROVENANCE", "STATUS"]
+__all__ = [
+    "open_run",
+    "Run",
+    "execute",
+    "ChapterError",
+    "RunError",
+    "Stage",
+    "inputs_hash",
+    "Chapter",
+    "Status",
+    "discover",
+    "input_hashes",
+    "library_fingerprint",
+    "file_checksums",
+    "git_state",
+    "default_run_dir",
+    "interactive_run_dir",
+    "flatten",
+    "register",
+    "PARAMS",
+    "METRICS",
+    "PROVENANCE",
+    "STATUS",
+]

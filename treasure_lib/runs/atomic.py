@@ -4,6 +4,7 @@ Everything the run folder holds is written to a hidden temporary name in the sam
 renamed into place (`os.replace` is atomic on one file system), so an interrupted write leaves
 the previous file or nothing, never a truncated one.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -11,9 +12,9 @@ import json
 import math
 import os
 import shutil
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 
 def temp_name(path: str | Path, tag: str = "tmp") -> Path:

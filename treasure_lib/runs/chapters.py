@@ -7,13 +7,14 @@ of the earlier ones). `status.json` in the run folder records, per chapter, its 
 (running / complete / failed), that inputs hash and the sha256 of the executed notebook it wrote: a chapter is
 complete only while that notebook is still the one its run wrote.
 """
+
 from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Mapping
 
 from .. import __version__
 from ..hashing import canonical_json, file_sha256, text_sha256, tree_sha256, tree_stamp
@@ -26,8 +27,8 @@ CHAPTER_RE = re.compile(r"^(\d+)_[A-Za-z0-9_\-]+\.py$")
 
 @dataclass(frozen=True)
 class Chapter:
-    name: str       # "01_data"
-    source: Path    # notebooks/01_data.py
+    name: str  # "01_data"
+    source: Path  # notebooks/01_data.py
 
     @property
     def source_sha256(self) -> str:
@@ -56,7 +57,9 @@ def select(chapters: list[Chapter], names: Iterable[str] | None) -> list[Chapter
         match = [c for c in chapters if c.name == stem or c.name.split("_", 1)[0] == stem]
         if len(match) != 1:
             known = ", ".join(c.name for c in chapters)
-            raise RunError(f"chapter {name!r}: {'no' if not match else 'more than one'} chapter matches; known: {known}")
+            raise RunError(
+                f"chapter {name!r}: {'no' if not match else 'more than one'} chapter matches; known: {known}"
+            )
         wanted.append(match[0])
     return [c for c in chapters if c in wanted]
 
@@ -71,14 +74,15 @@ def library_fingerprint(lib_dir: Path = LIB_DIR) -> dict:
     return {"version": __version__, "source_sha256": _lib_hash(lib_dir, tree_stamp(lib_dir, "*.py"))}
 
 
-def input_hashes(chapters: list[Chapter], params: Mapping) -> dict[str, str]:
-    """{chapter name: sha256 of its inputs}, each chained to the chapter before it.
+def input_hashes(chapters: list[Chapter], resolved: Mapping) -> dict[str, str]:
+    """{chapter name: sha256 of its inputs}, each chained to the chapter before it: the whole resolved params set
+    (`Params.to_dict()`, hashed by `params_hash`), the chapter's source, the library.
 
     Package versions (torch, numpy, ...) count too: a new torch re-runs the chapters.
     """
     lib = library_fingerprint()
     versions = canonical_json(package_versions())
-    base = f"{params_hash(params)}|{lib['version']}|{lib['source_sha256']}|{versions}"
+    base = f"{params_hash(resolved)}|{lib['version']}|{lib['source_sha256']}|{versions}"
     out, previous = {}, ""
     for chapter in chapters:
         previous = text_sha256(f"{base}|{chapter.source_sha256}|{previous}")
@@ -103,8 +107,12 @@ class Status:
     def is_complete(self, name: str, inputs_sha256: str, notebook: Path) -> bool:
         """Recorded complete with these inputs, and the executed notebook is still the one that run wrote."""
         entry = self.get(name)
-        return (entry.get("state") == "complete" and entry.get("inputs_sha256") == inputs_sha256 and notebook.is_file()
-                and entry.get("notebook_sha256") == file_sha256(notebook))
+        return (
+            entry.get("state") == "complete"
+            and entry.get("inputs_sha256") == inputs_sha256
+            and notebook.is_file()
+            and entry.get("notebook_sha256") == file_sha256(notebook)
+        )
 
     def set(self, name: str, **fields) -> None:
         entry = self.data["chapters"].setdefault(name, {})

@@ -14,19 +14,27 @@ Syntax trees, not bytes: an edited comment or blank line changes nothing, an edi
 Everything is read from the files, never from what this process imported, so a classifier worker and its parent
 compute the same hash, and a copy of the package (`lib_dir`) can be hashed beside the installed one.
 """
+
 from __future__ import annotations
 
 import ast
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from ..hashing import parts_sha256, tree_stamp
 
 PACKAGE = "treasure_lib"
 LIB_DIR = Path(__file__).resolve().parents[1]
 #: Modules (and packages) whose code never shapes a stage's result.
-PLUMBING = ("treasure_lib.runs", "treasure_lib.errors", "treasure_lib.progress", "treasure_lib.quiet",
-            "treasure_lib.schema", "treasure_lib.book", "treasure_lib.scan")
+PLUMBING = (
+    "treasure_lib.runs",
+    "treasure_lib.errors",
+    "treasure_lib.progress",
+    "treasure_lib.quiet",
+    "treasure_lib.schema",
+    "treasure_lib.book",
+    "treasure_lib.scan",
+)
 
 #: Packages followed function by function (the study layer imports every other part lazily, inside the function that
 #: needs it); every other module counts whole.
@@ -153,8 +161,10 @@ def _function_parts(lib: _Library, module: str, name: str, stop: set[tuple[str, 
             continue
         node = top[current]
         parts[(mod, current)] = ast.dump(node)
-        bound = {**_bindings(lib, mod, [n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))]),
-                 **_bindings(lib, mod, [node])}
+        bound = {
+            **_bindings(lib, mod, [n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))]),
+            **_bindings(lib, mod, [node]),
+        }
 
         def follow(target: str, attr: str | None) -> None:
             if attr is not None and (target, attr) in stop:
@@ -166,8 +176,13 @@ def _function_parts(lib: _Library, module: str, name: str, stop: set[tuple[str, 
 
         via_attribute = set()
         for sub in ast.walk(node):
-            if isinstance(sub, ast.Attribute) and isinstance(sub.value, ast.Name) and sub.value.id in bound \
-                    and bound[sub.value.id][1] is None and _function_level(bound[sub.value.id][0]):
+            if (
+                isinstance(sub, ast.Attribute)
+                and isinstance(sub.value, ast.Name)
+                and sub.value.id in bound
+                and bound[sub.value.id][1] is None
+                and _function_level(bound[sub.value.id][0])
+            ):
                 via_attribute.add(id(sub.value))  # `stages.tokens`: the function, not the whole module
                 follow(bound[sub.value.id][0], sub.attr)
         for sub in ast.walk(node):

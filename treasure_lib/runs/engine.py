@@ -11,10 +11,11 @@ engine wraps the two for one execution, so nothing global changes:
 after the cell's outputs are complete (a failing cell included). An exception raised by a hook is not the
 chapter's failure: it is dropped.
 """
+
 from __future__ import annotations
 
 import functools
-from typing import Callable
+from collections.abc import Callable
 
 NAME = "treasure"
 
@@ -37,8 +38,9 @@ def engine_name() -> str:
 
     class CellHooks(NBClientEngine):
         @classmethod
-        def execute_managed_notebook(cls, nb_man, kernel_name, on_cell_start: Hook | None = None,
-                                     on_cell_complete: Hook | None = None, **kwargs):
+        def execute_managed_notebook(
+            cls, nb_man, kernel_name, on_cell_start: Hook | None = None, on_cell_complete: Hook | None = None, **kwargs
+        ):
             start, complete = nb_man.cell_start, nb_man.cell_complete
 
             def cell_start(cell, cell_index=None, **kw):

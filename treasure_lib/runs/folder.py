@@ -9,12 +9,14 @@ defaults (`params/default.yaml`, `runs/jets/default`) make the same call work by
 without a `run_dir` open a folder of their own (`runs/<kind>/<name>-<hash of the overrides>`), so exploring never
 rewrites the params of the run `make book` filled nor moves its metrics aside.
 """
+
 from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from .. import config
 from ..errors import TreasureError
@@ -64,7 +66,6 @@ class Run:
         for folder in (self.figures, self.artifacts, self.dir / "notebooks"):
             folder.mkdir(parents=True, exist_ok=True)
 
-
     def adopt_params(self) -> bool:
         """Make `params.yaml` hold this run's params; returns True if it changed.
 
@@ -87,8 +88,10 @@ class Run:
             return False
         if old is not None:
             changed = sorted(set(_diff(old, self.params.to_dict())))
-            print(f"{path}: params changed ({', '.join(changed[:8])}{' ...' if len(changed) > 8 else ''}); "
-                  f"earlier metrics moved to {METRICS.replace('.json', '.previous.json')}")
+            print(
+                f"{path}: params changed ({', '.join(changed[:8])}{' ...' if len(changed) > 8 else ''}); "
+                f"earlier metrics moved to {METRICS.replace('.json', '.previous.json')}"
+            )
             for name in (METRICS, STATUS):  # the numbers and the chapters' completion belonged to the old params
                 if (self.dir / name).is_file():
                     os.replace(self.dir / name, self.dir / name.replace(".json", ".previous.json"))
@@ -169,8 +172,14 @@ class Run:
         """A reusable artifact `artifacts/<name>`, rebuilt only when `inputs` change or what it holds no longer
         verifies (see `Stage`); built under the run folder's lock. `content(path)`: what the result is for the
         stages built from it (default: every file's sha256)."""
-        return Stage(self.artifacts, name, inputs, shared=self.params["study"].get("shared_artifacts"),
-                     content=content, guard=lambda: self.writing(f"building stage {name}"))
+        return Stage(
+            self.artifacts,
+            name,
+            inputs,
+            shared=self.params["study"].get("shared_artifacts"),
+            content=content,
+            guard=lambda: self.writing(f"building stage {name}"),
+        )
 
     def provenance(self) -> dict:
         return atomic.read_json(self.dir / PROVENANCE, {})
@@ -210,9 +219,11 @@ def _check_params(run: Run, what: str) -> None:
         seen = (stamp, provenance.params_hash(config.read_yaml(path)))
         _PARAMS_SEEN[str(path)] = seen
     if seen[1] != provenance.params_hash(run.params):
-        raise RunError(f"{path} now holds other params than this run was opened with (another open_run or "
-                       f"`treasure run` changed them); {what} would mix results of two sets of params: open the "
-                       f"run again")
+        raise RunError(
+            f"{path} now holds other params than this run was opened with (another open_run or "
+            f"`treasure run` changed them); {what} would mix results of two sets of params: open the "
+            f"run again"
+        )
 
 
 def _diff(a: Any, b: Any, prefix: str = "") -> Iterable[str]:
@@ -244,8 +255,9 @@ def interactive_run_dir(study: StudyParams, overrides: Iterable[str] = ()) -> Pa
     return base.with_name(f"{base.name}-{digest}")
 
 
-def open_run(params_file: str | Path = "params/default.yaml", run_dir: str | Path | None = None,
-             overrides: Iterable[str] = ()) -> Run:
+def open_run(
+    params_file: str | Path = "params/default.yaml", run_dir: str | Path | None = None, overrides: Iterable[str] = ()
+) -> Run:
     """Open (creating if needed) the run folder a chapter writes into.
 
     Resolves `params_file` + dotted `overrides` (treasure_lib.config.load) and records them as
@@ -269,7 +281,9 @@ def open_run(params_file: str | Path = "params/default.yaml", run_dir: str | Pat
     else:
         run_dir = interactive_run_dir(params.study, overrides)
         if overrides:
-            print(f"run folder: {run_dir} (overrides without a run_dir; {default_run_dir(params.study)} is left as it is)")
+            print(
+                f"run folder: {run_dir} (overrides without a run_dir; {default_run_dir(params.study)} is left as it is)"
+            )
     run = Run(run_dir, params)
     run.adopt_params()  # under the run folder's lock: refused while another process writes it
     if not (run_dir / PROVENANCE).is_file():

@@ -9,6 +9,7 @@ kernel and the workers it spawns); a thread of the runner reads it twice a secon
 callback prints nothing, so nothing of it reaches a notebook or the book. Off a terminal (a pipe, CI's log) no line
 is drawn: the runner's own messages are all there is.
 """
+
 from __future__ import annotations
 
 import json
@@ -92,7 +93,7 @@ class StatusLine:
         self.file: Path | None = None
 
     # the context: the file the kernel reports to, and the drawing thread ------------------------------------
-    def __enter__(self) -> "StatusLine":
+    def __enter__(self) -> StatusLine:
         fd, name = tempfile.mkstemp(prefix="treasure-live-", suffix=".json")
         os.close(fd)
         self.file = Path(name)

@@ -7,14 +7,15 @@ holder starts (the chapter kernels of `treasure run`, classifier workers, torchr
 holder names its folders in the environment variable `TREASURE_RUN_LOCKS`, which they inherit. Within one process the
 lock is re-entrant (a stage built inside `treasure run`'s own process holds it already).
 """
+
 from __future__ import annotations
 
 import contextlib
 import json
 import os
 import socket
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import filelock
 
@@ -51,8 +52,10 @@ def holder(run_dir: str | Path) -> str:
         info = json.loads((Path(run_dir) / HOLDER_FILE).read_text())
     except (OSError, ValueError):
         return ""
-    return (f"{info.get('what', '?')} (pid {info.get('pid', '?')} on {info.get('host', '?')}, "
-            f"since {info.get('since', '?')})")
+    return (
+        f"{info.get('what', '?')} (pid {info.get('pid', '?')} on {info.get('host', '?')}, "
+        f"since {info.get('since', '?')})"
+    )
 
 
 @contextlib.contextmanager
@@ -78,8 +81,10 @@ def writing(run_dir: str | Path, what: str, wait_s: float = 0.0) -> Iterator[Non
         lock.acquire(timeout=wait_s)
     except filelock.Timeout:
         by = holder(folder) or "another process"
-        raise RunBusy(f"{folder}: {by} is writing this run folder, so {what} cannot; wait for it to finish "
-                      f"or use another run folder") from None
+        raise RunBusy(
+            f"{folder}: {by} is writing this run folder, so {what} cannot; wait for it to finish "
+            f"or use another run folder"
+        ) from None
     _HELD[key] = 1
     before = os.environ.get(ENV)
     os.environ[ENV] = os.pathsep.join([*_inherited(), key])
@@ -100,5 +105,6 @@ def _record(folder: Path, what: str) -> None:
     from . import atomic
     from .provenance import now
 
-    atomic.write_json(folder / HOLDER_FILE, {"what": what, "pid": os.getpid(), "host": socket.gethostname(),
-                                             "since": now()})
+    atomic.write_json(
+        folder / HOLDER_FILE, {"what": what, "pid": os.getpid(), "host": socket.gethostname(), "since": now()}
+    )

@@ -5,10 +5,11 @@ size, modification time and sha256. Verifying stats every file and reads only th
 a card rewritten by another command, a truncated token file or a file added or removed since the build is found
 without hashing gigabytes of untouched Parquet. Renames keep modification times, so a build verifies as built.
 """
+
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Iterator, Mapping
 
 from ..hashing import file_sha256
 

@@ -4,6 +4,7 @@
 (path, size, mtime) in a user cache (`$TREASURE_CACHE_DIR`, else `$XDG_CACHE_HOME/treasure`, else
 `~/.cache/treasure`): data files can be many GB and rarely change between runs.
 """
+
 from __future__ import annotations
 
 import datetime as _dt
@@ -13,18 +14,34 @@ import platform
 import socket
 import subprocess
 import sys
+from collections.abc import Iterable, Mapping
 from importlib import metadata
 from pathlib import Path
-from typing import Iterable, Mapping
 
-from ..hashing import file_sha256, json_sha256
 from ..config import get_dotted
+from ..hashing import file_sha256, json_sha256
 from . import atomic
 
 #: Distributions whose versions every provenance records (missing ones are written as null).
-PACKAGES = ("treasure-lib", "torch", "numpy", "lightning", "vector-quantize-pytorch", "h5py", "pyarrow",
-            "awkward", "faiss-cpu", "scikit-learn", "scipy", "matplotlib", "pythia8mc", "fastjet",
-            "papermill", "jupytext", "jupyter-book")
+PACKAGES = (
+    "treasure-lib",
+    "torch",
+    "numpy",
+    "lightning",
+    "vector-quantize-pytorch",
+    "h5py",
+    "pyarrow",
+    "awkward",
+    "faiss-cpu",
+    "scikit-learn",
+    "scipy",
+    "matplotlib",
+    "pythia8mc",
+    "fastjet",
+    "papermill",
+    "jupytext",
+    "jupyter-book",
+)
 
 #: Parameters that seed random numbers.
 SEED_KEYS = ("study.seed", "generate.seed", "data.split.salt")
@@ -39,9 +56,12 @@ def now() -> str:
 
 def git_state(path: str | Path = LIB_DIR) -> dict:
     """{"commit", "dirty"} of the git work tree holding `path`; "unknown" outside git (or without git)."""
+
     def git(*args: str) -> str:
-        return subprocess.run(["git", "-C", str(path), *args], capture_output=True, text=True, check=True,
-                              timeout=30).stdout.strip()
+        return subprocess.run(
+            ["git", "-C", str(path), *args], capture_output=True, text=True, check=True, timeout=30
+        ).stdout.strip()
+
     try:
         commit = git("rev-parse", "HEAD")
         dirty = bool(git("status", "--porcelain"))
@@ -68,8 +88,13 @@ def device() -> dict:
     except ImportError:
         return info
     if torch.cuda.is_available():
-        info = {"type": "cuda", "name": torch.cuda.get_device_name(0), "count": torch.cuda.device_count(),
-                "cuda": torch.version.cuda, "cpu_count": os.cpu_count()}
+        info = {
+            "type": "cuda",
+            "name": torch.cuda.get_device_name(0),
+            "count": torch.cuda.device_count(),
+            "cuda": torch.version.cuda,
+            "cpu_count": os.cpu_count(),
+        }
     return info
 
 
@@ -111,20 +136,25 @@ def file_checksums(paths: Iterable[str | Path], cache_file: str | Path | None = 
     return out
 
 
-def data_files(params: Mapping) -> list[Path]:
-    """The files `data.files` names (globs expanded, relative to the working directory), sorted, unique."""
+def data_files(patterns: Iterable[str]) -> list[Path]:
+    """The files the patterns of `data.files` name (globs expanded, relative to the working directory), sorted,
+    unique."""
     found: set[Path] = set()
-    for pattern in get_dotted(params, "data.files", []) or []:
+    for pattern in patterns:
         matches = glob.glob(os.path.expanduser(pattern), recursive=True)
         found.update(Path(m) for m in matches if Path(m).is_file())
     return sorted(found)
 
 
-def input_checksums(params: Mapping) -> dict:
-    files = data_files(params)
+def input_checksums(patterns: Iterable[str]) -> dict:
+    """The input files `data.files` names (`patterns`), with their sizes and sha256."""
+    patterns = list(patterns)
+    files = data_files(patterns)
     sums = file_checksums(files)
-    return {"patterns": list(get_dotted(params, "data.files", []) or []),
-            "files": [{"path": str(p), "size": p.stat().st_size, "sha256": sums[str(p)]} for p in files]}
+    return {
+        "patterns": patterns,
+        "files": [{"path": str(p), "size": p.stat().st_size, "sha256": sums[str(p)]} for p in files],
+    }
 
 
 def _numbers_as_equal(value):
@@ -138,22 +168,24 @@ def _numbers_as_equal(value):
     return value
 
 
-def params_hash(params: Mapping) -> str:
-    """sha256 of the resolved params as canonical JSON."""
-    return json_sha256(_numbers_as_equal(atomic.jsonable(dict(params))))
+def params_hash(resolved: Mapping) -> str:
+    """sha256 of the whole resolved params set, the plain data `Params.to_dict()` gives and params.yaml holds (a
+    `Params` hashes the same), as canonical JSON: the params' identity."""
+    return json_sha256(_numbers_as_equal(atomic.jsonable(dict(resolved))))
 
 
-def collect(params: Mapping, mode: str, started: str | None = None) -> dict:
-    """Everything provenance.json records except the end time (see DESIGN.md, run folder)."""
+def collect(resolved: Mapping, mode: str, started: str | None = None) -> dict:
+    """Everything provenance.json records except the end time (see DESIGN.md, run folder), from the whole resolved
+    params set (`Params.to_dict()`; a `Params` gives the same): its seeds, its hash and its input files."""
     return {
         "mode": mode,
         "started": started or now(),
         "finished": None,
         "git": git_state(),
         "versions": package_versions(),
-        "seeds": {key: get_dotted(params, key) for key in SEED_KEYS},
-        "params_sha256": params_hash(params),
-        "inputs": input_checksums(params),
+        "seeds": {key: get_dotted(resolved, key) for key in SEED_KEYS},
+        "params_sha256": params_hash(resolved),
+        "inputs": input_checksums(get_dotted(resolved, "data.files", []) or []),
         "device": device(),
         "hostname": socket.gethostname(),
         "platform": platform.platform(),

@@ -5,12 +5,13 @@ and `treasure run` copies every cell's stderr here as the cell finishes (and sho
 chapter and cell it came from. The file is appended to, run after run, with a header per `treasure run`; a
 failing cell's traceback is written too. Lightning's routine notes never get this far (`treasure_lib.quiet`).
 """
+
 from __future__ import annotations
 
 import re
 import time
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 LOG = Path("logs") / "run.log"
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")

@@ -29,6 +29,7 @@ into `<shared>/<name>-<hash>` and every run links its `artifacts/<name>` there (
 symlink). The decorator form holds a lock on the shared entry while it checks and builds, so two
 runs in parallel wait for one build instead of doing it twice.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -38,8 +39,10 @@ import os
 import socket
 import time
 import uuid
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Any, Callable, ContextManager, Iterator, Mapping
+from typing import Any
 
 from ..hashing import json_sha256
 from . import atomic, manifest
@@ -74,8 +77,8 @@ def inputs_hash(inputs: Mapping[str, Any]) -> str:
 
 
 SHARED_HASH_CHARS = 16  # of the inputs hash in a shared entry's name
-PUBLISH_WAIT_S = 120     # how long to wait for the record of an entry another process has just published
-PARTIAL = "partial"      # `.<name>.partial-<host>-<id>`: a build in progress (or abandoned by a killed one)
+PUBLISH_WAIT_S = 120  # how long to wait for the record of an entry another process has just published
+PARTIAL = "partial"  # `.<name>.partial-<host>-<id>`: a build in progress (or abandoned by a killed one)
 NEVER_BUILT, INPUTS_CHANGED = "never built", "its inputs changed"
 
 
@@ -119,9 +122,16 @@ class Stage:
     done only while its files still verify: a card or token file changed by hand or by another command is rebuilt.
     `guard()` is held while checking and building (the run folder's lock)."""
 
-    def __init__(self, folder: str | Path, name: str, inputs: Mapping[str, Any], shared: str | Path | None = None, *,
-                 content: Callable[[Path], Any] | None = None,
-                 guard: Callable[[], ContextManager] | None = None):
+    def __init__(
+        self,
+        folder: str | Path,
+        name: str,
+        inputs: Mapping[str, Any],
+        shared: str | Path | None = None,
+        *,
+        content: Callable[[Path], Any] | None = None,
+        guard: Callable[[], AbstractContextManager] | None = None,
+    ):
         if not name or "/" in name or name.startswith("."):
             raise ValueError(f"stage name {name!r}: expected a plain file or folder name")
         self.name = name
@@ -179,8 +189,11 @@ class Stage:
         if self.shared is None:
             return
         path = self.shared_path
-        if (path.exists() or path.is_symlink()) and not self.shared_done \
-                and time.time() - path.lstat().st_mtime > PUBLISH_WAIT_S:
+        if (
+            (path.exists() or path.is_symlink())
+            and not self.shared_done
+            and time.time() - path.lstat().st_mtime > PUBLISH_WAIT_S
+        ):
             self.shared_record.unlink(missing_ok=True)
             atomic.remove_path(path)
 
@@ -197,21 +210,30 @@ class Stage:
                 time.sleep(1.0)
                 waited += 1.0
             if not self.shared_done:
-                raise StageError(f"{self.shared_path} exists without a complete record after {PUBLISH_WAIT_S} s "
-                                 f"(an interrupted build?); remove it to rebuild") from None
+                raise StageError(
+                    f"{self.shared_path} exists without a complete record after {PUBLISH_WAIT_S} s "
+                    f"(an interrupted build?); remove it to rebuild"
+                ) from None
             return
         atomic.write_json(self.shared_record, record)
 
     def _record(self, tmp: Path, start: float) -> dict:
         """The record of a finished build at `tmp` (its files keep their times when renamed into place)."""
         files = manifest.manifest(tmp)
-        return {"name": self.name, "inputs_sha256": self.hash, "inputs": self.inputs, "built": _now(),
-                "seconds": round(time.perf_counter() - start, 3),
-                "content_sha256": content_digest(tmp, self.content, files), "files": files}
+        return {
+            "name": self.name,
+            "inputs_sha256": self.hash,
+            "inputs": self.inputs,
+            "built": _now(),
+            "seconds": round(time.perf_counter() - start, 3),
+            "content_sha256": content_digest(tmp, self.content, files),
+            "files": files,
+        }
 
     @contextlib.contextmanager
     def build(self) -> Iterator[Path]:
-        """Yield a temporary path to write the artifact at; on success it replaces `path` (or becomes the shared entry)."""
+        """Yield a temporary path to write the artifact at; on success it replaces `path` (or becomes the shared
+        entry)."""
         with self.guard():
             target = self.shared_path if self.shared is not None else self.path
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -245,8 +267,10 @@ class Stage:
         except OSError as exc:
             if exc.errno not in (errno.ENOLCK, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL):
                 raise
-            raise StageError(f"cannot lock {lock} ({exc.strerror}): study.shared_artifacts needs a file system with "
-                             f"flock across nodes (Lustre: mount with -o flock; NFSv4), or a folder per machine") from None
+            raise StageError(
+                f"cannot lock {lock} ({exc.strerror}): study.shared_artifacts needs a file system with "
+                f"flock across nodes (Lustre: mount with -o flock; NFSv4), or a folder per machine"
+            ) from None
         try:
             yield
         finally:

@@ -7,9 +7,11 @@ or into a folder of its own; never silently into a folder a stage owns.
   with the stages it needs. A later `treasure run` with other params sees the stage's inputs differ and rebuilds it.
 - With an output location (`tokenizer.output_dir=...`, `export.output_dir=...`, ...) or under a launcher (torchrun,
   srun: every rank runs the command), a step writes where the params say (under the run folder's lock when that
-  lies inside it), and its numbers go beside its outputs, never into a run's metrics.json. A location that is a stage's folder (it has a `<folder>.stage.json` record) is
-  refused with one line: writing there would change what the stage built behind its record.
+  lies inside it), and its numbers go beside its outputs, never into a run's metrics.json. A location that is a
+  stage's folder (it has a `<folder>.stage.json` record) is refused with one line: writing there would change
+  what the stage built behind its record.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -53,9 +55,11 @@ def refuse_stage_folder(key: str, path: str | Path) -> None:
     """One line when a step would write into a folder a stage owns."""
     owner = stage_owning(path)
     if owner is not None:
-        raise ConfigError(f"{key}={path}: {owner} is a stage's folder (recorded in {owner.name}.stage.json); a direct "
-                          f"command would change what it holds behind its record. Leave the output locations unset to "
-                          f"build the run's stage, or give a folder of its own")
+        raise ConfigError(
+            f"{key}={path}: {owner} is a stage's folder (recorded in {owner.name}.stage.json); a direct "
+            f"command would change what it holds behind its record. Leave the output locations unset to "
+            f"build the run's stage, or give a folder of its own"
+        )
 
 
 def direct(command: str, key: str, path: str | Path, run_dir: Path):

@@ -30,7 +30,7 @@ def _cmd(args) -> int:
         if args.executor == "local" and getattr(args, "passthrough", []):
             raise ConfigError("arguments after `--` are for snakemake: use --executor snakemake")
         if not args.dry_run:  # the points' input files (the default samples are generated when missing)
-            first = expand(scan)[0].params
+            first = expand(scan)[0].resolved
             ensure_samples(first.study, first.data, first.generate)
         if args.executor == "local":
             outcome = run_local(scan, jobs=args.jobs or 1, retry_failed=args.retry_failed)

@@ -31,6 +31,7 @@ from ..errors import ConfigError
 from ..formatting import fmt, markdown_table, seed_mean
 from ..metrics.paired import PairedBootstrap, difference_sentence, paired_bootstrap, significance
 from ..runs import atomic
+from ..schema import ClassifyParams, TokenizerParams
 from .points import Point, expand
 
 COLLECTION = "tracks"
@@ -56,13 +57,13 @@ NUMBERS = (
 JET_RESPONSE = "jet pT IQR/median"
 
 
-def kind_of(params: Mapping) -> str:
-    """The kind of a point: raw features, or its tracks tokenizer (kind, quantizer, encoder)."""
+def kind_of(classify: ClassifyParams, tokenizer: TokenizerParams) -> str:
+    """The kind of a point: raw features (`classify.inputs`), or its tracks tokenizer (kind, quantizer, encoder)."""
     from ..tokenizers.train import collection_params
 
-    if params["classify"]["inputs"] == "features":
+    if classify.inputs == "features":
         return RAW
-    t = collection_params(params["tokenizer"], COLLECTION)
+    t = collection_params(tokenizer, COLLECTION)
     if t["kind"] == "kmeans":
         return "residual k-means"
     if t["kind"] == "binning":
@@ -103,7 +104,8 @@ class Entry:
         from ..training import metrics_prefix
 
         return [
-            float(m.get(f"{metrics_prefix(p.params)}.{short}", math.nan)) for p, m in zip(self.points, self.metrics)
+            float(m.get(f"{metrics_prefix(p.resolved.classify)}.{short}", math.nan))
+            for p, m in zip(self.points, self.metrics)
         ]
 
     @property
@@ -112,7 +114,7 @@ class Entry:
         return bool(self.points) and all(v == 1.0 for v in self.classifier("converged"))
 
 
-def _bits(params: Mapping, metrics: Mapping) -> float:
+def _bits(metrics: Mapping) -> float:
     key = f"tokenizer.{COLLECTION}.bits_per_object"
     if isinstance(metrics.get(key), (int, float)):
         return float(metrics[key])
@@ -124,26 +126,23 @@ def _bits(params: Mapping, metrics: Mapping) -> float:
 
 def entries(points: Sequence[Point], states: Mapping[str, str]) -> list[Entry]:
     """The complete points grouped by kind and bits per track, seeds in order; raw features last."""
+    from ..training import training_seed
+
     found: dict[tuple, Entry] = {}
     for p in points:
         if states.get(p.id) != "complete":
             continue
         metrics = atomic.read_json(p.dir / "metrics.json", {}) or {}
-        kind = kind_of(p.params)
-        bits = math.inf if kind == RAW else _bits(p.params, metrics)
+        kind = kind_of(p.resolved.classify, p.resolved.tokenizer)
+        bits = math.inf if kind == RAW else _bits(metrics)
         entry = found.setdefault((kind, bits), Entry(kind, bits))
         entry.points.append(p)
         entry.metrics.append(metrics)
     for e in found.values():
-        order = np.argsort([_seed(p.params) for p in e.points], kind="stable")
+        order = np.argsort([training_seed(p.resolved.study, p.resolved.classify) for p in e.points], kind="stable")
         e.points = [e.points[i] for i in order]
         e.metrics = [e.metrics[i] for i in order]
     return sorted(found.values(), key=lambda e: (e.bits, _order(e.kind)))
-
-
-def _seed(params: Mapping) -> int:
-    c = params["classify"]
-    return int(c["seed"] if c["seed"] is not None else params["study"]["seed"])
 
 
 # ----------------------------------------------------------------------------- the paired bootstrap
@@ -153,8 +152,8 @@ def predictions(point: Point) -> dict:
     """The test-row predictions of the classifier a point's params describe (chapter 06, `classify.compare: false`)."""
     from ..training import variant_name
 
-    c = point.params["classify"]
-    name = f"{c['task']}-{variant_name(point.params)}-{round(100 * c['label_fraction'])}"
+    c = point.resolved.classify
+    name = f"{c.task}-{variant_name(c)}-{round(100 * c.label_fraction)}"
     stage = point.dir / "artifacts" / f"classify-{name}"
     found = sorted(stage.rglob("predictions.npz"))
     if not found:
@@ -168,7 +167,7 @@ def paired(found: Sequence[Entry], n_boot: int | None = None) -> PairedBootstrap
     from ..datamodules.tasks import Task
     from ..study.seeds import statistic
 
-    params = found[0].points[0].params
+    params = found[0].points[0].resolved
     preds = {e.name: [predictions(p) for p in e.points] for e in found}
     first = preds[found[0].name][0]
     for e in found:
@@ -181,14 +180,14 @@ def paired(found: Sequence[Entry], n_boot: int | None = None) -> PairedBootstrap
                     f"point {p.id} was evaluated on other test rows than {found[0].points[0].id}: the "
                     f"comparison needs one split (same data, cuts and data.split for every point)"
                 )
-    c = params["classify"]
+    c = params.classify
     return paired_bootstrap(
-        statistic(Task.from_params(params), params),
+        statistic(Task.from_params(c), c),
         first["label"],
         first["weight"],
         {e.name: [p["probs"] for p in preds[e.name]] for e in found},
-        n_boot=c["n_boot"] if n_boot is None else n_boot,
-        seed=params["study"]["seed"],
+        n_boot=c.n_boot if n_boot is None else n_boot,
+        seed=params.study.seed,
     )
 
 
@@ -332,7 +331,7 @@ def section(scan, rows: Sequence[Mapping], folder: Path) -> tuple[str, list[Path
         return "\n".join(lines + ["No tokenizer point is complete yet: nothing to compare.", ""]), []
     reference = next((e.name for e in found if e.kind == RAW), None)
     boot = paired(found)
-    stat, quantity = figure_of_merit(Task.from_params(found[0].points[0].params))
+    stat, quantity = figure_of_merit(Task.from_params(found[0].points[0].resolved.classify))
     labels = {e.name: e.kind for e in found}
     converged = {e.name: e.converged for e in found}
     budgets = sorted({e.bits for e in kinds})

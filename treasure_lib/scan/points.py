@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,7 +26,6 @@ from .. import config
 from ..errors import ConfigError
 from ..runs import atomic
 from ..runs.provenance import params_hash
-from ..schema import Params
 from .spec import Scan, override_text
 
 ID_HASH_CHARS = 10
@@ -40,7 +39,7 @@ class Point:
     id: str
     values: dict  # axis key -> value
     overrides: tuple  # the scan's overrides, then the axis values (KEY=VALUE)
-    params: dict  # fully resolved
+    resolved: Mapping  # its fully resolved params (a `schema.Params`): its identity, read by section
     dir: Path  # its run folder
 
     @property
@@ -86,10 +85,11 @@ def readable(values: dict) -> str:
     return text[:READABLE_MAX]
 
 
-def point_hash(params: Params) -> str:
-    """A point's identity: its resolved params, without the shared-artifacts folder of the scan it runs in."""
-    p = params.to_dict()
-    p["study"].pop("shared_artifacts", None)
+def point_hash(resolved: Mapping) -> str:
+    """A point's identity: its resolved params as plain data (`Params.to_dict()`), without the shared-artifacts
+    folder of the scan it runs in."""
+    p = dict(resolved)
+    p["study"] = {k: v for k, v in resolved["study"].items() if k != "shared_artifacts"}
     return params_hash(p)[:ID_HASH_CHARS]
 
 
@@ -103,7 +103,7 @@ def expand(scan: Scan) -> list[Point]:
             params = config.load(list(scan.base), list(overrides))
         except ConfigError as exc:
             raise ConfigError(f"{scan.path}: point {values}: {exc}") from None
-        digest = point_hash(params)
+        digest = point_hash(params.to_dict())
         if digest in seen:
             raise ConfigError(
                 f"{scan.path}: points {seen[digest]} and {values} resolve to the same params "

@@ -68,7 +68,7 @@ def point_row(scan: Scan, point: Point) -> dict:
     }
     from ..training import metrics_prefix
 
-    prefix = metrics_prefix(point.params)  # the classifier the point's params describe
+    prefix = metrics_prefix(point.resolved.classify)  # the classifier the point's params describe
     for quantity in ("auc_macro", "auc"):
         if f"{prefix}.{quantity}" in documented:
             row.update(

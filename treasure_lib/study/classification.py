@@ -31,7 +31,7 @@ def physics_baselines(run, task_name: str) -> dict:
     from . import physics_baselines as pb
 
     params = stages.run_params(run)
-    task = _Task.from_params(params, task_name)
+    task = _Task.from_params(params.classify, task_name)
     files = TokenFiles(sorted(stages.tokens(run).glob("*.tokens.parquet")))
     per_seed = [pb.scores_from_files(files, task, seed=s, n_threads=1) for s in params["classify"]["seeds"]]
     first = per_seed[0]
@@ -103,7 +103,7 @@ def report(run) -> dict:
     """Everything chapter 06 shows (compare mode: the four models, their costs, the label-efficiency curve)."""
     params = stages.run_params(run)
     c = params["classify"]
-    task = Task.from_params(params)
+    task = Task.from_params(params.classify)
     stat, quantity = seeds.figure_of_merit(task)
     variants = list(seeds.VARIANTS)
     extra = physics_baselines(run, task.name) if c["physics_baselines"] else {}
@@ -232,16 +232,16 @@ def single(run) -> dict:
 
     params = stages.run_params(run)
     c = params["classify"]
-    task = Task.from_params(params)
+    task = Task.from_params(params.classify)
     numbers = stages.classifier(run, classify={"task": task.name})
-    prefix = metrics_prefix(params)
+    prefix = metrics_prefix(params.classify)
     stat, quantity = seeds.figure_of_merit(task)
     value = numbers.get(f"{prefix}.{stat}", float("nan"))
     health = {k[len(prefix) + 1 :]: v for k, v in numbers.items() if k.startswith(prefix + ".")}
     phrase = wording.health_phrase(health)
     seed = c["seed"] if c["seed"] is not None else params["study"]["seed"]
     text = (
-        f"The {names.model(variant_name(params))} classifier ({c['mode']}, {c['label_fraction']:.0%} of the labels, "
+        f"The {names.model(variant_name(c))} classifier ({c['mode']}, {c['label_fraction']:.0%} of the labels, "
         f"seed {seed}) reaches {quantity} = {wording.fmt(value, numbers.get(f'{prefix}.{stat}_err'))} on the test "
         f"split." + (f" It did not finish learning ({phrase}): no verdict rests on this number." if phrase else "")
     )

@@ -43,7 +43,7 @@ def events(run, task_name: str | None = None) -> dict:
     events and their cross section [fb]; a background with fewer than `MIN_BACKGROUND_EVENTS` test events gets no AUC.
     """
     params = stages.run_params(run)
-    task = Task.from_params(params, task_name or params["classify"]["task"])
+    task = Task.from_params(params.classify, task_name or params["classify"]["task"])
     seed = params["classify"]["seeds"][0]
     recorded = stages.classifier(run, seed=seed, classify={"task": task.name, "mode": "scratch", "inputs": "tokens"})
     model = _model(run, seeds.stage_name(task.name, "tokens", 1.0, seed))  # chapter 06's first-seed classifier
@@ -219,7 +219,7 @@ def jets(run, train_task: str = "flavour_ttbar", test_samples=("ttbar", "Zprime_
     sample overall and in jet-pT bins, by light- and c-jet rejection at 77% b-efficiency (the macro AUC is not
     comparable between samples with and without tau jets)."""
     params = stages.run_params(run)
-    task = Task.from_params(params, train_task)
+    task = Task.from_params(params.classify, train_task)
     seed = params["classify"]["seeds"][0]
     recorded = stages.classifier(
         run, name=train_task, seed=seed, classify={"task": task.name, "mode": "scratch", "inputs": "tokens"}
@@ -227,7 +227,7 @@ def jets(run, train_task: str = "flavour_ttbar", test_samples=("ttbar", "Zprime_
     model = _model(run, f"{train_task}-s{seed}")
     files = TokenFiles(sorted(stages.tokens(run).glob("*.tokens.parquet")))
     source = "_".join(task.samples) or "all"
-    stat_fn = seeds.statistic(task, params)
+    stat_fn = seeds.statistic(task, params.classify)
     out, results = {}, {}
     for sample in test_samples:
         test_task = Task(

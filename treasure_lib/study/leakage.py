@@ -157,10 +157,10 @@ def multiplicity_row(run, task: Task) -> dict:
 
         params = stages.run_params(run)
         test_labels, test_weights = labels[split == 2], weights[split == 2]
-        stats = seeds.statistic(task, params)(test_labels, out["scores"], test_weights)
+        stats = seeds.statistic(task, params.classify)(test_labels, out["scores"], test_weights)
         summary["fom"] = stats[seeds.figure_of_merit(task)[0]]
         summary["auc_b"] = stats["auc_b"]
-        d_b = discriminant_b(out["scores"], params["classify"]["f_c"], seeds.f_tau(task, params))  # as auc_b's
+        d_b = discriminant_b(out["scores"], params["classify"]["f_c"], seeds.f_tau(task, params.classify))  # as auc_b's
         summary["auc_b_err"] = auc_uncertainty(test_labels == B, d_b, test_weights)
     return summary
 
@@ -208,7 +208,7 @@ def leakage_auc(task: Task) -> str:
 def report(run, task_name: str | None = None) -> dict:
     """Every row of the leakage table (training what is missing, several at once), the verdict and the data checks."""
     params = stages.run_params(run)
-    task = Task.from_params(params, task_name)
+    task = Task.from_params(params.classify, task_name)
     key = leakage_auc(task)
     stat, quantity = seeds.figure_of_merit(task)
     fom = stat if seeds.is_flavour(task) else None
@@ -308,7 +308,7 @@ def checks(run, task_name: str | None = None) -> dict:
     expected = {"tokenizer fit": ["train"], "pretrain": ["train", "val"]}
     split_report = splits.check_disjoint_splits(records, expected={k: v for k, v in expected.items() if k in records})
     files = TokenFiles(sorted(stages.tokens(run).glob("*.tokens.parquet")))
-    task = Task.from_params(params, task_name)
+    task = Task.from_params(params.classify, task_name)
     batch = next(TokenStream(files, task, "train", 64, shuffle=False).arrays())
     names = label_proxies.check_no_label_proxy(sorted(set(batch) - {"label", "weight"}))  # what a model batch holds
     rows = read_split(files, task, "train", extra=["process"])

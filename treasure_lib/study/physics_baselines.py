@@ -97,7 +97,7 @@ def scores(run, task_name: str) -> dict:
     from . import stages
 
     params = stages.run_params(run)
-    task = T.Task.from_params(params, task_name)
+    task = T.Task.from_params(params.classify, task_name)
     files = TokenFiles(sorted(stages.tokens(run).glob("*.tokens.parquet")))
     return scores_from_files(files, task, seed=params["study"]["seed"])
 

@@ -19,6 +19,7 @@ import numpy as np
 from ..datamodules.tasks import Task
 from ..errors import ConfigError
 from ..metrics import paired
+from ..schema import ClassifyParams
 from . import stages
 
 #: How each model of the comparison sees the data (chapter 06's columns).
@@ -45,16 +46,16 @@ def figure_of_merit(task: Task) -> tuple[str, str]:
     return "auc_macro", "macro one-vs-rest AUC"
 
 
-def f_tau(task: Task, params: Mapping) -> float:
+def f_tau(task: Task, classify: ClassifyParams) -> float:
     """The tau fraction of D_b for a flavour task: `classify.f_tau` with a tau class, 0 without one."""
-    return params["classify"]["f_tau"] if task.n_classes > 3 else 0.0
+    return classify.f_tau if task.n_classes > 3 else 0.0
 
 
-def statistic(task: Task, params: Mapping):
-    """The function of (labels, prediction, weight) a task's bootstrap evaluates."""
-    c = params["classify"]
+def statistic(task: Task, classify: ClassifyParams):
+    """The function of (labels, prediction, weight) a task's bootstrap evaluates (`classify.f_c`, `f_tau`)."""
+    c = classify
     if is_flavour(task):
-        return partial(paired.flavour_statistics, f_c=c["f_c"], f_tau=f_tau(task, params), efficiencies=FLAVOUR_POINTS)
+        return partial(paired.flavour_statistics, f_c=c.f_c, f_tau=f_tau(task, c), efficiencies=FLAVOUR_POINTS)
     if task.binary:
         return lambda y, p, w: paired.binary_statistics(y, p[:, 1] if np.ndim(p) == 2 else p, w)
     return paired.multiclass_statistics
@@ -134,7 +135,7 @@ def load(
     seeds = list(seeds if seeds is not None else params["classify"]["seeds"])
     recorded = stages.classifiers(run, jobs(run, task_name, variants, fraction, seeds))
     per_variant = {v: recorded[i * len(seeds) : (i + 1) * len(seeds)] for i, v in enumerate(variants)}
-    task = Task.from_params(stages.run_params(run), task_name)
+    task = Task.from_params(stages.run_params(run).classify, task_name)
     preds = {v: predictions(run, task_name, v, fraction, seeds) for v in variants}
     first = preds[variants[0]][0]
     for v, per_seed in preds.items():
@@ -157,7 +158,7 @@ def load(
         probs[name] = list(other["scores"])
         per_variant[name] = [{"x.converged": 1.0 if ok else 0.0} for ok in other["converged"]]
     n_boot = params["classify"]["n_boot"] if n_boot is None else n_boot
-    stat_fn = statistic(task, params)
+    stat_fn = statistic(task, params.classify)
     boot = paired.paired_bootstrap(
         stat_fn, rows["label"], rows["weight"], probs, n_boot=n_boot, seed=params["study"]["seed"]
     )

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from ..distributed import fit_here_or_distributed as _fit
 from ..errors import ConfigError
-from ..schema import DataParams, GenerateParams, Params, StudyParams
+from ..schema import ClassifyParams, DataParams, GenerateParams, Params, StudyParams
 
 
 def run_params(run, classify: Mapping | None = None) -> Params:
@@ -197,7 +197,19 @@ def pretrained(run) -> Path:
 
         p = params.replace(pretrain={"output_dir": str(out), "train": {"resume": False}})
         out.mkdir(parents=True, exist_ok=True)
-        numbers = _fit("pretrain", p["pretrain"]["train"], lambda: pretrain(p), p.to_dict, out / "metrics.json")
+        numbers = _fit(
+            "pretrain",
+            p.pretrain.train,
+            lambda: pretrain(
+                study=p.study,
+                model=p.model,
+                pretrain=p.pretrain,
+                classify=p.classify,
+                tokens=Path(p.export.output_dir),
+            ),
+            p.to_dict,
+            out / "metrics.json",
+        )
         (out / "metrics.json").write_text(json.dumps(numbers, indent=1))
 
     probe = params["pretrain"]["probe_task"] or params["classify"]["task"]  # the probe's labels
@@ -258,14 +270,20 @@ def _classifier_stage(
         located = {"output_dir": str(out), "train": {"resume": False}}
         p = params.replace(classify={**located, **({"backbone": str(backbone)} if backbone is not None else {})})
         out.mkdir(parents=True, exist_ok=True)
-        with torch_threads(threads_per_job(params)):  # the same thread count alone or in parallel: same numbers
-            numbers = _fit("classify", p["classify"]["train"], lambda: classify(p), p.to_dict, out / "metrics.json")
+        with torch_threads(threads_per_job(params.classify)):  # same thread count alone or in parallel: same numbers
+            numbers = _fit(
+                "classify",
+                p.classify.train,
+                lambda: classify(study=p.study, model=p.model, classify=p.classify, tokens=Path(p.export.output_dir)),
+                p.to_dict,
+                out / "metrics.json",
+            )
         (out / "metrics.json").write_text(json.dumps(numbers, indent=1))
 
-    label = name or f"{c['task']}-{variant_name(params)}-{round(100 * c['label_fraction'])}"
+    label = name or f"{c['task']}-{variant_name(c)}-{round(100 * c['label_fraction'])}"
     if seed is not None:
         label += f"-s{int(seed)}"
-    return run.stage(f"classify-{label}", inputs), build, params, metrics_prefix(params)
+    return run.stage(f"classify-{label}", inputs), build, params, metrics_prefix(c)
 
 
 def classifier(
@@ -284,7 +302,7 @@ def classifier(
     under `leakage.<task>.<row>`, never over the classifier whose keys it would share)."""
     stage, build, params, prefix = _classifier_stage(run, name, token_dir, seed, classify=classify)
     path = stage(build)
-    numbers = evaluated(path, params)
+    numbers = evaluated(path, params.classify, params.study.seed)
     target = log_as or (f"{prefix}.seed_{int(seed)}" if seed is not None else prefix)
     numbers = {target + k[len(prefix) :] if k.startswith(prefix + ".") else k: v for k, v in numbers.items()}
     run.log_metrics(numbers)
@@ -303,7 +321,7 @@ def classifiers(run, jobs: list[dict]) -> list[dict]:
         backbone = pretrained(run) / "checkpoints" / "best.ckpt"
     jobs = [{"token_dir": token_dir, **j, "backbone": backbone} for j in jobs]  # upstream resolved here, once
     pending = [j for j in jobs if not _classifier_stage(run, **j)[0].done]
-    workers = min(len(pending), parallel_jobs(run.params))
+    workers = min(len(pending), parallel_jobs(run.params.classify))
     if workers > 1:
         import multiprocessing
         import os
@@ -321,10 +339,11 @@ def classifiers(run, jobs: list[dict]) -> list[dict]:
     return [classifier(run, **j) for j in jobs]
 
 
-def evaluated(path: Path, params: Mapping) -> dict:
-    """A classifier stage's numbers, its test-set evaluation redone from the predictions it saved with these params'
-    evaluation keys (role "evaluation" in the schema: f_c, f_tau, pT bins), which are not part of the stage's
-    identity: a trained model is never retrained for them, and its numbers always follow them."""
+def evaluated(path: Path, classify: ClassifyParams, seed: int) -> dict:
+    """A classifier stage's numbers, its test-set evaluation redone from the predictions it saved with this classify
+    section's evaluation keys (role "evaluation" in the schema: f_c, f_tau, pT bins), which are not part of the
+    stage's identity: a trained model is never retrained for them, and its numbers always follow them. `seed`: the
+    bootstrap's (`study.seed`)."""
     import numpy as np
 
     from .. import metric_keys
@@ -338,8 +357,8 @@ def evaluated(path: Path, params: Mapping) -> dict:
     with np.load(found[0]) as z:
         rows = {k: z[k] for k in z.files}
     probs = rows.pop("probs")
-    prefix = metrics_prefix(params)
-    fresh = metric_keys.prefixed(prefix, evaluate(Task.from_params(params), rows, probs, params))
+    prefix = metrics_prefix(classify)
+    fresh = metric_keys.prefixed(prefix, evaluate(Task.from_params(classify), rows, probs, classify, seed))
     kept = {k: v for k, v in numbers.items() if not k.startswith(f"{prefix}.pt_bin_")}  # bins of other edges
     return {**kept, **fresh}
 
@@ -368,25 +387,25 @@ def _build_in_worker(job: tuple) -> bool:
     return True
 
 
-def parallel_jobs(params: Mapping) -> int:
+def parallel_jobs(classify: ClassifyParams) -> int:
     """Classifiers trained at once: `classify.jobs`, else one per core (at most 4) on a CPU, one on a GPU."""
     import os
 
     import torch
 
-    if params["classify"]["jobs"]:
-        return int(params["classify"]["jobs"])
-    if torch.cuda.is_available() and params["classify"]["train"]["accelerator"] in ("auto", "gpu", "cuda"):
+    if classify.jobs:
+        return int(classify.jobs)
+    if torch.cuda.is_available() and classify.train.accelerator in ("auto", "gpu", "cuda"):
         return 1
     return max(1, min(4, os.cpu_count() or 1))
 
 
-def threads_per_job(params: Mapping) -> int:
-    """Torch threads of one classifier: the cores shared by the jobs that run at once (a function of params and
-    the machine only, so a classifier comes out the same whether it trained alone or beside others)."""
+def threads_per_job(classify: ClassifyParams) -> int:
+    """Torch threads of one classifier: the cores shared by the jobs that run at once (a function of the classify
+    section and the machine only, so a classifier comes out the same whether it trained alone or beside others)."""
     import os
 
-    return max(1, (os.cpu_count() or 1) // parallel_jobs(params))
+    return max(1, (os.cpu_count() or 1) // parallel_jobs(classify))
 
 
 @contextlib.contextmanager
