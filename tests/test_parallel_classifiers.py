@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import copy
+from pathlib import Path
 
 from treasure_lib.runs.folder import Run
 from treasure_lib.study import stages
@@ -12,15 +12,15 @@ from .test_datamodules import token_files  # noqa: F401  (the module fixture)
 
 def _run(token_files, folder, jobs):  # noqa: F811
     params, tokens, _ = token_files
-    p = copy.deepcopy(params)
-    p["model"].update(d_model=16, n_layers=1, n_heads=2, d_ff=32)
-    p["classify"]["tasks"] = {
-        "t": {"classes": {"bkg": ["events_zz", "events_top"], "sig": ["events_sig", "events_qcd"]}}
-    }
-    p["classify"]["task"] = "t"
-    p["classify"]["jobs"] = jobs
-    p["classify"]["train"].update(max_epochs=2, batch_size=64, limit_train_batches=4, progress_bar=False)
-    from pathlib import Path
+    p = params.replace(
+        model={"d_model": 16, "n_layers": 1, "n_heads": 2, "d_ff": 32},
+        classify={
+            "tasks": {"t": {"classes": {"bkg": ["events_zz", "events_top"], "sig": ["events_sig", "events_qcd"]}}},
+            "task": "t",
+            "jobs": jobs,
+            "train": {"max_epochs": 2, "batch_size": 64, "limit_train_batches": 4, "progress_bar": False},
+        },
+    )
 
     return Run(folder, p), Path(tokens[0]).parent
 

@@ -4,8 +4,6 @@ early stopping and checkpoints, and the main process evaluates saved weights on 
 
 from __future__ import annotations
 
-import copy
-
 import pytest
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
@@ -23,10 +21,12 @@ from .conftest import ROOT
 @pytest.fixture(scope="module")
 def sections():
     params = config.load([ROOT / "params" / "default.yaml"])
-    tokenizer = copy.deepcopy(collection_params(params, "tracks")["train"])
-    tokenizer.update(max_epochs=7, max_steps=500, patience=2, min_delta=0.01, accelerator="cpu", progress_bar=False)
-    classifier = copy.deepcopy(params["classify"]["train"])
-    classifier.update(max_epochs=11, patience=4, min_delta=0.0, accelerator="cpu", devices=1, strategy="auto")
+    tokenizer = collection_params(params.tokenizer, "tracks").train.replace(
+        max_epochs=7, max_steps=500, patience=2, min_delta=0.01, accelerator="cpu", progress_bar=False
+    )
+    classifier = params.classify.train.replace(
+        max_epochs=11, patience=4, min_delta=0.0, accelerator="cpu", devices=1, strategy="auto"
+    )
     return {"tokenizer": tokenizer, "classifier": classifier}
 
 

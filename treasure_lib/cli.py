@@ -103,12 +103,12 @@ def cmd_train_tokenizer(args) -> int:
 
     params = _params(args)
     if steps.through_stages(params.tokenizer.output_dir):
-        open_run = partial(run_folder.Run, run_folder.default_run_dir(params), params)
+        open_run = partial(run_folder.Run, run_folder.default_run_dir(params.study), params)
         folder = steps.build("train-tokenizer", params.data, open_run)["path"]
         cards = {p.parent.name: p for p in sorted(folder.glob("*/card"))}
     else:
         out = tokenizer_dir(params.study, params.tokenizer)
-        with steps.direct("train-tokenizer", "tokenizer.output_dir", out, run_folder.default_run_dir(params)):
+        with steps.direct("train-tokenizer", "tokenizer.output_dir", out, run_folder.default_run_dir(params.study)):
             # {} on the other DDP ranks: the main process writes the cards
             cards = train_tokenizers(params.study, params.data, params.tokenizer)
     for name, path in cards.items():
@@ -123,13 +123,13 @@ def cmd_export(args) -> int:
 
     params = _params(args)
     if steps.through_stages(params.export.output_dir, params.export.cards_dir):
-        open_run = partial(run_folder.Run, run_folder.default_run_dir(params), params)
+        open_run = partial(run_folder.Run, run_folder.default_run_dir(params.study), params)
         folder = steps.build("export", params.data, open_run)["path"]
         for path in sorted(folder.glob("*.parquet")):
             print(path)
         return 0
     out = tokens_dir(params.study, params.export)
-    with steps.direct("export", "export.output_dir", out, run_folder.default_run_dir(params)):
+    with steps.direct("export", "export.output_dir", out, run_folder.default_run_dir(params.study)):
         sections = (params.study, params.data, params.tokenizer, params.export, params.sequence, params.selection)
         results = export(*sections, progress=not args.quiet)
     for r in results:

@@ -82,13 +82,13 @@ def build(command: str, data: DataParams, open_run: Callable[[], Run], log=print
     from ..io.h5 import expand_files
     from ..study import stages
     from . import atomic, lock, provenance
-    from .folder import PROVENANCE, adopt_params
+    from .folder import PROVENANCE
 
     expand_files(data.files)  # no input file is one clear error, before anything is written
     run = open_run()
     run_dir = run.dir
     with lock.writing(run_dir, f"treasure {command}"):
-        adopt_params(run_dir, run.params)
+        run._adopt()  # (the lock is held here)
         if not (run_dir / PROVENANCE).is_file():
             atomic.write_json(run_dir / PROVENANCE, provenance.collect(run.params, mode=f"treasure {command}"))
         if command == "classify":

@@ -293,14 +293,16 @@ def classifier(
     seed: int | None = None,
     log_as: str | None = None,
     classify: Mapping | None = None,
+    backbone: Path | None = None,
 ) -> dict:
     """Train and evaluate one classifier (`classify`: its variant, keys of the classify section, as in run_params)
     on the run's token files, or on rewritten copies in `token_dir` (the leakage rows); returns and logs its metrics.
 
     `seed`: one of several training seeds (`classify.seeds`): its numbers log under `<prefix>.seed_<seed>`, so the
     seeds of one model never overwrite each other. `log_as`: another prefix for its numbers (a leakage row logs
-    under `leakage.<task>.<row>`, never over the classifier whose keys it would share)."""
-    stage, build, params, prefix = _classifier_stage(run, name, token_dir, seed, classify=classify)
+    under `leakage.<task>.<row>`, never over the classifier whose keys it would share). `backbone`: the pretrained
+    checkpoint the caller has built (None: the run's, built here when the variant fine-tunes)."""
+    stage, build, params, prefix = _classifier_stage(run, name, token_dir, seed, backbone=backbone, classify=classify)
     path = stage(build)
     numbers = evaluated(path, params.classify, params.study.seed)
     target = log_as or (f"{prefix}.seed_{int(seed)}" if seed is not None else prefix)

@@ -31,7 +31,7 @@ from ..io.batch import Batch, ObjectArrays, join_padded
 from ..io.reader import H5Stream
 from ..metrics.reconstruction import level_metric_items
 from ..preprocessing import CollectionScaler, reservoir_sample
-from ..schema import TOKENIZER, DataParams, StudyParams, TokenizerParams
+from ..schema import TOKENIZER, DataParams, Section, StudyParams, TokenizerParams, section_from
 from ..trainer import history_of, make_trainer
 from .card import BinningTokenizer, KMeansTokenizer, Tokenizer, VQVAETokenizer, save
 from .search import residual_indices
@@ -95,16 +95,15 @@ def tokenizer_dir(study: StudyParams, tokenizer: TokenizerParams) -> Path:
     return Path(out) if out else Path("runs") / study.kind / study.name / "artifacts" / "tokenizers"
 
 
-def collection_params(tokenizer: TokenizerParams, name: str) -> dict:
-    """The `tokenizer` section with `tokenizer.per_collection.<name>` merged in and validated (a plain mapping of
-    the section's keys works too)."""
-    t = tokenizer
-    override = (t.get("per_collection") or {}).get(name) or {}
+def collection_params(tokenizer: TokenizerParams | Mapping, name: str) -> TokenizerParams:
+    """The `tokenizer` section with `tokenizer.per_collection.<name>` merged in and validated: what that
+    collection's tokenizer trains with (a plain mapping of the section's keys works too)."""
+    t = tokenizer if isinstance(tokenizer, Section) else section_from("tokenizer", tokenizer)
+    override = (t.per_collection or {}).get(name) or {}
     if not override:
-        return dict(t)
+        return t
     config.check_keys(override, TOKENIZER, origin=f"tokenizer.per_collection.{name}", prefix="tokenizer.")
-    merged = config.merge(t, override, TOKENIZER)
-    return config.validate(merged, TOKENIZER, prefix="tokenizer.")
+    return t.replace(**override)
 
 
 def expected_cards(data: DataParams, tokenizer: TokenizerParams) -> list[str]:
