@@ -64,9 +64,9 @@ def write_json(name: str, result: dict) -> Path:
 
 def write_toy_jets(path: Path, n_jets: int, all_tracks_valid: bool = False, block: int = 5000) -> None:
     """A compound jets + tracks file of random but schema-valid rows, written in blocks."""
-    from treasure_lib.collections import load_sets
     from treasure_lib.io.h5_writer import H5Writer, batch_to_arrays
     from treasure_lib.io.toy import make_batch
+    from treasure_lib.object_collections import load_sets
 
     cols = load_sets("params/objects.yaml")["jets"]
     with H5Writer(path, chunk_rows=1000) as w:

@@ -81,8 +81,8 @@ def make_card(
     """An untrained tokenizer with k-means-initialised codebooks: throughput does not depend on training."""
     import torch
 
-    from treasure_lib.collections import load_sets
     from treasure_lib.io.reader import H5Stream
+    from treasure_lib.object_collections import load_sets
     from treasure_lib.preprocessing import CollectionScaler
     from treasure_lib.tokenizers.card import VQVAETokenizer, save
     from treasure_lib.tokenizers.codebooks import init_from_sample
@@ -119,8 +119,8 @@ def forwards(cards_dir: Path, sample: Path, params: dict) -> dict:
     """On the same batches, already read and scaled: our index-only encoding, and the full ResidualVQ forward."""
     import torch
 
-    from treasure_lib.collections import load_sets
     from treasure_lib.io.reader import H5Stream
+    from treasure_lib.object_collections import load_sets
     from treasure_lib.tokenizers.card import load
 
     e = params["export"]

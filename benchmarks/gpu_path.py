@@ -109,8 +109,8 @@ class Reader(torch.utils.data.IterableDataset):
 
 def end_to_end(tok, files, device, bf16: bool, chunk_rows: int, workers: int, out: Path) -> dict:
     """H5 -> indices npz with reader workers and pinned memory; jets/s over the whole pass."""
-    from treasure_lib.collections import load_sets
     from treasure_lib.io.tokens import NpzWriter
+    from treasure_lib.object_collections import load_sets
 
     collection = load_sets("params/objects.yaml")["jets"]["tracks"]
     loader = torch.utils.data.DataLoader(
@@ -199,7 +199,7 @@ def export_section(args, device, tmp: Path) -> dict:
 
 
 def _tracks():
-    from treasure_lib.collections import load_sets
+    from treasure_lib.object_collections import load_sets
 
     return load_sets("params/objects.yaml")["jets"]["tracks"]
 

@@ -21,7 +21,7 @@ CHILD = r"""
 import json, sys, time
 sys.path.insert(0, sys.argv[3])
 from _common import peak_rss_mb
-from treasure_lib.collections import load_sets
+from treasure_lib.object_collections import load_sets
 from treasure_lib.io.reader import H5Stream
 cols = load_sets("params/objects.yaml")["jets"]
 stream = H5Stream([sys.argv[1]], cols, chunk_size=int(sys.argv[2]))

@@ -33,7 +33,7 @@ from treasure_lib.study.report import show
 run = runs.open_run(params_file, run_dir, overrides)
 plots.style.show_when_made()
 params = run.params
-kind = params["study"]["kind"]
+kind = params.study.kind
 files = study.stages.ensure_data(run)
 summary = study.data.summary(params.data)
 rows = summary["table"]
@@ -43,15 +43,15 @@ show(markdown_table(rows))
 split = {name: sum(r[name] for r in rows) for name in ("train", "val", "test")}
 run.log_metrics({f"data.{r['sample']}.rows": r["rows"] for r in rows}
                 | {f"data.all.{k}_rows": v for k, v in split.items()})
-show(study.data.split_sentence(params["study"]["name"], kind, len(files), rows, params["data"]["split"]))
+show(study.data.split_sentence(params.study.name, kind, len(files), rows, params.data.split))
 
 # %% tags=["hide-input"]
 a = summary["arrays"]
 if kind == "jets":
-    from treasure_lib.collections import FLAVOUR_NAMES, from_params
+    from treasure_lib.object_collections import FLAVOUR_NAMES, from_data
 
     by_flavour = lambda x: {name: x[a["label"] == i] for i, name in enumerate(FLAVOUR_NAMES)}  # noqa: E731
-    jet_pt = study.display.feature_label(from_params(params)["jets"], "pt")  # "Jet $p_{T}$ [GeV]", from objects.yaml
+    jet_pt = study.display.feature_label(from_data(params.data)["jets"], "pt")  # "Jet $p_{T}$ [GeV]", from objects.yaml
     fig_pt = plots.by_class(by_flavour(a["jets_pt_gev"]), jet_pt, logy=True, save_to=run.figures, name="data_jet_pt")
     fig_n = plots.by_class(by_flavour(a["n_tracks"].astype(float)), "Tracks per jet", integer=True,
                            save_to=run.figures, name="data_tracks_per_jet")

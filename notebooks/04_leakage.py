@@ -35,7 +35,7 @@ from treasure_lib.study.report import show
 run = runs.open_run(params_file, run_dir, overrides)
 plots.style.show_when_made()
 params = run.params
-tasks = params["classify"]["leakage_tasks"] or [params["classify"]["task"]]
+tasks = params.classify.leakage_tasks or [params.classify.task]
 reports = {task: study.leakage.report(run, task) for task in tasks}
 
 # %% tags=["hide-input"]

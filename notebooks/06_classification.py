@@ -33,16 +33,16 @@ overrides = []
 import numpy as np
 
 from treasure_lib import metrics, plots, runs, study
-from treasure_lib.collections import from_data as collections_from_data
 from treasure_lib.formatting import markdown_table
+from treasure_lib.object_collections import from_data as collections_from_data
 from treasure_lib.study import names
 from treasure_lib.study.report import show
 
 run = runs.open_run(params_file, run_dir, overrides)
 plots.style.show_when_made()
 params = study.stages.run_params(run)
-c = params["classify"]
-if not c["compare"]:
+c = params.classify
+if not c.compare:
     single = study.classification.single(run)
     show(single["text"])
 else:
@@ -51,17 +51,17 @@ else:
     show("\n\n".join(rep["text"]))
 
 # %% tags=["hide-input"]
-if c["compare"]:
+if c.compare:
     models = rep["models"]
     first = {v: models.probs[v][0] for v in rep["variants"]}
     shown_as = {v: f"{names.model(v)}, seed {c['seeds'][0]}" if len(models.probs[v]) > 1 else names.model(v)
                 for v in first}  # the curves are one seed's; the table quotes seed means
     y, w = models.rows["label"], models.rows["weight"]
     if study.seeds.is_flavour(rep["task"]):
-        curves = {shown_as[v]: metrics.flavour_rejection_curves(y, p, w, f_c=c["f_c"]) for v, p in first.items()}
-        fig_rej = plots.rejection_vs_efficiency(curves, backgrounds=["light", "c"], f_c=c["f_c"],
+        curves = {shown_as[v]: metrics.flavour_rejection_curves(y, p, w, f_c=c.f_c) for v, p in first.items()}
+        fig_rej = plots.rejection_vs_efficiency(curves, backgrounds=["light", "c"], f_c=c.f_c,
                                                 save_to=run.figures, name="rejection_vs_efficiency")
-        bins = c["pt_bins_gev"]
+        bins = c.pt_bins_gev
         fig_pt = plots.performance_vs_variable(
             bins, {names.model(v): np.array([r["value"] for r in rows]) for v, rows in rep["pt_bins"].items()},
             {names.model(v): np.array([r["err"] for r in rows]) for v, rows in rep["pt_bins"].items()},
@@ -74,7 +74,7 @@ if c["compare"]:
         fig_roc = plots.roc_curves(curves, kind="rejection", signal="Signal", save_to=run.figures, name="roc")
 
 # %% tags=["hide-input"]
-if c["compare"]:
+if c.compare:
     eff = rep["label_efficiency"]
     xs = [pt[0] for pt in eff["curve"]["tokens"]]
     series = {}
@@ -87,5 +87,5 @@ if c["compare"]:
     show(eff["text"])
 
 # %% tags=["hide-input"]
-if c["compare"] and c["also"]:
+if c.compare and c.also:
     show("\n\n".join(study.classification.also(run)))

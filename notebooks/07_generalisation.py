@@ -29,19 +29,19 @@ overrides = []
 import numpy as np
 
 from treasure_lib import plots, runs, study
-from treasure_lib.collections import from_data as collections_from_data
 from treasure_lib.formatting import fmt, markdown_table
+from treasure_lib.object_collections import from_data as collections_from_data
 from treasure_lib.study import names
 from treasure_lib.study.report import show
 
 run = runs.open_run(params_file, run_dir, overrides)
 plots.style.show_when_made()
 params = run.params
-kind = params["study"]["kind"]
+kind = params.study.kind
 
 # %% tags=["hide-input"]
 if kind == "events":
-    gen = study.generalisation.events(run, params["classify"]["task"])
+    gen = study.generalisation.events(run, params.classify.task)
     show(markdown_table(study.generalisation.events_table(gen)))
     show(study.generalisation.events_sentence(gen))
 else:
@@ -54,7 +54,7 @@ else:
              "c rej. @ 77%": fmt(r["summary"]["c_rejection_at_77"], r["summary"]["c_rejection_at_77_err"]),
              "b vs rest AUC": fmt(r["summary"]["auc_b"], r["summary"]["auc_b_err"])} for s, r in res.items()]
     show(markdown_table(rows))
-    bins = params["classify"]["pt_bins_gev"]
+    bins = params.classify.pt_bins_gev
     shown = {s: r for s, r in res.items() if any(np.isfinite(b["value"]) for b in r["bins"])}  # no empty legend entry
     if shown:
         fig = plots.performance_vs_variable(

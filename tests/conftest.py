@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from treasure_lib.collections import load_sets
+from treasure_lib.object_collections import load_sets
 
 ROOT = Path(__file__).resolve().parents[1]
 OBJECTS = ROOT / "params" / "objects.yaml"

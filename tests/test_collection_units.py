@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from treasure_lib.collections import parse_collection
 from treasure_lib.errors import ConfigError
+from treasure_lib.object_collections import parse_collection
 from treasure_lib.study import display
 
 SPEC = {

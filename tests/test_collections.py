@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from treasure_lib.collections import FLAVOUR_LABELS, load_collections, load_sets
 from treasure_lib.errors import ConfigError
+from treasure_lib.object_collections import FLAVOUR_LABELS, load_collections, load_sets
 
 from .conftest import OBJECTS
 

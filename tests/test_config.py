@@ -89,7 +89,7 @@ def test_choice_lists_the_allowed_values():
 
 
 def test_float_keys_accept_physicists_exponent_notation():
-    from treasure_lib.schema import K
+    from treasure_lib.config.schema import K
 
     assert K("float").check("x", "20e3") == 20000.0
     with pytest.raises(ConfigError, match="must be float"):

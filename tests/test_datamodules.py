@@ -8,11 +8,11 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
+from treasure_lib.config import section_from
 from treasure_lib.datamodules import TokenFiles, TokenStream, read_split
 from treasure_lib.datamodules.tasks import Task
 from treasure_lib.diagnostics.label_proxies import check_no_label_proxy
 from treasure_lib.errors import ConfigError, InputFileError
-from treasure_lib.schema import section_from
 from treasure_lib.tokenizers.export import export
 
 from .conftest import export_sections

@@ -7,6 +7,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from treasure_lib import higgs4l
+from treasure_lib.config import section_from
 from treasure_lib.datamodules import TokenFiles, TokenStream, read_split
 from treasure_lib.datamodules.tasks import Task
 from treasure_lib.errors import ConfigError, InputFileError
@@ -14,7 +15,6 @@ from treasure_lib.io.batch import Batch
 from treasure_lib.io.h5_writer import write_batches
 from treasure_lib.io.reader import H5Stream
 from treasure_lib.io.toy import make_batch
-from treasure_lib.schema import section_from
 from treasure_lib.tokenizers.export import export
 
 from .conftest import export_sections

@@ -258,8 +258,8 @@ def _edit(path: Path, old: str, new: str) -> None:
     [
         ("metric_keys.py", "classify"),
         ("metric_keys.py", "pretrain"),
-        ("collections.py", "classify"),
-        ("collections.py", "tokenizers"),
+        ("object_collections.py", "classify"),
+        ("object_collections.py", "tokenizers"),
         ("splits.py", "leakage"),
     ],
 )

@@ -68,10 +68,10 @@ def test_same_seed_gives_the_same_tags():
 @pytest.fixture(scope="module")
 def ttbar():
     """~800 ttbar events through the whole emulation, kept in memory with their truth record."""
-    from treasure_lib.collections import load_sets
     from treasure_lib.generate.run import charge_lookup, load_processes, make_pythia
     from treasure_lib.generate.simulate import simulate_batch
     from treasure_lib.generate.truth import ParticleTable, truth_from_events
+    from treasure_lib.object_collections import load_sets
 
     params = config.load([DEFAULT])
     processes = load_processes(ROOT / "params" / "processes.yaml")

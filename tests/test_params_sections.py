@@ -12,9 +12,7 @@ import treasure_lib
 
 #: Where the whole params may be a parameter, and why.
 HOLDERS = {
-    "treasure_lib.config": "builds, validates and writes the params",
-    "treasure_lib.schema": "declares them and types their sections",
-    "treasure_lib.param_rules": "the schema's rules between keys of different sections",
+    "treasure_lib.config": "declares, types, builds, validates and writes the params (schema, sections, rules)",
     "treasure_lib.runs.folder.Run.__init__": "a run folder records the params it was opened with",
 }
 

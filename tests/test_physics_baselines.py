@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from treasure_lib import metrics
+from treasure_lib.config import section_from
 from treasure_lib.datamodules import TokenFiles, read_split
 from treasure_lib.datamodules.tasks import Task
 from treasure_lib.errors import InputFileError
-from treasure_lib.schema import section_from
 from treasure_lib.study.physics_baselines import scores_from_files
 from treasure_lib.tokenizers.export import export
 

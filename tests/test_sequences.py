@@ -7,11 +7,11 @@ import pyarrow.parquet as pq
 import pytest
 
 from treasure_lib import config, splits
-from treasure_lib.collections import load_sets
 from treasure_lib.errors import ConfigError, InputFileError
 from treasure_lib.io.h5_writer import write_batches
 from treasure_lib.io.tokens import dense_features, list_column, read_metadata, tokens_array
 from treasure_lib.io.toy import make_batch
+from treasure_lib.object_collections import load_sets
 from treasure_lib.preprocessing import CollectionScaler
 from treasure_lib.sequences import Sequences, TokenizerSet
 from treasure_lib.tokenizers.card import BinningTokenizer, KMeansTokenizer, save

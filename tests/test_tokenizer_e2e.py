@@ -106,7 +106,7 @@ def test_card_records_provenance_and_reloads_to_identical_indices(jet_cards, dat
 
 
 def _tracks(params):
-    from treasure_lib.collections import from_data
+    from treasure_lib.object_collections import from_data
 
     return from_data(params.data)["tracks"]
 

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from treasure_lib.collections import Collection
 from treasure_lib.diagnostics.reconstruction import levels_report
 from treasure_lib.errors import InputFileError
 from treasure_lib.io.toy import make_batch
+from treasure_lib.object_collections import Collection
 from treasure_lib.preprocessing import CollectionScaler, reservoir_sample
 from treasure_lib.tokenizers import codebooks
 from treasure_lib.tokenizers.card import BinningTokenizer, VQVAETokenizer, load, save

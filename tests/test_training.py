@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from treasure_lib import metric_keys
+from treasure_lib.config import section_from
 from treasure_lib.datamodules.tasks import Task
-from treasure_lib.schema import section_from
 from treasure_lib.training import _streams, classify, pretrain, token_files, training_seed
 
 from .test_datamodules import token_files as exported  # noqa: F401  (the module fixture)

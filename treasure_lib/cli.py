@@ -30,8 +30,8 @@ def _add_params(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_inspect(args) -> int:
-    from .collections import load_sets
     from .io.inspect import format_inspection, inspect_file
+    from .object_collections import load_sets
 
     sets = load_sets(args.objects) if args.objects else {}
     reports = [inspect_file(path, sets) for path in args.files]

@@ -25,8 +25,8 @@ from typing import NamedTuple
 import numpy as np
 from scipy.special import ndtr, ndtri
 
-from .collections import Collection
 from .errors import ConfigError, InputFileError
+from .object_collections import Collection
 
 KINDS = ("identity", "standard", "quantile", "log_standard", "log_quantile", "asinh", "categorical")
 N_QUANTILES = 1001

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .config import DataParams, ExportParams, SequenceParams, StudyParams, TokenizerParams
 from .errors import ConfigError, InputFileError
-from .schema import DataParams, ExportParams, SequenceParams, StudyParams, TokenizerParams
 from .vocabulary import CLS, EMPTY, PAD, SEP, Vocabulary
 
 LAYOUTS, SLOTS = ("grouped", "flat"), ("compact", "fixed")
@@ -352,7 +352,7 @@ class TokenizerSet:
         A missing card is an error; cards lying in the folder that the params do not name are ignored.
         `only` restricts the set to some cards (`separate` mode writes one set per card).
         """
-        from .collections import from_data
+        from .object_collections import from_data
         from .tokenizers.card import card_hash, load
         from .tokenizers.train import COMBINED, expected_cards, tokenizer_dir
 

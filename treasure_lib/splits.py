@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .config import DataParams
 from .errors import ConfigError, LeakageError
-from .schema import DataParams
 
 NAMES = ("train", "val", "test")
 TRAIN, VAL, TEST = 0, 1, 2

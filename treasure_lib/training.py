@@ -19,11 +19,11 @@ import numpy as np
 import torch
 
 from . import metric_keys, metrics, training_health
+from .config import ClassifyParams, ModelParams, PretrainParams, StudyParams, TrainParams
 from .datamodules import TokenFiles, TokenStream, read_split
 from .datamodules.tasks import Task
 from .errors import ConfigError, InputFileError
 from .models import BackboneConfig, MaskedTokenModel, SequenceClassifier, count_parameters, raw_config_matching
-from .schema import ClassifyParams, ModelParams, PretrainParams, StudyParams, TrainParams
 from .trainer import history_of, make_trainer
 
 log = logging.getLogger(__name__)

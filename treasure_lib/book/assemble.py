@@ -14,10 +14,10 @@ from pathlib import Path
 import yaml
 
 from .. import config
+from ..config import ClassifyParams, StudyParams
 from ..errors import TreasureError
 from ..formatting import DASH
 from ..runs import METRICS, PARAMS, PROVENANCE, Status, atomic, provenance
-from ..schema import ClassifyParams, StudyParams
 from . import results
 
 MARKER = ".treasure-generated"  # only a folder holding this file is ever wiped

@@ -17,8 +17,8 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from ..config import ClassifyParams, StudyParams
 from ..runs import atomic
-from ..schema import ClassifyParams, StudyParams
 from .assemble import BookError, write_source
 from .results import headline_rows
 

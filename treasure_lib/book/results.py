@@ -13,8 +13,8 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 
+from ..config import ClassifyParams, StudyParams
 from ..formatting import DASH, fmt, markdown_table, seed_mean
-from ..schema import ClassifyParams, StudyParams
 from ..study import names
 
 Row = tuple[str, str, "str | None"]

@@ -28,8 +28,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..config import ClassifyParams
 from ..errors import ConfigError, InputFileError
-from ..schema import ClassifyParams
 from ..vocabulary import Vocabulary
 
 WEIGHTINGS = ("cross_section", "none")

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..collections import Collection
+from ..object_collections import Collection
 from .detector import DetectorConfig
 from .grouping import pad_by_group
 from .jets import Jets, track_jet_features

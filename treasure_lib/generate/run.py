@@ -19,11 +19,11 @@ import numpy as np
 import yaml
 from tqdm import tqdm
 
-from ..collections import load_sets
+from ..config import DataParams, GenerateParams, StudyParams
 from ..errors import ConfigError
 from ..io.h5_writer import H5Writer
+from ..object_collections import load_sets
 from ..progress import shown
-from ..schema import DataParams, GenerateParams, StudyParams
 from .detector import detector_config
 from .filters import LeptonFilter, filter_of_block
 from .simulate import JetSelection, simulate_batch

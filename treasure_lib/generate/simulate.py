@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..collections import Collection
+from ..object_collections import Collection
 from . import jet_labels, layouts, taggers
 from . import jets as jt
 from .detector import DetectorConfig, EventConditions, event_conditions

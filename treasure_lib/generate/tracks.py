@@ -12,8 +12,8 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
-from ..collections import TRUTH_ORIGINS
 from ..kinematics import delta_r, eta_of_polar_angle, momentum, polar_angle, wrap_phi
+from ..object_collections import TRUTH_ORIGINS
 from .detector import GEV, DetectorConfig, EventConditions
 from .grouping import event_pairs
 from .truth import Ancestry, Truth

@@ -20,8 +20,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from ..collections import Collection
 from ..errors import InputFileError
+from ..object_collections import Collection
 
 log = logging.getLogger(__name__)
 

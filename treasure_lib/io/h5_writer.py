@@ -9,7 +9,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from ..collections import Collection
+from ..object_collections import Collection
 from .batch import Batch
 from .h5 import METADATA_GROUP
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import h5py
 
-from ..collections import Collection
+from ..object_collections import Collection
 from .h5 import check_collection, open_h5, read_metadata
 
 

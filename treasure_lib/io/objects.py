@@ -12,8 +12,8 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from ..collections import Collection
 from ..kinematics import wrap_phi
+from ..object_collections import Collection
 from .batch import ObjectArrays
 
 PHI_REFERENCES = ("none", "leading")

@@ -18,9 +18,9 @@ import numpy as np
 from numpy.lib import recfunctions as rfn
 
 from .. import splits
-from ..collections import Collection
+from ..config import DataParams
 from ..errors import ConfigError, InputFileError
-from ..schema import DataParams
+from ..object_collections import Collection
 from .batch import Batch, ObjectArrays, concat
 from .h5 import NAN_POLICIES, _Source, check_collection, expand_files, open_h5, read_metadata
 from .objects import PHI_REFERENCES, leading_phi, reference_collections, rotate_phi, sort_and_truncate
@@ -124,7 +124,7 @@ class H5Stream:
         files: Iterable[str | Path] | None = None,
         select_split: int | None = None,
     ) -> H5Stream:
-        from ..collections import from_data, load_collections
+        from ..object_collections import from_data, load_collections
 
         universe = load_collections(data.objects_file, data.collection_set)
         return cls(

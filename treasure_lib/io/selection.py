@@ -9,8 +9,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..collections import FLAVOUR_LABELS, Collection
 from ..errors import ConfigError, InputFileError
+from ..object_collections import FLAVOUR_LABELS, Collection
 from .h5 import _listing
 
 _CUT = re.compile(r"^\s*(\w+)\.(\w+)\s*(>=|<=|==|!=|>|<)\s*(\S+)\s*$")
@@ -111,7 +111,7 @@ def map_flavour(raw: np.ndarray, where: str) -> np.ndarray:
 
 def class_names(label: Mapping) -> list[str]:
     """Names of the label classes, by class index (flavour: b, c, light, tau)."""
-    from ..collections import FLAVOUR_NAMES
+    from ..object_collections import FLAVOUR_NAMES
 
     if not label:
         return []

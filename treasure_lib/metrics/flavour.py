@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..collections import FLAVOUR_NAMES
+from ..object_collections import FLAVOUR_NAMES
 from . import _checks
 from .roc import accuracy, bootstrap_macro_auc
 from .uncertainty import binomial_error, n_effective

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..collections import FLAVOUR_NAMES
 from ..formatting import fmt
+from ..object_collections import FLAVOUR_NAMES
 from . import _checks
 from .flavour import LIGHT, TAU, B, C, discriminant_b, efficiency_thresholds, percent, rejection_from_efficiency
 from .roc import RankedScores, _area, one_vs_rest_aucs

@@ -31,7 +31,8 @@ PLUMBING = (
     "treasure_lib.errors",
     "treasure_lib.progress",
     "treasure_lib.quiet",
-    "treasure_lib.schema",
+    "treasure_lib.config.schema",
+    "treasure_lib.config.sections",
     "treasure_lib.book",
     "treasure_lib.scan",
 )

@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from .. import config
+from ..config import StudyParams
 from ..errors import TreasureError
-from ..schema import StudyParams
 from . import atomic, lock, provenance
 from .stage import Stage
 

@@ -22,7 +22,7 @@ from ..errors import ConfigError
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from ..schema import DataParams
+    from ..config import DataParams
     from .folder import Run
 
 #: The params keys that say where each step reads its inputs from and writes its outputs to (what the command passes

@@ -27,11 +27,11 @@ from pathlib import Path
 
 import numpy as np
 
+from ..config import ClassifyParams, TokenizerParams
 from ..errors import ConfigError
 from ..formatting import fmt, markdown_table, seed_mean
 from ..metrics.paired import PairedBootstrap, difference_sentence, paired_bootstrap, significance
 from ..runs import atomic
-from ..schema import ClassifyParams, TokenizerParams
 from .points import Point, expand
 
 COLLECTION = "tracks"

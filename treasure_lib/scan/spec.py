@@ -31,9 +31,9 @@ from typing import Any
 import yaml
 
 from .. import config
+from ..config.rules import plain_name
+from ..config.schema import Key as K
 from ..errors import ConfigError
-from ..param_rules import plain_name
-from ..schema import Key as K
 
 #: Snakemake resources a point may request (what the Slurm executor plugin understands, plus the generic ones).
 RESOURCES = (

@@ -8,8 +8,8 @@ from collections.abc import Mapping
 import numpy as np
 
 from .. import splits
+from ..config import DataParams, SelectionParams
 from ..io.reader import H5Stream
-from ..schema import DataParams, SelectionParams
 
 
 def summary(data: DataParams, max_rows_per_file: int | None = None) -> dict:
@@ -71,7 +71,7 @@ def cut_flow(data: DataParams, selection: SelectionParams, max_rows_per_file: in
     `cuts` and `unit`.
     """
     from .. import higgs4l
-    from ..collections import from_data
+    from ..object_collections import from_data
 
     cuts = higgs4l.H4lCuts.from_params(selection.h4l)
     leptons = {n: c for n, c in from_data(data).items() if n in ("electrons", "muons")}

@@ -16,12 +16,12 @@ from collections.abc import Iterable, Mapping, Sequence
 import numpy as np
 
 from .. import higgs4l
+from ..config import DataParams, SelectionParams
 from ..diagnostics.reconstruction import Z_WINDOW_GEV
 from ..formatting import fmt
 from ..io.batch import ObjectArrays
 from ..kinematics import p4_mass
 from ..metrics.reconstruction import sigma68
-from ..schema import DataParams, SelectionParams
 
 WIDTH_LIMIT = 1.2  # decoded peak width / original peak width allowed
 SIGNAL = "ggH_ZZ4l"
@@ -264,8 +264,8 @@ def add_to_report(rep, data: DataParams, selection: SelectionParams, tokens, ref
     """The signal-region lepton peaks after 1, 2, ..., Q decoded levels of the run's lepton cards: the metrics of all
     levels, a table (with the recorded reference design), the requirement's sentence and the m4l figure."""
     from .. import splits
-    from ..collections import from_data
     from ..io.reader import H5Stream
+    from ..object_collections import from_data
 
     cards = lepton_cards(tokens)
     collections = from_data(data)

@@ -16,10 +16,10 @@ from functools import partial
 
 import numpy as np
 
+from ..config import ClassifyParams
 from ..datamodules.tasks import Task
 from ..errors import ConfigError
 from ..metrics import paired
-from ..schema import ClassifyParams
 from . import stages
 
 #: How each model of the comparison sees the data (chapter 06's columns).

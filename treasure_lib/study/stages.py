@@ -13,9 +13,9 @@ import json
 from collections.abc import Mapping
 from pathlib import Path
 
+from ..config import ClassifyParams, DataParams, GenerateParams, Params, StudyParams
 from ..distributed import fit_here_or_distributed as _fit
 from ..errors import ConfigError
-from ..schema import ClassifyParams, DataParams, GenerateParams, Params, StudyParams
 
 
 def run_params(run, classify: Mapping | None = None) -> Params:

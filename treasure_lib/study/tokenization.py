@@ -311,7 +311,7 @@ def summary_row(
 
 def report(run) -> ChapterReport:
     """Everything chapter 02 shows, with the metrics logged to the run (cards and token files built if missing)."""
-    from ..collections import from_data
+    from ..object_collections import from_data
     from ..sequences import TokenizerSet
 
     params = stages.run_params(run)

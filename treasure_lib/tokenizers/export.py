@@ -26,16 +26,16 @@ import torch
 from tqdm import tqdm
 
 from .. import splits
-from ..collections import from_data
+from ..config import DataParams, ExportParams, SelectionParams, SequenceParams, StudyParams, TokenizerParams
 from ..errors import ConfigError, InputFileError
 from ..io.h5 import count_rows, expand_files
 from ..io.prefetch import prefetch
 from ..io.reader import H5Stream
 from ..io.selection import class_names
 from ..io.tokens import SAMPLE_COLUMNS, NpzWriter, TokenWriter, read_metadata, token_table
+from ..object_collections import from_data
 from ..progress import shown
 from ..runs import atomic
-from ..schema import DataParams, ExportParams, SelectionParams, SequenceParams, StudyParams, TokenizerParams
 from ..sequences import TokenizerSet
 
 log = logging.getLogger(__name__)

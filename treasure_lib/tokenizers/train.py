@@ -22,7 +22,8 @@ import numpy as np
 import torch
 
 from .. import config, splits, training_health
-from ..collections import Collection, from_data, load_collections
+from ..config import DataParams, Section, StudyParams, TokenizerParams, section_from
+from ..config.schema import TOKENIZER
 from ..diagnostics.reconstruction import levels_report
 from ..distributed import is_main
 from ..errors import ConfigError
@@ -30,8 +31,8 @@ from ..hashing import file_sha256
 from ..io.batch import Batch, ObjectArrays, join_padded
 from ..io.reader import H5Stream
 from ..metrics.reconstruction import level_metric_items
+from ..object_collections import Collection, from_data, load_collections
 from ..preprocessing import CollectionScaler, reservoir_sample
-from ..schema import TOKENIZER, DataParams, Section, StudyParams, TokenizerParams, section_from
 from ..trainer import history_of, make_trainer
 from .card import BinningTokenizer, KMeansTokenizer, Tokenizer, VQVAETokenizer, save
 from .search import residual_indices

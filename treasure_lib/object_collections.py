@@ -12,8 +12,8 @@ from pathlib import Path
 
 import yaml
 
+from .config import DataParams
 from .errors import ConfigError
-from .schema import DataParams
 
 LAYOUTS = ("compound", "per_feature")
 KINDS = ("objects", "scalars")

@@ -14,8 +14,8 @@ from typing import Any
 
 import yaml
 
-from .errors import ConfigError
-from .schema import SCHEMA, Key, Params, Section
+from ..errors import ConfigError
+from .schema import SCHEMA, Key
 
 BASE_KEY = "base"  # a params file may name the file it extends, relative to itself
 
@@ -171,12 +171,12 @@ def _tname(value: Any) -> str:
 
 def validate(params: dict, schema: Mapping = SCHEMA, prefix: str = "") -> dict:
     """Check types (coercing '20e3'-style strings for float keys) and fill schema defaults; a whole params set is also
-    checked against the rules that tie keys together (`param_rules`)."""
+    checked against the rules that tie keys together (`rules`)."""
     out = _validate(params, schema, prefix)
     if schema is SCHEMA and not prefix:
-        from . import param_rules
+        from . import rules
 
-        param_rules.check(out)
+        rules.check(out)
     return out
 
 
@@ -227,4 +227,41 @@ __all__ = [
     "dump",
     "get_dotted",
     "read_yaml",
+]
+
+
+# The typed sections (defined last: they validate through the functions above).
+from .sections import (  # noqa: E402
+    SECTIONS,
+    ClassifyParams,
+    DataParams,
+    ExportParams,
+    GenerateParams,
+    ModelParams,
+    Params,
+    PretrainParams,
+    Section,
+    SelectionParams,
+    SequenceParams,
+    StudyParams,
+    TokenizerParams,
+    TrainParams,
+    section_from,
+)
+
+__all__ += [
+    "SECTIONS",
+    "ClassifyParams",
+    "DataParams",
+    "ExportParams",
+    "GenerateParams",
+    "ModelParams",
+    "PretrainParams",
+    "Section",
+    "SelectionParams",
+    "SequenceParams",
+    "StudyParams",
+    "TokenizerParams",
+    "TrainParams",
+    "section_from",
 ]

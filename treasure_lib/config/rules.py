@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from .config import get_dotted
-from .errors import ConfigError
+from ..errors import ConfigError
+from . import get_dotted
 
 TRAINING_SECTIONS = ("tokenizer.train", "pretrain.train", "classify.train")
 #: Probabilities and fractions: closed interval [0, 1] unless the rule says otherwise.
