@@ -176,56 +176,47 @@ def _report(numbers: dict, metrics_out: str | Path | None, printed: str | None =
         print(f"-> {printed or metrics_out}")
 
 
-def cmd_pretrain(args) -> int:
+def _model_step(args, command: str, locations, train) -> int:
+    """`treasure pretrain` / `treasure classify`: without output locations (`locations(params)`), the stage of the
+    run folder runs/<kind>/<name>; with one, `train(params, tokens_dir)` writes there, its numbers beside it."""
     import json
 
     from .runs import folder as run_folder
     from .runs import steps
     from .tokenizers.export import tokens_dir
-    from .training import pretrain, run_dir
+    from .training import run_dir
 
     params = _params(args)
-    if steps.through_stages(params.pretrain.output_dir, params.export.output_dir) and not args.metrics_out:
-        open_run = partial(run_folder.Run, run_folder.default_run_dir(params.study), params)
-        folder = steps.build("pretrain", params.data, open_run)["path"]
-        _report(json.loads((folder / "metrics.json").read_text()), None, printed=str(run_dir(params.study)))
+    folder = run_folder.default_run_dir(params.study)
+    if steps.through_stages(*locations(params)) and not args.metrics_out:
+        built = steps.build(command, params.data, partial(run_folder.Run, folder, params))
+        numbers = built["metrics"] or json.loads((built["path"] / "metrics.json").read_text())
+        _report(numbers, None, printed=str(run_dir(params.study) / "metrics.json"))
         return 0
-    out = Path(params.pretrain.output_dir or run_dir(params.study) / "artifacts" / "pretrain")
-    with steps.direct("pretrain", "pretrain.output_dir", out, run_folder.default_run_dir(params.study)):
-        numbers = pretrain(
-            study=params.study,
-            model=params.model,
-            pretrain=params.pretrain,
-            classify=params.classify,
-            tokens=tokens_dir(params.study, params.export),
-        )
-        _report(numbers, args.metrics_out or out / "metrics.json")
+    out = Path(getattr(params, command).output_dir or run_dir(params.study) / "artifacts" / command)
+    with steps.direct(command, f"{command}.output_dir", out, folder):
+        _report(train(params, tokens_dir(params.study, params.export)), args.metrics_out or out / "metrics.json")
     return 0
+
+
+def cmd_pretrain(args) -> int:
+    from .training import pretrain
+
+    def train(p, tokens):
+        return pretrain(study=p.study, model=p.model, pretrain=p.pretrain, classify=p.classify, tokens=tokens)
+
+    return _model_step(args, "pretrain", lambda p: (p.pretrain.output_dir, p.export.output_dir), train)
 
 
 def cmd_classify(args) -> int:
-    from .runs import folder as run_folder
-    from .runs import steps
-    from .tokenizers.export import tokens_dir
-    from .training import classify, run_dir
+    from .training import classify
 
-    params = _params(args)
-    locations = (params.classify.output_dir, params.classify.backbone, params.export.output_dir)
-    if steps.through_stages(*locations) and not args.metrics_out:
-        open_run = partial(run_folder.Run, run_folder.default_run_dir(params.study), params)
-        numbers = steps.build("classify", params.data, open_run)["metrics"]
-        _report(numbers, None, printed=str(run_dir(params.study) / "metrics.json"))
-        return 0
-    out = Path(params.classify.output_dir or run_dir(params.study) / "artifacts" / "classify")
-    with steps.direct("classify", "classify.output_dir", out, run_folder.default_run_dir(params.study)):
-        numbers = classify(
-            study=params.study,
-            model=params.model,
-            classify=params.classify,
-            tokens=tokens_dir(params.study, params.export),
-        )
-        _report(numbers, args.metrics_out or out / "metrics.json")
-    return 0
+    def train(p, tokens):
+        return classify(study=p.study, model=p.model, classify=p.classify, tokens=tokens)
+
+    return _model_step(
+        args, "classify", lambda p: (p.classify.output_dir, p.classify.backbone, p.export.output_dir), train
+    )
 
 
 def _register_models(sub, add_params, _):

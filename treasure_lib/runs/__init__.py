@@ -16,7 +16,7 @@ from .folder import (
     Run,
     RunError,
     default_run_dir,
-    flatten,
+    dotted_items,
     interactive_run_dir,
     open_run,
 )
@@ -40,7 +40,7 @@ __all__ = [
     "git_state",
     "default_run_dir",
     "interactive_run_dir",
-    "flatten",
+    "dotted_items",
     "register",
     "PARAMS",
     "METRICS",

@@ -12,7 +12,6 @@ rewrites the params of the run `make book` filled nor moves its metrics aside.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -21,6 +20,7 @@ from typing import Any
 from .. import config
 from ..config import StudyParams
 from ..errors import TreasureError
+from ..hashing import text_sha256
 from . import atomic, lock, provenance
 from .stage import Stage
 
@@ -34,13 +34,13 @@ class RunError(TreasureError, RuntimeError):
     """A run folder cannot be opened, executed or read as asked."""
 
 
-def flatten(metrics: Mapping, prefix: str = "") -> dict:
+def dotted_items(metrics: Mapping, prefix: str = "") -> dict:
     """{"a": {"b": 1}} -> {"a.b": 1}: metrics.json is flat, with dotted keys."""
     out = {}
     for key, value in metrics.items():
         dotted = f"{prefix}{key}"
         if isinstance(value, Mapping):
-            out.update(flatten(value, dotted + "."))
+            out.update(dotted_items(value, dotted + "."))
         else:
             out[dotted] = value
     return out
@@ -134,7 +134,7 @@ class Run:
         documented keys; `check=False` for exploration). Read-merge-write under a lock and an atomic
         rename: a reader sees the old or the new file. NaN and inf are stored as null (undefined).
         """
-        new = atomic.jsonable(flatten(metrics))
+        new = atomic.jsonable(dotted_items(metrics))
         if check:
             from .. import metric_keys
 
@@ -251,7 +251,7 @@ def interactive_run_dir(study: StudyParams, overrides: Iterable[str] = ()) -> Pa
     overrides = [str(o) for o in overrides]
     if not overrides:
         return base
-    digest = hashlib.sha256("\n".join(overrides).encode()).hexdigest()[:OVERRIDES_HASH_CHARS]
+    digest = text_sha256("\n".join(overrides))[:OVERRIDES_HASH_CHARS]
     return base.with_name(f"{base.name}-{digest}")
 
 

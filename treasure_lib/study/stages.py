@@ -444,23 +444,21 @@ def card_hashes(folder: Path) -> dict:
 def token_file_hashes(folder: Path) -> dict:
     """What a token stage built: its Parquet files' names and sha256 (not export.json's timings nor the npz copies,
     which no stage reads)."""
-    from ..checksum import sha256_file
+    from ..hashing import file_sha256
 
-    return {p.name: sha256_file(p) for p in sorted(Path(folder).glob("*.parquet"))}
+    return {p.name: file_sha256(p) for p in sorted(Path(folder).glob("*.parquet"))}
 
 
 def backbone_weights(folder: Path) -> dict:
     """What a pretraining stage built: the best checkpoint's weights and epoch (not the paths and timings its
     Lightning checkpoint also records)."""
-    import hashlib
-
     import torch
 
+    from ..hashing import parts_sha256
+
     saved = torch.load(Path(folder) / "checkpoints" / "best.ckpt", map_location="cpu", weights_only=True)
-    digest = hashlib.sha256()
-    for key, tensor in sorted(saved["state_dict"].items()):
-        digest.update(key.encode() + b"\0" + tensor.detach().cpu().contiguous().numpy().tobytes())
-    return {"weights": digest.hexdigest(), "epoch": int(saved.get("epoch", -1))}
+    weights = ((k, t.detach().cpu().contiguous().numpy().tobytes()) for k, t in sorted(saved["state_dict"].items()))
+    return {"weights": parts_sha256(weights), "epoch": int(saved.get("epoch", -1))}
 
 
 def _backbone_identity(backbone: Path):
