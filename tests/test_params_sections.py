@@ -14,7 +14,15 @@ import treasure_lib
 HOLDERS = {
     "treasure_lib.config": "declares, types, builds, validates and writes the params (schema, sections, rules)",
     "treasure_lib.runs.folder.Run.__init__": "a run folder records the params it was opened with",
+    "treasure_lib.runs.provenance.params_hash": "the params' identity: a hash of the whole resolved set",
+    "treasure_lib.runs.provenance.collect": "a run's provenance records its params' identity",
+    "treasure_lib.runs.chapters.input_hashes": "a chapter's inputs hash chains the params' identity",
+    "treasure_lib.scan.points.Point.__init__": "a scan point records the params it runs with",
+    "treasure_lib.scan.points.point_hash": "a scan point's identity: a hash of its resolved set",
+    "treasure_lib.distributed.fit_here_or_distributed": "hands the whole set to the torchrun processes it starts",
 }
+#: Names under which the whole set would travel.
+WHOLE = ("params", "resolved")
 
 
 def _modules():
@@ -38,7 +46,7 @@ def _takes_whole_params(func) -> list[str]:
     for p in inspect.signature(func).parameters.values():
         annotation = p.annotation if isinstance(p.annotation, str) else getattr(p.annotation, "__name__", "")
         annotation = annotation.strip("'\"")
-        if p.name == "params" or annotation in ("Params", "config.Params", "schema.Params"):
+        if p.name in WHOLE or annotation in ("Params", "config.Params"):
             found.append(p.name)
     return found
 
@@ -61,4 +69,8 @@ def test_the_walk_sees_a_function_that_takes_the_whole_params():
     def typed(settings: "Params"):  # noqa: F821, UP037  (the annotation is only read as text)
         return settings
 
+    def renamed(resolved):
+        return resolved
+
     assert _takes_whole_params(bad) == ["params"] and _takes_whole_params(typed) == ["settings"]
+    assert _takes_whole_params(renamed) == ["resolved"]

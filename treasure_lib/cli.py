@@ -19,7 +19,7 @@ from .errors import TreasureError
 DEFAULT_PARAMS = "params/default.yaml"
 
 
-def _params(args) -> dict:
+def _params(args) -> config.Params:
     files = args.params or ([DEFAULT_PARAMS] if Path(DEFAULT_PARAMS).is_file() else [])
     return config.load(files, args.overrides)
 

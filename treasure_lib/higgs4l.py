@@ -36,7 +36,7 @@ VARIABLES = ("m12", "m34", "m4l", "pt4l", "eta4l", "cos_theta_star", "cos_theta1
 
 @dataclass(frozen=True)
 class H4lCuts:
-    """The selection's numbers (params `selection.h4l`, documented in treasure_lib/schema.py).
+    """The selection's numbers (params `selection.h4l`, documented in treasure_lib/config/schema.py).
 
     Defaults follow the ATLAS Run-2 H -> 4l analysis: Loose leptons (electrons pT > 7 GeV, |eta| < 2.47;
     muons pT > 5 GeV, |eta| < 2.7), 20 / 15 / 10 GeV on the three leading quadruplet leptons,

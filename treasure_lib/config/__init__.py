@@ -1,7 +1,8 @@
-"""Parameters: YAML files deep-merged with dotted overrides and validated against `schema`.
+"""Parameters: YAML files deep-merged with dotted overrides, validated against `schema`, typed by `sections`.
 
-The resolved parameters are plain data (dicts, lists, str, int, float, bool, None) so that
-papermill can inject them and `dump` can write them back as YAML.
+The YAML side stays plain data (dicts, lists, str, int, float, bool, None), so papermill can inject it and `dump`
+writes it back; `load` returns the typed, frozen `Params` built from it (`sections.py`); `rules.py` checks what ties
+keys together.
 """
 
 from __future__ import annotations

@@ -584,11 +584,12 @@ for _section in (TOKENIZER, EXPORT, PRETRAIN, CLASSIFY):
     _mark(_section, "where", "output_dir", "cards_dir", "backbone")
     _mark(_section, "how", "progress_bar", "resume", "wandb")
 _mark(EXPORT, "how", "overwrite")
-_mark(DATA, "speed", "chunk_size")
 _mark(EXPORT, "speed", "batch_size")
-_mark(CLASSIFY, "speed", "jobs")
 _mark(CLASSIFY, "evaluation", "f_c", "f_tau", "pt_bins_gev", "n_boot")
-_mark(CLASSIFY, "chapter", "compare", "also", "label_fractions", "leakage_tasks", "seeds")
+_mark(CLASSIFY, "chapter", "compare", "also", "label_fractions", "leakage_tasks", "seeds", "physics_baselines")
+# Not "speed", though they look it: data.chunk_size sizes the reservoir sample the scalers, k-means and bins fit on
+# (from the first chunk's objects per row) and where the held-out sample stops; classify.jobs sets each
+# classifier's torch threads (cores / jobs), and a CPU reduction's float sum may depend on the thread count.
 
 SCHEMA: dict = {
     "study": STUDY,

@@ -137,7 +137,7 @@ def _model(path: str, spec: Mapping) -> type[Section]:
             fields[name] = (_field_type(entry), Field(..., description=entry.doc))
     model = create_model(_class_name(path) if path else "Params", __base__=Section, **fields)
     model._path = path
-    model.__doc__ = f"The `{path}` section of the params (treasure_lib/schema.py)." if path else None
+    model.__doc__ = f"The `{path}` section of the params (treasure_lib/config/schema.py)." if path else None
     return model
 
 

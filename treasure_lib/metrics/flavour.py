@@ -1,6 +1,6 @@
 """Flavour tagging: the b-tagging discriminant, working points and background rejections.
 
-Classes follow `collections.FLAVOUR_NAMES` by fixed index: b 0, c 1, light 2, tau 3; `probs`
+Classes follow `object_collections.FLAVOUR_NAMES` by fixed index: b 0, c 1, light 2, tau 3; `probs`
 columns are in that order (a 3-column tagger without tau is accepted). A working point keeps at
 least the requested weighted b-jet efficiency: a jet is tagged when D_b >= threshold.
 """
@@ -100,7 +100,7 @@ def flavour_rejection_curves(
 ) -> dict:
     """b-tagging rejections along a b-efficiency scan (what `plots.rejection_vs_efficiency` draws):
     dict(efficiency, rejection {flavour: array}, rejection_err {flavour: array}, n_background {flavour: n_eff});
-    D_b as `discriminant_b(probs, f_c)`, classes by the fixed index of `collections.FLAVOUR_NAMES`
+    D_b as `discriminant_b(probs, f_c)`, classes by the fixed index of `object_collections.FLAVOUR_NAMES`
     (b 0, c 1, light 2, tau 3). Flavours absent from `labels` are skipped; errors are binomial with the
     background's effective number of jets."""
     y = np.asarray(labels).astype(np.int64)

@@ -25,18 +25,10 @@ if TYPE_CHECKING:
     from ..config import DataParams
     from .folder import Run
 
-#: The params keys that say where each step reads its inputs from and writes its outputs to (what the command passes
-#: to `through_stages`).
-LOCATIONS = {
-    "train-tokenizer": ("tokenizer.output_dir",),
-    "export": ("export.output_dir", "export.cards_dir"),
-    "pretrain": ("pretrain.output_dir", "export.output_dir"),
-    "classify": ("classify.output_dir", "classify.backbone", "export.output_dir"),
-}
-
 
 def through_stages(*locations: str | None) -> bool:
-    """The step builds the run's stage (none of its `LOCATIONS` given, one process); else it writes where they say."""
+    """The step builds the run's stage (none of the locations it reads or writes is given (each command passes its
+    own: `export` its output and cards folders, ...), one process); else it writes where they say."""
     from ..distributed import launched
 
     return not launched() and all(location is None for location in locations)

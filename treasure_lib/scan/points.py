@@ -39,7 +39,7 @@ class Point:
     id: str
     values: dict  # axis key -> value
     overrides: tuple  # the scan's overrides, then the axis values (KEY=VALUE)
-    resolved: Mapping  # its fully resolved params (a `schema.Params`): its identity, read by section
+    resolved: Mapping  # its fully resolved params (a `config.Params`): its identity, read by section
     dir: Path  # its run folder
 
     @property

@@ -334,7 +334,7 @@ def report(run) -> ChapterReport:
     reports, units = _collections(rep, tokens, held, collections)
     main = "tracks" if "tracks" in reports else next(iter(reports))
     _main_figures(rep, main, tokens.tokenizers[main], reports[main], units[main])
-    if params["study"]["kind"] == "jets" and "tracks" in reports and "jets" in held.collections:
+    if params.study.kind == "jets" and "tracks" in reports and "jets" in held.collections:
         _jets(rep, tokens, held, reports["tracks"], collections["jets"])
     elif {"electrons", "muons"} <= set(reports):
         _leptons(rep, tokens, held, reports)
@@ -439,9 +439,9 @@ def quoted_bins(bins: Sequence[Mapping], min_jets: int = MIN_JETS_PER_BIN) -> li
     return [b for b in bins if b.get("n", 0) > min_jets]
 
 
-def _jets(rep: ChapterReport, tokens, held, tracks_report: Mapping, jets) -> None:
-    """Jets summed from original vs decoded tracks (the tracks card's own feature order on both sides); `jets` the
-    jets' Collection (its axis label)."""
+def _jets(rep: ChapterReport, tokens, held, tracks_report: Mapping, jets_collection) -> None:
+    """Jets summed from original vs decoded tracks (the tracks card's own feature order on both sides);
+    `jets_collection` the jets' Collection (its axis label)."""
     tok = tokens.tokenizers["tracks"]
     feats, mask = tokens.card_inputs(held, "tracks")
     decoded = tracks_report["decoded"][max(tracks_report["decoded"])]
@@ -456,7 +456,7 @@ def _jets(rep: ChapterReport, tokens, held, tracks_report: Mapping, jets) -> Non
             "resolution": [b["iqr_over_median"] for b in bins],
             "bias": [b["median"] - 1 for b in bins],
             "resolution_err": [b["iqr_over_median_err"] for b in bins],
-            "xlabel": display.feature_label(jets, "pt"),
+            "xlabel": display.feature_label(jets_collection, "pt"),
             "resolution_label": f"IQR / median of {RESPONSE_TEX}",
             "bias_label": f"Median {RESPONSE_TEX} − 1",
             "logx": True,

@@ -11,7 +11,6 @@ validation of the weights it holds, on val-split rows, in physical units (`recon
 
 from __future__ import annotations
 
-import copy
 import json
 import logging
 import time
@@ -465,7 +464,7 @@ def train_tokenizers(study: StudyParams, data: DataParams, tokenizer: TokenizerP
             "seed": seed,
             "mode": t.mode,
             "split": splits.SplitSpec.from_data(data).to_dict(),
-            "params": {"tokenizer": copy.deepcopy(dict(tc))},
+            "params": {"tokenizer": tc.to_dict()},
         }
         started = time.perf_counter()
         sample = reservoir_sample(
