@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import json
 import subprocess
 import sys
@@ -106,12 +105,9 @@ def _tokenizer_params(tmp_path):
 @pytest.mark.slow
 def test_tokenizers_train_on_two_cpu_processes_with_summed_codebook_statistics(tmp_path):
     base = _tokenizer_params(tmp_path)
-    single = copy.deepcopy(base)
-    single["tokenizer"]["output_dir"] = str(tmp_path / "single")
+    single = base.replace(tokenizer={"output_dir": str(tmp_path / "single")})
     _torchrun(["train-tokenizer"], single, tmp_path, nproc=1)
-    ddp = copy.deepcopy(base)
-    ddp["tokenizer"]["output_dir"] = str(tmp_path / "ddp")
-    ddp["tokenizer"]["train"].update(devices=2, strategy="ddp")
+    ddp = base.replace(tokenizer={"output_dir": str(tmp_path / "ddp"), "train": {"devices": 2, "strategy": "ddp"}})
     done = _torchrun(["train-tokenizer"], ddp, tmp_path)  # a step whose statistics differ between ranks raises
     assert done.stdout.count("electrons ") == 1 and done.stdout.count("muons ") == 1, (
         "only the main process reports (and writes) the cards, one per collection"
@@ -129,10 +125,13 @@ def test_tokenizers_train_on_two_cpu_processes_with_summed_codebook_statistics(t
 @pytest.mark.slow
 def test_unsynchronised_codebook_statistics_are_caught(tmp_path):
     """Without summing the EMA statistics over ranks each rank's codebook would learn from its own share only."""
-    ddp = _tokenizer_params(tmp_path)
-    ddp["tokenizer"]["output_dir"] = str(tmp_path / "ddp")
-    ddp["tokenizer"]["collections"] = ["electrons"]
-    ddp["tokenizer"]["train"].update(devices=2, strategy="ddp")
+    ddp = _tokenizer_params(tmp_path).replace(
+        tokenizer={
+            "output_dir": str(tmp_path / "ddp"),
+            "collections": ["electrons"],
+            "train": {"devices": 2, "strategy": "ddp"},
+        }
+    )
     path = tmp_path / "params.yaml"
     config.dump(ddp, path)
     wrapper = tmp_path / "no_sync.py"
@@ -164,16 +163,15 @@ def test_unsynchronised_codebook_statistics_are_caught(tmp_path):
 def test_pretraining_and_a_classifier_on_two_cpu_processes(token_files, tmp_path):  # noqa: F811
     from .test_training import _params
 
-    p = _params(token_files, tmp_path)
-    for section in ("pretrain", "classify"):
-        p[section]["train"].update(devices=2, strategy="ddp", accelerator="cpu", limit_train_batches=None)
+    ddp = {"train": {"devices": 2, "strategy": "ddp", "accelerator": "cpu", "limit_train_batches": None}}
+    p = _params(token_files, tmp_path).replace(pretrain=ddp, classify=ddp)
     config.dump(p, tmp_path / "params.yaml")
     distributed.run_distributed(["pretrain"], tmp_path / "params.yaml", 2, tmp_path / "pretrain.json")
     numbers = json.loads((tmp_path / "pretrain.json").read_text())
     metric_keys.check(numbers)
     assert 0 <= numbers["pretrain.masked_accuracy"] <= 1 and np.isfinite(numbers["pretrain.loss"])
     assert sorted(p.name for p in (tmp_path / "pretrain" / "checkpoints").iterdir()) == ["best.ckpt", "last.ckpt"]
-    p["classify"].update(mode="finetune", backbone=str(tmp_path / "pretrain" / "checkpoints" / "best.ckpt"))
+    p = p.replace(classify={"mode": "finetune", "backbone": str(tmp_path / "pretrain" / "checkpoints" / "best.ckpt")})
     config.dump(p, tmp_path / "params.yaml")
     distributed.run_distributed(["classify"], tmp_path / "params.yaml", 2, tmp_path / "classify.json")
     tuned = json.loads((tmp_path / "classify.json").read_text())
