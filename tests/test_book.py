@@ -27,6 +27,7 @@ import yaml
 from treasure_lib import runs
 from treasure_lib.book.assemble import BookError, completed_notebooks
 from treasure_lib.book.build import build_book
+from treasure_lib.book.screenshots import HEADLESS
 from treasure_lib.runs import provenance
 
 from .conftest import inside
@@ -296,17 +297,7 @@ def _chromium() -> str:
 
 def _chromium_args(tmp: Path) -> list[str]:
     profile = tmp / f"chromium-profile-{time.monotonic_ns()}"
-    return [
-        _chromium(),
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--no-first-run",
-        "--disable-component-update",
-        "--disable-sync",
-        f"--user-data-dir={profile}",
-    ]
+    return [_chromium(), *HEADLESS, f"--user-data-dir={profile}"]
 
 
 PROBE = (

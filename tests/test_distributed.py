@@ -66,19 +66,7 @@ def test_device_counts_from_params():
 def _torchrun(args, params, tmp_path, nproc=2):
     path = tmp_path / f"params-{args[0]}.yaml"
     config.dump(params, path)
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        f"--nproc-per-node={nproc}",
-        "-m",
-        "treasure_lib.cli",
-        *args,
-        "--params",
-        str(path),
-    ]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    done = subprocess.run(distributed.torchrun_command(args, path, nproc), capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return done
 

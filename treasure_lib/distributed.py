@@ -99,18 +99,9 @@ def merge_tallies(parts: Sequence[Mapping]) -> dict:
     return out
 
 
-def run_distributed(args: Sequence[str], params_file: Path, nproc: int, metrics_out: Path | None = None) -> None:
-    """Run `treasure <args> --params <params_file>` as `nproc` processes on this node (torchrun --standalone).
-
-    `params_file`: the resolved params as YAML; the main process writes its metrics to `metrics_out`.
-    The processes' output is printed as it comes (a chapter shows it); a failure is an error with the
-    command, its params file and the last lines of that output.
-    """
-    from collections import deque
-
-    from .errors import TreasureError
-
-    cmd = [
+def torchrun_command(args: Sequence[str], params_file: Path, nproc: int) -> list[str]:
+    """`treasure <args> --params <params_file>` as `nproc` processes on this node (torchrun --standalone)."""
+    return [
         sys.executable,
         "-m",
         "torch.distributed.run",
@@ -122,6 +113,20 @@ def run_distributed(args: Sequence[str], params_file: Path, nproc: int, metrics_
         "--params",
         str(params_file),
     ]
+
+
+def run_distributed(args: Sequence[str], params_file: Path, nproc: int, metrics_out: Path | None = None) -> None:
+    """Run `treasure <args> --params <params_file>` as `nproc` processes on this node (torchrun --standalone).
+
+    `params_file`: the resolved params as YAML; the main process writes its metrics to `metrics_out`.
+    The processes' output is printed as it comes (a chapter shows it); a failure is an error with the
+    command, its params file and the last lines of that output.
+    """
+    from collections import deque
+
+    from .errors import TreasureError
+
+    cmd = torchrun_command(args, params_file, nproc)
     if metrics_out is not None:
         cmd += ["--metrics-out", str(metrics_out)]
     tail: deque = deque(maxlen=30)

@@ -23,7 +23,8 @@ CHAPTERS = ("02", "04", "06")
 WIDTH = 1280  # px: a laptop screen, sidebar shown
 MAX_HEIGHT = 12000  # px: longer pages are cut (a PNG per page stays a few MB)
 BROWSERS = ("chromium", "chromium-browser", "google-chrome")
-FLAGS = (
+#: Headless Chromium as root, offline, with nothing of its own to do (the book's browser tests use these too).
+HEADLESS = (
     "--headless",
     "--no-sandbox",
     "--disable-gpu",
@@ -31,9 +32,8 @@ FLAGS = (
     "--no-first-run",
     "--disable-component-update",
     "--disable-sync",
-    "--hide-scrollbars",
-    "--force-device-scale-factor=1",
 )
+FLAGS = (*HEADLESS, "--hide-scrollbars", "--force-device-scale-factor=1")
 PROBE = (
     '<script>window.addEventListener("load", () => { document.body.setAttribute("data-page-height", '
     "Math.ceil(document.documentElement.scrollHeight)); });</script></body>"
