@@ -16,6 +16,7 @@ Conventions:
   (`classify.flavour.tokens.`). Working points are named by integer percent.
 """
 
+from . import sample_variables, two_sample
 from ._checks import MetricInputError
 from .flavour import (
     WORKING_POINTS,
@@ -49,6 +50,7 @@ from .roc import (
     one_vs_rest_aucs,
     roc_band,
     roc_curve,
+    roc_points,
 )
 from .summary import binary_summary, in_bins, multiclass_summary
 from .uncertainty import binomial_error, bootstrap, hanley_mcneil, n_effective
@@ -90,5 +92,8 @@ __all__ = [
     "rejection_at_efficiency",
     "roc_band",
     "roc_curve",
+    "roc_points",
+    "sample_variables",
     "significance",
+    "two_sample",
 ]

@@ -75,6 +75,20 @@ def roc_curve(y_true, score, weight=None):
     return fps / n, tps / p, np.r_[np.inf, ranked.score[ranked.ends]]
 
 
+def roc_points(sm_scores, signal_scores, sm_weight=None, signal_weight=None) -> tuple[np.ndarray, np.ndarray]:
+    """(sm_eff, signal_eff) of an anomaly score (higher = more anomalous), one point per distinct score from
+    (0, 0): the fractions of the standard-model and signal samples at or above each threshold (`roc_curve` with
+    the signal as class 1)."""
+    sm, signal = _checks.column(sm_scores, "sm_scores"), _checks.column(signal_scores, "signal_scores")
+    weight = None
+    if sm_weight is not None or signal_weight is not None:
+        weight = np.r_[_checks.weights(sm_weight, sm.size), _checks.weights(signal_weight, signal.size)]
+    fpr, tpr, _ = roc_curve(
+        np.r_[np.zeros(sm.size, np.int64), np.ones(signal.size, np.int64)], np.r_[sm, signal], weight
+    )
+    return fpr, tpr
+
+
 def auc(y_true, score, weight=None) -> float:
     """Weighted ROC AUC: the weighted probability that signal outscores background, ties counting 1/2."""
     ranked = RankedScores(y_true, score, weight)

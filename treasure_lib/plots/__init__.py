@@ -9,10 +9,11 @@ matplotlib Figure (made without pyplot: nothing to close), and with `save_to=<di
     plots.table_figure(diagnostics.leakage_table(results), ["row", "name", "auc_text"])
 """
 
-from . import style
+from . import anomaly, style
 from .codebook import codebook_usage, token_frequency
 from .performance import (
     from_bins,
+    from_points,
     label_efficiency,
     performance_vs_variable,
     rejection_vs_efficiency,
@@ -24,11 +25,13 @@ from .samples import by_class
 from .tables import table_figure
 
 __all__ = [
+    "anomaly",
     "by_class",
     "codebook_usage",
     "correlation_2d",
     "distributions",
     "from_bins",
+    "from_points",
     "label_efficiency",
     "performance_vs_variable",
     "rejection_vs_efficiency",

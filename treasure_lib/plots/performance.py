@@ -291,6 +291,21 @@ def performance_vs_variable(
     return style.finish(fig, save_to, name)
 
 
+def from_points(points: Mapping) -> tuple[np.ndarray, dict]:
+    """(fractions, results) for `label_efficiency` from {model: [(fraction, mean, err), ...]} (e.g. one line per
+    pretrained backbone): the fractions of all models together, each model's band mean ± err, NaN (a gap in its
+    line) at a fraction it was not trained on."""
+    fractions = np.array(sorted({float(f) for pts in points.values() for f, _, _ in pts}), dtype=np.float64)
+    results = {}
+    for model, pts in points.items():
+        mean, err = np.full(fractions.size, np.nan), np.full(fractions.size, np.nan)
+        for f, m, e in pts:
+            k = int(np.searchsorted(fractions, float(f)))
+            mean[k], err[k] = m, e
+        results[model] = (mean, mean - err, mean + err)
+    return fractions, results
+
+
 def label_efficiency(
     fractions,
     results: Mapping,
@@ -302,7 +317,8 @@ def label_efficiency(
 ):
     """A metric vs the fraction of labels used (log x): one line per model with its interval band.
 
-    `results` {model: (mean [n], low [n], high [n])} on the points `fractions` [n].
+    `results` {model: (mean [n], low [n], high [n])} on the points `fractions` [n]; from points with errors per
+    model: `label_efficiency(*from_points(points))`.
     """
     x = np.asarray(fractions, dtype=np.float64)
     fig, ax = style.figure()

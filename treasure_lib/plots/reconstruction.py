@@ -143,13 +143,7 @@ def residuals(
         ]
         ax.text(0.96, 0.95, "\n".join(lines), transform=ax.transAxes, ha="right", va="top", fontsize="medium")
         style.headroom(ax, 1.45)
-    spare = list(axes.flat)[len(names) :]
-    for ax in spare:
-        ax.set_axis_off()
-    if spare:
-        style.study_label(spare[0], x=0.05, y=0.8)
-    else:
-        style.figure_label(fig)
+    style.grid_label(fig, axes, len(names))
     return style.finish(fig, save_to, name)
 
 

@@ -114,6 +114,18 @@ def figure_label(fig, text: str = LABEL_TEXT, com: float | None = SQRT_S_TEV, ex
         fig.text(pars.right, pars.top + 0.04, rest[0], ha="right", va="bottom", fontsize="large")
 
 
+def grid_label(fig, axes, used: int) -> None:
+    """The sample label of a grid of panels of which the first `used` hold data: in the first spare slot (the spare
+    slots' axes switched off), or above the grid when none is spare."""
+    spare = list(np.ravel(axes))[used:]
+    for ax in spare:
+        ax.set_axis_off()
+    if spare:
+        study_label(spare[0], x=0.05, y=0.8)
+    else:
+        figure_label(fig)
+
+
 #: the former name: every figure function still calls it, and it writes the honest label
 atlas_label = study_label
 
