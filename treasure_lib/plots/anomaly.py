@@ -36,9 +36,8 @@ def _legend_below_label(ax, **kwargs):
 def common_edges(samples: Sequence[np.ndarray], bins: int = 40, tail: float = TAIL) -> np.ndarray:
     """`bins` equal bins from the lowest `tail` quantile to the highest 1 - `tail` quantile of the samples; integer
     samples (multiplicities) of a range up to 4 x `bins` get one bin per integer."""
-    finite = [v for v in (np.asarray(s, dtype=np.float64).reshape(-1) for s in samples) if v.size]
-    finite = [v[np.isfinite(v)] for v in finite]
-    finite = [v for v in finite if v.size]
+    flat = (np.asarray(s, dtype=np.float64).reshape(-1) for s in samples)
+    finite = [v for v in (f[np.isfinite(f)] for f in flat) if v.size]
     if not finite:
         return np.linspace(0.0, 1.0, bins + 1)
     low = min(float(np.quantile(v, tail)) for v in finite)
