@@ -2,16 +2,34 @@
 
 from .autoencoder import ObjectAutoencoder, autoencoder_scores, matched_hidden, train_autoencoder
 from .masked_likelihood import masked_pseudo_nll
+from .metrics import (
+    MIN_SM_AT_CUT,
+    SM_EFFICIENCIES,
+    MatchedWeights,
+    anomaly_statistics,
+    anomaly_summary,
+    matched_weights,
+    seed_summary,
+    signal_efficiency_at,
+)
 from .positions import multiplicity, object_positions
 from .reconstruction import reconstruction_error
 
 __all__ = [
+    "MIN_SM_AT_CUT",
+    "SM_EFFICIENCIES",
+    "MatchedWeights",
     "ObjectAutoencoder",
+    "anomaly_statistics",
+    "anomaly_summary",
     "autoencoder_scores",
     "masked_pseudo_nll",
     "matched_hidden",
+    "matched_weights",
     "multiplicity",
     "object_positions",
     "reconstruction_error",
+    "seed_summary",
+    "signal_efficiency_at",
     "train_autoencoder",
 ]
