@@ -1,5 +1,15 @@
-"""Anomaly scores for held-out samples beyond the standard model, their baselines and their statistics."""
+"""Anomaly scores for held-out samples beyond the standard model, their baselines and their statistics.
 
+    nll = anomaly.masked_pseudo_nll(pretrained, token_rows)["nll"]           # the pretrained model's score
+    reco = anomaly.reconstruction_error(feature_rows, decoded_rows)           # the tokenizer's own error
+    model, info = anomaly.train_autoencoder(train_rows, val_rows, hidden=anomaly.matched_hidden(...), ...)
+    summary = anomaly.anomaly_summary(sm_scores, signal_scores, sm_weights, signal_weights)
+    anomaly.wording.signal_verdict("the dark shower", {score: summary, ...}, supervised=..., matched=...)
+
+Higher scores are more anomalous. Pure functions and small models: nothing here reads params or writes a run.
+"""
+
+from . import wording
 from .autoencoder import ObjectAutoencoder, autoencoder_scores, matched_hidden, train_autoencoder
 from .masked_likelihood import masked_pseudo_nll
 from .metrics import (
@@ -32,4 +42,5 @@ __all__ = [
     "seed_summary",
     "signal_efficiency_at",
     "train_autoencoder",
+    "wording",
 ]
