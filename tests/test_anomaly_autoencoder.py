@@ -15,6 +15,7 @@ from treasure_lib.errors import InputFileError
 from treasure_lib.models import count_parameters
 
 F = 8
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 BASIS = np.random.default_rng(42).normal(size=(2, F))  # the 2-d plane in 8 dims the "standard model" lives on
 
 
@@ -38,10 +39,8 @@ def _rows(n, seed, on_manifold=True):
 
 
 @pytest.fixture(scope="module")
-def trained():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    model, info = train_autoencoder(
+def trained(one_torch_thread):
+    return train_autoencoder(
         _rows(600, 0),
         _rows(150, 1),
         hidden=32,
@@ -54,8 +53,6 @@ def trained():
         batch_size=128,
         n_types=3,
     )
-    yield model, info
-    torch.set_num_threads(before)
 
 
 @pytest.mark.parametrize("target", [5_000, 120_000, 800_000])

@@ -20,12 +20,7 @@ Q, SLOTS, K, BINS = 3, 6, 16, 8  # track levels, track slots, codes per track le
 WIDTH = 4  # grouped width: the event object has 4 binned levels, tracks 3 (+ EMPTY)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _vocab():
