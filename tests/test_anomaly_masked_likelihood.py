@@ -111,8 +111,9 @@ def test_a_uniform_model_scores_log_k_per_real_level():
 def test_a_rows_score_does_not_depend_on_its_chunk_or_batch_size():
     model, rows = _model(), _rows(n=9, seed=1)
     alone = np.array([masked_pseudo_nll(model, {k: v[r : r + 1] for k, v in rows.items()})["nll"][0] for r in range(9)])
-    for batch_size in (1, 2, 5, 64):
-        np.testing.assert_allclose(masked_pseudo_nll(model, rows, batch_size=batch_size)["nll"], alone, atol=1e-5)
+    for batch_size, max_copies in ((1, 1024), (2, 3), (5, 1), (64, 7), (64, 1024)):
+        got = masked_pseudo_nll(model, rows, batch_size=batch_size, max_copies=max_copies)["nll"]
+        np.testing.assert_allclose(got, alone, atol=1e-5)
     order = np.random.default_rng(3).permutation(9)
     shuffled = masked_pseudo_nll(model, {k: v[order] for k, v in rows.items()}, batch_size=4)["nll"]
     np.testing.assert_allclose(shuffled, alone[order], atol=1e-5)
