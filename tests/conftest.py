@@ -12,6 +12,18 @@ ROOT = Path(__file__).resolve().parents[1]
 OBJECTS = ROOT / "params" / "objects.yaml"
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Two threads on a shared two-core machine run tiny models 20x slower; one is deterministic and fast. A module
+    uses it with `pytestmark = pytest.mark.usefixtures("one_torch_thread")`."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def sets():
     return load_sets(OBJECTS)

@@ -29,13 +29,7 @@ from treasure_lib.vocabulary import CLS, EMPTY, MASK, PAD, SEP, Vocabulary
 Q, SLOTS, K, WIDTH = 3, 12, 16, 4  # track levels, track slots, codes per level, grouped width (event has 4 bins)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Two threads on a shared two-core machine run these tiny models 20x slower; one is deterministic and fast."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _vocab():
