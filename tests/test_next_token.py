@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import lightning as L
 import numpy as np
 import pytest
 import torch
@@ -28,6 +27,7 @@ from treasure_lib.training import classify, pretrain
 from treasure_lib.vocabulary import CLS, EMPTY, PAD, SEP, Vocabulary
 
 from .test_datamodules import token_files as exported  # noqa: F401  (the module fixture)
+from .test_models import _loader, _one_thread, _trainer  # noqa: F401  (one torch thread: the autouse fixture)
 from .test_training import _params
 
 # event: a binned scalar of 2 levels x 4 bins (type 1); tracks: 3 levels x 8 codes (type 2); type 3 has no tokens
@@ -36,14 +36,6 @@ VOCAB.add("event", 1, levels=2, size=4, kind="binned")
 VOCAB.add("tracks", 2, levels=3, size=8)
 TYPE_NAMES = {"0": "special", "1": "event", "2": "tracks"}
 EV, TR = VOCAB.offsets("event"), VOCAB.offsets("tracks")
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _cfg(**kw) -> dict:
@@ -342,27 +334,11 @@ def test_sampled_rows_decode_to_physical_features_through_the_tokenizer_set():
 # ---------------------------------------------------------------------------------------------- checkpoints, tuning
 
 
-def _trainer(**kw):
-    return L.Trainer(
-        accelerator="cpu",
-        enable_progress_bar=False,
-        logger=False,
-        enable_checkpointing=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-        **kw,
-    )
-
-
-def _loader(batches):
-    return torch.utils.data.DataLoader(batches, batch_size=None)
-
-
 @pytest.fixture(scope="module")
 def next_token_checkpoint(tmp_path_factory):
     torch.manual_seed(0)
     model = NextTokenModel(_cfg(dropout=0.1, causal=False), VOCAB.ranges, "vocab-a", TYPE_NAMES, warmup_steps=1)
-    trainer = _trainer(max_epochs=1)
+    trainer = _trainer(epochs=1)
     trainer.fit(
         model, _loader([_batch(32, seed=s) for s in range(3)]), _loader([_batch(32, seed=50 + s) for s in range(2)])
     )
@@ -401,7 +377,7 @@ def test_fine_tuning_a_next_token_backbone_keeps_it_causal_and_trains(next_token
     clf.eval()
     torch.testing.assert_close(clf.backbone(changed)[:, :2], clf.backbone(batch)[:, :2], rtol=0, atol=0)
     clf.train()
-    trainer = _trainer(max_epochs=1, limit_train_batches=1)
+    trainer = _trainer(epochs=1, limit_train_batches=1)
     trainer.fit(clf, _loader([_batch(32, seed=s) for s in range(2)]))
     assert any(not torch.equal(v, weights[k]) for k, v in clf.backbone.state_dict().items()), "one step trained it"
     trainer.save_checkpoint(tmp_path / "clf.ckpt")

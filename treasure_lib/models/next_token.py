@@ -140,9 +140,7 @@ class NextTokenModel(PretrainingModel):
 
     def training_step(self, batch, batch_idx):
         loss, probe_loss, *_ = self._step(batch)
-        n = len(batch["tokens"])
-        self.log_dict({"train/loss": loss, "train/probe_loss": probe_loss}, prog_bar=True, batch_size=n)
-        return loss + probe_loss  # the probe sees detached features: its loss never moves the backbone
+        return self.training_loss(loss, probe_loss, batch)
 
     def on_validation_epoch_start(self):
         self._val = {
@@ -159,17 +157,7 @@ class NextTokenModel(PretrainingModel):
 
     def validation_step(self, batch, batch_idx):
         _, _, terms, probe_logits = self._step(batch)
-        hit, level, kind = terms["code_hit"], terms["code_level"], terms["code_type"]
-        tally = {"all": (hit.sum(), len(hit))}
-        for q in torch.unique(level).tolist():
-            at = level == q
-            tally[f"level_{q + 1}"] = (hit[at].sum(), at.sum())
-        for t in torch.unique(kind).tolist():
-            at = kind == t
-            tally[self.hparams.type_names.get(str(t), f"type_{t}")] = (hit[at].sum(), at.sum())
-        for key, (c, n) in tally.items():
-            self._val["correct"][key] = self._val["correct"].get(key, 0) + int(c)
-            self._val["total"][key] = self._val["total"].get(key, 0) + int(n)
+        self.tally_accuracy(terms["code_hit"], terms["code_level"], terms["code_type"])
         self._val["type_correct"] += int(terms["type_hit"].sum())
         self._val["type_total"] += len(terms["type_hit"])
         self._val["nll"] += float(terms["type_nll"].sum() + terms["code_nll"].sum())
@@ -179,9 +167,7 @@ class NextTokenModel(PretrainingModel):
     def on_validation_epoch_end(self):
         v = merge_tallies(gather(self._trainer, self._val))  # every DDP rank logs (and early-stops on) the same
         self.log("val/loss", v["nll"] / max(v["n"], 1), prog_bar=True)
-        for key, total in v["total"].items():
-            name = "val/next_accuracy" if key == "all" else f"val/next_accuracy/{key}"
-            self.log(name, v["correct"][key] / max(total, 1))
+        self.log_accuracies("val/next_accuracy", v)
         self.log("val/type_accuracy", v["type_correct"] / max(v["type_total"], 1))
         self.log_probe_auc(v)
 

@@ -84,11 +84,38 @@ class PretrainingModel(L.LightningModule):
             ).sum() / w.sum()
         return probe_loss, probe_logits
 
+    def training_loss(self, loss: torch.Tensor, probe_loss: torch.Tensor, batch: dict) -> torch.Tensor:
+        """Log `train/loss` and `train/probe_loss`; what the optimiser minimises, their sum (the probe sees detached
+        features: its loss never moves the backbone)."""
+        n = len(batch["tokens"])
+        self.log_dict({"train/loss": loss, "train/probe_loss": probe_loss}, prog_bar=True, batch_size=n)
+        return loss + probe_loss
+
     def record_probe(self, probe_logits: torch.Tensor, batch: dict) -> None:
         """Keep a validation batch's probe outputs, labels and weights (in `self._val`) for the epoch's AUC."""
         self._val["probs"].append(torch.softmax(probe_logits.float(), -1).cpu().numpy())
         self._val["labels"].append(batch["label"].cpu().numpy())
         self._val["weights"].append(batch["weight"].float().cpu().numpy())
+
+    def tally_accuracy(self, hit: torch.Tensor, level: torch.Tensor, kind: torch.Tensor) -> None:
+        """Add a validation batch's predictions (flat: hit bool, vocabulary level, type id, one per target) to the
+        epoch's tallies in `self._val` ("correct", "total"): overall (`all`), per level (`level_<q + 1>`) and per
+        collection (the name from `type_names`, else `type_<id>`)."""
+        tally = {"all": (hit.sum(), len(hit))}
+        for q in torch.unique(level).tolist():
+            at = level == q
+            tally[f"level_{q + 1}"] = (hit[at].sum(), at.sum())
+        for t in torch.unique(kind).tolist():
+            at = kind == t
+            tally[self.hparams.type_names.get(str(t), f"type_{t}")] = (hit[at].sum(), at.sum())
+        for key, (c, n) in tally.items():
+            self._val["correct"][key] = self._val["correct"].get(key, 0) + int(c)
+            self._val["total"][key] = self._val["total"].get(key, 0) + int(n)
+
+    def log_accuracies(self, name: str, merged: dict) -> None:
+        """`name` (all targets) and `name/<key>` for every tally of the epoch (merged over ranks)."""
+        for key, total in merged["total"].items():
+            self.log(name if key == "all" else f"{name}/{key}", merged["correct"][key] / max(total, 1))
 
     def log_probe_auc(self, merged: dict) -> None:
         self.log(
@@ -198,9 +225,7 @@ class MaskedTokenModel(PretrainingModel):
             batch["tokens"].device, self.hparams.seed, TRAIN_STREAM, self.global_step, self.global_rank
         )
         loss, probe_loss, *_ = self._step(batch, generator)
-        n = len(batch["tokens"])
-        self.log_dict({"train/loss": loss, "train/probe_loss": probe_loss}, prog_bar=True, batch_size=n)
-        return loss + probe_loss  # the probe sees detached features: its loss never moves the backbone
+        return self.training_loss(loss, probe_loss, batch)
 
     def on_validation_epoch_start(self):
         self._val = {"correct": {}, "total": {}, "probs": [], "labels": [], "weights": [], "loss": [], "n": []}
@@ -216,16 +241,7 @@ class MaskedTokenModel(PretrainingModel):
         picked = targets != IGNORE
         levels = self.lookup[2].to(targets.device)[targets.clamp_min(0)]  # the vocabulary level of each target id
         types = batch["type_ids"][positions][:, None].expand_as(targets)
-        tally = {"all": (hit.sum(), picked.sum())}
-        for q in torch.unique(levels[picked]).tolist():
-            at = picked & (levels == q)
-            tally[f"level_{q + 1}"] = (hit[at].sum(), at.sum())
-        for t in torch.unique(types[picked]).tolist():
-            at = picked & (types == t)
-            tally[self.hparams.type_names.get(str(t), f"type_{t}")] = (hit[at].sum(), at.sum())
-        for key, (c, n) in tally.items():
-            self._val["correct"][key] = self._val["correct"].get(key, 0) + int(c)
-            self._val["total"][key] = self._val["total"].get(key, 0) + int(n)
+        self.tally_accuracy(hit[picked], levels[picked], types[picked])
         self._val["loss"].append(float(loss) * int(picked.sum()))
         self._val["n"].append(int(picked.sum()))
         self.record_probe(probe_logits, batch)
@@ -234,9 +250,7 @@ class MaskedTokenModel(PretrainingModel):
         # under DDP every rank saw its own share: merge the tallies, so every rank logs (and early-stops on) the same
         v = merge_tallies(gather(self._trainer, self._val))
         self.log("val/loss", sum(v["loss"]) / max(sum(v["n"]), 1), prog_bar=True)
-        for key, total in v["total"].items():
-            name = "val/masked_accuracy" if key == "all" else f"val/masked_accuracy/{key}"
-            self.log(name, v["correct"][key] / max(total, 1))
+        self.log_accuracies("val/masked_accuracy", v)
         self.log_probe_auc(v)
 
 
