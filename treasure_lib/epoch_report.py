@@ -17,7 +17,12 @@ from lightning.pytorch.callbacks import Callback
 from .runs import live
 
 #: What each LightningModule trains, in the words of the status line.
-KINDS = {"VQVAEModule": "tokenizer", "MaskedTokenModel": "pretraining", "SequenceClassifier": "classifier"}
+KINDS = {
+    "VQVAEModule": "tokenizer",
+    "MaskedTokenModel": "pretraining",
+    "NextTokenModel": "pretraining",
+    "SequenceClassifier": "classifier",
+}
 #: Folder names that say nothing about which model it is.
 GENERIC = {"artifacts", "tokenizers", "classify", "pretrain", "checkpoints"}
 

@@ -71,7 +71,14 @@ KEYS: dict[str, str] = {
     "pretrain.masked_accuracy": "fraction of masked tokens predicted exactly (fixed validation mask)",
     "pretrain.masked_accuracy.level_{q}": "the same per quantizer level",
     "pretrain.masked_accuracy.{collection}": "the same per collection",
-    "pretrain.loss": "validation masked-token cross entropy at the best epoch",
+    "pretrain.next_accuracy": "next-token objective: fraction of the next objects' codes predicted exactly (argmax "
+    "within the code's vocabulary range, the true type and coarser codes given)",
+    "pretrain.next_accuracy.level_{q}": "the same per quantizer level",
+    "pretrain.next_accuracy.{collection}": "the same per collection",
+    "pretrain.type_accuracy": "next-token objective: fraction of positions whose next type (a collection, [SEP] or "
+    "the end of the row) is predicted exactly",
+    "pretrain.loss": "validation loss at the best epoch: the masked-token cross entropy (objective masked) or the "
+    "next-token negative log-likelihood per predicted type or code (next_token) [nats]",
     "pretrain.probe_auc": "linear probe AUC on the detached backbone (online estimate of downstream AUC)",
     "pretrain.best_epoch": "epoch of the saved backbone",
     "pretrain.train_seconds": "wall time of pretraining [s]",

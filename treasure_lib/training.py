@@ -23,7 +23,14 @@ from .config import ClassifyParams, ModelParams, PretrainParams, StudyParams, Tr
 from .datamodules import TokenFiles, TokenStream, read_split
 from .datamodules.tasks import Task
 from .errors import ConfigError, InputFileError
-from .models import BackboneConfig, MaskedTokenModel, SequenceClassifier, count_parameters, raw_config_matching
+from .models import (
+    BackboneConfig,
+    MaskedTokenModel,
+    NextTokenModel,
+    SequenceClassifier,
+    count_parameters,
+    raw_config_matching,
+)
 from .trainer import history_of, make_trainer
 
 log = logging.getLogger(__name__)
@@ -127,7 +134,8 @@ def _whole_val(
 
 def training_seed(study: StudyParams, classify: ClassifyParams | None = None) -> int:
     """Weights and shuffling of a classifier (`classify` given) follow `classify.seed` when set (seed bands over
-    repeated training on the same tokens and backbone); everything else, and pretraining, follows `study.seed`."""
+    repeated training on the same tokens and backbone); everything else follows `study.seed` (pretraining:
+    `pretrain_seed`)."""
     if classify is not None and classify.seed is not None:
         return int(classify.seed)
     return int(study.seed)
@@ -151,9 +159,10 @@ def _best(trainer, module_cls):
 def pretrain(
     *, study: StudyParams, model: ModelParams, pretrain: PretrainParams, classify: ClassifyParams, tokens: Path
 ) -> dict:
-    """Masked-token pretraining on every training row of the token files in `tokens` (the export's folder); returns
-    the documented `pretrain.*` metrics of the best checkpoint, with its training health (`pretrain.converged`).
-    `classify`: the probe's task definitions and label seed."""
+    """Pretraining (`pretrain.objective`: masked-token or next-token) on every training row of the token files in
+    `tokens` (the export's folder); returns the documented `pretrain.*` metrics of the best checkpoint, with its
+    training health (`pretrain.converged`). `classify`: the probe's task definitions and label seed. Weights,
+    masks and shuffling follow `pretrain.seed` when set, else `study.seed`."""
     p = pretrain
     out = Path(p.output_dir or run_dir(study) / "artifacts" / "pretrain")
     files = token_files(tokens, "tokens")
@@ -161,33 +170,42 @@ def pretrain(
     task = Task.from_params(classify, task_name)
     cfg = backbone_config(model, files)
     type_names = {str(v): k for k, v in files.vocabulary.type_ids.items()}
+    seed = pretrain_seed(study, p)
     import lightning as L
 
-    L.seed_everything(study.seed, workers=True, verbose=False)  # before the weights are drawn
-    net = MaskedTokenModel(
-        cfg.to_dict(),
-        files.vocabulary.ranges,
-        files.vocabulary_hash,
-        type_names,
+    L.seed_everything(seed, workers=True, verbose=False)  # before the weights are drawn
+    common = dict(
         n_classes=task.n_classes,
         pooling="mean",
-        mask_rate=p.mask_rate,
-        p_mask=p.p_mask,
-        p_random=p.p_random,
         lr=p.train.lr,
         weight_decay=p.train.weight_decay,
         warmup_steps=p.train.warmup_steps,
-        seed=study.seed,
+        seed=seed,
     )
+    if p.objective == "next_token":
+        module_cls, accuracy = NextTokenModel, "next_accuracy"
+        net = module_cls(cfg.to_dict(), files.vocabulary.ranges, files.vocabulary_hash, type_names, **common)
+    else:
+        module_cls, accuracy = MaskedTokenModel, "masked_accuracy"
+        net = module_cls(
+            cfg.to_dict(),
+            files.vocabulary.ranges,
+            files.vocabulary_hash,
+            type_names,
+            mask_rate=p.mask_rate,
+            p_mask=p.p_mask,
+            p_random=p.p_random,
+            **common,
+        )
     trainer = make_trainer(p.train, out, monitor="val/loss")
     history = history_of(trainer)
     train_loader, val_loader, train_stream, val_stream = _streams(
-        p.train, files, task, seed=training_seed(study), label_seed=classify.label_seed, pretraining=True
+        p.train, files, task, seed=seed, label_seed=classify.label_seed, pretraining=True
     )
     seconds = _fit(trainer, net, train_loader, val_loader, out, p.train.resume)
     if trainer.global_rank != 0:
         return {}  # DDP: the main process evaluates and reports
-    best, path = _best(trainer, MaskedTokenModel)
+    best, path = _best(trainer, module_cls)
     if best is None:
         raise ConfigError("pretraining produced no checkpoint (no validation ran?)")
     results = make_trainer(p.train, None, logs=False, single_device=True).validate(
@@ -196,15 +214,17 @@ def pretrain(
     epoch = int(torch.load(path, map_location="cpu", weights_only=True)["epoch"])
     out_metrics = {
         "pretrain.loss": results["val/loss"],
-        "pretrain.masked_accuracy": results["val/masked_accuracy"],
+        f"pretrain.{accuracy}": results[f"val/{accuracy}"],
         "pretrain.probe_auc": results["val/probe_auc"],
         "pretrain.best_epoch": epoch,
         "pretrain.train_seconds": seconds,
         "pretrain.train_rows": float(train_stream.summary["rows"]),
     }
+    if "val/type_accuracy" in results:
+        out_metrics["pretrain.type_accuracy"] = results["val/type_accuracy"]
     for key, value in results.items():
-        if key.startswith("val/masked_accuracy/"):
-            out_metrics[f"pretrain.masked_accuracy.{key.rsplit('/', 1)[1]}"] = value
+        if key.startswith(f"val/{accuracy}/"):
+            out_metrics[f"pretrain.{accuracy}.{key.rsplit('/', 1)[1]}"] = value
     out_metrics.update(
         training_health.metric_items(
             "pretrain",
@@ -214,6 +234,12 @@ def pretrain(
     record_rows(out / "rows_read.npz", train=train_stream, val=val_stream)
     metric_keys.check(out_metrics)
     return {k: float(v) for k, v in out_metrics.items()}
+
+
+def pretrain_seed(study: StudyParams, pretrain: PretrainParams) -> int:
+    """Pretraining's weights, masks and shuffling follow `pretrain.seed` when set (seed bands over repeated
+    pretraining on the same tokens), else `study.seed`."""
+    return int(study.seed if pretrain.seed is None else pretrain.seed)
 
 
 def record_rows(path: Path, **streams: TokenStream) -> None:

@@ -423,6 +423,21 @@ MODEL = {
 }
 
 PRETRAIN = {
+    "objective": K(
+        "str",
+        "masked",
+        "what the backbone learns: masked (masked-token prediction, a bidirectional backbone) or next_token "
+        "(generative: a causal backbone predicts each next object's type, then its codes coarse to fine; it gives "
+        "a sequence likelihood and samples sequences; a classifier fine-tuned on it needs model.pooling=mean)",
+        choices=("masked", "next_token"),
+    ),
+    "seed": K(
+        "int",
+        None,
+        "seed of pretraining's weights, masks and shuffling (null: study.seed); a seed axis repeats the "
+        "pretraining on the same tokens",
+        nullable=True,
+    ),
     "mask_rate": K("float", 0.15, "fraction of tokens (flat) or objects (grouped) selected for prediction"),
     "p_mask": K("float", 0.8, "of the selected: fraction replaced by [MASK]"),
     "p_random": K("float", 0.1, "of the selected: fraction replaced by a random code of the same range"),

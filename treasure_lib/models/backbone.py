@@ -4,7 +4,9 @@ One readable file, nanoGPT style. Inputs follow the model batch contract (DESIGN
 int64 [B, L, Q] (grouped layout; flat has Q = 1) or `features` float32 [B, L, F] for the raw
 baseline, `type_ids` [B, L], `mask` [B, L] (True = a real position). A position's embedding is
 the sum of its levels' token embeddings (PAD and EMPTY add nothing), plus type and position
-embeddings. Attention is `scaled_dot_product_attention` with padding masked out of the keys.
+embeddings. Attention is `scaled_dot_product_attention` with padding masked out of the keys;
+`causal` (the next-token objective) also hides every later position from a query, so the hidden
+state of position i is a function of positions 0..i only (CLS, position 0, stays visible to all).
 The optional group attention (seed design) splits each position's token (or object) embedding
 into `groups` sub-vectors that attend to each other (residual + LayerNorm) before the type and
 position embeddings are added. A padded query attends to the real positions of its row (every row
@@ -41,6 +43,7 @@ class BackboneConfig:
     group_attention: bool = False  # seed design: attention among sub-vectors of each token embedding
     group_attention_groups: int = 4  # sub-vectors per embedding (d_model must divide)
     level_dropout: float = 0.0  # training: with this probability an object keeps only its first k levels
+    causal: bool = False  # a query attends only to its own and earlier positions (next-token pretraining)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -107,10 +110,12 @@ class SelfAttention(nn.Module):
         self.proj = nn.Linear(d, d)
 
     def forward(self, x: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+        """`keys`: [B, L] (the keys every query sees) or [B, L, L] (per query, causal)."""
         B, L, d = x.shape
         q, k, v = (t.reshape(B, L, self.heads, d // self.heads).transpose(1, 2) for t in self.qkv(x).chunk(3, dim=-1))
         # no dropout on the attention weights: on CPU its [B, H, L, L] random mask costs more than the whole block
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=keys[:, None, None, :])
+        attn_mask = keys[:, None, None, :] if keys.dim() == 2 else keys[:, None]
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)
         return self.proj(y.transpose(1, 2).reshape(B, L, d))
 
 
@@ -163,9 +168,21 @@ class SequenceBackbone(nn.Module):
         x = x + self.type_embed(batch["type_ids"].long()) + self.pos_embed(torch.arange(L, device=mask.device))[None]
         x = self.drop(self.ln_in(x))
         keys = mask | ~mask.any(1, keepdim=True)  # a row with no real position stays finite whatever the SDPA kernel
+        if self.cfg.causal:
+            keys = causal_keys(keys)
         for block in self.blocks:
             x = block(x, keys)
         return self.ln_out(x)
+
+
+def causal_keys(keys: torch.Tensor) -> torch.Tensor:
+    """[B, L] real keys -> [B, L (query), L (key)]: the real keys at the query's own or earlier positions, and
+    position 0 (CLS) always, so every query (a padded one too) has a key and nothing is NaN."""
+    L = keys.shape[1]
+    earlier = torch.ones(L, L, dtype=torch.bool, device=keys.device).tril()
+    allowed = keys[:, None, :] & earlier
+    allowed[..., 0] = True
+    return allowed
 
 
 def pool(hidden: torch.Tensor, mask: torch.Tensor, how: str) -> torch.Tensor:

@@ -6,8 +6,9 @@ rate starts at `backbone_lr_factor` x lr and rises to the full lr over `catch_up
 loss is the weighted cross entropy (no label smoothing: the outputs are probabilities that
 working points rely on). A pretrained backbone is loaded strictly: a missing or unexpected key,
 a shape mismatch, another architecture or another vocabulary is an error naming the file and the
-keys, never a random backbone; a `finetune`, `frozen` or `slow` classifier refuses to fit before
-its backbone is loaded (or restored from its own checkpoint).
+keys, never a random backbone (only `causal` is taken from the checkpoint: a next-token backbone stays
+causal, and then needs `pooling: mean`, its CLS seeing only itself); a `finetune`, `frozen` or `slow`
+classifier refuses to fit before its backbone is loaded (or restored from its own checkpoint).
 
 Pretraining checkpoints are Lightning `.ckpt` files (format in `pretrain.py`), read with
 `torch.load(weights_only=True)`: `state_dict["backbone.*"]` and `hyper_parameters` (`backbone`
@@ -139,6 +140,12 @@ class SequenceClassifier(L.LightningModule):
                 f"{path}: the pretrained backbone has another architecture ({', '.join(differ)}; "
                 f"checkpoint vs this classifier); use the pretraining's model settings"
             )
+        causal = bool(theirs.get("causal", False))  # part of the function, but taken from the checkpoint
+        if causal and self.hparams.pooling == "cls":
+            raise ConfigError(
+                f"{path}: a causal (next-token) backbone's position 0 attends only to itself, so CLS pooling would "
+                f"read a constant; use model.pooling=mean"
+            )
         mine = self.backbone.state_dict()
         missing = sorted(set(mine) - set(state))
         unexpected = sorted(set(state) - set(mine))
@@ -149,6 +156,7 @@ class SequenceClassifier(L.LightningModule):
                 f"unexpected {unexpected[:5]}, other shapes {shapes[:5]} (backbone sizes must match)"
             )
         self.backbone.load_state_dict(state, strict=True)
+        self.backbone.cfg.causal = self.hparams.backbone["causal"] = causal  # this classifier's checkpoint records it
         self.backbone_source = str(path)
         if self.hparams.mode == "frozen":
             self._freeze()

@@ -21,7 +21,8 @@ Checkpoint format (what `classifier.load_backbone_state` reads): a Lightning `.c
 Trainer, a torch pickle of plain containers and tensors that loads with `weights_only=True`:
 `state_dict` (`backbone.*` = the `SequenceBackbone`, `heads.<q>.*`, `probe.*`) and
 `hyper_parameters` (`backbone`: the `BackboneConfig` as a dict, `ranges`: the vocabulary id ranges,
-`vocabulary_hash`, `type_names`, the masking and optimiser settings, `seed`).
+`vocabulary_hash`, `type_names`, the masking and optimiser settings, `seed`, `objective`: "masked").
+The probe, its AUC and the optimiser live in `PretrainingModel`, which `next_token.NextTokenModel` shares.
 """
 
 from __future__ import annotations
@@ -56,7 +57,89 @@ def warmup_cosine(step: int, warmup: int, total: int) -> float:
     return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress))
 
 
-class MaskedTokenModel(L.LightningModule):
+def range_logits(hidden: torch.Tensor, head: nn.Linear, picked: torch.Tensor, starts: torch.Tensor, sizes):
+    """Per vocabulary range among the picked rows: (rows [N] bool, the logits [rows, size] float32 of that range's
+    ids only, its first id). `starts`, `sizes` [N]: each row's range (its collection and level), so a head never
+    scores the thousands of ids that cannot be the answer."""
+    for s in torch.unique(starts[picked]).tolist():
+        rows = picked & (starts == s)
+        n = int(sizes[rows][0])
+        yield rows, F.linear(hidden[rows], head.weight[s : s + n], head.bias[s : s + n]).float(), s
+
+
+class PretrainingModel(L.LightningModule):
+    """What every pretraining objective shares: the detached linear probe (`self.probe`, pooled with
+    `hparams.pooling`), its validation AUC, and AdamW with warm-up and cosine decay."""
+
+    def probe_step(self, hidden: torch.Tensor, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        """(weighted probe loss over the labelled rows, probe logits [B, classes]) on the detached pooled states."""
+        pooled = pool(hidden, batch["mask"], self.hparams.pooling).detach()
+        probe_logits = self.probe(pooled)
+        labelled = batch["label"] >= 0
+        probe_loss = hidden.new_zeros(())
+        if labelled.any():
+            w = batch["weight"][labelled]
+            probe_loss = (
+                F.cross_entropy(probe_logits[labelled], batch["label"][labelled], reduction="none") * w
+            ).sum() / w.sum()
+        return probe_loss, probe_logits
+
+    def training_loss(self, loss: torch.Tensor, probe_loss: torch.Tensor, batch: dict) -> torch.Tensor:
+        """Log `train/loss` and `train/probe_loss`; what the optimiser minimises, their sum (the probe sees detached
+        features: its loss never moves the backbone)."""
+        n = len(batch["tokens"])
+        self.log_dict({"train/loss": loss, "train/probe_loss": probe_loss}, prog_bar=True, batch_size=n)
+        return loss + probe_loss
+
+    def record_probe(self, probe_logits: torch.Tensor, batch: dict) -> None:
+        """Keep a validation batch's probe outputs, labels and weights (in `self._val`) for the epoch's AUC."""
+        self._val["probs"].append(torch.softmax(probe_logits.float(), -1).cpu().numpy())
+        self._val["labels"].append(batch["label"].cpu().numpy())
+        self._val["weights"].append(batch["weight"].float().cpu().numpy())
+
+    def tally_accuracy(self, hit: torch.Tensor, level: torch.Tensor, kind: torch.Tensor) -> None:
+        """Add a validation batch's predictions (flat: hit bool, vocabulary level, type id, one per target) to the
+        epoch's tallies in `self._val` ("correct", "total"): overall (`all`), per level (`level_<q + 1>`) and per
+        collection (the name from `type_names`, else `type_<id>`)."""
+        tally = {"all": (hit.sum(), len(hit))}
+        for q in torch.unique(level).tolist():
+            at = level == q
+            tally[f"level_{q + 1}"] = (hit[at].sum(), at.sum())
+        for t in torch.unique(kind).tolist():
+            at = kind == t
+            tally[self.hparams.type_names.get(str(t), f"type_{t}")] = (hit[at].sum(), at.sum())
+        for key, (c, n) in tally.items():
+            self._val["correct"][key] = self._val["correct"].get(key, 0) + int(c)
+            self._val["total"][key] = self._val["total"].get(key, 0) + int(n)
+
+    def log_accuracies(self, name: str, merged: dict) -> None:
+        """`name` (all targets) and `name/<key>` for every tally of the epoch (merged over ranks)."""
+        for key, total in merged["total"].items():
+            self.log(name if key == "all" else f"{name}/{key}", merged["correct"][key] / max(total, 1))
+
+    def log_probe_auc(self, merged: dict) -> None:
+        self.log(
+            "val/probe_auc",
+            probe_auc(
+                np.concatenate(merged["labels"]), np.concatenate(merged["probs"]), np.concatenate(merged["weights"])
+            ),
+            prog_bar=True,
+        )
+
+    def configure_optimizers(self):
+        opt = torch.optim.AdamW(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+        total = max(int(self.trainer.estimated_stepping_batches), 1)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: warmup_cosine(s, self.hparams.warmup_steps, total))
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+
+def check_objective(objective: str, expected: str) -> None:
+    """The `objective` hyper-parameter only records which model a checkpoint holds: it must be the class's own."""
+    if objective != expected:
+        raise ValueError(f"this model's objective is {expected!r}, got {objective!r}")
+
+
+class MaskedTokenModel(PretrainingModel):
     def __init__(
         self,
         backbone: dict,
@@ -72,8 +155,10 @@ class MaskedTokenModel(L.LightningModule):
         weight_decay: float = 0.01,
         warmup_steps: int = 50,
         seed: int = 0,
+        objective: str = "masked",
     ):
         super().__init__()
+        check_objective(objective, "masked")
         self.save_hyperparameters()
         cfg = BackboneConfig(**backbone)
         self.backbone = SequenceBackbone(cfg)
@@ -114,10 +199,7 @@ class MaskedTokenModel(L.LightningModule):
             level_picked = picked[:, q]
             if not level_picked.any():
                 continue
-            for s in torch.unique(starts[:, q][level_picked]).tolist():
-                rows = level_picked & (starts[:, q] == s)
-                n = int(sizes[rows, q][0])
-                logits = F.linear(hidden[rows], head.weight[s : s + n], head.bias[s : s + n]).float()
+            for rows, logits, s in range_logits(hidden, head, level_picked, starts[:, q], sizes[:, q]):
                 target = targets[rows, q] - s
                 total = total + F.cross_entropy(logits, target, reduction="sum")
                 count += int(rows.sum())
@@ -135,15 +217,7 @@ class MaskedTokenModel(L.LightningModule):
             loss, hits, _ = self._range_logits(hidden[positions], targets)
         else:  # nothing drawn in this (tiny) batch: no signal, but keep the graph and no NaN
             loss, hits = hidden.sum() * 0.0, torch.zeros_like(targets, dtype=torch.bool)
-        pooled = pool(hidden, batch["mask"], self.hparams.pooling).detach()
-        probe_logits = self.probe(pooled)
-        labelled = batch["label"] >= 0
-        probe_loss = hidden.new_zeros(())
-        if labelled.any():
-            w = batch["weight"][labelled]
-            probe_loss = (
-                F.cross_entropy(probe_logits[labelled], batch["label"][labelled], reduction="none") * w
-            ).sum() / w.sum()
+        probe_loss, probe_logits = self.probe_step(hidden, batch)
         return loss, probe_loss, hits, targets, positions, probe_logits
 
     def training_step(self, batch, batch_idx):
@@ -151,9 +225,7 @@ class MaskedTokenModel(L.LightningModule):
             batch["tokens"].device, self.hparams.seed, TRAIN_STREAM, self.global_step, self.global_rank
         )
         loss, probe_loss, *_ = self._step(batch, generator)
-        n = len(batch["tokens"])
-        self.log_dict({"train/loss": loss, "train/probe_loss": probe_loss}, prog_bar=True, batch_size=n)
-        return loss + probe_loss  # the probe sees detached features: its loss never moves the backbone
+        return self.training_loss(loss, probe_loss, batch)
 
     def on_validation_epoch_start(self):
         self._val = {"correct": {}, "total": {}, "probs": [], "labels": [], "weights": [], "loss": [], "n": []}
@@ -169,40 +241,17 @@ class MaskedTokenModel(L.LightningModule):
         picked = targets != IGNORE
         levels = self.lookup[2].to(targets.device)[targets.clamp_min(0)]  # the vocabulary level of each target id
         types = batch["type_ids"][positions][:, None].expand_as(targets)
-        tally = {"all": (hit.sum(), picked.sum())}
-        for q in torch.unique(levels[picked]).tolist():
-            at = picked & (levels == q)
-            tally[f"level_{q + 1}"] = (hit[at].sum(), at.sum())
-        for t in torch.unique(types[picked]).tolist():
-            at = picked & (types == t)
-            tally[self.hparams.type_names.get(str(t), f"type_{t}")] = (hit[at].sum(), at.sum())
-        for key, (c, n) in tally.items():
-            self._val["correct"][key] = self._val["correct"].get(key, 0) + int(c)
-            self._val["total"][key] = self._val["total"].get(key, 0) + int(n)
+        self.tally_accuracy(hit[picked], levels[picked], types[picked])
         self._val["loss"].append(float(loss) * int(picked.sum()))
         self._val["n"].append(int(picked.sum()))
-        self._val["probs"].append(torch.softmax(probe_logits.float(), -1).cpu().numpy())
-        self._val["labels"].append(batch["label"].cpu().numpy())
-        self._val["weights"].append(batch["weight"].float().cpu().numpy())
+        self.record_probe(probe_logits, batch)
 
     def on_validation_epoch_end(self):
         # under DDP every rank saw its own share: merge the tallies, so every rank logs (and early-stops on) the same
         v = merge_tallies(gather(self._trainer, self._val))
         self.log("val/loss", sum(v["loss"]) / max(sum(v["n"]), 1), prog_bar=True)
-        for key, total in v["total"].items():
-            name = "val/masked_accuracy" if key == "all" else f"val/masked_accuracy/{key}"
-            self.log(name, v["correct"][key] / max(total, 1))
-        self.log(
-            "val/probe_auc",
-            probe_auc(np.concatenate(v["labels"]), np.concatenate(v["probs"]), np.concatenate(v["weights"])),
-            prog_bar=True,
-        )
-
-    def configure_optimizers(self):
-        opt = torch.optim.AdamW(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
-        total = max(int(self.trainer.estimated_stepping_batches), 1)
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: warmup_cosine(s, self.hparams.warmup_steps, total))
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+        self.log_accuracies("val/masked_accuracy", v)
+        self.log_probe_auc(v)
 
 
 def probe_auc(labels: np.ndarray, probs: np.ndarray, weights: np.ndarray) -> float:
