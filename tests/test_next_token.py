@@ -27,8 +27,10 @@ from treasure_lib.training import classify, pretrain
 from treasure_lib.vocabulary import CLS, EMPTY, PAD, SEP, Vocabulary
 
 from .test_datamodules import token_files as exported  # noqa: F401  (the module fixture)
-from .test_models import _loader, _one_thread, _trainer  # noqa: F401  (one torch thread: the autouse fixture)
+from .test_models import _loader, _trainer
 from .test_training import _params
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 # event: a binned scalar of 2 levels x 4 bins (type 1); tracks: 3 levels x 8 codes (type 2); type 3 has no tokens
 VOCAB = Vocabulary()

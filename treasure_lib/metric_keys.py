@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 from .errors import ConfigError
 
 QUANTITIES = "bias|mae|resolution|corr|response_median|response_iqr_over_median|accuracy"
-VARIANTS = "tokens|tokens_finetuned|tokens_frozen|tokens_slow|raw|decoded"
+VARIANTS = "tokens|tokens_finetuned|tokens_frozen|tokens_slow|raw|decoded|tokens_finetuned_next_token"
 
 KEYS: dict[str, str] = {
     # data
@@ -147,6 +147,24 @@ KEYS: dict[str, str] = {
     "generalisation.{train}_to_{test}.{number}": "flavour: performance when tested on another sample",
     "generalisation.{train}_to_{test}.pt_bin_{lo}_{hi}.{number}": "the same in a jet-pT bin [GeV]",
     "generalisation.{train}_to_{test}.converged": "1 when the classifier trained on one sample finished learning",
+    # other pretrained backbones (chapter 08: both objectives at every seed of anomaly.seeds)
+    "pretrain.{objective}.seed_{s}.{number}": "a number of the backbone pretrained with that objective and seed, as "
+    "`pretrain.<number>` is chapter 05's",
+    "pretrain.{objective}.seed_{s}.{number}.{part}": "the same per level or collection",
+    # anomaly detection (chapter 08): higher scores are less like the standard model
+    "anomaly.{signal}.{score}.{number}": "a score's separation of the held-out signal from standard-model test rows, "
+    "the mean over anomaly.seeds: auc, eff_at_1pc and eff_at_0p1pc (signal efficiency at 1% and 0.1% standard-model "
+    "efficiency), their bootstrap _err and _seed_std, n_seeds; score: masked, next_token, reconstruction, "
+    "autoencoder or supervised (the upper bound)",
+    "anomaly.{signal}.{score}.seed_{s}.{number}": "the same for one seed",
+    "anomaly.{signal}.{score}.{control}_matched.{number}": "the same with the standard-model rows reweighted to the "
+    "signal's distribution of a control variable (objects per row, jet pT): what is left beyond ranking by it",
+    "anomaly.{signal}.rows": "signal test rows scored",
+    "anomaly.standard_model.rows": "standard-model test rows scored",
+    "anomaly.autoencoder.seed_{s}.{number}": "training of the raw-feature autoencoder (converged, best_epoch, "
+    "epochs_run, parameters, target_parameters)",
+    "anomaly.generation.seed_{s}.{variable}.{number}": "generated (next-token backbone) vs test split: w1_over_std, "
+    "ks, floor (the same distance of an independent standard-model sample of equal size), floor_std, ratio",
     # the run
     "run.{stage}.seconds": "wall time of a chapter or stage [s]",
 }

@@ -253,9 +253,12 @@ def variant_name(classify: ClassifyParams) -> str:
         return "raw"
     if c.inputs == "decoded":
         return "decoded"
-    return {"scratch": "tokens", "finetune": "tokens_finetuned", "frozen": "tokens_frozen", "slow": "tokens_slow"}[
+    name = {"scratch": "tokens", "finetune": "tokens_finetuned", "frozen": "tokens_frozen", "slow": "tokens_slow"}[
         c.mode
     ]
+    if c.mode != "scratch" and c.backbone_objective != "masked":  # a backbone of chapter 08's other objective
+        name += f"_{c.backbone_objective}"
+    return name
 
 
 def metrics_prefix(classify: ClassifyParams) -> str:

@@ -20,12 +20,12 @@ from ..formatting import fmt, seed_mean
 from ..metrics import Comparison, significance
 
 SCORE_NAMES = {
-    "masked_nll": "masked-token pseudo-likelihood",
-    "masked_nll_per_object": "masked-token pseudo-likelihood per object",
-    "tokenizer_reco": "tokenizer reconstruction error",
-    "autoencoder": "feature autoencoder",
+    "masked": "masked-token pseudo-likelihood",
+    "next_token": "next-token likelihood",
+    "reconstruction": "tokenizer reconstruction error",
+    "autoencoder": "raw-feature autoencoder",
 }
-CONTROL_NAMES = {"multiplicity": "object multiplicity", "jet_pt": "jet pT", "leading_jet_pt": "leading-jet pT"}
+CONTROL_NAMES = {"objects": "number of objects", "jet_pt": "jet pT"}
 HALF = 0.5  # a matched control that keeps less than this share of the separation above chance explains most of it
 
 
@@ -153,7 +153,7 @@ def upper_bound_sentence(signal: str, score: str, summary: Mapping, supervised: 
     )
 
 
-def control_sentence(signal: str, score: str, summary: Mapping, matched: Mapping, control: str = "multiplicity") -> str:
+def control_sentence(signal: str, score: str, summary: Mapping, matched: Mapping, control: str = "objects") -> str:
     """(c) Does a score only rank by a control variable? `matched`: auc, auc_err (and dropped_fraction) with the SM
     weighted to the signal's distribution of `control`. It mostly ranks by the control when the matched AUC is within
     2 sigma of 0.5 or keeps less than half of its separation above chance."""
@@ -215,7 +215,7 @@ def signal_verdict(
     *,
     supervised: Mapping | None = None,
     matched: Mapping[str, Mapping] | None = None,
-    control: str = "multiplicity",
+    control: str = "objects",
     mean_objects: tuple[float, float] | None = None,
     comparison: Comparison | None = None,
 ) -> str:

@@ -110,7 +110,11 @@ def results_page(studies: Sequence[tuple[str, Path]], rows_for: Callable[[StudyP
             f"seed {params['study']['seed']}); code commit `{commit}`{dirty}; "
             f"finished {prov.get('finished') or 'unknown'} on {prov.get('device', {}).get('name', 'unknown')}.",
             "",
-            results.tables(metrics, rows_for(params.study, params.classify)),
+            results.tables(
+                metrics,
+                rows_for(params.study, params.classify)
+                + results.anomaly_rows(params.anomaly, params.study, params.classify),
+            ),
             "",
             results.resolution(metrics, params.study, params.classify),
             "",

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 
-from ..config import ClassifyParams, StudyParams
+from ..config import AnomalyParams, ClassifyParams, StudyParams
 from ..formatting import DASH, fmt, markdown_table, seed_mean
 from ..study import names
 
@@ -122,6 +122,35 @@ def headline_rows(study: StudyParams, classify: ClassifyParams) -> list[Row]:
         ("Linear-probe AUC on the pretrained backbone", "pretrain.probe_auc", None),
         ("Export throughput [rows/s]", "export.rows_per_s", None),
     ]
+    return rows
+
+
+def anomaly_rows(anomaly: AnomalyParams, study: StudyParams, classify: ClassifyParams) -> list[Row]:
+    """Chapter 08's headline rows: per held-out signal the AUC of each score against the standard model (the
+    supervised classifier is the upper bound), and what each pretraining objective buys at the fewest labels."""
+    rows: list[Row] = []
+    for signal in anomaly.signals:
+        for score in ("masked", "next_token", "autoencoder", "supervised"):
+            key = f"anomaly.{signal}.{score}"
+            rows.append(
+                (f"Anomaly, {names.sample(signal)}: {names.model(score)} (AUC)", f"{key}.auc", f"{key}.auc_err")
+            )
+        key = f"anomaly.{signal}.masked"
+        rows.append(
+            (
+                f"Anomaly, {names.sample(signal)}: {names.model('masked')}, signal eff. at 1% SM eff.",
+                f"{key}.eff_at_1pc",
+                f"{key}.eff_at_1pc_err",
+            )
+        )
+    if anomaly.signals and classify.label_fractions:
+        task = classify.task or ("flavour" if study.kind == "jets" else "signal")
+        pct = round(100 * min(classify.label_fractions))
+        stat = "light_rejection_at_77" if study.kind == "jets" else "auc"
+        for variant in ("tokens", "tokens_finetuned", "tokens_finetuned_next_token"):
+            key = f"classify.{task}.{variant}.label_fraction_{pct}.{stat}"
+            label = f"{names.first_upper(names.statistic(stat))} with {pct}% of the labels: {names.model(variant)}"
+            rows.append((label, key, f"{key}_err"))
     return rows
 
 

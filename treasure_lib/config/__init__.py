@@ -234,6 +234,7 @@ __all__ = [
 # The typed sections (defined last: they validate through the functions above).
 from .sections import (  # noqa: E402
     SECTIONS,
+    AnomalyParams,
     ClassifyParams,
     DataParams,
     ExportParams,
@@ -252,6 +253,7 @@ from .sections import (  # noqa: E402
 
 __all__ += [
     "SECTIONS",
+    "AnomalyParams",
     "ClassifyParams",
     "DataParams",
     "ExportParams",

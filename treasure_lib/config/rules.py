@@ -28,6 +28,9 @@ RATES = (
     "data.split.train",
     "data.split.val",
     "data.split.test",
+    "anomaly.signal_split.train",
+    "anomaly.signal_split.val",
+    "anomaly.signal_split.test",
 )
 
 
@@ -49,6 +52,7 @@ def problems(params: Mapping) -> Iterator[str]:
     yield from _rates(params)
     yield from _model(params)
     yield from _fractions(params)
+    yield from _held_out(params)
 
 
 def _names(params: Mapping) -> Iterator[str]:
@@ -147,3 +151,21 @@ def _fractions(params: Mapping) -> Iterator[str]:
                 f"key 'classify.label_fractions[{i}]' must lie in (0, 1): the curve's points below all labels; "
                 f"got {value!r}"
             )
+
+
+def _held_out(params: Mapping) -> Iterator[str]:
+    """The anomaly chapter's signals are held out: a process the study also generates as a standard-model sample
+    would enter tokenizer training and pretraining, and the score would be judged on what the backbone saw."""
+    signals = get_dotted(params, "anomaly.signals") or {}
+    shared = sorted(set(signals) & set(get_dotted(params, "generate.samples") or {}))
+    if shared:
+        yield (
+            f"key 'anomaly.signals' names {shared}, which generate.samples also lists: a signal must be held out "
+            f"of the standard-model samples the tokenizers and the backbone learn from"
+        )
+    for name, events in signals.items():
+        if not isinstance(events, int) or isinstance(events, bool) or events < 1:
+            yield f"key 'anomaly.signals.{name}' must be a number of events to generate (>= 1); got {events!r}"
+    seeds = get_dotted(params, "anomaly.seeds") or []
+    if len(set(seeds)) != len(seeds):
+        yield f"key 'anomaly.seeds' lists a seed twice: {seeds}"

@@ -469,6 +469,13 @@ CLASSIFY = {
     "backbone": K(
         "str", None, "pretrained checkpoint (null: the run's artifacts/pretrain/checkpoints/best.ckpt)", nullable=True
     ),
+    "backbone_objective": K(
+        "str",
+        "masked",
+        "finetune, frozen and slow modes: the pretraining objective of the backbone they start from (masked: "
+        "chapter 05's; next_token: chapter 08's generative backbone)",
+        choices=("masked", "next_token"),
+    ),
     "label_fraction": K("float", 1.0, "fraction of labelled training rows kept (fixed and nested by identity)"),
     "label_fractions": K("list", [0.1, 0.3], "the label-efficiency curve's points below 1 (chapter 06)", item="float"),
     "also": K(
@@ -584,6 +591,56 @@ SELECTION = {  # physics selections that chapters, baselines and exporters apply
 }
 
 
+ANOMALY = {  # chapter 08: anomaly scores from the standard-model backbone, and what pretraining buys
+    "signals": K(
+        "dict",
+        {},
+        "held-out samples beyond the standard model the chapter scores: {process: events to generate} (blocks of "
+        "params/processes.yaml; never in data.files or generate.samples, so never in tokenizer training or "
+        "pretraining)",
+    ),
+    "signal_split": {
+        "train": K("float", 0.5, "fraction of a signal's rows (jets: of events) the supervised upper bound trains on"),
+        "val": K("float", 0.1, "fraction it selects its model on"),
+        "test": K("float", 0.4, "fraction every score is evaluated on"),
+    },
+    "seeds": K(
+        "list",
+        [],
+        "pretraining seeds of the backbones (both objectives) and seeds of the autoencoder and the supervised "
+        "classifier: the seed spread of every score (study.seed reuses chapter 05's backbone)",
+        item="int",
+    ),
+    "max_rows": K(
+        "int",
+        3000,
+        "test rows scored per sample (a fixed subset, the same for every score: the pseudo-likelihood costs "
+        "rows x objects forward passes)",
+        minimum=10,
+    ),
+    "min_jet_pt_gev": K(
+        "dict",
+        {},
+        "per signal: score only jets above this pT [GeV], standard-model jets alike (a boosted-resonance search "
+        "looks at high-pT jets; rows need the jet_pt column)",
+    ),
+    "autoencoder": {
+        "bottleneck": K("int", 4, "latent width of the per-object autoencoder on the raw features", minimum=1),
+        "max_epochs": K("int", 200, "maximum epochs", minimum=1),
+        "patience": K("int", 5, "early stopping patience in epochs (on the validation loss)", minimum=1),
+        "min_delta": K(
+            "float", 0.0, "stopped improving: `patience` epochs lowered the loss by less than this", minimum=0
+        ),
+        "lr": K("float", 1.0e-3, "Adam learning rate"),
+        "batch_size": K("int", 1024, "objects per batch", minimum=1),
+    },
+    "generated_rows": K(
+        "int", 2000, "sequences sampled from each next-token backbone and compared with the test split", minimum=1
+    ),
+    "temperature": K("float", 1.0, "sampling temperature of the generated sequences (1: the model's distribution)"),
+}
+
+
 ROLES = ("result", "where", "how", "speed", "evaluation", "chapter")
 
 
@@ -601,6 +658,7 @@ for _section in (TOKENIZER, EXPORT, PRETRAIN, CLASSIFY):
 _mark(EXPORT, "how", "overwrite")
 _mark(EXPORT, "speed", "batch_size")
 _mark(CLASSIFY, "evaluation", "f_c", "f_tau", "pt_bins_gev", "n_boot")
+_mark(ANOMALY, "chapter", "signals", "seeds")
 _mark(CLASSIFY, "chapter", "compare", "also", "label_fractions", "leakage_tasks", "seeds", "physics_baselines")
 # Not "speed", though they look it: data.chunk_size sizes the reservoir sample the scalers, k-means and bins fit on
 # (from the first chunk's objects per row) and where the held-out sample stops; classify.jobs sets each
@@ -617,4 +675,5 @@ SCHEMA: dict = {
     "pretrain": PRETRAIN,
     "classify": CLASSIFY,
     "selection": SELECTION,
+    "anomaly": ANOMALY,
 }

@@ -189,4 +189,5 @@ ModelParams = SECTIONS["model"]
 PretrainParams = SECTIONS["pretrain"]
 ClassifyParams = SECTIONS["classify"]
 SelectionParams = SECTIONS["selection"]
+AnomalyParams = SECTIONS["anomaly"]
 TrainParams = Section  # the `train` block of tokenizer, pretrain and classify (three models of one shape)

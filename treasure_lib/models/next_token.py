@@ -182,7 +182,8 @@ def sequence_nll(model: NextTokenModel, batch: dict) -> dict[str, np.ndarray]:
     model.eval()
     try:
         device = next(model.parameters()).device
-        inputs = {k: batch[k].to(device) for k in ("tokens", "type_ids", "mask")}
+        inputs = {k: torch.as_tensor(batch[k]).to(device) for k in ("tokens", "type_ids", "mask")}
+        inputs["tokens"], inputs["type_ids"] = inputs["tokens"].long(), inputs["type_ids"].long()  # Parquet: int32
         terms = model.terms(model.backbone(inputs), inputs)
     finally:
         model.train(was)

@@ -1,5 +1,6 @@
 """A study's steps for the chapters: stages (data, cards, tokens, backbone, classifiers), one report per chapter
-(data, tokenization, codebook health, leakage, pretraining, classification, generalisation), models trained with
+(data, tokenization, codebook health, leakage, pretraining, classification, generalisation, anomaly
+detection), models trained with
 several seeds, and the wording of their verdicts. Chapters call these and show the results; the analyses
 themselves live in `diagnostics`, `metrics` and `training`."""
 
@@ -20,6 +21,9 @@ _MODULES = (
     "history",
     "display",
     "report",
+    "held_out",
+    "anomaly",
+    "anomaly_report",
 )
 __all__ = list(_MODULES)
 

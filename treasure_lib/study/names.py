@@ -11,6 +11,7 @@ from ..plots.style import first_upper  # noqa: F401  (one helper; names re-expor
 MODELS = {
     "tokens": "tokens, from scratch",
     "tokens_finetuned": "tokens, fine-tuned",
+    "tokens_finetuned_next_token": "tokens, fine-tuned from the next-token backbone",
     "tokens_frozen": "tokens, frozen backbone",
     "tokens_slow": "tokens, slowly fine-tuned",
     "raw": "raw features",
@@ -21,6 +22,12 @@ MODELS = {
     "fixed_slots": "fixed slots, no SEP / type ids",
     "mass_window": "m4l window",
     "gbdt": "gradient-boosted trees, high-level variables",
+    # chapter 08's anomaly scores (higher: less like the standard model)
+    "masked": "masked-token pseudo-likelihood",
+    "next_token": "next-token likelihood",
+    "reconstruction": "tokenizer reconstruction error",
+    "autoencoder": "raw-feature autoencoder",
+    "supervised": "supervised classifier (upper bound)",
 }
 
 TASKS = {
@@ -43,6 +50,10 @@ SAMPLES = {
     "WZ_3lnu": "WZ -> 3l nu",
     "Ztautau": "Z -> tau tau",
     "QCD": "QCD multijet",
+    "standard_model": "standard model (every sample the study reads)",
+    "HV_darkpion_bb": "hidden valley: dark pions (c tau = 20 mm) -> b bbar",
+    "Zprime_tt": "Z' (2 TeV) -> t tbar",
+    "H2_ZZ4l_300": "H2 (300 GeV) -> ZZ -> 4l",
 }
 
 STATISTICS = {

@@ -29,6 +29,10 @@ VARIANTS: dict[str, dict] = {
     "raw": {"mode": "scratch", "inputs": "features"},
     "decoded": {"mode": "scratch", "inputs": "decoded"},
 }
+#: Fine-tuned from chapter 08's other backbone (what each pretraining objective buys, beside `tokens_finetuned`).
+OBJECTIVE_VARIANTS: dict[str, dict] = {
+    "tokens_finetuned_next_token": {"mode": "finetune", "inputs": "tokens", "backbone_objective": "next_token"},
+}
 FLAVOUR_POINTS = (0.70, 0.77, 0.85)
 
 
@@ -70,7 +74,7 @@ def jobs(run, task: str, variants: Sequence[str], fraction: float = 1.0, seeds: 
             "to quote a seed spread)"
         )
     return [
-        dict(seed=s, classify={"task": task, "label_fraction": fraction, **VARIANTS[v]})
+        dict(seed=s, classify={"task": task, "label_fraction": fraction, **{**VARIANTS, **OBJECTIVE_VARIANTS}[v]})
         for v in variants
         for s in seeds
     ]
@@ -254,6 +258,7 @@ def binned(
 
 __all__ = [
     "VARIANTS",
+    "OBJECTIVE_VARIANTS",
     "SeededModels",
     "comparison_items",
     "comparison_prefix",

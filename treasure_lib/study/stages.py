@@ -91,6 +91,8 @@ CODE = {
     "pretrain": "study.stages:pretrained",
     "classify": "study.stages:_classifier_stage",
     "leakage": "study.leakage:variant_files",
+    "anomaly_tokens": "study.held_out:signal_tokens",
+    "anomaly": "study.anomaly:scores",
 }
 #: The hashing helpers: they say what a stage is, not what it computes (not part of any stage's code).
 IDENTITY_HELPERS = (
@@ -187,9 +189,33 @@ def card_training_metrics(cards: Path) -> dict:
     return out
 
 
-def pretrained(run) -> Path:
-    """The masked-token pretrained backbone (artifacts/pretrain), its metrics logged to the run."""
-    params = run_params(run)
+def pretrained(run, objective: str = "masked", seed: int | None = None) -> Path:
+    """A pretrained backbone (artifacts/pretrain), its metrics logged to the run. `objective` masked (chapter 05's)
+    or next_token, `seed` a pretraining seed (None: `study.seed`): other backbones of the same tokens are
+    `artifacts/pretrain-<objective>[-s<seed>]`, their metrics under `pretrain.<objective>.seed_<seed>`."""
+    stage, build, variant = _pretrain_stage(run, objective, seed)
+    path = stage(build)
+    numbers = json.loads((path / "metrics.json").read_text())
+    if variant is not None:
+        numbers = {f"pretrain.{variant}." + k[len("pretrain.") :]: v for k, v in numbers.items()}
+    run.log_metrics(numbers)
+    return path
+
+
+def pretrain_variant(run, objective: str, seed: int | None) -> tuple[dict, str | None]:
+    """(pretrain-section changes, metrics infix) of a backbone: chapter 05's masked backbone at `study.seed` is the
+    run's `pretrain` section itself (no changes, metrics under `pretrain.*`)."""
+    seed = None if seed is None or int(seed) == int(run.params.study.seed) else int(seed)
+    if objective == "masked" and seed is None:
+        return {}, None
+    s = int(run.params.study.seed) if seed is None else seed
+    return {"objective": objective, "seed": seed}, f"{objective}.seed_{s}"
+
+
+def _pretrain_stage(run, objective: str = "masked", seed: int | None = None):
+    """(stage, build function, metrics infix or None) of one pretrained backbone."""
+    changes, variant = pretrain_variant(run, objective, seed)
+    params = run_params(run).replace(pretrain=changes) if changes else run_params(run)
     token_dir = tokens(run)
 
     def build(out: Path) -> None:
@@ -197,24 +223,29 @@ def pretrained(run) -> Path:
 
         p = params.replace(pretrain={"output_dir": str(out), "train": {"resume": False}})
         out.mkdir(parents=True, exist_ok=True)
-        numbers = _fit(
-            "pretrain",
-            p.pretrain.train,
-            lambda: pretrain(
-                study=p.study,
-                model=p.model,
-                pretrain=p.pretrain,
-                classify=p.classify,
-                tokens=Path(p.export.output_dir),
-            ),
-            p.to_dict,
-            out / "metrics.json",
-        )
+        # chapter 05's backbone trains on every core as before; the others as the classifiers do (one thread per
+        # parallel job), alone or beside each other: the same numbers either way
+        threads = torch_threads(threads_per_job(params.classify)) if variant else contextlib.nullcontext()
+        with threads:
+            numbers = _fit(
+                "pretrain",
+                p.pretrain.train,
+                lambda: pretrain(
+                    study=p.study,
+                    model=p.model,
+                    pretrain=p.pretrain,
+                    classify=p.classify,
+                    tokens=Path(p.export.output_dir),
+                ),
+                p.to_dict,
+                out / "metrics.json",
+            )
         (out / "metrics.json").write_text(json.dumps(numbers, indent=1))
 
     probe = params["pretrain"]["probe_task"] or params["classify"]["task"]  # the probe's labels
-    path = run.stage(
-        "pretrain",
+    name = "pretrain" if variant is None else f"pretrain-{objective}" + (f"-s{seed}" if changes.get("seed") else "")
+    stage = run.stage(
+        name,
         {
             "tokens": identity(token_dir),
             "pretrain": params.pretrain.stage_inputs(),
@@ -224,9 +255,26 @@ def pretrained(run) -> Path:
             "probe_task": {probe: params["classify"]["tasks"].get(probe)},
         },
         content=backbone_weights,
-    )(build)
-    run.log_metrics(json.loads((path / "metrics.json").read_text()))
-    return path
+    )
+    return stage, build, variant
+
+
+def pretrained_many(run, backbones: list[tuple[str, int | None]]) -> dict[tuple[str, int | None], Path]:
+    """Several backbones (objective, seed), the missing ones pretrained side by side in worker processes as the
+    classifiers are (`classify.jobs`, one thread each on a CPU); returns each one's folder."""
+    tokens(run)  # upstream built here, once
+    pending = [b for b in backbones if not _pretrain_stage(run, *b)[0].done]
+    _in_workers(run, "pretraining backbones", _pretrain_in_worker, pending)
+    return {b: pretrained(run, *b) for b in backbones}
+
+
+def _pretrain_in_worker(job: tuple) -> bool:
+    from ..runs.folder import Run
+
+    run_dir, params, (objective, seed) = job
+    stage, build, _ = _pretrain_stage(Run(run_dir, params), objective, seed)
+    stage(build)
+    return True
 
 
 def _classifier_stage(
@@ -259,7 +307,7 @@ def _classifier_stage(
     if c["mode"] == "scratch":
         backbone = None
     elif backbone is None:
-        backbone = pretrained(run) / "checkpoints" / "best.ckpt"
+        backbone = pretrained(run, c.backbone_objective) / "checkpoints" / "best.ckpt"
     if backbone is not None:
         inputs["backbone"] = _backbone_identity(backbone)
     from ..training import metrics_prefix, variant_name
@@ -318,27 +366,39 @@ def classifiers(run, jobs: list[dict]) -> list[dict]:
     another on all cores; `classify.jobs` processes run at once (null: one per core, at most 4). Upstream
     stages (token files, the pretrained backbone) are built first, here, so no two processes build them."""
     token_dir = tokens(run) if any(j.get("token_dir") is None for j in jobs) else None
-    backbone = None
-    if any(run_params(run, j.get("classify")).classify.mode != "scratch" for j in jobs):
-        backbone = pretrained(run) / "checkpoints" / "best.ckpt"
-    jobs = [{"token_dir": token_dir, **j, "backbone": backbone} for j in jobs]  # upstream resolved here, once
+    jobs = [{"token_dir": token_dir, **j, "backbone": j.get("backbone") or _backbone_of(run, j)} for j in jobs]
     pending = [j for j in jobs if not _classifier_stage(run, **j)[0].done]
-    workers = min(len(pending), parallel_jobs(run.params.classify))
-    if workers > 1:
-        import multiprocessing
-        import os
-        from concurrent.futures import ProcessPoolExecutor
-
-        pool = ProcessPoolExecutor(
-            workers,
-            mp_context=multiprocessing.get_context("spawn"),
-            initializer=_die_with_parent,
-            initargs=(os.getpid(),),
-        )
-        with run.writing("training classifiers"), pool:  # the workers build under this process's lock
-            for done in pool.map(_build_in_worker, [(str(run.dir), run.params.to_dict(), j) for j in pending]):
-                del done
+    _in_workers(run, "training classifiers", _build_in_worker, pending)
     return [classifier(run, **j) for j in jobs]
+
+
+def _backbone_of(run, job: Mapping) -> Path | None:
+    """The pretrained checkpoint a classifier job starts from (built here, once, before any worker starts)."""
+    c = run_params(run, job.get("classify")).classify
+    if c.mode == "scratch":
+        return None
+    return pretrained(run, c.backbone_objective) / "checkpoints" / "best.ckpt"
+
+
+def _in_workers(run, what: str, build, pending: list) -> None:
+    """Build `pending` stages in `classify.jobs` spawned processes (`build((run dir, params, job))`); with one
+    worker or none pending, nothing happens here and the caller builds them in this process."""
+    workers = min(len(pending), parallel_jobs(run.params.classify))
+    if workers <= 1:
+        return
+    import multiprocessing
+    import os
+    from concurrent.futures import ProcessPoolExecutor
+
+    pool = ProcessPoolExecutor(
+        workers,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_die_with_parent,
+        initargs=(os.getpid(),),
+    )
+    with run.writing(what), pool:  # the workers build under this process's lock
+        for done in pool.map(build, [(str(run.dir), run.params.to_dict(), j) for j in pending]):
+            del done
 
 
 def evaluated(path: Path, classify: ClassifyParams, seed: int) -> dict:

@@ -189,3 +189,66 @@ def cost_sentence(
         elif tok > raw:
             text += " Above 100% only within the uncertainties: no sign that the tokens carry more than the features."
     return text.strip()
+
+
+def objective_verdict(points: Sequence[tuple[float, object]], quantity: str) -> str:
+    """The two pretraining objectives against each other, fraction by fraction. `points`: (label fraction, paired
+    comparison of fine-tuned from the next-token backbone minus fine-tuned from the masked one)."""
+    if not points:
+        return "No fraction has both fine-tuned models converged: no verdict on the objectives."
+    parts = "; ".join(f"{f:.0%}: {comparison_text(c)}" for f, c in points)
+    ahead = [f for f, c in points if c.significant and c.diff > 0]
+    behind = [f for f, c in points if c.significant and c.diff < 0]
+    pct = lambda fs: ", ".join(f"{f:.0%}" for f in fs)  # noqa: E731
+    text = f"Next-token minus masked pretraining, both fine-tuned, in {quantity}: {parts}. "
+    if not ahead and not behind:
+        return text + "The objectives do not differ significantly at any fraction of the labels."
+    if ahead and not behind:
+        return text + f"The next-token backbone is ahead at {pct(ahead)} of the labels."
+    if behind and not ahead:
+        return text + f"The masked backbone is ahead at {pct(behind)} of the labels."
+    return text + f"The next-token backbone is ahead at {pct(ahead)} and behind at {pct(behind)} of the labels."
+
+
+def held_out_sentence(signals: Sequence[str], standard_model: Sequence[str], rows: Mapping[str, int]) -> str:
+    """What the anomaly scores are judged on, and why the signals are unseen (`rows`: test rows per sample)."""
+    listed = "; ".join(f"{names.sample(s)}: {rows.get(s, 0)}" for s in signals)
+    return (
+        f"Scored: {rows.get('standard_model', 0)} standard-model test rows ({', '.join(standard_model)}) and, per "
+        f"signal, its test rows ({listed}). The signals are generated for this chapter only (`anomaly.signals`): no "
+        f"tokenizer card, backbone or autoencoder learned from them; they are exported with the study's cards. "
+        f"Efficiencies count rows as generated, without cross-section weights: the standard-model efficiency is that "
+        f"of the mixture the study reads."
+    )
+
+
+def anomaly_verdict(signal: str, found: Mapping, converged: Mapping[str, bool]) -> str:
+    """Chapter 08's paragraph for one signal (`anomaly_report.separation`'s result): the best unsupervised score and
+    its paired lead, the supervised upper bound, each matched control of the best score, scores below chance."""
+    from ..anomaly import wording as scores
+
+    boot = found["boot"]
+    unsupervised = [s for s in boot.names if s != "supervised"]
+    summaries = {s: {**boot.summary(s), "converged": 1.0 if converged.get(s, True) else 0.0} for s in unsupervised}
+    usable = sorted(
+        (s for s in unsupervised if math.isfinite(summaries[s]["auc"]) and converged.get(s, True)),
+        key=lambda s: -summaries[s]["auc"],
+    )
+    lead = boot.compare(usable[0], usable[1], "auc") if len(usable) > 1 else None
+    supervised = boot.summary("supervised") if converged.get("supervised", True) else None
+    label = names.sample(signal)
+    text = scores.signal_verdict(
+        label, summaries, supervised=supervised, comparison=lead, mean_objects=found.get("mean_objects")
+    )
+    if supervised is None:
+        text += " The supervised classifier did not finish learning: no upper bound is quoted."
+    if usable:
+        for control, c in found["controls"].items():
+            text += " " + scores.control_sentence(
+                label,
+                usable[0],
+                summaries[usable[0]],
+                {**c["boot"].summary(usable[0]), "dropped_fraction": c["dropped"]},
+                control,
+            )
+    return text

@@ -1,0 +1,450 @@
+"""Chapter 08's report: how well each score separates each held-out signal from the standard model, beside the
+supervised upper bound, with a control for multiplicity (and jet pT), what each pretraining objective buys in
+labels, and how close the next-token backbone's generated jets or events come to the test split.
+
+Every score is judged on the same rows (the standard-model test rows against one signal's), in one paired
+bootstrap over rows and seeds (`metrics.paired`), so that a difference between two scores carries the error of
+the difference. Efficiencies are per row of the samples as generated (no cross-section weights): the standard-model
+efficiency is that of the mixture the study reads.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+import numpy as np
+
+from ..anomaly import anomaly_statistics, matched_weights
+from ..datamodules.tasks import Task
+from ..formatting import fmt, seed_mean
+from ..metrics import paired
+from ..plots import from_points
+from . import anomaly, held_out, names, seeds, stages, wording
+from .report import ChapterReport
+
+UNSUPERVISED = ("masked", "next_token", "reconstruction", "autoencoder")
+STATS = ("auc", "eff_at_1pc", "eff_at_0p1pc")
+
+
+def supervised_task(signal: str, standard_model: list[str]) -> dict:
+    """The supervised upper bound's task: the signal against every standard-model sample, classes balanced."""
+    return {
+        "classes": {"standard_model": list(standard_model), "signal": [signal]},
+        "others": "drop",
+        "weights": "none",
+        "balance": True,
+    }
+
+
+def supervised_scores(run, token_dir, signals: list[str], standard_model: list[str], rows: Mapping) -> dict:
+    """Per signal, per seed of `anomaly.seeds`: the supervised classifier (tokens, from scratch, the study's model
+    size) trained with the signal's labels, evaluated on the scored rows (its P(signal) as the score)."""
+    from ..models import SequenceClassifier
+    from ..training import predict
+
+    params = run.params
+    jobs, names_ = [], []
+    for signal in signals:
+        task = f"anomaly_{signal}"
+        for s in params.anomaly.seeds:
+            jobs.append(
+                dict(
+                    token_dir=token_dir,
+                    seed=int(s),
+                    name=f"{task}-tokens-100",
+                    classify={
+                        "task": task,
+                        "tasks": {task: supervised_task(signal, standard_model)},
+                        "mode": "scratch",
+                        "inputs": "tokens",
+                        "label_fraction": 1.0,
+                    },
+                )
+            )
+            names_.append((signal, int(s)))
+    recorded = stages.classifiers(run, jobs)
+    out: dict = {}
+    for (signal, s), numbers in zip(names_, recorded):
+        found = sorted((run.artifacts / f"classify-anomaly_{signal}-tokens-100-s{s}").rglob("best.ckpt"))
+        model = SequenceClassifier.load_from_checkpoint(found[0], map_location="cpu", weights_only=True)
+        probs = predict(model, rows, params.classify.train.batch_size)
+        entry = out.setdefault(signal, {"scores": [], "converged": []})
+        entry["scores"].append(probs[:, 1].astype(np.float64))
+        entry["converged"].append(seeds._recorded(numbers, "converged") == 1.0)
+    return out
+
+
+def _selection(arrays: Mapping, signal: str, min_pt_gev: float | None) -> np.ndarray:
+    sel = np.isin(arrays["sample"], ["standard_model", signal])
+    if min_pt_gev:
+        sel &= arrays["jet_pt"] / 1e3 > min_pt_gev
+    return sel
+
+
+def predictions(arrays: Mapping, supervised: Mapping, signal: str, sel: np.ndarray, seed_list) -> dict:
+    """{score: [per-seed scores of the selected rows]}: one entry for the deterministic tokenizer."""
+    out = {name: [arrays[f"{name}/seed_{s}"][sel] for s in seed_list] for name in ("masked", "next_token")}
+    out["reconstruction"] = [arrays["reconstruction"][sel]]
+    out["autoencoder"] = [arrays[f"autoencoder/seed_{s}"][sel] for s in seed_list]
+    out["supervised"] = [s[sel] for s in supervised[signal]["scores"]]
+    return out
+
+
+def separation(arrays: Mapping, supervised: Mapping, signal: str, a, n_boot: int, seed: int) -> dict:
+    """One signal: the paired bootstrap of every score, and the same with the standard model reweighted to the
+    signal's multiplicity (and jet pT) as controls."""
+    sel = _selection(arrays, signal, a.min_jet_pt_gev.get(signal))
+    y = (arrays["sample"][sel] == signal).astype(np.int64)
+    preds = predictions(arrays, supervised, signal, sel, a.seeds)
+    out = {"rows": {"signal": int(y.sum()), "standard_model": int((y == 0).sum())}}
+    objects = arrays["objects"][sel]
+    out["mean_objects"] = (float(objects[y == 0].mean()), float(objects[y == 1].mean()))
+    out["boot"] = paired.paired_bootstrap(anomaly_statistics, y, None, preds, n_boot=n_boot, seed=seed)
+    controls = {"objects": arrays["objects"][sel].astype(np.float64)}
+    if "jet_pt" in arrays:
+        controls["jet_pt"] = arrays["jet_pt"][sel] / 1e3
+    out["controls"] = {}
+    for name, values in controls.items():
+        matched = matched_weights(values[y == 0], values[y == 1], _bins(name, values[y == 1]))
+        w = np.zeros(len(y))
+        w[y == 0] = matched.sm_weights
+        w[y == 1] = matched.sig_weights
+        dropped = matched.dropped_fraction
+        rows = w > 0
+        boot = paired.paired_bootstrap(
+            anomaly_statistics,
+            y[rows],
+            w[rows],
+            {k: [p[rows] for p in v] for k, v in preds.items()},
+            n_boot=n_boot,
+            seed=seed,
+        )
+        out["controls"][name] = {"boot": boot, "dropped": dropped}
+    return out
+
+
+def _bins(control: str, signal_values: np.ndarray) -> np.ndarray | None:
+    """Control-variable bins: every multiplicity (None: one bin per value); signal pT quantiles (20 bins)."""
+    if control == "objects":
+        return None
+    edges = np.unique(np.quantile(signal_values, np.linspace(0, 1, 21)))
+    edges[0], edges[-1] = -np.inf, np.inf
+    return edges
+
+
+def separation_items(signal: str, found: Mapping, seed_list, converged: Mapping[str, bool]) -> dict[str, float]:
+    """`anomaly.<signal>.<score>.*`: seed means, errors and spreads, each seed's AUC, the controls, and whether every
+    model behind the score finished learning (`converged`: {score: bool})."""
+    out = {f"anomaly.{signal}.rows": float(found["rows"]["signal"])}
+    out["anomaly.standard_model.rows"] = float(found["rows"]["standard_model"])
+    boot = found["boot"]
+    j = boot.stats.index("auc")
+    for score in boot.names:
+        for k, v in boot.summary(score).items():
+            out[f"anomaly.{signal}.{score}.{k}"] = float(v)
+        if score in converged:
+            out[f"anomaly.{signal}.{score}.converged"] = 1.0 if converged[score] else 0.0
+        values = boot.nominal[score][:, j]
+        if len(values) == len(seed_list):
+            for s, value in zip(seed_list, values):
+                out[f"anomaly.{signal}.{score}.seed_{s}.auc"] = float(value)
+        for control, c in found["controls"].items():
+            for k, v in c["boot"].summary(score).items():
+                out[f"anomaly.{signal}.{score}.{control}_matched.{k}"] = float(v)
+    return out
+
+
+def score_health(run, info: Mapping, supervised: Mapping) -> dict[str, dict[str, bool]]:
+    """Per signal and score: did every model behind it finish learning (backbones, autoencoders, classifiers)."""
+    m = run.metrics()
+    seeds_ = run.params.anomaly.seeds
+    backbone = {}
+    for objective in anomaly.OBJECTIVES:
+        flags = []
+        for s in seeds_:
+            _, variant = stages.pretrain_variant(run, objective, s)
+            flags.append(m.get(("pretrain." if variant is None else f"pretrain.{variant}.") + "converged") == 1.0)
+        backbone[objective] = all(flags)
+    ae = all(bool(v.get("converged")) for v in info.get("autoencoder", {}).values())
+    return {
+        signal: {**backbone, "autoencoder": ae, "supervised": all(entry["converged"])}
+        for signal, entry in supervised.items()
+    }
+
+
+def separation_table(signal: str, found: Mapping) -> list[dict]:
+    """Rows: the scores; columns: AUC and efficiencies (seed mean ± bootstrap error, seed spread), the controls."""
+    rows = []
+    for score in found["boot"].names:
+        s = found["boot"].summary(score)
+        row = {"score": names.model(score)}
+        for stat, title in zip(STATS, ("AUC", "signal eff. at 1% SM eff.", "at 0.1% SM eff.")):
+            row[title] = seed_mean(s[stat], s[f"{stat}_err"], s[f"{stat}_seed_std"])
+        for control, c in found["controls"].items():
+            m = c["boot"].summary(score)
+            title = "AUC, SM matched in " + ("objects per row" if control == "objects" else "jet pT")
+            row[title] = seed_mean(m["auc"], m["auc_err"], m["auc_seed_std"])
+        rows.append(row)
+    return rows
+
+
+def objectives_label_efficiency(run) -> dict:
+    """Scratch, fine-tuned from the masked backbone and from the next-token backbone at each label fraction (the
+    same test rows, `classify.seeds`), with paired comparisons: what each pretraining objective buys."""
+    task = Task.from_params(stages.run_params(run).classify)
+    stat, quantity = seeds.figure_of_merit(task)
+    variants = ["tokens", "tokens_finetuned", "tokens_finetuned_next_token"]
+    fractions = [*sorted(set(run.params.classify.label_fractions)), 1.0]
+    curve = {v: [] for v in variants}
+    versus = {"tokens": [], "tokens_finetuned": []}
+    converged = {}
+    for f in fractions:
+        models = seeds.load(run, task.name, variants, fraction=f)
+        items = seeds.metric_items(models, variants[-1], seeds.prefix(task.name, variants[-1], f))
+        for other in versus:
+            c = models.compare(variants[-1], other, stat)
+            versus[other].append((f, c))
+            items.update(seeds.comparison_items(c, seeds.comparison_prefix(task.name, variants[-1], other, stat, f)))
+        run.log_metrics(items)
+        for v in variants:
+            s = models.summary(v)
+            curve[v].append((f, s[stat], s[f"{stat}_err"], s[f"{stat}_seed_std"], models.converged(v)))
+            converged[(v, f)] = models.converged(v)
+    ok = [f for f in fractions if all(converged[(v, f)] for v in variants)]
+    scratch = [(f, c) for f, c in versus["tokens"] if f in ok]
+    text = "From the next-token backbone. " + (
+        wording.label_efficiency_verdict(scratch, quantity) if scratch else "No fraction has every model converged."
+    )
+    text += " " + wording.objective_verdict([(f, c) for f, c in versus["tokens_finetuned"] if f in ok], quantity)
+    bad = [f"{names.model(v)} at {f:.0%}" for (v, f), fine in converged.items() if not fine]
+    if bad:
+        text += " Not converged (no verdict rests on them): " + ", ".join(bad) + "."
+    points = {
+        names.model(v): [
+            (f, mean, math.hypot(err, spread if math.isfinite(spread) else 0.0)) for f, mean, err, spread, _ in pts
+        ]
+        for v, pts in curve.items()
+    }
+    fractions, results = from_points(points)
+    figure = {
+        "fractions": fractions,
+        "results": results,
+        "ylabel": names.first_upper(names.statistic(stat)),
+        "name": "anomaly_label_efficiency",
+    }
+    return {"curve": curve, "text": text, "stat": stat, "quantity": quantity, "figure": figure}
+
+
+def backbone_health(run, info: Mapping) -> tuple[list[dict], str]:
+    """Every model the unsupervised scores read: the backbones (objective, seed) and the autoencoders, with their
+    best epoch of the epochs run and whether they finished learning."""
+    m = run.metrics()
+    rows, bad = [], []
+    for objective in anomaly.OBJECTIVES:
+        for s in run.params.anomaly.seeds:
+            _, variant = stages.pretrain_variant(run, objective, s)
+            prefix = "pretrain." if variant is None else f"pretrain.{variant}."
+            get = lambda k: m.get(prefix + k, math.nan)  # noqa: E731, B023
+            ok = get("converged") == 1.0
+            rows.append(
+                {
+                    "model": f"{objective.replace('_', '-')} backbone",
+                    "seed": int(s),
+                    "best epoch / run": f"{int(get('best_epoch')) + 1} / {int(get('epochs_run'))}",
+                    "validation loss [nats]": fmt(get("loss")),
+                    "linear-probe AUC": fmt(get("probe_auc")),
+                    "finished learning": "yes" if ok else "no",
+                }
+            )
+            if not ok:
+                bad.append(f"the {objective.replace('_', '-')} backbone of seed {s}")
+    for s, trained in sorted(info.get("autoencoder", {}).items()):
+        ok = bool(trained.get("converged"))
+        rows.append(
+            {
+                "model": f"autoencoder, {int(trained['parameters'])} parameters "
+                f"(backbone {int(trained['target_parameters'])})",
+                "seed": int(s),
+                "best epoch / run": f"{int(trained['best_epoch']) + 1} / {int(trained['epochs_run'])}",
+                "validation loss [nats]": "—",
+                "linear-probe AUC": "—",
+                "finished learning": "yes" if ok else "no",
+            }
+        )
+        if not ok:
+            bad.append(f"the autoencoder of seed {s}")
+    text = (
+        "Every backbone and autoencoder finished learning (early stopping fired, the best epoch before the last "
+        "`patience`)."
+        if not bad
+        else f"Not finished learning: {', '.join(bad)}; no verdict rests on the scores from them."
+    )
+    return rows, text
+
+
+def samples_table(arrays: Mapping, info: Mapping, processes: Mapping, signals: list[str]) -> list[dict]:
+    """What each scored sample is: its description, test rows scored, objects per row (and jet pT)."""
+    rows = []
+    for name in ["standard_model", *signals]:
+        at = arrays["sample"] == name
+        row = {
+            "sample": names.sample(name),
+            "what it is": processes.get(name, {}).get(
+                "description", "the samples the tokenizers and backbones learn from"
+            ),
+            "test rows scored": int(at.sum()),
+            "objects per row (mean)": fmt(float(np.mean(arrays["objects"][at]))),
+        }
+        if "jet_pt" in arrays:
+            row["median jet pT [GeV]"] = fmt(float(np.median(arrays["jet_pt"][at])) / 1e3)
+        rows.append(row)
+    return rows
+
+
+def score_figures(arrays: Mapping, signals: list[str], first_seed: int) -> dict[str, dict]:
+    """`plots.anomaly.score_distributions` arguments per score (the first seed's backbones)."""
+    out = {}
+    for score in UNSUPERVISED:
+        key = score if score == "reconstruction" else f"{score}/seed_{first_seed}"
+        values = arrays[key]
+        scores = {"SM test": values[arrays["sample"] == "standard_model"]}
+        scores.update({names.sample(s): values[arrays["sample"] == s] for s in signals})
+        out[f"scores_{score}"] = {
+            "scores": scores,
+            "xlabel": names.first_upper(names.model(score)) + (" [nats]" if score in anomaly.OBJECTIVES else ""),
+            "name": f"anomaly_scores_{score}",
+        }
+    return out
+
+
+def roc_figure(arrays: Mapping, supervised: Mapping, signal: str, a) -> dict:
+    """`plots.anomaly.roc_curves` arguments: every score of one signal (first seed), on the rows it is judged on."""
+    from ..metrics import roc_points
+
+    sel = _selection(arrays, signal, a.min_jet_pt_gev.get(signal))
+    y = arrays["sample"][sel] == signal
+    preds = predictions(arrays, supervised, signal, sel, a.seeds)
+    curves = {names.first_upper(names.model(k)): roc_points(v[0][~y], v[0][y]) for k, v in preds.items()}
+    return {"curves": curves, "name": f"anomaly_roc_{signal}"}
+
+
+def generation(run, arrays: Mapping, token_dir, a, seed: int) -> dict:
+    """The next-token backbones' generated rows against the standard-model test rows (decoded by the same cards),
+    with an independent standard-model sample (the validation split) as the floor of every distance."""
+    from ..datamodules import TokenFiles
+    from ..metrics import sample_variables, two_sample
+    from ..sequences import Sequences, TokenizerSet
+
+    files = TokenFiles(sorted(token_dir.glob("*.tokens.parquet")))
+    cards = TokenizerSet.from_metadata(files.metadata, str(files.paths[0]), load_cards=True, base=token_dir)
+    feature_names = {card: list(t.features) for card, t in cards.tokenizers.items()}
+    kind = run.params.study.kind
+    of = sample_variables.jet_variables if kind == "jets" else sample_variables.event_variables
+
+    def variables(rows: Mapping) -> dict:
+        seq = Sequences(np.asarray(rows["tokens"]), np.asarray(rows["type_ids"]), np.asarray(rows["mask"]))
+        return of(cards.decode(seq), feature_names)
+
+    test_rows = anomaly.chosen_test_rows(token_dir, [], a, seed)
+    test = variables(test_rows)
+    sm = sorted(set(test_rows["process"].astype(str)))
+    reference = variables(anomaly._read(stages.tokens(run), "tokens", "val", sm))
+    out: dict = {"rows": {}, "metrics": {}}
+    for s in a.seeds:
+        generated = variables({k: arrays[f"generated/seed_{s}/{k}"] for k in ("tokens", "type_ids", "mask")})
+        rows = two_sample.compare(generated, test, reference, seed=seed)
+        out["rows"][int(s)] = rows
+        for r in rows:
+            prefix = f"anomaly.generation.seed_{s}.{r['variable']}"
+            floor = r["floor_w1_over_std"]
+            out["metrics"].update(
+                {
+                    f"{prefix}.w1_over_std": r["w1_over_std"],
+                    f"{prefix}.ks": r["ks"],
+                    f"{prefix}.floor": floor,
+                    f"{prefix}.floor_std": r["floor_w1_over_std_spread"],
+                    f"{prefix}.ratio": r["w1_over_std"] / floor if floor and math.isfinite(floor) else math.nan,
+                }
+            )
+        if "figure" not in out:
+            out["figure"] = {
+                "variables": {"test": test, "generated": generated, "reference": reference},
+                "distances": rows,
+                "name": "generated_vs_test",
+            }
+    first = a.seeds[0]
+    out["table"] = [
+        {
+            "variable": sample_variables.describe(r["variable"]).name
+            + (
+                f" [{sample_variables.describe(r['variable']).unit}]"
+                if sample_variables.describe(r["variable"]).unit
+                else ""
+            ),
+            "test mean": fmt(r["test_mean"]),
+            "generated mean": fmt(r["generated_mean"]),
+            "W1 / σ(test)": fmt(r["w1_over_std"]),
+            "floor (independent SM sample)": fmt(r["floor_w1_over_std"], r["floor_w1_over_std_spread"]),
+            "KS": fmt(r["ks"]),
+        }
+        for r in out["rows"][int(first)]
+    ]
+    close = {s: sum(two_sample.is_close(r) for r in rows) for s, rows in out["rows"].items()}
+    out["text"] = (
+        f"Seed {first}: "
+        + two_sample.generation_verdict(out["rows"][int(first)])
+        + " Per seed, variables as close to the test split as an independent sample: "
+        + ", ".join(f"seed {s}: {n} of {len(out['rows'][s])}" for s, n in close.items())
+        + f". {a.generated_rows} sequences generated per seed at temperature {a.temperature:g}."
+    )
+    return out
+
+
+def report(run) -> ChapterReport:
+    from ..generate.run import load_processes
+
+    params = stages.run_params(run)
+    a = params.anomaly
+    arrays, info = anomaly.load(run)
+    token_dir = held_out.signal_tokens(run)
+    signals = held_out.signals(a, params.data, params.generate, params.study.kind)
+    sm = held_out.standard_model(params.data, params.generate, params.study.kind)
+    rows = anomaly.chosen_test_rows(token_dir, signals, a, params.study.seed)
+    supervised = supervised_scores(run, token_dir, signals, sm, rows)
+    rep = ChapterReport()
+    rep.tables["samples"] = samples_table(arrays, info, load_processes(params.generate.processes_file), signals)
+    rep.captions["samples"] = "The samples every score is judged on (test split; the signals are held out)."
+    rep.text["samples"] = wording.held_out_sentence(signals, sm, info["rows"])
+    rep.figures.update(score_figures(arrays, signals, a.seeds[0]))
+    health = score_health(run, info, supervised)
+    for signal in signals:
+        found = separation(arrays, supervised, signal, a, params.classify.n_boot, params.study.seed)
+        rep.metrics.update(separation_items(signal, found, a.seeds, health[signal]))
+        rep.tables[f"separation_{signal}"] = separation_table(signal, found)
+        rep.captions[f"separation_{signal}"] = (
+            f"{names.sample(signal)}: {found['rows']['signal']} signal and {found['rows']['standard_model']} "
+            "standard-model test rows"
+            + (f" with jet pT > {a.min_jet_pt_gev[signal]:g} GeV" if a.min_jet_pt_gev.get(signal) else "")
+            + ". Seed mean ± bootstrap error [seed spread]; the tokenizer's error has no seed."
+        )
+        rep.text[f"separation_{signal}"] = wording.anomaly_verdict(signal, found, health[signal])
+        rep.figures[f"roc_{signal}"] = roc_figure(arrays, supervised, signal, a)
+    rep.tables["backbones"], rep.text["backbones"] = backbone_health(run, info)
+    efficiency = objectives_label_efficiency(run)
+    rep.text["label_efficiency"] = efficiency["text"]
+    rep.figures["label_efficiency"] = efficiency["figure"]
+    found = generation(run, arrays, token_dir, a, params.study.seed)
+    rep.metrics.update(found["metrics"])
+    rep.tables["generated"], rep.text["generated"], rep.figures["generated"] = (
+        found["table"],
+        found["text"],
+        found["figure"],
+    )
+    rep.captions["generated"] = (
+        f"Seed {a.seeds[0]}'s generated rows against the standard-model test rows: W1 distance over the test "
+        "standard deviation, and the same distance of an independent standard-model sample of equal size (mean ± "
+        "spread over resamples)."
+    )
+    run.log_metrics(rep.metrics)
+    return rep
