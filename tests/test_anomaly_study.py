@@ -99,3 +99,58 @@ def test_the_results_page_names_each_signal_and_score():
     assert "anomaly.H2_ZZ4l_300.masked.auc" in keys and "anomaly.H2_ZZ4l_300.supervised.auc" in keys
     assert "classify.h_vs_zz_sr.tokens_finetuned_next_token.label_fraction_25.auc" in keys
     assert all(label and "_" not in label.split(":")[0] for label, _, _ in rows if label.startswith("Anomaly"))
+
+
+def _comparison(diff: float, err: float):
+    from treasure_lib.metrics import Comparison, significance
+
+    return Comparison(
+        a="tokens_finetuned_next_token",
+        b="tokens_finetuned",
+        stat="auc",
+        diff=diff,
+        err_test=err,
+        err_seed=0.0,
+        err=err,
+        z=diff / err,
+        significant=significance(diff, err),
+        value_a=0.8 + diff,
+        err_a=err,
+        n_seeds_a=3,
+        value_b=0.8,
+        err_b=err,
+        n_seeds_b=3,
+        dropped_fraction=0.0,
+    )
+
+
+def test_the_objectives_verdict_names_a_lead_only_where_the_paired_difference_is_significant():
+    from treasure_lib.study.wording import objective_verdict
+
+    none = objective_verdict([(0.1, _comparison(0.01, 0.01)), (1.0, _comparison(-0.01, 0.01))], "AUC")
+    assert "do not differ significantly at any fraction" in none
+    ahead = objective_verdict([(0.1, _comparison(0.05, 0.01)), (1.0, _comparison(0.001, 0.01))], "AUC")
+    assert ahead.endswith("The next-token backbone is ahead at 10% of the labels.")
+    behind = objective_verdict([(0.3, _comparison(-0.05, 0.01))], "AUC")
+    assert behind.endswith("The masked backbone is ahead at 30% of the labels.")
+    mixed = objective_verdict([(0.1, _comparison(0.05, 0.01)), (1.0, _comparison(-0.05, 0.01))], "AUC")
+    assert "ahead at 10% and behind at 100%" in mixed
+    assert "no verdict" in objective_verdict([], "AUC")
+
+
+def test_the_anomaly_paragraph_ranks_scores_on_the_paired_bootstrap_and_quotes_the_upper_bound():
+    from treasure_lib.anomaly import anomaly_statistics
+    from treasure_lib.metrics import paired
+    from treasure_lib.study.wording import anomaly_verdict
+
+    rng = np.random.default_rng(1)
+    y = np.r_[np.zeros(2000, int), np.ones(500, int)]
+    shift = {"masked": 1.5, "next_token": 0.2, "reconstruction": 0.0, "autoencoder": 0.1, "supervised": 3.0}
+    preds = {k: [rng.normal(0, 1, y.size) + v * y for _ in range(2)] for k, v in shift.items()}
+    boot = paired.paired_bootstrap(anomaly_statistics, y, None, preds, n_boot=50, seed=0)
+    found = {"boot": boot, "controls": {}, "mean_objects": (10.0, 12.0)}
+    text = anomaly_verdict("HV_darkpion_bb", found, {s: True for s in shift})
+    assert "masked-token pseudo-likelihood ranks it best" in text and "larger than the test-sample" in text
+    assert "of the supervised classifier's separation above chance" in text
+    text = anomaly_verdict("HV_darkpion_bb", found, {**{s: True for s in shift}, "supervised": False})
+    assert "did not finish learning: no upper bound is quoted" in text

@@ -69,6 +69,23 @@ def test_dark_pion_b_jets_keep_larger_impact_parameters_within_the_tagging_selec
 
 
 @pytest.mark.slow
+def test_dark_pion_b_jet_tracks_have_impact_parameter_significances_far_above_b_hadron_decays(sample):
+    """The transverse impact-parameter significance |d0| / sigma(d0) of the tracks of b-labelled jets, what a
+    b-tagger reads: a dark pion flies about 20 mm before its b quarks hadronise, so its jets' tracks sit many
+    sigma further from the beam line than those of b-hadrons from top decays (mm-scale decay lengths)."""
+    significance = {}
+    for process in ("HV_darkpion_bb", "ttbar"):
+        jets, tracks = _jets(sample, process)
+        b = jets["HadronConeExclTruthLabelID"] == 5
+        valid = tracks["valid"][b]
+        significance[process] = (np.abs(tracks["d0"]) / tracks["d0Uncertainty"])[b][valid]
+    hv, tt = significance["HV_darkpion_bb"], significance["ttbar"]
+    assert len(hv) > 500 and len(tt) > 500
+    assert np.median(hv) > 3 * np.median(tt), (np.median(hv), np.median(tt))
+    assert np.mean(hv > 100) > 5 * np.mean(tt > 100), (np.mean(hv > 100), np.mean(tt > 100))
+
+
+@pytest.mark.slow
 def test_boosted_top_jets_hold_the_whole_top_decay(sample):
     share = {}
     for process in ("Zprime_tt", "Zprime_qq"):

@@ -160,7 +160,7 @@ KEYS: dict[str, str] = {
     "anomaly.{signal}.{score}.{control}_matched.{number}": "the same with the standard-model rows reweighted to the "
     "signal's distribution of a control variable (objects per row, jet pT): what is left beyond ranking by it",
     "anomaly.{signal}.rows": "signal test rows scored",
-    "anomaly.standard_model.rows": "standard-model test rows scored",
+    "anomaly.{signal}.sm_rows": "standard-model test rows the signal is judged against (after its jet pT cut)",
     "anomaly.autoencoder.seed_{s}.{number}": "training of the raw-feature autoencoder (converged, best_epoch, "
     "epochs_run, parameters, target_parameters)",
     "anomaly.generation.seed_{s}.{variable}.{number}": "generated (next-token backbone) vs test split: w1_over_std, "

@@ -139,12 +139,14 @@ def train_autoencoder(
     batch_size: int = 512,
     type_dim: int = TYPE_DIM,
     n_types: int | None = None,
+    epoch_objects: int | None = None,
 ) -> tuple[ObjectAutoencoder, dict]:
     """Train on the objects of `train_rows`, stop early on the validation loss of `val_rows`' objects, restore the
     best epoch. `n_types` None: one more than the largest type id of either split (pass the backbone's n_types so
-    every type of the held-out samples has an embedding). `batch_size` counts objects. Returns (model in eval mode,
-    info: epochs_run, best_epoch (0-based), best_val_loss, val_losses, converged (early stopping fired: the best
-    epoch is not among the last `patience`), train_seconds, parameters, hidden, bottleneck)."""
+    every type of the held-out samples has an embedding). `batch_size` counts objects; `epoch_objects` (None: all)
+    the training objects one epoch draws afresh, so an epoch costs the same whatever the sample size. Returns (model
+    in eval mode, info: epochs_run, best_epoch (0-based), best_val_loss, val_losses, converged (early stopping
+    fired: the best epoch is not among the last `patience`), train_seconds, parameters, hidden, bottleneck)."""
     if hidden < 1 or bottleneck < 1 or max_epochs < 1 or batch_size < 1 or not lr > 0:
         raise ConfigError(
             f"train_autoencoder needs hidden, bottleneck, max_epochs, batch_size >= 1 and lr > 0, got hidden={hidden}, "
@@ -169,7 +171,7 @@ def train_autoencoder(
     best_state, best = None, math.inf
     for _ in range(max_epochs):
         model.train()
-        for idx in torch.randperm(len(x_train), generator=order).split(batch_size):
+        for idx in torch.randperm(len(x_train), generator=order)[:epoch_objects].split(batch_size):
             loss = model.object_errors(x_train[idx], t_train[idx]).mean()
             optimiser.zero_grad()
             loss.backward()

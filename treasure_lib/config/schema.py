@@ -626,13 +626,20 @@ ANOMALY = {  # chapter 08: anomaly scores from the standard-model backbone, and 
     ),
     "autoencoder": {
         "bottleneck": K("int", 4, "latent width of the per-object autoencoder on the raw features", minimum=1),
-        "max_epochs": K("int", 200, "maximum epochs", minimum=1),
-        "patience": K("int", 5, "early stopping patience in epochs (on the validation loss)", minimum=1),
+        "max_epochs": K("int", 100, "maximum epochs", minimum=1),
+        "patience": K("int", 3, "early stopping patience in epochs (on the validation loss)", minimum=1),
         "min_delta": K(
-            "float", 0.0, "stopped improving: `patience` epochs lowered the loss by less than this", minimum=0
+            "float",
+            0.005,
+            "stopped improving: its last `patience` epochs lowered the best validation loss by less than this "
+            "fraction of it",
+            minimum=0,
         ),
         "lr": K("float", 1.0e-3, "Adam learning rate"),
         "batch_size": K("int", 1024, "objects per batch", minimum=1),
+        "epoch_objects": K(
+            "int", 100_000, "training objects one epoch draws afresh (null: all)", nullable=True, minimum=1
+        ),
     },
     "generated_rows": K(
         "int", 2000, "sequences sampled from each next-token backbone and compared with the test split", minimum=1

@@ -24,6 +24,8 @@ _MODULES = (
     "held_out",
     "anomaly",
     "anomaly_report",
+    "objectives",
+    "generated",
 )
 __all__ = list(_MODULES)
 

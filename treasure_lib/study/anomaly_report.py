@@ -10,17 +10,14 @@ efficiency is that of the mixture the study reads.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 
 import numpy as np
 
 from ..anomaly import anomaly_statistics, matched_weights
-from ..datamodules.tasks import Task
 from ..formatting import fmt, seed_mean
 from ..metrics import paired
-from ..plots import from_points
-from . import anomaly, held_out, names, seeds, stages, wording
+from . import anomaly, generated, held_out, names, objectives, seeds, stages, wording
 from .report import ChapterReport
 
 UNSUPERVISED = ("masked", "next_token", "reconstruction", "autoencoder")
@@ -137,7 +134,7 @@ def separation_items(signal: str, found: Mapping, seed_list, converged: Mapping[
     """`anomaly.<signal>.<score>.*`: seed means, errors and spreads, each seed's AUC, the controls, and whether every
     model behind the score finished learning (`converged`: {score: bool})."""
     out = {f"anomaly.{signal}.rows": float(found["rows"]["signal"])}
-    out["anomaly.standard_model.rows"] = float(found["rows"]["standard_model"])
+    out[f"anomaly.{signal}.sm_rows"] = float(found["rows"]["standard_model"])
     boot = found["boot"]
     j = boot.stats.index("auc")
     for score in boot.names:
@@ -189,100 +186,6 @@ def separation_table(signal: str, found: Mapping) -> list[dict]:
     return rows
 
 
-def objectives_label_efficiency(run) -> dict:
-    """Scratch, fine-tuned from the masked backbone and from the next-token backbone at each label fraction (the
-    same test rows, `classify.seeds`), with paired comparisons: what each pretraining objective buys."""
-    task = Task.from_params(stages.run_params(run).classify)
-    stat, quantity = seeds.figure_of_merit(task)
-    variants = ["tokens", "tokens_finetuned", "tokens_finetuned_next_token"]
-    fractions = [*sorted(set(run.params.classify.label_fractions)), 1.0]
-    curve = {v: [] for v in variants}
-    versus = {"tokens": [], "tokens_finetuned": []}
-    converged = {}
-    for f in fractions:
-        models = seeds.load(run, task.name, variants, fraction=f)
-        items = seeds.metric_items(models, variants[-1], seeds.prefix(task.name, variants[-1], f))
-        for other in versus:
-            c = models.compare(variants[-1], other, stat)
-            versus[other].append((f, c))
-            items.update(seeds.comparison_items(c, seeds.comparison_prefix(task.name, variants[-1], other, stat, f)))
-        run.log_metrics(items)
-        for v in variants:
-            s = models.summary(v)
-            curve[v].append((f, s[stat], s[f"{stat}_err"], s[f"{stat}_seed_std"], models.converged(v)))
-            converged[(v, f)] = models.converged(v)
-    ok = [f for f in fractions if all(converged[(v, f)] for v in variants)]
-    scratch = [(f, c) for f, c in versus["tokens"] if f in ok]
-    text = "From the next-token backbone. " + (
-        wording.label_efficiency_verdict(scratch, quantity) if scratch else "No fraction has every model converged."
-    )
-    text += " " + wording.objective_verdict([(f, c) for f, c in versus["tokens_finetuned"] if f in ok], quantity)
-    bad = [f"{names.model(v)} at {f:.0%}" for (v, f), fine in converged.items() if not fine]
-    if bad:
-        text += " Not converged (no verdict rests on them): " + ", ".join(bad) + "."
-    points = {
-        names.model(v): [
-            (f, mean, math.hypot(err, spread if math.isfinite(spread) else 0.0)) for f, mean, err, spread, _ in pts
-        ]
-        for v, pts in curve.items()
-    }
-    fractions, results = from_points(points)
-    figure = {
-        "fractions": fractions,
-        "results": results,
-        "ylabel": names.first_upper(names.statistic(stat)),
-        "name": "anomaly_label_efficiency",
-    }
-    return {"curve": curve, "text": text, "stat": stat, "quantity": quantity, "figure": figure}
-
-
-def backbone_health(run, info: Mapping) -> tuple[list[dict], str]:
-    """Every model the unsupervised scores read: the backbones (objective, seed) and the autoencoders, with their
-    best epoch of the epochs run and whether they finished learning."""
-    m = run.metrics()
-    rows, bad = [], []
-    for objective in anomaly.OBJECTIVES:
-        for s in run.params.anomaly.seeds:
-            _, variant = stages.pretrain_variant(run, objective, s)
-            prefix = "pretrain." if variant is None else f"pretrain.{variant}."
-            get = lambda k: m.get(prefix + k, math.nan)  # noqa: E731, B023
-            ok = get("converged") == 1.0
-            rows.append(
-                {
-                    "model": f"{objective.replace('_', '-')} backbone",
-                    "seed": int(s),
-                    "best epoch / run": f"{int(get('best_epoch')) + 1} / {int(get('epochs_run'))}",
-                    "validation loss [nats]": fmt(get("loss")),
-                    "linear-probe AUC": fmt(get("probe_auc")),
-                    "finished learning": "yes" if ok else "no",
-                }
-            )
-            if not ok:
-                bad.append(f"the {objective.replace('_', '-')} backbone of seed {s}")
-    for s, trained in sorted(info.get("autoencoder", {}).items()):
-        ok = bool(trained.get("converged"))
-        rows.append(
-            {
-                "model": f"autoencoder, {int(trained['parameters'])} parameters "
-                f"(backbone {int(trained['target_parameters'])})",
-                "seed": int(s),
-                "best epoch / run": f"{int(trained['best_epoch']) + 1} / {int(trained['epochs_run'])}",
-                "validation loss [nats]": "—",
-                "linear-probe AUC": "—",
-                "finished learning": "yes" if ok else "no",
-            }
-        )
-        if not ok:
-            bad.append(f"the autoencoder of seed {s}")
-    text = (
-        "Every backbone and autoencoder finished learning (early stopping fired, the best epoch before the last "
-        "`patience`)."
-        if not bad
-        else f"Not finished learning: {', '.join(bad)}; no verdict rests on the scores from them."
-    )
-    return rows, text
-
-
 def samples_table(arrays: Mapping, info: Mapping, processes: Mapping, signals: list[str]) -> list[dict]:
     """What each scored sample is: its description, test rows scored, objects per row (and jet pT)."""
     rows = []
@@ -329,78 +232,6 @@ def roc_figure(arrays: Mapping, supervised: Mapping, signal: str, a) -> dict:
     return {"curves": curves, "name": f"anomaly_roc_{signal}"}
 
 
-def generation(run, arrays: Mapping, token_dir, a, seed: int) -> dict:
-    """The next-token backbones' generated rows against the standard-model test rows (decoded by the same cards),
-    with an independent standard-model sample (the validation split) as the floor of every distance."""
-    from ..datamodules import TokenFiles
-    from ..metrics import sample_variables, two_sample
-    from ..sequences import Sequences, TokenizerSet
-
-    files = TokenFiles(sorted(token_dir.glob("*.tokens.parquet")))
-    cards = TokenizerSet.from_metadata(files.metadata, str(files.paths[0]), load_cards=True, base=token_dir)
-    feature_names = {card: list(t.features) for card, t in cards.tokenizers.items()}
-    kind = run.params.study.kind
-    of = sample_variables.jet_variables if kind == "jets" else sample_variables.event_variables
-
-    def variables(rows: Mapping) -> dict:
-        seq = Sequences(np.asarray(rows["tokens"]), np.asarray(rows["type_ids"]), np.asarray(rows["mask"]))
-        return of(cards.decode(seq), feature_names)
-
-    test_rows = anomaly.chosen_test_rows(token_dir, [], a, seed)
-    test = variables(test_rows)
-    sm = sorted(set(test_rows["process"].astype(str)))
-    reference = variables(anomaly._read(stages.tokens(run), "tokens", "val", sm))
-    out: dict = {"rows": {}, "metrics": {}}
-    for s in a.seeds:
-        generated = variables({k: arrays[f"generated/seed_{s}/{k}"] for k in ("tokens", "type_ids", "mask")})
-        rows = two_sample.compare(generated, test, reference, seed=seed)
-        out["rows"][int(s)] = rows
-        for r in rows:
-            prefix = f"anomaly.generation.seed_{s}.{r['variable']}"
-            floor = r["floor_w1_over_std"]
-            out["metrics"].update(
-                {
-                    f"{prefix}.w1_over_std": r["w1_over_std"],
-                    f"{prefix}.ks": r["ks"],
-                    f"{prefix}.floor": floor,
-                    f"{prefix}.floor_std": r["floor_w1_over_std_spread"],
-                    f"{prefix}.ratio": r["w1_over_std"] / floor if floor and math.isfinite(floor) else math.nan,
-                }
-            )
-        if "figure" not in out:
-            out["figure"] = {
-                "variables": {"test": test, "generated": generated, "reference": reference},
-                "distances": rows,
-                "name": "generated_vs_test",
-            }
-    first = a.seeds[0]
-    out["table"] = [
-        {
-            "variable": sample_variables.describe(r["variable"]).name
-            + (
-                f" [{sample_variables.describe(r['variable']).unit}]"
-                if sample_variables.describe(r["variable"]).unit
-                else ""
-            ),
-            "test mean": fmt(r["test_mean"]),
-            "generated mean": fmt(r["generated_mean"]),
-            "W1 / σ(test)": fmt(r["w1_over_std"]),
-            "floor (independent SM sample)": fmt(r["floor_w1_over_std"], r["floor_w1_over_std_spread"]),
-            "KS": fmt(r["ks"]),
-        }
-        for r in out["rows"][int(first)]
-    ]
-    close = {s: sum(two_sample.is_close(r) for r in rows) for s, rows in out["rows"].items()}
-    out["text"] = (
-        f"Seed {first}: "
-        + two_sample.generation_verdict(out["rows"][int(first)])
-        + " Per seed, variables as close to the test split as an independent sample: "
-        + ", ".join(f"seed {s}: {n} of {len(out['rows'][s])}" for s, n in close.items())
-        + f". {a.generated_rows} sequences generated per seed at temperature {a.temperature:g}."
-    )
-    return out
-
-
 def report(run) -> ChapterReport:
     from ..generate.run import load_processes
 
@@ -430,11 +261,11 @@ def report(run) -> ChapterReport:
         )
         rep.text[f"separation_{signal}"] = wording.anomaly_verdict(signal, found, health[signal])
         rep.figures[f"roc_{signal}"] = roc_figure(arrays, supervised, signal, a)
-    rep.tables["backbones"], rep.text["backbones"] = backbone_health(run, info)
-    efficiency = objectives_label_efficiency(run)
+    rep.tables["backbones"], rep.text["backbones"] = objectives.backbone_health(run, info)
+    efficiency = objectives.label_efficiency(run)
     rep.text["label_efficiency"] = efficiency["text"]
     rep.figures["label_efficiency"] = efficiency["figure"]
-    found = generation(run, arrays, token_dir, a, params.study.seed)
+    found = generated.compare(run, arrays, token_dir, a, params.study.seed)
     rep.metrics.update(found["metrics"])
     rep.tables["generated"], rep.text["generated"], rep.figures["generated"] = (
         found["table"],
