@@ -154,8 +154,8 @@ KEYS: dict[str, str] = {
     # anomaly detection (chapter 08): higher scores are less like the standard model
     "anomaly.{signal}.{score}.{number}": "a score's separation of the held-out signal from standard-model test rows, "
     "the mean over anomaly.seeds: auc, eff_at_1pc and eff_at_0p1pc (signal efficiency at 1% and 0.1% standard-model "
-    "efficiency), their bootstrap _err and _seed_std, n_seeds; score: masked, next_token, reconstruction, "
-    "autoencoder or supervised (the upper bound)",
+    "efficiency), their bootstrap _err and _seed_std, n_seeds; score: masked, next_token (sums over a row's "
+    "objects), masked_per_object, next_token_per_object, reconstruction, autoencoder or supervised (the upper bound)",
     "anomaly.{signal}.{score}.seed_{s}.{number}": "the same for one seed",
     "anomaly.{signal}.{score}.{control}_matched.{number}": "the same with the standard-model rows reweighted to the "
     "signal's distribution of a control variable (objects per row, jet pT): what is left beyond ranking by it",

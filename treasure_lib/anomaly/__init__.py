@@ -3,8 +3,8 @@
     nll = anomaly.masked_pseudo_nll(pretrained, token_rows)["nll"]           # the pretrained model's score
     reco = anomaly.reconstruction_error(feature_rows, decoded_rows)           # the tokenizer's own error
     model, info = anomaly.train_autoencoder(train_rows, val_rows, hidden=anomaly.matched_hidden(...), ...)
-    summary = anomaly.anomaly_summary(sm_scores, signal_scores, sm_weights, signal_weights)
-    anomaly.wording.signal_verdict("the dark shower", {score: summary, ...}, supervised=..., matched=...)
+    boot = metrics.paired_bootstrap(anomaly.anomaly_statistics, labels, weights, {score: [per-seed scores]})
+    anomaly.wording.signal_verdict("the dark shower", {score: boot.summary(score), ...}, supervised=...)
 
 Higher scores are more anomalous. Pure functions and small models: nothing here reads params or writes a run.
 """
@@ -17,9 +17,7 @@ from .metrics import (
     SM_EFFICIENCIES,
     MatchedWeights,
     anomaly_statistics,
-    anomaly_summary,
     matched_weights,
-    seed_summary,
     signal_efficiency_at,
 )
 from .positions import multiplicity, object_positions
@@ -31,7 +29,6 @@ __all__ = [
     "MatchedWeights",
     "ObjectAutoencoder",
     "anomaly_statistics",
-    "anomaly_summary",
     "autoencoder_scores",
     "masked_pseudo_nll",
     "matched_hidden",
@@ -39,7 +36,6 @@ __all__ = [
     "multiplicity",
     "object_positions",
     "reconstruction_error",
-    "seed_summary",
     "signal_efficiency_at",
     "train_autoencoder",
     "wording",

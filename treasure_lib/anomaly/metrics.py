@@ -12,12 +12,11 @@ a jet pT) has the signal's distribution; a score whose AUC falls to 0.5 under th
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import NamedTuple
 
 import numpy as np
 
-from ..metrics import _checks, binary_statistics, bootstrap, n_effective
+from ..metrics import _checks, binary_statistics, n_effective
 from ..metrics.flavour import percent
 
 SM_EFFICIENCIES = {"1pc": 0.01, "0p1pc": 0.001}  # working points: the key suffix and the SM fraction kept
@@ -54,53 +53,21 @@ def signal_efficiency_at(sm_scores, sig_scores, sm_eff: float, sm_weights=None, 
 def anomaly_statistics(labels, score, weight=None) -> dict[str, float]:
     """`stat_fn` of `metrics.paired_bootstrap` (labels: SM 0, signal 1): auc and eff_at_<wp> for each working point
     of SM_EFFICIENCIES, one sort for all. Pair several scores (and seeds) on the same replicates with
-    `metrics.paired_bootstrap(anomaly_statistics, labels, weights, {score: [per-seed scores]})`."""
+    `metrics.paired_bootstrap(anomaly_statistics, labels, weights, {score: [per-seed scores]})`. A working point
+    that keeps fewer than MIN_SM_AT_CUT effective SM events is NaN."""
     effs = list(SM_EFFICIENCIES.values())
     out = binary_statistics(labels, score, weight, background_rejections=[1.0 - e for e in effs])
+    y = np.asarray(labels)
+    w = np.ones(y.size) if weight is None else np.asarray(weight, dtype=np.float64)
+    sm = n_effective(w[y == 0])  # a working point keeping fewer than MIN_SM_AT_CUT of these is not quoted
     stats = {"auc": out["auc"]}
-    stats.update({f"eff_at_{name}": out[_efficiency_key(e)] for name, e in SM_EFFICIENCIES.items()})
+    stats.update(
+        {
+            f"eff_at_{name}": out[_efficiency_key(e)] if sm * e >= MIN_SM_AT_CUT else float("nan")
+            for name, e in SM_EFFICIENCIES.items()
+        }
+    )
     return stats
-
-
-def anomaly_summary(
-    sm_scores, sig_scores, sm_weights=None, sig_weights=None, seed: int = 0, n_boot: int = 200
-) -> dict[str, float]:
-    """auc, auc_err and per working point eff_at_<wp>, eff_at_<wp>_err (bootstrap std over `n_boot` replicates of
-    both samples, cuts recomputed in each), eff_at_<wp>_defined (1.0, or 0.0 when the cut keeps fewer than
-    MIN_SM_AT_CUT effective SM events: then the efficiency and its error are NaN); n_sm, n_sig (rows), n_eff_sm,
-    n_eff_sig. <wp> is 1pc (1% of SM kept) and 0p1pc (0.1%)."""
-    labels, scores, weights = _stacked(sm_scores, sig_scores, sm_weights, sig_weights)
-    names = ["auc", *(f"eff_at_{name}" for name in SM_EFFICIENCIES)]
-
-    def stat_fn(y, s, w):
-        values = anomaly_statistics(y, s, w)
-        return np.array([values[k] for k in names])
-
-    boot = bootstrap(stat_fn, labels, scores, weights, n_boot=n_boot, seed=seed)
-    n_eff_sm, n_eff_sig = n_effective(weights[labels == 0]), n_effective(weights[labels == 1])
-    out: dict[str, float] = {}
-    for k, name in enumerate(names):
-        out[name], out[f"{name}_err"] = float(boot["value"][k]), float(boot["std"][k])
-    for name, sm_eff in SM_EFFICIENCIES.items():
-        defined = n_eff_sm * sm_eff >= MIN_SM_AT_CUT
-        out[f"eff_at_{name}_defined"] = 1.0 if defined else 0.0
-        if not defined:
-            out[f"eff_at_{name}"] = out[f"eff_at_{name}_err"] = float("nan")
-    out["n_sm"], out["n_sig"] = int(np.count_nonzero(labels == 0)), int(np.count_nonzero(labels == 1))
-    out["n_eff_sm"], out["n_eff_sig"] = n_eff_sm, n_eff_sig
-    return out
-
-
-def seed_summary(values: Sequence[float]) -> tuple[float, float, int]:
-    """(mean, standard deviation over seeds with ddof 1, number of seeds); the spread is NaN with one seed, where it
-    cannot be measured, and exactly 0 when the seeds agree exactly."""
-    v = np.asarray(values, dtype=np.float64).reshape(-1)
-    if not v.size:
-        raise _checks.MetricInputError("seed_summary needs at least one value (one per seed)")
-    if v.size < 2:
-        return float(v[0]), float("nan"), 1
-    spread = 0.0 if np.ptp(v) == 0 else float(np.std(v, ddof=1))
-    return float(np.mean(v)), spread, int(v.size)
 
 
 class MatchedWeights(NamedTuple):

@@ -21,7 +21,9 @@ from ..metrics import Comparison, significance
 
 SCORE_NAMES = {
     "masked": "masked-token pseudo-likelihood",
+    "masked_per_object": "masked-token pseudo-likelihood per object",
     "next_token": "next-token likelihood",
+    "next_token_per_object": "next-token likelihood per object",
     "reconstruction": "tokenizer reconstruction error",
     "autoencoder": "raw-feature autoencoder",
 }
@@ -188,7 +190,7 @@ def control_sentence(signal: str, score: str, summary: Mapping, matched: Mapping
 
 
 def sm_like_sentence(
-    signal: str, summaries: Mapping[str, Mapping], mean_objects: tuple[float, float] | None = None
+    signal: str, summaries: Mapping[str, Mapping], mean_objects: tuple[float, float] | None = None, rows: str = "events"
 ) -> str:
     """(d) The scores whose AUC is significantly below 0.5: the signal looks *more* standard-model-like than SM.
     `mean_objects`: (SM, signal) mean object multiplicity, to say whether fewer objects is why. '' when none."""
@@ -197,7 +199,7 @@ def sm_like_sentence(
         return ""
     parts = "; ".join(f"{score_name(s)} {auc_text(summaries[s])}" for s in low)
     text = (
-        f"{signal[0].upper() + signal[1:]} scores *below* the standard model ({parts}): its events look more "
+        f"{signal[0].upper() + signal[1:]} scores *below* the standard model ({parts}): its {rows} look more "
         "SM-like than SM does"
     )
     if mean_objects is not None and all(math.isfinite(x) for x in mean_objects):
@@ -206,7 +208,7 @@ def sm_like_sentence(
             text += f", and they have fewer objects on average ({fmt(sig)} against {fmt(sm)} for SM)"
         else:
             text += f", though not by having fewer objects ({fmt(sig)} on average against {fmt(sm)} for SM)"
-    return text + ". A score that flags only unusual events cannot find it this way."
+    return text + f". A score that flags only unusual {rows} cannot find it this way."
 
 
 def signal_verdict(
@@ -218,11 +220,15 @@ def signal_verdict(
     control: str = "objects",
     mean_objects: tuple[float, float] | None = None,
     comparison: Comparison | None = None,
+    rows: str = "events",
 ) -> str:
     """The paragraph for one signal: (a) the best score and its lead, (d) when scores rank it below SM, (b) the best
     score against the supervised upper bound, (c) the matched control of the best score (`matched`: score ->
     matched summary). Parts without their numbers are left out."""
-    parts = [best_score_sentence(signal, summaries, comparison), sm_like_sentence(signal, summaries, mean_objects)]
+    parts = [
+        best_score_sentence(signal, summaries, comparison),
+        sm_like_sentence(signal, summaries, mean_objects, rows),
+    ]
     ranked, _ = _ranked(summaries)
     if ranked:
         best = ranked[0]

@@ -130,7 +130,7 @@ def anomaly_rows(anomaly: AnomalyParams, study: StudyParams, classify: ClassifyP
     supervised classifier is the upper bound), and what each pretraining objective buys at the fewest labels."""
     rows: list[Row] = []
     for signal in anomaly.signals:
-        for score in ("masked", "next_token", "autoencoder", "supervised"):
+        for score in ("masked", "masked_per_object", "next_token_per_object", "autoencoder", "supervised"):
             key = f"anomaly.{signal}.{score}"
             rows.append(
                 (f"Anomaly, {names.sample(signal)}: {names.model(score)} (AUC)", f"{key}.auc", f"{key}.auc_err")

@@ -31,6 +31,7 @@ RATES = (
     "anomaly.signal_split.train",
     "anomaly.signal_split.val",
     "anomaly.signal_split.test",
+    "anomaly.supervised_sm_fraction",
 )
 
 

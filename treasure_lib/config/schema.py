@@ -641,6 +641,12 @@ ANOMALY = {  # chapter 08: anomaly scores from the standard-model backbone, and 
             "int", 100_000, "training objects one epoch draws afresh (null: all)", nullable=True, minimum=1
         ),
     },
+    "supervised_sm_fraction": K(
+        "float",
+        0.25,
+        "share of each standard-model sample's rows the supervised upper bound trains on (the signal has a few "
+        "thousand rows, classes are balanced: more background adds time, hardly separation)",
+    ),
     "generated_rows": K(
         "int", 2000, "sequences sampled from each next-token backbone and compared with the test split", minimum=1
     ),

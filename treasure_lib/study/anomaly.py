@@ -1,10 +1,11 @@
 """Chapter 08's scores: what the standard-model backbones say of events (or jets) they never saw.
 
-For every row of the test split (a fixed subset of `anomaly.max_rows` per sample), the `anomaly-scores` stage
-computes, per seed of `anomaly.seeds`:
+For every row of the test split (a fixed subset of `anomaly.max_rows` per sample), the stage
+`anomaly-scores-s<seed>` of each seed of `anomaly.seeds` computes:
 - `masked`: the masked-token pseudo-likelihood, -sum over objects of log p(object's codes | the rest), from the
   masked backbone pretrained with that seed;
 - `next_token`: -log p(sequence) of the next-token (generative) backbone of that seed;
+- `masked_per_object`, `next_token_per_object`: the same divided by the row's objects (the sums grow with them);
 - `autoencoder`: the reconstruction error of a per-object autoencoder on the raw features, of the backbone's size;
 and once `reconstruction`: the tokenizer's own reconstruction error (decoded vs original features). The next-token
 backbones also sample `anomaly.generated_rows` sequences, kept for the generated-vs-test comparison. Higher scores
@@ -25,7 +26,7 @@ from ..vocabulary import N_SPECIAL
 from . import held_out, stages
 
 OBJECTIVES = ("masked", "next_token")
-SCORES = ("masked", "next_token", "reconstruction", "autoencoder")
+SCORES = ("masked", "masked_per_object", "next_token", "next_token_per_object", "reconstruction", "autoencoder")
 CHUNK = 256  # rows per forward pass of the next-token likelihood
 EXTRA = ("process", "jet_pt", "event_number", "source_file")
 
@@ -92,46 +93,72 @@ def _aligned(a: dict, b: dict, what: str) -> None:
             raise InputFileError(f"{what}: the token and feature files hold other rows ({key} differs); re-export")
 
 
-def scores(run) -> Path:
-    """The `anomaly-scores` stage: scores.npz (per score, seed and row) and info.json (rows, training health)."""
+def scores(run) -> list[Path]:
+    """The `anomaly-scores-s<seed>` stages, one per seed of `anomaly.seeds`, the missing ones built side by side
+    (one thread each, as the classifiers: the same numbers alone or in parallel); returns their folders."""
+    held_out.signal_tokens(run)  # upstream built here, once
+    stages.tokens(run)
+    backbones(run)
+    seeds = [int(s) for s in run.params.anomaly.seeds]
+    pending = [s for s in seeds if not _score_stage(run, s)[0].done]
+    stages._in_workers(run, "scoring the held-out samples", _score_in_worker, pending)
+    return [stage(build) for stage, build in (_score_stage(run, s) for s in seeds)]
+
+
+def _score_in_worker(job: tuple) -> bool:
+    from ..runs.folder import Run
+
+    run_dir, params, seed = job
+    stage, build = _score_stage(Run(run_dir, params), seed)
+    stage(build)
+    return True
+
+
+def _score_stage(run, seed: int):
+    """(stage, build function) of one seed's scores: scores.npz (per score and row) and info.json."""
     params = stages.run_params(run)
     a: AnomalyParams = params.anomaly
     token_dir = held_out.signal_tokens(run)
     sm_dir = stages.tokens(run)
-    found = backbones(run)
+    found = {o: stages._pretrain_stage(run, o, seed)[0].path for o in OBJECTIVES}  # built by `backbones`
     signals = held_out.signals(a, params.data, params.generate, params.study.kind)
 
     def build(out: Path) -> None:
         out.mkdir(parents=True, exist_ok=True)
-        arrays, info = compute(token_dir, sm_dir, found, signals, a, params.study.seed)
+        with stages.torch_threads(stages.threads_per_job(params.classify)):
+            arrays, info = compute(token_dir, sm_dir, found, signals, a, params.study.seed, seed)
         np.savez_compressed(out / "scores.npz", **arrays)
         (out / "info.json").write_text(json.dumps(info, indent=1))
 
     inputs = {
         "tokens": stages.identity(token_dir),
-        "backbones": {f"{o}-s{s}": stages.identity(p) for (o, s), p in sorted(found.items())},
+        "backbones": {o: stages.identity(p) for o, p in sorted(found.items())},
         "anomaly": a.stage_inputs(),
         "seed": params.study.seed,
+        "score_seed": seed,
         "code": stages.code("anomaly"),
     }
-    return run.stage("anomaly-scores", inputs)(build)
+    return run.stage(f"anomaly-scores-s{seed}", inputs), build
 
 
 def compute(
     token_dir: Path,
     sm_dir: Path,
-    found: dict[tuple[str, int], Path],
+    found: dict[str, Path],
     signals: list[str],
     anomaly: AnomalyParams,
     seed: int,
+    score_seed: int,
 ) -> tuple[dict[str, np.ndarray], dict]:
-    """Every score of every chosen test row (the arrays scores.npz holds) and what was trained for them."""
+    """Every score of one seed (`found`: that seed's backbone folder per objective) on every chosen test row, the
+    tokenizer's error (no seed) and the rows the next-token backbone generates: the arrays scores.npz holds."""
     import torch
 
     from ..anomaly import autoencoder_scores, masked_pseudo_nll, matched_hidden, reconstruction_error, train_autoencoder
     from ..models import MaskedTokenModel, NextTokenModel, count_parameters, sequence_nll
     from ..models.generation import sample, slots_of
 
+    s = int(score_seed)
     rows = chosen_test_rows(token_dir, signals, anomaly, seed)
     features = chosen_test_rows(token_dir, signals, anomaly, seed, "features")
     decoded = chosen_test_rows(token_dir, signals, anomaly, seed, "decoded")
@@ -141,72 +168,81 @@ def compute(
         "sample": rows["sample"],
         "objects": object_count(rows),
         "weight": rows["weight"].astype(np.float64),
+        "reconstruction": reconstruction_error(features, decoded),
     }
     if "jet_pt" in rows:
         arrays["jet_pt"] = rows["jet_pt"].astype(np.float64)
     info: dict = {"rows": {name: int((rows["sample"] == name).sum()) for name in np.unique(rows["sample"])}}
     info["seconds"] = {}
-    t0 = time.perf_counter()
-    arrays["reconstruction"] = reconstruction_error(features, decoded)
-    info["seconds"]["reconstruction"] = time.perf_counter() - t0
 
+    t0 = time.perf_counter()
+    model = MaskedTokenModel.load_from_checkpoint(
+        Path(found["masked"]) / "checkpoints" / "best.ckpt", map_location="cpu", weights_only=True
+    ).eval()
+    masked = masked_pseudo_nll(model, rows)
+    arrays[f"masked/seed_{s}"] = masked["nll"]
+    arrays[f"masked_per_object/seed_{s}"] = masked["nll_per_object"]
+    info["seconds"]["masked"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()  # the autoencoder of this seed, matched to this seed's masked backbone in size
     sm_processes = sorted(set(rows["process"][rows["sample"] == "standard_model"].astype(str)))
-    train = _read(sm_dir, "features", "train", sm_processes)
-    val = _read(sm_dir, "features", "val", sm_processes)
-    ae = anomaly.autoencoder
     sm_tokens = TokenFiles(sorted(Path(sm_dir).glob("*.tokens.parquet")))
     n_types = max(sm_tokens.vocabulary.type_ids.values()) + 1
-    for (objective, s), folder in sorted(found.items()):
-        ckpt = Path(folder) / "checkpoints" / "best.ckpt"
-        t0 = time.perf_counter()
-        if objective == "masked":
-            model = MaskedTokenModel.load_from_checkpoint(ckpt, map_location="cpu", weights_only=True).eval()
-            arrays[f"masked/seed_{s}"] = masked_pseudo_nll(model, rows)["nll"]
-            # the autoencoder of this seed is matched to this backbone's size
-            target = count_parameters(model.backbone)
-            t1 = time.perf_counter()
-            hidden = matched_hidden(target, features["features"].shape[-1], n_types, ae.bottleneck)
-            net, trained = train_autoencoder(
-                train,
-                val,
-                hidden=hidden,
-                bottleneck=ae.bottleneck,
-                seed=s,
-                max_epochs=ae.max_epochs,
-                patience=ae.patience,
-                min_delta=ae.min_delta,
-                lr=ae.lr,
-                batch_size=ae.batch_size,
-                n_types=n_types,
-            )
-            arrays[f"autoencoder/seed_{s}"] = autoencoder_scores(net, features)
-            info.setdefault("autoencoder", {})[str(s)] = {**trained, "target_parameters": target}
-            info["seconds"][f"autoencoder/seed_{s}"] = time.perf_counter() - t1
-        else:
-            model = NextTokenModel.load_from_checkpoint(ckpt, map_location="cpu", weights_only=True).eval()
-            arrays[f"next_token/seed_{s}"] = np.concatenate(
-                [
-                    sequence_nll(model, {k: rows[k][i : i + CHUNK] for k in ("tokens", "type_ids", "mask")})["nll"]
-                    for i in range(0, len(rows["mask"]), CHUNK)
-                ]
-            )
-            generated = sample(
-                model,
-                anomaly.generated_rows,
-                generator=torch.Generator().manual_seed(int(s)),
-                temperature=anomaly.temperature,
-                max_len=sm_tokens.set.length,
-                slots=slots_of(sm_tokens.set),
-            )
-            for key, value in generated.items():
-                arrays[f"generated/seed_{s}/{key}"] = np.asarray(value)
-        info["seconds"][f"{objective}/seed_{s}"] = time.perf_counter() - t0
+    target = count_parameters(model.backbone)
+    ae = anomaly.autoencoder
+    net, trained = train_autoencoder(
+        _read(sm_dir, "features", "train", sm_processes),
+        _read(sm_dir, "features", "val", sm_processes),
+        hidden=matched_hidden(target, features["features"].shape[-1], n_types, ae.bottleneck),
+        bottleneck=ae.bottleneck,
+        seed=s,
+        max_epochs=ae.max_epochs,
+        patience=ae.patience,
+        min_delta=ae.min_delta,
+        lr=ae.lr,
+        batch_size=ae.batch_size,
+        n_types=n_types,
+        epoch_objects=ae.epoch_objects,
+    )
+    arrays[f"autoencoder/seed_{s}"] = autoencoder_scores(net, features)
+    info["autoencoder"] = {str(s): {**trained, "target_parameters": target}}
+    info["seconds"]["autoencoder"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    model = NextTokenModel.load_from_checkpoint(
+        Path(found["next_token"]) / "checkpoints" / "best.ckpt", map_location="cpu", weights_only=True
+    ).eval()
+    parts = [
+        sequence_nll(model, {k: rows[k][i : i + CHUNK] for k in ("tokens", "type_ids", "mask")})
+        for i in range(0, len(rows["mask"]), CHUNK)
+    ]
+    nll = np.concatenate([p["nll"] for p in parts])
+    arrays[f"next_token/seed_{s}"] = nll
+    arrays[f"next_token_per_object/seed_{s}"] = nll / np.maximum(np.concatenate([p["n_objects"] for p in parts]), 1)
+    generated = sample(
+        model,
+        anomaly.generated_rows,
+        generator=torch.Generator().manual_seed(s),
+        temperature=anomaly.temperature,
+        max_len=sm_tokens.set.length,
+        slots=slots_of(sm_tokens.set),
+    )
+    for key, value in generated.items():
+        arrays[f"generated/seed_{s}/{key}"] = np.asarray(value)
+    info["seconds"]["next_token"] = time.perf_counter() - t0
     return arrays, info
 
 
 def load(run) -> tuple[dict[str, np.ndarray], dict]:
-    """The stage's arrays and info (built when missing)."""
-    path = scores(run)
-    with np.load(path / "scores.npz") as z:
-        arrays = {k: z[k] for k in z.files}
-    return arrays, json.loads((path / "info.json").read_text())
+    """Every seed's arrays in one mapping (the rows, their objects and the tokenizer's error are the same in each),
+    and the info of all seeds (rows, autoencoder training, seconds)."""
+    arrays: dict[str, np.ndarray] = {}
+    info: dict = {"autoencoder": {}, "seconds": {}}
+    for path in scores(run):
+        with np.load(path / "scores.npz") as z:
+            arrays.update({k: z[k] for k in z.files})
+        found = json.loads((path / "info.json").read_text())
+        info["rows"] = found["rows"]
+        info["autoencoder"].update(found["autoencoder"])
+        info["seconds"][path.name] = found["seconds"]
+    return arrays, info

@@ -20,17 +20,19 @@ from ..metrics import paired
 from . import anomaly, generated, held_out, names, objectives, seeds, stages, wording
 from .report import ChapterReport
 
-UNSUPERVISED = ("masked", "next_token", "reconstruction", "autoencoder")
+UNSUPERVISED = anomaly.SCORES
 STATS = ("auc", "eff_at_1pc", "eff_at_0p1pc")
 
 
-def supervised_task(signal: str, standard_model: list[str]) -> dict:
-    """The supervised upper bound's task: the signal against every standard-model sample, classes balanced."""
+def supervised_task(signal: str, standard_model: list[str], sm_fraction: float) -> dict:
+    """The supervised upper bound's task: the signal against every standard-model sample (a fixed `sm_fraction` of
+    each one's rows), classes balanced."""
     return {
         "classes": {"standard_model": list(standard_model), "signal": [signal]},
         "others": "drop",
         "weights": "none",
         "balance": True,
+        **({"sample_fractions": {s: sm_fraction for s in standard_model}} if sm_fraction < 1 else {}),
     }
 
 
@@ -52,7 +54,7 @@ def supervised_scores(run, token_dir, signals: list[str], standard_model: list[s
                     name=f"{task}-tokens-100",
                     classify={
                         "task": task,
-                        "tasks": {task: supervised_task(signal, standard_model)},
+                        "tasks": {task: supervised_task(signal, standard_model, params.anomaly.supervised_sm_fraction)},
                         "mode": "scratch",
                         "inputs": "tokens",
                         "label_fraction": 1.0,
@@ -81,9 +83,10 @@ def _selection(arrays: Mapping, signal: str, min_pt_gev: float | None) -> np.nda
 
 def predictions(arrays: Mapping, supervised: Mapping, signal: str, sel: np.ndarray, seed_list) -> dict:
     """{score: [per-seed scores of the selected rows]}: one entry for the deterministic tokenizer."""
-    out = {name: [arrays[f"{name}/seed_{s}"][sel] for s in seed_list] for name in ("masked", "next_token")}
-    out["reconstruction"] = [arrays["reconstruction"][sel]]
-    out["autoencoder"] = [arrays[f"autoencoder/seed_{s}"][sel] for s in seed_list]
+    out = {
+        name: [arrays[name][sel]] if name == "reconstruction" else [arrays[f"{name}/seed_{s}"][sel] for s in seed_list]
+        for name in UNSUPERVISED
+    }
     out["supervised"] = [s[sel] for s in supervised[signal]["scores"]]
     return out
 
@@ -215,7 +218,8 @@ def score_figures(arrays: Mapping, signals: list[str], first_seed: int) -> dict[
         scores.update({names.sample(s): values[arrays["sample"] == s] for s in signals})
         out[f"scores_{score}"] = {
             "scores": scores,
-            "xlabel": names.first_upper(names.model(score)) + (" [nats]" if score in anomaly.OBJECTIVES else ""),
+            "xlabel": names.first_upper(names.model(score))
+            + (" [nats]" if score.startswith(anomaly.OBJECTIVES) else ""),
             "name": f"anomaly_scores_{score}",
         }
     return out
@@ -259,7 +263,9 @@ def report(run) -> ChapterReport:
             + (f" with jet pT > {a.min_jet_pt_gev[signal]:g} GeV" if a.min_jet_pt_gev.get(signal) else "")
             + ". Seed mean ± bootstrap error [seed spread]; the tokenizer's error has no seed."
         )
-        rep.text[f"separation_{signal}"] = wording.anomaly_verdict(signal, found, health[signal])
+        rep.text[f"separation_{signal}"] = wording.anomaly_verdict(
+            signal, found, health[signal], "jets" if params.study.kind == "jets" else "events"
+        )
         rep.figures[f"roc_{signal}"] = roc_figure(arrays, supervised, signal, a)
     rep.tables["backbones"], rep.text["backbones"] = objectives.backbone_health(run, info)
     efficiency = objectives.label_efficiency(run)

@@ -24,7 +24,9 @@ MODELS = {
     "gbdt": "gradient-boosted trees, high-level variables",
     # chapter 08's anomaly scores (higher: less like the standard model)
     "masked": "masked-token pseudo-likelihood",
+    "masked_per_object": "masked-token pseudo-likelihood per object",
     "next_token": "next-token likelihood",
+    "next_token_per_object": "next-token likelihood per object",
     "reconstruction": "tokenizer reconstruction error",
     "autoencoder": "raw-feature autoencoder",
     "supervised": "supervised classifier (upper bound)",

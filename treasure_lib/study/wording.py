@@ -222,7 +222,7 @@ def held_out_sentence(signals: Sequence[str], standard_model: Sequence[str], row
     )
 
 
-def anomaly_verdict(signal: str, found: Mapping, converged: Mapping[str, bool]) -> str:
+def anomaly_verdict(signal: str, found: Mapping, converged: Mapping[str, bool], rows: str = "events") -> str:
     """Chapter 08's paragraph for one signal (`anomaly_report.separation`'s result): the best unsupervised score and
     its paired lead, the supervised upper bound, each matched control of the best score, scores below chance."""
     from ..anomaly import wording as scores
@@ -238,7 +238,7 @@ def anomaly_verdict(signal: str, found: Mapping, converged: Mapping[str, bool]) 
     supervised = boot.summary("supervised") if converged.get("supervised", True) else None
     label = names.sample(signal)
     text = scores.signal_verdict(
-        label, summaries, supervised=supervised, comparison=lead, mean_objects=found.get("mean_objects")
+        label, summaries, supervised=supervised, comparison=lead, mean_objects=found.get("mean_objects"), rows=rows
     )
     if supervised is None:
         text += " The supervised classifier did not finish learning: no upper bound is quoted."
