@@ -95,13 +95,15 @@ def test_the_matched_control_says_how_much_signal_it_could_not_match():
     )
 
 
-def test_a_signal_scoring_below_the_standard_model_is_called_more_sm_like():
+def test_a_signal_scoring_below_the_standard_model_by_having_fewer_objects_is_said_to_rank_by_multiplicity():
     summaries = {"masked": _s(0.40, 0.01), "autoencoder": _s(0.49, 0.01)}
     text = sm_like_sentence("the dark shower", summaries, mean_objects=(6.1, 3.2))
     assert text.startswith("The dark shower scores *below* the standard model (masked-token pseudo-likelihood")
     assert "raw-feature autoencoder" not in text, "0.49 ± 0.01 is not significantly below 0.5"
-    assert "fewer objects on average (3.20 against 6.10 for SM)" in text
-    assert "not by having fewer objects" in sm_like_sentence("the dark shower", summaries, mean_objects=(3.0, 4.0))
+    assert "carry fewer objects (3.20 on average against 6.10)" in text and "ranks by multiplicity" in text
+    assert "more standard-model-like" not in text
+    other = sm_like_sentence("the dark shower", summaries, mean_objects=(3.0, 4.0), rows="jets")
+    assert "not by having fewer objects" in other and "its jets look more standard-model-like" in other
     assert sm_like_sentence("Z'", {"masked": _s(0.7)}) == ""
 
 

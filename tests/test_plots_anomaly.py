@@ -86,6 +86,21 @@ def test_roc_curves_on_log_axes_with_the_diagonal_and_the_working_points(tmp_pat
     assert _label_clears_legend(ax)
 
 
+def test_a_roc_curve_of_few_standard_model_rows_marks_only_what_they_resolve_and_stays_a_normal_figure(tmp_path):
+    """305 SM jets resolve no 0.1% working point; a signal efficiency of 0 there once drew an unclipped marker at
+    log(0) that stretched the saved PNG to 117,000 pixels."""
+    rng = np.random.default_rng(4)
+    sm = rng.normal(0, 1, 305)
+    fig = anomaly.roc_curves({"signal": metrics.roc_points(sm, rng.normal(-1, 1, 400))}, save_to=tmp_path, name="few")
+    ax = fig.axes[0]
+    marked = [line for line in ax.lines if line.get_marker() in ("o", "s") and len(line.get_xdata()) == 1]
+    assert all(float(line.get_xdata()[0]) >= 1 / 305 for line in marked)
+    from PIL import Image
+
+    width, height = Image.open(tmp_path / "few.png").size
+    assert width < 3000 and height < 3000, (width, height)
+
+
 def _jets(rng, n, shift=0.0):
     tracks = np.zeros((n, 6, 4))
     tracks[..., 0] = rng.exponential(3e3 * (1 + shift), (n, 6)) + 500.0

@@ -198,17 +198,17 @@ def sm_like_sentence(
     if not low:
         return ""
     parts = "; ".join(f"{score_name(s)} {auc_text(summaries[s])}" for s in low)
-    text = (
-        f"{signal[0].upper() + signal[1:]} scores *below* the standard model ({parts}): its {rows} look more "
-        "SM-like than SM does"
-    )
+    text = f"{signal[0].upper() + signal[1:]} scores *below* the standard model ({parts})"
     if mean_objects is not None and all(math.isfinite(x) for x in mean_objects):
         sm, sig = mean_objects
         if sig < sm:
-            text += f", and they have fewer objects on average ({fmt(sig)} against {fmt(sm)} for SM)"
-        else:
-            text += f", though not by having fewer objects ({fmt(sig)} on average against {fmt(sm)} for SM)"
-    return text + f". A score that flags only unusual {rows} cannot find it this way."
+            return (
+                f"{text}: its {rows} carry fewer objects ({fmt(sig)} on average against {fmt(sm)}), and a score summed "
+                "over objects is smaller for fewer of them: such a score ranks by multiplicity, not by how unusual "
+                "each object is (see the per-object scores and the matched control)."
+            )
+        text += f", though not by having fewer objects ({fmt(sig)} on average against {fmt(sm)} for SM)"
+    return text + f": to these scores its {rows} look more standard-model-like than the standard model's own."
 
 
 def signal_verdict(

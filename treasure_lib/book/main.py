@@ -31,9 +31,7 @@ def _stage(name: str, times: list, fn):
     return out
 
 
-def make_book(
-    studies=STUDIES, scan_pages=(), force: bool = False, warnings_as_errors: bool = False, parallel: bool = True
-) -> Path:
+def make_book(studies=STUDIES, scan_pages=(), force: bool = False, warnings_as_errors: bool = False) -> Path:
     from ..runs import execute
     from .build import build_book
 
@@ -54,18 +52,13 @@ def make_book(
     runs = []
     for title, params_file in studies:
         params = config.load([params_file])
-        runs.append((title, Path("runs") / params["study"]["kind"] / params["study"]["name"]))
-    if parallel and len(runs) > 1:
+        run_dir = Path("runs") / params["study"]["kind"] / params["study"]["name"]
         _stage(
-            f"studies {', '.join(str(d) for _, d in runs)} side by side",
+            f"study '{params['study']['name']}' ({params_file})",
             times,
-            lambda: _side_by_side(studies, runs, force),
+            lambda p=params_file, d=run_dir: execute([p], d, force=force),
         )
-    else:
-        for (_, run_dir), (_, params_file) in zip(runs, studies):
-            _stage(
-                f"study {run_dir} ({params_file})", times, lambda p=params_file, d=run_dir: execute([p], d, force=force)
-            )
+        runs.append((title, run_dir))
     found = sorted(Path("runs/scans").glob("*/summary.md"))  # every scan summarised here so far
     pages = list(dict.fromkeys([Path(p) for p in scan_pages if Path(p).is_file()] + found))
     html = _stage("book", times, lambda: build_book(runs, scan_pages=pages, warnings_as_errors=warnings_as_errors))
@@ -76,55 +69,6 @@ def make_book(
         print(f"  {seconds:7.1f} s  {name}")
     print(f"  {total:7.1f} s  total\n-> {html / 'index.html'}")
     return html
-
-
-class _Prefixed:
-    """A study's terminal output when studies run side by side: every line prefixed with the study, no live line."""
-
-    def __init__(self, stream, prefix: str):
-        self.stream, self.prefix, self.pending = stream, prefix, ""
-
-    def write(self, text: str) -> int:
-        self.pending += text.replace("\r", "\n")
-        *lines, self.pending = self.pending.split("\n")
-        for line in lines:
-            if line.strip():
-                self.stream.write(f"{self.prefix}{line}\n")
-        self.stream.flush()
-        return len(text)
-
-    def flush(self) -> None:
-        self.stream.flush()
-
-    def isatty(self) -> bool:
-        return False
-
-
-def _study(job: tuple) -> float:
-    """One study in its own process (`_side_by_side`); returns its wall time."""
-    from ..runs import execute
-
-    params_file, run_dir, force = job
-    sys.stdout = _Prefixed(sys.__stdout__, f"[{Path(run_dir).name}] ")
-    sys.stderr = _Prefixed(sys.__stderr__, f"[{Path(run_dir).name}] ")
-    t0 = time.perf_counter()
-    execute([params_file], run_dir, force=force)
-    seconds = time.perf_counter() - t0
-    print(f"done in {seconds:.0f} s")
-    return seconds
-
-
-def _side_by_side(studies, runs, force: bool) -> None:
-    """Both studies at once, each in a process of its own: a study leaves cores idle for long stretches (notebook
-    kernels starting, one-threaded steps, small models), which the other fills. Every stage keeps its own thread
-    count, so the numbers are those of studies run one after the other."""
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    jobs = [(params_file, str(run_dir), force) for (_, params_file), (_, run_dir) in zip(studies, runs)]
-    with ProcessPoolExecutor(len(jobs), mp_context=multiprocessing.get_context("spawn")) as pool:
-        for (_, run_dir), seconds in zip(runs, pool.map(_study, jobs)):
-            print(f"== study {run_dir}: {seconds:.0f} s", flush=True)
 
 
 def _report_health(runs) -> None:
@@ -157,12 +101,11 @@ def main(argv=None) -> int:
         help="further scan summary pages (runs/scans/*/summary.md are included anyway)",
     )
     ap.add_argument("--force", action="store_true", help="re-run every chapter")
-    ap.add_argument("--one-at-a-time", action="store_true", help="run the studies one after the other")
     ap.add_argument("-W", "--warnings-as-errors", action="store_true")
     args = ap.parse_args(argv)
     studies = [(Path(p).stem, p) for p in args.params] if args.params else STUDIES
     try:
-        make_book(studies, args.scan_page, args.force, args.warnings_as_errors, parallel=not args.one_at_a_time)
+        make_book(studies, args.scan_page, args.force, args.warnings_as_errors)
     except TreasureError as exc:
         print(f"make book: error: {exc}", file=sys.stderr)
         return 2

@@ -131,8 +131,10 @@ def roc_curves(
         shown = (x > 0) & (y > 0)
         ax.plot(x[shown], y[shown], color=colour, linewidth=2, label=label)
         at = np.array(list(ROC_MARKS))
+        reached = x[x > 0].min() if (x > 0).any() else np.inf  # the smallest SM efficiency the sample resolves
         for where, mark, value in zip(at, ROC_MARKS.values(), fpr_at_tpr(y, x, at)):  # signal eff. where SM reaches
-            ax.plot([where], [value], marker=mark, color=colour, clip_on=False)
+            if where >= reached and np.isfinite(value) and value >= low:  # no marker below what the sample resolves
+                ax.plot([where], [value], marker=mark, color=colour)
     for sm_eff, mark in ROC_MARKS.items():
         ax.plot([], [], marker=mark, linestyle="none", color="black", label=f"{100 * sm_eff:g}% SM efficiency")
     ax.set_xscale("log")

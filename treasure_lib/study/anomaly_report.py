@@ -21,6 +21,15 @@ from . import anomaly, generated, held_out, names, objectives, seeds, stages, wo
 from .report import ChapterReport
 
 UNSUPERVISED = anomaly.SCORES
+AXIS = {  # what each score's axis shows
+    "masked": "Masked-token pseudo-likelihood, -log p [nats]",
+    "masked_per_object": "Masked-token pseudo-likelihood per object, -log p [nats]",
+    "next_token": "Next-token likelihood, -log p [nats]",
+    "next_token_per_object": "Next-token likelihood per object, -log p [nats]",
+    "reconstruction": "Tokenizer reconstruction error (MSE of scaled features)",
+    "autoencoder": "Autoencoder reconstruction error (MSE of scaled features)",
+}
+TRIVIAL = ("objects", "jet_pt")  # scores that need no model, beside the others in every table
 STATS = ("auc", "eff_at_1pc", "eff_at_0p1pc")
 
 
@@ -82,12 +91,16 @@ def _selection(arrays: Mapping, signal: str, min_pt_gev: float | None) -> np.nda
 
 
 def predictions(arrays: Mapping, supervised: Mapping, signal: str, sel: np.ndarray, seed_list) -> dict:
-    """{score: [per-seed scores of the selected rows]}: one entry for the deterministic tokenizer."""
+    """{score: [per-seed scores of the selected rows]}: one entry for the deterministic tokenizer and for the trivial
+    scores (the number of objects, the jet pT)."""
     out = {
         name: [arrays[name][sel]] if name == "reconstruction" else [arrays[f"{name}/seed_{s}"][sel] for s in seed_list]
         for name in UNSUPERVISED
     }
     out["supervised"] = [s[sel] for s in supervised[signal]["scores"]]
+    for name in TRIVIAL:  # what no model is needed for: how a score compares with counting or with jet pT
+        if name in arrays:
+            out[name] = [arrays[name][sel].astype(np.float64)]
     return out
 
 
@@ -165,7 +178,7 @@ def score_health(run, info: Mapping, supervised: Mapping) -> dict[str, dict[str,
         for s in seeds_:
             _, variant = stages.pretrain_variant(run, objective, s)
             flags.append(m.get(("pretrain." if variant is None else f"pretrain.{variant}.") + "converged") == 1.0)
-        backbone[objective] = all(flags)
+        backbone[objective] = backbone[f"{objective}_per_object"] = all(flags)
     ae = all(bool(v.get("converged")) for v in info.get("autoencoder", {}).values())
     return {
         signal: {**backbone, "autoencoder": ae, "supervised": all(entry["converged"])}
@@ -183,7 +196,7 @@ def separation_table(signal: str, found: Mapping) -> list[dict]:
             row[title] = seed_mean(s[stat], s[f"{stat}_err"], s[f"{stat}_seed_std"])
         for control, c in found["controls"].items():
             m = c["boot"].summary(score)
-            title = "AUC, SM matched in " + ("objects per row" if control == "objects" else "jet pT")
+            title = "AUC, SM matched in " + ("number of objects" if control == "objects" else "jet pT")
             row[title] = seed_mean(m["auc"], m["auc_err"], m["auc_seed_std"])
         rows.append(row)
     return rows
@@ -200,7 +213,9 @@ def samples_table(arrays: Mapping, info: Mapping, processes: Mapping, signals: l
                 "description", "the samples the tokenizers and backbones learn from"
             ),
             "test rows scored": int(at.sum()),
-            "objects per row (mean)": fmt(float(np.mean(arrays["objects"][at]))),
+            (
+                "objects per jet (the jet and its tracks), mean" if "jet_pt" in arrays else "objects per event, mean"
+            ): fmt(float(np.mean(arrays["objects"][at]))),
         }
         if "jet_pt" in arrays:
             row["median jet pT [GeV]"] = fmt(float(np.median(arrays["jet_pt"][at])) / 1e3)
@@ -218,8 +233,7 @@ def score_figures(arrays: Mapping, signals: list[str], first_seed: int) -> dict[
         scores.update({names.sample(s): values[arrays["sample"] == s] for s in signals})
         out[f"scores_{score}"] = {
             "scores": scores,
-            "xlabel": names.first_upper(names.model(score))
-            + (" [nats]" if score.startswith(anomaly.OBJECTIVES) else ""),
+            "xlabel": AXIS[score],
             "name": f"anomaly_scores_{score}",
         }
     return out
@@ -271,7 +285,7 @@ def report(run) -> ChapterReport:
     efficiency = objectives.label_efficiency(run)
     rep.text["label_efficiency"] = efficiency["text"]
     rep.figures["label_efficiency"] = efficiency["figure"]
-    found = generated.compare(run, arrays, token_dir, a, params.study.seed)
+    found = generated.compare(run, arrays, token_dir, a, signals, params.study.seed)
     rep.metrics.update(found["metrics"])
     rep.tables["generated"], rep.text["generated"], rep.figures["generated"] = (
         found["table"],

@@ -13,7 +13,7 @@ from ..formatting import fmt
 from . import anomaly, stages
 
 
-def compare(run, arrays: Mapping, token_dir, a, seed: int) -> dict:
+def compare(run, arrays: Mapping, token_dir, a, signals: list[str], seed: int) -> dict:
     """The next-token backbones' generated rows against the standard-model test rows (decoded by the same cards),
     with an independent standard-model sample (the validation split) as the floor of every distance."""
     from ..datamodules import TokenFiles
@@ -30,7 +30,8 @@ def compare(run, arrays: Mapping, token_dir, a, seed: int) -> dict:
         seq = Sequences(np.asarray(rows["tokens"]), np.asarray(rows["type_ids"]), np.asarray(rows["mask"]))
         return of(cards.decode(seq), feature_names)
 
-    test_rows = anomaly.chosen_test_rows(token_dir, [], a, seed)
+    chosen = anomaly.chosen_test_rows(token_dir, signals, a, seed)
+    test_rows = {k: v[chosen["sample"] == "standard_model"] for k, v in chosen.items()}  # the SM rows only
     test = variables(test_rows)
     sm = sorted(set(test_rows["process"].astype(str)))
     reference = variables(anomaly._read(stages.tokens(run), "tokens", "val", sm))

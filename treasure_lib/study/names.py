@@ -29,7 +29,9 @@ MODELS = {
     "next_token_per_object": "next-token likelihood per object",
     "reconstruction": "tokenizer reconstruction error",
     "autoencoder": "raw-feature autoencoder",
-    "supervised": "supervised classifier (upper bound)",
+    "supervised": "supervised token classifier (reference)",
+    "objects": "number of objects (no model)",
+    "jet_pt": "jet pT (no model)",
 }
 
 TASKS = {
@@ -52,8 +54,8 @@ SAMPLES = {
     "WZ_3lnu": "WZ -> 3l nu",
     "Ztautau": "Z -> tau tau",
     "QCD": "QCD multijet",
-    "standard_model": "standard model (every sample the study reads)",
-    "HV_darkpion_bb": "hidden valley: dark pions (c tau = 20 mm) -> b bbar",
+    "standard_model": "SM mixture the study reads",
+    "HV_darkpion_bb": "dark shower (dark pions, c tau 20 mm, -> b bbar)",
     "Zprime_tt": "Z' (2 TeV) -> t tbar",
     "H2_ZZ4l_300": "H2 (300 GeV) -> ZZ -> 4l",
 }

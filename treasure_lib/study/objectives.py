@@ -99,9 +99,13 @@ def backbone_health(run, info: Mapping) -> tuple[list[dict], str]:
         if not ok:
             bad.append(f"the autoencoder of seed {s}")
     text = (
-        "Every backbone and autoencoder finished learning (early stopping fired, the best epoch before the last "
-        "`patience`)."
+        "Every backbone and autoencoder stopped on a plateau: its last `patience` epochs lowered the best validation "
+        "loss by less than `min_delta` in all (the loss still creeps down, as chapter 05 says of its backbone)."
         if not bad
         else f"Not finished learning: {', '.join(bad)}; no verdict rests on the scores from them."
+    )
+    text += (
+        " The two objectives' validation losses are not comparable: the masked one is per masked code, the next-token "
+        "one per predicted term (types and codes)."
     )
     return rows, text

@@ -218,7 +218,9 @@ def held_out_sentence(signals: Sequence[str], standard_model: Sequence[str], row
         f"signal, its test rows ({listed}). The signals are generated for this chapter only (`anomaly.signals`): no "
         f"tokenizer card, backbone or autoencoder learned from them; they are exported with the study's cards. "
         f"Efficiencies count rows as generated, without cross-section weights: the standard-model efficiency is that "
-        f"of the mixture the study reads."
+        f"of the mixture the study reads, not of a background estimate. Sensitivity to long-lived particles rests on "
+        f"the emulation's track efficiency and impact-parameter resolution at mm to cm production radii (Pythia 8 "
+        f"with a parametric emulation, not ATLAS simulation or large-radius tracking)."
     )
 
 
@@ -228,7 +230,8 @@ def anomaly_verdict(signal: str, found: Mapping, converged: Mapping[str, bool], 
     from ..anomaly import wording as scores
 
     boot = found["boot"]
-    unsupervised = [s for s in boot.names if s != "supervised"]
+    trivial = [s for s in ("objects", "jet_pt") if s in boot.names]  # no model: the yardsticks
+    unsupervised = [s for s in boot.names if s != "supervised" and s not in trivial]
     summaries = {s: {**boot.summary(s), "converged": 1.0 if converged.get(s, True) else 0.0} for s in unsupervised}
     usable = sorted(
         (s for s in unsupervised if math.isfinite(summaries[s]["auc"]) and converged.get(s, True)),
@@ -242,6 +245,12 @@ def anomaly_verdict(signal: str, found: Mapping, converged: Mapping[str, bool], 
     )
     if supervised is None:
         text += " The supervised classifier did not finish learning: no upper bound is quoted."
+    if trivial:
+        text += (
+            " Without any model: "
+            + "; ".join(f"{names.model(s)} {scores.auc_text(boot.summary(s))}" for s in trivial)
+            + "."
+        )
     if usable:
         for control, c in found["controls"].items():
             text += " " + scores.control_sentence(
