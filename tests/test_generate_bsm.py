@@ -30,7 +30,10 @@ SAMPLES = "generate.samples={HV_darkpion_bb: 200, Zprime_tt: 200, H2_ZZ4l_300: 3
 @pytest.fixture(scope="module")
 def sample(tmp_path_factory):
     out = tmp_path_factory.mktemp("bsm")
-    params = config.load([ROOT / "params" / "default.yaml"], [f"generate.output_dir={out}", SAMPLES, "study.seed=11"])
+    params = config.load(
+        [ROOT / "params" / "default.yaml"],
+        [f"generate.output_dir={out}", SAMPLES, "study.seed=11", "anomaly.signals={}"],
+    )
     generate(*generate_sections(params), progress=False)
     return out
 

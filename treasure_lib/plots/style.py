@@ -145,6 +145,17 @@ MODEL_COLOURS = {
     "fixed slots, no SEP / type ids": "#882255",
     "m4l window": "#999999",
     "gradient-boosted trees, high-level variables": "#117733",
+    "tokens, fine-tuned from the next-token backbone": "#332288",
+    # chapter 08's anomaly scores (never on one figure with the classifiers above but these)
+    "masked-token pseudo-likelihood": "#AA4499",
+    "masked-token pseudo-likelihood per object": "#CC79A7",
+    "next-token likelihood": "#44AA99",
+    "next-token likelihood per object": "#88CCEE",
+    "tokenizer reconstruction error": "#0072B2",
+    "raw-feature autoencoder": "#000000",
+    "supervised token classifier (reference)": "#E69F00",
+    "number of objects (no model)": "#999999",
+    "jet pT (no model)": "#661100",
 }
 _SPARE = ("#332288", "#44AA99", "#AA4499", "#DDCC77", "#88CCEE", "#661100")
 
