@@ -35,3 +35,28 @@ def test_parallel_and_sequential_training_give_identical_numbers(token_files, tm
     assert [drop(m) for m in both] == [drop(m) for m in one_by_one]
     assert both[0]["classify.t.tokens.seed_1.auc"] != both[1]["classify.t.tokens.seed_2.auc"], "seeds differ"
     assert len(list((tmp_path / "parallel" / "artifacts").glob("classify-*-s*.stage.json"))) == 2
+
+
+def _note_pid(job: tuple) -> bool:
+    """A worker's job: write the worker's process id into the file the job names."""
+    import os
+
+    Path(job[2]).write_text(str(os.getpid()))
+    return True
+
+
+def test_the_worker_processes_serve_every_round_of_a_chapter(token_files, tmp_path):  # noqa: F811
+    """A chapter asks for stages side by side several times: its workers start once (each start imports torch),
+    not once per round, and a round mixes kinds of job, each naming the function that builds it."""
+    from treasure_lib.study import workers
+
+    run, _ = _run(token_files, tmp_path / "run", 2)
+    seen = []
+    for round_ in range(2):
+        files = [tmp_path / f"round{round_}-job{i}.pid" for i in range(4)]
+        workers.side_by_side(run, "noting process ids", [(_note_pid, str(f)) for f in files])
+        seen.append({int(f.read_text()) for f in files})
+    assert seen[0] == seen[1] and 1 <= len(seen[0]) <= 2
+    import os
+
+    assert os.getpid() not in seen[0]

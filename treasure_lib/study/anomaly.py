@@ -23,7 +23,7 @@ import numpy as np
 from ..config import AnomalyParams
 from ..datamodules import TokenFiles, read_split
 from ..vocabulary import N_SPECIAL
-from . import held_out, stages
+from . import held_out, stages, workers
 
 OBJECTIVES = ("masked", "next_token")
 SCORES = ("masked", "masked_per_object", "next_token", "next_token_per_object", "reconstruction", "autoencoder")
@@ -33,13 +33,17 @@ EXTRA = ("process", "jet_pt", "event_number", "source_file")
 
 def backbones(run) -> dict[tuple[str, int], Path]:
     """Every backbone the scores read: both objectives at every seed of `anomaly.seeds` (trained side by side)."""
+    return stages.pretrained_many(run, wanted_backbones(run))
+
+
+def wanted_backbones(run) -> list[tuple[str, int]]:
+    """(objective, seed) of every backbone the scores read, the slowest to train (next-token) first."""
     seeds = list(run.params.anomaly.seeds)
     if len(seeds) < 2:
         from ..errors import ConfigError
 
         raise ConfigError(f"anomaly.seeds {seeds}: chapter 08 needs at least two seeds to quote a seed spread")
-    wanted = [(o, int(s)) for o in OBJECTIVES for s in seeds]
-    return {k: v for k, v in stages.pretrained_many(run, wanted).items()}
+    return [(o, int(s)) for o in reversed(OBJECTIVES) for s in seeds]
 
 
 def object_count(rows: dict) -> np.ndarray:
@@ -96,13 +100,16 @@ def _aligned(a: dict, b: dict, what: str) -> None:
 def scores(run) -> list[Path]:
     """The `anomaly-scores-s<seed>` stages, one per seed of `anomaly.seeds`, the missing ones built side by side
     (one thread each, as the classifiers: the same numbers alone or in parallel); returns their folders."""
+    workers.side_by_side(run, "scoring the held-out samples", pending_scores(run))
+    return [stage(build) for stage, build in (_score_stage(run, int(s)) for s in run.params.anomaly.seeds)]
+
+
+def pending_scores(run) -> list[tuple]:
+    """`workers.side_by_side` jobs of the score stages not yet built (their upstream stages built here)."""
     held_out.signal_tokens(run)  # upstream built here, once
     stages.tokens(run)
     backbones(run)
-    seeds = [int(s) for s in run.params.anomaly.seeds]
-    pending = [s for s in seeds if not _score_stage(run, s)[0].done]
-    stages._in_workers(run, "scoring the held-out samples", _score_in_worker, pending)
-    return [stage(build) for stage, build in (_score_stage(run, s) for s in seeds)]
+    return [(_score_in_worker, int(s)) for s in run.params.anomaly.seeds if not _score_stage(run, int(s))[0].done]
 
 
 def _score_in_worker(job: tuple) -> bool:
@@ -125,7 +132,7 @@ def _score_stage(run, seed: int):
 
     def build(out: Path) -> None:
         out.mkdir(parents=True, exist_ok=True)
-        with stages.torch_threads(stages.threads_per_job(params.classify)):
+        with workers.torch_threads(workers.threads_per_job(params.classify)):
             arrays, info = compute(token_dir, sm_dir, found, signals, a, params.study.seed, seed)
         np.savez_compressed(out / "scores.npz", **arrays)
         (out / "info.json").write_text(json.dumps(info, indent=1))

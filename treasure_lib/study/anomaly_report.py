@@ -17,7 +17,7 @@ import numpy as np
 from ..anomaly import anomaly_statistics, matched_weights
 from ..formatting import fmt, seed_mean
 from ..metrics import paired
-from . import anomaly, generated, held_out, names, objectives, seeds, stages, wording
+from . import anomaly, generated, held_out, names, objectives, seeds, stages, wording, workers
 from .report import ChapterReport
 
 UNSUPERVISED = anomaly.SCORES
@@ -45,6 +45,46 @@ def supervised_task(signal: str, standard_model: list[str], sm_fraction: float) 
     }
 
 
+def supervised_jobs(run, token_dir, signals: list[str], standard_model: list[str]) -> list[dict]:
+    """`stages.classifiers` jobs of the supervised references: per signal, per seed of `anomaly.seeds`, a token
+    classifier from scratch of the study's model size, trained with the signal's labels."""
+    params = run.params
+    return [
+        dict(
+            token_dir=token_dir,
+            seed=int(s),
+            name=f"anomaly_{signal}-tokens-100",
+            classify={
+                "task": f"anomaly_{signal}",
+                "tasks": {
+                    f"anomaly_{signal}": supervised_task(signal, standard_model, params.anomaly.supervised_sm_fraction)
+                },
+                "mode": "scratch",
+                "inputs": "tokens",
+                "label_fraction": 1.0,
+            },
+        )
+        for signal in signals
+        for s in params.anomaly.seeds
+    ]
+
+
+def train_models(run) -> None:
+    """Everything chapter 08 trains, in two side-by-side rounds that keep the cores busy: first what reads nothing
+    of the chapter (the backbones beyond chapter 05's, the supervised references), then what reads those
+    backbones (the score stages, the classifiers fine-tuned from the next-token backbone); each round longest
+    first. Stages already built are skipped; the numbers are those of building them one at a time."""
+    params = stages.run_params(run)
+    token_dir = held_out.signal_tokens(run)
+    signals = held_out.signals(params.anomaly, params.data, params.generate, params.study.kind)
+    sm = held_out.standard_model(params.data, params.generate, params.study.kind)
+    first = stages.pending_backbones(run, anomaly.wanted_backbones(run))
+    first += stages.pending_classifiers(run, supervised_jobs(run, token_dir, signals, sm))
+    workers.side_by_side(run, "training the backbones and the supervised references", first)
+    second = anomaly.pending_scores(run) + stages.pending_classifiers(run, objectives.label_efficiency_jobs(run))
+    workers.side_by_side(run, "scoring the held-out samples and fine-tuning", second)
+
+
 def supervised_scores(run, token_dir, signals: list[str], standard_model: list[str], rows: Mapping) -> dict:
     """Per signal, per seed of `anomaly.seeds`: the supervised classifier (tokens, from scratch, the study's model
     size) trained with the signal's labels, evaluated on the scored rows (its P(signal) as the score)."""
@@ -52,25 +92,8 @@ def supervised_scores(run, token_dir, signals: list[str], standard_model: list[s
     from ..training import predict
 
     params = run.params
-    jobs, names_ = [], []
-    for signal in signals:
-        task = f"anomaly_{signal}"
-        for s in params.anomaly.seeds:
-            jobs.append(
-                dict(
-                    token_dir=token_dir,
-                    seed=int(s),
-                    name=f"{task}-tokens-100",
-                    classify={
-                        "task": task,
-                        "tasks": {task: supervised_task(signal, standard_model, params.anomaly.supervised_sm_fraction)},
-                        "mode": "scratch",
-                        "inputs": "tokens",
-                        "label_fraction": 1.0,
-                    },
-                )
-            )
-            names_.append((signal, int(s)))
+    jobs = supervised_jobs(run, token_dir, signals, standard_model)
+    names_ = [(signal, int(s)) for signal in signals for s in params.anomaly.seeds]
     recorded = stages.classifiers(run, jobs)
     out: dict = {}
     for (signal, s), numbers in zip(names_, recorded):
@@ -255,6 +278,7 @@ def report(run) -> ChapterReport:
 
     params = stages.run_params(run)
     a = params.anomaly
+    train_models(run)
     arrays, info = anomaly.load(run)
     token_dir = held_out.signal_tokens(run)
     signals = held_out.signals(a, params.data, params.generate, params.study.kind)

@@ -12,18 +12,29 @@ from ..formatting import fmt
 from ..plots import from_points
 from . import anomaly, names, seeds, stages, wording
 
+VARIANTS = ("tokens", "tokens_finetuned", "tokens_finetuned_next_token")
+
+
+def fractions(run) -> list[float]:
+    return [*sorted(set(run.params.classify.label_fractions)), 1.0]
+
+
+def label_efficiency_jobs(run) -> list[dict]:
+    """`stages.classifiers` jobs of every point of the curve, the largest label fraction (the longest) first."""
+    task = stages.run_params(run).classify.task
+    return [j for f in reversed(fractions(run)) for j in seeds.jobs(run, task, VARIANTS, f)]
+
 
 def label_efficiency(run) -> dict:
     """Scratch, fine-tuned from the masked backbone and from the next-token backbone at each label fraction (the
     same test rows, `classify.seeds`), with paired comparisons: what each pretraining objective buys."""
     task = Task.from_params(stages.run_params(run).classify)
     stat, quantity = seeds.figure_of_merit(task)
-    variants = ["tokens", "tokens_finetuned", "tokens_finetuned_next_token"]
-    fractions = [*sorted(set(run.params.classify.label_fractions)), 1.0]
+    variants = list(VARIANTS)
     curve = {v: [] for v in variants}
     versus = {"tokens": [], "tokens_finetuned": []}
     converged = {}
-    for f in fractions:
+    for f in fractions(run):
         models = seeds.load(run, task.name, variants, fraction=f)
         items = seeds.metric_items(models, variants[-1], seeds.prefix(task.name, variants[-1], f))
         for other in versus:
@@ -35,7 +46,7 @@ def label_efficiency(run) -> dict:
             s = models.summary(v)
             curve[v].append((f, s[stat], s[f"{stat}_err"], s[f"{stat}_seed_std"], models.converged(v)))
             converged[(v, f)] = models.converged(v)
-    ok = [f for f in fractions if all(converged[(v, f)] for v in variants)]
+    ok = [f for f in fractions(run) if all(converged[(v, f)] for v in variants)]
     scratch = [(f, c) for f, c in versus["tokens"] if f in ok]
     text = "From the next-token backbone. " + (
         wording.label_efficiency_verdict(scratch, quantity) if scratch else "No fraction has every model converged."
@@ -50,9 +61,9 @@ def label_efficiency(run) -> dict:
         ]
         for v, pts in curve.items()
     }
-    fractions, results = from_points(points)
+    xs, results = from_points(points)
     figure = {
-        "fractions": fractions,
+        "fractions": xs,
         "results": results,
         "ylabel": names.first_upper(names.statistic(stat)),
         "name": "anomaly_label_efficiency",

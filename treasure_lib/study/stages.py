@@ -16,6 +16,7 @@ from pathlib import Path
 from ..config import ClassifyParams, DataParams, GenerateParams, Params, StudyParams
 from ..distributed import fit_here_or_distributed as _fit
 from ..errors import ConfigError
+from .workers import side_by_side, threads_per_job, torch_threads
 
 
 def run_params(run, classify: Mapping | None = None) -> Params:
@@ -262,10 +263,14 @@ def _pretrain_stage(run, objective: str = "masked", seed: int | None = None):
 def pretrained_many(run, backbones: list[tuple[str, int | None]]) -> dict[tuple[str, int | None], Path]:
     """Several backbones (objective, seed), the missing ones pretrained side by side in worker processes as the
     classifiers are (`classify.jobs`, one thread each on a CPU); returns each one's folder."""
-    tokens(run)  # upstream built here, once
-    pending = [b for b in backbones if not _pretrain_stage(run, *b)[0].done]
-    _in_workers(run, "pretraining backbones", _pretrain_in_worker, pending)
+    side_by_side(run, "pretraining backbones", pending_backbones(run, backbones))
     return {b: pretrained(run, *b) for b in backbones}
+
+
+def pending_backbones(run, backbones: list[tuple[str, int | None]]) -> list[tuple]:
+    """`workers.side_by_side` jobs of the backbones (objective, seed) not yet built (their token files built here)."""
+    tokens(run)  # upstream built here, once
+    return [(_pretrain_in_worker, b) for b in backbones if not _pretrain_stage(run, *b)[0].done]
 
 
 def _pretrain_in_worker(job: tuple) -> bool:
@@ -360,16 +365,26 @@ def classifier(
 
 
 def classifiers(run, jobs: list[dict]) -> list[dict]:
-    """Several classifiers (each a dict of `classifier` arguments), the missing ones trained side by side.
-
-    On a CPU, small models use cores better in parallel processes with one thread each than one after
-    another on all cores; `classify.jobs` processes run at once (null: one per core, at most 4). Upstream
-    stages (token files, the pretrained backbone) are built first, here, so no two processes build them."""
-    token_dir = tokens(run) if any(j.get("token_dir") is None for j in jobs) else None
-    jobs = [{"token_dir": token_dir, **j, "backbone": j.get("backbone") or _backbone_of(run, j)} for j in jobs]
-    pending = [j for j in jobs if not _classifier_stage(run, **j)[0].done]
-    _in_workers(run, "training classifiers", _build_in_worker, pending)
+    """Several classifiers (each a dict of `classifier` arguments), the missing ones trained side by side
+    (`workers.side_by_side`); returns each one's numbers."""
+    jobs = _located(run, jobs)
+    side_by_side(run, "training classifiers", _pending(run, jobs))
     return [classifier(run, **j) for j in jobs]
+
+
+def pending_classifiers(run, jobs: list[dict]) -> list[tuple]:
+    """`workers.side_by_side` jobs of the classifiers (dicts of `classifier` arguments) not yet trained. Upstream
+    stages (token files, the pretrained backbone) are built first, here, so no two processes build them."""
+    return _pending(run, _located(run, jobs))
+
+
+def _located(run, jobs: list[dict]) -> list[dict]:
+    token_dir = tokens(run) if any(j.get("token_dir") is None for j in jobs) else None
+    return [{"token_dir": token_dir, **j, "backbone": j.get("backbone") or _backbone_of(run, j)} for j in jobs]
+
+
+def _pending(run, jobs: list[dict]) -> list[tuple]:
+    return [(_build_in_worker, j) for j in jobs if not _classifier_stage(run, **j)[0].done]
 
 
 def _backbone_of(run, job: Mapping) -> Path | None:
@@ -378,27 +393,6 @@ def _backbone_of(run, job: Mapping) -> Path | None:
     if c.mode == "scratch":
         return None
     return pretrained(run, c.backbone_objective) / "checkpoints" / "best.ckpt"
-
-
-def _in_workers(run, what: str, build, pending: list) -> None:
-    """Build `pending` stages in `classify.jobs` spawned processes (`build((run dir, params, job))`); with one
-    worker or none pending, nothing happens here and the caller builds them in this process."""
-    workers = min(len(pending), parallel_jobs(run.params.classify))
-    if workers <= 1:
-        return
-    import multiprocessing
-    import os
-    from concurrent.futures import ProcessPoolExecutor
-
-    pool = ProcessPoolExecutor(
-        workers,
-        mp_context=multiprocessing.get_context("spawn"),
-        initializer=_die_with_parent,
-        initargs=(os.getpid(),),
-    )
-    with run.writing(what), pool:  # the workers build under this process's lock
-        for done in pool.map(build, [(str(run.dir), run.params.to_dict(), j) for j in pending]):
-            del done
 
 
 def evaluated(path: Path, classify: ClassifyParams, seed: int) -> dict:
@@ -425,20 +419,6 @@ def evaluated(path: Path, classify: ClassifyParams, seed: int) -> dict:
     return {**kept, **fresh}
 
 
-def _die_with_parent(parent: int) -> None:
-    """A worker whose chapter was interrupted or killed stops too, instead of training on for nobody."""
-    import os
-    import threading
-    import time
-
-    def watch():
-        while os.getppid() == parent:
-            time.sleep(1.0)
-        os._exit(1)
-
-    threading.Thread(target=watch, daemon=True).start()
-
-
 def _build_in_worker(job: tuple) -> bool:
     """A worker process: build one classifier stage of the run folder (its metrics are logged by the parent)."""
     from ..runs.folder import Run
@@ -447,39 +427,6 @@ def _build_in_worker(job: tuple) -> bool:
     stage, build, _, _ = _classifier_stage(Run(run_dir, params), **kwargs)
     stage(build)
     return True
-
-
-def parallel_jobs(classify: ClassifyParams) -> int:
-    """Classifiers trained at once: `classify.jobs`, else one per core (at most 4) on a CPU, one on a GPU."""
-    import os
-
-    import torch
-
-    if classify.jobs:
-        return int(classify.jobs)
-    if torch.cuda.is_available() and classify.train.accelerator in ("auto", "gpu", "cuda"):
-        return 1
-    return max(1, min(4, os.cpu_count() or 1))
-
-
-def threads_per_job(classify: ClassifyParams) -> int:
-    """Torch threads of one classifier: the cores shared by the jobs that run at once (a function of the classify
-    section and the machine only, so a classifier comes out the same whether it trained alone or beside others)."""
-    import os
-
-    return max(1, (os.cpu_count() or 1) // parallel_jobs(classify))
-
-
-@contextlib.contextmanager
-def torch_threads(n: int):
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def predictions(run, name: str) -> dict:
