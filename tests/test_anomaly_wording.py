@@ -117,3 +117,34 @@ def test_the_signal_paragraph_puts_the_parts_together_for_the_best_score():
     )
     assert text.index("ranks it best") < text.index("supervised classifier") < text.index("mostly ranks Z'")
     assert "tokenizer reconstruction error mostly" not in text
+
+
+def test_a_score_has_one_name_on_the_pages_and_in_the_sentences_and_naming_needs_no_torch():
+    """`study.names.MODELS` takes chapter 08's score names from `anomaly.wording` (one home), and the names stay
+    light: the book's pages import them without torch."""
+    import subprocess
+    import sys
+
+    from treasure_lib.anomaly.wording import SCORE_NAMES, score_name
+    from treasure_lib.study.names import MODELS
+
+    assert {k: MODELS[k] for k in SCORE_NAMES} == SCORE_NAMES
+    assert score_name("masked_per_object") == MODELS["masked_per_object"] == "masked-token pseudo-likelihood per object"
+    code = "import sys, treasure_lib.study.names; print('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == (
+        "False"
+    )
+
+
+def test_only_a_score_summed_over_objects_is_said_to_rank_by_multiplicity():
+    """A per-object score below chance is not explained by the signal's fewer objects: it is said apart."""
+    summaries = {"masked": _s(0.24, 0.01), "masked_per_object": _s(0.45, 0.01), "autoencoder": _s(0.65, 0.01)}
+    text = sm_like_sentence("the dark shower", summaries, mean_objects=(8.2, 4.9), rows="jets")
+    first, _, rest = text.partition(" Not summed over objects")
+    assert (
+        "masked-token pseudo-likelihood AUC" in first and "per object" not in first and "ranks by multiplicity" in first
+    )
+    assert "masked-token pseudo-likelihood per object" in rest and "its jets look more standard-model-like" in rest
+    assert "autoencoder" not in text
+    alone = sm_like_sentence("the dark shower", {"masked_per_object": _s(0.45, 0.01)}, mean_objects=(8.2, 4.9))
+    assert "ranks by multiplicity" not in alone and "more standard-model-like" in alone

@@ -9,9 +9,9 @@
 Higher scores are more anomalous. Pure functions and small models: nothing here reads params or writes a run.
 """
 
+from importlib import import_module
+
 from . import wording
-from .autoencoder import ObjectAutoencoder, autoencoder_scores, matched_hidden, train_autoencoder
-from .masked_likelihood import masked_pseudo_nll
 from .metrics import (
     MIN_SM_AT_CUT,
     SM_EFFICIENCIES,
@@ -22,6 +22,22 @@ from .metrics import (
 )
 from .positions import multiplicity, object_positions
 from .reconstruction import reconstruction_error
+
+# the torch-based parts load on first use, so the names and sentences (`wording`) stay light for the book's pages
+_TORCH = {
+    "ObjectAutoencoder": "autoencoder",
+    "autoencoder_scores": "autoencoder",
+    "matched_hidden": "autoencoder",
+    "train_autoencoder": "autoencoder",
+    "masked_pseudo_nll": "masked_likelihood",
+}
+
+
+def __getattr__(name: str):
+    if name in _TORCH:
+        return getattr(import_module(f".{_TORCH[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "MIN_SM_AT_CUT",

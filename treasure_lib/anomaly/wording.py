@@ -189,26 +189,46 @@ def control_sentence(signal: str, score: str, summary: Mapping, matched: Mapping
     )
 
 
+SUMMED = ("masked", "next_token")  # scores summed over a row's objects (the others are per object or a mean)
+
+
 def sm_like_sentence(
     signal: str, summaries: Mapping[str, Mapping], mean_objects: tuple[float, float] | None = None, rows: str = "events"
 ) -> str:
     """(d) The scores whose AUC is significantly below 0.5: the signal looks *more* standard-model-like than SM.
-    `mean_objects`: (SM, signal) mean object multiplicity, to say whether fewer objects is why. '' when none."""
+    `mean_objects`: (SM, signal) mean object multiplicity, to say whether fewer objects is why: only for the scores
+    summed over objects (`SUMMED`); a score per object below 0.5 is said apart. '' when none."""
     low = [s for s in _ranked(summaries)[0] if below_chance(summaries[s])]
     if not low:
         return ""
-    parts = "; ".join(f"{score_name(s)} {auc_text(summaries[s])}" for s in low)
-    text = f"{signal[0].upper() + signal[1:]} scores *below* the standard model ({parts})"
+
+    def listed(scores):
+        return "; ".join(f"{score_name(s)} {auc_text(summaries[s])}" for s in scores)
+
+    start = signal[0].upper() + signal[1:]
+    sm_like = f"to these scores its {rows} look more standard-model-like than the standard model's own."
     if mean_objects is not None and all(math.isfinite(x) for x in mean_objects):
         sm, sig = mean_objects
-        if sig < sm:
-            return (
-                f"{text}: its {rows} carry fewer objects ({fmt(sig)} on average against {fmt(sm)}), and a score summed "
-                "over objects is smaller for fewer of them: such a score ranks by multiplicity, not by how unusual "
-                "each object is (see the per-object scores and the matched control)."
+        summed = [s for s in low if s in SUMMED]
+        if sig < sm and summed:
+            text = (
+                f"{start} scores *below* the standard model ({listed(summed)}): its {rows} carry fewer objects "
+                f"({fmt(sig)} on average against {fmt(sm)}), and a score summed over objects is smaller for fewer of "
+                "them: such a score ranks by multiplicity, not by how unusual each object is (see the per-object "
+                "scores and the matched control)."
             )
-        text += f", though not by having fewer objects ({fmt(sig)} on average against {fmt(sm)} for SM)"
-    return text + f": to these scores its {rows} look more standard-model-like than the standard model's own."
+            others = [s for s in low if s not in SUMMED]
+            if others:
+                text += f" Not summed over objects, and below too ({listed(others)}): {sm_like}"
+            return text
+        text = (
+            f"{start} scores *below* the standard model ({listed(low)}), though not by having fewer objects "
+            f"({fmt(sig)} on average against {fmt(sm)} for SM)"
+            if sig >= sm
+            else f"{start} scores *below* the standard model ({listed(low)})"
+        )
+        return f"{text}: {sm_like}"
+    return f"{start} scores *below* the standard model ({listed(low)}): {sm_like}"
 
 
 def signal_verdict(

@@ -6,6 +6,7 @@ One mapping, used by every chapter, report and the results page, so a page never
 
 from __future__ import annotations
 
+from ..anomaly.wording import SCORE_NAMES
 from ..plots.style import first_upper  # noqa: F401  (one helper; names re-exports it for the study layer)
 
 MODELS = {
@@ -22,13 +23,8 @@ MODELS = {
     "fixed_slots": "fixed slots, no SEP / type ids",
     "mass_window": "m4l window",
     "gbdt": "gradient-boosted trees, high-level variables",
-    # chapter 08's anomaly scores (higher: less like the standard model)
-    "masked": "masked-token pseudo-likelihood",
-    "masked_per_object": "masked-token pseudo-likelihood per object",
-    "next_token": "next-token likelihood",
-    "next_token_per_object": "next-token likelihood per object",
-    "reconstruction": "tokenizer reconstruction error",
-    "autoencoder": "raw-feature autoencoder",
+    # chapter 08's anomaly scores (higher: less like the standard model), named where their sentences are written
+    **SCORE_NAMES,
     "supervised": "supervised token classifier (reference)",
     "objects": "number of objects (no model)",
     "jet_pt": "jet pT (no model)",
