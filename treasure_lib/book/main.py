@@ -31,7 +31,9 @@ def _stage(name: str, times: list, fn):
     return out
 
 
-def make_book(studies=STUDIES, scan_pages=(), force: bool = False, warnings_as_errors: bool = False) -> Path:
+def make_book(
+    studies=STUDIES, scan_pages=(), force: bool = False, warnings_as_errors: bool = False, parallel: bool = True
+) -> Path:
     from ..runs import execute
     from .build import build_book
 
@@ -52,13 +54,18 @@ def make_book(studies=STUDIES, scan_pages=(), force: bool = False, warnings_as_e
     runs = []
     for title, params_file in studies:
         params = config.load([params_file])
-        run_dir = Path("runs") / params["study"]["kind"] / params["study"]["name"]
+        runs.append((title, Path("runs") / params["study"]["kind"] / params["study"]["name"]))
+    if parallel and len(runs) > 1:
         _stage(
-            f"study '{params['study']['name']}' ({params_file})",
+            f"studies {', '.join(str(d) for _, d in runs)} side by side",
             times,
-            lambda p=params_file, d=run_dir: execute([p], d, force=force),
+            lambda: _side_by_side(studies, runs, force),
         )
-        runs.append((title, run_dir))
+    else:
+        for (_, run_dir), (_, params_file) in zip(runs, studies):
+            _stage(
+                f"study {run_dir} ({params_file})", times, lambda p=params_file, d=run_dir: execute([p], d, force=force)
+            )
     found = sorted(Path("runs/scans").glob("*/summary.md"))  # every scan summarised here so far
     pages = list(dict.fromkeys([Path(p) for p in scan_pages if Path(p).is_file()] + found))
     html = _stage("book", times, lambda: build_book(runs, scan_pages=pages, warnings_as_errors=warnings_as_errors))
@@ -69,6 +76,70 @@ def make_book(studies=STUDIES, scan_pages=(), force: bool = False, warnings_as_e
         print(f"  {seconds:7.1f} s  {name}")
     print(f"  {total:7.1f} s  total\n-> {html / 'index.html'}")
     return html
+
+
+class _Prefixed:
+    """A study's terminal output when studies run side by side: every line prefixed with the study, no live line."""
+
+    def __init__(self, stream, prefix: str):
+        self.stream, self.prefix, self.pending = stream, prefix, ""
+
+    def write(self, text: str) -> int:
+        self.pending += text.replace("\r", "\n")
+        *lines, self.pending = self.pending.split("\n")
+        for line in lines:
+            if line.strip():
+                self.stream.write(f"{self.prefix}{line}\n")
+        self.stream.flush()
+        return len(text)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+    def isatty(self) -> bool:
+        return False
+
+
+ONE_THREAD = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def _study(job: tuple) -> float:
+    """One study in its own process (`_side_by_side`); returns its wall time."""
+    from ..runs import execute
+
+    params_file, run_dir, force = job
+    sys.stdout = _Prefixed(sys.__stdout__, f"[{Path(run_dir).name}] ")
+    sys.stderr = _Prefixed(sys.__stderr__, f"[{Path(run_dir).name}] ")
+    t0 = time.perf_counter()
+    execute([params_file], run_dir, force=force)
+    seconds = time.perf_counter() - t0
+    print(f"done in {seconds:.0f} s")
+    return seconds
+
+
+def _side_by_side(studies, runs, force: bool) -> None:
+    """Both studies at once, each in a process of its own: a study leaves a core idle for long stretches (notebook
+    kernels starting, one-threaded reports, the tail of a round of models), which the other fills. Every process of
+    both studies (kernels, workers) runs one thread (`ONE_THREAD`): a multi-threaded step beside the other study's
+    workers spins its OpenMP threads against them (tried: a 90 s chapter took over 10 minutes). Every stage sets its
+    own thread count (`workers.threads_per_job`), so the numbers are those of studies run one after the other."""
+    import multiprocessing
+    import os
+    from concurrent.futures import ProcessPoolExecutor
+
+    jobs = [(params_file, str(run_dir), force) for (_, params_file), (_, run_dir) in zip(studies, runs)]
+    before = {k: os.environ.get(k) for k in ONE_THREAD}
+    os.environ.update({k: "1" for k in ONE_THREAD})  # the spawned studies and everything they start inherit it
+    try:
+        with ProcessPoolExecutor(len(jobs), mp_context=multiprocessing.get_context("spawn")) as pool:
+            for (_, run_dir), seconds in zip(runs, pool.map(_study, jobs)):
+                print(f"== study {run_dir}: {seconds:.0f} s", flush=True)
+    finally:
+        for k, v in before.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def _report_health(runs) -> None:
@@ -101,11 +172,12 @@ def main(argv=None) -> int:
         help="further scan summary pages (runs/scans/*/summary.md are included anyway)",
     )
     ap.add_argument("--force", action="store_true", help="re-run every chapter")
+    ap.add_argument("--one-at-a-time", action="store_true", help="run the studies one after the other")
     ap.add_argument("-W", "--warnings-as-errors", action="store_true")
     args = ap.parse_args(argv)
     studies = [(Path(p).stem, p) for p in args.params] if args.params else STUDIES
     try:
-        make_book(studies, args.scan_page, args.force, args.warnings_as_errors)
+        make_book(studies, args.scan_page, args.force, args.warnings_as_errors, parallel=not args.one_at_a_time)
     except TreasureError as exc:
         print(f"make book: error: {exc}", file=sys.stderr)
         return 2

@@ -8,7 +8,6 @@ that builds it. A chapter reads like a sentence: `cards = stages.tokenizers(run)
 
 from __future__ import annotations
 
-import contextlib
 import json
 from collections.abc import Mapping
 from pathlib import Path
@@ -123,7 +122,10 @@ def tokenizers(run) -> Path:
         from ..tokenizers.train import train_tokenizers
 
         p = params.replace(tokenizer={"output_dir": str(out)})
-        _fit("train-tokenizer", p.tokenizer.train, lambda: train_tokenizers(p.study, p.data, p.tokenizer), p.to_dict)
+        with torch_threads(threads_per_job(params.classify)):  # every stage: its numbers never depend on the mode
+            _fit(
+                "train-tokenizer", p.tokenizer.train, lambda: train_tokenizers(p.study, p.data, p.tokenizer), p.to_dict
+            )
         record_fit_rows(p.data, out / FIT_ROWS)
 
     return run.stage(
@@ -162,7 +164,8 @@ def tokens(run) -> Path:
         from ..tokenizers.export import export
 
         p = params.replace(export={"output_dir": str(out), "overwrite": True})
-        results = export(p.study, p.data, p.tokenizer, p.export, p.sequence, p.selection, progress=True)
+        with torch_threads(threads_per_job(params.classify)):
+            results = export(p.study, p.data, p.tokenizer, p.export, p.sequence, p.selection, progress=True)
         rows = sum(r.get("rows", 0) for r in results)
         seconds = sum(r.get("seconds", 0.0) for r in results)
         (out / "export.json").write_text(json.dumps({"rows": rows, "seconds": seconds}))
@@ -224,10 +227,9 @@ def _pretrain_stage(run, objective: str = "masked", seed: int | None = None):
 
         p = params.replace(pretrain={"output_dir": str(out), "train": {"resume": False}})
         out.mkdir(parents=True, exist_ok=True)
-        # chapter 05's backbone trains on every core as before; the others as the classifiers do (one thread per
-        # parallel job), alone or beside each other: the same numbers either way
-        threads = torch_threads(threads_per_job(params.classify)) if variant else contextlib.nullcontext()
-        with threads:
+        # every backbone as the classifiers (one thread per parallel job), alone, beside each other or beside the
+        # other study: the same numbers either way
+        with torch_threads(threads_per_job(params.classify)):
             numbers = _fit(
                 "pretrain",
                 p.pretrain.train,
