@@ -447,3 +447,34 @@ def test_a_statistic_keeps_its_acronyms_when_it_starts_a_row():
 
     assert names.first_upper(names.statistic("auc_b")) == "B vs rest AUC"
     assert names.first_upper(names.statistic("auc")) == "ROC AUC", "str.capitalize would print 'Roc auc'"
+
+
+def _report_threads(job: tuple) -> float:
+    """A stand-in study for `_side_by_side`: note this process's thread settings and id in the run folder."""
+    import json
+    import os
+
+    _, run_dir, _ = job
+    Path(run_dir).mkdir(parents=True, exist_ok=True)
+    seen = {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
+    (Path(run_dir) / "threads.json").write_text(json.dumps({"env": seen, "pid": os.getpid()}))
+    return 0.0
+
+
+def test_studies_side_by_side_run_in_other_processes_with_one_thread_each(tmp_path, monkeypatch, capsys):
+    """Two studies at once on a few cores: every process they start has one OpenMP/BLAS thread (a multi-threaded
+    step beside the other study's workers spins against them), and this process's settings come back unchanged."""
+    import json
+    import os
+
+    from treasure_lib.book.main import ONE_THREAD, _side_by_side
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    monkeypatch.delenv("OPENBLAS_NUM_THREADS", raising=False)
+    runs = [("a", tmp_path / "a"), ("b", tmp_path / "b")]
+    _side_by_side([("a", "a.yaml"), ("b", "b.yaml")], runs, False, run_one=_report_threads)
+    seen = [json.loads((d / "threads.json").read_text()) for _, d in runs]
+    assert all(s["env"] == {k: "1" for k in ONE_THREAD} for s in seen)
+    assert os.getpid() not in {s["pid"] for s in seen}
+    assert os.environ["OMP_NUM_THREADS"] == "2" and "OPENBLAS_NUM_THREADS" not in os.environ
+    assert f"== study {tmp_path / 'a'}: 0 s" in capsys.readouterr().out

@@ -117,12 +117,13 @@ def _study(job: tuple) -> float:
     return seconds
 
 
-def _side_by_side(studies, runs, force: bool) -> None:
+def _side_by_side(studies, runs, force: bool, run_one=_study) -> None:
     """Both studies at once, each in a process of its own: a study leaves a core idle for long stretches (notebook
     kernels starting, one-threaded reports, the tail of a round of models), which the other fills. Every process of
     both studies (kernels, workers) runs one thread (`ONE_THREAD`): a multi-threaded step beside the other study's
     workers spins its OpenMP threads against them (tried: a 90 s chapter took over 10 minutes). Every stage sets its
-    own thread count (`workers.threads_per_job`), so the numbers are those of studies run one after the other."""
+    own thread count (`workers.threads_per_job`), so the numbers are those of studies run one after the other.
+    `run_one((params file, run dir, force))`: a top-level function that runs one study and returns its seconds."""
     import multiprocessing
     import os
     from concurrent.futures import ProcessPoolExecutor
@@ -132,7 +133,7 @@ def _side_by_side(studies, runs, force: bool) -> None:
     os.environ.update({k: "1" for k in ONE_THREAD})  # the spawned studies and everything they start inherit it
     try:
         with ProcessPoolExecutor(len(jobs), mp_context=multiprocessing.get_context("spawn")) as pool:
-            for (_, run_dir), seconds in zip(runs, pool.map(_study, jobs)):
+            for (_, run_dir), seconds in zip(runs, pool.map(run_one, jobs)):
                 print(f"== study {run_dir}: {seconds:.0f} s", flush=True)
     finally:
         for k, v in before.items():
