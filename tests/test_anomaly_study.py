@@ -154,3 +154,80 @@ def test_the_anomaly_paragraph_ranks_scores_on_the_paired_bootstrap_and_quotes_t
     assert "of the supervised classifier's separation above chance" in text
     text = anomaly_verdict("HV_darkpion_bb", found, {**{s: True for s in shift}, "supervised": False})
     assert "did not finish learning: no upper bound is quoted" in text
+
+
+def test_a_count_that_beats_every_model_comes_first_and_a_supervised_reference_of_a_wider_phase_space_is_no_bound():
+    """Z' -> tt in the events study: the number of objects alone separates best; and a supervised classifier trained
+    on every jet pT but judged above 500 GeV is not an upper bound, so no share of it is quoted."""
+    from treasure_lib.anomaly import anomaly_statistics
+    from treasure_lib.metrics import paired
+    from treasure_lib.study.wording import anomaly_verdict
+
+    rng = np.random.default_rng(2)
+    y = np.r_[np.zeros(2000, int), np.ones(500, int)]
+    shift = {"masked": 0.4, "autoencoder": 0.8, "supervised": 2.5, "objects": 2.0}
+    preds = {k: [rng.normal(0, 1, y.size) + v * y for _ in range(2)] for k, v in shift.items()}
+    preds["objects"] = preds["objects"][:1]
+    boot = paired.paired_bootstrap(anomaly_statistics, y, None, preds, n_boot=50, seed=0)
+    found = {"boot": boot, "controls": {}, "mean_objects": (55.0, 62.0)}
+    text = anomaly_verdict("Zprime_tt", found, {s: True for s in shift}, supervised_everywhere="jet pT > 500 GeV")
+    assert text.startswith("Without any model, number of objects (no model) separates Z' (2 TeV) -> t tbar better")
+    assert "against the best, raw-feature autoencoder" in text
+    assert "judged on jet pT > 500 GeV only: no upper bound there" in text
+    assert "of the supervised classifier's separation above chance" not in text
+    plain = anomaly_verdict("Zprime_tt", {**found}, {s: True for s in shift})
+    assert "of the supervised classifier's separation above chance" in plain
+
+
+def test_a_score_below_chance_is_quoted_with_its_matched_auc_and_not_called_sm_like_when_matching_lifts_it():
+    from treasure_lib.anomaly.wording import sm_like_sentence
+
+    def s(auc, err=0.008):
+        return {"auc": auc, "auc_err": err, "auc_seed_std": 0.002, "n_seeds": 2, "converged": 1.0}
+
+    summaries = {"masked": s(0.24), "masked_per_object": s(0.44)}
+    lifted = {"masked": s(0.52), "masked_per_object": s(0.62)}
+    text = sm_like_sentence("the dark shower", summaries, (8.2, 4.9), "jets", matched=lifted)
+    assert text.count("with SM matched in number of objects") == 2 and "AUC 0.62" in text
+    assert (
+        "no longer below 0.5: the count of objects drives them too" in text and "more standard-model-like" not in text
+    )
+    still = sm_like_sentence("Z'", {"masked_per_object": s(0.13)}, (55.0, 62.0), matched={"masked_per_object": s(0.36)})
+    assert "though not by having fewer objects" in still and "with SM matched in number of objects" in still
+    assert "more standard-model-like" in still
+
+
+def test_the_samples_sentence_says_when_the_reference_mixture_holds_a_process_beyond_the_standard_model():
+    """The jets study's "SM" is ttbar plus Z' (1.5 TeV) -> qq jets: the page must not call that the standard model."""
+    from treasure_lib.study.wording import held_out_sentence
+
+    rows = {"standard_model": 3713, "HV_darkpion_bb": 2808}
+    jets = held_out_sentence(["HV_darkpion_bb"], ["ttbar", "Zprime_qq"], rows)
+    assert "3713 standard-model test rows (ttbar, Zprime_qq)" in jets and "dark pions" in jets
+    assert "not the standard model alone: it holds Z' (1.5 TeV) -> qq" in jets and "not ATLAS simulation" in jets
+    assert "not the standard model alone" not in held_out_sentence(["HV_darkpion_bb"], ["ttbar", "qqZZ_4l"], rows)
+
+
+def test_the_backbone_table_says_stopped_on_a_plateau_and_counts_the_models_whose_best_epoch_is_their_last():
+    """A model stopped by the min_delta rule whose best epoch is its last has not reached a minimum: say how many."""
+    from types import SimpleNamespace
+
+    from treasure_lib.study.objectives import backbone_health
+
+    metrics = {}
+    for prefix, best, run_ in (
+        ("pretrain.", 9, 13),
+        ("pretrain.masked.seed_43.", 9, 10),
+        ("pretrain.next_token.seed_42.", 7, 8),
+        ("pretrain.next_token.seed_43.", 5, 9),
+    ):
+        metrics.update({prefix + "converged": 1.0, prefix + "best_epoch": best, prefix + "epochs_run": run_})
+    run = SimpleNamespace(
+        metrics=lambda: metrics,
+        params=SimpleNamespace(anomaly=SimpleNamespace(seeds=[42, 43]), study=SimpleNamespace(seed=42)),
+    )
+    ae = {"42": {"converged": True, "parameters": 10, "target_parameters": 11, "best_epoch": 33, "epochs_run": 36}}
+    rows, text = backbone_health(run, {"autoencoder": ae})
+    assert [r["best epoch / run"] for r in rows] == ["10 / 13", "10 / 10", "8 / 8", "6 / 9", "34 / 36"]
+    assert all(r["stopped on a plateau"] == "yes" for r in rows)
+    assert "2 of the 5 have their best epoch last" in text and "not at a minimum" in text

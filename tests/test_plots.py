@@ -270,3 +270,17 @@ def test_every_model_name_has_its_colour():
     from treasure_lib.study import names
 
     assert set(style.MODEL_COLOURS) == set(names.MODELS.values())
+
+
+def test_a_legend_entry_written_upper_case_keeps_its_models_colour_and_no_two_scores_share_one():
+    """Chapter 08's ROC legend writes 'Masked-token pseudo-likelihood' (`first_upper`): it must keep the model's
+    colour, not fall to a spare one that another curve of the same figure already has."""
+    from treasure_lib.study import names
+
+    scores = ["masked", "masked_per_object", "next_token", "next_token_per_object", "reconstruction", "autoencoder"]
+    scores += ["supervised", "objects", "jet_pt"]
+    shown = [names.first_upper(names.model(s)) for s in scores]
+    assert [style.colour(label, k) for k, label in enumerate(shown)] == [
+        style.MODEL_COLOURS[names.model(s)] for s in scores
+    ]
+    assert len({style.colour(label) for label in shown}) == len(shown)

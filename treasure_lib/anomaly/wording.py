@@ -193,20 +193,38 @@ SUMMED = ("masked", "next_token")  # scores summed over a row's objects (the oth
 
 
 def sm_like_sentence(
-    signal: str, summaries: Mapping[str, Mapping], mean_objects: tuple[float, float] | None = None, rows: str = "events"
+    signal: str,
+    summaries: Mapping[str, Mapping],
+    mean_objects: tuple[float, float] | None = None,
+    rows: str = "events",
+    matched: Mapping[str, Mapping] | None = None,
 ) -> str:
     """(d) The scores whose AUC is significantly below 0.5: the signal looks *more* standard-model-like than SM.
     `mean_objects`: (SM, signal) mean object multiplicity, to say whether fewer objects is why: only for the scores
-    summed over objects (`SUMMED`); a score per object below 0.5 is said apart. '' when none."""
+    summed over objects (`SUMMED`). `matched` (score -> summary with SM matched in number of objects): quoted beside
+    each score; a score no longer below chance once matched is said to follow the count of objects too. '' when
+    none."""
     low = [s for s in _ranked(summaries)[0] if below_chance(summaries[s])]
     if not low:
         return ""
+    matched = {k: v for k, v in (matched or {}).items() if math.isfinite(v.get("auc", math.nan))}
 
     def listed(scores):
-        return "; ".join(f"{score_name(s)} {auc_text(summaries[s])}" for s in scores)
+        return "; ".join(
+            f"{score_name(s)} {auc_text(summaries[s])}"
+            + (f", {auc_text(matched[s])} with SM matched in number of objects" if s in matched else "")
+            for s in scores
+        )
+
+    def ending(scores) -> str:
+        if scores and all(s in matched and not below_chance(matched[s]) for s in scores):
+            return (
+                "once SM is matched in number of objects they are no longer below 0.5: the count of objects drives "
+                "them too."
+            )
+        return f"to these scores its {rows} look more standard-model-like than the standard model's own."
 
     start = signal[0].upper() + signal[1:]
-    sm_like = f"to these scores its {rows} look more standard-model-like than the standard model's own."
     if mean_objects is not None and all(math.isfinite(x) for x in mean_objects):
         sm, sig = mean_objects
         summed = [s for s in low if s in SUMMED]
@@ -219,16 +237,13 @@ def sm_like_sentence(
             )
             others = [s for s in low if s not in SUMMED]
             if others:
-                text += f" Not summed over objects, and below too ({listed(others)}): {sm_like}"
+                text += f" Not summed over objects, and below too ({listed(others)}): {ending(others)}"
             return text
-        text = (
-            f"{start} scores *below* the standard model ({listed(low)}), though not by having fewer objects "
-            f"({fmt(sig)} on average against {fmt(sm)} for SM)"
-            if sig >= sm
-            else f"{start} scores *below* the standard model ({listed(low)})"
-        )
-        return f"{text}: {sm_like}"
-    return f"{start} scores *below* the standard model ({listed(low)}): {sm_like}"
+        text = f"{start} scores *below* the standard model ({listed(low)})"
+        if sig >= sm:
+            text += f", though not by having fewer objects ({fmt(sig)} on average against {fmt(sm)} for SM)"
+        return f"{text}: {ending(low)}"
+    return f"{start} scores *below* the standard model ({listed(low)}): {ending(low)}"
 
 
 def signal_verdict(
@@ -241,13 +256,15 @@ def signal_verdict(
     mean_objects: tuple[float, float] | None = None,
     comparison: Comparison | None = None,
     rows: str = "events",
+    below_matched: Mapping[str, Mapping] | None = None,
 ) -> str:
-    """The paragraph for one signal: (a) the best score and its lead, (d) when scores rank it below SM, (b) the best
-    score against the supervised upper bound, (c) the matched control of the best score (`matched`: score ->
-    matched summary). Parts without their numbers are left out."""
+    """The paragraph for one signal: (a) the best score and its lead, (d) when scores rank it below SM (with
+    `below_matched`, score -> summary with SM matched in number of objects), (b) the best score against the
+    supervised upper bound, (c) the matched control of the best score (`matched`: score -> matched summary). Parts
+    without their numbers are left out."""
     parts = [
         best_score_sentence(signal, summaries, comparison),
-        sm_like_sentence(signal, summaries, mean_objects, rows),
+        sm_like_sentence(signal, summaries, mean_objects, rows, below_matched),
     ]
     ranked, _ = _ranked(summaries)
     if ranked:

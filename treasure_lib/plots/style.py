@@ -173,8 +173,10 @@ def colour(label: str, index: int = 0) -> str:
     """The colour of a model on every figure: `MODEL_COLOURS` by its physics name (a label that starts with one,
     e.g. 'tokens, fine-tuned (10%)', shares it); other labels take spare colours by `index`. The multiplicity row
     and the m4l window share grey: they never appear on one figure (leakage table vs chapter 06)."""
+    label = str(label)
+    lowered = label[:1].lower() + label[1:]  # a legend entry starts upper-case (`first_upper`): the same model
     for name, value in _LONGEST_FIRST:
-        if str(label).startswith(name):
+        if label.startswith(name) or lowered.startswith(name):
             return value
     return _SPARE[index % len(_SPARE)]
 

@@ -299,10 +299,15 @@ def report(run) -> ChapterReport:
             f"{names.sample(signal)}: {found['rows']['signal']} signal and {found['rows']['standard_model']} "
             "standard-model test rows"
             + (f" with jet pT > {a.min_jet_pt_gev[signal]:g} GeV" if a.min_jet_pt_gev.get(signal) else "")
-            + ". Seed mean ± bootstrap error [seed spread]; the tokenizer's error has no seed."
+            + ". Seed mean ± bootstrap error (seed spread); the tokenizer's error has no seed."
         )
+        cut = a.min_jet_pt_gev.get(signal)
         rep.text[f"separation_{signal}"] = wording.anomaly_verdict(
-            signal, found, health[signal], "jets" if params.study.kind == "jets" else "events"
+            signal,
+            found,
+            health[signal],
+            "jets" if params.study.kind == "jets" else "events",
+            supervised_everywhere=f"jet pT > {cut:g} GeV" if cut else None,
         )
         rep.figures[f"roc_{signal}"] = roc_figure(arrays, supervised, signal, a)
     rep.tables["backbones"], rep.text["backbones"] = objectives.backbone_health(run, info)

@@ -73,9 +73,9 @@ def label_efficiency(run) -> dict:
 
 def backbone_health(run, info: Mapping) -> tuple[list[dict], str]:
     """Every model the unsupervised scores read: the backbones (objective, seed) and the autoencoders, with their
-    best epoch of the epochs run and whether they finished learning."""
+    best epoch of the epochs run and whether they stopped on a plateau (`min_delta`), with how many peak last."""
     m = run.metrics()
-    rows, bad = [], []
+    rows, bad, last = [], [], 0
     for objective in anomaly.OBJECTIVES:
         for s in run.params.anomaly.seeds:
             _, variant = stages.pretrain_variant(run, objective, s)
@@ -89,9 +89,10 @@ def backbone_health(run, info: Mapping) -> tuple[list[dict], str]:
                     "best epoch / run": f"{int(get('best_epoch')) + 1} / {int(get('epochs_run'))}",
                     "validation loss [nats]": fmt(get("loss")),
                     "linear-probe AUC": fmt(get("probe_auc")),
-                    "finished learning": "yes" if ok else "no",
+                    "stopped on a plateau": "yes" if ok else "no",
                 }
             )
+            last += int(get("best_epoch")) + 1 == int(get("epochs_run"))
             if not ok:
                 bad.append(f"the {objective.replace('_', '-')} backbone of seed {s}")
     for s, trained in sorted(info.get("autoencoder", {}).items()):
@@ -104,16 +105,23 @@ def backbone_health(run, info: Mapping) -> tuple[list[dict], str]:
                 "best epoch / run": f"{int(trained['best_epoch']) + 1} / {int(trained['epochs_run'])}",
                 "validation loss [nats]": "—",
                 "linear-probe AUC": "—",
-                "finished learning": "yes" if ok else "no",
+                "stopped on a plateau": "yes" if ok else "no",
             }
         )
+        last += int(trained["best_epoch"]) + 1 == int(trained["epochs_run"])
         if not ok:
             bad.append(f"the autoencoder of seed {s}")
     text = (
-        "Every backbone and autoencoder stopped on a plateau: its last `patience` epochs lowered the best validation "
-        "loss by less than `min_delta` in all (the loss still creeps down, as chapter 05 says of its backbone)."
+        "Every backbone and autoencoder stopped on a plateau, by the rule every training of the library shares: its "
+        "last `patience` epochs lowered the best validation loss by less than the fraction `min_delta`."
+        + (
+            f" {last} of the {len(rows)} have their best epoch last: their losses still creep down, so their scores "
+            "are those of models stopped on a slow slope, not at a minimum."
+            if last
+            else ""
+        )
         if not bad
-        else f"Not finished learning: {', '.join(bad)}; no verdict rests on the scores from them."
+        else f"Not stopped on a plateau: {', '.join(bad)}; no verdict rests on the scores from them."
     )
     text += (
         " The two objectives' validation losses are not comparable: the masked one is per masked code, the next-token "
