@@ -201,15 +201,9 @@ def compute(
         _read(sm_dir, "features", "train", sm_processes),
         _read(sm_dir, "features", "val", sm_processes),
         hidden=matched_hidden(target, features["features"].shape[-1], n_types, ae.bottleneck),
-        bottleneck=ae.bottleneck,
         seed=s,
-        max_epochs=ae.max_epochs,
-        patience=ae.patience,
-        min_delta=ae.min_delta,
-        lr=ae.lr,
-        batch_size=ae.batch_size,
         n_types=n_types,
-        epoch_objects=ae.epoch_objects,
+        **dict(ae),  # bottleneck, max_epochs, patience, min_delta, lr, batch_size, epoch_objects: the schema's keys
     )
     arrays[f"autoencoder/seed_{s}"] = autoencoder_scores(net, features)
     info["autoencoder"] = {str(s): {**trained, "target_parameters": target}}

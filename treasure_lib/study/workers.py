@@ -52,17 +52,17 @@ def side_by_side(run, what: str, jobs: list[tuple]) -> None:
     a top-level function of the library; with one worker (or one job) nothing happens here and the callers build
     their stages in this process, as they would anyway. The processes stay up for the next call of this process
     (a chapter asks several times; each start imports torch anew, seconds per call)."""
-    workers = min(len(jobs), parallel_jobs(run.params.classify))
-    if workers <= 1:
+    n = parallel_jobs(run.params.classify)
+    if min(len(jobs), n) <= 1:
         return
-    pool = _pool(parallel_jobs(run.params.classify))
+    pool = _pool(n)
     run_dir, params = str(run.dir), run.params.to_dict()
     try:
         with run.writing(what):  # the workers build under this process's lock
             for done in pool.map(_dispatch, [(build, (run_dir, params, job)) for build, job in jobs]):
                 del done
     except BaseException:
-        _POOLS.pop(parallel_jobs(run.params.classify), None)
+        _POOLS.pop(n, None)
         pool.shutdown(wait=False, cancel_futures=True)
         raise
 
