@@ -75,7 +75,8 @@ show(rep.text["backbones"])
 # from the next-token backbone, at each fraction of the labels (seed means, the same test rows).
 
 # %% tags=["hide-input"]
-plots.label_efficiency(**rep.figures["label_efficiency"], save_to=run.figures)
+if rep.figures["label_efficiency"]:
+    plots.label_efficiency(**rep.figures["label_efficiency"], save_to=run.figures)
 show(rep.text["label_efficiency"])
 
 # %% [markdown]

@@ -97,7 +97,13 @@ def test_the_results_page_names_each_signal_and_score():
     rows = anomaly_rows(p.anomaly, p.study, p.classify)
     keys = [key for _, key, _ in rows]
     assert "anomaly.H2_ZZ4l_300.masked.auc" in keys and "anomaly.H2_ZZ4l_300.supervised.auc" in keys
-    assert "classify.h_vs_zz_sr.tokens_finetuned_next_token.label_fraction_25.auc" in keys
+    assert "classify.h_vs_zz_sr.tokens_finetuned.label_fraction_25.auc" in keys
+    on = p.anomaly.replace(label_efficiency=True)
+    assert "classify.h_vs_zz_sr.tokens_finetuned_next_token.label_fraction_25.auc" in [
+        key for _, key, _ in anomaly_rows(on, p.study, p.classify)
+    ]
+    off = p.anomaly.replace(label_efficiency=False)
+    assert not any("next_token" in key for _, key, _ in anomaly_rows(off, p.study, p.classify) if "classify" in key)
     assert all(label and "_" not in label.split(":")[0] for label, _, _ in rows if label.startswith("Anomaly"))
 
 
@@ -231,3 +237,29 @@ def test_the_backbone_table_says_stopped_on_a_plateau_and_counts_the_models_whos
     assert [r["best epoch / run"] for r in rows] == ["10 / 13", "10 / 10", "8 / 8", "6 / 9", "34 / 36"]
     assert all(r["stopped on a plateau"] == "yes" for r in rows)
     assert "2 of the 5 have their best epoch last" in text and "not at a minimum" in text
+
+
+def test_a_study_without_the_next_token_curve_says_why_from_chapter_06():
+    """A study may leave the next-token label-efficiency curve out (CPU scale); the page then says why, and only
+    calls the study unable to resolve it when chapter 06 found no significant fine-tuning difference anywhere."""
+    from treasure_lib.study.objectives import not_run_reason
+
+    none = not_run_reason([(0.25, 0.14, False), (0.5, -0.31, False), (1.0, -0.19, False)], "ROC AUC")
+    assert "resolves no difference in ROC AUC" in none and "25%: +0.1 σ" in none and "100%: -0.2 σ" in none
+    some = not_run_reason([(0.1, 3.9, True), (1.0, 1.5, False)], "light-jet rejection")
+    assert "resolves" not in some and "params leave it out" in some
+    assert "params leave it out" in not_run_reason([], "ROC AUC"), "no chapter 06 numbers: no claim about them"
+
+
+def test_the_next_token_curve_trains_nothing_when_switched_off(tmp_path):
+    from treasure_lib.runs.folder import Run
+    from treasure_lib.study import objectives
+
+    p = config.load([EVENTS])
+    on = Run(tmp_path / "on", p.replace(anomaly={"label_efficiency": True}))
+    off = Run(tmp_path / "off", p.replace(anomaly={"label_efficiency": False}))
+    jobs = objectives.label_efficiency_jobs(on)
+    assert len(jobs) == len(objectives.fractions(on)) * len(objectives.VARIANTS) * len(p.classify.seeds)
+    assert objectives.label_efficiency_jobs(off) == []
+    found = objectives.label_efficiency(off)
+    assert found["figure"] is None and "anomaly.label_efficiency: false" in found["text"]

@@ -281,7 +281,65 @@ def test_a_task_can_read_only_some_collections_of_each_sequence(token_files):
     from treasure_lib.datamodules import tasks as T
 
     restricted = T.restrict(
-        _task(collections=["electrons", "muons"]), read_split(files, None, "train"), files.vocabulary, "test"
+        _task(collections=["electrons", "muons"]), read_split(files, None, "train"), files.set, "test"
     )
     np.testing.assert_array_equal(restricted["mask"][: len(leptons["mask"])], leptons["mask"])
-    assert T.restrict(None, every, files.vocabulary, "test") is every
+    assert T.restrict(None, every, files.set, "test") is every
+
+
+def test_a_model_reading_some_collections_sees_them_as_their_own_sequence(token_files):
+    """In a compact layout a task's collections are rebuilt into a sequence of their own, in order: the model reads
+    what an export of only those collections would hold (one [SEP] per hidden collection aside, the same in every
+    row), so no position counts the objects it does not read (MET's position after fifty masked tracks told the
+    track multiplicity), and batches are only as long as what it reads."""
+    _, tokens, _ = token_files
+    files = TokenFiles(tokens)
+    assert files.set.layout.slots == "compact"
+    types = files.vocabulary.type_ids
+    task = _task(collections=["electrons", "met"])
+    every, read = read_split(files, None, "train"), read_split(files, task, "train")
+    ids = [0, types["electrons"], types["met"]]
+    for i in range(len(read["mask"])):
+        seen = every["mask"][i] & np.isin(every["type_ids"][i], ids)
+        n = int(seen.sum())
+        assert read["mask"][i, :n].all() and not read["mask"][i, n:].any(), "the read objects come first"
+        np.testing.assert_array_equal(read["tokens"][i, :n], every["tokens"][i][seen])
+        np.testing.assert_array_equal(read["type_ids"][i, :n], every["type_ids"][i][seen])
+
+    def met_after_electrons(rows):
+        met = np.argmax((rows["type_ids"] == types["met"]) & rows["mask"], axis=1)
+        return met - ((rows["type_ids"] == types["electrons"]) & rows["mask"]).sum(1)
+
+    assert np.ptp(met_after_electrons(every)) > 0, "masked in place, MET's position counted the muons"
+    assert np.ptp(met_after_electrons(read)) == 0, "rebuilt, it does not"
+    batch = next(TokenStream(files, task, "train", 32, shuffle=False).arrays())
+    assert batch["mask"].shape[1] == batch["mask"].sum(1).max() < every["mask"].shape[1]
+
+
+def test_a_fixed_slot_layout_keeps_only_the_slots_of_the_collections_a_task_reads(token_files):
+    """Fixed slots without type ids (the leakage chapter's control): the positions are the slots, so a task's model
+    keeps its collections' slots (the same columns in every row) and nothing else. Masking by type id read every
+    collection there, since every position has type id 0."""
+    from treasure_lib.datamodules import tasks as T
+    from treasure_lib.sequences import Layout, TokenizerSet
+
+    _, tokens, _ = token_files
+    ts = TokenFiles(tokens).set
+    fixed = TokenizerSet(ts.vocabulary, ts.groups, Layout(ts.layout.tokens, "fixed", sep=False, type_ids=False))
+    n, width = 6, fixed.object_length
+    rng = np.random.default_rng(0)
+    rows = {
+        "tokens": rng.integers(5, 50, (n, width, ts.levels)),
+        "type_ids": np.zeros((n, width), np.int32),
+        "mask": rng.random((n, width)) < 0.5,
+        "label": np.arange(n),
+    }
+    out = T.restrict(_task(collections=["electrons", "met"]), rows, fixed, "test")
+    owner = fixed.position_collections()
+    kept = (owner == "") | np.isin(owner, ["electrons", "met"])
+    assert out["mask"].shape[1] == kept.sum() == 1 + sum(g.slots for g in ts.groups if g.name in ("electrons", "met"))
+    for key in ("tokens", "type_ids", "mask"):
+        np.testing.assert_array_equal(out[key], rows[key][:, kept])
+    np.testing.assert_array_equal(out["label"], rows["label"])
+    with pytest.raises(InputFileError, match=r"reads collection\(s\) \['taus'\]"):
+        T.restrict(_task(collections=["taus"]), rows, fixed, "test")

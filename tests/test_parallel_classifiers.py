@@ -60,3 +60,22 @@ def test_the_worker_processes_serve_every_round_of_a_chapter(token_files, tmp_pa
     import os
 
     assert os.getpid() not in seen[0]
+
+
+def _note_sigint(job: tuple) -> bool:
+    """A worker's job: write whether the worker ignores SIGINT."""
+    import signal
+
+    Path(job[2]).write_text(str(signal.getsignal(signal.SIGINT) == signal.SIG_IGN))
+    return True
+
+
+def test_workers_leave_interrupts_to_their_parent(token_files, tmp_path):  # noqa: F811
+    """The kernel's shutdown interrupts the whole process group: a worker that took SIGINT printed a KeyboardInterrupt
+    traceback into make book's log at the end of every chapter. Workers ignore it and end with their parent."""
+    from treasure_lib.study import workers
+
+    run, _ = _run(token_files, tmp_path / "run", 2)
+    files = [tmp_path / f"job{i}.sigint" for i in range(2)]
+    workers.side_by_side(run, "noting the SIGINT handler", [(_note_sigint, str(f)) for f in files])
+    assert [f.read_text() for f in files] == ["True", "True"]

@@ -100,6 +100,15 @@ class TokenizerSet:
         """Positions per row in the grouped layout (where raw features live)."""
         return 1 + sum(g.slots + self._sep(g) for g in self.groups)
 
+    def position_collections(self, grouped: bool = True) -> np.ndarray:
+        """[L] of a fixed-slot layout: the collection each position belongs to ("" for CLS and SEP), the same in
+        every row (a compact layout has no such map: its positions depend on the row)."""
+        per = (lambda g: g.slots) if grouped else (lambda g: g.slots * g.levels)
+        names = [""]
+        for g in self.groups:
+            names += [g.name] * per(g) + [""] * self._sep(g)
+        return np.array(names)
+
     def groups_of(self, card: str) -> list[Group]:
         return [g for g in self.groups if g.card == card]
 

@@ -21,7 +21,7 @@ import torch
 from . import metric_keys, metrics, training_health
 from .config import ClassifyParams, ModelParams, PretrainParams, StudyParams, TrainParams
 from .datamodules import TokenFiles, TokenStream, read_split
-from .datamodules.tasks import Task
+from .datamodules.tasks import POSITIONAL, Task
 from .errors import ConfigError, InputFileError
 from .models import (
     BackboneConfig,
@@ -401,14 +401,16 @@ def equal_steps(classify: ClassifyParams, files: TokenFiles, task: Task, train_s
 
 @torch.no_grad()
 def predict(model, rows: Mapping, batch_size: int) -> np.ndarray:
-    """Class probabilities for evaluation rows (model inputs only)."""
+    """Class probabilities for evaluation rows (model inputs only), each batch cut to its longest row."""
+    from .datamodules.stream import trim
+
     model.eval()
-    keys = [k for k in ("tokens", "features", "type_ids", "mask") if k in rows]
+    keys = [k for k in POSITIONAL if k in rows]
     out = []
     for s in range(0, len(rows["label"]), batch_size):
-        batch = {k: torch.from_numpy(np.ascontiguousarray(rows[k][s : s + batch_size])) for k in keys}
-        out.append(model.predict_proba(batch).cpu().numpy())
-    return np.concatenate(out)
+        batch = trim({k: rows[k][s : s + batch_size] for k in keys})
+        out.append(model.predict_proba({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in batch.items()}))
+    return np.concatenate([p.cpu().numpy() for p in out])
 
 
 def evaluate(task: Task, rows: Mapping, probs: np.ndarray, classify: ClassifyParams, seed: int) -> dict:

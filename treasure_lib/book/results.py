@@ -127,7 +127,8 @@ def headline_rows(study: StudyParams, classify: ClassifyParams) -> list[Row]:
 
 def anomaly_rows(anomaly: AnomalyParams, study: StudyParams, classify: ClassifyParams) -> list[Row]:
     """Chapter 08's headline rows: per held-out signal the AUC of each score against the standard model (the
-    supervised classifier is the upper bound), and what each pretraining objective buys at the fewest labels."""
+    supervised classifier is the upper bound), and what each pretraining objective buys at the fewest labels (the
+    next-token row where `anomaly.label_efficiency` trains it)."""
     rows: list[Row] = []
     for signal in anomaly.signals:
         for score in ("masked", "masked_per_object", "next_token_per_object", "autoencoder", "supervised"):
@@ -147,7 +148,10 @@ def anomaly_rows(anomaly: AnomalyParams, study: StudyParams, classify: ClassifyP
         task = classify.task or ("flavour" if study.kind == "jets" else "signal")
         pct = round(100 * min(classify.label_fractions))
         stat = "light_rejection_at_77" if study.kind == "jets" else "auc"
-        for variant in ("tokens", "tokens_finetuned", "tokens_finetuned_next_token"):
+        trained = ("tokens", "tokens_finetuned") + (
+            ("tokens_finetuned_next_token",) if anomaly.label_efficiency else ()
+        )
+        for variant in trained:
             key = f"classify.{task}.{variant}.label_fraction_{pct}.{stat}"
             label = f"{names.first_upper(names.statistic(stat))} with {pct}% of the labels: {names.model(variant)}"
             rows.append((label, key, f"{key}_err"))

@@ -656,6 +656,12 @@ ANOMALY = {  # chapter 08: anomaly scores from the standard-model backbone, and 
         "share of each standard-model sample's rows the supervised upper bound trains on (the signal has a few "
         "thousand rows, classes are balanced: more background adds time, hardly separation)",
     ),
+    "label_efficiency": K(
+        "bool",
+        True,
+        "train the next-token label-efficiency curve (classify.label_fractions x classify.seeds fine-tunings beside "
+        "chapter 06's scratch and masked fine-tuned models); false where the study cannot resolve it at this scale",
+    ),
     "generated_rows": K(
         "int", 2000, "sequences sampled from each next-token backbone and compared with the test split", minimum=1
     ),

@@ -327,7 +327,7 @@ class TokenStream(IterableDataset):
             if "tokens" in part and (part["tokens"].max() >= self.files.vocabulary.size or part["tokens"].min() < 0):
                 raise InputFileError(f"{where}: token ids outside the vocabulary 0..{self.files.vocabulary.size - 1}")
             if not self.keep_unlabelled:  # pretraining reads every object; a task's model reads its collections
-                part = T.restrict(self.task, part, self.files.vocabulary, where)
+                part = T.restrict(self.task, part, self.files.set, where)
             part["label"] = lab[kept]
             part["weight"] = (w[kept] * (factors[np.maximum(lab[kept], 0)] if self.task is not None else 1.0)).astype(
                 np.float32
@@ -460,7 +460,7 @@ def trim(batch: dict) -> dict:
     if not len(used) or used[-1] + 1 == batch["mask"].shape[1]:
         return batch
     length = used[-1] + 1
-    return {k: (v[:, :length] if k in ("tokens", "features", "type_ids", "mask") else v) for k, v in batch.items()}
+    return {k: (v[:, :length] if k in T.POSITIONAL else v) for k, v in batch.items()}
 
 
 def read_split(
@@ -487,7 +487,7 @@ def read_split(
             kept, lab, w = stream._rows(cols, str(p))
             part = {k: cols[k][kept] for k in cols}
             part["label"], part["weight"] = lab[kept], w[kept]
-            parts.append(T.restrict(task, part, files.vocabulary, str(p)))
+            parts.append(T.restrict(task, part, files.set, str(p)))
     out = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
     if "tokens" in out and out["tokens"].ndim == 2:
         out["tokens"] = out["tokens"][..., None]
@@ -496,7 +496,7 @@ def read_split(
 
 def model_inputs(rows: dict) -> dict:
     """Only what a model may see (DESIGN.md): tokens or features, type ids, mask."""
-    return {k: rows[k] for k in ("tokens", "features", "type_ids", "mask") if k in rows}
+    return {k: rows[k] for k in T.POSITIONAL if k in rows}
 
 
 def describe(stream: TokenStream) -> str:

@@ -14,8 +14,10 @@ A task is data in params (`classify.tasks.<name>`):
 - `require: [pass_h4l_sr]` keeps rows whose boolean columns are all true: a physics selection
   computed once by the exporter (`export.derived`, e.g. the H -> 4l signal region), never a model input;
 - `samples: [ttbar]` keeps rows of those samples only (e.g. flavour trained on ttbar jets);
-- `collections: [event, electrons, muons, met]` makes a model read only those objects of each sequence (the others
-  are masked out like padding): a question about four leptons need not be learnt through fifty tracks;
+- `collections: [event, electrons, muons, met]` makes a model read only those objects of each sequence: in a compact
+  layout the sequence is rebuilt from them (as if exported without the others: shorter batches, and no position
+  tells how many hidden objects came before it); a fixed-slot layout, whose positions are the slots, loses the
+  others' slots. A question about four leptons need not be learnt through fifty tracks;
 - `sample_fractions: {qqZZ_4l: 0.1}` keeps a fixed pseudo-random fraction of a sample's rows (by identity, in
   every split) and scales their weights by its inverse, so cross-section totals stay right: a task over many
   samples need not train on every event of a sample that was generated large for another task.
@@ -25,12 +27,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..config import ClassifyParams
 from ..errors import ConfigError, InputFileError
 from ..vocabulary import Vocabulary
+
+if TYPE_CHECKING:
+    from ..sequences import TokenizerSet
 
 WEIGHTINGS = ("cross_section", "none")
 
@@ -117,28 +123,59 @@ class Task:
         return cls(name, tuple(classes), classes=sample_class, **common)
 
 
-def visible(task: Task, type_ids: np.ndarray, vocabulary: Vocabulary, where: str) -> np.ndarray | None:
-    """Positions a task's model reads when it names `collections` (specials and those collections' objects), else
-    None (every position). The event keeps its sequence; the other objects are masked out, as padding is."""
-    if not task.collections:
-        return None
+POSITIONAL = ("tokens", "features", "type_ids", "mask")  # a row's per-position arrays: what a model reads
+
+
+def _check_collections(task: Task, vocabulary: Vocabulary, where: str) -> None:
     unknown = [c for c in task.collections if c not in vocabulary.type_ids]
     if unknown:
         raise InputFileError(
             f"{where}: task '{task.name}' reads collection(s) {unknown}, which the sequences do not hold "
             f"({', '.join(k for k in vocabulary.type_ids if k != 'special')})"
         )
+
+
+def visible(task: Task, type_ids: np.ndarray, vocabulary: Vocabulary, where: str) -> np.ndarray | None:
+    """Positions a task's model reads when it names `collections` (specials and those collections' objects), else
+    None (every position)."""
+    if not task.collections:
+        return None
+    _check_collections(task, vocabulary, where)
     ids = [0] + [vocabulary.type_ids[c] for c in task.collections]
     return np.isin(type_ids, ids)
 
 
-def restrict(task: Task | None, rows: dict, vocabulary: Vocabulary, where: str) -> dict:
-    """`rows` (model inputs of a batch or a split) as a model of `task` reads them: with `collections`, the other
-    objects masked out (`visible`); without, unchanged. Rows read for another purpose (no task, every sample) are
-    restricted here before a task's model scores them."""
+def restrict(task: Task | None, rows: dict, tokenizers: TokenizerSet, where: str) -> dict:
+    """`rows` (model inputs of a batch or a split) as a model of `task` reads them: with `collections`, only the
+    specials and those collections' objects, as if the token files held nothing else; without, unchanged.
+    `tokenizers`: the files' set (vocabulary and layout). A compact layout is rebuilt row by row (`compacted`); a
+    fixed-slot layout, whose positions are the slots (there may be no type ids), loses the other collections' slots,
+    the same positions in every row. Rows read for another purpose (no task, every sample) are restricted here before
+    a task's model scores them."""
     if task is None or not task.collections or "mask" not in rows or "type_ids" not in rows:
         return rows
-    return {**rows, "mask": rows["mask"] & visible(task, rows["type_ids"], vocabulary, where)}
+    if tokenizers.layout.slots == "compact":
+        return compacted(rows, rows["mask"] & visible(task, rows["type_ids"], tokenizers.vocabulary, where))
+    _check_collections(task, tokenizers.vocabulary, where)
+    owner = tokenizers.position_collections(grouped=rows["mask"].shape[1] == tokenizers.object_length)
+    if len(owner) != rows["mask"].shape[1]:
+        raise InputFileError(f"{where}: rows of {rows['mask'].shape[1]} positions, the layout has {len(owner)}")
+    kept = np.flatnonzero((owner == "") | np.isin(owner, list(task.collections)))
+    return {k: (v[:, kept] if k in POSITIONAL else v) for k, v in rows.items()}
+
+
+def compacted(rows: dict, keep: np.ndarray) -> dict:
+    """`rows` with each row's kept positions moved to its front in their order (the row's width stays, so splits
+    and batches still stack; `trim` cuts the common padding): the sequence a compact export of only those objects
+    would hold (one [SEP] per left-out collection aside, the same in every row). Masking in place instead let an
+    object's position (e.g. MET's, after every track) count the objects hidden before it."""
+    order = np.argsort(~keep, axis=1, kind="stable")
+    out = {**rows, "mask": np.take_along_axis(keep, order, axis=1)}
+    for key in ("tokens", "features", "type_ids"):
+        if key in rows:
+            a = rows[key]
+            out[key] = np.take_along_axis(a, order.reshape(order.shape + (1,) * (a.ndim - 2)), axis=1)
+    return out
 
 
 def _check_fractions(where: str, spec) -> dict:

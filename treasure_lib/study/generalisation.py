@@ -56,7 +56,7 @@ def events(run, task_name: str | None = None) -> dict:
             "token files with export.derived: [h4l]"
         )
     rows = read_split(files, None, "test", extra=["process", PRESELECTION, *task.require])
-    rows = T.restrict(task, rows, files.vocabulary, str(files.paths[0]))  # what the model was trained to read
+    rows = T.restrict(task, rows, files.set, str(files.paths[0]))  # what the model was trained to read
     process = rows["process"].astype(str)
     xsec = Task(name=f"{task.name}-test", class_names=task.class_names, weights="cross_section")
     weight_fb = T.sample_weights(xsec, rows, str(files.paths[0].parent)) * 1e3  # pb -> fb

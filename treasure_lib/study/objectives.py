@@ -20,15 +20,27 @@ def fractions(run) -> list[float]:
 
 
 def label_efficiency_jobs(run) -> list[dict]:
-    """`stages.classifiers` jobs of every point of the curve, the largest label fraction (the longest) first."""
-    task = stages.run_params(run).classify.task
-    return [j for f in reversed(fractions(run)) for j in seeds.jobs(run, task, VARIANTS, f)]
+    """`stages.classifiers` jobs of every point of the curve, the largest label fraction (the longest) first; none
+    when `anomaly.label_efficiency` is off."""
+    params = stages.run_params(run)
+    if not params.anomaly.label_efficiency:
+        return []
+    return [j for f in reversed(fractions(run)) for j in seeds.jobs(run, params.classify.task, VARIANTS, f)]
+
+
+NOT_RUN = (
+    "The next-token label-efficiency curve is not trained in this study (`anomaly.label_efficiency: false`): {reason}"
+)
 
 
 def label_efficiency(run) -> dict:
     """Scratch, fine-tuned from the masked backbone and from the next-token backbone at each label fraction (the
-    same test rows, `classify.seeds`), with paired comparisons: what each pretraining objective buys."""
-    task = Task.from_params(stages.run_params(run).classify)
+    same test rows, `classify.seeds`), with paired comparisons: what each pretraining objective buys. With
+    `anomaly.label_efficiency` off: no curve, no figure, and the text says so."""
+    params = stages.run_params(run)
+    if not params.anomaly.label_efficiency:
+        return {"curve": {}, "text": NOT_RUN.format(reason=_why_not(run)), "figure": None}
+    task = Task.from_params(params.classify)
     stat, quantity = seeds.figure_of_merit(task)
     variants = list(VARIANTS)
     curve = {v: [] for v in variants}
@@ -69,6 +81,35 @@ def label_efficiency(run) -> dict:
         "name": "anomaly_label_efficiency",
     }
     return {"curve": curve, "text": text, "stat": stat, "quantity": quantity, "figure": figure}
+
+
+def _why_not(run) -> str:
+    """Why a study leaves the curve out, from chapter 06's paired comparisons of this run (masked fine-tuned minus
+    from scratch at every label fraction)."""
+    params = stages.run_params(run)
+    task = Task.from_params(params.classify)
+    stat, quantity = seeds.figure_of_merit(task)
+    logged = run.metrics()
+    points = []
+    for f in fractions(run):
+        key = seeds.comparison_prefix(task.name, "tokens_finetuned", "tokens", stat, f)
+        if f"{key}.z" in logged:
+            points.append((f, float(logged[f"{key}.z"]), bool(logged[f"{key}.significant"])))
+    return not_run_reason(points, quantity)
+
+
+def not_run_reason(points: list[tuple[float, float, bool]], quantity: str) -> str:
+    """The sentence after `NOT_RUN`: `points` are chapter 06's (label fraction, z, significant) of masked fine-tuned
+    minus from scratch. Only where none is significant does it say that the study cannot resolve what a pretraining
+    objective buys; otherwise the choice is the params'."""
+    if points and not any(sig for _, _, sig in points):
+        zs = ", ".join(f"{f:.0%}: {z:+.1f} σ" for f, z, _ in points)
+        return (
+            f"chapter 06 resolves no difference in {quantity} between the masked fine-tuned model and training from "
+            f"scratch at any label fraction ({zs}), so a second objective's curve could not be told apart from "
+            "either at this sample size; larger samples (the GPU-scale params) train it."
+        )
+    return "the study's params leave it out."
 
 
 def backbone_health(run, info: Mapping) -> tuple[list[dict], str]:

@@ -95,10 +95,16 @@ def _dispatch(item: tuple) -> bool:
 
 
 def _die_with_parent(parent: int) -> None:
-    """A worker whose chapter was interrupted or killed stops too, instead of training on for nobody."""
+    """A worker whose chapter was interrupted or killed stops too, instead of training on for nobody. It ignores
+    SIGINT: an interrupt (Ctrl-C, or the kernel's shutdown, which signals the whole process group) is the parent's
+    to handle, and an idle worker would otherwise print a KeyboardInterrupt traceback per process into the log; the
+    worker ends when its parent does."""
     import os
+    import signal
     import threading
     import time
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     def watch():
         while os.getppid() == parent:
