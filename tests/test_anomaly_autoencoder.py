@@ -127,7 +127,7 @@ def test_a_type_the_autoencoder_has_no_embedding_for_is_refused(trained):
 
 def test_epoch_objects_caps_training_and_validation_with_one_fixed_validation_subset(monkeypatch):
     """An epoch costs the same whatever the sample size: it draws `epoch_objects` training objects and grades the
-    same fixed `epoch_objects` validation objects every epoch (so epochs compare with each other)."""
+    same fixed `val_objects` validation objects every epoch (so epochs compare with each other)."""
     from treasure_lib.anomaly import autoencoder as ae
 
     graded, trained_on = [], []
@@ -146,10 +146,19 @@ def test_epoch_objects_caps_training_and_validation_with_one_fixed_validation_su
     monkeypatch.setattr(ae.ObjectAutoencoder, "object_errors", spy_object_errors)
     val = _rows(200, 1)
     _, info = train_autoencoder(
-        _rows(300, 0), val, hidden=8, bottleneck=2, max_epochs=3, patience=5, n_types=3, batch_size=50, epoch_objects=60
+        _rows(300, 0),
+        val,
+        hidden=8,
+        bottleneck=2,
+        max_epochs=3,
+        patience=5,
+        n_types=3,
+        batch_size=50,
+        epoch_objects=60,
+        val_objects=40,
     )
     assert info["epochs_run"] == 3 and len(graded) == 3
-    assert all(len(g) == 60 for g in graded) and all(torch.equal(g, graded[0]) for g in graded)
+    assert all(len(g) == 40 for g in graded) and all(torch.equal(g, graded[0]) for g in graded)
     every = torch.from_numpy(val["features"][val["mask"] & (val["type_ids"] > 0)])
-    assert len(every) > 60 and all(any(torch.equal(x, y) for y in every) for x in graded[0])  # real objects
+    assert len(every) > 40 and all(any(torch.equal(x, y) for y in every) for x in graded[0])  # real objects
     assert sum(trained_on) == 3 * 60 and max(trained_on) == 50

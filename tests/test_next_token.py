@@ -399,9 +399,20 @@ def test_the_objective_is_masked_or_next_token():
         section_from("pretrain", {"objective": "gpt"})
 
 
+def test_each_objective_learns_at_its_own_rate():
+    """The next-token loss reads every position (the masked one 15%): `next_token_lr` is its rate, the masked
+    objective keeps `train.lr`, and without it both use `train.lr`."""
+    from treasure_lib.training import learning_rate
+
+    both = {"train": {"lr": 1e-3}, "next_token_lr": 3e-3}
+    assert learning_rate(section_from("pretrain", {**both, "objective": "next_token"})) == 3e-3
+    assert learning_rate(section_from("pretrain", {**both, "objective": "masked"})) == 1e-3
+    assert learning_rate(section_from("pretrain", {"train": {"lr": 1e-3}, "objective": "next_token"})) == 1e-3
+
+
 def test_next_token_pretraining_reports_documented_metrics_and_its_backbone_fine_tunes(exported, tmp_path):  # noqa: F811
     p = _params(exported, tmp_path)
-    p = p.replace(pretrain={"objective": "next_token", "seed": 7}, model={"pooling": "mean"})
+    p = p.replace(pretrain={"objective": "next_token", "seed": 7, "next_token_lr": 2.5e-3}, model={"pooling": "mean"})
     tokens = Path(p.export.output_dir)
     numbers = pretrain(study=p.study, model=p.model, pretrain=p.pretrain, classify=p.classify, tokens=tokens)
     metric_keys.check(numbers)
@@ -412,6 +423,7 @@ def test_next_token_pretraining_reports_documented_metrics_and_its_backbone_fine
     best = tmp_path / "pretrain" / "checkpoints" / "best.ckpt"
     saved = torch.load(best, map_location="cpu", weights_only=True)["hyper_parameters"]
     assert saved["objective"] == "next_token" and saved["backbone"]["causal"] and saved["seed"] == 7
+    assert saved["lr"] == 2.5e-3, "the next-token objective trains at its own rate"
     tuned = classify(
         study=p.study,
         model=p.model,

@@ -177,7 +177,7 @@ def pretrain(
     common = dict(
         n_classes=task.n_classes,
         pooling="mean",
-        lr=p.train.lr,
+        lr=learning_rate(p),
         weight_decay=p.train.weight_decay,
         warmup_steps=p.train.warmup_steps,
         seed=seed,
@@ -234,6 +234,14 @@ def pretrain(
     record_rows(out / "rows_read.npz", train=train_stream, val=val_stream)
     metric_keys.check(out_metrics)
     return {k: float(v) for k, v in out_metrics.items()}
+
+
+def learning_rate(pretrain: PretrainParams) -> float:
+    """The objective's peak learning rate: `pretrain.next_token_lr` for next-token pretraining when set, else
+    `pretrain.train.lr`."""
+    if pretrain.objective == "next_token" and pretrain.next_token_lr is not None:
+        return float(pretrain.next_token_lr)
+    return float(pretrain.train.lr)
 
 
 def pretrain_seed(study: StudyParams, pretrain: PretrainParams) -> int:

@@ -140,12 +140,14 @@ def train_autoencoder(
     type_dim: int = TYPE_DIM,
     n_types: int | None = None,
     epoch_objects: int | None = None,
+    val_objects: int | None = None,
 ) -> tuple[ObjectAutoencoder, dict]:
     """Train on the objects of `train_rows`, stop early on the validation loss of `val_rows`' objects, restore the
     best epoch. `n_types` None: one more than the largest type id of either split (pass the backbone's n_types so
     every type of the held-out samples has an embedding). `batch_size` counts objects; `epoch_objects` (None: all)
-    the training objects one epoch draws afresh and the validation objects (a fixed subset, the same every epoch),
-    so an epoch costs the same whatever the sample size. Returns (model
+    the training objects one epoch draws afresh, so an epoch costs the same whatever the sample size;
+    `val_objects` (None: all) the validation objects every epoch grades, a fixed subset (the same objects every
+    epoch, so epochs compare with each other: early stopping needs their differences, not a precise mean). Returns (model
     in eval mode, info: epochs_run, best_epoch (0-based), best_val_loss, val_losses, converged (early stopping
     fired: the best epoch is not among the last `patience`), train_seconds, parameters, hidden, bottleneck)."""
     if hidden < 1 or bottleneck < 1 or max_epochs < 1 or batch_size < 1 or not lr > 0:
@@ -161,8 +163,8 @@ def train_autoencoder(
         n_types = int(max(t_train.max(), t_val.max())) + 1
     elif max(t_train.max(), t_val.max()) >= n_types:
         raise InputFileError(f"type id {int(max(t_train.max(), t_val.max()))} is not below n_types={n_types}")
-    if epoch_objects is not None and len(x_val) > epoch_objects:  # a fixed subset, the same every epoch
-        keep = torch.randperm(len(x_val), generator=torch.Generator().manual_seed(seed + 1))[:epoch_objects]
+    if val_objects is not None and len(x_val) > val_objects:  # a fixed subset, the same every epoch
+        keep = torch.randperm(len(x_val), generator=torch.Generator().manual_seed(seed + 1))[:val_objects]
         x_val, t_val = x_val[keep.sort().values], t_val[keep.sort().values]
     started = time.perf_counter()
     with torch.random.fork_rng(devices=[]):  # seeded initialisation without moving the caller's global stream

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..datamodules.in_memory import sequence_lengths
 from ..errors import InputFileError
 from ..models.masking import IGNORE
 from ..vocabulary import MASK, N_SPECIAL
@@ -104,9 +105,9 @@ def masked_pseudo_nll(model, rows: dict, batch_size: int = 64, max_copies: int =
     """Per row (float64 [N]): `nll`, the sum over its object positions of -log p(the object's true codes | the rest
     of the row); `objects`, the objects scored (int64); `nll_per_object`, nll / objects (0 for a row without
     objects). `model` is a `MaskedTokenModel` (its backbone, heads and vocabulary lookup); `rows` holds `tokens`
-    [N, L, Q], `type_ids`, `mask` (read_split). `batch_size` rows per chunk, trimmed to the chunk's longest row;
-    its (row, object) copies go through the backbone `max_copies` at a time (memory ~ max_copies x L x (d_ff +
-    n_heads x L) floats)."""
+    [N, L, Q], `type_ids`, `mask` (read_split). `batch_size` rows per chunk, rows of similar length together (a chunk
+    is trimmed to its longest row); its (row, object) copies go through the backbone `max_copies` at a time (memory
+    ~ max_copies x L x (d_ff + n_heads x L) floats)."""
     if batch_size < 1 or max_copies < 1:
         raise ValueError(f"batch_size and max_copies must be >= 1, got {batch_size} and {max_copies}")
     tokens = _checked_tokens(model, rows)
@@ -115,15 +116,20 @@ def masked_pseudo_nll(model, rows: dict, batch_size: int = 64, max_copies: int =
     type_ids = np.asarray(rows["type_ids"]).astype(np.int64, copy=False)
     was_training = model.training
     model.eval()
+    order = np.argsort(sequence_lengths(mask), kind="stable")  # padding costs attention passes: short rows together
     try:
         with torch.no_grad():
             parts = [
-                _chunk_nll(model, *(a[s : s + batch_size] for a in (tokens, type_ids, mask, objects)), max_copies)
+                _chunk_nll(
+                    model, *(a[order[s : s + batch_size]] for a in (tokens, type_ids, mask, objects)), max_copies
+                )
                 for s in range(0, len(tokens), batch_size)
             ]
     finally:
         model.train(was_training)
-    nll = np.concatenate(parts) if parts else np.zeros(0)
+    nll = np.zeros(len(tokens))
+    if parts:
+        nll[order] = np.concatenate(parts)
     count = objects.sum(axis=1).astype(np.int64)
     per_object = np.divide(nll, count, out=np.zeros_like(nll), where=count > 0)
     return {"nll": nll, "objects": count, "nll_per_object": per_object}

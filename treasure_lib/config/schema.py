@@ -431,6 +431,13 @@ PRETRAIN = {
         "a sequence likelihood and samples sequences; a classifier fine-tuned on it needs model.pooling=mean)",
         choices=("masked", "next_token"),
     ),
+    "next_token_lr": K(
+        "float",
+        None,
+        "the next-token objective's learning rate (null: train.lr): its loss reads every position, not 15% of them, "
+        "and it learns best at its own rate",
+        nullable=True,
+    ),
     "seed": K(
         "int",
         None,
@@ -644,8 +651,16 @@ ANOMALY = {  # chapter 08: anomaly scores from the standard-model backbone, and 
         "batch_size": K("int", 1024, "objects per batch", minimum=1),
         "epoch_objects": K(
             "int",
-            100_000,
-            "training objects one epoch draws afresh, and validation objects graded (a fixed subset; null: all)",
+            50_000,
+            "training objects one epoch draws afresh (null: all); events study, seed 42, with 20k validation objects: "
+            "dark-shower / Z' -> tt AUC 0.945 / 0.768 in 45 s, against 0.931 / 0.750 in 80 s with 100k and 100k",
+            nullable=True,
+            minimum=1,
+        ),
+        "val_objects": K(
+            "int",
+            20_000,
+            "validation objects graded every epoch: a fixed subset, the same every epoch (null: all)",
             nullable=True,
             minimum=1,
         ),

@@ -203,7 +203,7 @@ def compute(
         hidden=matched_hidden(target, features["features"].shape[-1], n_types, ae.bottleneck),
         seed=s,
         n_types=n_types,
-        **dict(ae),  # bottleneck, max_epochs, patience, min_delta, lr, batch_size, epoch_objects: the schema's keys
+        **dict(ae),  # bottleneck, max_epochs, patience, min_delta, lr, batch_size, epoch_objects, val_objects
     )
     arrays[f"autoencoder/seed_{s}"] = autoencoder_scores(net, features)
     info["autoencoder"] = {str(s): {**trained, "target_parameters": target}}
