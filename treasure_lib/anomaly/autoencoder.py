@@ -147,9 +147,10 @@ def train_autoencoder(
     every type of the held-out samples has an embedding). `batch_size` counts objects; `epoch_objects` (None: all)
     the training objects one epoch draws afresh, so an epoch costs the same whatever the sample size;
     `val_objects` (None: all) the validation objects every epoch grades, a fixed subset (the same objects every
-    epoch, so epochs compare with each other: early stopping needs their differences, not a precise mean). Returns (model
-    in eval mode, info: epochs_run, best_epoch (0-based), best_val_loss, val_losses, converged (early stopping
-    fired: the best epoch is not among the last `patience`), train_seconds, parameters, hidden, bottleneck)."""
+    epoch, so epochs compare with each other: early stopping needs their differences, not a precise mean).
+    Returns (model in eval mode, info: epochs_run, best_epoch (0-based), best_val_loss, val_losses, converged
+    (early stopping fired: the best epoch is not among the last `patience`), train_seconds, parameters, hidden,
+    bottleneck)."""
     if hidden < 1 or bottleneck < 1 or max_epochs < 1 or batch_size < 1 or not lr > 0:
         raise ConfigError(
             f"train_autoencoder needs hidden, bottleneck, max_epochs, batch_size >= 1 and lr > 0, got hidden={hidden}, "
