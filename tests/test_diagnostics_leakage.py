@@ -283,3 +283,22 @@ def test_a_control_that_stopped_at_the_class_prior_finished_learning_and_a_headl
     assert leakage.shape_fraction(table) == pytest.approx((0.60 - 0.5) / (0.8 - 0.5)), (
         "a control at the prior is a measurement: it sets the shape fraction"
     )
+
+
+def test_a_shape_row_beats_the_full_tokens_only_beyond_their_uncertainties():
+    """Events SR: structure only 0.688 ± 0.021 against full tokens 0.685 ± 0.020 is a tie, not 'even beats'."""
+    tie = leakage_verdict(leakage_table({"structure": (0.688, 0.021), "tokens": (0.685, 0.020)}))
+    assert "matches the full tokens within their uncertainties" in tie and "even beats" not in tie
+    beats = leakage_verdict(leakage_table({"structure": (0.80, 0.01), "tokens": (0.72, 0.01)}))
+    assert "even beats the full tokens" in beats
+
+
+def test_the_split_check_says_which_stages_it_read():
+    """Chapter 04 runs before pretraining: the sentence names what was there to check, not a fixed list."""
+    from treasure_lib.study.leakage import checked_stages
+
+    early = checked_stages(["tokenizer fit", "classify-h_vs_zz_sr-raw-100-s1", "classify-h_vs_zz_sr-tokens-100-s1"])
+    assert early == "the tokenizer fit's rows; the train, validation and test rows of 2 classifiers"
+    late = checked_stages(["tokenizer fit", "pretrain", "pretrain-next_token", "classify-flavour-tokens-100-s1"])
+    assert "of 2 pretrainings" in late and "of 1 classifier" in late and "classifiers" not in late
+    assert checked_stages([]) == "nothing yet"

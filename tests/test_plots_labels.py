@@ -59,3 +59,31 @@ def test_a_grid_with_a_spare_slot_puts_the_label_there_and_a_full_grid_above_it(
     six = plots.residuals({f"f{i}": rng.normal(size=200) for i in range(6)})
     assert any("Pythia 8" in t.get_text() for t in six.texts) and all(ax.axison for ax in six.axes)
     assert style.atlas_label is style.study_label  # the former name writes the honest label
+
+
+def test_long_legend_entries_never_run_into_the_sample_label():
+    """The events ROC and the label-efficiency curves had legend entries written over the sample label."""
+    rng = np.random.default_rng(3)
+    long = "gradient-boosted trees, high-level variables, seed 1"
+    labels = rng.integers(0, 2, 400)
+    rocs = plots.roc_curves(
+        {long: (labels, rng.normal(size=400) + labels), "m4l window": (labels, rng.normal(size=400))}
+    )
+    f = np.array([0.1, 0.3, 1.0])
+    curves = {
+        "tokens, from scratch": (f * 10 + 5, f * 10 + 4, f * 10 + 6),
+        "tokens, fine-tuned from the next-token backbone": (f * 10 + 8, f * 10 + 7, f * 10 + 9),
+    }
+    for fig in (rocs, plots.label_efficiency(f, curves, ylabel="Light-jet rejection")):
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+        canvas = FigureCanvasAgg(fig)
+        canvas.draw()
+        renderer = canvas.get_renderer()
+        for ax in fig.axes:
+            legend = ax.get_legend()
+            label = [t for t in ax.texts if "Pythia 8" in t.get_text() or "TeV" in t.get_text()]
+            if legend is None or not label:
+                continue
+            box = legend.get_window_extent(renderer)
+            assert not any(box.overlaps(t.get_window_extent(renderer)) for t in label), ax.get_ylabel()

@@ -129,5 +129,15 @@ def test_the_events_chapter_first_says_whether_the_transformers_beat_one_variabl
     assert text.startswith("Neither transformer reaches the m4l window alone") and "-0.070 ± 0.020, 3.5 σ" in text
     mixed = {"tokens": _c(-0.07, 0.02), "raw": _c(0.01, 0.02)}
     text = wording.baseline_sentence(mixed, "ROC AUC")
-    assert "tokens, from scratch falls short" in text and "not significantly different" in text
+    assert "tokens, from scratch falls short, raw features does not differ from it significantly." in text
+    assert "the rest" not in text, "events ch06 said 'the rest' beside a GBT 6.7 sigma ahead of the window"
     assert wording.baseline_sentence({"tokens": _c(0.1, 0.02), "raw": _c(0.2, 0.02)}, "ROC AUC").startswith("Both")
+
+
+def test_a_task_reading_some_collections_says_so_and_that_pretraining_read_them_all():
+    every = ["event", "electrons", "muons", "taus", "photons", "jets", "tracks", "met"]
+    read = ["event", "electrons", "muons", "photons", "jets", "met"]
+    text = wording.inputs_sentence("h_vs_zz_sr", read, every)
+    assert text.startswith("These classifiers read event, electrons, muons, photons, jets, met of each event, not its")
+    assert "not its taus, tracks (`classify.tasks.h_vs_zz_sr.collections`)" in text and "Pretraining" in text
+    assert wording.inputs_sentence("t", every, every) == "", "a task that reads everything needs no sentence"

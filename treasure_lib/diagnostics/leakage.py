@@ -319,10 +319,16 @@ def leakage_verdict(table: list[dict], fom_name: str | None = None) -> str:
             f"Event shape alone ({_lower(best['name'])}, {_fmt(best)}) explains {words} of the full-token "
             f"separation ({_fmt(full)}): (AUC_shape - 0.5) / (AUC_full - 0.5) = {f:.2f}."
         )
-        if f > 1.0:
+        best_err = 0.0 if np.isnan(best["auc_err"]) else best["auc_err"]
+        if f > 1.0 and best["auc"] - full["auc"] > 2.0 * float(np.hypot(best_err, full_err)):
             text.append(
                 "The shape-only input even beats the full tokens: the token model misses information "
                 "that the multiplicities carry."
+            )
+        elif f > 1.0:
+            text.append(
+                "The shape-only input matches the full tokens within their uncertainties: the tokens add nothing "
+                "measurable to counting objects."
             )
         elif f >= 0.6:
             text.append(

@@ -28,11 +28,6 @@ ROC_MARKS = {0.01: "o", 0.001: "s"}  # SM efficiencies marked on every curve: 1%
 SAMPLE_LABELS = {"test": "Test (SM)", "generated": "Generated", "reference": "Independent SM sample"}
 
 
-def _legend_below_label(ax, **kwargs):
-    """A legend in the top left, below the sample label (so the two never overlap, whatever the names' length)."""
-    return ax.legend(loc="upper left", bbox_to_anchor=(0.02, 0.84), **kwargs)
-
-
 def common_edges(samples: Sequence[np.ndarray], bins: int = 40, tail: float = TAIL) -> np.ndarray:
     """`bins` equal bins from the lowest `tail` quantile to the highest 1 - `tail` quantile of the samples; integer
     samples (multiplicities) of a range up to 4 x `bins` get one bin per integer."""
@@ -107,7 +102,7 @@ def score_distributions(
         _log_floor(ax, drawn)
     style.headroom(ax, _room(0.84, len(scores), 0.06), log=logy)  # the legend hangs below the label
     style.study_label(ax)
-    _legend_below_label(ax)
+    style.legend_below_label(ax, side="left")
     return style.finish(fig, save_to, name)
 
 

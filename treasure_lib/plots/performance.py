@@ -135,7 +135,7 @@ def roc_curves(
         ax_rej.set_xlim(min_efficiency, 1.0)
         style.headroom(ax_rej, 1.4, log=True)
         style.atlas_label(ax_rej)
-        ax_rej.legend(loc="upper right")  # rejection falls with efficiency: the upper right is free
+        style.legend_below_label(ax_rej)  # rejection falls with efficiency: the upper right is free
     if ax_roc is not None:
         ax_roc.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1, label="Random")
         ax_roc.set_xlabel(f"False positive rate ({background} efficiency)")
@@ -335,7 +335,7 @@ def label_efficiency(
     ax.set_ylabel(ylabel)
     style.headroom(ax, 1.35)
     style.atlas_label(ax)
-    ax.legend(loc="upper right")
+    style.legend_below_label(ax, side="left")  # the curves rise with the labels: the upper left is free
     return style.finish(fig, save_to, name)
 
 

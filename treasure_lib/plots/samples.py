@@ -92,6 +92,6 @@ def stacked(
     ax.set_xlabel(xlabel)
     ax.set_ylabel(f"{unit} / {width:g} {bin_unit}")
     style.headroom(ax, 1.9)
-    ax.legend(loc="upper left", bbox_to_anchor=(0.02, 0.84), fontsize="small")  # below the sample label
+    style.legend_below_label(ax, side="left", fontsize="small")
     style.atlas_label(ax)
     return style.finish(fig, save_to, name)

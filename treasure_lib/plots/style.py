@@ -105,6 +105,19 @@ def study_label(
         )
 
 
+def legend_below_label(ax, side: str = "right", **kwargs):
+    """A legend in the upper `side` corner that starts below the sample label's two lines (`study_label` at its
+    default place), so long entries never run into it, whatever the panel's height (left: where curves that rise
+    to the right leave room)."""
+    from matplotlib.font_manager import FontProperties
+    from matplotlib.transforms import ScaledTranslation
+
+    size = FontProperties(size="medium").get_size_in_points()  # the label's font
+    drop = ScaledTranslation(0, -3.0 * size / 72, ax.figure.dpi_scale_trans)  # two lines and a gap, in inches
+    x = 0.98 if side == "right" else 0.02
+    return ax.legend(loc=f"upper {side}", bbox_to_anchor=(x, 0.95), bbox_transform=ax.transAxes + drop, **kwargs)
+
+
 def figure_label(fig, text: str = LABEL_TEXT, com: float | None = SQRT_S_TEV, extra: str | None = None) -> None:
     """The sample label on one line above a grid of panels (where no panel has room for it)."""
     first, *rest = label_lines(text, com, extra)

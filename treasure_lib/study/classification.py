@@ -125,6 +125,12 @@ def report(run) -> dict:
     text += [
         wording.difference_verdict(found[(a, b, stat)], a, b, quantity, converged) for a, b in pairs[len(COMPARISONS) :]
     ]
+    if task.collections:
+        every = params.sequence.order or list(task.collections)
+        unit = "jet" if params.study.kind == "jets" else "event"
+        inputs = wording.inputs_sentence(task.name, task.collections, every, unit)
+        if inputs:
+            text.insert(0, inputs)
     if {"mass_window", "raw", "tokens"} <= set(shown):
         text.insert(
             0,

@@ -344,14 +344,26 @@ def table_rows(rep: dict) -> list[dict]:
     return out
 
 
+def checked_stages(stages_checked: list[str]) -> str:
+    """What the split check read, from the stage names `row_records` gives (a chapter sees the stages built before
+    it: chapter 04 runs before pretraining)."""
+    parts = ["the tokenizer fit's rows"] if "tokenizer fit" in stages_checked else []
+    backbones = sum(name.startswith("pretrain") for name in stages_checked)
+    classifiers = sum(name.startswith("classify") for name in stages_checked)
+    if backbones:
+        parts.append(f"the train and validation rows of {backbones} pretraining{'s' if backbones > 1 else ''}")
+    if classifiers:
+        parts.append(f"the train, validation and test rows of {classifiers} classifier{'s' if classifiers > 1 else ''}")
+    return "; ".join(parts) or "nothing yet"
+
+
 def checks_sentence(checks: dict) -> str:
     """What the data checks found, in words."""
     s = checks["splits"]
     text = (
         f"Split check: {s['n_identities']} event identities (one per event, whatever it holds: the split assigns "
-        f"whole events) across what {len(checks['stages_checked'])} stages read "
-        f"(the tokenizer fit, pretraining and every classifier's train, validation and test rows), "
-        f"{s['n_overlapping']} of them in two splits"
+        f"whole events) across what {len(checks['stages_checked'])} stages built so far read "
+        f"({checked_stages(checks['stages_checked'])}), {s['n_overlapping']} of them in two splits"
     )
     text += "." if s["ok"] else f"; {', '.join(f'{k} reads {v}' for k, v in s['unexpected'].items())}."
     top = sorted(checks["proxy_scores"].items(), key=lambda kv: -kv[1])[:3]

@@ -72,16 +72,33 @@ def baseline_sentence(
         )
     if len(above) == len(against_window):
         return f"Both transformers beat the m4l window alone ({quantity}, model minus window: {parts})."
+    rest = [m for m in against_window if m not in below and m not in above]
+    said = []
+    if below:
+        said.append(f"{_and_names(below)} fall{'s' if len(below) == 1 else ''} short")
+    if above:
+        said.append(f"{_and_names(above)} beat{'s' if len(above) == 1 else ''} it")
+    if rest:
+        said.append(f"{_and_names(rest)} {'does' if len(rest) == 1 else 'do'} not differ from it significantly")
+    return f"Against the m4l window alone ({quantity}, model minus window: {parts}), " + ", ".join(said) + "."
+
+
+def inputs_sentence(task: str, read: Sequence[str], every: Sequence[str], unit: str = "event") -> str:
+    """What a task's models read when it names `collections` (`read`) out of the sequence's (`every`), and that
+    pretraining read them all: a fine-tuned model starts from a backbone that saw longer sequences."""
+    left = [c for c in every if c not in read]
+    if not left:
+        return ""
     return (
-        f"Against the m4l window alone ({quantity}, model minus window: {parts}), "
-        + (
-            f"{' and '.join(names.model(m) for m in below)} fall{'s' if len(below) == 1 else ''} short, "
-            if below
-            else ""
-        )
-        + (f"{' and '.join(names.model(m) for m in above)} beat{'s' if len(above) == 1 else ''} it, " if above else "")
-        + "the rest are not significantly different."
+        f"These classifiers read {', '.join(read)} of each {unit}, not its {', '.join(left)} "
+        f"(`classify.tasks.{task}.collections`): each row is the sequence of those objects alone. Pretraining "
+        f"(chapter 05) read every collection, so a fine-tuned model starts from a backbone that learned from "
+        f"sequences these classifiers never see."
     )
+
+
+def _and_names(models: list[str]) -> str:
+    return " and ".join(names.model(m) for m in models)
 
 
 def label_efficiency_verdict(points: Sequence[tuple[float, object]], quantity: str) -> str:
