@@ -133,9 +133,9 @@ def roc_curves(
             ax_ratio.set_ylabel(_wrapped(f"Ratio to {next(iter(bands))}"), fontsize="small")
             _ratio_limits(ax_ratio, ratios)
         ax_rej.set_xlim(min_efficiency, 1.0)
-        style.headroom(ax_rej, 1.4, log=True)
+        style.headroom(ax_rej, 1.4 + 0.12 * len(bands), log=True)  # the label and one legend line per curve
         style.atlas_label(ax_rej)
-        style.legend_below_label(ax_rej)  # rejection falls with efficiency: the upper right is free
+        style.legend_below_label(ax_rej, fontsize="small")  # rejection falls with efficiency: upper right is free
     if ax_roc is not None:
         ax_roc.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1, label="Random")
         ax_roc.set_xlabel(f"False positive rate ({background} efficiency)")
