@@ -263,3 +263,4 @@ def test_the_next_token_curve_trains_nothing_when_switched_off(tmp_path):
     assert objectives.label_efficiency_jobs(off) == []
     found = objectives.label_efficiency(off)
     assert found["figure"] is None and "anomaly.label_efficiency: false" in found["text"]
+    assert "label_efficiency" not in p.anomaly.stage_inputs(), "switching it must not rebuild the score stages"

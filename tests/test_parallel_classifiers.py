@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from treasure_lib.runs.folder import Run
 from treasure_lib.study import stages
 
@@ -63,19 +65,27 @@ def test_the_worker_processes_serve_every_round_of_a_chapter(token_files, tmp_pa
 
 
 def _note_sigint(job: tuple) -> bool:
-    """A worker's job: write whether the worker ignores SIGINT."""
+    """A worker's job: write whether the worker handles SIGINT with `workers._on_interrupt`."""
     import signal
 
-    Path(job[2]).write_text(str(signal.getsignal(signal.SIGINT) == signal.SIG_IGN))
+    from treasure_lib.study import workers
+
+    Path(job[2]).write_text(str(signal.getsignal(signal.SIGINT) is workers._on_interrupt))
     return True
 
 
-def test_workers_leave_interrupts_to_their_parent(token_files, tmp_path):  # noqa: F811
-    """The kernel's shutdown interrupts the whole process group: a worker that took SIGINT printed a KeyboardInterrupt
-    traceback into make book's log at the end of every chapter. Workers ignore it and end with their parent."""
+def test_an_interrupt_stops_a_workers_job_and_leaves_an_idle_worker_alone(token_files, tmp_path, monkeypatch):  # noqa: F811
+    """The kernel's shutdown interrupts the whole process group: idle workers printed a KeyboardInterrupt traceback
+    into make book's log at the end of every chapter. An idle worker now ignores SIGINT (it ends with its parent);
+    one building a job stops it, as the user who interrupted the chapter wants."""
     from treasure_lib.study import workers
 
     run, _ = _run(token_files, tmp_path / "run", 2)
     files = [tmp_path / f"job{i}.sigint" for i in range(2)]
     workers.side_by_side(run, "noting the SIGINT handler", [(_note_sigint, str(f)) for f in files])
     assert [f.read_text() for f in files] == ["True", "True"]
+    monkeypatch.setattr(workers, "_BUSY", False)
+    assert workers._on_interrupt(2, None) is None
+    monkeypatch.setattr(workers, "_BUSY", True)
+    with pytest.raises(KeyboardInterrupt):
+        workers._on_interrupt(2, None)

@@ -131,6 +131,11 @@ def test_the_events_chapter_first_says_whether_the_transformers_beat_one_variabl
     text = wording.baseline_sentence(mixed, "ROC AUC")
     assert "tokens, from scratch falls short, raw features does not differ from it significantly." in text
     assert "the rest" not in text, "events ch06 said 'the rest' beside a GBT 6.7 sigma ahead of the window"
+    unfinished = wording.baseline_sentence(
+        {"tokens": _c(-0.07, 0.02), "raw": _c(-0.09, 0.02)}, "ROC AUC", {"tokens": True, "raw": False}
+    )
+    assert "raw features did not finish learning (no verdict)" in unfinished
+    assert "raw features does not differ" not in unfinished, "a model 4.5 sigma below is not 'no different'"
     assert wording.baseline_sentence({"tokens": _c(0.1, 0.02), "raw": _c(0.2, 0.02)}, "ROC AUC").startswith("Both")
 
 

@@ -701,7 +701,7 @@ for _section in (TOKENIZER, EXPORT, PRETRAIN, CLASSIFY):
 _mark(EXPORT, "how", "overwrite")
 _mark(EXPORT, "speed", "batch_size")
 _mark(CLASSIFY, "evaluation", "f_c", "f_tau", "pt_bins_gev", "n_boot")
-_mark(ANOMALY, "chapter", "signals", "seeds")
+_mark(ANOMALY, "chapter", "signals", "seeds", "label_efficiency")
 _mark(CLASSIFY, "chapter", "compare", "also", "label_fractions", "leakage_tasks", "seeds", "physics_baselines")
 # Not "speed", though they look it: data.chunk_size sizes the reservoir sample the scalers, k-means and bins fit on
 # (from the first chunk's objects per row) and where the held-out sample stops; classify.jobs sets each

@@ -72,7 +72,8 @@ def baseline_sentence(
         )
     if len(above) == len(against_window):
         return f"Both transformers beat the m4l window alone ({quantity}, model minus window: {parts})."
-    rest = [m for m in against_window if m not in below and m not in above]
+    unfinished = [m for m in against_window if converged.get(m) is False]
+    rest = [m for m in against_window if m not in below and m not in above and m not in unfinished]
     said = []
     if below:
         said.append(f"{_and_names(below)} fall{'s' if len(below) == 1 else ''} short")
@@ -80,6 +81,8 @@ def baseline_sentence(
         said.append(f"{_and_names(above)} beat{'s' if len(above) == 1 else ''} it")
     if rest:
         said.append(f"{_and_names(rest)} {'does' if len(rest) == 1 else 'do'} not differ from it significantly")
+    if unfinished:
+        said.append(f"{_and_names(unfinished)} did not finish learning (no verdict)")
     return f"Against the m4l window alone ({quantity}, model minus window: {parts}), " + ", ".join(said) + "."
 
 

@@ -89,22 +89,36 @@ def _pool(workers: int):
     return _POOLS[workers]
 
 
+_BUSY = False  # a worker is building a job (SIGINT stops it) or waiting for one (SIGINT is not its to handle)
+
+
 def _dispatch(item: tuple) -> bool:
+    global _BUSY
     build, job = item
-    return build(job)
+    _BUSY = True
+    try:
+        return build(job)
+    finally:
+        _BUSY = False
+
+
+def _on_interrupt(signum, frame) -> None:
+    """SIGINT in a worker: stop the job it builds (the user interrupted the chapter); while it waits for one,
+    nothing: the kernel's shutdown interrupts the whole process group, and an idle worker printed a
+    KeyboardInterrupt traceback per process into make book's log; it ends with its parent instead."""
+    if _BUSY:
+        raise KeyboardInterrupt
 
 
 def _die_with_parent(parent: int) -> None:
-    """A worker whose chapter was interrupted or killed stops too, instead of training on for nobody. It ignores
-    SIGINT: an interrupt (Ctrl-C, or the kernel's shutdown, which signals the whole process group) is the parent's
-    to handle, and an idle worker would otherwise print a KeyboardInterrupt traceback per process into the log; the
-    worker ends when its parent does."""
+    """A worker whose chapter was interrupted or killed stops too, instead of training on for nobody; SIGINT
+    stops the job it builds and leaves an idle worker alone (`_on_interrupt`)."""
     import os
     import signal
     import threading
     import time
 
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, _on_interrupt)
 
     def watch():
         while os.getppid() == parent:
