@@ -21,6 +21,7 @@ import torch
 from . import metric_keys, metrics, training_health
 from .config import ClassifyParams, ModelParams, PretrainParams, StudyParams, TrainParams
 from .datamodules import TokenFiles, TokenStream, read_split
+from .datamodules.stream import trim
 from .datamodules.tasks import POSITIONAL, Task
 from .errors import ConfigError, InputFileError
 from .models import (
@@ -410,8 +411,6 @@ def equal_steps(classify: ClassifyParams, files: TokenFiles, task: Task, train_s
 @torch.no_grad()
 def predict(model, rows: Mapping, batch_size: int) -> np.ndarray:
     """Class probabilities for evaluation rows (model inputs only), each batch cut to its longest row."""
-    from .datamodules.stream import trim
-
     model.eval()
     keys = [k for k in POSITIONAL if k in rows]
     out = []
